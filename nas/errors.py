@@ -1,0 +1,56 @@
+"""Errors a user can act on.
+
+Every error the engine raises on bad input is a :class:`NasError`. It carries where the problem is (file, line,
+key) and renders as one line, which the CLI prints before exiting with status 2.
+"""
+from __future__ import annotations
+
+
+class NasError(Exception):
+    """Base class of all user-facing errors: one line, naming file, line and key where known."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, key: str | None = None):
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        key = f"{self.key}: " if self.key else ""
+        return (where + key + self.message).replace("\n", " ")
+
+
+class SpaceError(NasError):
+    """A search-space file is malformed or unsatisfiable."""
+
+
+class SpecError(NasError):
+    """An architecture spec (JSON) fails validation."""
+
+
+class BuildError(NasError):
+    """A valid spec cannot be built for the given input (e.g. a shape that does not fit)."""
+
+
+class DataError(NasError):
+    """A dataset is unknown, missing or malformed."""
+
+
+class BudgetError(NasError):
+    """A training / evaluation budget is invalid."""
+
+
+class ConfigError(NasError):
+    """A run configuration is invalid."""
+
+
+class RunError(NasError):
+    """A run directory is missing, foreign, or would be corrupted by the requested action."""
+
+
+class ExportError(NasError):
+    """An export or load request cannot be satisfied."""
