@@ -1,0 +1,176 @@
+"""The catalogue of building blocks, as plain data (no torch).
+
+This is the one source of truth for which mixers, skips, norms, activations, stems, downsamplers and heads exist,
+and which options each mixer takes. The grammar validates search spaces against it without importing torch; the
+torch registry (``nas.blocks.registry``) checks at import time that every registered block class takes exactly the
+options listed here, so the two cannot drift apart.
+
+Every option has a type, a default and a predicate on its values, so a spec or a space naming a bad value gets a
+message that says what was expected.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword option of a mixer: its type, default and what values are allowed (as text for messages)."""
+
+    type: type
+    default: Any
+    allowed: tuple | None = None  # a closed set of values, or None for "any value passing `check`"
+    check: Callable[[Any], bool] | None = None
+    expected: str = ""  # how to say what is allowed, for messages
+
+    def accepts(self, value: Any) -> bool:
+        if self.type is float:
+            ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif self.type is int:
+            ok_type = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok_type = isinstance(value, self.type)
+        if not ok_type:
+            return False
+        if self.allowed is not None and value not in self.allowed:
+            return False
+        return self.check(value) if self.check is not None else True
+
+    def describe(self) -> str:
+        if self.expected:
+            return self.expected
+        if self.allowed is not None:
+            return "one of " + ", ".join(map(str, self.allowed))
+        return self.type.__name__
+
+
+def _positive_int(what: str = "an integer >= 1") -> Option:
+    return Option(int, 1, check=lambda v: v >= 1, expected=what)
+
+
+def _kernel(default: int) -> Option:
+    return Option(int, default, check=lambda v: v >= 1 and v % 2 == 1, expected="an odd integer >= 1")
+
+
+def _ratio(default: float, what: str) -> Option:
+    return Option(float, default, check=lambda v: v > 0, expected=what)
+
+
+POS_ENCODINGS = ("learned", "sinusoidal", "none")
+
+
+@dataclass(frozen=True)
+class MixerInfo:
+    """A mixer (the transformation F of a cell) and the options its constructor takes."""
+
+    name: str
+    summary: str
+    abbreviation: str  # used in one-line spec summaries
+    options: dict[str, Option] = field(default_factory=dict)
+    token_mixer: bool = False  # mixes across positions with attention / scan / recurrence (not a convolution)
+    own_residual: bool = False  # the block has its own residual adds (transformer): no outer residual around it
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: o.default for k, o in self.options.items()}
+
+
+MIXERS: dict[str, MixerInfo] = {
+    m.name: m
+    for m in [
+        MixerInfo(
+            "conv",
+            "standard convolution: num_convs x (k x k conv, norm, act), ResNet basic block when num_convs=2",
+            "conv",
+            {"kernel_size": _kernel(3), "num_convs": Option(int, 2, allowed=(1, 2, 3))},
+        ),
+        MixerInfo(
+            "dwsep",
+            "depthwise separable convolution: k x k depthwise conv, norm, act, 1x1 pointwise conv, norm, act",
+            "dwsep",
+            {"kernel_size": _kernel(3)},
+        ),
+        MixerInfo(
+            "bottleneck",
+            "bottleneck: 1x1 reduce to out/reduction_ratio, k x k conv, 1x1 expand (large -> small -> large)",
+            "bneck",
+            {"kernel_size": _kernel(3), "reduction_ratio": _ratio(4.0, "a number > 0")},
+        ),
+        MixerInfo(
+            "mbconv",
+            "inverted bottleneck (MBConv): 1x1 expand by expansion_ratio, k x k depthwise, 1x1 linear projection",
+            "mbconv",
+            {"kernel_size": _kernel(3), "expansion_ratio": _ratio(4.0, "a number > 0")},
+        ),
+        MixerInfo(
+            "convnext",
+            "ConvNeXt block: k x k depthwise (7 by default), LayerNorm, 1x1 expand x4, one activation, 1x1 project",
+            "convnext",
+            {"kernel_size": _kernel(7), "expansion_ratio": _ratio(4.0, "a number > 0")},
+        ),
+        MixerInfo(
+            "attention",
+            "multi-head self-attention over spatial positions or sequence steps, with position encoding",
+            "attn",
+            {
+                "heads": _positive_int(),
+                "pos_encoding": Option(str, "sinusoidal", allowed=POS_ENCODINGS),
+            },
+            token_mixer=True,
+        ),
+        MixerInfo(
+            "transformer",
+            "transformer block: self-attention + feed-forward (mlp_ratio x), each with its own residual, "
+            "pre-norm or post-norm",
+            "tfm",
+            {
+                "heads": _positive_int(),
+                "mlp_ratio": _ratio(4.0, "a number > 0"),
+                "norm_position": Option(str, "pre", allowed=("pre", "post")),
+                "pos_encoding": Option(str, "sinusoidal", allowed=POS_ENCODINGS),
+            },
+            token_mixer=True,
+            own_residual=True,
+        ),
+        MixerInfo(
+            "ssm",
+            "selective state-space block in the style of Mamba: input-dependent delta, B, C; causal depthwise conv",
+            "ssm",
+            {
+                "state_size": Option(int, 16, check=lambda v: v >= 1, expected="an integer >= 1"),
+                "expansion_ratio": _ratio(2.0, "a number > 0"),
+                "conv_kernel": Option(int, 4, check=lambda v: v >= 1, expected="an integer >= 1"),
+            },
+            token_mixer=True,
+        ),
+        MixerInfo("lstm", "LSTM over the steps (or the raster order of pixels)", "lstm",
+                  {"bidirectional": Option(bool, False)}, token_mixer=True),
+        MixerInfo("gru", "GRU over the steps (or the raster order of pixels)", "gru",
+                  {"bidirectional": Option(bool, False)}, token_mixer=True),
+        MixerInfo(
+            "glu",
+            "gated MLP / GLU over channels: project(sigmoid(gate(x)) * value(x)), hidden = expansion_ratio x",
+            "glu",
+            {"expansion_ratio": _ratio(2.0, "a number > 0")},
+        ),
+    ]
+}
+
+SKIPS = ("none", "residual", "preact", "dense")
+NORMS = ("batch", "layer", "group", "instance", "none")
+ACTIVATIONS = ("relu", "gelu", "silu", "hardswish")
+STEMS = ("conv", "patchify")
+DOWNSAMPLES = ("none", "conv", "pool", "patch_merge")
+HEADS = ("pool", "fpn")
+FUSIONS = ("add", "concat")
+INPUTS = ("image", "sequence")
+
+SKIP_ABBREVIATIONS = {"none": "plain", "residual": "res", "preact": "preact", "dense": "dense"}
+
+
+def mixer_info(name: str) -> MixerInfo:
+    """The catalogue entry of a mixer; an unknown name is a KeyError whose message lists the known ones."""
+    try:
+        return MIXERS[name]
+    except KeyError:
+        raise KeyError(f"unknown block {name!r} (known: {', '.join(sorted(MIXERS))})") from None

@@ -1,0 +1,52 @@
+"""Heads: pool the last stage, or fuse several stages FPN-style (multi-scale feature fusion) before pooling.
+
+The fusion module returns a feature map at the finest fused resolution, so a dense-prediction head (U-Net-style
+decoder, segmentation) can later reuse it instead of pooling.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.blocks.layers import BlockContext, ConvNormAct
+
+
+class FPNFusion(nn.Module):
+    """Top-down fusion of k stage outputs (coarsest last) into one map at the finest of them.
+
+    Lateral 1x1 conv-norm to a common width (that of the finest fused stage), then
+    ``add``: p_k = l_k, p_j = l_j + upsample(p_{j+1}) (FPN, Lin et al. 2017); ``concat``: every l_j resized to the
+    finest resolution and concatenated (width k x common).
+    inputs: list of (N, C_j, *S_j) -> (N, C_fused, *S_1)
+    """
+
+    def __init__(self, widths: list[int], ctx: BlockContext, fuse: str):
+        super().__init__()
+        self.fuse = fuse
+        self.width = widths[0]
+        self.laterals = nn.ModuleList(ConvNormAct(w, self.width, 1, ctx, act=False) for w in widths)
+        self.out_channels = self.width * (len(widths) if fuse == "concat" else 1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        laterals = [lateral(f) for lateral, f in zip(self.laterals, features)]
+        finest = laterals[0].shape[2:]
+        if self.fuse == "concat":
+            return torch.cat([F.interpolate(l, size=finest, mode="nearest") if l.shape[2:] != finest else l
+                              for l in laterals], dim=1)
+        fused = laterals[-1]
+        for lateral in reversed(laterals[:-1]):
+            fused = lateral + F.interpolate(fused, size=lateral.shape[2:], mode="nearest")
+        return fused
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool -> dropout -> linear: (N, C, *S) -> (N, num_classes)."""
+
+    def __init__(self, channels: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(x.flatten(2).mean(-1)))

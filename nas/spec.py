@@ -1,0 +1,308 @@
+"""The architecture spec: plain, frozen, JSON-round-trippable data describing one network.
+
+An :class:`ArchSpec` is what the grammar samples, what the controller stores, what export writes as ``arch.json`` and
+what the builder turns into a torch module. It holds no torch object. Its canonical form fills every option with its
+value (inactive conditional fields are ``None``) and rounds floats, so the same architecture always has the same
+:meth:`ArchSpec.hash` in any process.
+
+    stem -> stages (each: optional downsample, then ``depth`` cells) -> head
+
+A cell is ``skip(mixer [+ squeeze-excitation] [+ spatial attention])``; widths and depths are the base values,
+scaled by the global multipliers when the network is built.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas.blocks.catalog import MIXERS, SKIP_ABBREVIATIONS
+from nas.errors import SpecError
+
+SCHEMA_VERSION = 1
+FLOAT_DIGITS = 6
+
+Scalar = Union[bool, int, float, str]
+
+
+def canonical_float(value: float) -> float:
+    """Round floats so that values from YAML, Optuna and JSON hash identically."""
+    return round(float(value), FLOAT_DIGITS)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+class StemSpec(_Frozen):
+    """conv: a k x k stride-1 conv-norm-act; patchify: non-overlapping patch_size x patch_size patches (ViT)."""
+
+    type: Literal["conv", "patchify"]
+    width: int = Field(ge=1)
+    kernel_size: int | None = None
+    patch_size: int | None = None
+
+    @model_validator(mode="after")
+    def _conditional(self):
+        if self.type == "conv":
+            if self.kernel_size is None or self.kernel_size < 1 or self.kernel_size % 2 == 0:
+                raise ValueError("stem type conv needs kernel_size, an odd integer >= 1")
+            if self.patch_size is not None:
+                raise ValueError("patch_size is only for stem type patchify")
+        else:
+            if self.patch_size is None or self.patch_size < 1:
+                raise ValueError("stem type patchify needs patch_size >= 1")
+            if self.kernel_size is not None:
+                raise ValueError("kernel_size is only for stem type conv")
+        return self
+
+
+class MixerSpec(_Frozen):
+    """The production chosen for a cell: a catalogue mixer and all of its options (defaults filled in)."""
+
+    type: str
+    options: dict[str, Scalar] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_and_check(cls, data: Any):
+        if not isinstance(data, dict):
+            return data
+        name = data.get("type")
+        if not isinstance(name, str) or name not in MIXERS:
+            raise ValueError(f"unknown block {name!r} (known: {', '.join(sorted(MIXERS))})")
+        info = MIXERS[name]
+        given = dict(data.get("options") or {})
+        unknown = sorted(set(given) - set(info.options))
+        if unknown:
+            raise ValueError(f"block {name!r} takes no option {unknown[0]!r} "
+                             f"(accepted: {', '.join(sorted(info.options)) or 'none'})")
+        options = info.defaults()
+        for key, value in given.items():
+            option = info.options[key]
+            if option.type is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not option.accepts(value):
+                raise ValueError(f"option {key!r} of block {name!r} is {value!r}, expected {option.describe()}")
+            options[key] = canonical_float(value) if option.type is float else value
+        return {**data, "options": dict(sorted(options.items()))}
+
+
+class StageSpec(_Frozen):
+    """One stage: downsample (none / strided conv / pooling / patch merging), then ``depth`` identical cells."""
+
+    depth: int = Field(ge=1)
+    width: int = Field(ge=1)
+    downsample: Literal["none", "conv", "pool", "patch_merge"] = "none"
+    mixer: MixerSpec
+    skip: Literal["none", "residual", "preact", "dense"] = "residual"
+    growth_rate: int | None = Field(default=None, ge=1)
+    norm: Literal["batch", "layer", "group", "instance", "none"] = "batch"
+    norm_groups: int | None = Field(default=None, ge=1)
+    act: Literal["relu", "gelu", "silu", "hardswish"] = "relu"
+    se_reduction: int = Field(default=0, ge=0)  # 0: no squeeze-excitation
+    spatial_attention: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_skip(cls, data: Any):
+        # A block with its own residual adds (transformer) takes no outer residual: none / residual / preact all
+        # mean "the block as defined", so they share one canonical value (and one hash).
+        if isinstance(data, dict) and isinstance(data.get("mixer"), dict):
+            info = MIXERS.get(data["mixer"].get("type"))
+            if info is not None and info.own_residual and data.get("skip", "residual") in ("none", "preact"):
+                data = {**data, "skip": "residual"}
+        return data
+
+    @model_validator(mode="after")
+    def _conditional(self):
+        if (self.skip == "dense") != (self.growth_rate is not None):
+            raise ValueError("growth_rate is set exactly when skip is dense")
+        if (self.norm == "group") != (self.norm_groups is not None):
+            raise ValueError("norm_groups is set exactly when norm is group")
+        return self
+
+
+class HeadSpec(_Frozen):
+    """pool: global average pool of the last stage; fpn: FPN-style top-down fusion of the last ``fpn_stages``."""
+
+    type: Literal["pool", "fpn"] = "pool"
+    fuse: Literal["add", "concat"] | None = None
+    fpn_stages: int | None = Field(default=None, ge=2)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @field_validator("dropout")
+    @classmethod
+    def _round(cls, v: float) -> float:
+        return canonical_float(v)
+
+    @model_validator(mode="after")
+    def _conditional(self):
+        if self.type == "fpn" and (self.fuse is None or self.fpn_stages is None):
+            raise ValueError("head type fpn needs fuse and fpn_stages")
+        if self.type == "pool" and (self.fuse is not None or self.fpn_stages is not None):
+            raise ValueError("fuse and fpn_stages are only for head type fpn")
+        return self
+
+
+class ArchSpec(_Frozen):
+    """A whole network. ``space`` names the space it came from and is not part of its identity (hash)."""
+
+    schema_version: int = SCHEMA_VERSION
+    input: Literal["image", "sequence"]
+    stem: StemSpec
+    stages: tuple[StageSpec, ...] = Field(min_length=1)
+    head: HeadSpec = HeadSpec()
+    drop_path: float = Field(default=0.0, ge=0.0, lt=1.0)
+    width_multiplier: float = Field(default=1.0, gt=0.0)
+    depth_multiplier: float = Field(default=1.0, gt=0.0)
+    resolution_multiplier: float = Field(default=1.0, gt=0.0)
+    space: str | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"unsupported schema version {v} (this version of nas reads {SCHEMA_VERSION})")
+        return v
+
+    @field_validator("drop_path", "width_multiplier", "depth_multiplier", "resolution_multiplier")
+    @classmethod
+    def _round(cls, v: float) -> float:
+        return canonical_float(v)
+
+    @model_validator(mode="after")
+    def _head_fits(self):
+        if self.head.fpn_stages is not None and self.head.fpn_stages > len(self.stages):
+            raise ValueError(f"head fpn_stages={self.head.fpn_stages} but the network has {len(self.stages)} stages")
+        return self
+
+    # -- identity -------------------------------------------------------------------------------------------------
+    def canonical(self) -> dict[str, Any]:
+        """The canonical plain-data form (what the hash is taken of): every field, ``space`` left out."""
+        data = self.model_dump(mode="json")
+        data.pop("space", None)
+        return data
+
+    def hash(self, length: int = 12) -> str:
+        """Stable short hash of the canonical form: the same architecture gives the same hash in any process."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, file: str | None = None) -> "ArchSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"not valid JSON: {e.msg}", file=file, line=e.lineno) from None
+        return cls.from_data(data, file=file)
+
+    @classmethod
+    def from_data(cls, data: Any, *, file: str | None = None, lines: dict | None = None) -> "ArchSpec":
+        """Validate plain data into a spec; errors become one-line :class:`SpecError` naming the key."""
+        if not isinstance(data, dict):
+            raise SpecError(f"an architecture spec is a mapping, found {type(data).__name__}", file=file)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise spec_error_from(e, file=file, lines=lines) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ArchSpec":
+        """Read a spec from a .json or .yaml file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise SpecError(f"cannot read spec: {e.strerror}", file=str(path)) from None
+        if path.suffix in (".yaml", ".yml"):
+            from nas.yamlio import load_yaml
+
+            data, lines = load_yaml(text, file=str(path), error=SpecError)
+            return cls.from_data(data, file=str(path), lines=lines)
+        return cls.from_json(text, file=str(path))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    # -- reading ----------------------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """One readable line, e.g. ``stem=conv3x16 | s1 2x mbconv(k5,e4) res se4 | head=pool | w1.25 d1.0 r1.0``."""
+        if self.stem.type == "conv":
+            stem = f"conv{self.stem.kernel_size}x{self.stem.width}"
+        else:
+            stem = f"patch{self.stem.patch_size}x{self.stem.width}"
+        parts = [f"stem={stem}"]
+        for i, stage in enumerate(self.stages, 1):
+            parts.append(f"s{i} {stage.depth}x{stage.width} {_mixer_summary(stage.mixer)} " + _cell_summary(stage))
+        head = "pool" if self.head.type == "pool" else f"fpn({self.head.fuse},{self.head.fpn_stages})"
+        if self.head.dropout:
+            head += f" do{self.head.dropout:g}"
+        parts.append(f"head={head}")
+        mult = f"w{self.width_multiplier:.3g} d{self.depth_multiplier:.3g} r{self.resolution_multiplier:.3g}"
+        if self.drop_path:
+            mult += f" dp{self.drop_path:g}"
+        parts.append(mult)
+        return " | ".join(parts)
+
+
+_OPTION_ABBREVIATIONS = {
+    "kernel_size": "k", "expansion_ratio": "e", "reduction_ratio": "r", "num_convs": "n", "heads": "h",
+    "mlp_ratio": "mlp", "state_size": "n", "conv_kernel": "ck",
+}
+_VALUE_ABBREVIATIONS = {"sinusoidal": "sin", "learned": "pe", "none": "nope", "pre": "pre", "post": "post"}
+
+
+def _mixer_summary(mixer: MixerSpec) -> str:
+    bits = []
+    for key in MIXERS[mixer.type].options:  # catalogue order reads better than alphabetical
+        value = mixer.options[key]
+        if isinstance(value, bool):
+            if value:
+                bits.append("bi" if key == "bidirectional" else key)
+        elif isinstance(value, str):
+            bits.append(_VALUE_ABBREVIATIONS.get(value, value))
+        else:
+            bits.append(f"{_OPTION_ABBREVIATIONS.get(key, key)}{value:g}")
+    name = MIXERS[mixer.type].abbreviation
+    return f"{name}({','.join(bits)})" if bits else name
+
+
+def _cell_summary(stage: StageSpec) -> str:
+    bits = [SKIP_ABBREVIATIONS[stage.skip] + (f"{stage.growth_rate}" if stage.growth_rate else "")]
+    bits.append(stage.norm + (str(stage.norm_groups) if stage.norm_groups else "") if stage.norm != "none" else "nonorm")
+    bits.append(stage.act)
+    if stage.se_reduction:
+        bits.append(f"se{stage.se_reduction}")
+    if stage.spatial_attention:
+        bits.append("sa")
+    if stage.downsample != "none":
+        bits.insert(0, f"↓{stage.downsample}")
+    return " ".join(bits)
+
+
+def spec_error_from(error: ValidationError, *, file: str | None, lines: dict | None = None) -> SpecError:
+    """Turn pydantic's first error into one line: the key path, what was wrong."""
+    first = error.errors()[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = ".".join(str(p) for p in loc) or None
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field (not part of the spec schema)"
+    elif first["type"] == "missing":
+        message = "missing field"
+    line = None
+    if lines:
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in lines:
+                line = lines[loc[:n]]
+                break
+    return SpecError(message, file=file, line=line, key=key)
