@@ -766,7 +766,8 @@ class _Parser:
         head = self.mapping(data.get("head"), ("head",), HEAD_KEYS, required=False)
         self.keys(head, ("head",), HEAD_KEYS, "head", ("head",), "head", {})
         fpn = next(p for p in self.params if p.name == "head.fpn_stages")
-        for v in (fpn.domain.values() if fpn.domain.size() else [fpn.domain.high]):
+        head_types = next(p for p in self.params if p.name == "head.type").domain.values()
+        for v in (fpn.domain.values() if "fpn" in head_types else []):
             if v > len(stages):
                 raise self.error(f"fpn_stages {v} exceeds the number of stages ({len(stages)})",
                                  ("head", "fpn_stages"))

@@ -1,0 +1,180 @@
+"""Selective state-space mixer in the style of Mamba (Gu & Dao, 2023), after johnma2006/mamba-minimal.
+
+The channels-first input (N, C_in, *S) is flattened to a token sequence in raster order (l = H*W or L), mixed
+causally along it, and restored to (N, C_out, *S).
+
+Glossary (as in mamba-minimal):
+
+    b       batch size                                  (N)
+    l       sequence length                             (T = H*W or L)
+    d       hidden width of the scan, d_inner           (round(C_in * expansion_ratio))
+    n       state size per channel                      (state_size)
+    r       rank of Δ's projection, dt_rank             (ceil(C_in / 16))
+    Δ       input-dependent step size                   delta, (b, l, d), softplus(dt_proj(x_proj(x)))
+    A       state matrix (diagonal per channel)         (d, n), A = -exp(A_log), A_log init log(1..n)
+    B, C    input-dependent input / output matrices     (b, l, n)
+    D       skip from the scan input to its output      (d,)
+    h       the state                                   (b, d, n)
+
+Discretised recurrence (zero-order hold on A, Euler on B, as Mamba does):
+
+    h_t = exp(Δ_t A) * h_{t-1} + Δ_t B_t u_t
+    y_t = <h_t, C_t> + D u_t
+
+Two implementations give the same result: :func:`selective_scan_reference`, a plain sequential loop over l, and
+:func:`selective_scan_chunked`, which solves each chunk in closed form with cumulative sums of the log decay ΔA and
+carries the state between chunks. :func:`selective_scan` picks one (the chunked one for l > 1 unless told otherwise).
+
+Both use only elementwise operations and reductions (no matmul / einsum), so ``torch.utils.flop_counter`` counts
+none of the scan; the block reports its FLOPs through :meth:`SelectiveSSM.extra_flops` instead.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.blocks.layers import BlockContext, from_tokens, make_norm, to_tokens
+from nas.blocks.registry import register
+
+SCAN_IMPL = "chunked"
+"""Module-level default scan: "chunked" (closed form per chunk; used when l > 1) or "reference" (sequential)."""
+
+SCAN_CHUNK = 64
+"""Chunk length of the chunked scan."""
+
+_MAX_LOG_GROWTH = 600.0  # largest -cum (nats) for which the chunked scan uses exp(-cum) directly (float64: ~709)
+_TINY = 1e-300  # added before log() in float64 so that zeros do not give -inf (its contributions cancel)
+
+
+def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                             C: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """The selective scan as a plain sequential loop over l (correct for any l >= 1).
+
+    u: (b, l, d), delta: (b, l, d), A: (d, n), B: (b, l, n), C: (b, l, n), D: (d,) -> y: (b, l, d).
+    """
+    b, l, d = u.shape
+    # unbind (not indexing) so that the backward pass stacks the step gradients once instead of once per step
+    delta_A = torch.exp(delta.unsqueeze(-1) * A).unbind(1)  # l x (b, d, n)
+    delta_B_u = ((delta * u).unsqueeze(-1) * B.unsqueeze(2)).unbind(1)  # l x (b, d, n)
+    C_steps = C.unbind(1)  # l x (b, n)
+    h = u.new_zeros((b, d, A.shape[1]))  # (b, d, n)
+    ys = []
+    for t in range(l):
+        h = delta_A[t] * h + delta_B_u[t]  # (b, d, n)
+        ys.append((h * C_steps[t].unsqueeze(1)).sum(-1))  # (b, d)
+    return torch.stack(ys, dim=1) + u * D  # (b, l, d)
+
+
+def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                           C: torch.Tensor, D: torch.Tensor, chunk: int = SCAN_CHUNK) -> torch.Tensor:
+    """The selective scan, solved in closed form within chunks of ``chunk`` steps; same shapes as the reference.
+
+    Within a chunk starting from state h_0, with cum_t = Σ_{s<=t} Δ_s A (the cumulative log decay, relative to the
+    chunk start, so cum_t <= 0) and x_s = Δ_s B_s u_s:
+
+        h_t = exp(cum_t) * (h_0 + Σ_{s<=t} exp(-cum_s) * x_s)
+
+    computed with one cumsum over the chunk, in float64 (cast back to the input dtype at the end): relative to the
+    chunk start, exp(-cum_s) stays finite while the chunk's total decay -cum_last is below ~700 nats, and float64
+    keeps the large and small terms of the sum exact to ~1e-16 of the result. A chunk whose total decay exceeds
+    :data:`_MAX_LOG_GROWTH` (possible with very large Δ or A; this check costs one device sync per chunk) is summed
+    in log space instead: split x_s into its positive and negative parts, take ``logcumsumexp`` of
+    (log x_s^± - cum_s), and h_t = exp(cum_t) h_0 + exp(cum_t + P_t) - exp(cum_t + N_t), where no exponent can
+    overflow. The state is carried sequentially from one chunk to the next.
+    """
+    b, l, d = u.shape
+    work = torch.float64
+    A_w = A.to(work)  # (d, n)
+    h = u.new_zeros((b, d, A.shape[1]), dtype=work)  # (b, d, n)
+    ys = []
+    for start in range(0, l, chunk):
+        stop = min(start + chunk, l)
+        delta_c = delta[:, start:stop].to(work)  # (b, c, d)
+        cum = (delta_c.unsqueeze(-1) * A_w).cumsum(dim=1)  # (b, c, d, n), <= 0 and decreasing in c
+        inject = (delta_c * u[:, start:stop].to(work)).unsqueeze(-1) * B[:, start:stop].to(work).unsqueeze(2)
+        if float(-cum[:, -1].detach().min()) <= _MAX_LOG_GROWTH:
+            states = torch.exp(cum) * (h.unsqueeze(1) + (torch.exp(-cum) * inject).cumsum(dim=1))  # (b, c, d, n)
+        else:
+            positive = torch.logcumsumexp(torch.log(inject.clamp(min=0) + _TINY) - cum, dim=1)  # (b, c, d, n)
+            negative = torch.logcumsumexp(torch.log((-inject).clamp(min=0) + _TINY) - cum, dim=1)  # (b, c, d, n)
+            states = torch.exp(cum) * h.unsqueeze(1) + torch.exp(cum + positive) - torch.exp(cum + negative)
+        ys.append((states * C[:, start:stop].to(work).unsqueeze(2)).sum(-1))  # (b, c, d)
+        h = states[:, -1]  # (b, d, n)
+    return torch.cat(ys, dim=1).to(u.dtype) + u * D  # (b, l, d)
+
+
+def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                   D: torch.Tensor, impl: str | None = None) -> torch.Tensor:
+    """Dispatch: ``impl`` (default :data:`SCAN_IMPL`) "chunked" uses the chunked scan when l > 1, else the loop."""
+    impl = impl or SCAN_IMPL
+    if impl not in ("chunked", "reference"):
+        raise ValueError(f"unknown scan implementation {impl!r}")
+    if impl == "chunked" and u.shape[1] > 1:
+        return selective_scan_chunked(u, delta, A, B, C, D, SCAN_CHUNK)
+    return selective_scan_reference(u, delta, A, B, C, D)
+
+
+@register("ssm")
+class SelectiveSSM(nn.Module):
+    """Mamba block F over tokens: in_proj -> (x, z); causal depthwise conv on x; SiLU; selective scan; * SiLU(z);
+    out_proj; then a norm over channels (``ctx.norm``) on the channels-first result. No residual (the wrapper's).
+
+    in_proj Linear(C_in, 2d), causal depthwise Conv1d(d, kernel conv_kernel, padded left), x_proj Linear(d, r + 2n)
+    giving (Δ_raw, B, C), dt_proj Linear(r, d) + softplus giving Δ, A = -exp(A_log), D, out_proj Linear(d, C_out).
+    Initialisation follows Mamba: A_log = log(1..n) per channel, D = 1, dt_proj's bias set so that softplus(bias) is
+    log-uniform in [1e-3, 1e-1].
+    """
+
+    scan_impl: str | None = None  # None follows the module-level SCAN_IMPL; set "reference" / "chunked" per block
+
+    def __init__(self, in_channels: int, out_channels: int, ctx: BlockContext, *, state_size: int = 16,
+                 expansion_ratio: float = 2.0, conv_kernel: int = 4):
+        super().__init__()
+        d_inner = max(1, int(round(in_channels * expansion_ratio)))
+        dt_rank = math.ceil(in_channels / 16)
+        self.d_inner, self.dt_rank, self.state_size = d_inner, dt_rank, state_size
+        self.in_proj = nn.Linear(in_channels, 2 * d_inner, bias=False)
+        self.conv1d = nn.Conv1d(d_inner, d_inner, conv_kernel, groups=d_inner, padding=conv_kernel - 1, bias=True)
+        self.x_proj = nn.Linear(d_inner, dt_rank + 2 * state_size, bias=False)
+        self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, state_size + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, out_channels, bias=False)
+        self.norm = make_norm(ctx.norm, out_channels, ctx.dims, ctx.norm_groups)
+        with torch.no_grad():  # Mamba's Δ initialisation
+            nn.init.uniform_(self.dt_proj.weight, -dt_rank ** -0.5, dt_rank ** -0.5)
+            dt = torch.exp(torch.rand(d_inner) * (math.log(1e-1) - math.log(1e-3)) + math.log(1e-3))
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C_in, *S) -> (N, C_out, *S); causal in the raster order of S."""
+        spatial = x.shape[2:]
+        tokens = to_tokens(x)  # (b, l, C_in)
+        l = tokens.shape[1]
+        u, z = self.in_proj(tokens).split([self.d_inner, self.d_inner], dim=-1)  # 2 x (b, l, d)
+        u = self.conv1d(u.transpose(1, 2))[:, :, :l].transpose(1, 2)  # causal: pad left, crop right; (b, l, d)
+        u = F.silu(u)
+        y = self.ssm(u)  # (b, l, d)
+        y = y * F.silu(z)  # (b, l, d)
+        return self.norm(from_tokens(self.out_proj(y), spatial))  # (b, l, C_out) -> (N, C_out, *S)
+
+    def ssm(self, u: torch.Tensor) -> torch.Tensor:
+        """Input-dependent Δ, B, C and the selective scan: (b, l, d) -> (b, l, d)."""
+        A = -torch.exp(self.A_log.float())  # (d, n)
+        delta_raw, B, C = self.x_proj(u).split([self.dt_rank, self.state_size, self.state_size], dim=-1)
+        delta = F.softplus(self.dt_proj(delta_raw))  # (b, l, d)
+        return selective_scan(u, delta, A, B, C, self.D.float(), self.scan_impl)
+
+    def extra_flops(self, inputs: tuple, output: torch.Tensor) -> int:
+        """FLOPs of the elementwise scan, which FlopCounterMode does not count (the projections and conv it does).
+
+        Per (b, l, d, n) element: Δ*A and its exp (2), Δ*B*u (2), state update h = dA*h + dBu (2), readout h*C and
+        its sum over n (2): 8*b*l*d*n; plus the D skip u*D + y (2*b*l*d). ``inputs`` is the forward hook's input
+        tuple, inputs[0] of shape (N, C_in, *S): b = N, l = prod(S).
+        """
+        x = inputs[0]
+        b, l = x.shape[0], math.prod(x.shape[2:])
+        return 8 * b * l * self.d_inner * self.state_size + 2 * b * l * self.d_inner

@@ -1,0 +1,351 @@
+"""Proxy trainer: train a candidate network for a (possibly reduced) budget and report its validation curve.
+
+One call of :func:`train` trains one model with AdamW, label smoothing, a per-step linear warm-up followed by cosine
+decay, and gradient-norm clipping; it evaluates on the validation split after every whole epoch and at the end of a
+fractional last epoch. It never raises for a failing candidate: divergence, out-of-memory and any other exception in
+the model become a :class:`TrainResult` status. Only a bad :class:`Budget` (``BudgetError``) and exceptions raised by
+the caller's own ``callback`` propagate.
+
+On CUDA it uses bf16 autocast, channels-last memory for image models, and ``torch.compile`` when asked. On CPU it is
+deterministic for a seed (same seed, same model initialisation -> identical curve).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+
+from nas.errors import BudgetError
+
+__all__ = ["Budget", "EpochStats", "TrainResult", "train", "evaluate_accuracy"]
+
+CLIP_NORM = 5.0
+CHECK_EVERY = 25  # steps between the (syncing) finite-loss checks inside an epoch
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training a candidate gets. Constructing an invalid budget raises :class:`BudgetError`.
+
+    ``epochs`` may be fractional (0.5 = half an epoch of steps). ``data_fraction`` is the share of the training split
+    used (a fixed class-balanced subset). ``resolution`` scales image height and width (batches are resized on the
+    device; build the model for :meth:`input_shape`); sequence datasets ignore it.
+    """
+
+    epochs: float = 1.0
+    data_fraction: float = 1.0
+    resolution: float = 1.0
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    warmup_fraction: float = 0.1
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`BudgetError` naming the first field that is out of range."""
+
+        def bad(name, why):
+            raise BudgetError(f"{name}={getattr(self, name)!r} {why}", key=name)
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                bad(f.name, "must be a number")
+            if not math.isfinite(v):
+                bad(f.name, "must be finite")
+        if self.epochs <= 0:
+            bad("epochs", "must be > 0")
+        if not (0 < self.data_fraction <= 1):
+            bad("data_fraction", "must be in (0, 1]")
+        if not (0 < self.resolution <= 8):
+            bad("resolution", "must be in (0, 8]")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            bad("batch_size", "must be an integer >= 1")
+        if self.lr <= 0:
+            bad("lr", "must be > 0")
+        if self.weight_decay < 0:
+            bad("weight_decay", "must be >= 0")
+        if not (0 <= self.label_smoothing < 1):
+            bad("label_smoothing", "must be in [0, 1)")
+        if not (0 <= self.warmup_fraction <= 1):
+            bad("warmup_fraction", "must be in [0, 1]")
+
+    def input_shape(self, base_shape) -> tuple:
+        """The input shape the model must be built for: images ``(C, H, W)`` get ``round(H * resolution)`` and
+        ``round(W * resolution)`` (at least 1); sequences ``(L, C)`` are unchanged."""
+        base_shape = tuple(int(s) for s in base_shape)
+        if len(base_shape) != 3 or self.resolution == 1.0:
+            return base_shape
+        c, h, w = base_shape
+        return (c, _scaled(h, self.resolution), _scaled(w, self.resolution))
+
+
+def _scaled(n: int, r: float) -> int:
+    return max(1, int(round(n * r)))
+
+
+@dataclass
+class EpochStats:
+    epoch: float  # epochs done (fractional for a partial last epoch)
+    train_loss: float  # mean training loss (with label smoothing) over this epoch's steps
+    val_loss: float  # mean validation cross-entropy (without label smoothing)
+    val_accuracy: float
+    wall_s: float  # seconds since training started
+
+
+@dataclass
+class TrainResult:
+    status: str  # "ok" | "diverged" | "oom" | "error" | "pruned"
+    reason: str | None
+    curve: list[EpochStats] = field(default_factory=list)
+    wall_s: float = 0.0
+    samples_per_s: float = 0.0  # training samples per second of training (evaluation time excluded)
+    device: str = "cpu"
+    threads: int = 1
+    steps: int = 0
+
+    @property
+    def final(self) -> EpochStats | None:
+        return self.curve[-1] if self.curve else None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["curve"] = [asdict(s) for s in self.curve]
+        return d
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    msg = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return msg if len(msg) <= MAX_REASON else msg[: MAX_REASON - 3] + "..."
+
+
+class _Runner:
+    """Per-device settings shared by the training and evaluation loops."""
+
+    def __init__(self, data, device: torch.device, size: tuple[int, int] | None):
+        self.data = data
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.size = size  # (H, W) images are resized to, or None
+        self.channels_last = self.cuda and data.kind == "image"
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            shrink = self.size[0] < x.shape[-2]
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=shrink)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.cuda)
+
+
+def _image_size(data, resolution: float) -> tuple[int, int] | None:
+    if data.kind != "image" or resolution == 1.0:
+        return None
+    _, h, w = data.input_shape
+    return (_scaled(h, resolution), _scaled(w, resolution))
+
+
+def _evaluate(model, runner: _Runner, split: str, batch_size: int) -> tuple[float, float]:
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=runner.device)
+    correct = torch.zeros((), dtype=torch.int64, device=runner.device)
+    n = 0
+    with torch.no_grad():
+        for xb, yb in runner.data.batches(split, batch_size, shuffle=False):
+            with runner.autocast():
+                logits = model(runner.prepare(xb))
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
+            correct += (logits.argmax(dim=1) == yb).sum()
+            n += len(yb)
+    model.train(was_training)
+    n = max(n, 1)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def evaluate_accuracy(model, data, split: str = "val", batch_size: int = 512, *,
+                      resolution: float = 1.0) -> tuple[float, float]:
+    """``(mean cross-entropy, accuracy)`` of ``model`` on ``split``, on the data's device (move the model there).
+    ``resolution`` resizes image batches as in training (pass the budget's resolution for a model built for it)."""
+    device = data.x_train.device
+    runner = _Runner(data, device, _image_size(data, resolution))
+    return _evaluate(model, runner, split, batch_size)
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``. ``step`` is 0-based."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / (warmup + 1)
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=None, compile: bool = False,
+          threads: int | None = None) -> TrainResult:
+    """Train ``model`` (in place) on ``data`` for ``budget`` and return its validation curve and status.
+
+    ``callback(EpochStats)`` is called after every evaluation; returning True stops training with status "pruned"
+    (an exception it raises propagates to the caller). ``threads`` sets torch's intra-op threads for the call
+    (default ``min(4, os.cpu_count())`` on CPU); the previous value is restored afterwards.
+    """
+    if not isinstance(budget, Budget):
+        raise BudgetError(f"budget must be a Budget, got {type(budget).__name__}", key="budget")
+    budget.validate()
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    prev_threads = torch.get_num_threads()
+    if threads is None and device.type == "cpu":
+        threads = min(4, os.cpu_count() or 1)
+    if threads is not None:
+        threads = max(1, int(threads))
+        torch.set_num_threads(threads)
+    used_threads = torch.get_num_threads()
+
+    t0 = time.perf_counter()
+    curve: list[EpochStats] = []
+    status, reason = "ok", None
+    steps_done = 0
+    samples = 0
+    train_time = 0.0
+    in_callback = False
+    oom = False
+    try:
+        with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)
+            try:
+                run_data = data.to(device)
+                runner = _Runner(run_data, device, _image_size(run_data, budget.resolution))
+                model.to(device)
+                if runner.channels_last:
+                    model.to(memory_format=torch.channels_last)
+                net = torch.compile(model) if compile else model
+                opt_kwargs = {"fused": True} if device.type == "cuda" else {}
+                opt = torch.optim.AdamW(_param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
+                params = [p for g in opt.param_groups for p in g["params"]]
+
+                n_train = min(run_data.size("train"),
+                              max(1, math.ceil(budget.data_fraction * run_data.size("train"))))
+                bs = int(budget.batch_size)
+                steps_per_epoch = max(1, n_train // bs)
+                total_steps = max(1, math.ceil(budget.epochs * steps_per_epoch))
+                warmup = int(round(budget.warmup_fraction * total_steps))
+                n_epochs = math.ceil(total_steps / steps_per_epoch)
+
+                model.train()
+                for epoch in range(n_epochs):
+                    te = time.perf_counter()
+                    epoch_steps = min(steps_per_epoch, total_steps - steps_done)
+                    loss_sum = torch.zeros((), device=device)
+                    since_check = torch.zeros((), device=device)
+                    k = 0
+                    for xb, yb in run_data.batches("train", bs, shuffle=True, generator=gen, augment=True,
+                                                   fraction=budget.data_fraction, drop_last=True):
+                        if k >= epoch_steps:
+                            break
+                        lr = budget.lr * _lr_factor(steps_done, total_steps, warmup)
+                        for g in opt.param_groups:
+                            g["lr"] = lr
+                        with runner.autocast():
+                            logits = net(runner.prepare(xb))
+                        loss = F.cross_entropy(logits.float(), yb, label_smoothing=budget.label_smoothing)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
+                        opt.step()
+                        since_check += loss.detach()
+                        k += 1
+                        steps_done += 1
+                        samples += len(yb)
+                        if k % CHECK_EVERY == 0:
+                            if not torch.isfinite(since_check).item():
+                                raise _Diverged(f"non-finite training loss by step {steps_done}")
+                            loss_sum += since_check
+                            since_check.zero_()
+                    loss_sum += since_check
+                    train_loss = loss_sum.item() / max(k, 1)
+                    train_time += time.perf_counter() - te
+                    if not math.isfinite(train_loss):
+                        raise _Diverged(f"non-finite training loss by step {steps_done}")
+                    val_loss, val_acc = _evaluate(net, runner, "val", 512)
+                    if not math.isfinite(val_loss):
+                        raise _Diverged(f"non-finite validation loss after step {steps_done}")
+                    stats = EpochStats(epoch=round(steps_done / steps_per_epoch, 6), train_loss=train_loss,
+                                       val_loss=val_loss, val_accuracy=val_acc, wall_s=time.perf_counter() - t0)
+                    curve.append(stats)
+                    if callback is not None:
+                        in_callback = True
+                        stop = callback(stats)
+                        in_callback = False
+                        if stop:
+                            status, reason = "pruned", f"pruned by callback after epoch {stats.epoch:g}"
+                            break
+                model.eval()
+            except _Diverged as e:
+                status, reason = "diverged", str(e)
+            except Exception as e:  # noqa: BLE001 - a failing candidate must not stop the search
+                if in_callback:
+                    raise
+                if _is_oom(e):
+                    status, reason, oom = "oom", _one_line(e), True
+                else:
+                    status, reason = "error", _one_line(e)
+    finally:
+        # Drop every reference to the optimizer / compiled wrapper before returning, so memory does not grow.
+        opt = params = net = loss = logits = xb = yb = None  # noqa: F841
+        if compile:
+            try:
+                torch._dynamo.reset()
+            except Exception:  # noqa: BLE001
+                pass
+        if oom:  # free what the failed step held before the next candidate allocates (gc is slow: only here)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        if threads is not None:
+            torch.set_num_threads(prev_threads)
+    return TrainResult(
+        status=status,
+        reason=reason,
+        curve=curve,
+        wall_s=time.perf_counter() - t0,
+        samples_per_s=samples / train_time if train_time > 0 else 0.0,
+        device=str(device),
+        threads=used_threads,
+        steps=steps_done,
+    )

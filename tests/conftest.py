@@ -1,0 +1,40 @@
+"""Shared fixtures: shipped spaces, data directory, small inputs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
+SHARED_DATA = Path(os.environ.get("NAS_DATA_DIR", REPO.parent / "shared" / "data"))
+
+# Reduced input sizes for building every sampled architecture quickly on 2 CPU cores.
+SMALL_INPUT = {"image": (3, 16, 16), "sequence": (24, 4)}
+
+
+def pytest_configure(config):
+    try:
+        import torch
+
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@pytest.fixture(params=SPACES, ids=[p.stem for p in SPACES])
+def space_path(request) -> Path:
+    return request.param
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+requires_gpu = pytest.mark.skipif(not gpu_available(), reason="needs a CUDA GPU")

@@ -1,0 +1,217 @@
+"""Tests of the proxy trainer nas.evaluate.train on the bundled digits data (small and fast on 2 CPU cores)."""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import weakref
+
+import pytest
+import torch
+from torch import nn
+
+from nas.data import load_dataset
+from nas.errors import BudgetError
+from nas.evaluate.train import Budget, EpochStats, TrainResult, evaluate_accuracy, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def small_cnn(in_shape=(1, 8, 8), classes=10, seed=0) -> nn.Module:
+    torch.manual_seed(seed)
+    c = in_shape[0]
+    return nn.Sequential(
+        nn.Conv2d(c, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, classes),
+    )
+
+
+class Failing(nn.Module):
+    """A model with parameters whose forward misbehaves in a chosen way."""
+
+    def __init__(self, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.lin = nn.Linear(64, 10)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.lin(x.flatten(1))
+        if self.mode == "nan" and self.calls > 1:
+            return out * float("nan")
+        if self.mode == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        if self.mode == "oom-runtime":
+            raise RuntimeError("CUDA error: out of memory\nmore details")
+        if self.mode == "value":
+            raise ValueError("bad shape 123\nsecond line")
+        return out
+
+
+def test_budget_validation():
+    b = Budget()
+    assert (b.epochs, b.batch_size, b.lr) == (1.0, 128, 2e-3)
+    assert b.input_shape((3, 32, 32)) == (3, 32, 32)
+    assert Budget(resolution=0.5).input_shape((3, 32, 32)) == (3, 16, 16)
+    assert Budget(resolution=0.5).input_shape((784, 1)) == (784, 1)  # sequences ignore resolution
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"epochs": 0}, "epochs"),
+    ({"epochs": -1.0}, "epochs"),
+    ({"epochs": float("nan")}, "epochs"),
+    ({"batch_size": -1}, "batch_size"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 2.5}, "batch_size"),
+    ({"data_fraction": 0.0}, "data_fraction"),
+    ({"data_fraction": 1.5}, "data_fraction"),
+    ({"resolution": 0}, "resolution"),
+    ({"lr": 0}, "lr"),
+    ({"weight_decay": -0.1}, "weight_decay"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"warmup_fraction": 2}, "warmup_fraction"),
+    ({"epochs": "3"}, "epochs"),
+])
+def test_bad_budget(kwargs, field):
+    with pytest.raises(BudgetError) as info:
+        Budget(**kwargs)
+    assert info.value.key == field and field in str(info.value) and "\n" not in str(info.value)
+
+
+def test_learns_digits(digits):
+    model = small_cnn()
+    res = train(model, digits, Budget(epochs=3, batch_size=32, lr=5e-3), seed=0, threads=1)
+    assert res.status == "ok", res.reason
+    assert [s.epoch for s in res.curve] == [1.0, 2.0, 3.0]
+    assert res.curve[-1].val_accuracy > 0.6, res.curve  # chance is 0.1
+    assert res.steps == 3 * (len(digits.y_train) // 32)
+    assert res.samples_per_s > 0 and res.device == "cpu" and res.threads == 1
+    loss, acc = evaluate_accuracy(model, digits, "val")
+    assert acc == pytest.approx(res.curve[-1].val_accuracy) and loss == pytest.approx(res.curve[-1].val_loss)
+    json.dumps(res.to_dict())
+    assert isinstance(res.to_dict()["curve"][0], dict)
+
+
+def test_same_seed_same_curve(digits):
+    budget = Budget(epochs=1.5, batch_size=64)
+
+    def run(seed):
+        res = train(small_cnn(seed=0), digits, budget, seed=seed, threads=1)
+        assert res.status == "ok"
+        return [(s.epoch, s.train_loss, s.val_loss, s.val_accuracy) for s in res.curve]
+
+    a, b, c = run(0), run(0), run(1)
+    assert [e[0] for e in a] == [1.0, 1.5]  # evaluated after the whole epoch and the half one
+    assert a == b
+    assert a != c  # shuffling / augmentation follow the seed
+
+
+def test_threads_restored(digits):
+    before = torch.get_num_threads()
+    res = train(small_cnn(), digits, Budget(epochs=0.1, batch_size=64), threads=1)
+    assert res.threads == 1 and torch.get_num_threads() == before
+    res = train(small_cnn(), digits, Budget(epochs=0.1, batch_size=64))
+    assert res.threads == min(4, os.cpu_count()) and torch.get_num_threads() == before
+
+
+def test_fraction_and_resolution(digits):
+    budget = Budget(epochs=1, data_fraction=0.5, resolution=0.5, batch_size=32)
+    shape = budget.input_shape(digits.input_shape)
+    assert shape == (1, 4, 4)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 10))  # only accepts 4x4 inputs
+    res = train(model, digits, budget, threads=1)
+    assert res.status == "ok", res.reason
+    assert res.steps == (len(digits.y_train) + 1) // 2 // 32
+    _, acc = evaluate_accuracy(model, digits, resolution=0.5)
+    assert acc == pytest.approx(res.curve[-1].val_accuracy)
+
+
+def test_sequence_dataset():
+    data = load_dataset("selective_copy:16", train_subset=400)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16 * 3, 16))
+    res = train(model, data, Budget(epochs=1, batch_size=32), threads=1)
+    assert res.status == "ok" and len(res.curve) == 1
+
+
+@pytest.mark.parametrize("mode,status,fragment", [
+    ("nan", "diverged", "non-finite training loss"),
+    ("oom", "oom", "OutOfMemoryError: CUDA out of memory"),
+    ("oom-runtime", "oom", "RuntimeError: CUDA error: out of memory more details"),
+    ("value", "error", "ValueError: bad shape 123 second line"),
+])
+def test_failures_become_status(digits, mode, status, fragment):
+    model = Failing(mode)
+    res = train(model, digits, Budget(epochs=2, batch_size=32), threads=1)
+    assert res.status == status
+    assert fragment in res.reason and "\n" not in res.reason
+    if mode == "nan":
+        assert res.curve == [] and res.steps < 40  # caught within the first epoch (40 steps)
+    ref = weakref.ref(model)
+    del model, res
+    if mode != "oom":  # (for OOM the trainer runs the cycle collector itself)
+        assert ref() is None  # nothing (traceback, optimizer, reference cycle) keeps the failed candidate alive
+    gc.collect()
+    assert ref() is None
+
+
+def test_model_error_message_is_not_swallowed_for_bad_output(digits):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    res = train(model, digits, Budget(epochs=0.2, batch_size=32), threads=1)
+    assert res.status == "error" and res.reason == "IndexError: Target 5 is out of bounds."
+
+
+def test_callback_prunes(digits):
+    seen = []
+
+    def cb(stats):
+        seen.append(stats)
+        return True
+
+    res = train(small_cnn(), digits, Budget(epochs=3, batch_size=64), callback=cb, threads=1)
+    assert res.status == "pruned" and "epoch 1" in res.reason
+    assert len(res.curve) == 1 and seen == res.curve and isinstance(seen[0], EpochStats)
+    assert res.steps == len(digits.y_train) // 64
+
+
+def test_callback_exception_propagates(digits):
+    class Stop(Exception):
+        pass
+
+    def cb(stats):
+        raise Stop()
+
+    before = torch.get_num_threads()
+    with pytest.raises(Stop):
+        train(small_cnn(), digits, Budget(epochs=1, batch_size=64), callback=cb, threads=1)
+    assert torch.get_num_threads() == before
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc/self/statm")
+def test_memory_does_not_grow_over_candidates(digits):
+    budget = Budget(epochs=0.1, batch_size=64)
+
+    def candidate(i):
+        model = small_cnn(seed=i) if i % 3 else Failing("value" if i % 2 else "nan")
+        res = train(model, digits, budget, seed=i, threads=1)
+        assert isinstance(res, TrainResult) and res.status in ("ok", "error", "diverged")
+
+    for i in range(3):  # warm-up: allocator pools, lazy imports
+        candidate(i)
+    gc.collect()
+    start = _rss_bytes()
+    for i in range(30):
+        candidate(i)
+    gc.collect()
+    growth = _rss_bytes() - start
+    assert growth < 50 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MB over 30 candidates"
+    assert not [o for o in gc.get_objects() if type(o) is torch.optim.AdamW]

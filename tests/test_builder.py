@@ -1,0 +1,121 @@
+"""The builder: multipliers, resolution tracking, input layouts, heads, dense stages."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nas.blocks.cell import Cell, DenseStage
+from nas.builder import Network, build, make_divisible
+from nas.spec import ArchSpec
+
+
+def spec(**overrides) -> ArchSpec:
+    data = {
+        "input": "image",
+        "stem": {"type": "conv", "width": 16, "kernel_size": 3},
+        "stages": [
+            {"depth": 2, "width": 16, "mixer": {"type": "conv"}},
+            {"depth": 2, "width": 32, "downsample": "conv", "mixer": {"type": "mbconv"}},
+        ],
+    }
+    data.update(overrides)
+    return ArchSpec.from_data(data)
+
+
+def cells(model: Network) -> int:
+    return sum(isinstance(m, Cell) for m in model.modules())
+
+
+def test_depth_multiplier_changes_the_number_of_blocks():
+    assert cells(build(spec(), (1, 16, 16), 10)) == 4
+    assert cells(build(spec(depth_multiplier=1.5), (1, 16, 16), 10)) == 6
+    assert cells(build(spec(depth_multiplier=2.0), (1, 16, 16), 10)) == 8
+
+
+def test_width_multiplier_changes_the_channels():
+    base = build(spec(), (1, 16, 16), 10)
+    wide = build(spec(width_multiplier=2.0), (1, 16, 16), 10)
+    assert base.stage_widths == [16, 32] and wide.stage_widths == [32, 64]
+    assert build(spec(width_multiplier=0.75), (1, 16, 16), 10).stage_widths == [16, 24]  # multiples of 8
+
+
+def test_resolution_multiplier_changes_the_input_size():
+    base = build(spec(), (1, 16, 16), 10)
+    big = build(spec(resolution_multiplier=1.5), (1, 16, 16), 10)
+    assert base.model_size == (16, 16) and big.model_size == (24, 24)
+    assert big.stage_sizes[-1] == (12, 12)
+    assert big(torch.randn(2, 1, 16, 16)).shape == (2, 10)  # resized inside the model
+
+
+def test_make_divisible():
+    assert make_divisible(12) == 16 and make_divisible(20) == 24 and make_divisible(3) == 8
+
+
+def test_any_channels_and_classes():
+    for channels, classes in [(1, 2), (3, 10), (7, 100)]:
+        model = build(spec(), (channels, 12, 12), classes)
+        assert model(torch.randn(2, channels, 12, 12)).shape == (2, classes)
+
+
+def test_sequence_input_is_n_l_c():
+    seq = spec(input="sequence", stages=[{"depth": 1, "width": 16, "mixer": {"type": "ssm"}},
+                                         {"depth": 1, "width": 16, "downsample": "pool", "mixer": {"type": "gru"}}])
+    model = build(seq, (20, 3), 4)
+    assert model(torch.randn(2, 20, 3)).shape == (2, 4)
+    assert model.stage_sizes == [(20,), (10,)]
+    with pytest.raises(Exception, match="sequence spec needs input shape"):
+        build(seq, (3, 20, 20), 4)
+
+
+def test_downsampling_stops_at_one_position():
+    deep = spec(stages=[{"depth": 1, "width": 8, "downsample": d, "mixer": {"type": "conv"}}
+                        for d in ["none", "conv", "pool", "patch_merge", "conv", "pool"]])
+    model = build(deep, (1, 8, 8), 3)
+    assert model.stage_sizes == [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1), (1, 1)]
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("fuse", ["add", "concat"])
+def test_fpn_head_fuses_the_last_stages(fuse):
+    model = build(spec(head={"type": "fpn", "fuse": fuse, "fpn_stages": 2}), (3, 16, 16), 10)
+    assert model.fusion is not None
+    expected = 16 * (2 if fuse == "concat" else 1)
+    assert model.head.fc.in_features == expected
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_dense_stage_concatenates_earlier_outputs():
+    dense = spec(stages=[{"depth": 3, "width": 24, "skip": "dense", "growth_rate": 8, "mixer": {"type": "conv"}}])
+    model = build(dense, (1, 8, 8), 3)
+    stage = next(m for m in model.modules() if isinstance(m, DenseStage))
+    assert [c.mixer.block_name for c in stage.cells] == ["conv"] * 3
+    assert stage.transition[0].in_channels == 16 + 3 * 8  # stem width + depth * growth rate
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_residual_projection_only_when_channels_change():
+    model = build(spec(), (1, 8, 8), 3)
+    first, second = [m for m in model.modules() if isinstance(m, Cell)][:2]
+    assert isinstance(second.shortcut, torch.nn.Identity)
+    model = build(spec(stem={"type": "conv", "width": 8, "kernel_size": 3}), (1, 8, 8), 3)
+    first = next(m for m in model.modules() if isinstance(m, Cell))
+    assert not isinstance(first.shortcut, torch.nn.Identity)
+
+
+def test_transformer_takes_no_outer_residual():
+    tfm = spec(stages=[{"depth": 1, "width": 16, "skip": "none", "mixer": {"type": "transformer"}}])
+    assert tfm.stages[0].skip == "residual"  # canonical: the block's own residuals
+    cell = next(m for m in build(tfm, (1, 8, 8), 3).modules() if isinstance(m, Cell))
+    assert cell.skip == "none"
+
+
+def test_drop_path_grows_linearly_with_depth():
+    model = build(spec(drop_path=0.3), (1, 8, 8), 3)
+    rates = [m.drop_path.p for m in model.modules() if isinstance(m, Cell)]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3) and rates == sorted(rates)
+
+
+def test_build_from_file(tmp_path):
+    path = tmp_path / "arch.json"
+    spec().save(path)
+    assert build(path, (1, 8, 8), 3)(torch.randn(1, 1, 8, 8)).shape == (1, 3)
