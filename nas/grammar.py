@@ -323,7 +323,16 @@ class Space:
             spec = ArchSpec.load(path)
             if spec.space != self.name:
                 continue
-            self.check_contains(spec, file=str(path))
+            try:
+                self.check_contains(spec, file=str(path))
+            except SpaceError as e:
+                if e.line is None and e.key and path.suffix in (".yaml", ".yml"):
+                    _, lines = load_yaml(path.read_text(), file=str(path), error=SpaceError)
+                    key = tuple(int(k) if k.isdigit() else k for k in e.key.split("."))
+                    e = SpaceError(e.message, file=e.file, key=e.key,
+                                   line=next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines),
+                                             None))
+                raise e from None
             self.baselines[path.stem] = spec
 
     # -- sampling -----------------------------------------------------------------------------------------------
@@ -690,6 +699,12 @@ class _Parser:
             allowed = tuple(allowed) if isinstance(allowed, list) else (allowed,)
             if not allowed:
                 raise self.error("empty list of values in condition", cpath)
+            named = next(p for p in reversed(self.params) if p.name == names_in_scope[key])
+            if named.domain.size() is not None:
+                for value in allowed:
+                    if not named.domain.contains(value):
+                        raise self.error(f"condition value {value!r} can never hold: {key} takes "
+                                         f"{named.domain.describe()}", cpath)
             conditions.append((names_in_scope[key], allowed))
         self.params.append(Param(name, domain, target, tuple(conditions), self.lines.get(path), scope))
 
@@ -759,7 +774,7 @@ class _Parser:
                                      path + ("cell", key))
             merged = {**cell, **override}
             paths = {k: (path + ("cell", k) if k in override else ("cell", k)) for k in merged}
-            self.cell_params(merged, None, prefix, ("stages", i), prefix, {**shared_names}, skip=set(shared),
+            self.cell_params(merged, None, prefix, ("stages", i), prefix, {**shared_names, **names}, skip=set(shared),
                              paths=paths)
 
         # head

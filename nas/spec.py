@@ -49,14 +49,14 @@ class StemSpec(_Frozen):
     def _conditional(self):
         if self.type == "conv":
             if self.kernel_size is None or self.kernel_size < 1 or self.kernel_size % 2 == 0:
-                raise ValueError("stem type conv needs kernel_size, an odd integer >= 1")
+                raise ValueError("@kernel_size: stem type conv needs kernel_size, an odd integer >= 1")
             if self.patch_size is not None:
-                raise ValueError("patch_size is only for stem type patchify")
+                raise ValueError("@patch_size: patch_size is only for stem type patchify")
         else:
             if self.patch_size is None or self.patch_size < 1:
-                raise ValueError("stem type patchify needs patch_size >= 1")
+                raise ValueError("@patch_size: stem type patchify needs patch_size >= 1")
             if self.kernel_size is not None:
-                raise ValueError("kernel_size is only for stem type conv")
+                raise ValueError("@kernel_size: kernel_size is only for stem type conv")
         return self
 
 
@@ -73,12 +73,12 @@ class MixerSpec(_Frozen):
             return data
         name = data.get("type")
         if not isinstance(name, str) or name not in MIXERS:
-            raise ValueError(f"unknown block {name!r} (known: {', '.join(sorted(MIXERS))})")
+            raise ValueError(f"@type: unknown block {name!r} (known: {', '.join(sorted(MIXERS))})")
         info = MIXERS[name]
         given = dict(data.get("options") or {})
         unknown = sorted(set(given) - set(info.options))
         if unknown:
-            raise ValueError(f"block {name!r} takes no option {unknown[0]!r} "
+            raise ValueError(f"@options.{unknown[0]}: block {name!r} takes no option {unknown[0]!r} "
                              f"(accepted: {', '.join(sorted(info.options)) or 'none'})")
         options = info.defaults()
         for key, value in given.items():
@@ -86,7 +86,8 @@ class MixerSpec(_Frozen):
             if option.type is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not option.accepts(value):
-                raise ValueError(f"option {key!r} of block {name!r} is {value!r}, expected {option.describe()}")
+                raise ValueError(f"@options.{key}: option {key!r} of block {name!r} is {value!r}, "
+                                 f"expected {option.describe()}")
             options[key] = canonical_float(value) if option.type is float else value
         return {**data, "options": dict(sorted(options.items()))}
 
@@ -120,9 +121,9 @@ class StageSpec(_Frozen):
     @model_validator(mode="after")
     def _conditional(self):
         if (self.skip == "dense") != (self.growth_rate is not None):
-            raise ValueError("growth_rate is set exactly when skip is dense")
+            raise ValueError("@growth_rate: growth_rate is set exactly when skip is dense")
         if (self.norm == "group") != (self.norm_groups is not None):
-            raise ValueError("norm_groups is set exactly when norm is group")
+            raise ValueError("@norm_groups: norm_groups is set exactly when norm is group")
         return self
 
 
@@ -142,9 +143,9 @@ class HeadSpec(_Frozen):
     @model_validator(mode="after")
     def _conditional(self):
         if self.type == "fpn" and (self.fuse is None or self.fpn_stages is None):
-            raise ValueError("head type fpn needs fuse and fpn_stages")
+            raise ValueError("@fuse: head type fpn needs fuse and fpn_stages")
         if self.type == "pool" and (self.fuse is not None or self.fpn_stages is not None):
-            raise ValueError("fuse and fpn_stages are only for head type fpn")
+            raise ValueError("@fuse: fuse and fpn_stages are only for head type fpn")
         return self
 
 
@@ -177,7 +178,8 @@ class ArchSpec(_Frozen):
     @model_validator(mode="after")
     def _head_fits(self):
         if self.head.fpn_stages is not None and self.head.fpn_stages > len(self.stages):
-            raise ValueError(f"head fpn_stages={self.head.fpn_stages} but the network has {len(self.stages)} stages")
+            raise ValueError(f"@head.fpn_stages: fpn_stages={self.head.fpn_stages} but the network has "
+                             f"{len(self.stages)} stage(s)")
         return self
 
     # -- identity -------------------------------------------------------------------------------------------------
@@ -295,6 +297,10 @@ def spec_error_from(error: ValidationError, *, file: str | None, lines: dict | N
     message = first["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
+    if message.startswith("@"):  # a model-level check naming the field it is about: "@sub.key: message"
+        sub, message = message[1:].split(": ", 1)
+        loc = loc + tuple(int(k) if k.isdigit() else k for k in sub.split("."))
+        key = ".".join(str(p) for p in loc)
     if first["type"] == "extra_forbidden":
         message = "unknown field (not part of the spec schema)"
     elif first["type"] == "missing":

@@ -18,7 +18,7 @@ def pytest_configure(config):
     try:
         import torch
 
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        torch.set_num_threads(1)  # tiny tensors: threading overhead dominates (and CI has 2 shared cores)
     except ImportError:  # pragma: no cover
         pass
 

@@ -1,0 +1,235 @@
+"""``evaluate(spec, config) -> TrialResult``: build, measure, score and proxy-train one architecture.
+
+Both controllers (Optuna on one machine, Ray Tune on a cluster) call this one function. What goes in is a spec and
+a plain config; what comes out is plain data: objectives, the per-epoch curve, cost statistics, zero-cost scores and,
+when the candidate failed, why. A failing candidate never raises; a bad config (unknown dataset, bad budget) does,
+as a :class:`~nas.errors.NasError`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from nas.errors import ConfigError, NasError
+from nas.evaluate.train import Budget, EpochStats, train
+from nas.spec import ArchSpec
+
+ZERO_COST_DEFAULT = ("synflow", "naswot", "grad_norm", "snip")
+OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "flops": "minimize",
+              "activation_mb": "minimize"}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything ``evaluate`` needs besides the spec. Plain data: a run stores it with its results."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    val_fraction: float = 0.1
+    train_subset: int | None = None
+    budget: Budget = field(default_factory=Budget)
+    seed: int = 0
+    device: str = "auto"  # training device: auto (cuda when present), cpu, cuda, cuda:1
+    latency_device: str = "cpu"
+    latency_batch_size: int = 1
+    throughput_batch_size: int = 64
+    latency_repeats: int = 30
+    latency_warmup: int = 5
+    latency_threads: int = 1
+    zero_cost: tuple[str, ...] = ZERO_COST_DEFAULT
+    zero_cost_batch_size: int = 64
+    train_threads: int | None = None
+
+    @classmethod
+    def from_options(cls, *, budget: dict | Budget | None = None, zero_cost: bool | tuple = True,
+                     **options: Any) -> "EvalConfig":
+        if isinstance(budget, dict):
+            budget = Budget(**budget)
+        if zero_cost is True:
+            zero_cost = ZERO_COST_DEFAULT
+        elif zero_cost is False:
+            zero_cost = ()
+        options = {k: v for k, v in options.items() if v is not None}
+        return cls(budget=budget or Budget(), zero_cost=tuple(zero_cost), **options)
+
+    def resolved_device(self) -> str:
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("device is cuda but no CUDA GPU is available", key="device")
+        return self.device
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["zero_cost"] = list(self.zero_cost)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvalConfig":
+        data = dict(data)
+        data["budget"] = Budget(**data.get("budget", {}))
+        data["zero_cost"] = tuple(data.get("zero_cost", ZERO_COST_DEFAULT))
+        return cls(**data)
+
+
+@dataclass
+class TrialResult:
+    """Plain-data outcome of one evaluation."""
+
+    spec_hash: str
+    summary: str
+    status: str  # ok | pruned | diverged | oom | error
+    reason: str | None = None
+    objectives: dict[str, float] = field(default_factory=dict)  # accuracy, latency_ms, params, flops, activation_mb
+    curve: list[dict[str, float]] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=dict)
+    zero_cost: dict[str, float] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrialResult":
+        data = dict(data)
+        data["input_shape"] = tuple(data.get("input_shape", ()))
+        return cls(**data)
+
+    def report(self) -> str:
+        """A few readable lines for the CLI."""
+        lines = [f"{self.spec_hash}  {self.summary}", f"status: {self.status}" + (f" ({self.reason})" if self.reason
+                                                                                   else "")]
+        if self.objectives:
+            lines.append("objectives: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.objectives.items()))
+        latency = self.cost.get("latency")
+        if latency:
+            lines.append(f"latency: median {latency['median_ms']:.3f} ms, IQR {latency['iqr_ms']:.3f} ms "
+                         f"(batch {latency['batch_size']}, {latency['device']}, {latency['threads']} thread(s))")
+        if self.zero_cost:
+            lines.append("zero-cost: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.zero_cost.items()))
+        for point in self.curve:
+            lines.append(f"  epoch {point['epoch']:.2f}: train loss {point['train_loss']:.4f}, "
+                         f"val loss {point['val_loss']:.4f}, val acc {point['val_accuracy']:.4f}")
+        if self.training:
+            lines.append(f"training: {self.training.get('wall_s', 0):.2f} s, "
+                         f"{self.training.get('samples_per_s', 0):.0f} samples/s on {self.training.get('device')} "
+                         f"({self.training.get('threads')} thread(s))")
+        return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def load_data(config: EvalConfig, device: str):
+    """Load (and cache, per process) the dataset a config names, on ``device``."""
+    from nas.data import load_dataset
+
+    key = (config.dataset, config.data_dir, config.val_fraction, config.seed, config.train_subset, device)
+    if key not in _DATA_CACHE:
+        if len(_DATA_CACHE) >= 2:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        _DATA_CACHE[key] = load_dataset(config.dataset, data_dir=config.data_dir, device=device,
+                                        val_fraction=config.val_fraction, seed=config.seed,
+                                        train_subset=config.train_subset)
+    return _DATA_CACHE[key]
+
+
+def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
+             callback: Callable[[EpochStats], bool | None] | None = None,
+             weights_path: str | Path | None = None) -> TrialResult:
+    """Build, measure (params, FLOPs, activation memory, latency), score (zero-cost proxies) and proxy-train ``spec``.
+
+    ``callback`` sees every epoch's stats (the controller prunes on it: return True to stop). ``weights_path``, when
+    given, receives the trained weights as safetensors (only for a candidate that trained successfully).
+    """
+    from nas.builder import build, example_input
+    from nas.evaluate import measure, zero_cost
+
+    config = config or EvalConfig()
+    device = config.resolved_device()
+    data = data if data is not None else load_data(config, device)
+    input_shape = config.budget.input_shape(data.input_shape)
+    result = TrialResult(spec.hash(), spec.summary(), "ok", input_shape=tuple(input_shape),
+                         num_classes=int(data.num_classes))
+    start = time.perf_counter()
+    model = None
+    try:
+        torch.manual_seed(config.seed)
+        model = build(spec, input_shape, data.num_classes)
+        sample = example_input(model, 1)
+        params = measure.count_params(model)
+        flops = measure.count_flops(model, sample)
+        activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
+        latency = measure.measure_latency(model, input_shape, device=config.latency_device,
+                                          batch_size=config.latency_batch_size, warmup=config.latency_warmup,
+                                          repeats=config.latency_repeats, threads=config.latency_threads)
+        throughput = measure.measure_throughput(model, input_shape, device=config.latency_device,
+                                                batch_size=config.throughput_batch_size,
+                                                warmup=2, repeats=max(5, config.latency_repeats // 3),
+                                                threads=config.latency_threads)
+        result.cost = {"params": params, "flops": flops, "activation_bytes_per_sample": activation,
+                       "latency": latency.to_dict(), "throughput": throughput.to_dict()}
+        result.objectives = {"params": params, "flops": flops, "latency_ms": latency.median_ms,
+                             "activation_mb": activation / 2**20}
+        if config.zero_cost:
+            batch = _proxy_batch(data, config, input_shape)
+            result.zero_cost = zero_cost.score_all(model, batch, seed=config.seed, names=list(config.zero_cost))
+    except NasError:
+        raise
+    except Exception as e:  # a candidate that cannot even be built or measured fails, the caller goes on
+        result.status, result.reason = "error", f"{type(e).__name__}: {e}".replace("\n", " ")
+        result.wall_s = time.perf_counter() - start
+        return result
+
+    trained = train(model, data, config.budget, device=device, seed=config.seed, callback=callback,
+                    threads=config.train_threads)
+    result.curve = [dataclasses.asdict(point) for point in trained.curve]
+    result.training = {k: v for k, v in trained.to_dict().items() if k not in ("curve", "status", "reason")}
+    result.status, result.reason = trained.status, trained.reason
+    if trained.final is not None:
+        result.objectives["accuracy"] = trained.final.val_accuracy
+        result.objectives["val_loss"] = trained.final.val_loss
+    if trained.status == "ok" and weights_path is not None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(weights_path), metadata={"spec_hash": result.spec_hash})
+    result.wall_s = time.perf_counter() - start
+    del model
+    return result
+
+
+def _proxy_batch(data, config: EvalConfig, input_shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed batch of training data (seeded) for the zero-cost proxies, at the model's input size."""
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    n = min(config.zero_cost_batch_size, len(data.y_train))
+    index = torch.randperm(len(data.y_train), generator=generator)[:n].to(data.y_train.device)
+    x = data.normalize(data.x_train[index])
+    if x.dim() == 4 and tuple(x.shape[2:]) != tuple(input_shape[1:]):
+        x = torch.nn.functional.interpolate(x, size=tuple(input_shape[1:]), mode="bilinear", align_corners=False)
+    return x.cpu(), data.y_train[index].cpu()
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,126 @@
+"""The installed ``nas`` console script, run as a subprocess from the repository root."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.spec import ArchSpec
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path(sys.executable).with_name("nas")
+NAS = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "nas.cli"]
+# One intra-op thread: the models are tiny and the machine is small and shared (output does not depend on it).
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+TIMEOUT = 120
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*NAS, *args], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*NAS, *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=TIMEOUT)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def samples() -> dict[str, subprocess.CompletedProcess]:
+    """`nas space sample mobile -n 3 --seed 4` twice and once with --json, run side by side (each imports torch)."""
+    procs = {
+        "first": start("space", "sample", "mobile", "-n", "3", "--seed", "4"),
+        "second": start("space", "sample", "mobile", "-n", "3", "--seed", "4"),
+        "json": start("space", "sample", "mobile", "-n", "3", "--seed", "4", "--json"),
+    }
+    return {name: finish(proc) for name, proc in procs.items()}
+
+
+def test_validate_shipped_space_by_name():
+    result = run("space", "validate", "vision")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: vision (image)")
+    assert "baseline(s) fit" in result.stdout
+    assert result.stderr == ""
+
+
+def test_validate_baseline_spec_fits_its_space():
+    result = run("space", "validate", "search_spaces/baselines/resnet.yaml")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.strip()
+    assert re.match(r"ok: spec [0-9a-f]{12}, fits space 'vision': stem=conv3x32 \| s1 ", out), out
+    assert len(out.splitlines()) == 1
+    assert result.stderr == ""
+
+
+def test_show_lists_every_stage_and_the_size():
+    result = run("space", "show", "sequence")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    first = out.splitlines()[0]
+    assert re.match(r"sequence \(sequence\) — ~?[0-9.,^]+ architectures, \d+ choices", first), first
+    for title in ("stem", "multipliers", "regularization", "cell (shared by all stages)", "stage 1", "stage 2",
+                  "head", "baselines"):
+        assert title in out, title
+    assert "stage 3" not in out  # sequence has two stages
+    assert "mamba" in out and "transformer_encoder" in out
+
+
+def test_sample_prints_hash_params_flops(samples):
+    result = samples["first"]
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout
+    for line in lines:
+        assert re.match(r"[0-9a-f]{12}  ", line), line
+        assert "params=" in line and "flops=" in line
+        assert "stem=conv3x" in line
+
+
+def test_sample_is_deterministic(samples):
+    assert samples["first"].returncode == samples["second"].returncode == 0
+    assert samples["first"].stdout == samples["second"].stdout
+
+
+def test_sample_json_matches_the_table(samples):
+    result = samples["json"]
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    hashes = [line.split()[0] for line in samples["first"].stdout.splitlines()]
+    for line, expected_hash in zip(lines, hashes):
+        json.loads(line)  # each line is one JSON document
+        spec = ArchSpec.from_json(line)
+        assert spec.space == "mobile"
+        assert spec.hash() == expected_hash
+        assert ArchSpec.from_json(spec.to_json()).hash() == expected_hash
+
+
+@pytest.mark.parametrize("name", ["does-not-exist.yaml", "does-not-exist.json", "no_such_space"])
+def test_missing_file_is_one_line_exit_2(name):
+    result = run("space", "validate", name)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {name}: cannot read ")
+    assert "No such file" in lines[0]
+
+
+@pytest.mark.parametrize("statement", ["import nas", "import nas.errors, nas.spec, nas.yamlio, nas.grammar, nas.cli"])
+def test_import_is_cheap(statement):
+    code = (f"import sys; {statement}; "
+            "print(','.join(m for m in ('torch', 'optuna', 'ray') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"{statement!r} imported {result.stdout.strip()}"
