@@ -18,8 +18,8 @@ $(BIN)/nas: pyproject.toml
 setup: $(BIN)/nas
 
 demo: setup
-	$(BIN)/nas space show vision
 	$(BIN)/nas space sample vision -n 5 --seed 0
+	$(BIN)/nas eval vision --dataset digits --epochs 3 --seed 0
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from nas.errors import ConfigError, NasError
+from nas.errors import BuildError, ConfigError, NasError
 from nas.evaluate.train import Budget, EpochStats, train
 from nas.spec import ArchSpec
 
@@ -195,8 +195,12 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         if config.zero_cost:
             batch = _proxy_batch(data, config, input_shape)
             result.zero_cost = zero_cost.score_all(model, batch, seed=config.seed, names=list(config.zero_cost))
-    except NasError:
-        raise
+    except NasError as e:
+        if not isinstance(e, BuildError):  # a bad config or data set is the caller's error, not the candidate's
+            raise
+        result.status, result.reason = "error", e.one_line()
+        result.wall_s = time.perf_counter() - start
+        return result
     except Exception as e:  # a candidate that cannot even be built or measured fails, the caller goes on
         result.status, result.reason = "error", f"{type(e).__name__}: {e}".replace("\n", " ")
         result.wall_s = time.perf_counter() - start

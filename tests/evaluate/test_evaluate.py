@@ -1,0 +1,95 @@
+"""evaluate(spec, config): one call builds, measures, scores and proxy-trains; failures become a status."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nas.evaluate.evaluate import EvalConfig, TrialResult, evaluate, load_data
+from nas.evaluate.train import Budget
+from nas.spec import ArchSpec
+
+
+def spec_with(mixer: str, options: dict | None = None, *, skip: str = "residual", norm: str = "batch",
+              input_kind: str = "image") -> ArchSpec:
+    return ArchSpec.from_data({
+        "input": input_kind,
+        "stem": {"type": "conv", "width": 32, "kernel_size": 3},
+        "stages": [{"depth": 1, "width": 32, "mixer": {"type": mixer, "options": options or {}}, "skip": skip,
+                    "norm": norm}],
+    })
+
+
+def fast_config(**budget) -> EvalConfig:
+    return EvalConfig(dataset="digits", budget=Budget(**{"epochs": 3, "batch_size": 64, "lr": 3e-3, **budget}),
+                      latency_repeats=5, latency_warmup=1, throughput_batch_size=8, zero_cost_batch_size=16,
+                      train_threads=1)
+
+
+@pytest.mark.parametrize("mixer,options,norm", [
+    ("conv", {"kernel_size": 3}, "batch"),
+    ("attention", {"heads": 4, "pos_encoding": "learned"}, "batch"),  # LN attention needs ~8 epochs here
+    ("ssm", {"state_size": 8}, "layer"),
+], ids=["conv", "attention", "ssm"])
+def test_beats_chance_clearly_on_digits(mixer, options, norm):
+    result = evaluate(spec_with(mixer, options, norm=norm), fast_config())
+    assert result.status == "ok", result.reason
+    assert result.objectives["accuracy"] > 0.5  # chance is 0.1
+    assert len(result.curve) == 3
+    assert result.curve[-1]["train_loss"] < result.curve[0]["train_loss"]
+
+
+def test_result_is_plain_data_with_every_measure():
+    result = evaluate(spec_with("mbconv"), fast_config(epochs=0.5))
+    data = json.loads(json.dumps(result.to_dict()))
+    again = TrialResult.from_dict(data)
+    assert again == result
+    assert set(result.objectives) >= {"accuracy", "latency_ms", "params", "flops", "activation_mb"}
+    assert result.cost["latency"]["threads"] == 1 and result.cost["latency"]["repeats"] == 5
+    assert set(result.zero_cost) == {"synflow", "naswot", "grad_norm", "snip"}
+    assert result.input_shape == (1, 8, 8) and result.num_classes == 10
+    assert result.training["threads"] == 1 and result.training["samples_per_s"] > 0
+
+
+def test_resolution_budget_builds_the_model_for_the_resized_input():
+    result = evaluate(spec_with("conv"), fast_config(epochs=0.25, resolution=2.0))
+    assert result.status == "ok" and result.input_shape == (1, 16, 16)
+    small = evaluate(spec_with("conv"), fast_config(epochs=0.25))
+    assert result.objectives["flops"] > 3 * small.objectives["flops"]
+
+
+def test_a_candidate_that_cannot_be_built_fails_without_raising():
+    bad = ArchSpec.from_data({"input": "image", "stem": {"type": "patchify", "width": 16, "patch_size": 16},
+                              "stages": [{"depth": 1, "width": 16, "mixer": {"type": "conv"}}]})
+    result = evaluate(bad, fast_config())
+    assert result.status == "error" and "patch size 16 is larger than the input" in result.reason
+
+
+def test_pruning_callback_stops_training():
+    result = evaluate(spec_with("conv"), fast_config(), callback=lambda stats: True)
+    assert result.status == "pruned" and len(result.curve) == 1
+
+
+def test_weights_are_saved_as_safetensors(tmp_path):
+    from safetensors.torch import load_file
+
+    from nas.builder import build
+
+    path = tmp_path / "w.safetensors"
+    spec = spec_with("dwsep")
+    result = evaluate(spec, fast_config(epochs=0.25), weights_path=path)
+    state = load_file(str(path))
+    model = build(spec, result.input_shape, result.num_classes)
+    model.load_state_dict(state)
+
+
+def test_sequence_spec_on_a_sequence_view():
+    config = EvalConfig(dataset="digits:rows", budget=Budget(epochs=1, batch_size=64), latency_repeats=3,
+                        latency_warmup=1, throughput_batch_size=4, zero_cost=())
+    result = evaluate(spec_with("gru", input_kind="sequence", norm="layer"), config)
+    assert result.status == "ok" and result.input_shape == (8, 8)
+
+
+def test_data_is_cached_per_process():
+    config = fast_config()
+    assert load_data(config, "cpu") is load_data(config, "cpu")
