@@ -97,7 +97,8 @@ class Network(nn.Module):
         self.model_size = tuple(scaled_size(s, spec.resolution_multiplier) for s in spatial)
 
         first = spec.stages[0]
-        stem_ctx = BlockContext(dims, math.prod(self.model_size), first.norm, first.act, first.norm_groups)
+        stem_ctx = BlockContext(dims, math.prod(self.model_size), _norm_at(first.norm, math.prod(self.model_size)),
+                                first.act, first.norm_groups)
         stem_width = scaled_width(spec.stem.width, spec.width_multiplier)
         if spec.stem.type == "conv":
             self.stem = ConvNormAct(in_channels, stem_width, spec.stem.kernel_size, stem_ctx)
@@ -106,8 +107,9 @@ class Network(nn.Module):
             patch = spec.stem.patch_size
             if min(self.model_size) < patch:
                 raise BuildError(f"patch size {patch} is larger than the input {self.model_size}", key="stem")
+            patches = math.prod(s // patch for s in self.model_size)
             self.stem = nn.Sequential(conv_nd(dims, in_channels, stem_width, patch, stride=patch, padding=0),
-                                      make_norm(first.norm, stem_width, dims, first.norm_groups))
+                                      make_norm(_norm_at(first.norm, patches), stem_width, dims, first.norm_groups))
             size = [s // patch for s in self.model_size]
 
         channels = stem_width
@@ -123,14 +125,17 @@ class Network(nn.Module):
             kind = stage.downsample
             if kind != "none" and min(Downsample.output_size(kind, s) for s in size) < 1:
                 kind = "none"  # the map is already a single position: nothing left to halve
-            ctx = BlockContext(dims, 1, stage.norm, stage.act, stage.norm_groups)
             if kind != "none":
+                out_size = [Downsample.output_size(kind, s) for s in size]
+                ctx = BlockContext(dims, math.prod(out_size), _norm_at(stage.norm, math.prod(out_size)), stage.act,
+                                   stage.norm_groups)
                 down = Downsample(kind, channels, ctx_width, ctx)
                 layers.append(down)
                 channels = down.out_channels
-                size = [Downsample.output_size(kind, s) for s in size]
+                size = out_size
             width = _fit_heads(ctx_width, stage)
-            ctx = BlockContext(dims, math.prod(size), stage.norm, stage.act, stage.norm_groups)
+            positions = math.prod(size)
+            ctx = BlockContext(dims, positions, _norm_at(stage.norm, positions), stage.act, stage.norm_groups)
             if stage.skip == "dense":
                 layers.append(DenseStage(channels, width, ctx, stage, depth))
                 block_index += depth
@@ -144,10 +149,12 @@ class Network(nn.Module):
             self.stage_widths.append(width)
             self.stage_sizes.append(tuple(size))
 
-        head_ctx = BlockContext(dims, 1, spec.stages[-1].norm, spec.stages[-1].act, spec.stages[-1].norm_groups)
         self.fusion: FPNFusion | None = None
         if spec.head.type == "fpn":
             k = spec.head.fpn_stages
+            last = spec.stages[-1]
+            coarsest = min(math.prod(s) for s in self.stage_sizes[-k:])
+            head_ctx = BlockContext(dims, coarsest, _norm_at(last.norm, coarsest), last.act, last.norm_groups)
             self.fusion = FPNFusion(self.stage_widths[-k:], head_ctx, spec.head.fuse)
             channels = self.fusion.out_channels
         self.head = ClassifierHead(channels, self.num_classes, spec.head.dropout)
@@ -174,6 +181,12 @@ class Network(nn.Module):
         else:
             fused = features[-1]
         return self.head(fused)
+
+
+def _norm_at(norm: str, positions: int) -> str:
+    """Instance statistics over a single position are undefined (the normalised map is identically zero, and
+    ``F.group_norm`` refuses batch 1): such a map uses LayerNorm over channels instead."""
+    return "layer" if norm == "instance" and positions <= 1 else norm
 
 
 def _fit_heads(width: int, stage: StageSpec) -> int:

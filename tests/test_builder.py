@@ -119,3 +119,21 @@ def test_build_from_file(tmp_path):
     path = tmp_path / "arch.json"
     spec().save(path)
     assert build(path, (1, 8, 8), 3)(torch.randn(1, 1, 8, 8)).shape == (1, 3)
+
+
+def test_instance_norm_on_a_single_position_falls_back_to_layer_norm():
+    """Instance statistics over one position are undefined: the map would be all zeros and F.group_norm refuses
+    batch 1 even in eval mode (found by a real search: FLOP counting failed)."""
+    from nas.evaluate.measure import count_flops
+
+    one = spec(stem={"type": "patchify", "width": 16, "patch_size": 4},
+               stages=[{"depth": 1, "width": 16, "norm": "instance", "mixer": {"type": "conv"}},
+                       {"depth": 1, "width": 32, "norm": "instance", "downsample": "patch_merge",
+                        "mixer": {"type": "conv"}}],
+               head={"type": "fpn", "fuse": "add", "fpn_stages": 2})
+    model = build(one, (1, 8, 8), 10)
+    assert model.stage_sizes == [(2, 2), (1, 1)]
+    assert count_flops(model, torch.randn(1, 1, 8, 8)) > 0
+    model.train()
+    out = model(torch.randn(4, 1, 8, 8))
+    assert out.std(0).abs().sum() > 0  # not a constant function of the input

@@ -1,0 +1,523 @@
+"""The Pareto report of a run: a data step, then drawing steps.
+
+``report_data(run_dir)`` reads the run's Optuna storage into plain pandas tables (one row per trial, a flat column
+per grammar choice and per objective), the Pareto set, the hypervolume history, the baselines evaluated under the
+run's proxy budget, the learning curves of the Pareto members with a fit diagnosis, and the pattern insight
+(per-choice importance and share of the front vs. share of all trials). The drawing steps (``write_html``,
+``write_png``, ``write_tables``) only read that data, as Optuna's visualization splits ``_get_*_info`` from drawing.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from nas import pareto
+from nas.errors import RunError
+
+LABELS = {"accuracy": "validation accuracy", "latency_ms": "latency (ms)", "params": "parameters", "flops": "FLOPs",
+          "activation_mb": "activation memory (MB)"}
+
+
+@dataclass
+class ReportData:
+    name: str
+    space: str
+    dataset: str
+    objectives: list[str]
+    directions: list[str]
+    choices: list[str]
+    trials: pd.DataFrame
+    pareto: pd.DataFrame
+    hypervolume: pd.DataFrame
+    reference: list[float]
+    baselines: pd.DataFrame
+    curves: dict[int, pd.DataFrame] = field(default_factory=dict)
+    fit: dict[int, str] = field(default_factory=dict)
+    importance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    shares: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data step
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _open(run_dir: str | Path):
+    from nas.control.config import load_config
+    from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
+    from nas.grammar import Space
+
+    run = RunDir.open(run_dir)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=run.study_name, storage=run.storage())
+    except KeyError:
+        raise RunError("the run's storage holds no study yet (no trial has started)", file=str(run.path)) from None
+    config, _ = load_config(run.path / CONFIG_FILE)
+    space = Space.from_text((run.path / SPACE_FILE).read_text(), file=str(run.path / SPACE_FILE))
+    return run, study, config, space
+
+
+def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
+    run, study, config, space = _open(run_dir)
+    objectives = list(config.objectives)
+    directions = list(config.directions)
+    choices = [p.name for p in space.choices()]
+    trials = trials_frame(study, objectives, choices)
+    complete = trials[trials["state"] == "COMPLETE"]
+    values = complete[objectives].to_numpy(dtype=float) if len(complete) else np.zeros((0, len(objectives)))
+    notes: list[str] = []
+
+    mask = pareto.pareto_mask(values, directions) if len(values) else np.zeros(0, bool)
+    trials["on_front"] = False
+    trials.loc[complete.index[mask], "on_front"] = True
+    front = trials[trials["on_front"]].copy()
+    if len(front):
+        front_values = front[objectives].to_numpy(dtype=float)
+        front["crowding"] = pareto.crowding_distance(front_values, directions)
+        front["knee"] = False
+        front.loc[front.index[pareto.knee_point(front_values, directions)], "knee"] = True
+        front = front.sort_values(objectives[0], ascending=directions[0] == "minimize")
+
+    reference = reference_point(values, objectives, directions)
+    hv = pd.DataFrame({"number": complete["number"].to_numpy(), "hypervolume": np.nan})
+    if len(values) and len(objectives) <= 3:
+        hv["hypervolume"] = pareto.hypervolume_history(values, directions, reference)
+    elif len(objectives) > 3:
+        notes.append("hypervolume history is computed for up to 3 objectives")
+
+    base = baseline_frame(run, config, space, objectives) if baselines else pd.DataFrame()
+    curves, fit = {}, {}
+    for _, row in front.iterrows():
+        curve = pd.DataFrame(row["curve"] or [])
+        curves[int(row["number"])] = curve
+        fit[int(row["number"])] = diagnose_fit(curve)
+    if len(front):
+        front["fit"] = [fit[int(n)] for n in front["number"]]
+
+    importance = param_importance(study, objectives, directions)
+    if importance.empty and len(complete) >= 2:
+        notes.append("parameter importance needs more completed trials with varying choices")
+    shares = choice_shares(trials[trials["state"] == "COMPLETE"], choices)
+    return ReportData(name=run.path.name, space=space.name, dataset=config.dataset, objectives=objectives,
+                      directions=directions, choices=choices, trials=trials, pareto=front, hypervolume=hv,
+                      reference=list(reference), baselines=base, curves=curves, fit=fit, importance=importance,
+                      shares=shares, notes=notes)
+
+
+def trials_frame(study, objectives: list[str], choices: list[str]) -> pd.DataFrame:
+    """One row per trial: state, status, objectives, spec, fidelity, zero-cost scores and one column per choice."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "status": attrs.get("status"),
+                               "reason": attrs.get("reason"), "spec_hash": attrs.get("spec_hash"),
+                               "summary": attrs.get("summary"), "reused_from": attrs.get("reused_from")}
+        measured = dict(attrs.get("objectives") or {})
+        curve = attrs.get("curve") or []
+        if curve and "accuracy" not in measured:
+            measured["accuracy"] = curve[-1].get("val_accuracy")  # a pruned trial: what it reached
+        for i, name in enumerate(objectives):
+            value = t.values[i] if t.values is not None else measured.get(name)
+            row[name] = float(value) if isinstance(value, (int, float)) else np.nan
+        row["fidelity_epochs"] = curve[-1]["epoch"] if curve else 0.0
+        row["wall_s"] = attrs.get("wall_s")
+        for key, value in (attrs.get("zero_cost") or {}).items():
+            row[f"zc_{key}"] = value
+        for name in choices:
+            row[name] = t.params.get(name)
+        row["curve"] = curve
+        rows.append(row)
+    columns = ["number", "state", "status", "reason", "spec_hash", "summary", "reused_from", *objectives,
+               "fidelity_epochs", "wall_s", *choices, "curve"]
+    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [c for r in rows for c in r])))
+    return frame.sort_values("number").reset_index(drop=True)
+
+
+def reference_point(values: np.ndarray, objectives: list[str], directions: list[str]) -> np.ndarray:
+    """Hypervolume reference: 0 for accuracy, else 10% beyond the worst completed value of each objective."""
+    ref = []
+    for j, (name, direction) in enumerate(zip(objectives, directions)):
+        column = values[:, j] if len(values) else np.array([1.0])
+        column = column[np.isfinite(column)] if len(column) else np.array([1.0])
+        if name == "accuracy":
+            ref.append(0.0)
+        elif direction == "minimize":
+            worst = float(column.max()) if len(column) else 1.0
+            ref.append(worst * 1.1 + 1e-12)
+        else:
+            worst = float(column.min()) if len(column) else 0.0
+            ref.append(worst - 0.1 * abs(worst) - 1e-12)
+    return np.array(ref)
+
+
+def baseline_frame(run, config, space, objectives: list[str]) -> pd.DataFrame:
+    """The space's hand-designed baselines, evaluated under the run's proxy budget (cached in the run dir)."""
+    from nas.evaluate.evaluate import evaluate
+    from nas.grammar import shipped_spaces_dir
+
+    space.load_baselines(shipped_spaces_dir() / "baselines")
+    cache_path = run.path / "baselines.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    key_of = config.budget_key()
+    rows, changed = [], False
+    for name, spec in space.baselines.items():
+        key = f"{spec.hash()}:{key_of}"
+        if key not in cache:
+            result = evaluate(spec, config.to_eval_config())
+            cache[key] = {"status": result.status, "reason": result.reason, "objectives": result.objectives}
+            changed = True
+        entry = cache[key]
+        row = {"name": name, "spec_hash": spec.hash(), "summary": spec.summary(), "status": entry["status"]}
+        for o in objectives:
+            row[o] = entry["objectives"].get(o, np.nan)
+        rows.append(row)
+    if changed:
+        cache_path.write_text(json.dumps(cache, indent=1))
+    return pd.DataFrame(rows, columns=["name", "spec_hash", "summary", "status", *objectives])
+
+
+def diagnose_fit(curve: pd.DataFrame) -> str:
+    """Flag over- and under-fitting the way the catalogue's "monitor training" advice reads a learning curve."""
+    if curve is None or len(curve) < 2:
+        return "too short to judge (one evaluation)"
+    train, val = curve["train_loss"].to_numpy(float), curve["val_loss"].to_numpy(float)
+    best = float(np.min(val))
+    if val[-1] > best * 1.05 and train[-1] < train[int(np.argmin(val))]:
+        return f"over-fitting: validation loss rose {100 * (val[-1] / best - 1):.0f}% above its minimum " \
+               "while training loss kept falling"
+    if train[-1] > 0.85 * train[0]:
+        return "under-fitting: training loss fell less than 15% (more capacity, epochs or a higher LR)"
+    if val[-1] < val[-2] - 1e-3 and train[-1] < train[-2]:
+        return "still improving: a longer budget would likely help"
+    return "ok"
+
+
+def param_importance(study, objectives: list[str], directions: list[str]) -> pd.DataFrame:
+    """Optuna's fANOVA importance of every choice present in all completed trials, per objective."""
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if len(complete) < 3:
+        return pd.DataFrame(columns=["parameter", "objective", "importance"])
+    rows = []
+    for i, name in enumerate(objectives):
+        try:
+            scores = optuna.importance.get_param_importances(
+                study, target=lambda t, i=i: t.values[i],
+                evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+        except (RuntimeError, ValueError):
+            continue
+        rows += [{"parameter": p, "objective": name, "importance": float(v)} for p, v in scores.items()]
+    return pd.DataFrame(rows, columns=["parameter", "objective", "importance"])
+
+
+def choice_shares(complete: pd.DataFrame, choices: list[str]) -> pd.DataFrame:
+    """Per choice and option: its share of the Pareto front against its share of all completed trials."""
+    rows = []
+    front = complete[complete["on_front"]] if "on_front" in complete else complete.iloc[:0]
+    for name in choices:
+        column = complete[name]
+        if column.isna().all():
+            continue
+        values = column.dropna()
+        if pd.api.types.is_float_dtype(values) and values.nunique() > 8:
+            bins = pd.qcut(values, 4, duplicates="drop")
+            labelled = bins.astype(str)
+            front_labelled = labelled.loc[labelled.index.intersection(front.index)]
+        else:
+            labelled = values.astype(str)
+            front_labelled = front[name].dropna().astype(str)
+        counts = labelled.value_counts()
+        front_counts = front_labelled.value_counts()
+        for option, n in counts.items():
+            f = int(front_counts.get(option, 0))
+            rows.append({"parameter": name, "option": option, "trials": int(n), "front": f,
+                         "share_all": n / len(values), "share_front": f / len(front) if len(front) else 0.0,
+                         "lift": (f / len(front)) / (n / len(values)) if len(front) else 0.0})
+    return pd.DataFrame(rows, columns=["parameter", "option", "trials", "front", "share_all", "share_front", "lift"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plot data (shared by HTML and PNG)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ScatterData(NamedTuple):
+    x_name: str
+    y_name: str
+    completed: pd.DataFrame
+    front: pd.DataFrame  # sorted along x, for the step line
+    pruned: pd.DataFrame
+    failed: pd.DataFrame
+    baselines: pd.DataFrame
+
+
+def scatter_data(data: ReportData, x: str | None = None, y: str | None = None) -> ScatterData:
+    """Accuracy against latency when both are objectives; else the first two objectives."""
+    objectives = data.objectives
+    if x is None or y is None:
+        if "accuracy" in objectives and len(objectives) > 1:
+            y = "accuracy"
+            x = "latency_ms" if "latency_ms" in objectives else next(o for o in objectives if o != "accuracy")
+        else:
+            x, y = objectives[0], objectives[1] if len(objectives) > 1 else objectives[0]
+    if x == "accuracy":  # accuracy reads best upwards
+        x, y = y, x
+    t = data.trials
+    completed = t[t["state"] == "COMPLETE"]
+    front = completed[completed["on_front"]]
+    if x != y:
+        front = _front_2d(completed, x, y, data)
+    pruned = t[(t["state"] == "PRUNED")].dropna(subset=[x, y])
+    failed = t[t["state"] == "FAIL"]
+    base = data.baselines.dropna(subset=[x, y]) if len(data.baselines) else data.baselines
+    return ScatterData(x, y, completed, front.sort_values(x), pruned, failed, base)
+
+
+def _front_2d(completed: pd.DataFrame, x: str, y: str, data: ReportData) -> pd.DataFrame:
+    directions = [data.directions[data.objectives.index(x)], data.directions[data.objectives.index(y)]]
+    values = completed[[x, y]].to_numpy(float)
+    return completed[pareto.pareto_mask(values, directions)] if len(values) else completed
+
+
+def _step_line(front: pd.DataFrame, x: str, y: str, y_direction: str) -> tuple[list, list]:
+    """The staircase through a 2-D front (x minimised): each member holds its y until the next member."""
+    xs, ys = [], []
+    for i, (_, row) in enumerate(front.iterrows()):
+        if i:
+            xs.append(row[x])
+            ys.append(ys[-1])
+        xs.append(row[x])
+        ys.append(row[y])
+    return xs, ys
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# drawing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+def scatter_figure(s: ScatterData, data: ReportData):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    hover = "#%{customdata[0]} %{customdata[1]}<extra></extra>"
+    if len(s.completed):
+        fig.add_trace(go.Scatter(x=s.completed[s.x_name], y=s.completed[s.y_name], mode="markers", name="completed",
+                                 marker=dict(color="#8aa4c8", size=8),
+                                 customdata=s.completed[["number", "summary"]].to_numpy(), hovertemplate=hover))
+    if len(s.pruned):
+        fig.add_trace(go.Scatter(x=s.pruned[s.x_name], y=s.pruned[s.y_name], mode="markers",
+                                 name="pruned / infeasible (value reached)",
+                                 marker=dict(color="#bbbbbb", symbol="x", size=8),
+                                 customdata=s.pruned[["number", "summary"]].to_numpy(), hovertemplate=hover))
+    if len(s.front):
+        xs, ys = _step_line(s.front, s.x_name, s.y_name, "")
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto front", line=dict(color="#d62728",
+                                                                                          shape="linear")))
+        fig.add_trace(go.Scatter(x=s.front[s.x_name], y=s.front[s.y_name], mode="markers", name="Pareto members",
+                                 marker=dict(color="#d62728", size=11, line=dict(color="black", width=1)),
+                                 customdata=s.front[["number", "summary"]].to_numpy(), hovertemplate=hover))
+    if len(s.baselines):
+        fig.add_trace(go.Scatter(x=s.baselines[s.x_name], y=s.baselines[s.y_name], mode="markers+text",
+                                 name="hand-designed baselines", text=s.baselines["name"], textposition="top center",
+                                 marker=dict(color="black", symbol="diamond", size=11),
+                                 customdata=s.baselines[["name", "summary"]].to_numpy(),
+                                 hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>"))
+    failed = f" — {len(s.failed)} failed trial(s) have no values (listed below)" if len(s.failed) else ""
+    fig.update_layout(title=f"{_label(s.y_name)} vs {_label(s.x_name)}{failed}", xaxis_title=_label(s.x_name),
+                      yaxis_title=_label(s.y_name), template="plotly_white", height=520)
+    return fig
+
+
+def write_html(data: ReportData, path: Path) -> None:
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    sections = []
+
+    def figure(fig) -> str:
+        return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+    s = scatter_data(data)
+    sections.append(("Accuracy vs. cost", figure(scatter_figure(s, data))))
+
+    if len(data.objectives) > 2 and len(s.completed):
+        dims = [dict(label=_label(o), values=s.completed[o]) for o in data.objectives]
+        par = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=s.completed["on_front"].astype(int),
+                                                                  colorscale=[[0, "#8aa4c8"], [1, "#d62728"]])))
+        par.update_layout(title="All objectives (red: Pareto members)", height=420)
+        pairs = [figure(scatter_figure(scatter_data(data, a, b), data)) for i, a in enumerate(data.objectives)
+                 for b in data.objectives[i + 1:]]
+        sections.append(("Parallel coordinates and 2-D fronts", figure(par) + "".join(pairs)))
+
+    if len(data.hypervolume):
+        hv = go.Figure(go.Scatter(x=data.hypervolume["number"], y=data.hypervolume["hypervolume"],
+                                  mode="lines+markers"))
+        hv.update_layout(title=f"Hypervolume vs. trial (reference {np.round(data.reference, 4).tolist()})",
+                         xaxis_title="trial", yaxis_title="hypervolume", template="plotly_white", height=380)
+        sections.append(("Hypervolume", figure(hv)))
+
+    columns = ["number", *data.objectives, "fit", "summary"]
+    sections.append(("Pareto set", _html_table(data.pareto, columns, sortable=True)))
+
+    if data.curves:
+        curves = go.Figure()
+        for number, curve in data.curves.items():
+            if len(curve):
+                curves.add_trace(go.Scatter(x=curve["epoch"], y=curve["train_loss"], mode="lines+markers",
+                                            name=f"#{number} train", line=dict(dash="dot")))
+                curves.add_trace(go.Scatter(x=curve["epoch"], y=curve["val_loss"], mode="lines+markers",
+                                            name=f"#{number} val"))
+        curves.update_layout(title="Learning curves of the Pareto members", xaxis_title="epoch",
+                             yaxis_title="loss", template="plotly_white", height=420)
+        flags = "".join(f"<li>#{n}: {html.escape(v)}</li>" for n, v in data.fit.items())
+        sections.append(("Learning curves", figure(curves) + f"<ul>{flags}</ul>"))
+
+    insight = ""
+    if len(data.importance):
+        imp = go.Figure()
+        for name, group in data.importance.groupby("objective"):
+            imp.add_trace(go.Bar(x=group["parameter"], y=group["importance"], name=name))
+        imp.update_layout(title="Choice importance per objective (fANOVA)", barmode="group", height=420,
+                          template="plotly_white")
+        insight += figure(imp) + _html_table(data.importance, ["parameter", "objective", "importance"],
+                                             sortable=True)
+    if len(data.shares):
+        top = data.shares[data.shares["front"] > 0]
+        share = go.Figure([go.Bar(x=top["parameter"] + "=" + top["option"], y=top["share_front"],
+                                  name="share of Pareto front"),
+                           go.Bar(x=top["parameter"] + "=" + top["option"], y=top["share_all"],
+                                  name="share of all trials")])
+        share.update_layout(title="Options on the front vs. in all trials", barmode="group", height=460,
+                            template="plotly_white")
+        insight += figure(share) + _html_table(data.shares, list(data.shares.columns), sortable=True)
+    sections.append(("Pattern insight", insight or "<p>Not enough completed trials yet.</p>"))
+
+    if len(s.failed):
+        sections.append(("Failed trials", _html_table(s.failed, ["number", "status", "reason", "summary"])))
+    if len(data.baselines):
+        sections.append(("Baselines (same proxy budget)",
+                         _html_table(data.baselines, ["name", *data.objectives, "status", "summary"])))
+
+    counts = data.trials["state"].value_counts().to_dict()
+    header = (f"<h1>patternnas report: {html.escape(data.name)}</h1><p>space <b>{html.escape(data.space)}</b>, "
+              f"dataset <b>{html.escape(data.dataset)}</b>, objectives "
+              + ", ".join(f"{o} ({d})" for o, d in zip(data.objectives, data.directions))
+              + " — trials: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) + "</p>"
+              + "".join(f"<p><i>{html.escape(n)}</i></p>" for n in data.notes))
+    body = header + "".join(f"<h2>{html.escape(t)}</h2>{content}" for t, content in sections)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(data.name)} report</title>"
+            f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
+            f"<script>{_SORT_JS}</script></head><body>{body}</body></html>")
+    path.write_text(page, encoding="utf-8")
+
+
+def write_png(data: ReportData, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = scatter_data(data)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=150)
+    if len(s.completed):
+        ax.scatter(s.completed[s.x_name], s.completed[s.y_name], s=18, c="#8aa4c8", label="completed")
+    if len(s.pruned):
+        ax.scatter(s.pruned[s.x_name], s.pruned[s.y_name], s=18, c="#bbbbbb", marker="x", label="pruned")
+    if len(s.front):
+        xs, ys = _step_line(s.front, s.x_name, s.y_name, "")
+        ax.plot(xs, ys, c="#d62728", lw=1.5)
+        ax.scatter(s.front[s.x_name], s.front[s.y_name], s=40, c="#d62728", edgecolors="k", label="Pareto front",
+                   zorder=3)
+    if len(s.baselines):
+        ax.scatter(s.baselines[s.x_name], s.baselines[s.y_name], s=50, c="k", marker="D", label="baselines")
+        for _, row in s.baselines.iterrows():
+            ax.annotate(row["name"], (row[s.x_name], row[s.y_name]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xlabel(_label(s.x_name))
+    ax.set_ylabel(_label(s.y_name))
+    ax.set_title(f"{data.name}: {data.space} on {data.dataset}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_tables(data: ReportData, out: Path) -> dict[str, Path]:
+    trials_csv, pareto_csv, summary_md = out / "trials.csv", out / "pareto.csv", out / "summary.md"
+    flat = data.trials.drop(columns=["curve"])
+    flat.to_csv(trials_csv, index=False)
+    data.pareto.drop(columns=["curve"], errors="ignore").to_csv(pareto_csv, index=False)
+    lines = [f"# {data.name}: Pareto set", "",
+             f"space `{data.space}`, dataset `{data.dataset}`, {len(data.trials)} trials, "
+             f"{int((data.trials['state'] == 'COMPLETE').sum())} completed, {len(data.pareto)} on the front.", ""]
+    columns = ["number", *data.objectives, "summary"]
+    lines.append(markdown_table(data.pareto, columns))
+    if len(data.baselines):
+        lines += ["", "## Baselines (same proxy budget)", "",
+                  markdown_table(data.baselines, ["name", *data.objectives, "status"])]
+    summary_md.write_text("\n".join(lines) + "\n")
+    return {"trials.csv": trials_csv, "pareto.csv": pareto_csv, "summary.md": summary_md}
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, baselines: bool = True) -> dict[str, Path]:
+    """Write report.html, pareto.png, trials.csv, pareto.csv and summary.md; return their paths."""
+    data = report_data(run_dir, baselines=baselines)
+    out = Path(out_dir) if out_dir else Path(run_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_tables(data, out)
+    write_html(data, out / "report.html")
+    write_png(data, out / "pareto.png")
+    paths.update({"report.html": out / "report.html", "pareto.png": out / "pareto.png"})
+    return paths
+
+
+def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
+    columns = [c for c in columns if c in frame.columns]
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in frame.iterrows():
+        rows.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+    return "\n".join(rows)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def _html_table(frame: pd.DataFrame, columns: list[str], *, sortable: bool = False) -> str:
+    columns = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in columns) + "</tr>"
+                   for _, row in frame.iterrows())
+    cls = " class='sortable'" if sortable else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px}table{border-collapse:collapse;
+margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 6px;text-align:left}th{background:#f3f3f3}
+table.sortable th{cursor:pointer}h2{margin-top:32px}"""
+
+_SORT_JS = """document.addEventListener('click',function(e){var th=e.target.closest('table.sortable th');if(!th)return;
+var table=th.closest('table'),i=Array.prototype.indexOf.call(th.parentNode.children,th),body=table.tBodies[0];
+var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';var rows=Array.prototype.slice.call(body.rows);
+rows.sort(function(a,b){var x=a.cells[i].textContent,y=b.cells[i].textContent,p=parseFloat(x),q=parseFloat(y);
+var c=(!isNaN(p)&&!isNaN(q))?p-q:x.localeCompare(y);return asc?c:-c;});rows.forEach(function(r){body.appendChild(r);});});"""
