@@ -17,9 +17,12 @@ $(BIN)/nas: pyproject.toml
 
 setup: $(BIN)/nas
 
+# The main job: a small multi-objective search (accuracy vs. CPU latency) on the embedded 8x8 digits, then its
+# report and the export of the knee of the front. Running it again continues (and finishes) the same run.
 demo: setup
-	$(BIN)/nas space sample vision -n 5 --seed 0
-	$(BIN)/nas eval vision --dataset digits --epochs 3 --seed 0
+	$(BIN)/nas search experiments/digits_demo.yaml --name demo --resume --quiet
+	$(BIN)/nas report runs/demo
+	$(BIN)/nas export runs/demo --knee --out runs/demo/export --force
 
 test: setup
 	$(BIN)/python -m pytest -q

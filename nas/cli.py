@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-zero-cost", action="store_true", help="skip the zero-cost proxies")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.set_defaults(handler=_eval)
+    _add_search_commands(commands)
+    _add_ship_commands(commands)
     return parser
 
 
@@ -209,6 +211,172 @@ def _eval(args) -> int:
     else:
         print(result.report())
     return 0 if result.status in ("ok", "pruned") else 1
+
+
+# -- search / resume (the search controller: nas.control) --------------------------------------------------------
+
+
+def _add_search_commands(commands) -> None:
+    p = commands.add_parser("search", help="run an architecture search from a run config (experiments/*.yaml)")
+    p.add_argument("config", help="a run config YAML (space, dataset, objectives, budget, sampler, trials)")
+    p.add_argument("--name", default=None, help="run name: the folder under --runs-dir (default: the config's "
+                                                "name, else its file name)")
+    p.add_argument("--runs-dir", default="runs", help="where runs live (default ./runs)")
+    p.add_argument("--resume", action="store_true", help="continue the run of that name if it exists")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (sqlite:///FILE, postgresql://...); "
+                                                   "default: journal.log in the run folder")
+    p.add_argument("--trials", type=int, default=None, help="number of trials (COMPLETE + PRUNED + FAIL)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="start no new trial after this many seconds")
+    p.add_argument("--sampler", default=None, help="tpe, nsga2, random, gp or evolution")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--epochs", type=float, default=None, help="budget.epochs")
+    p.add_argument("--device", default=None, help="training device: auto, cpu, cuda")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key (dotted, e.g. budget.batch_size=32); repeatable")
+    p.add_argument("-q", "--quiet", action="store_true", help="one plain line per trial, no live display")
+    p.set_defaults(handler=_search)
+
+    p = commands.add_parser("resume", help="continue a run (after a stop or a crash) to its target")
+    p.add_argument("run_dir", help="the run folder, e.g. runs/digits_demo")
+    p.add_argument("--trials", type=int, default=None, help="new target number of trials (saved in the run)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=_resume)
+
+
+def _search(args) -> int:
+    from nas.control.config import parse_set
+    from nas.control.search import search
+
+    overrides = parse_set(args.set)
+    for key, value in (("trials", args.trials), ("time_budget_s", args.time_budget), ("sampler", args.sampler),
+                       ("seed", args.seed), ("dataset", args.dataset), ("budget.epochs", args.epochs),
+                       ("device", args.device)):
+        if value is not None:
+            overrides[key] = value
+    search(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=args.resume,
+           storage=args.storage, quiet=args.quiet)
+    return 0
+
+
+def _resume(args) -> int:
+    from nas.control.search import resume
+
+    resume(args.run_dir, trials=args.trials, time_budget_s=args.time_budget, quiet=args.quiet)
+    return 0
+
+
+# -- report / export / train (nas.report, nas.export, nas.fulltrain) -------------------------------------------------
+
+
+def _add_ship_commands(commands) -> None:
+    p = commands.add_parser("report", help="write the run's report: report.html, pareto.png, trials.csv, "
+                                           "pareto.csv, summary.md (also while the run is going)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="output folder (default RUN/report)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip evaluating the space's hand-designed baselines under the run's budget")
+    p.set_defaults(handler=_report)
+
+    p = commands.add_parser("export", help="export an architecture (a search trial or a spec file): arch.json, "
+                                           "ONNX (checked with onnxruntime), TorchScript, MODEL.md")
+    p.add_argument("target", help="a run folder (runs/NAME) or a spec file (.json/.yaml)")
+    rule = p.add_mutually_exclusive_group()
+    rule.add_argument("--trial", type=int, default=None, help="trial number")
+    rule.add_argument("--knee", action="store_true", help="the knee of the Pareto front")
+    p.add_argument("--max-latency-ms", type=float, default=None, help="the most accurate trial within this latency")
+    p.add_argument("--min-accuracy", type=float, default=None, help="the fastest trial reaching this accuracy")
+    p.add_argument("-o", "--out", default=None,
+                   help="export folder (default: RUN/exports/trial-NNNN, or exports/HASH for a spec file)")
+    p.add_argument("--dataset", default=None, help="spec file only: the dataset giving input shape and classes")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--input-shape", default=None, metavar="C,H,W|L,C",
+                   help="spec file only, with --num-classes, instead of --dataset")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite a folder holding another export (or this one's trained weights)")
+    p.set_defaults(handler=_export)
+
+    p = commands.add_parser("train", help="train an exported architecture fully (resumable), test once, "
+                                          "write weights + card")
+    p.add_argument("export_dir", help="an export folder (or its arch.json), e.g. runs/NAME/exports/trial-0007")
+    p.add_argument("--dataset", default=None, help="default: the dataset recorded in the export")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3, as in the search)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="stop after this many epochs in this call (run again to continue)")
+    p.add_argument("--restart", action="store_true", help="discard an existing checkpoint, train from scratch")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-reexport", action="store_true",
+                   help="do not rewrite model.onnx / model.ts with the trained weights (they are removed)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=_train)
+
+
+def _report(args) -> int:
+    from nas.report import write_report
+
+    paths = write_report(args.run_dir, args.out, baselines=not args.no_baselines)
+    print(f"report written to {paths['report.html'].parent}")
+    for name, path in paths.items():
+        print(f"  {path}")
+    return 0
+
+
+def _export(args) -> int:
+    from nas.export import export_from
+
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(s) for s in args.input_shape.replace("x", ",").split(","))
+        except ValueError:
+            raise NasError(f"expected integers such as 3,32,32 or 784,1, got {args.input_shape!r}",
+                           key="--input-shape") from None
+    if args.trial is not None and (args.max_latency_ms is not None or args.min_accuracy is not None):
+        raise NasError("--trial cannot be combined with --max-latency-ms / --min-accuracy", key="--trial")
+    if args.knee and (args.max_latency_ms is not None or args.min_accuracy is not None):
+        raise NasError("--knee cannot be combined with --max-latency-ms / --min-accuracy", key="--knee")
+    paths = export_from(args.target, args.out, trial=args.trial, dataset=args.dataset, data_dir=args.data_dir,
+                        input_shape=shape, num_classes=args.num_classes, opset=args.opset, force=args.force,
+                        max_latency_ms=args.max_latency_ms, min_accuracy=args.min_accuracy, knee=args.knee)
+    print(f"exported to {paths['dir']}")
+    for key in ("arch", "weights", "onnx", "torchscript", "card"):
+        if paths.get(key):
+            print(f"  {paths[key]}")
+    if paths.get("onnx_max_abs_diff") is not None:
+        print(f"ONNX check: onnxruntime vs PyTorch max abs diff {paths['onnx_max_abs_diff']:.2e}")
+    return 0
+
+
+def _train(args) -> int:
+    from nas.fulltrain import train_full
+
+    result = train_full(args.export_dir, dataset=args.dataset, epochs=args.epochs, data_dir=args.data_dir,
+                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+                        checkpoint_every=args.checkpoint_every, train_subset=args.train_subset,
+                        max_epochs_this_call=args.max_epochs, restart=args.restart, threads=args.threads,
+                        reexport=not args.no_reexport, log=None if args.json else print)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    elif result["status"] == "done":
+        print(f"done: test accuracy {result['test_accuracy']:.4f}; weights, ONNX and MODEL.md in {args.export_dir}")
+        if result.get("export_error"):
+            print(f"warning: {result['export_error']}", file=sys.stderr)
+    elif result["status"] == "diverged":
+        print(f"diverged: {result.get('reason')}", file=sys.stderr)
+    if result["status"] == "done":
+        return 0 if not result.get("export_error") else 1
+    return 0 if result["status"] == "paused" else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,387 @@
+"""Run configurations: the YAML file a search starts from (``experiments/*.yaml``), validated by pydantic.
+
+A run config names everything a search needs::
+
+    space: vision                    # a shipped space name, or a path (relative to this file, then the cwd)
+    dataset: digits                  # any name nas.data knows (digits, mnist, fashion_mnist, cifar10, mnist:rows ...)
+    data_dir: null                   # default $NAS_DATA_DIR or ~/.cache/nas/data
+    train_subset: null               # cap on the training pool (class-balanced)
+    objectives: [accuracy, latency_ms]   # accuracy is maximised; latency_ms, params, flops, activation_mb minimised
+    constraints: {max_latency_ms: 5, max_params: 200000, max_flops: 5000000}
+    budget: {epochs: 2, batch_size: 32}  # the fields of nas.evaluate.train.Budget
+    rungs: [0.5]                     # optional multi-fidelity checks, as fractions of budget.epochs
+    sampler: nsga2                   # tpe | nsga2 | random | gp | evolution (default: nsga2 with >= 2 objectives)
+    trials: 16                       # and/or time_budget_s
+    seed: 0
+    device: auto                     # training device
+    latency_device: cpu
+    train_threads: 1                 # torch CPU threads for the whole search (training, proxies); null: torch's
+
+A search on a shared CPU should set ``train_threads`` to at most the free cores: oversubscribed torch threads
+spin and make e.g. the float64 synflow proxy ten times slower.
+
+Every error is a one-line :class:`~nas.errors.ConfigError` naming the file, line and key. Overrides (``--set
+key=value``, ``--trials`` ...) are applied to the raw data before validation, so they are checked the same way;
+an error in an overridden key names the override instead of a line.
+
+This module does not import torch or optuna.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas.errors import ConfigError
+from nas.yamlio import load_yaml
+
+# Kept in step with nas.evaluate.evaluate.OBJECTIVES (a test checks it) so that loading a config stays torch-free.
+OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize",
+                              "flops": "minimize", "activation_mb": "minimize"}
+SAMPLERS = ("tpe", "nsga2", "random", "gp", "evolution")
+# Keys whose change would make the trials already in a run incomparable with new ones.
+INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives", "constraints", "budget", "rungs",
+                "rung_keep")
+LATENCY_KEYS = ("latency_device", "latency_batch_size", "latency_threads")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class BudgetConfig(_Strict):
+    """Mirror of :class:`nas.evaluate.train.Budget` with its ranges (so that loading a config stays torch-free;
+    the search checks the real Budget again before it writes anything)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
+
+    epochs: float = Field(default=1.0, gt=0)
+    data_fraction: float = Field(default=1.0, gt=0, le=1)
+    resolution: float = Field(default=1.0, gt=0, le=8)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=2e-3, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    warmup_fraction: float = Field(default=0.1, ge=0, le=1)
+
+
+class Constraints(_Strict):
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    max_params: int | None = Field(default=None, ge=1)
+    max_flops: int | None = Field(default=None, ge=1)
+
+    def active(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class RunConfig(_Strict):
+    """A validated run configuration (plain data; ``to_eval_config`` turns it into the evaluator's config)."""
+
+    name: str | None = None
+    description: str = ""
+    space: str
+    dataset: str = "digits"
+    data_dir: str | None = None
+    val_fraction: float = Field(default=0.1, gt=0, lt=1)
+    train_subset: int | None = Field(default=None, ge=2)
+    objectives: list[str] = Field(default_factory=lambda: ["accuracy", "latency_ms"], min_length=1)
+    constraints: Constraints = Field(default_factory=Constraints)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    rungs: list[float] | None = None
+    rung_keep: float = Field(default=0.5, gt=0, le=1)
+    rung_min_trials: int = Field(default=3, ge=1)
+    sampler: str | None = None
+    population_size: int | None = Field(default=None, ge=2)
+    tournament_size: int | None = Field(default=None, ge=1)
+    trials: int | None = Field(default=None, ge=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+    seed: int = 0
+    device: str = "auto"
+    latency_device: str = "cpu"
+    latency_batch_size: int = Field(default=1, ge=1)
+    latency_repeats: int = Field(default=30, ge=1)
+    latency_warmup: int = Field(default=5, ge=0)
+    latency_threads: int = Field(default=1, ge=1)
+    train_threads: int | None = Field(default=None, ge=1)
+    zero_cost: bool | list[str] = True
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in OBJECTIVES:
+                raise ValueError(f"unknown objective {name!r} (known: {', '.join(OBJECTIVES)})")
+        if len(set(value)) != len(value):
+            raise ValueError("an objective is listed twice")
+        return value
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, value: str | None) -> str | None:
+        if value is not None and value not in SAMPLERS:
+            raise ValueError(f"unknown sampler {value!r} (known: {', '.join(SAMPLERS)})")
+        return value
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return None
+        for r in value:
+            if not 0 < r < 1:
+                raise ValueError(f"a rung is a fraction of budget.epochs in (0, 1), got {r}")
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("rungs must be strictly increasing")
+        return value or None
+
+    @model_validator(mode="after")
+    def _whole(self):
+        if self.trials is None and self.time_budget_s is None:
+            raise ValueError("@trials: give trials and/or time_budget_s (when to stop)")
+        if self.rungs and "accuracy" not in self.objectives:
+            raise ValueError("@rungs: rungs prune on validation accuracy, which is not among the objectives")
+        return self
+
+    # -- derived --------------------------------------------------------------------------------------------------
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o] for o in self.objectives]
+
+    @property
+    def sampler_name(self) -> str:
+        return self.sampler or ("nsga2" if len(self.objectives) >= 2 else "tpe")
+
+    def budget_obj(self):
+        from nas.evaluate.train import Budget
+
+        return Budget(**self.budget.model_dump())
+
+    def to_eval_config(self):
+        """The :class:`~nas.evaluate.evaluate.EvalConfig` of this run (imports torch)."""
+        from nas.evaluate.evaluate import EvalConfig
+
+        return EvalConfig.from_options(
+            dataset=self.dataset, data_dir=self.data_dir, val_fraction=self.val_fraction,
+            train_subset=self.train_subset, budget=self.budget.model_dump(), seed=self.seed, device=self.device,
+            latency_device=self.latency_device, latency_batch_size=self.latency_batch_size,
+            latency_repeats=self.latency_repeats, latency_warmup=self.latency_warmup,
+            latency_threads=self.latency_threads, train_threads=self.train_threads,
+            zero_cost=tuple(self.zero_cost) if isinstance(self.zero_cost, list) else self.zero_cost)
+
+    def to_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def fingerprint(self, space_text: str) -> dict[str, Any]:
+        """The values that, when changed, invalidate a run's trials (the space by content)."""
+        data = self.to_data()
+        found = {k: data[k] for k in INVALIDATING if k != "space"}
+        found["space"] = hashlib.sha256(space_text.encode()).hexdigest()[:16]
+        if "latency_ms" in self.objectives or self.constraints.max_latency_ms is not None:
+            for key in LATENCY_KEYS:
+                found[key] = data[key]
+        return found
+
+    def budget_key(self) -> str:
+        """Identifies the budget a result was obtained with (for reusing results of repeated specs)."""
+        data = {"budget": self.budget.model_dump(), "dataset": self.dataset, "train_subset": self.train_subset,
+                "val_fraction": self.val_fraction, "rungs": self.rungs}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Readable 'key: old -> new' items for every leaf that differs between two fingerprints."""
+    changes: list[str] = []
+
+    def walk(a, b, prefix):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+        elif a != b:
+            if prefix == "space":
+                changes.append("space (its content differs)")
+            else:
+                changes.append(f"{prefix} ({_short(a)} -> {_short(b)})")
+
+    old, new = dict(old), dict(new)
+    for key in LATENCY_KEYS:  # latency settings matter only while latency is measured for an objective/constraint
+        if key not in old or key not in new:
+            old.pop(key, None)
+            new.pop(key, None)
+    walk(old, new, "")
+    return changes
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading, with overrides
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """``["budget.epochs=2", "sampler=tpe"]`` -> ``{"budget.epochs": 2, "sampler": "tpe"}`` (values are YAML)."""
+    found: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set needs key=value, got {item!r}", key="--set")
+        try:
+            found[key] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            found[key] = raw
+    return found
+
+
+def apply_overrides(data: dict, overrides: Mapping[str, Any]) -> tuple[dict, set[tuple]]:
+    """Apply dotted-key overrides (a mapping value merges into a mapping); return the data and overridden paths."""
+    data = copy.deepcopy(data)
+    touched: set[tuple] = set()
+    for key, value in overrides.items():
+        path = tuple(key.split("."))
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"cannot set {key!r}: {'.'.join(path[:i + 1])} is not a mapping", key=key)
+            node = child
+        last = path[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(last), dict):
+            node[last] = {**node[last], **copy.deepcopy(dict(value))}
+            touched.update(path + (k,) for k in value)
+        else:
+            node[last] = copy.deepcopy(value)
+            if isinstance(value, Mapping):
+                touched.update(path + (k,) for k in value)
+        touched.add(path)
+    return data, touched
+
+
+def locate(error, file: Path | None, overrides: Mapping[str, Any] | None = None) -> ConfigError:
+    """Turn an error about a config key found after loading (unknown dataset, proxy ...) into a ConfigError
+    naming the file and line of that key (or the override that set it)."""
+    key = getattr(error, "key", None)
+    message = getattr(error, "message", str(error))
+    if not key or getattr(error, "file", None):
+        return error if isinstance(error, ConfigError) else ConfigError(error.one_line())
+    path = tuple(key.split("."))
+    lines: dict = {}
+    if file is not None:
+        try:
+            _, lines = load_yaml(Path(file).read_text(), file=str(file), error=ConfigError)
+        except (OSError, ConfigError):
+            lines = {}
+    touched = {tuple(k.split(".")) for k in (overrides or {})}
+    return _located(message, path, file, lines, touched)
+
+
+def load_config(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> \
+        tuple[RunConfig, Path | None]:
+    """Load and validate a run config from a YAML path or a mapping; return it and its file (None for a mapping)."""
+    file: Path | None = None
+    lines: dict = {}
+    if isinstance(source, Mapping):
+        data: Any = copy.deepcopy(dict(source))
+    else:
+        file = Path(source)
+        try:
+            text = file.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read run config: {e.strerror}", file=str(file)) from None
+        data, lines = load_yaml(text, file=str(file), error=ConfigError)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("a run config must be a mapping of keys (space, dataset, objectives, ...)",
+                          file=str(file) if file else None, line=1 if file else None)
+    data, touched = apply_overrides(data, overrides or {})
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise _config_error(e, file, lines, touched) from None
+    return config, file
+
+
+def _config_error(error: ValidationError, file: Path | None, lines: dict, touched: set[tuple]) -> ConfigError:
+    first = error.errors()[0]
+    loc = tuple(first.get("loc", ()))
+    message = str(first.get("msg", "invalid value"))
+    kind = first.get("type", "")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if message.startswith("@"):  # a whole-model check naming its key: "@key: message"
+        key, _, message = message[1:].partition(": ")
+        loc = loc + (key,)
+    if kind == "extra_forbidden":
+        parent = loc[:-1]
+        model = RunConfig
+        for part in parent:
+            field = model.model_fields.get(part)
+            annotation = getattr(field, "annotation", None)
+            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+            if model is None:
+                break
+        known = f" (expected one of: {', '.join(model.model_fields)})" if model is not None else ""
+        message = f"unknown key {loc[-1]!r}{known}"
+    elif kind == "missing":
+        message = f"missing key {loc[-1]!r}"
+    elif "input" in first and kind not in ("value_error",):
+        message = f"{message} (got {_short(first['input'])})"
+    # list items: name the list key, point at the item's line
+    return _located(message, loc, file, lines, touched)
+
+
+def _located(message: str, loc: tuple, file: Path | None, lines: dict, touched: set[tuple]) -> ConfigError:
+    key = ".".join(str(p) for p in loc) or None
+    overridden = any(loc[:n] in touched for n in range(len(loc), 0, -1))
+    if overridden:
+        return ConfigError(f"{message} (from an override)", key=key)
+    line = None
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            line = lines[loc[:n]]
+            break
+    return ConfigError(message, file=str(file) if file else None, line=line, key=key)
+
+
+def resolve_space_path(space: str, config_file: Path | None) -> Path:
+    """A shipped name (vision, mobile, sequence) or a path relative to the config file's folder, then the cwd."""
+    from nas.grammar import shipped_spaces_dir
+
+    candidates = []
+    raw = Path(space).expanduser()
+    if raw.is_absolute():
+        candidates.append(raw)
+    else:
+        if config_file is not None:
+            candidates.append(config_file.parent / raw)
+        candidates.append(Path.cwd() / raw)
+        if raw.suffix == "" and "/" not in space:
+            candidates.append(shipped_spaces_dir() / f"{space}.yaml")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(f"space {space!r} is neither a shipped space (vision, mobile, sequence) nor a file",
+                      file=str(config_file) if config_file else None, key="space")
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_data(), sort_keys=False, default_flow_style=None, width=120)
+
+
+def budget_fields() -> list[str]:
+    return list(BudgetConfig.model_fields)
+
+
+__all__ = ["RunConfig", "load_config", "locate", "parse_set", "apply_overrides", "describe_changes",
+           "resolve_space_path", "dump_config", "OBJECTIVES", "SAMPLERS", "budget_fields"]

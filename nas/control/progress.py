@@ -1,0 +1,181 @@
+"""Search progress: one line per finished trial (plain with ``--quiet``, styled with a live status line otherwise).
+
+Every line carries the counts (complete / pruned / failed), the best accuracy, the size of the Pareto front (via
+:mod:`nas.pareto`), the elapsed time and an ETA. The same plain line goes to the run's ``search.log``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from nas.pareto import pareto_mask
+
+SHORT = {"accuracy": "acc", "latency_ms": "lat_ms", "params": "params", "flops": "flops",
+         "activation_mb": "act_mb"}
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(max(0.0, seconds)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_value(name: str, value: float) -> str:
+    if name in ("params", "flops"):
+        for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if abs(value) >= scale:
+                return f"{value / scale:.2f}{unit}"
+        return f"{value:.0f}"
+    return f"{value:.4f}" if name == "accuracy" else f"{value:.3g}"
+
+
+def fmt_values(objectives: list[str], values: list[float] | None) -> str:
+    if not values:
+        return ""
+    return " ".join(f"{SHORT.get(o, o)}={fmt_value(o, v)}" for o, v in zip(objectives, values))
+
+
+@dataclass
+class Tally:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    reused: int = 0
+    infeasible: int = 0
+    values: list[list[float]] = field(default_factory=list)  # objective values of the trained COMPLETE trials
+
+    @property
+    def counted(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+
+class Progress:
+    def __init__(self, *, objectives: list[str], directions: list[str], target: int | None,
+                 time_budget_s: float | None, quiet: bool, log: Callable[[str], None], tally: Tally):
+        self.objectives = objectives
+        self.directions = directions
+        self.target = target
+        self.time_budget_s = time_budget_s
+        self.quiet = quiet
+        self.log = log
+        self.tally = tally
+        self.start = time.perf_counter()
+        self.session_trials = 0
+        self.session_counted_start = tally.counted
+        self._live = None
+        self._console = None
+        if not quiet:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, soft_wrap=True)
+
+    # -- aggregates -------------------------------------------------------------------------------------------------
+    def best_accuracy(self) -> float | None:
+        if "accuracy" not in self.objectives or not self.tally.values:
+            return None
+        i = self.objectives.index("accuracy")
+        return max(v[i] for v in self.tally.values)
+
+    def front_size(self) -> int:
+        if not self.tally.values:
+            return 0
+        return int(pareto_mask(np.array(self.tally.values, dtype=float), self.directions).sum())
+
+    def eta(self) -> float | None:
+        elapsed = time.perf_counter() - self.start
+        done = self.tally.counted - self.session_counted_start
+        estimates = []
+        if self.target is not None and done > 0:
+            estimates.append(elapsed / done * max(0, self.target - self.tally.counted))
+        if self.time_budget_s is not None:
+            estimates.append(max(0.0, self.time_budget_s - elapsed))
+        return min(estimates) if estimates else None
+
+    def status(self) -> str:
+        t = self.tally
+        total = f"{t.counted}/{self.target}" if self.target else f"{t.counted}"
+        parts = [f"{total}: {t.complete} ok, {t.pruned} pruned, {t.failed} failed"]
+        extra = []
+        if t.reused:
+            extra.append(f"{t.reused} reused")
+        if t.infeasible:
+            extra.append(f"{t.infeasible} infeasible")
+        if extra:
+            parts[0] += f" ({', '.join(extra)})"
+        best = self.best_accuracy()
+        if best is not None:
+            parts.append(f"best acc {best:.4f}")
+        parts.append(f"front {self.front_size()}")
+        parts.append(f"{fmt_duration(time.perf_counter() - self.start)} elapsed, ETA {fmt_duration(self.eta())}")
+        return " | ".join(parts)
+
+    # -- events -------------------------------------------------------------------------------------------------------
+    def begin(self, message: str) -> None:
+        self.log(message)
+        if self.quiet:
+            print(message, flush=True)
+            return
+        from rich.live import Live
+        from rich.text import Text
+
+        self._console.print(message, markup=False)
+        self._live = Live(Text(self.status()), console=self._console, transient=True,
+                          refresh_per_second=2, redirect_stdout=False, redirect_stderr=False)
+        self._live.start()
+
+    def running(self, number: int, summary: str) -> None:
+        if self._live is not None:
+            from rich.text import Text
+
+            self._live.update(Text(f"running #{number}: {_clip(summary, 70)}\n{self.status()}"))
+
+    def finished(self, number: int, state: str, values: list[float] | None, wall_s: float, summary: str,
+                 note: str = "") -> None:
+        self.session_trials += 1
+        what = fmt_values(self.objectives, values)
+        note = f" [{note}]" if note else ""
+        line = (f"#{number:<4d} {state:<9s} {what}{note} ({wall_s:.1f}s) | {self.status()} | "
+                f"{_clip(summary, 100)}")
+        self.log(line)
+        if self.quiet:
+            print(line, flush=True)
+            return
+        style = {"complete": "green", "pruned": "yellow", "failed": "red", "reused": "cyan"}.get(state, "")
+        from rich.text import Text
+
+        text = Text(f"#{number:<4d} ")
+        text.append(f"{state:<9s}", style=style)
+        text.append(f" {what}{note} ({wall_s:.1f}s) | {self.status()} | {_clip(summary, 100)}")
+        self._console.print(text)
+        if self._live is not None:
+            self._live.update(Text(self.status()))
+
+    def end(self, message: str) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self.log(message)
+        if self.quiet:
+            print(message, flush=True)
+        else:
+            self._console.print(message, markup=False)
+
+    def print_block(self, text: str) -> None:
+        """Print a multi-line block (e.g. the final Pareto front)."""
+        if self.quiet or self._console is None:
+            print(text, flush=True)
+        else:
+            self._console.print(text, markup=False)
+        sys.stdout.flush()
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."

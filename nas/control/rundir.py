@@ -1,0 +1,173 @@
+"""A run directory ``runs/<name>/``: what a search writes and what ``nas resume`` reads back.
+
+    config.yaml   the validated run config (overrides applied): the snapshot resume uses
+    space.yaml    a copy of the search space file, so the run does not depend on the file it came from
+    run.json      study name, storage URL, the fingerprint of the settings that must not change, timestamps
+    journal.log   the Optuna storage (JournalFileBackend) unless --storage names another
+    search.log    one plain line per trial and per start / resume
+    lock          held (flock) by the process searching, so two processes never drive one run
+
+A directory without ``run.json`` is not a run; nothing is written into it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.errors import RunError
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+SPACE_FILE = "space.yaml"
+JOURNAL_FILE = "journal.log"
+LOG_FILE = "search.log"
+LOCK_FILE = "lock"
+FORMAT = "patternnas-run"
+
+
+def now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def check_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("-"):
+        raise RunError(f"run name {name!r} must be a plain folder name (no slashes)", key="--name")
+    return name
+
+
+def normalize_storage(url: str) -> str:
+    """Make a relative sqlite path absolute so that the run can be resumed from any working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(Path(url[len(prefix):]).expanduser().resolve())
+    if "://" not in url:
+        raise RunError(f"storage {url!r} is not a URL (e.g. sqlite:///runs/nas.db, postgresql://...)",
+                       key="--storage")
+    return url
+
+
+@dataclass
+class RunDir:
+    path: Path
+    meta: dict[str, Any]
+
+    # -- opening ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def is_run(path: Path) -> bool:
+        return (path / RUN_FILE).is_file()
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError("no such run directory", file=str(path))
+        meta_path = path / RUN_FILE
+        if not meta_path.is_file():
+            raise RunError(f"not a run directory (no {RUN_FILE}; runs are made by `nas search`)", file=str(path))
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            raise RunError(f"unreadable {RUN_FILE}: {e}", file=str(meta_path)) from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise RunError(f"{RUN_FILE} is not a patternnas run file", file=str(meta_path))
+        for name in (CONFIG_FILE, SPACE_FILE):
+            if not (path / name).is_file():
+                raise RunError(f"run directory is missing {name}", file=str(path))
+        return cls(path, meta)
+
+    @classmethod
+    def create(cls, path: Path, *, study_name: str, storage: str | None, config_text: str, space_text: str,
+               space_source: str, fingerprint: dict) -> "RunDir":
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_FILE).write_text(config_text)
+        (path / SPACE_FILE).write_text(space_text)
+        meta = {"format": FORMAT, "version": 1, "study_name": study_name, "storage": storage or JOURNAL_FILE,
+                "space_source": space_source, "fingerprint": fingerprint, "created": now()}
+        run = cls(path, meta)
+        run.save_meta()
+        return run
+
+    def save_meta(self) -> None:
+        tmp = self.path / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.meta, indent=2) + "\n")
+        os.replace(tmp, self.path / RUN_FILE)
+
+    # -- pieces ---------------------------------------------------------------------------------------------------
+    @property
+    def study_name(self) -> str:
+        return self.meta["study_name"]
+
+    @property
+    def storage_url(self) -> str:
+        """The storage as a URL or file path that ``optuna`` (and its CLI's --storage) understands."""
+        storage = self.meta.get("storage", JOURNAL_FILE)
+        return str(self.path / storage) if "://" not in storage else storage
+
+    @property
+    def uses_journal(self) -> bool:
+        return "://" not in self.meta.get("storage", JOURNAL_FILE)
+
+    def storage(self):
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        if self.uses_journal:
+            return JournalStorage(JournalFileBackend(self.storage_url))
+        try:
+            return optuna.storages.RDBStorage(self.storage_url)
+        except Exception as e:  # noqa: BLE001 - bad URL, missing driver, unreachable server
+            raise RunError(f"cannot open storage {self.storage_url!r}: {type(e).__name__}: {e}",
+                           key="storage") from None
+
+    def log(self, line: str) -> None:
+        with open(self.path / LOG_FILE, "a") as f:
+            f.write(line.rstrip("\n") + "\n")
+
+    # -- one process at a time ------------------------------------------------------------------------------------
+    def lock(self) -> "RunDir":
+        import fcntl
+
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                owner = os.pread(fd, 32, 0).decode().strip() or "?"
+            finally:
+                os.close(fd)
+            raise RunError(f"run is in use by another process (pid {owner})", file=str(self.path)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+        return self
+
+    def repair_journal(self) -> list[str]:
+        """After a process was killed mid-write: drop the journal's leftover lock file (Optuna would wait 30 s
+        for it) and a half-written last record. Only safe while holding the run's lock (no other writer)."""
+        if not self.uses_journal or getattr(self, "_lock_fd", None) is None:
+            return []
+        journal = Path(self.storage_url)
+        done = []
+        stale_lock = Path(str(journal) + ".lock")  # optuna.storages.journal._file.LOCK_FILE_SUFFIX
+        if stale_lock.exists() or stale_lock.is_symlink():
+            stale_lock.unlink()
+            done.append("removed a stale journal lock")
+        if journal.is_file() and journal.stat().st_size:
+            with open(journal, "rb+") as f:
+                data = f.read()
+                if not data.endswith(b"\n"):
+                    keep = data.rfind(b"\n") + 1
+                    f.truncate(keep)
+                    done.append(f"dropped a half-written journal record ({len(data) - keep} bytes)")
+        return done
+
+    def unlock(self) -> None:
+        fd = getattr(self, "_lock_fd", None)
+        if fd is not None:
+            os.close(fd)  # releases the flock
+            self._lock_fd = None

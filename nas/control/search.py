@@ -1,0 +1,513 @@
+"""The search controller on one machine: Optuna ask/tell around :func:`nas.evaluate.evaluate.evaluate`.
+
+One trial:
+
+1. ``study.ask()``; the spec is sampled define-by-run (:class:`~nas.control.suggest.OptunaSuggest`), so only the
+   parameters a choice activates exist in the trial.
+2. **No repeats**: if a COMPLETE trial of this study has the same spec hash and budget, its values are told again
+   (user attr ``reused_from``) and nothing is trained.
+3. **Constraints**: the space's own constraints (at its reference input) and the config's ``max_params`` /
+   ``max_flops`` / ``max_latency_ms`` (at the dataset's input) are checked before training. A violating spec is
+   told **PRUNED** with ``status: infeasible``, the reason, and Optuna constraint values (``trial.set_constraint``:
+   relative excess, so TPE ranks infeasible trials by how far off they are); it is never trained.
+4. ``evaluate`` builds, measures, scores (zero-cost) and trains the candidate. With ``rungs``, validation accuracy is
+   checked at each rung (a fraction of ``budget.epochs``; checked at the first validation at or after it, i.e.
+   after a whole epoch): a trial below the ``1 - rung_keep`` quantile of the earlier trials at that rung (once
+   ``rung_min_trials`` have reached it) is stopped and told PRUNED.
+5. ``study.tell``: COMPLETE with the objective values in the config's order; a candidate whose status is not ok
+   (diverged, oom, error, build failure) is told FAIL with ``status`` / ``reason`` in its user attrs.
+
+User attrs of a trial: ``spec`` (JSON), ``spec_hash``, ``summary``, ``budget_key``, ``status``, ``reason``,
+``objectives`` (every measured one), ``cost``, ``curve``, ``zero_cost``, ``training``, ``wall_s`` and, where they
+apply, ``reused_from``, ``rungs``, ``precheck``, ``retry_of``, ``stale``.
+
+**Counting and resume.** A run's target is a number of *counted* trials: COMPLETE + PRUNED + FAIL, leaving out
+FAIL trials marked ``stale``. A process that is killed leaves its trial RUNNING; the next ``nas resume`` (which
+holds the run's lock, so no live process owns that trial) marks it FAIL + ``stale`` and enqueues its parameters
+again (``retry_of``), so the count ends exact. Ctrl-C does the same at once.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from nas.control.config import (RunConfig, describe_changes, dump_config, load_config, locate,
+                                resolve_space_path)
+from nas.control.progress import Progress, Tally, fmt_values
+from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage, now
+from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
+
+COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
+                "input_shape")
+COUNTED = ("COMPLETE", "PRUNED", "FAIL")
+
+
+@dataclass
+class Prepared:
+    config: RunConfig
+    config_file: Path | None
+    space: Any
+    space_text: str
+    space_source: str
+    overrides: Mapping[str, Any] | None = None
+
+
+def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
+            space_file: Path | None = None) -> Prepared:
+    """Load the config and its space (``space_file`` replaces the config's space: a run's own copy)."""
+    from nas.grammar import Space
+
+    config, file = load_config(source, overrides)
+    path = space_file or resolve_space_path(config.space, file)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read space file: {e.strerror}", file=str(path), key="space") from None
+    space = Space.from_text(text, file=str(path))
+    return Prepared(config, file, space, text, str(path), dict(overrides or {}))
+
+
+def counted(trial) -> bool:
+    return trial.state.name in COUNTED and not (trial.state.name == "FAIL" and trial.user_attrs.get("stale"))
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy (non-finite floats -> None, tuples -> lists)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class Engine:
+    """Everything one process needs to run trials of one run: data, eval config, space, study."""
+
+    def __init__(self, prepared: Prepared, *, quiet: bool = False):
+        try:
+            self._setup(prepared, quiet)
+        except BudgetError as e:
+            e.key = f"budget.{e.key}" if e.key else "budget"
+            raise locate(e, prepared.config_file, prepared.overrides) from None
+        except (ConfigError, DataError) as e:  # name the config line of the key at fault
+            raise locate(e, prepared.config_file, prepared.overrides) from None
+
+    def _setup(self, prepared: Prepared, quiet: bool) -> None:
+        from nas.evaluate.evaluate import load_data
+        from nas.evaluate.zero_cost import PROXIES
+
+        self.config = prepared.config
+        self.space = prepared.space
+        self.quiet = quiet
+        self.eval_config = self.config.to_eval_config()
+        for name in self.eval_config.zero_cost:
+            if name not in PROXIES:
+                raise ConfigError(f"unknown zero-cost proxy {name!r} (known: {', '.join(PROXIES)})",
+                                  key="zero_cost")
+        self.device = self.eval_config.resolved_device()
+        self.data = load_data(self.eval_config, self.device)
+        if self.data.kind != self.space.input:
+            raise ConfigError(f"space {self.space.name!r} is for {self.space.input} input but dataset "
+                              f"{self.config.dataset!r} is {self.data.kind} data", key="dataset")
+        self.input_shape = tuple(self.eval_config.budget.input_shape(self.data.input_shape))
+        self.num_classes = int(self.data.num_classes)
+        self.budget_key = self.config.budget_key()
+        self.study = None
+        self.run_dir: RunDir | None = None
+
+    # -- study -----------------------------------------------------------------------------------------------------
+    def attach(self, run: RunDir, *, create: bool) -> None:
+        import optuna
+
+        from nas.control.samplers import make_sampler
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.run_dir = run
+        self.storage = run.storage()
+        if create:
+            self.study = optuna.create_study(study_name=run.study_name, storage=self.storage,
+                                             directions=self.config.directions, load_if_exists=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.study.set_metric_names(list(self.config.objectives))
+            self.study.set_user_attr("objectives", list(self.config.objectives))
+            self.study.set_user_attr("run_dir", str(run.path.resolve()))
+        else:
+            try:
+                self.study = optuna.load_study(study_name=run.study_name, storage=self.storage)
+            except KeyError:
+                raise RunError(f"study {run.study_name!r} is not in the run's storage {run.storage_url}",
+                               file=str(run.path)) from None
+        n = len(self.study.get_trials(deepcopy=False))
+        # a resumed run must not replay the sampler's random stream from the start (that repeats old trials)
+        seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
+        self.study.sampler = make_sampler(self.config, self.space, seed=seed)
+
+    def recover_stale(self) -> list[int]:
+        """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again."""
+        from optuna.trial import TrialState
+
+        stale = []
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.storage.set_trial_user_attr(t._trial_id, "stale", True)
+            self.storage.set_trial_user_attr(t._trial_id, "status", "stale")
+            self.storage.set_trial_user_attr(t._trial_id, "reason", "left RUNNING by a stopped process; re-enqueued")
+            self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            self.study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+            stale.append(t.number)
+        return stale
+
+    def load_tally(self) -> Tally:
+        tally = Tally()
+        self.done: dict[tuple[str, str], Any] = {}
+        self.rung_peers: list[list[float]] = [[] for _ in (self.config.rungs or [])]
+        for t in self.study.get_trials(deepcopy=False):
+            attrs = t.user_attrs
+            state = t.state.name
+            if state == "COMPLETE":
+                tally.complete += 1
+                if "reused_from" in attrs:
+                    tally.reused += 1
+                else:
+                    tally.values.append(list(t.values))
+                if "spec_hash" in attrs and "reused_from" not in attrs:
+                    self.done.setdefault((attrs["spec_hash"], attrs.get("budget_key", "")), t)
+            elif state == "PRUNED":
+                tally.pruned += 1
+                tally.infeasible += attrs.get("status") == "infeasible"
+            elif state == "FAIL" and not attrs.get("stale"):
+                tally.failed += 1
+            if "reused_from" not in attrs and attrs.get("budget_key") == self.budget_key:
+                for i, point in (attrs.get("rungs") or {}).items():
+                    if int(i) < len(self.rung_peers) and point.get("accuracy") is not None:
+                        self.rung_peers[int(i)].append(point["accuracy"])
+        return tally
+
+    # -- the loop ----------------------------------------------------------------------------------------------------
+    def run(self, *, trials: int | None, time_budget_s: float | None, header: str) -> None:
+        self.tally = self.load_tally()
+        self.progress = Progress(objectives=self.config.objectives, directions=self.config.directions,
+                                 target=trials, time_budget_s=time_budget_s, quiet=self.quiet,
+                                 log=self.run_dir.log, tally=self.tally)
+        start = time.perf_counter()
+        self.progress.begin(header)
+        reason = "done"
+        import torch
+
+        threads = torch.get_num_threads()
+        if self.config.train_threads:  # also for the zero-cost proxies: more threads than free cores thrash
+            torch.set_num_threads(self.config.train_threads)
+        try:
+            while True:
+                if trials is not None and self.tally.counted >= trials:
+                    break
+                if time_budget_s is not None and time.perf_counter() - start >= time_budget_s:
+                    reason = "time budget reached"
+                    break
+                self.one_trial()
+        except KeyboardInterrupt:
+            reason = "interrupted"
+            raise
+        finally:
+            torch.set_num_threads(threads)
+            self.progress.end(f"{now()} stop ({reason}): {self.tally.counted} trials counted, "
+                              f"{self.tally.complete} complete, front {self.progress.front_size()}")
+        self.progress.print_block(front_report(self.study, self.config.objectives, self.config.directions))
+
+    def one_trial(self) -> None:
+        trial = self.study.ask()
+        t0 = time.perf_counter()
+        try:
+            state, values, note = self._trial(trial)
+        except BaseException as e:
+            self._abandon(trial, e)
+            raise
+        summary = trial.user_attrs.get("summary", "")
+        self.progress.finished(trial.number, state, values, time.perf_counter() - t0, summary, note)
+
+    def _tell(self, trial, state: str, values: list[float] | None = None, **attrs) -> None:
+        from optuna.trial import TrialState
+
+        for key, value in attrs.items():
+            trial.set_user_attr(key, _clean(value))
+        self.study.tell(trial, values=values, state=getattr(TrialState, state))
+
+    def _trial(self, trial) -> tuple[str, list[float] | None, str]:
+        from nas.control.suggest import OptunaSuggest
+
+        try:
+            spec = self.space.sample(OptunaSuggest(trial))
+        except NasError as e:
+            self._tell(trial, "FAIL", status="error", reason=e.one_line())
+            self.tally.failed += 1
+            return "failed", None, e.one_line()
+        spec_hash = spec.hash()
+        for key, value in (("spec", spec.to_json(indent=None)), ("spec_hash", spec_hash),
+                           ("summary", spec.summary()), ("budget_key", self.budget_key)):
+            trial.set_user_attr(key, value)
+        self.progress.running(trial.number, spec.summary())
+
+        previous = self.done.get((spec_hash, self.budget_key))
+        if previous is not None:
+            copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}
+            values = list(previous.values)
+            self._tell(trial, "COMPLETE", values, reused_from=previous.number, **copied)
+            self.tally.complete += 1
+            self.tally.reused += 1  # its values are already in the tally (front sizes count distinct specs)
+            return "reused", values, f"= #{previous.number}"
+
+        try:
+            problems, amounts, measured = self.check_constraints(spec)
+        except (BuildError, SpecError) as e:
+            self._tell(trial, "FAIL", status="error", reason=e.one_line())
+            self.tally.failed += 1
+            return "failed", None, e.one_line()
+        if problems:
+            for key, amount in amounts.items():
+                trial.set_constraint(key, amount)
+            self._tell(trial, "PRUNED", status="infeasible", reason="; ".join(problems), precheck=measured)
+            self.tally.pruned += 1
+            self.tally.infeasible += 1
+            return "pruned", None, "infeasible: " + "; ".join(problems)
+
+        from nas.evaluate.evaluate import evaluate
+
+        rungs: dict[str, dict] = {}
+        try:
+            result = evaluate(spec, self.eval_config, data=self.data, callback=self._rung_callback(trial, rungs))
+        except (BuildError, SpecError) as e:
+            self._tell(trial, "FAIL", status="error", reason=e.one_line())
+            self.tally.failed += 1
+            return "failed", None, e.one_line()
+        attrs = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
+                 "cost": result.cost, "curve": result.curve, "zero_cost": result.zero_cost,
+                 "training": result.training, "wall_s": result.wall_s, "input_shape": list(result.input_shape)}
+        if rungs:
+            attrs["rungs"] = rungs
+        if measured:
+            attrs["precheck"] = measured
+        if result.status == "pruned":
+            self._tell(trial, "PRUNED", **attrs)
+            self.tally.pruned += 1
+            return "pruned", None, result.reason or ""
+        values = [result.objectives.get(o) for o in self.config.objectives]
+        if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
+        if attrs["status"] != "ok":
+            self._tell(trial, "FAIL", **attrs)
+            self.tally.failed += 1
+            return "failed", None, f"{attrs['status']}: {attrs['reason']}"
+        values = [float(v) for v in values]
+        self._tell(trial, "COMPLETE", values, **attrs)
+        self.tally.complete += 1
+        self.tally.values.append(values)
+        self.done.setdefault((spec_hash, self.budget_key), _Frozen(trial.number, values, _clean(attrs)))
+        return "complete", values, ""
+
+    def _rung_callback(self, trial, rungs: dict):
+        if not self.config.rungs:
+            return None
+        epochs = self.config.budget.epochs
+        milestones = [r * epochs for r in self.config.rungs]
+        keep, minimum = self.config.rung_keep, self.config.rung_min_trials
+        state = {"next": 0}
+
+        def callback(stats) -> bool:
+            import numpy as np
+
+            stop = False
+            while state["next"] < len(milestones) and stats.epoch >= milestones[state["next"]] - 1e-9:
+                i = state["next"]
+                state["next"] += 1
+                peers = self.rung_peers[i]
+                acc = float(stats.val_accuracy)
+                threshold = float(np.quantile(peers, 1 - keep)) if len(peers) >= minimum else None
+                rungs[str(i)] = {"epoch": stats.epoch, "accuracy": acc, "threshold": threshold}
+                peers.append(acc)
+                if threshold is not None and acc < threshold and stats.epoch < epochs - 1e-9:
+                    stop = True
+                    break
+            return stop
+
+        return callback
+
+    def check_constraints(self, spec) -> tuple[list[str], dict[str, float], dict[str, Any]]:
+        """(violations, relative excess per constraint, what was measured) before any training."""
+        problems: list[str] = []
+        amounts: dict[str, float] = {}
+        measured: dict[str, Any] = {}
+        if self.space.constraints:
+            for text in self.space.violations(spec):
+                problems.append(f"space constraint: {text}")
+                amounts["space"] = 1.0
+        limits = self.config.constraints.active()
+        if not limits:
+            return problems, amounts, measured
+        from nas.builder import build, example_input
+        from nas.evaluate import measure
+
+        model = build(spec, self.input_shape, self.num_classes)
+        checks = []
+        if "max_params" in limits:
+            checks.append(("params", "max_params", lambda: measure.count_params(model)))
+        if "max_flops" in limits:
+            checks.append(("flops", "max_flops", lambda: measure.count_flops(model, example_input(model, 1))))
+        if "max_latency_ms" in limits:
+            c = self.eval_config
+            checks.append(("latency_ms", "max_latency_ms", lambda: measure.measure_latency(
+                model, self.input_shape, device=c.latency_device, batch_size=c.latency_batch_size,
+                warmup=c.latency_warmup, repeats=c.latency_repeats, threads=c.latency_threads).median_ms))
+        for name, key, get in checks:
+            value = get()
+            measured[name] = value
+            limit = limits[key]
+            if value > limit:
+                problems.append(f"{name} {value:,.4g} > {key} {limit:,.4g}")
+                amounts[key] = value / limit - 1.0
+        return problems, amounts, measured
+
+    def _abandon(self, trial, error: BaseException) -> None:
+        """A trial that an exception (Ctrl-C, a bad config) cut short: FAIL + stale, parameters enqueued again."""
+        try:
+            why = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+            self._tell(trial, "FAIL", stale=True, status="stale", reason=f"{why}; re-enqueued"[:500])
+            self.study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+            self.run_dir.log(f"{now()} trial #{trial.number} abandoned ({why}); re-enqueued")
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+
+
+@dataclass
+class _Frozen:
+    """The part of a finished trial the no-repeat table needs (saves re-reading the storage)."""
+
+    number: int
+    values: list[float]
+    user_attrs: dict[str, Any]
+
+
+def front_report(study, objectives: list[str], directions: list[str]) -> str:
+    """The Pareto front of the COMPLETE trials, one line per member (reused duplicates left out)."""
+    import numpy as np
+
+    from nas.pareto import pareto_mask
+
+    trials = [t for t in study.get_trials(deepcopy=False)
+              if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
+    if not trials:
+        return "Pareto front: no complete trials"
+    mask = pareto_mask(np.array([t.values for t in trials], dtype=float), directions)
+    front = sorted((t for t, m in zip(trials, mask) if m), key=lambda t: t.values[0],
+                   reverse=directions[0] == "maximize")
+    lines = [f"Pareto front ({len(front)} of {len(trials)} complete trials; objectives: {', '.join(objectives)}):"]
+    for t in front:
+        lines.append(f"  #{t.number:<4d} {fmt_values(objectives, list(t.values))}  {t.user_attrs.get('spec_hash', '')}"
+                     f"  {t.user_attrs.get('summary', '')}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry points (the CLI and nas.search / nas.resume call these)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
+           name: str | None = None, runs_dir: str | Path = "runs", resume: bool = False,
+           storage: str | None = None, quiet: bool = False):
+    """Start a run (or continue it with ``resume=True``); return the ``optuna.Study``."""
+    prepared = prepare(source, overrides)
+    config, file = prepared.config, prepared.config_file
+    name = check_name(name or config.name or (file.stem if file is not None else "search"))
+    path = Path(runs_dir) / name
+    fingerprint = config.fingerprint(prepared.space_text)
+    if RunDir.is_run(path):
+        if not resume:
+            raise RunError(f"run {name!r} already exists; add --resume to continue it (or `nas resume {path}`), "
+                           "or choose another --name", file=str(path))
+        run = RunDir.open(path)
+        changes = describe_changes(run.meta.get("fingerprint", {}), fingerprint)
+        if changes:
+            raise RunError("the config changes settings that would invalidate the run's trials: "
+                           + "; ".join(changes) + " (start a new run with another --name)", file=str(path))
+        if storage is not None and normalize_storage(storage) != run.meta.get("storage"):
+            raise RunError(f"the run keeps its trials in {run.storage_url}, not {storage}", key="--storage")
+        return _continue(run, prepared, quiet=quiet, snapshot=True)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise RunError("exists and is not a run directory (no run.json); choose another --name or --runs-dir",
+                       file=str(path))
+    storage_url = normalize_storage(storage) if storage else None
+    engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
+    if storage_url is not None:
+        _check_study_name_free(storage_url, name)
+    run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(config),
+                        space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
+    run.lock()
+    try:
+        engine.attach(run, create=True)
+        header = (f"{now()} search {name}: space {prepared.space.name}, dataset {config.dataset}, "
+                  f"objectives {', '.join(config.objectives)}, sampler {config.sampler_name}, "
+                  f"{_target_text(config)} -> {path}")
+        engine.run(trials=config.trials, time_budget_s=config.time_budget_s, header=header)
+    finally:
+        run.unlock()
+    return engine.study
+
+
+def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: float | None = None,
+           quiet: bool = False):
+    """Continue a run to its target (``trials`` raises or lowers the target and is saved in its config)."""
+    run = RunDir.open(run_dir)
+    overrides: dict[str, Any] = {}
+    if trials is not None:
+        overrides["trials"] = trials
+    if time_budget_s is not None:
+        overrides["time_budget_s"] = time_budget_s
+    prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
+    return _continue(run, prepared, quiet=quiet, snapshot=bool(overrides))
+
+
+def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool):
+    engine = Engine(prepared, quiet=quiet)
+    run.lock()
+    try:
+        if snapshot:
+            (run.path / CONFIG_FILE).write_text(dump_config(prepared.config))
+        repairs = run.repair_journal()
+        for repair in repairs:
+            run.log(f"{now()} {repair}")
+        engine.attach(run, create=False)
+        stale = engine.recover_stale()
+        config = prepared.config
+        note = f"; {len(stale)} stale trial(s) re-enqueued: {', '.join(f'#{n}' for n in stale)}" if stale else ""
+        header = f"{now()} resume {run.study_name}: {_target_text(config)}{note}"
+        engine.run(trials=config.trials, time_budget_s=config.time_budget_s, header=header)
+    finally:
+        run.unlock()
+    return engine.study
+
+
+def _target_text(config: RunConfig) -> str:
+    parts = []
+    if config.trials is not None:
+        parts.append(f"{config.trials} trials")
+    if config.time_budget_s is not None:
+        parts.append(f"time budget {config.time_budget_s:g} s")
+    return " / ".join(parts)
+
+
+def _check_study_name_free(url: str, name: str) -> None:
+    import optuna
+
+    try:
+        names = optuna.study.get_all_study_names(storage=url)
+    except Exception as e:  # noqa: BLE001
+        raise RunError(f"cannot open storage {url!r}: {type(e).__name__}: {e}", key="--storage") from None
+    if name in names:
+        raise RunError(f"storage {url} already holds a study named {name!r}; choose another --name",
+                       key="--storage")

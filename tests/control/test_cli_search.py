@@ -1,0 +1,153 @@
+"""`nas search` / `nas resume` as subprocesses: one-line errors, kill -9 then resume, Optuna's own CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ENV, counted, journal_study, nas, start, write_config
+
+# ~0.7 s per trained trial: long enough to catch one RUNNING
+SLOW = {"train_subset": 1000, "budget": {"epochs": 3, "batch_size": 16}}
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _line_of(path: Path, key: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(f"{key}:"))
+
+
+def test_bad_configs_exit_2_with_one_line_and_write_nothing(tmp_path):
+    runs = str(tmp_path / "runs")
+    key = write_config(tmp_path, "bad_key", bogus=1)
+    sampler = write_config(tmp_path, "bad_sampler", sampler="annealing")
+    objective = write_config(tmp_path, "bad_objective", objectives=["accuracy", "speed"])
+    ok = write_config(tmp_path, "ok")
+    cases = [
+        (start("search", str(key), "--runs-dir", runs),
+         [f"bad_key.yaml:{_line_of(key, 'bogus')}: bogus: unknown key 'bogus'"]),
+        (start("search", str(sampler), "--runs-dir", runs),
+         [f"bad_sampler.yaml:{_line_of(sampler, 'sampler')}: sampler: unknown sampler 'annealing'"]),
+        (start("search", str(objective), "--runs-dir", runs),
+         [f"bad_objective.yaml:{_line_of(objective, 'objectives')}: objectives: unknown objective 'speed'"]),
+        (start("search", str(ok), "--runs-dir", runs, "--sampler", "bogo"),
+         ["sampler: unknown sampler 'bogo'", "from an override"]),
+        (start("search", str(ok), "--runs-dir", runs, "--set", "budget.epochz=2"),
+         ["budget.epochz: unknown key 'epochz'", "from an override"]),
+        (start("search", str(ok), "--runs-dir", runs, "--dataset", "nope"), ["dataset: unknown dataset 'nope'"]),
+    ]
+    for proc, words in cases:
+        _one_line_error(_finish(proc), *words)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    _one_line_error(nas("resume", str(tmp_path)), "not a run directory")
+    _one_line_error(nas("resume", str(tmp_path / "missing")), "no such run directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """`nas search` killed with SIGKILL in the middle of a trial, then `nas resume`."""
+    tmp = tmp_path_factory.mktemp("kill")
+    config = write_config(tmp, "k", trials=6, **SLOW)
+    run = tmp / "runs" / "k"
+    proc = start("search", str(config), "--runs-dir", str(tmp / "runs"), "--quiet")
+    victim = None
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if (run / "journal.log").exists():
+                try:
+                    trials = journal_study(run).get_trials(deepcopy=False)
+                except Exception:  # the study is being created
+                    trials = []
+                done = [t for t in trials if t.state.name == "COMPLETE"]
+                running = [t for t in trials if t.state.name == "RUNNING" and t.params]
+                if len(done) >= 2 and running:
+                    victim = running[0].number
+                    os.kill(proc.pid, signal.SIGKILL)
+                    break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None and victim is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+    assert victim is not None, "never saw a RUNNING trial"
+    killed = {t.number: t for t in journal_study(run).get_trials()}
+    resumed = nas("resume", str(run), "--quiet")
+    return run, victim, killed, resumed
+
+
+def test_kill_9_then_resume_gives_the_exact_count(killed_and_resumed):
+    run, victim, killed, resumed = killed_and_resumed
+    assert resumed.returncode == 0, resumed.stderr
+    assert killed[victim].state.name == "RUNNING"
+    trials = journal_study(run).get_trials()
+    numbers = [t.number for t in trials]
+    assert numbers == sorted(set(numbers)) == list(range(len(trials)))  # no duplicate numbers
+    assert counted(trials) == 6  # the target, exactly
+    stale = [t for t in trials if t.user_attrs.get("stale")]
+    assert [t.number for t in stale] == [victim]
+    assert stale[0].state.name == "FAIL" and stale[0].user_attrs["status"] == "stale"
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == victim]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
+    # the killed trial's parameters (it may have died while sampling: then only some) are replayed
+    assert killed[victim].params.items() <= retry[0].params.items()
+    for number, before in killed.items():  # finished trials are untouched
+        if before.state.is_finished():
+            after = trials[number]
+            assert (after.state, after.values, after.params) == (before.state, before.values, before.params)
+            assert after.user_attrs == before.user_attrs
+    assert "1 stale trial(s) re-enqueued" in resumed.stdout
+    assert "Pareto front" in resumed.stdout
+
+
+def test_optuna_cli_lists_our_trials(killed_and_resumed):
+    run, _, _, _ = killed_and_resumed
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    result = subprocess.run([str(optuna_cli), "trials", "--storage", str(run / "journal.log"), "--study-name", "k",
+                             "-f", "json"], capture_output=True, text=True, env=ENV, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == len(journal_study(run).get_trials())
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    assert complete and all(set(r["values"]) == {"accuracy", "latency_ms"} for r in complete)
+    assert all("spec_hash" in r["user_attrs"] for r in complete)
+
+
+def test_existing_run_needs_resume_and_the_same_settings(killed_and_resumed):
+    run, _, _, _ = killed_and_resumed
+    config = run.parent.parent / "k.yaml"
+    runs = str(run.parent)
+    procs = {
+        "exists": start("search", str(config), "--runs-dir", runs),
+        "changed": start("search", str(config), "--runs-dir", runs, "--resume", "--epochs", "5",
+                         "--dataset", "digits:rows"),
+    }
+    results = {k: _finish(p) for k, p in procs.items()}
+    _one_line_error(results["exists"], "already exists", "--resume")
+    _one_line_error(results["changed"], "would invalidate", "budget.epochs (3.0 -> 5.0)", "dataset (digits -> ")
+    assert counted(journal_study(run).get_trials()) == 6

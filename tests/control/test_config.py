@@ -1,0 +1,127 @@
+"""Run configs: validation with one-line errors naming file, line and key; overrides; change detection."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nas.control.config import (OBJECTIVES, apply_overrides, describe_changes, load_config, parse_set,
+                                resolve_space_path)
+from nas.errors import ConfigError
+
+from conftest import REPO
+
+EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_shipped_experiments_validate(path):
+    config, file = load_config(path)
+    assert file == path
+    assert resolve_space_path(config.space, file).is_file()
+    assert config.trials or config.time_budget_s
+    assert set(config.objectives) <= set(OBJECTIVES)
+
+
+def test_shipped_experiment_set():
+    assert {p.stem for p in EXPERIMENTS} >= {"digits_demo", "fashion_mnist", "cifar10_mobile",
+                                              "seqmnist_ssm_vs_attention"}
+
+
+def test_objectives_match_the_evaluator():
+    from nas.evaluate.evaluate import OBJECTIVES as EVAL
+
+    assert OBJECTIVES == EVAL
+
+
+def test_demo_defaults_to_nsga2_with_two_objectives():
+    config, _ = load_config(REPO / "experiments" / "digits_demo.yaml")
+    assert config.objectives == ["accuracy", "latency_ms"]
+    assert config.directions == ["maximize", "minimize"]
+    assert config.sampler_name == "nsga2"
+    single, _ = load_config({"space": "vision", "trials": 2, "objectives": ["accuracy"]})
+    assert single.sampler_name == "tpe"
+
+
+def _error(tmp_path: Path, text: str, **overrides) -> ConfigError:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    message = info.value.one_line()
+    assert "\n" not in message
+    return info.value
+
+
+@pytest.mark.parametrize("text, line, key, words", [
+    ("space: vision\ntrials: 2\nbogus: 1\n", 3, "bogus", "unknown key 'bogus'"),
+    ("space: vision\ntrials: 2\nsampler: annealing\n", 3, "sampler", "unknown sampler 'annealing'"),
+    ("space: vision\ntrials: 2\nobjectives: [accuracy, speed]\n", 3, "objectives", "unknown objective 'speed'"),
+    ("space: vision\ntrials: 2\nbudget:\n  epochs: 1\n  epoch: 2\n", 5, "budget.epoch", "unknown key 'epoch'"),
+    ("space: vision\ntrials: 2\nbudget:\n  epochs: -1\n", 4, "budget.epochs", "greater than 0"),
+    ("space: vision\ntrials: 2\nbudget:\n  data_fraction: 2\n", 4, "budget.data_fraction", "less than or equal"),
+    ("space: vision\ntrials: 2\nconstraints: {max_latency: 3}\n", 3, "constraints.max_latency", "unknown key"),
+    ("space: vision\ntrials: 0\n", 2, "trials", "greater than or equal to 1"),
+    ("space: vision\n", None, "trials", "trials and/or time_budget_s"),
+    ("space: vision\ntrials: 2\nrungs: [0.5, 0.2]\n", 3, "rungs", "increasing"),
+    ("space: vision\ntrials: 2\nobjectives: [latency_ms]\nrungs: [0.5]\n", 4, "rungs", "accuracy"),
+    ("trials: 2\n", None, "space", "missing key 'space'"),
+    ("space: vision\ntrials: [2\n", 3, None, "YAML syntax error"),
+])
+def test_errors_name_file_line_and_key(tmp_path, text, line, key, words):
+    error = _error(tmp_path, text)
+    assert error.file == str(tmp_path / "run.yaml")
+    assert error.line == line
+    assert error.key == key
+    assert words in error.message
+
+
+def test_override_errors_name_the_override(tmp_path):
+    error = _error(tmp_path, "space: vision\ntrials: 2\n", **{"budget.epochs": "many"})
+    assert error.key == "budget.epochs" and "from an override" in error.message and error.line is None
+    error = _error(tmp_path, "space: vision\ntrials: 2\n", sampler="annealing")
+    assert "unknown sampler" in error.message and "from an override" in error.message
+
+
+def test_overrides_apply_before_validation(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("space: vision\ntrials: 2\nbudget: {epochs: 2, batch_size: 32}\n")
+    config, _ = load_config(path, {"trials": 5, "budget.epochs": 0.5, "sampler": "random", "seed": 3})
+    assert (config.trials, config.budget.epochs, config.budget.batch_size) == (5, 0.5, 32)
+    assert (config.sampler, config.seed) == ("random", 3)
+    config, _ = load_config(path, {"budget": {"lr": 0.01}})  # a mapping merges into a mapping
+    assert (config.budget.epochs, config.budget.lr) == (2, 0.01)
+
+
+def test_parse_set():
+    assert parse_set(["budget.epochs=0.5", "objectives=[accuracy, params]", "sampler=tpe", "data_dir="]) == {
+        "budget.epochs": 0.5, "objectives": ["accuracy", "params"], "sampler": "tpe", "data_dir": None}
+    with pytest.raises(ConfigError):
+        parse_set(["epochs"])
+    data, touched = apply_overrides({"budget": {"epochs": 1}}, {"budget.lr": 0.1})
+    assert data == {"budget": {"epochs": 1, "lr": 0.1}} and ("budget", "lr") in touched
+
+
+def test_fingerprint_changes_are_described():
+    base, _ = load_config({"space": "vision", "trials": 2})
+    other, _ = load_config({"space": "vision", "trials": 9, "sampler": "tpe", "seed": 4})
+    assert describe_changes(base.fingerprint("x"), other.fingerprint("x")) == []  # harmless changes
+    changed, _ = load_config({"space": "vision", "trials": 2, "dataset": "mnist", "budget": {"epochs": 3},
+                              "objectives": ["accuracy"]})
+    changes = describe_changes(base.fingerprint("x"), changed.fingerprint("y"))
+    assert "dataset (digits -> mnist)" in changes
+    assert "budget.epochs (1.0 -> 3.0)" in changes
+    assert "space (its content differs)" in changes
+    assert any(c.startswith("objectives") for c in changes)
+    assert not any(c.startswith("latency") for c in changes)
+
+
+def test_loading_a_config_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from nas.control.config import load_config; "
+            "load_config({'space': 'vision', 'trials': 2}); import nas; "
+            "print([m for m in ('torch', 'optuna', 'ray') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr

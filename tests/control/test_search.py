@@ -1,0 +1,217 @@
+"""The search controller in process: the demo end to end, no-repeat reuse, constraints, resume, samplers."""
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+
+import nas
+from nas.control.search import Engine, prepare
+from nas.errors import RunError
+from nas.spec import ArchSpec
+
+from conftest import REPO, TINY, counted, journal_study, write_config
+
+USER_ATTRS = ("spec", "spec_hash", "summary", "budget_key", "status", "objectives", "cost", "curve", "zero_cost")
+
+
+def test_demo_end_to_end(tmp_path):
+    study = nas.search(REPO / "experiments" / "digits_demo.yaml", runs_dir=tmp_path, name="demo", quiet=True,
+                       trials=4, seed=1, train_subset=300, latency_repeats=2, latency_warmup=0,
+                       **{"budget.epochs": 0.3})
+    run = tmp_path / "demo"
+    for name in ("config.yaml", "space.yaml", "run.json", "journal.log", "search.log"):
+        assert (run / name).is_file(), name
+    stored = journal_study(run)  # what is on disk, read back by a fresh storage
+    trials = stored.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert counted(trials) == 4 and len(study.trials) == 4
+    assert [d.name for d in stored.directions] == ["MAXIMIZE", "MINIMIZE"]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert complete
+    for t in complete:
+        for key in USER_ATTRS:
+            assert key in t.user_attrs, key
+        assert len(t.values) == 2 and all(math.isfinite(v) for v in t.values)
+        assert t.values[0] == t.user_attrs["objectives"]["accuracy"]
+        assert t.values[1] == t.user_attrs["objectives"]["latency_ms"]
+        spec = ArchSpec.from_json(t.user_attrs["spec"])
+        assert spec.hash() == t.user_attrs["spec_hash"]
+        assert t.user_attrs["curve"] and t.user_attrs["cost"]["params"] > 0
+        assert set(t.user_attrs["zero_cost"]) >= {"synflow", "naswot"}
+    for t in trials:
+        if t.state.name != "COMPLETE":
+            assert t.user_attrs["status"] != "ok" and t.user_attrs["reason"]
+    log = (run / "search.log").read_text().splitlines()
+    assert sum(line.startswith("#") for line in log) == 4
+
+
+def test_no_repeats_reuse_results(tmp_path):
+    # 8 architectures, 12 random trials: repeats are certain, and each is told the first result again
+    study = nas.search(write_config(tmp_path, trials=12), runs_dir=tmp_path / "runs", quiet=True)
+    trials = study.get_trials()
+    assert len(trials) == 12 and all(t.state.name == "COMPLETE" for t in trials)
+    reused = [t for t in trials if "reused_from" in t.user_attrs]
+    trained = [t for t in trials if "reused_from" not in t.user_attrs]
+    assert reused and len(trained) <= 8
+    assert len({t.user_attrs["spec_hash"] for t in trained}) == len(trained)  # nothing trained twice
+    for t in reused:
+        original = trials[t.user_attrs["reused_from"]]
+        assert "reused_from" not in original.user_attrs and original.number < t.number
+        assert original.user_attrs["spec_hash"] == t.user_attrs["spec_hash"]
+        assert original.values == t.values
+        assert original.user_attrs["curve"] == t.user_attrs["curve"]
+
+
+def test_infeasible_specs_are_pruned_without_training(tmp_path):
+    study = nas.search(write_config(tmp_path, trials=6, constraints={"max_params": 700}),
+                       runs_dir=tmp_path / "runs", quiet=True)
+    trials = study.get_trials()
+    infeasible = [t for t in trials if t.user_attrs.get("status") == "infeasible"]
+    assert infeasible
+    for t in infeasible:
+        assert t.state.name == "PRUNED"
+        assert "max_params" in t.user_attrs["reason"] and t.user_attrs["precheck"]["params"] > 700
+        assert "curve" not in t.user_attrs  # never trained
+        assert t.constraints and max(t.constraints.values()) > 0
+    for t in trials:
+        if t.state.name == "COMPLETE":
+            assert t.user_attrs["cost"]["params"] <= 700
+
+
+def test_resume_in_process_continues_to_the_new_target(tmp_path):
+    runs = tmp_path / "runs"
+    first = nas.search(write_config(tmp_path, trials=3), runs_dir=runs, name="r", quiet=True)
+    before = {t.number: (t.params, t.values) for t in first.get_trials()}
+    study = nas.resume(runs / "r", trials=5, quiet=True)
+    trials = study.get_trials()
+    assert len(trials) == 5 and counted(trials) == 5
+    assert {t.number: (t.params, t.values) for t in trials[:3]} == before
+    assert "trials: 5" in (runs / "r" / "config.yaml").read_text()  # the new target is kept
+    again = nas.resume(runs / "r", quiet=True)  # nothing left to do
+    assert len(again.get_trials()) == 5
+
+
+def test_search_refuses_an_existing_run_and_invalidating_changes(tmp_path):
+    runs = tmp_path / "runs"
+    config = write_config(tmp_path, trials=2)
+    nas.search(config, runs_dir=runs, name="r", quiet=True)
+    with pytest.raises(RunError, match="already exists; add --resume"):
+        nas.search(config, runs_dir=runs, name="r", quiet=True)
+    with pytest.raises(RunError, match=r"budget\.epochs \(0\.5 -> 1\.0\)"):
+        nas.search(config, runs_dir=runs, name="r", resume=True, quiet=True, budget={"epochs": 1})
+    with pytest.raises(RunError, match="dataset"):
+        nas.search(config, runs_dir=runs, name="r", resume=True, quiet=True, dataset="digits:rows")
+    study = nas.search(config, runs_dir=runs, name="r", resume=True, quiet=True, trials=3, seed=5)  # harmless
+    assert len(study.get_trials()) == 3
+
+
+def test_time_budget_stops_starting_trials(tmp_path):
+    study = nas.search(write_config(tmp_path, trials=None, time_budget_s=0.01), runs_dir=tmp_path / "runs",
+                       quiet=True)
+    assert len(study.get_trials()) == 1
+
+
+def test_sqlite_storage(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = nas.search(write_config(tmp_path, trials=2), runs_dir=tmp_path / "runs", name="sql", storage=url,
+                       quiet=True)
+    meta = json.loads((tmp_path / "runs" / "sql" / "run.json").read_text())
+    assert meta["storage"] == url and not (tmp_path / "runs" / "sql" / "journal.log").exists()
+    loaded = optuna.load_study(study_name="sql", storage=url)
+    assert len(loaded.get_trials()) == len(study.get_trials()) == 2
+    assert len(nas.resume(tmp_path / "runs" / "sql", trials=3, quiet=True).get_trials()) == 3
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp", "evolution"])
+def test_samplers_drive_define_by_run_sampling(tmp_path, sampler):
+    """Every sampler proposes valid specs of a conditional space (no training: a stand-in objective)."""
+    from nas.control.samplers import make_sampler
+    from nas.control.suggest import OptunaSuggest
+
+    prepared = prepare({**TINY, "space": "vision", "sampler": sampler, "trials": 12, "population_size": 4,
+                        "tournament_size": 2})
+    space, config = prepared.space, prepared.config
+    study = optuna.create_study(directions=config.directions, sampler=make_sampler(config, space))
+    for _ in range(12):
+        trial = study.ask()
+        spec = space.sample(OptunaSuggest(trial))
+        assert space.contains(spec)
+        study.tell(trial, [len(spec.summary()) % 7 / 7, spec.stem.width / 64])
+    assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) > 6
+    if sampler == "evolution":  # after the population is full, a child differs from its parent in one choice
+        children = [t for t in study.trials if "evolution_parent" in t.user_attrs]
+        assert children
+        for child in children:
+            parent = study.trials[child.user_attrs["evolution_parent"]]
+            changed = [k for k in child.params if k in parent.params and child.params[k] != parent.params[k]]
+            assert len(changed) == 1, changed
+
+
+def test_seeded_samplers_repeat(tmp_path):
+    a = nas.search(write_config(tmp_path, trials=3, sampler="tpe"), runs_dir=tmp_path / "a", quiet=True)
+    b = nas.search(write_config(tmp_path, trials=3, sampler="tpe"), runs_dir=tmp_path / "b", quiet=True)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+
+
+def test_rungs_prune_below_the_quantile_of_earlier_trials(tmp_path):
+    prepared = prepare({**TINY, "budget": {"epochs": 2}, "rungs": [0.5], "rung_keep": 0.5, "rung_min_trials": 2})
+    engine = Engine(prepared, quiet=True)
+    engine.rung_peers = [[0.2, 0.6, 0.8]]
+
+    class Stats:
+        def __init__(self, epoch, acc):
+            self.epoch, self.val_accuracy = epoch, acc
+
+    rungs: dict = {}
+    assert engine._rung_callback(None, rungs)(Stats(1.0, 0.9)) is False  # above the median: kept
+    assert rungs["0"]["threshold"] == pytest.approx(0.6) and rungs["0"]["accuracy"] == 0.9
+    rungs = {}
+    assert engine._rung_callback(None, rungs)(Stats(1.0, 0.3)) is True  # below: pruned
+    assert engine._rung_callback(None, {})(Stats(2.0, 0.0)) is False  # the end of training never prunes
+    pruned = []
+    for seed in range(4):  # a handful of seeded runs: some candidate falls below an earlier one at the rung
+        study = nas.search(write_config(tmp_path, name=f"rungs{seed}", trials=3, train_subset=400, rungs=[0.5],
+                                        rung_min_trials=1, seed=seed,
+                                        budget={"epochs": 2, "batch_size": 16, "lr": 0.01}),
+                           runs_dir=tmp_path / "runs", name=f"rungs{seed}", quiet=True)
+        trials = study.get_trials()
+        assert all("0" in t.user_attrs["rungs"] for t in trials)
+        pruned += [t for t in trials if t.state.name == "PRUNED"]
+        if pruned:
+            break
+    assert pruned
+    for t in pruned:
+        assert t.user_attrs["status"] == "pruned" and len(t.user_attrs["curve"]) == 1
+        assert t.user_attrs["rungs"]["0"]["accuracy"] < t.user_attrs["rungs"]["0"]["threshold"]
+
+
+def test_a_run_is_driven_by_one_process_at_a_time(tmp_path):
+    from nas.control.rundir import RunDir
+
+    nas.search(write_config(tmp_path, trials=1), runs_dir=tmp_path / "runs", name="r", quiet=True)
+    holder = RunDir.open(tmp_path / "runs" / "r").lock()
+    try:
+        with pytest.raises(RunError, match="in use by another process"):
+            nas.resume(tmp_path / "runs" / "r", trials=2, quiet=True)
+    finally:
+        holder.unlock()
+    assert len(nas.resume(tmp_path / "runs" / "r", trials=2, quiet=True).get_trials()) == 2
+
+
+def test_resume_repairs_a_journal_cut_mid_write(tmp_path):
+    import time
+
+    run = tmp_path / "runs" / "r"
+    nas.search(write_config(tmp_path, trials=2), runs_dir=tmp_path / "runs", name="r", quiet=True)
+    with open(run / "journal.log", "ab") as f:
+        f.write(b'{"op_code": 8, "worker_id": "x", "trial_id": 1, "user_att')  # killed while writing
+    (run / "journal.log.lock").symlink_to(run / "journal.log")  # and while holding Optuna's file lock
+    t0 = time.perf_counter()
+    study = nas.resume(run, trials=3, quiet=True)
+    assert time.perf_counter() - t0 < 20  # did not wait out Optuna's 30 s lock grace period
+    assert counted(journal_study(run).get_trials()) == 3 == len(study.get_trials())
+    log = (run / "search.log").read_text()
+    assert "removed a stale journal lock" in log and "half-written journal record" in log

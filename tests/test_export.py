@@ -1,0 +1,333 @@
+"""Export folders: arch.json round trip, ONNX / TorchScript for every block type, the card, and bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.blocks.registry import registered
+from nas.builder import build
+from nas.errors import ExportError, SpecError
+from nas.export import (ARCH_FILE, CARD_FILE, METRICS_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, export_from,
+                        export_model, export_onnx, load, read_arch, read_metrics, update_card)
+from nas.spec import ArchSpec
+
+IMAGE = (1, 8, 8)
+SEQUENCE = (16, 3)
+TOKEN_MIXERS = ("attention", "transformer", "ssm", "lstm", "gru")
+
+
+def spec_data(mixer: str, *, input: str = "image", options: dict | None = None, **stage) -> dict:
+    """Two tiny stages (the second downsampled) of one mixer."""
+    block = {"type": mixer, "options": options or ({"heads": 2} if mixer in ("attention", "transformer") else {})}
+    return {
+        "input": input,
+        "stem": {"type": "conv", "width": 8, "kernel_size": 3},
+        "stages": [{"depth": 1, "width": 8, "mixer": block, **stage},
+                   {"depth": 1, "width": 8, "downsample": "conv", "mixer": block, **stage}],
+    }
+
+
+def make(data: dict) -> ArchSpec:
+    return ArchSpec.from_data(data)
+
+
+def model_of(spec: ArchSpec, shape, classes: int = 10, seed: int = 1):
+    torch.manual_seed(seed)
+    model = build(spec, shape, classes)
+    # move BatchNorm statistics off their defaults so that a lost buffer would show
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, *shape))
+    return model.eval()
+
+
+def quick_export(spec, out, shape, model=None, **kwargs):
+    kwargs.setdefault("latency_repeats", 2)
+    state = model.state_dict() if model is not None else None
+    return export_model(spec, out, input_shape=shape, num_classes=10, state_dict=state, **kwargs)
+
+
+# -- ONNX / TorchScript for every block type ---------------------------------------------------------------------
+
+CASES = {f"{name}-{'seq' if name in TOKEN_MIXERS else 'img'}": (
+    spec_data(name, input="sequence" if name in TOKEN_MIXERS else "image"),
+    SEQUENCE if name in TOKEN_MIXERS else IMAGE) for name in sorted(registered())}
+CASES["fpn-add-resized"] = ({**spec_data("conv"), "head": {"type": "fpn", "fuse": "add", "fpn_stages": 2},
+                              "resolution_multiplier": 1.5, "width_multiplier": 1.5}, IMAGE)
+CASES["fpn-concat-layernorm"] = ({**spec_data("mbconv", norm="layer", se_reduction=4, spatial_attention=True),
+                                  "head": {"type": "fpn", "fuse": "concat", "fpn_stages": 2}}, IMAGE)
+CASES["patchify-preact-dense-groupnorm"] = ({
+    "input": "image", "stem": {"type": "patchify", "width": 8, "patch_size": 2},
+    "stages": [{"depth": 2, "width": 8, "skip": "preact", "norm": "group", "norm_groups": 2, "act": "gelu",
+                "mixer": {"type": "dwsep"}},
+               {"depth": 2, "width": 8, "downsample": "patch_merge", "skip": "dense", "growth_rate": 4,
+                "norm": "instance", "act": "hardswish", "mixer": {"type": "bottleneck"}},
+               {"depth": 1, "width": 8, "downsample": "pool", "mixer": {"type": "glu"}}]}, IMAGE)
+
+
+def test_cases_cover_every_registered_block():
+    covered = {data["stages"][0]["mixer"]["type"] for data, _ in CASES.values()}
+    assert set(registered()) <= covered
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_onnx_and_torchscript_match_pytorch(case, tmp_path):
+    data, shape = CASES[case]
+    spec = make(data)
+    model = model_of(spec, shape)
+    paths = quick_export(spec, tmp_path, shape, model)
+    assert paths["onnx_max_abs_diff"] <= 1e-4 and paths["torchscript_max_abs_diff"] <= 1e-4
+    for key in ("arch", "weights", "onnx", "torchscript", "metrics", "card"):
+        assert Path(paths[key]).is_file(), key
+
+    # an independent run of each file, at a batch size the export never saw
+    import onnxruntime as ort
+
+    x = torch.randn(5, *shape, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = model(x)
+        loaded = load(tmp_path)(x)
+        traced = torch.jit.load(str(tmp_path / TORCHSCRIPT_FILE))(x)
+    session = ort.InferenceSession(str(tmp_path / ONNX_FILE), providers=["CPUExecutionProvider"])
+    onnx_out = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    assert torch.equal(loaded, expected)
+    assert (traced - expected).abs().max() <= 1e-4
+    assert (onnx_out - expected).abs().max() <= 1e-4
+
+    files = read_metrics(tmp_path)["files"]
+    assert files["onnx"]["exporter"] == "torchscript" and files["onnx"]["opset"] == 17
+
+
+def test_dynamo_exporter_fallback_works_for_a_cnn(tmp_path):
+    spec = make(spec_data("conv"))
+    model = model_of(spec, IMAGE)
+    info = export_onnx(model, IMAGE, tmp_path / "m.onnx", exporters=("dynamo",))
+    assert info["exporter"] == "dynamo" and info["max_abs_diff"] <= 1e-4 and (tmp_path / "m.onnx").is_file()
+
+
+# -- round trip -----------------------------------------------------------------------------------------------------
+
+
+def test_arch_json_rebuilds_an_identical_model(tmp_path):
+    spec = make(spec_data("mbconv", se_reduction=4))
+    model = model_of(spec, IMAGE)
+    quick_export(spec, tmp_path, IMAGE, model, metrics={"accuracy": 0.875}, source={"run": "demo", "trial": 7},
+                 formats=())
+    record = json.loads((tmp_path / ARCH_FILE).read_text())
+    assert record["format"] == "patternnas-arch" and record["format_version"] == 1
+    assert record["hash"] == spec.hash() and record["summary"] == spec.summary()
+    assert record["input_shape"] == list(IMAGE) and record["num_classes"] == 10
+
+    rebuilt = build(tmp_path / ARCH_FILE)  # no input shape / classes needed: the file records them
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    assert build(tmp_path).input_shape == IMAGE
+
+    spec2, shape, classes, _ = read_arch(tmp_path)
+    assert spec2 == spec and spec2.hash() == spec.hash() and shape == IMAGE and classes == 10
+
+    x = torch.randn(3, *IMAGE)
+    loaded = load(tmp_path / ARCH_FILE)
+    assert not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert not (tmp_path / ONNX_FILE).exists() and not (tmp_path / TORCHSCRIPT_FILE).exists()
+
+
+def test_export_without_weights_says_so(tmp_path):
+    spec = make(spec_data("conv"))
+    paths = quick_export(spec, tmp_path, IMAGE, formats=("onnx",))
+    assert paths["weights"] is None and not (tmp_path / WEIGHTS_FILE).exists()
+    card = (tmp_path / CARD_FILE).read_text()
+    assert "**none**: architecture only" in card and "nas train" in card
+    assert read_metrics(tmp_path)["weights"]["trained"] is False
+    load(tmp_path)  # loads, untrained
+
+
+def test_card_and_update_card(tmp_path):
+    spec = make(spec_data("convnext", norm="layer"))
+    quick_export(spec, tmp_path, IMAGE, model_of(spec, IMAGE), metrics={"accuracy": 0.8125},
+                 source={"run": "digits_demo", "trial": 12, "dataset": "digits"}, formats=("onnx",))
+    card = (tmp_path / CARD_FILE).read_text()
+    record = read_metrics(tmp_path)
+    for needle in (spec.summary(), spec.hash(), f"{record['cost']['params']:,}", f"{record['cost']['flops']:,}",
+                   "median", "IQR", "batch 1", "1 thread(s)", "proxy accuracy", "0.8125", "run `digits_demo`",
+                   "trial #12", "(N, 1, 8, 8)", "| classes | 10", "nas.export.load", "build(", "onnxruntime",
+                   "nas train", "--dataset digits", "ONNX opset 17"):
+        assert needle in card, needle
+
+    update_card(tmp_path, test_accuracy=0.96875, training={"dataset": "digits", "epochs": 3})
+    card = (tmp_path / CARD_FILE).read_text()
+    assert "test accuracy" in card and "0.9688" in card and "0.8125" in card and "epochs=3" in card
+    assert read_metrics(tmp_path)["metrics"]["test_accuracy"] == 0.96875
+    update_card(tmp_path, test_accuracy=None)
+    assert "test_accuracy" not in read_metrics(tmp_path)["metrics"]
+    assert "test accuracy" not in (tmp_path / CARD_FILE).read_text()
+
+
+# -- bad input ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def exported(tmp_path) -> Path:
+    spec = make(spec_data("conv"))
+    quick_export(spec, tmp_path / "exp", IMAGE, model_of(spec, IMAGE), formats=())
+    return tmp_path / "exp"
+
+
+def _edit_arch(folder: Path, change) -> None:
+    record = json.loads((folder / ARCH_FILE).read_text())
+    change(record)
+    (folder / ARCH_FILE).write_text(json.dumps(record))
+
+
+def test_tampered_arch_json_is_refused(exported):
+    _edit_arch(exported, lambda r: r["spec"]["stages"][0].update(width=16))
+    for fn in (read_arch, load):
+        with pytest.raises(ExportError, match=r"arch.json: hash: hash mismatch: the file records \w+ but its spec "
+                                              r"hashes to \w+"):
+            fn(exported)
+
+
+def test_foreign_json_is_refused(exported, tmp_path):
+    bare = tmp_path / "bare.json"
+    make(spec_data("conv")).save(bare)  # a spec, not an export
+    with pytest.raises(ExportError, match=r"bare.json: format: not an exported architecture: no 'format' field"):
+        load(bare)
+    _edit_arch(exported, lambda r: r.update(format="something-else"))
+    with pytest.raises(ExportError, match=r"format: not an exported architecture: format is 'something-else'"):
+        read_arch(exported)
+    (exported / ARCH_FILE).write_text("{not json")
+    with pytest.raises(ExportError, match=r"arch.json:1: not valid JSON"):
+        load(exported)
+    with pytest.raises(ExportError, match=r"not an export folder: no arch.json"):
+        load(tmp_path)
+    with pytest.raises(ExportError, match="no such file or folder"):
+        read_arch(tmp_path / "missing" / ARCH_FILE)
+    with pytest.raises(ExportError, match="no such file or folder"):
+        load(tmp_path / "missing")
+
+
+def test_bad_records_name_the_key(exported):
+    _edit_arch(exported, lambda r: r.update(format_version=2))
+    with pytest.raises(ExportError, match=r"format_version: format_version 2 is newer"):
+        read_arch(exported)
+    _edit_arch(exported, lambda r: r.update(format_version=1, input_shape=[1, 8]))
+    with pytest.raises(ExportError, match=r"input_shape: must be \[C, H, W\]"):
+        read_arch(exported)
+    _edit_arch(exported, lambda r: r.update(input_shape=[1, 8, 8], num_classes=0))
+    with pytest.raises(ExportError, match=r"num_classes: must be an integer >= 1"):
+        read_arch(exported)
+
+
+def test_invalid_spec_raises_spec_error_with_the_key(exported):
+    _edit_arch(exported, lambda r: r["spec"]["stages"][0].update(depth=0))
+    with pytest.raises(SpecError, match=r"arch.json: spec.stages.0.depth: "):
+        read_arch(exported)
+
+
+def test_mismatched_weights_are_refused(exported, tmp_path):
+    from safetensors.torch import save_file
+
+    other = make({**spec_data("conv"), "stages": [{"depth": 1, "width": 16, "mixer": {"type": "conv"}}]})
+    save_file(model_of(other, IMAGE).state_dict(), str(exported / WEIGHTS_FILE))
+    with pytest.raises(ExportError, match=r"model.safetensors: stages.0.0.mixer.*: shape \[16, 8, 3, 3\] does not "
+                                          r"match the architecture's \[8, 8, 3, 3\]"):
+        load(exported)
+
+    state = model_of(make(spec_data("conv")), IMAGE).state_dict()
+    first = next(iter(state))
+    save_file({k: v for k, v in state.items() if k != first}, str(exported / WEIGHTS_FILE))
+    with pytest.raises(ExportError, match=rf"model.safetensors: {first}: missing tensor"):
+        load(exported)
+    save_file({**state, "extra.weight": torch.zeros(2)}, str(exported / WEIGHTS_FILE))
+    with pytest.raises(ExportError, match=r"model.safetensors: extra.weight: unexpected tensor"):
+        load(exported)
+    save_file(state, str(exported / WEIGHTS_FILE), metadata={"spec_hash": "0123456789ab"})
+    with pytest.raises(ExportError, match=r"spec_hash: these weights are for architecture 0123456789ab"):
+        load(exported)
+    (exported / WEIGHTS_FILE).write_bytes(b"\x80\x04 not a safetensors file")
+    with pytest.raises(ExportError, match=r"model.safetensors: not a readable safetensors file"):
+        load(exported)
+    assert load(exported, weights=False) is not None
+
+    with pytest.raises(ExportError, match=r"^stages.0.0.mixer.*: shape \[16, 8, 3, 3\] does not match"):
+        export_model(make(spec_data("conv")), tmp_path / "x", input_shape=IMAGE, num_classes=10,
+                     state_dict=model_of(other, IMAGE).state_dict())
+
+
+def test_onnx_failure_keeps_the_other_files(tmp_path, monkeypatch):
+    spec = make(spec_data("conv"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(ExportError, match=r"model.onnx: ONNX export failed: torchscript exporter: RuntimeError: "
+                                          r"exporter exploded"):
+        quick_export(spec, tmp_path, IMAGE, model_of(spec, IMAGE))
+    for name in (ARCH_FILE, WEIGHTS_FILE, TORCHSCRIPT_FILE, METRICS_FILE, CARD_FILE):
+        assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / ONNX_FILE).exists()
+    assert "ONNX export failed" in (tmp_path / CARD_FILE).read_text()
+    assert "error" in read_metrics(tmp_path)["files"]["onnx"]
+
+
+def test_onnx_mismatch_is_an_export_error(tmp_path, monkeypatch):
+    import nas.export as export
+
+    monkeypatch.setattr(export, "_onnx_diff", lambda *a: 0.5)
+    spec = make(spec_data("conv"))
+    with pytest.raises(ExportError, match=r"model.onnx: ONNX check failed: onnxruntime output differs from PyTorch "
+                                          r"by 0.5"):
+        quick_export(spec, tmp_path, IMAGE, model_of(spec, IMAGE), formats=("onnx",))
+    assert not (tmp_path / ONNX_FILE).exists() and (tmp_path / ARCH_FILE).is_file()
+
+
+# -- nas export's entry point: a search run or a spec file -----------------------------------------------------------
+
+# As tests/control/conftest.py's TINY: 8 small CNNs on 8x8 digits, seconds per run.
+TINY_RUN = {
+    "name": "tiny", "space": str(Path(__file__).parent / "control" / "tiny_space.yaml"), "dataset": "digits",
+    "train_subset": 200, "objectives": ["accuracy", "latency_ms"], "budget": {"epochs": 0.5, "batch_size": 32},
+    "sampler": "random", "trials": 2, "seed": 0, "device": "cpu", "latency_repeats": 2, "latency_warmup": 0,
+    "train_threads": 1, "zero_cost": False,
+}
+
+
+
+def test_export_from_a_run_and_from_a_spec_file(tmp_path):
+    import nas
+
+    nas.search(TINY_RUN, runs_dir=tmp_path / "runs", quiet=True)
+    run = tmp_path / "runs" / "tiny"
+    paths = export_from(run, latency_repeats=2)
+    folder = Path(paths["dir"])
+    assert folder.parent == run / "exports" and paths["weights"] is None
+    record = read_metrics(folder)
+    assert record["source"]["run"] == "tiny" and record["source"]["dataset"] == "digits"
+    assert "accuracy" in record["metrics"]
+    spec, shape, classes, _ = read_arch(folder)
+    assert shape == (1, 8, 8) and classes == 10
+
+    paths = export_from(run, tmp_path / "t1", trial=1, latency_repeats=2)
+    assert read_metrics(paths["dir"])["source"]["trial"] == 1
+    with pytest.raises(ExportError, match=r"--trial: no trial #99"):
+        export_from(run, tmp_path / "t99", trial=99)
+
+    spec_file = tmp_path / "spec.json"
+    make(spec_data("dwsep")).save(spec_file)
+    with pytest.raises(ExportError, match=r"--dataset: a spec file needs --dataset"):
+        export_from(spec_file, tmp_path / "s")
+    paths = export_from(spec_file, tmp_path / "s", dataset="digits", latency_repeats=2)
+    assert read_arch(paths["dir"])[1:3] == ((1, 8, 8), 10)
+    with pytest.raises(ExportError, match=r"already holds another export"):
+        export_from(spec_file, tmp_path / "t1", dataset="digits")  # t1 holds trial 1's architecture
+    paths = export_from(spec_file, tmp_path / "t1", dataset="digits", force=True, latency_repeats=2)
+    assert read_arch(paths["dir"])[0].hash() == make(spec_data("dwsep")).hash()
+    (tmp_path / "t1" / WEIGHTS_FILE).write_bytes(b"trained weights")  # as nas train leaves them
+    with pytest.raises(ExportError, match=r"already holds this architecture with trained weights"):
+        export_from(spec_file, tmp_path / "t1", dataset="digits")

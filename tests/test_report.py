@@ -1,0 +1,161 @@
+"""The report of a small finished run: every file exists and parses; the HTML works in a real browser."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas.grammar import Space
+from nas.report import diagnose_fit, report_data, write_report
+from tests.control.conftest import TINY_SPACE, write_config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    from nas.control.search import search
+
+    folder = tmp_path_factory.mktemp("report")
+    config = write_config(folder, trials=6, objectives=["accuracy", "latency_ms", "params"], zero_cost=True)
+    search(config, name="small", runs_dir=folder, quiet=True)
+    return folder / "small"
+
+
+@pytest.fixture(scope="module")
+def written(finished_run) -> dict[str, Path]:
+    return write_report(finished_run, baselines=False)
+
+
+def test_every_file_exists_and_parses(written):
+    assert set(written) == {"report.html", "pareto.png", "trials.csv", "pareto.csv", "summary.md"}
+    trials = pd.read_csv(written["trials.csv"])
+    assert len(trials) == 6 and set(trials["state"]) <= {"COMPLETE", "PRUNED", "FAIL"}
+    pareto = pd.read_csv(written["pareto.csv"])
+    assert 1 <= len(pareto) <= (trials["state"] == "COMPLETE").sum()
+    assert written["pareto.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = written["report.html"].read_text()
+    assert html.startswith("<!DOCTYPE html>") and "Plotly" in html and "src=\"http" not in html  # offline
+    summary = written["summary.md"].read_text()
+    assert summary.count("\n|") >= 2 + len(pareto)
+
+
+def test_csv_columns_match_the_grammar_choices(written):
+    trials = pd.read_csv(written["trials.csv"])
+    choices = [p.name for p in Space.load(TINY_SPACE, with_baselines=False).choices()]
+    assert choices and set(choices) <= set(trials.columns)
+    assert {"accuracy", "latency_ms", "params", "state", "status", "summary", "spec_hash"} <= set(trials.columns)
+
+
+def test_data_step_front_is_non_dominated(finished_run):
+    data = report_data(finished_run, baselines=False)
+    complete = data.trials[data.trials["state"] == "COMPLETE"]
+    front = data.pareto
+    for _, a in front.iterrows():
+        for _, b in complete.iterrows():
+            better = (b["accuracy"] >= a["accuracy"] and b["latency_ms"] <= a["latency_ms"]
+                      and b["params"] <= a["params"])
+            strictly = (b["accuracy"] > a["accuracy"] or b["latency_ms"] < a["latency_ms"]
+                        or b["params"] < a["params"])
+            assert not (better and strictly)
+    assert front["knee"].sum() == 1
+    assert (np.diff(data.hypervolume["hypervolume"].to_numpy()) >= -1e-12).all()
+    assert set(data.fit) == set(front["number"])
+    shares = data.shares
+    assert set(shares["parameter"]) <= set(data.choices)
+    for _, group in shares.groupby("parameter"):
+        assert group["share_all"].sum() == pytest.approx(1.0)
+
+
+def test_report_works_while_a_run_is_still_going(finished_run, tmp_path):
+    """A RUNNING trial (a search in progress) is listed, not an error."""
+    import optuna
+
+    from nas.control.rundir import RunDir
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    run = RunDir.open(copy)
+    study = optuna.load_study(study_name=run.study_name, storage=run.storage())
+    study.ask()  # left running
+    data = report_data(copy, baselines=False)
+    assert "RUNNING" in set(data.trials["state"])
+
+
+def test_fit_diagnosis():
+    over = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.0, 0.5], "val_loss": [1.5, 1.0, 1.3]})
+    under = pd.DataFrame({"epoch": [1, 2], "train_loss": [2.3, 2.2], "val_loss": [2.3, 2.25]})
+    fine = pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_loss": [1.2, 1.21]})
+    assert diagnose_fit(over).startswith("over-fitting")
+    assert diagnose_fit(under).startswith("under-fitting")
+    assert diagnose_fit(fine) == "ok"
+
+
+def _browser():
+    selenium = pytest.importorskip("selenium")  # noqa: F841
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("chromium / chromedriver not installed (.ci/run installs them)")
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1300,1800"):
+        options.add_argument(arg)
+    options.binary_location = binary
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_report_html_in_headless_chromium(written, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _browser()
+    try:
+        browser.get(written["report.html"].resolve().as_uri())
+        WebDriverWait(browser, 30).until(
+            lambda d: len(d.find_elements("css selector", "div.plotly-graph-div g.scatterlayer")) > 0)
+        points = browser.find_elements("css selector", "div.plotly-graph-div g.scatterlayer .point")
+        assert len(points) >= 2
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == []
+        # the Pareto table sorts on a header click
+        header = browser.find_element("css selector", "table.sortable th:nth-child(2)")
+        header.click()
+        shot = tmp_path / "report.png"
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        browser.quit()
+
+
+def test_export_selection_rules(finished_run, tmp_path, capsys):
+    """nas export --knee / --max-latency-ms / --min-accuracy pick from the front; an unmet bound says what the
+    closest trial offers, exit 2."""
+    import json as _json
+
+    from nas.cli import main
+
+    data = report_data(finished_run, baselines=False)
+    complete = data.trials[data.trials["state"] == "COMPLETE"]
+    assert main(["export", str(finished_run), "--knee", "-o", str(tmp_path / "knee")]) == 0
+    knee = _json.loads((tmp_path / "knee" / "arch.json").read_text())["hash"]
+    assert knee == data.pareto[data.pareto["knee"]]["spec_hash"].iloc[0]
+
+    bound = float(complete["latency_ms"].max())
+    assert main(["export", str(finished_run), "--max-latency-ms", str(bound), "-o", str(tmp_path / "fast")]) == 0
+    chosen = _json.loads((tmp_path / "fast" / "arch.json").read_text())["hash"]
+    best = complete.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+    assert chosen == best["spec_hash"]
+
+    capsys.readouterr()
+    assert main(["export", str(finished_run), "--max-latency-ms", "1e-6", "-o", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    fastest = complete.sort_values("latency_ms").iloc[0]
+    assert len(err) == 1 and "no trial runs within" in err[0] and f"trial #{int(fastest['number'])}" in err[0]
+    assert not (tmp_path / "none").exists()
+    assert main(["export", str(finished_run), "--min-accuracy", "1.01", "-o", str(tmp_path / "none")]) == 2
+    assert "no trial reaches accuracy 1.01" in capsys.readouterr().err
