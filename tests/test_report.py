@@ -159,3 +159,17 @@ def test_export_selection_rules(finished_run, tmp_path, capsys):
     assert not (tmp_path / "none").exists()
     assert main(["export", str(finished_run), "--min-accuracy", "1.01", "-o", str(tmp_path / "none")]) == 2
     assert "no trial reaches accuracy 1.01" in capsys.readouterr().err
+
+
+def test_export_from_a_run_with_no_completed_trial_is_one_line_exit_2(tmp_path, capsys):
+    from nas.cli import main
+    from nas.control.search import search
+
+    config = write_config(tmp_path, trials=1, constraints={"max_params": 10})  # nothing fits: pruned, untrained
+    search(config, name="empty", runs_dir=tmp_path, quiet=True)
+    capsys.readouterr()
+    for rule in (["--knee"], ["--max-latency-ms", "5"], []):
+        assert main(["export", str(tmp_path / "empty"), *rule, "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "no complete trial" in err[0], err
+    assert not (tmp_path / "out").exists()
