@@ -236,6 +236,11 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (dotted, e.g. budget.batch_size=32); repeatable")
     p.add_argument("-q", "--quiet", action="store_true", help="one plain line per trial, no live display")
+    _add_worker_options(p)
+    p.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
+                   help="optuna: trials in this process (or --workers); ray: a Ray Tune experiment")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --backend ray: join this Ray cluster (HOST:PORT) instead of starting a local one")
     p.set_defaults(handler=_search)
 
     p = commands.add_parser("resume", help="continue a run (after a stop or a crash) to its target")
@@ -243,7 +248,26 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--trials", type=int, default=None, help="new target number of trials (saved in the run)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
     p.add_argument("-q", "--quiet", action="store_true")
+    _add_worker_options(p)
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="a run made with --backend ray: join this Ray cluster instead of starting a local one")
     p.set_defaults(handler=_resume)
+
+
+def _add_worker_options(p) -> None:
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run trials in N worker processes sharing the run's storage (recycled, see below)")
+    p.add_argument("--trials-per-gpu", type=int, default=None, metavar="K",
+                   help="CUDA only: K worker processes per GPU (workers = K x GPUs)")
+    p.add_argument("--max-trials-per-worker", type=int, default=None, metavar="M",
+                   help="with --workers / --trials-per-gpu: a worker exits after M trials and a fresh one starts, "
+                        "so leaked (GPU) memory cannot accumulate (default 8)")
+
+
+def _parallel(args):
+    from nas.control.workers import resolve
+
+    return resolve(args.workers, args.trials_per_gpu, args.max_trials_per_worker)
 
 
 def _search(args) -> int:
@@ -257,14 +281,16 @@ def _search(args) -> int:
         if value is not None:
             overrides[key] = value
     search(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=args.resume,
-           storage=args.storage, quiet=args.quiet)
+           storage=args.storage, quiet=args.quiet, parallel=_parallel(args), backend=args.backend,
+           ray_address=args.ray_address)
     return 0
 
 
 def _resume(args) -> int:
     from nas.control.search import resume
 
-    resume(args.run_dir, trials=args.trials, time_budget_s=args.time_budget, quiet=args.quiet)
+    resume(args.run_dir, trials=args.trials, time_budget_s=args.time_budget, quiet=args.quiet,
+           parallel=_parallel(args), ray_address=args.ray_address)
     return 0
 
 

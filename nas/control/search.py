@@ -153,8 +153,12 @@ class Engine:
         """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again."""
         from optuna.trial import TrialState
 
+        from nas.control.workers import OWNER_ATTR, owner_alive
+
         stale = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if owner_alive(t.user_attrs.get(OWNER_ATTR)):  # a live worker's trial (--workers) is not stale
+                continue
             self.storage.set_trial_user_attr(t._trial_id, "stale", True)
             self.storage.set_trial_user_attr(t._trial_id, "status", "stale")
             self.storage.set_trial_user_attr(t._trial_id, "reason", "left RUNNING by a stopped process; re-enqueued")
@@ -163,11 +167,11 @@ class Engine:
             stale.append(t.number)
         return stale
 
-    def load_tally(self) -> Tally:
+    def load_tally(self, trials: list | None = None) -> Tally:
         tally = Tally()
         self.done: dict[tuple[str, str], Any] = {}
         self.rung_peers: list[list[float]] = [[] for _ in (self.config.rungs or [])]
-        for t in self.study.get_trials(deepcopy=False):
+        for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
             attrs = t.user_attrs
             state = t.state.name
             if state == "COMPLETE":
@@ -220,8 +224,12 @@ class Engine:
                               f"{self.tally.complete} complete, front {self.progress.front_size()}")
         self.progress.print_block(front_report(self.study, self.config.objectives, self.config.directions))
 
-    def one_trial(self) -> None:
-        trial = self.study.ask()
+    def one_trial(self, trial=None) -> None:
+        if trial is None:  # (a --workers process asks under the run's claim lock and passes the trial in)
+            from nas.control.workers import OWNER_ATTR, owner
+
+            trial = self.study.ask()
+            trial.set_user_attr(OWNER_ATTR, owner())
         t0 = time.perf_counter()
         try:
             state, values, note = self._trial(trial)
@@ -419,8 +427,18 @@ def front_report(study, objectives: list[str], directions: list[str]) -> str:
 
 def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
            name: str | None = None, runs_dir: str | Path = "runs", resume: bool = False,
-           storage: str | None = None, quiet: bool = False):
-    """Start a run (or continue it with ``resume=True``); return the ``optuna.Study``."""
+           storage: str | None = None, quiet: bool = False, parallel=None, backend: str = "optuna",
+           ray_address: str | None = None):
+    """Start a run (or continue it with ``resume=True``); return the ``optuna.Study``. ``parallel``: a
+    :class:`nas.control.workers.Parallel` (worker processes sharing the storage) instead of this process.
+    ``backend="ray"``: a Ray Tune experiment (:mod:`nas.control.ray_run`; ``ray_address`` joins a cluster)."""
+    if backend == "ray" or ray_address is not None or _is_ray_run(Path(runs_dir), name, resume):
+        from nas.control.ray_run import ray_search
+
+        return ray_search(source, overrides, name=name, runs_dir=runs_dir, resume=resume, storage=storage,
+                          quiet=quiet, address=ray_address)
+    if backend != "optuna":
+        raise ConfigError(f"unknown backend {backend!r} (known: optuna, ray)", key="--backend")
     prepared = prepare(source, overrides)
     config, file = prepared.config, prepared.config_file
     name = check_name(name or config.name or (file.stem if file is not None else "search"))
@@ -437,7 +455,7 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
                            + "; ".join(changes) + " (start a new run with another --name)", file=str(path))
         if storage is not None and normalize_storage(storage) != run.meta.get("storage"):
             raise RunError(f"the run keeps its trials in {run.storage_url}, not {storage}", key="--storage")
-        return _continue(run, prepared, quiet=quiet, snapshot=True)
+        return _continue(run, prepared, quiet=quiet, snapshot=True, parallel=parallel)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise RunError("exists and is not a run directory (no run.json); choose another --name or --runs-dir",
                        file=str(path))
@@ -453,26 +471,31 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
         header = (f"{now()} search {name}: space {prepared.space.name}, dataset {config.dataset}, "
                   f"objectives {', '.join(config.objectives)}, sampler {config.sampler_name}, "
                   f"{_target_text(config)} -> {path}")
-        engine.run(trials=config.trials, time_budget_s=config.time_budget_s, header=header)
+        _drive(engine, run, header, parallel)
     finally:
         run.unlock()
     return engine.study
 
 
 def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: float | None = None,
-           quiet: bool = False):
-    """Continue a run to its target (``trials`` raises or lowers the target and is saved in its config)."""
+           quiet: bool = False, parallel=None, ray_address: str | None = None):
+    """Continue a run to its target (``trials`` raises or lowers the target and is saved in its config).
+    A run made on Ray (``run.json`` backend ``ray``) goes back through Ray."""
     run = RunDir.open(run_dir)
+    if run.meta.get("backend") == "ray" or ray_address is not None:
+        from nas.control.ray_run import ray_resume
+
+        return ray_resume(run_dir, trials=trials, time_budget_s=time_budget_s, quiet=quiet, address=ray_address)
     overrides: dict[str, Any] = {}
     if trials is not None:
         overrides["trials"] = trials
     if time_budget_s is not None:
         overrides["time_budget_s"] = time_budget_s
     prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
-    return _continue(run, prepared, quiet=quiet, snapshot=bool(overrides))
+    return _continue(run, prepared, quiet=quiet, snapshot=bool(overrides), parallel=parallel)
 
 
-def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool):
+def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, parallel=None):
     engine = Engine(prepared, quiet=quiet)
     run.lock()
     try:
@@ -486,10 +509,30 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool):
         config = prepared.config
         note = f"; {len(stale)} stale trial(s) re-enqueued: {', '.join(f'#{n}' for n in stale)}" if stale else ""
         header = f"{now()} resume {run.study_name}: {_target_text(config)}{note}"
-        engine.run(trials=config.trials, time_budget_s=config.time_budget_s, header=header)
+        _drive(engine, run, header, parallel)
     finally:
         run.unlock()
     return engine.study
+
+
+def _drive(engine: Engine, run: RunDir, header: str, parallel) -> None:
+    """Run the trials in this process, or in worker processes (``parallel``, see :mod:`nas.control.workers`)."""
+    if parallel is None:
+        engine.run(trials=engine.config.trials, time_budget_s=engine.config.time_budget_s, header=header)
+        return
+    from nas.control.workers import run_parallel
+
+    run_parallel(engine, run, parallel=parallel, header=header)
+
+
+def _is_ray_run(runs_dir: Path, name: str | None, resume: bool) -> bool:
+    """``search --resume`` of an existing run made on Ray (the name given explicitly) continues on Ray."""
+    if not resume or not name:
+        return False
+    try:
+        return RunDir.open(runs_dir / name).meta.get("backend") == "ray"
+    except NasError:
+        return False
 
 
 def _target_text(config: RunConfig) -> str:

@@ -1,0 +1,204 @@
+"""Controller overhead per trial: everything the search controller does around an evaluation.
+
+The evaluator is replaced by one that returns fixed objectives instantly (deterministic per spec hash, with a
+result of realistic size: curve, cost, training info), so what is left is the controller: ``study.ask``, sampling
+the define-by-run spec from the space (vision.yaml: dozens of parameters), the no-repeat lookup, the space's own
+constraint pre-check (builds the model at the reference input and counts params / FLOPs), the user attrs, the
+``study.tell`` (storage write), and the progress line + ``search.log``. Measured on the default storage (the
+journal file) and on SQLite, with the default sampler for two objectives (NSGA-II), as the median ms per trial
+over a window of trials around trial 100 and trial 1000.
+
+Target: <= 20 ms per trial, growing at most 2x from trial 100 to trial 1000.
+
+    python experiments/bench_controller_overhead.py                       # journal + sqlite, 1000 trials each
+    python experiments/bench_controller_overhead.py --max-seconds 300     # stop a storage after 5 minutes
+    python experiments/bench_controller_overhead.py --profile 1000        # + cProfile of a window at trial 1000
+
+Writes experiments/results/bench_controller_overhead.md and .csv.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import hashlib
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO_ROOT, Report, machine_info  # noqa: E402
+
+PARTS = ("ask", "sample", "precheck", "tell", "rest")
+
+
+def fake_evaluate(spec, config, *, data=None, callback=None):
+    """Instant stand-in for nas.evaluate.evaluate.evaluate: fixed objectives per spec, a result of realistic size."""
+    from nas.evaluate.evaluate import TrialResult
+
+    h = spec.hash()
+    u = int(hashlib.sha256(h.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    acc, lat = 0.5 + 0.45 * u, 0.2 + 5.0 * (1 - u) ** 2
+    curve = [{"epoch": e + 1.0, "train_loss": 1.5 / (e + 1), "val_loss": 1.6 / (e + 1), "val_accuracy": acc * (e + 1) / 4}
+             for e in range(4)]
+    return TrialResult(h, spec.summary(), "ok", objectives={"accuracy": acc, "latency_ms": lat, "params": 1e5 * u,
+                                                            "flops": 1e7 * u, "activation_mb": 1.0},
+                       curve=curve, cost={"params": int(1e5 * u), "flops": int(1e7 * u), "activation_mb": 1.0},
+                       training={"epochs": 4, "steps": 400, "train_s": 0.0}, input_shape=(1, 8, 8), num_classes=10,
+                       wall_s=0.0)
+
+
+def make_engine(storage_kind: str, folder: Path, sampler: str | None):
+    from nas.control.config import dump_config
+    from nas.control.rundir import RunDir
+    from nas.control.search import Engine, prepare
+
+    config = {"space": "vision", "dataset": "digits", "objectives": ["accuracy", "latency_ms"], "trials": 100000,
+              "seed": 0, "device": "cpu", "zero_cost": False, "train_threads": 1}
+    if sampler:
+        config["sampler"] = sampler
+    prepared = prepare(config)
+    engine = Engine(prepared, quiet=True)
+    storage = f"sqlite:///{folder / 'nas.db'}" if storage_kind == "sqlite" else None
+    run = RunDir.create(folder / "run", study_name="bench", storage=storage, config_text=dump_config(prepared.config),
+                        space_text=prepared.space_text, space_source=prepared.space_source,
+                        fingerprint=prepared.config.fingerprint(prepared.space_text))
+    engine.attach(run, create=True)
+    return engine
+
+
+def instrument(engine, clock: dict):
+    """Time the parts of a trial (ask, sample, precheck, tell) by wrapping the calls one_trial makes."""
+    def wrap(owner, name, part):
+        inner = getattr(owner, name)
+
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return inner(*a, **k)
+            finally:
+                clock[part] += time.perf_counter() - t0
+
+        setattr(owner, name, timed)
+
+    wrap(engine.study, "ask", "ask")
+    wrap(engine.study, "tell", "tell")
+    wrap(engine.space, "sample", "sample")
+    wrap(engine, "check_constraints", "precheck")
+
+
+def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | None, profile_at: int | None,
+          window: int) -> dict:
+    import nas.evaluate.evaluate as ev
+    from nas.control.progress import Progress
+
+    ev.evaluate = fake_evaluate  # Engine._trial imports it from the module at call time
+    with tempfile.TemporaryDirectory(prefix=f"bench-{storage_kind}-") as tmp:
+        engine = make_engine(storage_kind, Path(tmp), sampler)
+        engine.tally = engine.load_tally()
+        engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions,
+                                   target=trials, time_budget_s=None, quiet=True, log=engine.run_dir.log,
+                                   tally=engine.tally)
+        clock = dict.fromkeys(PARTS, 0.0)
+        instrument(engine, clock)
+        rows, profile_text = [], None
+        start = time.perf_counter()
+        profiler = None
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            for i in range(trials):
+                # the profiled window comes right after the measured one (cProfile slows what it watches)
+                if profile_at is not None and i == profile_at + window // 2:
+                    profiler = cProfile.Profile()
+                    profiler.enable()
+                for k in clock:
+                    clock[k] = 0.0
+                t0 = time.perf_counter()
+                engine.one_trial()
+                total = time.perf_counter() - t0
+                clock["rest"] = total - sum(clock[p] for p in PARTS if p != "rest")
+                rows.append({"trial": i, "total": total, **{p: clock[p] for p in PARTS}})
+                if profiler is not None and i == profile_at + window // 2 + window - 1:
+                    profiler.disable()
+                    out = io.StringIO()
+                    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+                    profile_text = out.getvalue()
+                    profiler = None
+                if time.perf_counter() - start > max_seconds:
+                    break
+        states = {}
+        for t in engine.study.get_trials(deepcopy=False):
+            states[t.state.name] = states.get(t.state.name, 0) + 1
+        return {"storage": storage_kind, "rows": rows, "elapsed": time.perf_counter() - start,
+                "profile": profile_text, "states": states}
+
+
+def window_stats(rows: list[dict], center: int, window: int) -> dict | None:
+    lo, hi = center - window // 2, center + window // 2
+    picked = [r for r in rows if lo <= r["trial"] < hi]
+    if len(picked) < window // 2:
+        return None
+    return {k: 1000 * statistics.median(r[k] for r in picked) for k in ("total", *PARTS)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--storages", default="journal,sqlite")
+    parser.add_argument("--trials", type=int, default=1025, help="trials per storage (default 1025: window 1000)")
+    parser.add_argument("--points", default="100,1000", help="trial numbers to measure around")
+    parser.add_argument("--window", type=int, default=50, help="trials per window (median over them)")
+    parser.add_argument("--max-seconds", type=float, default=600, help="stop a storage's run after this long")
+    parser.add_argument("--sampler", default=None, help="default: the config default (nsga2 for 2 objectives)")
+    parser.add_argument("--profile", type=int, default=None, metavar="TRIAL",
+                        help="cProfile the window of trials right after the one measured around this trial")
+    parser.add_argument("--target-ms", type=float, default=20.0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    points = [int(p) for p in args.points.split(",")]
+    info = machine_info()
+    report = Report("bench_controller_overhead", "Search controller overhead per trial", info=info)
+    report.text(__doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(), echo=False)
+    results = []
+    for kind in args.storages.split(","):
+        print(f"{kind}: up to {args.trials} trials (max {args.max_seconds:.0f} s) ...", flush=True)
+        results.append(bench(kind, args.trials, args.max_seconds, args.sampler, args.profile, args.window))
+        r = results[-1]
+        print(f"  {len(r['rows'])} trials in {r['elapsed']:.0f} s; states {r['states']}", flush=True)
+    headers = ["storage", "trials run", "at trial", "median ms/trial", "ask", "sample", "precheck (model build)",
+               "tell (store)", "rest (bookkeeping)", "excl. precheck", "growth vs first point", "verdict"]
+    table = []
+    for r in results:
+        first = None
+        for p in points:
+            s = window_stats(r["rows"], p, args.window)
+            if s is None:
+                table.append([r["storage"], len(r["rows"]), p, "not reached", "", "", "", "", "", "", "", ""])
+                continue
+            first = first or s
+            growth = s["total"] / first["total"]
+            ok = s["total"] <= args.target_ms and growth <= 2.0
+            table.append([r["storage"], len(r["rows"]), p, round(s["total"], 2), round(s["ask"], 2),
+                          round(s["sample"], 2), round(s["precheck"], 2), round(s["tell"], 2), round(s["rest"], 2),
+                          round(s["total"] - s["precheck"], 2), f"{growth:.2f}x", "ok" if ok else "MISSED"])
+    report.table(headers, table, title=f"Median ms per trial over {args.window} trials around each point "
+                                       f"(target <= {args.target_ms:g} ms, growth <= 2x)",
+                 csv="bench_controller_overhead.csv")
+    for r in results:
+        if r["profile"]:
+            report.text(f"### cProfile, {r['storage']}, {args.window} trials after the window at trial {args.profile}\n\n```\n"
+                        + r["profile"].strip() + "\n```")
+    if not args.no_write:
+        report.write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

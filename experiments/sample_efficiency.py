@@ -1,0 +1,226 @@
+"""Sample efficiency of the samplers: hypervolume vs. trial count for random, tpe, nsga2 and evolution.
+
+Fashion-MNIST (a class-balanced subset, a fixed proxy budget: one short training per trial, no rungs), the vision
+space, two objectives (accuracy, CPU latency in ms), 3 seeds per sampler. Each (sampler, seed) is its own run
+directory ``<runs-dir>/<sampler>-s<seed>`` (a normal patternnas run: ``nas report`` works on it); running the script
+again continues the unfinished runs where they stopped (``nas resume`` semantics: exact trial counts), so the study
+proceeds in steps that fit a 10-minute command (``--max-minutes``, default 8: no new trial starts after that; a
+trial in flight finishes first). Once every run is complete the hypervolume curves are written.
+
+Target: the default sampler for two objectives (nsga2) reaches random search's final hypervolume (mean over the
+seeds) in at most half of random's trials.
+
+NOT RUN IN FULL HERE: 4 samplers x 3 seeds x 64 trials = 768 trainings take hours on a 2-core CPU (roughly 15-30 s
+per trial). Repeat this command until it prints "all runs complete" (each call <= ~9 minutes):
+
+    NAS_DATA_DIR=../shared/data python experiments/sample_efficiency.py --max-minutes 8
+
+Smoke test (digits, 6 trials, 2 samplers x 1 seed, about a minute; writes nothing under experiments/results):
+
+    python experiments/sample_efficiency.py --smoke --runs-dir /tmp/se_smoke --no-write
+
+Writes experiments/results/sample_efficiency.md and .csv (hypervolume at checkpoints; mean and spread over seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO_ROOT, Report, machine_info  # noqa: E402
+
+SAMPLERS = ("random", "tpe", "nsga2", "evolution")
+OBJECTIVES = ["accuracy", "latency_ms"]
+MAX_LATENCY_MS = 20.0
+REFERENCE = [0.0, MAX_LATENCY_MS]  # hypervolume reference point: accuracy 0, latency at the constraint
+
+FULL = {
+    "space": "vision",
+    "dataset": "fashion_mnist",
+    "train_subset": 6000,
+    "objectives": OBJECTIVES,
+    "constraints": {"max_params": 2_000_000, "max_latency_ms": MAX_LATENCY_MS},
+    "budget": {"epochs": 1, "batch_size": 128, "lr": 0.002},
+    "population_size": 16,
+    "trials": 64,
+    "device": "auto",
+    "latency_device": "cpu",
+    "latency_repeats": 10,
+    "latency_warmup": 2,
+    "train_threads": 2,
+    "zero_cost": False,
+}
+SMOKE = {
+    **FULL,
+    "dataset": "digits",
+    "train_subset": 300,
+    "budget": {"epochs": 0.3, "batch_size": 32},
+    "population_size": 4,
+    "trials": 6,
+    "latency_repeats": 2,
+    "latency_warmup": 0,
+    "train_threads": 1,
+}
+
+
+def run_name(sampler: str, seed: int) -> str:
+    return f"{sampler}-s{seed}"
+
+
+def counted_trials(run_dir: Path) -> int | None:
+    """Counted trials of a run (None: no run yet)."""
+    from nas.control.rundir import RunDir
+
+    if not RunDir.is_run(run_dir):
+        return None
+    import optuna
+
+    from nas.control.search import counted
+
+    run = RunDir.open(run_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=run.study_name, storage=run.storage())
+    return sum(1 for t in study.get_trials(deepcopy=False) if counted(t))
+
+
+def advance(base: dict, runs_dir: Path, samplers, seeds, deadline: float) -> bool:
+    """Run or continue every (sampler, seed) run until the deadline; True when all are complete."""
+    from nas.control.search import search
+
+    target = base["trials"]
+    for seed in seeds:  # seeds outermost: every sampler gets its first seed before anyone gets a second
+        for sampler in samplers:
+            name = run_name(sampler, seed)
+            have = counted_trials(runs_dir / name)
+            if have is not None and have >= target:
+                continue
+            left = deadline - time.time()
+            if left < 30:
+                return False
+            print(f"{name}: {have or 0}/{target} trials; continuing for up to {left / 60:.1f} min", flush=True)
+            config = {**base, "sampler": sampler, "seed": seed, "name": name, "time_budget_s": left}
+            search(config, name=name, runs_dir=runs_dir, resume=True, quiet=True)
+            have = counted_trials(runs_dir / name) or 0
+            if have < target:
+                return False
+    return True
+
+
+def curves(runs_dir: Path, samplers, seeds, target: int):
+    """{sampler: [hypervolume after k trials for k = 1..target, one list per seed]}."""
+    import numpy as np
+    import optuna
+
+    from nas.control.rundir import RunDir
+    from nas.pareto import hypervolume_history
+
+    found = {}
+    for sampler in samplers:
+        found[sampler] = []
+        for seed in seeds:
+            path = runs_dir / run_name(sampler, seed)
+            if not RunDir.is_run(path):
+                continue
+            run = RunDir.open(path)
+            study = optuna.load_study(study_name=run.study_name, storage=run.storage())
+            from nas.control.search import counted
+
+            rows = []
+            for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+                if not counted(t):
+                    continue  # stale (re-enqueued) trials do not count
+                rows.append(list(t.values) if t.state.name == "COMPLETE" else [float("nan")] * len(OBJECTIVES))
+            rows = rows[:target]
+            if rows:
+                hv = hypervolume_history(np.array(rows, dtype=float), ["maximize", "minimize"], REFERENCE)
+                found[sampler].append([float(x) for x in hv])
+    return found
+
+
+def trials_to_reach(curve: list[float], level: float) -> int | None:
+    for k, value in enumerate(curve, 1):
+        if value >= level - 1e-12:
+            return k
+    return None
+
+
+def summarize(report: Report, found: dict, target: int, default: str, *, write_csv: bool = True) -> None:
+    checkpoints = sorted({c for c in (4, 8, 16, 32, 48, 64, target) if c <= target})
+    headers = ["sampler", "seeds", *[f"HV@{c}" for c in checkpoints]]
+    rows = []
+    for sampler, runs in found.items():
+        row = [sampler, len(runs)]
+        for c in checkpoints:
+            values = [r[c - 1] for r in runs if len(r) >= c]
+            if values:
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                row.append(f"{statistics.mean(values):.4f} ± {sd:.4f}")
+            else:
+                row.append("")
+        rows.append(row)
+    report.table(headers, rows, title=f"Hypervolume (reference: accuracy 0, latency {MAX_LATENCY_MS:g} ms) after k "
+                                      "trials, mean ± sd over seeds", csv="sample_efficiency.csv" if write_csv else None)
+    random_final = [r[-1] for r in found.get("random", []) if len(r) >= target]
+    if not random_final or not found.get(default):
+        report.text("Target not evaluated: random or the default sampler has no complete runs yet.")
+        return
+    level = statistics.mean(random_final)
+    needed = [trials_to_reach(r, level) for r in found[default] if len(r) >= target]
+    shown = ", ".join("not reached" if n is None else str(n) for n in needed)
+    reached = [n for n in needed if n is not None]
+    ok = len(reached) == len(needed) and statistics.median(reached) <= target / 2 if reached else False
+    report.text(f"Random search's final hypervolume (mean of {len(random_final)} seeds, {target} trials): "
+                f"{level:.4f}. Trials the default sampler ({default}) needs to reach it, per seed: {shown}. "
+                f"Target (median <= {target // 2}): {'met' if ok else 'MISSED'}.")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs-dir", default=str(REPO_ROOT / "runs" / "sample_efficiency"),
+                        help="one run directory per (sampler, seed) (default runs/sample_efficiency)")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--trials", type=int, default=None, help="trials per run (default 64; smoke 6)")
+    parser.add_argument("--max-minutes", type=float, default=8.0,
+                        help="start no new trial after this long (reruns continue)")
+    parser.add_argument("--smoke", action="store_true", help="tiny configuration on digits (a minute or two)")
+    parser.add_argument("--report-only", action="store_true", help="write the curves of what is there, run nothing")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write experiments/results")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    base = dict(SMOKE if args.smoke else FULL)
+    if args.trials is not None:
+        base["trials"] = args.trials
+    samplers = [s for s in args.samplers.split(",") if s]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.smoke and args.samplers == ",".join(SAMPLERS):
+        samplers = ["random", "nsga2"]
+    if args.smoke and args.seeds == "0,1,2":
+        seeds = [0]
+    runs_dir = Path(args.runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    complete = True
+    if not args.report_only:
+        complete = advance(base, runs_dir, samplers, seeds, time.time() + 60 * args.max_minutes)
+        print("all runs complete" if complete else "not complete yet: run the same command again", flush=True)
+    from nas.control.config import RunConfig
+
+    default = RunConfig.model_validate({k: v for k, v in base.items()}).sampler_name
+    found = curves(runs_dir, samplers, seeds, base["trials"])
+    report = Report("sample_efficiency", "Sample efficiency: hypervolume vs. trials per sampler", info=info)
+    report.text(f"Runs: `{runs_dir}`; {len(samplers)} samplers x {len(seeds)} seeds x {base['trials']} trials; "
+                f"dataset {base['dataset']} (train_subset {base['train_subset']}), budget {base['budget']}; "
+                f"{'complete' if complete else 'INCOMPLETE (partial curves)'}.")
+    summarize(report, found, base["trials"], default, write_csv=not args.no_write and complete)
+    if not args.no_write and complete:
+        report.write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

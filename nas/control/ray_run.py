@@ -1,0 +1,581 @@
+"""The Ray backend: the same trials as :mod:`nas.control.search`, run as a Ray Tune experiment.
+
+``nas search CONFIG --backend ray [--ray-address HOST:PORT]`` / ``nas resume RUN`` (on a Ray run).
+
+* **Search**: a ``Tuner`` with ``OptunaSearch`` over the same define-by-run space
+  (``space.sample(OptunaSuggest(trial))``, the captured parameters are the trial's config) and the run's own sampler
+  (:func:`nas.control.samplers.make_sampler`). ``OptunaSearch`` is given the run's Optuna **storage and study name**,
+  so every Ray trial *is* a trial of the run's study (no mirroring): the spec attrs (``spec``, ``spec_hash``,
+  ``summary``, ``budget_key``) are set when the spec is sampled, and the result attrs (``status``, ``reason``,
+  ``objectives``, ``cost``, ``curve``, ``zero_cost``, ``training``, ``wall_s``, ``input_shape``, ``precheck``) when
+  the trial completes, with the same COMPLETE / PRUNED (infeasible, stopped by the scheduler) / FAIL states. So
+  ``nas report`` and ``nas export`` read a Ray run as they read an Optuna run. Every trial also carries
+  ``ray_trial_id``.
+* **Trainable**: runs on a Ray worker; it rebuilds the spec from the config (``Space.replay``), checks the
+  constraints before training, and calls the same :func:`nas.evaluate.evaluate.evaluate`. Each validation is
+  reported (``tune.report``: ``epoch``, ``rung_accuracy``); the final report carries the objectives, the state and
+  the attrs (as JSON).
+* **Multi-fidelity**: with ``rungs`` in the config, an ``ASHAScheduler`` on ``rung_accuracy`` (time attr
+  ``epoch``, ``grace_period = rungs[0] * budget.epochs``, ``reduction_factor = 1 / rung_keep``, ``max_t =
+  budget.epochs``): ASHA's rungs are geometric from the first configured rung. A trial it stops is told PRUNED
+  (status ``pruned``, its curve so far). Without rungs: FIFO.
+* **Resources**: ``{"cpu": 1, "gpu": gpus_per_trial}`` per trial (``tune.with_resources``); ``gpus_per_trial``
+  (fractional allowed) comes from the override ``--set gpus_per_trial=0.25`` (also ``ray.gpus_per_trial``), which is
+  taken out before the config is validated and kept in ``run.json`` (key ``ray``), so a resume uses it again.
+* **Failures**: ``FailureConfig(max_failures=2)``: a trial whose worker dies (or raises) is retried; after that it
+  is told FAIL (status ``error``).
+* **Stopping**: the searcher returns ``Searcher.FINISHED`` once counted + running trials reach the target (read
+  from ``ray/control.json`` in the run, rewritten by every call) or the time budget is spent (no new trial starts
+  after it), so ``num_samples`` is unbounded and a resume can raise the target.
+* **Resume**: the run's Ray experiments live under ``RUN/ray/tune-N`` (``RunConfig(storage_path=RUN/ray)``). If the
+  last one was cut short, ``Tuner.restore(path, trainable, resume_errored=True)`` continues it; after it (or if it
+  had finished) trials still RUNNING in the study are marked FAIL + stale and re-enqueued (as the Optuna backend
+  does) and, while the target is not reached, a new experiment ``tune-N+1`` continues over the same study (the
+  sampler sees all earlier trials).
+* **Ray runtime**: without an address a local one (``num_cpus=2``, no dashboard) is started and shut down at the
+  end; with one the driver joins that cluster (checked with a TCP connect first: an unreachable address is a
+  one-line error and nothing is written). A process that already has Ray initialised uses that session.
+
+Not done on this backend: reuse of repeated specs (every sampled spec is trained), the ``rung_min_trials`` rule
+(ASHA's own rule applies instead), the live display (one plain line per trial instead). Ray itself is imported
+only inside this module's functions.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from nas.control.config import describe_changes, dump_config
+from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage, now
+from nas.errors import BuildError, NasError, RunError, SpecError
+
+RAY_DIR = "ray"
+CONTROL_FILE = "control.json"
+MAX_FAILURES = 2
+LOCAL_CPUS = 2
+GPU_KEYS = ("gpus_per_trial", "ray.gpus_per_trial")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry points (nas.control.search routes here for backend "ray")
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str | None = None,
+               runs_dir: str | Path = "runs", resume: bool = False, storage: str | None = None,
+               quiet: bool = False, address: str | None = None):
+    """Start a run on Ray (or continue it with ``resume=True``); return the ``optuna.Study``."""
+    from nas.control.search import Engine, _check_study_name_free, _target_text, prepare
+
+    overrides = dict(overrides or {})
+    gpus = _pop_gpus(overrides)
+    prepared = prepare(source, overrides)
+    config, file = prepared.config, prepared.config_file
+    name = check_name(name or config.name or (file.stem if file is not None else "search"))
+    path = Path(runs_dir) / name
+    fingerprint = config.fingerprint(prepared.space_text)
+    if RunDir.is_run(path):
+        if not resume:
+            raise RunError(f"run {name!r} already exists; add --resume to continue it (or `nas resume {path}`), "
+                           "or choose another --name", file=str(path))
+        run = RunDir.open(path)
+        changes = describe_changes(run.meta.get("fingerprint", {}), fingerprint)
+        if changes:
+            raise RunError("the config changes settings that would invalidate the run's trials: "
+                           + "; ".join(changes) + " (start a new run with another --name)", file=str(path))
+        if storage is not None and normalize_storage(storage) != run.meta.get("storage"):
+            raise RunError(f"the run keeps its trials in {run.storage_url}, not {storage}", key="--storage")
+        return _continue(run, prepared, quiet=quiet, snapshot=True, address=address, gpus=gpus)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise RunError("exists and is not a run directory (no run.json); choose another --name or --runs-dir",
+                       file=str(path))
+    storage_url = normalize_storage(storage) if storage else None
+    check_address(address)
+    engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
+    if storage_url is not None:
+        _check_study_name_free(storage_url, name)
+    started = start_ray(address)  # an unreachable cluster fails here, before the run folder exists
+    try:
+        run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(config),
+                            space_text=prepared.space_text, space_source=prepared.space_source,
+                            fingerprint=fingerprint)
+        run.meta["backend"] = "ray"
+        run.meta["ray"] = {"gpus_per_trial": gpus or 0.0, "experiments": []}
+        run.save_meta()
+        run.lock()
+        try:
+            engine.attach(run, create=True)
+            header = (f"{now()} search {name} on Ray ({address or 'local'}): space {prepared.space.name}, dataset "
+                      f"{config.dataset}, objectives {', '.join(config.objectives)}, sampler {config.sampler_name}, "
+                      f"{_target_text(config)} -> {path}")
+            _drive(run, engine, prepared, header=header, quiet=quiet)
+        finally:
+            run.unlock()
+    finally:
+        stop_ray(started)
+    return engine.study
+
+
+def ray_resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: float | None = None,
+               quiet: bool = False, address: str | None = None):
+    """Continue a Ray run to its target (``Tuner.restore`` of a cut-short experiment, then new ones)."""
+    from nas.control.search import prepare
+
+    run = RunDir.open(run_dir)
+    overrides: dict[str, Any] = {}
+    if trials is not None:
+        overrides["trials"] = trials
+    if time_budget_s is not None:
+        overrides["time_budget_s"] = time_budget_s
+    prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
+    return _continue(run, prepared, quiet=quiet, snapshot=bool(overrides), address=address, gpus=None)
+
+
+def is_ray_run(run: RunDir) -> bool:
+    return run.meta.get("backend") == "ray"
+
+
+def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: str | None, gpus: float | None):
+    from nas.control.search import Engine, _target_text
+
+    if not is_ray_run(run):
+        raise RunError("this run was made by the optuna backend; continue it without --backend ray",
+                       file=str(run.path))
+    check_address(address)
+    engine = Engine(prepared, quiet=quiet)
+    run.lock()
+    try:
+        started = start_ray(address)
+        try:
+            if snapshot:
+                (run.path / CONFIG_FILE).write_text(dump_config(prepared.config))
+            if gpus is not None:
+                run.meta.setdefault("ray", {})["gpus_per_trial"] = gpus
+                run.save_meta()
+            for repair in run.repair_journal():
+                run.log(f"{now()} {repair}")
+            engine.attach(run, create=False)
+            header = f"{now()} resume {run.study_name} on Ray ({address or 'local'}): {_target_text(prepared.config)}"
+            _drive(run, engine, prepared, header=header, quiet=quiet)
+        finally:
+            stop_ray(started)
+    finally:
+        run.unlock()
+    return engine.study
+
+
+def _pop_gpus(overrides: dict) -> float | None:
+    gpus = None
+    for key in GPU_KEYS:
+        if key in overrides:
+            value = overrides.pop(key)
+            try:
+                gpus = float(value)
+            except (TypeError, ValueError):
+                gpus = -1.0
+            if not (gpus >= 0 and math.isfinite(gpus)):
+                raise RunError(f"must be a number of GPUs >= 0 (fractions allowed), got {value!r}", key=key)
+    return gpus
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Ray runtime
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def check_address(address: str | None) -> None:
+    """A quick TCP connect to HOST:PORT (``ray://HOST:PORT`` too), so a wrong address fails in seconds."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = hostport.rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise RunError(f"{address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)", key="--ray-address")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+    except OSError as e:
+        raise RunError(f"cannot reach a Ray cluster at {address}: {e.strerror or e}", key="--ray-address") from None
+
+
+def start_ray(address: str | None) -> bool:
+    """Join ``address`` or start a local runtime; True when this call started (and must stop) the session."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+                              "configure_logging": True}
+    if address and address != "local":
+        kwargs["address"] = address
+    else:
+        kwargs["num_cpus"] = LOCAL_CPUS
+    try:
+        ray.init(**kwargs)
+    except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, version mismatch ...
+        try:
+            ray.shutdown()
+        except Exception:  # noqa: BLE001
+            pass
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        where = f"join the Ray cluster at {address}" if kwargs.get("address") else "start a local Ray runtime"
+        raise RunError(f"cannot {where}: {first}", key="--ray-address" if kwargs.get("address") else None) from None
+    return True
+
+
+def stop_ray(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The driver: experiments until the target is reached
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _drive(run: RunDir, engine, prepared, *, header: str, quiet: bool) -> None:
+    from nas.control.search import counted, front_report
+
+    config = prepared.config
+    ray_dir = (run.path / RAY_DIR).resolve()
+    ray_dir.mkdir(exist_ok=True)
+    meta = run.meta.setdefault("ray", {})
+    meta.setdefault("experiments", [])
+    deadline = time.time() + config.time_budget_s if config.time_budget_s is not None else None
+    control = {"trials": config.trials, "deadline": deadline}
+    (ray_dir / CONTROL_FILE).write_text(json.dumps(control))
+    _say(run, header, quiet)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C raises here; `nas resume` restores the experiment
+    reason = "done"
+
+    def count() -> int:
+        return sum(1 for t in engine.study.get_trials(deepcopy=False) if counted(t))
+
+    try:
+        while True:
+            experiments = meta["experiments"]
+            last = experiments[-1] if experiments else None
+            restore = last is not None and not last.get("done") and _can_restore(ray_dir / last["name"])
+            if not restore:
+                stale = engine.recover_stale()
+                if stale:
+                    _say(run, f"{now()} {len(stale)} stale trial(s) re-enqueued: "
+                              + ", ".join(f"#{n}" for n in stale), quiet)
+                if config.trials is not None and count() >= config.trials:
+                    break
+                if deadline is not None and time.time() >= deadline:
+                    reason = "time budget reached"
+                    break
+                last = {"name": f"tune-{len(experiments) + 1}", "done": False}
+                experiments.append(last)
+                run.save_meta()
+            before = count()
+            _say(run, f"{now()} ray experiment {last['name']}" + (" (restored)" if restore else ""), quiet)
+            _fit(run, engine, prepared, ray_dir, last["name"], restore=restore, quiet=quiet)
+            last["done"] = True
+            run.save_meta()
+            if count() == before and not restore:
+                reason = "no trial could be started"
+                break
+    except KeyboardInterrupt:
+        reason = "interrupted"
+        raise
+    finally:
+        tally = [t for t in engine.study.get_trials(deepcopy=False) if counted(t)]
+        complete = sum(t.state.name == "COMPLETE" for t in tally)
+        _say(run, f"{now()} stop ({reason}): {len(tally)} trials counted, {complete} complete", quiet)
+    text = front_report(engine.study, config.objectives, config.directions)
+    run.log(text)
+    if not quiet:
+        print(text, flush=True)
+
+
+def _can_restore(path: Path) -> bool:
+    from ray import tune
+
+    try:
+        return path.is_dir() and tune.Tuner.can_restore(str(path))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _fit(run: RunDir, engine, prepared, ray_dir: Path, name: str, *, restore: bool, quiet: bool) -> None:
+    from ray import tune
+
+    config = prepared.config
+    gpus = float(run.meta.get("ray", {}).get("gpus_per_trial") or 0.0)
+    payload = {"config": config.to_data(), "space_text": prepared.space_text, "space_source": prepared.space_source}
+    trainable = tune.with_resources(tune.with_parameters(_trainable, payload=payload),
+                                    {"cpu": 1, "gpu": gpus})
+    if restore:
+        tuner = tune.Tuner.restore(str(ray_dir / name), trainable=trainable, resume_errored=True)
+    else:
+        searcher = make_searcher(engine, prepared, ray_dir, quiet=quiet)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(config), num_samples=-1),
+            run_config=tune.RunConfig(name=name, storage_path=str(ray_dir), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    tuner.fit()
+
+
+def make_scheduler(config):
+    """ASHA on per-validation accuracy when the config has rungs; FIFO otherwise."""
+    if not config.rungs:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    epochs = float(config.budget.epochs)
+    return ASHAScheduler(time_attr="epoch", metric="rung_accuracy", mode="max", max_t=epochs,
+                         grace_period=config.rungs[0] * epochs, reduction_factor=max(1.0 / config.rung_keep, 1.01))
+
+
+def make_searcher(engine, prepared, ray_dir: Path, *, quiet: bool):
+    from nas.control.samplers import make_sampler
+
+    config = prepared.config
+    n = len(engine.study.get_trials(deepcopy=False))
+    seed = config.seed if n == 0 else (config.seed * 1_000_003 + n) % (2**31 - 1)
+    return _searcher_class()(
+        control_file=str(ray_dir / CONTROL_FILE), log_file=str(engine.run_dir.path.resolve() / "search.log"),
+        objectives=list(config.objectives),
+        space=DefineByRun(prepared.space, config.budget_key()), metric=list(config.objectives),
+        mode=["max" if d == "maximize" else "min" for d in config.directions],
+        sampler=make_sampler(config, prepared.space, seed=seed),
+        study_name=engine.run_dir.study_name, storage=engine.storage)
+
+
+_SEARCHER = None
+
+
+def __getattr__(name: str):  # NasOptunaSearch is made on first use (Ray is imported only then); pickle finds it here
+    if name == "NasOptunaSearch":
+        return _searcher_class()
+    raise AttributeError(name)
+
+
+def _searcher_class():
+    global _SEARCHER
+    if _SEARCHER is not None:
+        return _SEARCHER
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    from nas.control.search import COUNTED
+
+    class NasOptunaSearch(OptunaSearch):
+        """OptunaSearch on the run's study, with the run's target and the controller's trial states and attrs."""
+
+        def __init__(self, *, control_file: str, log_file: str, objectives: list[str], **kwargs):
+            self._control_file = control_file
+            self._log_file = log_file
+            self._objectives = objectives
+            super().__init__(**kwargs)
+
+        def suggest(self, trial_id: str):
+            if trial_id not in self._ot_trials:
+                control = json.loads(Path(self._control_file).read_text())
+                if control.get("deadline") is not None and time.time() >= control["deadline"]:
+                    return Searcher.FINISHED
+                if control.get("trials") is not None:
+                    in_use = sum(1 for t in self._ot_study.get_trials(deepcopy=False)
+                                 if t.state.name == "RUNNING"
+                                 or (t.state.name in COUNTED and not t.user_attrs.get("stale")))
+                    if in_use >= control["trials"]:
+                        return Searcher.FINISHED
+            params = super().suggest(trial_id)
+            self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
+            return params
+
+        def on_trial_result(self, trial_id: str, result: dict):
+            return  # nothing to report to Optuna per epoch (pruning is the scheduler's)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+            from optuna.trial import TrialState
+
+            if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+                return
+            ot_trial = self._ot_trials[trial_id]
+            self._completed_trials.add(trial_id)
+            if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
+                return  # told before the experiment was cut short (Ray restored it from an older checkpoint)
+            state, values, attrs, constraints = outcome(result, error, self._objectives)
+            try:
+                for key, amount in constraints.items():
+                    ot_trial.set_constraint(key, amount)
+                for key, value in attrs.items():
+                    ot_trial.set_user_attr(key, value)
+                self._ot_study.tell(ot_trial, values, state=getattr(TrialState, state))
+            except Exception as e:  # noqa: BLE001 - one bad result must not stop the experiment
+                attrs = {"status": "error", "reason": f"{type(e).__name__}: {e}"}
+                state, values = "FAIL", None
+                try:
+                    ot_trial.set_user_attr("status", "error")
+                    ot_trial.set_user_attr("reason", attrs["reason"][:500])
+                    self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+                except Exception:  # noqa: BLE001 - already told
+                    pass
+            line = _trial_line(ot_trial.number, state, values, self._objectives, attrs,
+                               ot_trial.user_attrs.get("summary", ""))
+            with open(self._log_file, "a") as f:
+                f.write(line + "\n")
+            print(line, flush=True)  # one plain line per trial (no live display on Ray)
+
+    NasOptunaSearch.__module__ = __name__
+    NasOptunaSearch.__qualname__ = "NasOptunaSearch"
+    _SEARCHER = NasOptunaSearch
+    return _SEARCHER
+
+
+class DefineByRun:
+    """The define-by-run space for OptunaSearch: samples the spec, records its attrs, returns no constants (so the
+    trial's config is exactly the sampled parameters)."""
+
+    def __init__(self, space, budget_key: str):
+        self.space = space
+        self.budget_key = budget_key
+
+    def __call__(self, trial):
+        from nas.control.suggest import OptunaSuggest
+
+        try:
+            spec = self.space.sample(OptunaSuggest(trial))
+        except NasError as e:
+            trial.set_user_attr("sample_error", e.one_line())
+            return None
+        for key, value in (("spec", spec.to_json(indent=None)), ("spec_hash", spec.hash()),
+                           ("summary", spec.summary()), ("budget_key", self.budget_key)):
+            trial.set_user_attr(key, value)
+        return None
+
+
+def outcome(result: dict | None, error: bool, objectives: list[str]) -> tuple[str, list[float] | None, dict, dict]:
+    """(state, values, user attrs, constraint amounts) of a finished Ray trial, from its last result."""
+    result = result or {}
+    if result.get("nas_final"):
+        attrs = json.loads(result.get("nas_attrs") or "{}")
+        constraints = json.loads(result.get("nas_constraints") or "{}")
+        state = result.get("nas_state", "FAIL")
+        values = [float(result[o]) for o in objectives] if state == "COMPLETE" else None
+        return state, values, attrs, constraints
+    if error:
+        return "FAIL", None, {"status": "error", "reason": f"Ray trial errored (after {MAX_FAILURES} retries)"}, {}
+    if "epoch" in result:
+        attrs = {"status": "pruned", "curve": json.loads(result.get("nas_curve") or "[]"),
+                 "reason": f"stopped by the ASHA scheduler after epoch {result['epoch']:g} "
+                           f"(val accuracy {result.get('rung_accuracy', float('nan')):.4f})"}
+        return "PRUNED", None, attrs, {}
+    return "FAIL", None, {"status": "error", "reason": "Ray trial ended without a result"}, {}
+
+
+def _trial_line(number: int, state: str, values, objectives, attrs: dict, summary: str) -> str:
+    if values:
+        shown = "  ".join(f"{o}={v:.4g}" for o, v in zip(objectives, values))
+    else:
+        shown = f"{attrs.get('status', '')}: {attrs.get('reason') or ''}"
+    return f"{now()} #{number:<4d} {state.lower():<8s} {shown}  {summary}"
+
+
+def _say(run: RunDir, line: str, quiet: bool) -> None:
+    run.log(line)
+    print(line, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The trainable (runs on a Ray worker)
+# ---------------------------------------------------------------------------------------------------------------
+
+_ENGINES: dict[str, Any] = {}
+
+
+def _worker_engine(payload: dict):
+    """One Engine (data loaded once) per worker process and run config."""
+    key = json.dumps(payload["config"], sort_keys=True) + payload["space_text"]
+    engine = _ENGINES.get(key)
+    if engine is None:
+        from nas.control.config import load_config
+        from nas.control.search import Engine, Prepared
+        from nas.grammar import Space
+
+        config, _ = load_config(payload["config"])
+        space = Space.from_text(payload["space_text"], file=payload["space_source"])
+        engine = Engine(Prepared(config, None, space, payload["space_text"], payload["space_source"]), quiet=True)
+        _ENGINES.clear()
+        _ENGINES[key] = engine
+    return engine
+
+
+def _trainable(params: dict, payload: dict) -> None:
+    from ray import tune
+
+    import torch
+
+    engine = _worker_engine(payload)
+    if engine.config.train_threads:
+        torch.set_num_threads(engine.config.train_threads)
+    state, values, attrs, constraints = run_trial(engine, dict(params), report=tune.report)
+    final = {"nas_final": True, "nas_state": state, "nas_attrs": json.dumps(attrs),
+             "nas_constraints": json.dumps(constraints), "epoch": float(engine.config.budget.epochs)}
+    if values is not None:
+        final.update(zip(engine.config.objectives, values))
+    tune.report(final)
+
+
+def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | None, dict, dict]:
+    """One trial of the controller without the study (the Engine's steps 3-5): (state, values, attrs, constraints).
+    ``report(dict)`` is called after each validation with ``epoch``, ``rung_accuracy`` (before the last epoch)
+    and the curve so far."""
+    from nas.control.search import _clean
+    from nas.evaluate.evaluate import evaluate
+
+    try:
+        spec = engine.space.replay(params)
+    except NasError as e:
+        return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
+    try:
+        problems, amounts, measured = engine.check_constraints(spec)
+    except (BuildError, SpecError) as e:
+        return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
+    if problems:
+        return "PRUNED", None, _clean({"status": "infeasible", "reason": "; ".join(problems),
+                                       "precheck": measured}), amounts
+    epochs = float(engine.config.budget.epochs)
+    curve: list[dict] = []
+
+    def callback(stats) -> bool:
+        point = {"epoch": stats.epoch, "train_loss": stats.train_loss, "val_loss": stats.val_loss,
+                 "val_accuracy": stats.val_accuracy, "wall_s": stats.wall_s}
+        curve.append(_clean(point))
+        if report is not None and stats.epoch < epochs - 1e-9:
+            report({"epoch": float(stats.epoch), "rung_accuracy": float(stats.val_accuracy),
+                    "nas_curve": json.dumps(curve)})
+        return False
+
+    try:
+        result = evaluate(spec, engine.eval_config, data=engine.data, callback=callback)
+    except (BuildError, SpecError) as e:
+        return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
+    attrs = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
+             "cost": result.cost, "curve": result.curve, "zero_cost": result.zero_cost,
+             "training": result.training, "wall_s": result.wall_s, "input_shape": list(result.input_shape)}
+    if measured:
+        attrs["precheck"] = measured
+    attrs = _clean(attrs)
+    if result.status == "pruned":
+        return "PRUNED", None, attrs, {}
+    values = [result.objectives.get(o) for o in engine.config.objectives]
+    if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
+    if attrs["status"] != "ok":
+        return "FAIL", None, attrs, {}
+    return "COMPLETE", [float(v) for v in values], attrs, {}

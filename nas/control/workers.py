@@ -1,0 +1,306 @@
+"""Worker processes sharing one run's storage (``nas search --workers N`` / ``--trials-per-gpu K``).
+
+The parent process holds the run's lock (so no second ``nas search`` / ``nas resume`` drives the run), creates or
+repairs the study, and starts ``N`` worker processes (``multiprocessing`` *spawn* context: a fresh interpreter, no
+CUDA state inherited). Each worker attaches its own :class:`~nas.control.search.Engine` to the same storage and runs
+trials until the **shared** target is reached. Trials run in processes that are **recycled**: a worker exits after
+``max_trials_per_worker`` trials and the parent starts a fresh one, so memory a trial leaks (GPU memory, allocator
+caches) cannot accumulate over a long search.
+
+**Exact count.** The target is counted in the storage, never locally. Before it asks for a trial, a worker takes the
+run's claim lock (``flock`` on ``<run>/claim``), counts ``COMPLETE + PRUNED + FAIL (not stale) + RUNNING`` and asks
+only when that is below the target; the ask and the owner record happen inside the lock, so two workers never
+both take the last slot. The storage must be shared by all workers: the journal (Optuna's
+``JournalFileBackend`` locks the file), SQLite, PostgreSQL / MySQL.
+
+**Owner of a trial.** Every trial records ``worker = {pid, host, started}`` (``started``: the process start time
+from ``/proc``, so a recycled pid is not mistaken for the owner). A RUNNING trial counts as stale (FAIL + ``stale``,
+parameters enqueued again) only when its owner is not alive on this host: ``nas resume`` after a crash, or the parent
+after a worker died (killed, out of memory) while the others go on. A RUNNING trial owned by another host is taken as
+stale too (the run lock says no other process drives this run).
+
+**Dying together.** Workers ask the kernel (``PR_SET_PDEATHSIG``) for SIGKILL when the parent dies, so ``kill -9``
+of the parent leaves no orphan writing to the storage; ``nas resume`` then re-enqueues every trial left RUNNING.
+
+**Seeds.** Each worker's sampler is seeded from the config's seed, the number of trials already in the study and the
+worker's slot and generation, so workers never replay one random stream.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.errors import ConfigError, NasError, RunError
+
+CLAIM_FILE = "claim"
+OWNER_ATTR = "worker"
+DEFAULT_MAX_TRIALS_PER_WORKER = 8
+MAX_FAILED_STARTS = 3  # workers in a row that exit with an error before finishing a trial: give up
+
+
+# -- owners --------------------------------------------------------------------------------------------------------
+def _start_time(pid: int) -> str | None:
+    """The process start time (clock ticks since boot, field 22 of /proc/PID/stat), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2:].split()[19]
+
+
+def owner() -> dict[str, Any]:
+    """This process as the owner of a trial."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "started": _start_time(pid)}
+
+
+def owner_alive(record: Any) -> bool:
+    """Whether the process that recorded ``record`` (see :func:`owner`) still runs on this host."""
+    if not isinstance(record, dict) or record.get("host") != socket.gethostname():
+        return False
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
+    started = record.get("started")
+    if started is not None:
+        now_started = _start_time(pid)
+        if now_started is not None and now_started != started:
+            return False  # the pid was reused by another process
+    try:  # a zombie (dead, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+        if text[text.rfind(")") + 2:].split()[0] in ("Z", "X"):
+            return False
+    except OSError:
+        pass
+    return True
+
+
+# -- settings --------------------------------------------------------------------------------------------------------
+@dataclass
+class Parallel:
+    """How many worker processes, and how often they are recycled."""
+
+    workers: int = 1
+    max_trials_per_worker: int = DEFAULT_MAX_TRIALS_PER_WORKER
+    gpus: list[int] | None = None  # --trials-per-gpu: the GPU of each slot (slot i -> gpus[i])
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}", key="--workers")
+        if self.max_trials_per_worker < 1:
+            raise ConfigError(f"--max-trials-per-worker must be at least 1, got {self.max_trials_per_worker}",
+                              key="--max-trials-per-worker")
+
+
+def resolve(workers: int | None = None, trials_per_gpu: int | None = None,
+            max_trials_per_worker: int | None = None) -> Parallel | None:
+    """The :class:`Parallel` of the CLI options, or None for the single-process loop (no option given)."""
+    if workers is None and trials_per_gpu is None and max_trials_per_worker is None:
+        return None
+    recycle = DEFAULT_MAX_TRIALS_PER_WORKER if max_trials_per_worker is None else max_trials_per_worker
+    if trials_per_gpu is not None:
+        if workers is not None:
+            raise ConfigError("give --workers or --trials-per-gpu, not both", key="--trials-per-gpu")
+        if trials_per_gpu < 1:
+            raise ConfigError(f"--trials-per-gpu must be at least 1, got {trials_per_gpu}", key="--trials-per-gpu")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--trials-per-gpu needs CUDA GPUs and this machine has none (use --workers N on CPU)",
+                              key="--trials-per-gpu")
+        count = torch.cuda.device_count()
+        gpus = [g for g in range(count) for _ in range(trials_per_gpu)]
+        return Parallel(len(gpus), recycle, gpus)
+    return Parallel(1 if workers is None else workers, recycle)
+
+
+# -- the parent ------------------------------------------------------------------------------------------------------
+def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
+    """Drive the run with worker processes until the target (or the time budget) is reached. The caller holds the
+    run lock and has attached ``engine`` (create or resume + recover_stale)."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    from nas.control.rundir import now
+    from nas.control.search import counted, front_report
+
+    config = engine.config
+    target, budget = config.trials, config.time_budget_s
+    deadline = time.time() + budget if budget is not None else None
+    quiet = engine.quiet
+    ctx = multiprocessing.get_context("spawn")
+    say = _say(run, quiet=True)
+    say(f"{header} [{parallel.workers} worker processes, recycled every {parallel.max_trials_per_worker} trials]")
+    alive: dict[int, Any] = {}
+    generation = 0
+    failed_starts = 0
+    started = time.perf_counter()
+
+    def remaining() -> bool:
+        if deadline is not None and time.time() >= deadline:
+            return False
+        if target is None:
+            return True
+        trials = engine.study.get_trials(deepcopy=False)
+        busy = sum(1 for t in trials if counted(t) or t.state.name == "RUNNING")
+        return busy < target
+
+    try:
+        while True:
+            for slot, proc in list(alive.items()):
+                if proc.is_alive():
+                    continue
+                proc.join()
+                del alive[slot]
+                if proc.exitcode != 0:
+                    stale = engine.recover_stale()  # only trials whose owner is dead
+                    note = f"; trial(s) {', '.join(f'#{n}' for n in stale)} re-enqueued" if stale else ""
+                    say(f"{now()} worker {slot} (pid {proc.pid}) exited with code {proc.exitcode}{note}")
+                    failed_starts += 1
+                    if failed_starts >= MAX_FAILED_STARTS:
+                        raise RunError(f"{failed_starts} worker processes in a row exited with code "
+                                       f"{proc.exitcode} (see the messages above and {run.path / 'search.log'})",
+                                       file=str(run.path))
+                else:
+                    failed_starts = 0
+            more = remaining()
+            if not more and not alive:
+                break
+            if more:
+                for slot in range(parallel.workers):
+                    if slot not in alive:
+                        generation += 1
+                        gpu = parallel.gpus[slot] if parallel.gpus else None
+                        proc = ctx.Process(target=worker_main, name=f"nas-worker-{slot}",
+                                           args=(str(run.path), slot, generation, parallel.max_trials_per_worker,
+                                                 deadline, gpu, os.getpid(), quiet), daemon=False)
+                        proc.start()
+                        alive[slot] = proc
+            wait([p.sentinel for p in alive.values()], timeout=2.0)
+    except BaseException:
+        _stop(alive)
+        raise
+    trials = engine.study.get_trials(deepcopy=False)
+    complete = sum(1 for t in trials if t.state.name == "COMPLETE")
+    reason = "done" if deadline is None or time.time() < deadline else "time budget reached"
+    say(f"{now()} stop ({reason}): {sum(1 for t in trials if counted(t))} trials counted, {complete} complete, "
+        f"{time.perf_counter() - started:.0f} s with {parallel.workers} workers")
+    print(front_report(engine.study, config.objectives, config.directions), flush=True)
+
+
+def _stop(alive: dict[int, Any], grace_s: float = 20.0) -> None:
+    """After Ctrl-C (the workers got SIGINT too: each abandons its trial) or an error: wait, then terminate."""
+    end = time.time() + grace_s
+    for proc in alive.values():
+        proc.join(max(0.0, end - time.time()))
+    for proc in alive.values():
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
+
+def _say(run, *, quiet: bool):
+    def say(line: str) -> None:
+        run.log(line)
+        print(line, flush=True)
+
+    return say
+
+
+# -- a worker ----------------------------------------------------------------------------------------------------------
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the parent dies (Linux); exit now if it is already gone."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the parent's death is noticed between trials
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def worker_main(run_path: str, slot: int, generation: int, max_trials: int, deadline: float | None,
+                gpu: int | None, parent: int, quiet: bool) -> None:
+    """Entry point of one worker process (spawned)."""
+    _die_with_parent(parent)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    try:
+        code = _work(Path(run_path), slot, generation, max_trials, deadline, parent)
+    except KeyboardInterrupt:
+        code = 130
+    except NasError as e:
+        print(f"error: worker {slot}: {e.one_line()}", file=sys.stderr, flush=True)
+        code = 2
+    sys.stdout.flush()
+    os._exit(code)  # no atexit / multiprocessing finalizers: nothing else to tidy
+
+
+def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline: float | None, parent: int) -> int:
+    import fcntl
+
+    from nas.control.progress import Progress
+    from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
+    from nas.control.samplers import make_sampler
+    from nas.control.search import Engine, prepare
+
+    run = RunDir.open(run_path)
+    prepared = prepare(run.path / CONFIG_FILE, space_file=run.path / SPACE_FILE)
+    engine = Engine(prepared, quiet=True)
+    engine.attach(run, create=False)
+    config = engine.config
+    n = len(engine.study.get_trials(deepcopy=False))
+    seed = (config.seed * 1_000_003 + n * 7919 + slot * 104_729 + generation * 15_485_863) % (2**31 - 1)
+    engine.study.sampler = make_sampler(config, engine.space, seed=seed)
+    engine.tally = engine.load_tally()
+    engine.progress = Progress(objectives=config.objectives, directions=config.directions, target=config.trials,
+                               time_budget_s=None, quiet=True, log=run.log, tally=engine.tally)
+    import torch
+
+    if config.train_threads:
+        torch.set_num_threads(config.train_threads)
+    claim = os.open(run.path / CLAIM_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    done = 0
+    while done < max_trials:
+        if os.getppid() != parent or (deadline is not None and time.time() >= deadline):
+            return 0
+        fcntl.flock(claim, fcntl.LOCK_EX)
+        try:
+            trials = engine.study.get_trials(deepcopy=False)
+            busy = sum(1 for t in trials if _busy(t))
+            if config.trials is not None and busy >= config.trials:
+                return 0
+            engine.tally = engine.load_tally(trials)  # what the other workers finished (no-repeat table, rungs)
+            engine.progress.tally = engine.tally
+            trial = engine.study.ask()
+            trial.set_user_attr(OWNER_ATTR, owner())
+        finally:
+            fcntl.flock(claim, fcntl.LOCK_UN)
+        engine.one_trial(trial)
+        done += 1
+    return 0
+
+
+def _busy(trial) -> bool:
+    from nas.control.search import counted
+
+    return trial.state.name == "RUNNING" or counted(trial)
+
+
+__all__ = ["Parallel", "resolve", "run_parallel", "worker_main", "owner", "owner_alive", "OWNER_ATTR"]

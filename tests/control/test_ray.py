@@ -1,0 +1,152 @@
+"""The Ray backend (nas.control.ray_run): a Tune experiment over the run's own Optuna study."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ENV, NAS, REPO, TINY, counted, journal_study, nas, write_config
+
+ray = pytest.importorskip("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray runtime for the in-process tests (ray_run reuses a session it did not start)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_search_restore_and_report(tmp_path, ray_session):
+    from nas.control.rundir import RunDir
+    from nas.control.search import resume, search
+    from nas.report import report_data
+
+    cfg = write_config(tmp_path, trials=2)
+    search(cfg, name="r", runs_dir=tmp_path / "runs", backend="ray", quiet=True)
+    run_dir = tmp_path / "runs" / "r"
+    run = RunDir.open(run_dir)
+    assert run.meta["backend"] == "ray" and run.meta["ray"]["experiments"] == [{"name": "tune-1", "done": True}]
+    assert (run_dir / "ray" / "tune-1").is_dir()
+    trials = journal_study(run_dir).trials
+    assert counted(trials) == 2
+    for t in trials:
+        assert t.state.name == "COMPLETE"
+        assert {"spec", "spec_hash", "summary", "budget_key", "status", "objectives", "curve", "cost",
+                "ray_trial_id"} <= set(t.user_attrs)
+        assert t.user_attrs["status"] == "ok" and len(t.values) == 2
+    data = report_data(run_dir, baselines=False)
+    assert len(data.trials) == 2 and len(data.pareto) >= 1
+
+    # an experiment cut short: `nas resume` restores it (Tuner.restore), then a new one reaches the new target
+    run.meta["ray"]["experiments"][-1]["done"] = False
+    run.save_meta()
+    resume(run_dir, trials=3, quiet=True)
+    run = RunDir.open(run_dir)
+    assert [e["name"] for e in run.meta["ray"]["experiments"]] == ["tune-1", "tune-2"]
+    assert all(e["done"] for e in run.meta["ray"]["experiments"])
+    trials = journal_study(run_dir).trials
+    assert counted(trials) == 3
+    assert "ray experiment tune-1 (restored)" in (run_dir / "search.log").read_text()
+
+
+def test_unreachable_address_is_one_line_and_writes_nothing(tmp_path):
+    cfg = write_config(tmp_path)
+    port = _free_port()
+    t0 = time.perf_counter()
+    proc = nas("search", str(cfg), "--backend", "ray", "--ray-address", f"127.0.0.1:{port}",
+               "--runs-dir", str(tmp_path / "runs"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--ray-address" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+    assert not (tmp_path / "runs").exists()
+    assert time.perf_counter() - t0 < 60
+    proc = nas("search", str(cfg), "--backend", "ray", "--ray-address", "nonsense", "--runs-dir",
+               str(tmp_path / "runs"))
+    assert proc.returncode == 2 and "HOST:PORT" in proc.stderr and not (tmp_path / "runs").exists()
+
+
+def test_backend_does_not_import_ray_by_default():
+    code = "import sys, nas, nas.control.search, nas.cli; assert 'ray' not in sys.modules, 'ray imported'"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, check=True, timeout=60)
+
+
+def test_scheduler_and_outcomes():
+    from nas.control.config import load_config
+    from nas.control.ray_run import _pop_gpus, make_scheduler, outcome
+    from nas.errors import RunError
+
+    config, _ = load_config({**TINY, "budget": {"epochs": 4}, "rungs": [0.25, 0.5], "rung_keep": 0.5})
+    asha = make_scheduler(config)
+    assert type(asha).__name__ == "AsyncHyperBandScheduler" and asha._metric == "rung_accuracy"
+    assert make_scheduler(load_config(TINY)[0]) is None
+    objectives = ["accuracy", "latency_ms"]
+    final = {"nas_final": True, "nas_state": "COMPLETE", "nas_attrs": json.dumps({"status": "ok"}),
+             "nas_constraints": "{}", "accuracy": 0.5, "latency_ms": 2.0}
+    assert outcome(final, False, objectives) == ("COMPLETE", [0.5, 2.0], {"status": "ok"}, {})
+    state, values, attrs, _ = outcome({"epoch": 1.0, "rung_accuracy": 0.1, "nas_curve": "[]"}, False, objectives)
+    assert state == "PRUNED" and values is None and "ASHA" in attrs["reason"]
+    assert outcome(None, True, objectives)[0] == "FAIL"
+    overrides = {"gpus_per_trial": 0.25, "trials": 3}
+    assert _pop_gpus(overrides) == 0.25 and overrides == {"trials": 3}
+    with pytest.raises(RunError):
+        _pop_gpus({"gpus_per_trial": -1})
+
+
+@pytest.mark.slow
+def test_join_existing_cluster(tmp_path):
+    """`ray start --head --block` on loopback (its own process group, ended by id in teardown), then
+    `nas search --backend ray --ray-address 127.0.0.1:PORT`."""
+    import os
+    import signal
+    import tempfile
+
+    ray_cmd = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    if ray_cmd is None:
+        pytest.skip("no `ray` command")
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="nr", dir="/tmp")  # AF_UNIX socket paths must stay under 107 bytes
+    env = {**ENV, "RAY_AUTH_MODE": "disabled"}  # token auth (Ray >= 2.5x) would need the token shared
+    head = subprocess.Popen([ray_cmd, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert head.poll() is None, "ray start --head exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "the Ray head did not come up"
+                time.sleep(0.5)
+        cfg = write_config(tmp_path, trials=2)
+        proc = subprocess.run([*NAS, "search", str(cfg), "--backend", "ray", "--ray-address", f"127.0.0.1:{port}",
+                               "-q", "--runs-dir", str(tmp_path / "runs")], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=180)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "on Ray (127.0.0.1:" in proc.stdout
+        assert counted(journal_study(tmp_path / "runs" / "tiny").trials) == 2
+    finally:
+        try:
+            os.killpg(head.pid, signal.SIGTERM)  # the process group this test started (head + its raylet, gcs)
+            head.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(head.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(temp, ignore_errors=True)
