@@ -233,11 +233,10 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     the card are written regardless).
     """
     import torch
-    import torch.nn.functional as F
 
     from nas.builder import build
     from nas.data import load_dataset
-    from nas.evaluate.train import CLIP_NORM, Budget, EpochStats, _evaluate, _lr_factor, _param_groups, _Runner
+    from nas.evaluate.train import Budget, EpochStats, _evaluate, _lr_factor, _param_groups, _Runner, _train_step
     from nas.export import (METRICS_FILE, WEIGHTS_FILE, _export_dir, export_model, preprocessing_of, read_arch,
                             read_metrics, update_card)
 
@@ -319,16 +318,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                 for xb, yb in data.batches("train", batch_size, shuffle=True, generator=gen, augment=True,
                                            drop_last=True):
                     lr_now = budget.lr * _lr_factor(steps, total_steps, warmup)
-                    for g in opt.param_groups:
-                        g["lr"] = lr_now
-                    with runner.autocast():
-                        logits = model(runner.prepare(xb))
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=budget.label_smoothing)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
-                    opt.step()
-                    loss_sum += loss.detach()
+                    loss_sum += _train_step(model, opt, params, runner, xb, yb, lr_now, budget.label_smoothing)
                     k += 1
                     steps += 1
                 train_loss = loss_sum.item() / max(k, 1)

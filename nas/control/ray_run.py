@@ -50,8 +50,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.control.config import describe_changes, dump_config
-from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage, now
+from nas.control.config import dump_config
+from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, normalize_storage, now
 from nas.errors import BuildError, NasError, RunError, SpecError
 
 RAY_DIR = "ray"
@@ -70,30 +70,16 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
                runs_dir: str | Path = "runs", resume: bool = False, storage: str | None = None,
                quiet: bool = False, address: str | None = None):
     """Start a run on Ray (or continue it with ``resume=True``); return the ``optuna.Study``."""
-    from nas.control.search import Engine, _check_study_name_free, _target_text, prepare
+    from nas.control.search import Engine, _check_study_name_free, _target_text, locate_run, prepare
 
     overrides = dict(overrides or {})
     gpus = _pop_gpus(overrides)
     prepared = prepare(source, overrides)
-    config, file = prepared.config, prepared.config_file
-    name = check_name(name or config.name or (file.stem if file is not None else "search"))
-    path = Path(runs_dir) / name
-    fingerprint = config.fingerprint(prepared.space_text)
-    if RunDir.is_run(path):
-        if not resume:
-            raise RunError(f"run {name!r} already exists; add --resume to continue it (or `nas resume {path}`), "
-                           "or choose another --name", file=str(path))
-        run = RunDir.open(path)
-        changes = describe_changes(run.meta.get("fingerprint", {}), fingerprint)
-        if changes:
-            raise RunError("the config changes settings that would invalidate the run's trials: "
-                           + "; ".join(changes) + " (start a new run with another --name)", file=str(path))
-        if storage is not None and normalize_storage(storage) != run.meta.get("storage"):
-            raise RunError(f"the run keeps its trials in {run.storage_url}, not {storage}", key="--storage")
-        return _continue(run, prepared, quiet=quiet, snapshot=True, address=address, gpus=gpus)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise RunError("exists and is not a run directory (no run.json); choose another --name or --runs-dir",
-                       file=str(path))
+    config = prepared.config
+    name, path, fingerprint, existing = locate_run(prepared, name=name, runs_dir=runs_dir, resume=resume,
+                                                   storage=storage)
+    if existing is not None:
+        return _continue(existing, prepared, quiet=quiet, snapshot=True, address=address, gpus=gpus)
     storage_url = normalize_storage(storage) if storage else None
     check_address(address)
     engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written

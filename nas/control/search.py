@@ -425,21 +425,12 @@ def front_report(study, objectives: list[str], directions: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
-           name: str | None = None, runs_dir: str | Path = "runs", resume: bool = False,
-           storage: str | None = None, quiet: bool = False, parallel=None, backend: str = "optuna",
-           ray_address: str | None = None):
-    """Start a run (or continue it with ``resume=True``); return the ``optuna.Study``. ``parallel``: a
-    :class:`nas.control.workers.Parallel` (worker processes sharing the storage) instead of this process.
-    ``backend="ray"``: a Ray Tune experiment (:mod:`nas.control.ray_run`; ``ray_address`` joins a cluster)."""
-    if backend == "ray" or ray_address is not None or _is_ray_run(Path(runs_dir), name, resume):
-        from nas.control.ray_run import ray_search
+def locate_run(prepared: Prepared, *, name: str | None, runs_dir: str | Path, resume: bool,
+               storage: str | None) -> tuple[str, Path, dict[str, Any], RunDir | None]:
+    """Where a new search goes, for both backends: (name, path, fingerprint, the existing run when resuming).
 
-        return ray_search(source, overrides, name=name, runs_dir=runs_dir, resume=resume, storage=storage,
-                          quiet=quiet, address=ray_address)
-    if backend != "optuna":
-        raise ConfigError(f"unknown backend {backend!r} (known: optuna, ray)", key="--backend")
-    prepared = prepare(source, overrides)
+    Refuses an existing run without ``resume``, a config change that would invalidate its trials (saying what
+    changed), another storage than the run's, and a non-empty folder that is not a run. Writes nothing."""
     config, file = prepared.config, prepared.config_file
     name = check_name(name or config.name or (file.stem if file is not None else "search"))
     path = Path(runs_dir) / name
@@ -455,10 +446,33 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
                            + "; ".join(changes) + " (start a new run with another --name)", file=str(path))
         if storage is not None and normalize_storage(storage) != run.meta.get("storage"):
             raise RunError(f"the run keeps its trials in {run.storage_url}, not {storage}", key="--storage")
-        return _continue(run, prepared, quiet=quiet, snapshot=True, parallel=parallel)
+        return name, path, fingerprint, run
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise RunError("exists and is not a run directory (no run.json); choose another --name or --runs-dir",
                        file=str(path))
+    return name, path, fingerprint, None
+
+
+def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
+           name: str | None = None, runs_dir: str | Path = "runs", resume: bool = False,
+           storage: str | None = None, quiet: bool = False, parallel=None, backend: str = "optuna",
+           ray_address: str | None = None):
+    """Start a run (or continue it with ``resume=True``); return the ``optuna.Study``. ``parallel``: a
+    :class:`nas.control.workers.Parallel` (worker processes sharing the storage) instead of this process.
+    ``backend="ray"``: a Ray Tune experiment (:mod:`nas.control.ray_run`; ``ray_address`` joins a cluster)."""
+    if backend == "ray" or ray_address is not None or _is_ray_run(Path(runs_dir), name, resume):
+        from nas.control.ray_run import ray_search
+
+        return ray_search(source, overrides, name=name, runs_dir=runs_dir, resume=resume, storage=storage,
+                          quiet=quiet, address=ray_address)
+    if backend != "optuna":
+        raise ConfigError(f"unknown backend {backend!r} (known: optuna, ray)", key="--backend")
+    prepared = prepare(source, overrides)
+    config = prepared.config
+    name, path, fingerprint, existing = locate_run(prepared, name=name, runs_dir=runs_dir, resume=resume,
+                                                   storage=storage)
+    if existing is not None:
+        return _continue(existing, prepared, quiet=quiet, snapshot=True, parallel=parallel)
     storage_url = normalize_storage(storage) if storage else None
     engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
     if storage_url is not None:

@@ -235,6 +235,21 @@ def evaluate_accuracy(model, data, split: str = "val", batch_size: int = 512, *,
     return _evaluate(model, runner, split, batch_size)
 
 
+def _train_step(model, opt, params, runner: _Runner, xb, yb, lr: float, label_smoothing: float) -> torch.Tensor:
+    """One optimizer step at learning rate ``lr`` (autocast on CUDA, gradient clipping); returns the detached loss
+    without synchronising. Shared by the proxy trainer and full training."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with runner.autocast():
+        logits = model(runner.prepare(xb))
+    loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
+    opt.step()
+    return loss.detach()
+
+
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``. ``step`` is 0-based."""
     if warmup > 0 and step < warmup:
@@ -320,16 +335,8 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                         if k >= epoch_steps:
                             break
                         lr = budget.lr * _lr_factor(steps_done, total_steps, warmup)
-                        for g in opt.param_groups:
-                            g["lr"] = lr
-                        with runner.autocast():
-                            logits = net(runner.prepare(xb))
-                        loss = F.cross_entropy(logits.float(), yb, label_smoothing=budget.label_smoothing)
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
-                        opt.step()
-                        since_check += loss.detach()
+                        loss = _train_step(net, opt, params, runner, xb, yb, lr, budget.label_smoothing)
+                        since_check += loss
                         k += 1
                         steps_done += 1
                         samples += len(yb)
@@ -368,7 +375,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                     status, reason = "error", _one_line(e)
     finally:
         # Drop every reference to the optimizer / compiled wrapper before returning, so memory does not grow.
-        opt = params = net = loss = logits = xb = yb = None  # noqa: F841
+        opt = params = net = loss = xb = yb = None  # noqa: F841
         if compile:
             try:
                 torch._dynamo.reset()
