@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import math
 import os
 import platform
@@ -45,6 +46,19 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def source_hash(paths: Iterable[str] = ("nas",)) -> str:
+    """sha256 (12 hex digits) over the .py files under ``paths`` (relative to the repository root): identifies the
+    engine code a result was measured with (the checkout is edited while experiments run; there is no git here)."""
+    h = hashlib.sha256()
+    for rel in paths:
+        root = REPO_ROOT / rel
+        files = [root] if root.is_file() else sorted(root.rglob("*.py"))
+        for f in files:
+            h.update(str(f.relative_to(REPO_ROOT)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def machine_info() -> dict[str, Any]:
     """Where and with what a measurement was taken."""
     info: dict[str, Any] = {
@@ -67,6 +81,10 @@ def machine_info() -> dict[str, Any]:
         info["torch"] = "not installed"
     try:
         info["load average (1/5/15 min, at start)"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        pass
+    try:
+        info["nas sources (sha256 of nas/**/*.py)"] = source_hash()
     except OSError:
         pass
     info["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

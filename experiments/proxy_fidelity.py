@@ -23,8 +23,10 @@ What it measures
 Resumable
     Every finished piece of work (sample check, zero-cost scores, each training) is appended to
     ``experiments/results/proxy_fidelity_cache.jsonl`` as one JSON line keyed by ``<spec hash>|<setting hash>``
-    (the setting = every option that changes the number). A rerun with the same options skips what is cached and
-    continues; changing an option (e.g. ``--reference-epochs``) recomputes only what that option affects.
+    (the setting = every option that changes the number, plus a hash of the engine sources it depends on:
+    builder, blocks, data, spec, evaluate/). A rerun with the same options and engine code skips what is cached
+    and continues; changing an option (e.g. ``--reference-epochs``) recomputes only what that option affects, and
+    a change to the engine code recomputes everything (results of two engine versions are never mixed).
     ``--max-minutes`` stops starting new architectures after that long and reports what is done.
 
 Target
@@ -52,7 +54,7 @@ import random
 import time
 from pathlib import Path
 
-from _common import RESULTS_DIR, Report, machine_info, median, print_header
+from _common import RESULTS_DIR, Report, machine_info, median, print_header, source_hash
 
 import torch
 
@@ -67,6 +69,8 @@ from nas.spec import ArchSpec
 
 NAME = "proxy_fidelity"
 CACHE = RESULTS_DIR / "proxy_fidelity_cache.jsonl"
+# The engine code a cached number depends on: a rerun after any change here recomputes instead of mixing versions.
+ENGINE_SOURCES = ("nas/builder.py", "nas/blocks", "nas/data.py", "nas/spec.py", "nas/evaluate")
 PUBLISHED_NB201_C10_RHO = {"synflow": 0.74, "jacob_cov": 0.73, "grad_norm": 0.59, "snip": 0.59}
 
 DEFAULTS = dict(n=30, dataset="fashion_mnist", train_subset=2000, val_fraction=0.1, resolution=0.5, width_scale=0.5,
@@ -336,7 +340,7 @@ def main() -> None:
     input_shape = base_budget.input_shape(data.input_shape)
     common = {"dataset": opt.dataset, "train_subset": opt.train_subset, "val_fraction": opt.val_fraction,
               "seed": opt.seed, "resolution": opt.resolution, "width_scale": opt.width_scale,
-              "device_type": torch.device(opt.device).type}
+              "device_type": torch.device(opt.device).type, "engine": source_hash(ENGINE_SOURCES)}
     archs = sample_archs(cache, opt.n, opt.sample_seed, opt.width_scale)
     print(f"{len(archs)} architectures sampled (seeds {archs[0][0]}..{archs[-1][0]}); data {data}; "
           f"model input {input_shape}; cache {opt.cache} ({len(cache.items)} records)", flush=True)
@@ -392,6 +396,7 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
         f"`{opt.device}`. Proxy budgets {opt.budgets} epoch(s) (score: final val accuracy, and -val loss); reference "
         f"{opt.reference_epochs:g} epochs, scored on {k} test images. Zero-cost proxies on {opt.proxy_batch} seeded "
         f"training images. Correlations: {STATS_SOURCE}; 95% CI = bootstrap over architectures (1000 resamples). "
+        f"Engine sources hash {source_hash(ENGINE_SOURCES)} (builder, blocks, data, spec, evaluate/). "
         f"Wall time of this invocation {wall / 60:.1f} min ({cache.hits} cached results reused)."
     )
     if reduced_run:
