@@ -137,3 +137,14 @@ def test_instance_norm_on_a_single_position_falls_back_to_layer_norm():
     model.train()
     out = model(torch.randn(4, 1, 8, 8))
     assert out.std(0).abs().sum() > 0  # not a constant function of the input
+
+
+def test_fpn_head_over_instance_norm_still_depends_on_the_input():
+    """Found by the proxy-fidelity benchmark: instance-normalised FPN laterals pooled globally give constant logits."""
+    model = build(spec(stages=[{"depth": 1, "width": 16, "norm": "instance", "mixer": {"type": "conv"}},
+                               {"depth": 1, "width": 32, "norm": "instance", "downsample": "conv",
+                                "mixer": {"type": "conv"}}],
+                       head={"type": "fpn", "fuse": "add", "fpn_stages": 2}), (1, 16, 16), 10).eval()
+    with torch.no_grad():
+        out = model(torch.randn(8, 1, 16, 16))
+    assert out.std(0).max() > 1e-3
