@@ -388,6 +388,8 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
                                       or opt.width_scale != DEFAULTS["width_scale"]
                                       or opt.train_subset != DEFAULTS["train_subset"] or stopped_early)
     kind = "FULL (GPU) run" if opt.full else ("REDUCED run" if reduced_run else "default CPU run")
+    compute = sum((r["zc"].get("wall_s") or 0) + sum((r["train"][lb].get("wall_s") or 0) + (r["train"][lb].get(
+        "test_eval_s") or 0) for lb, _, _ in budgets) for r in rows)
     report.text(
         f"**{kind}.** {len(rows)} architectures (of {len(archs)} requested) from `vision.yaml` (sample seeds from "
         f"{opt.sample_seed}; constraint-violating samples skipped), width multiplier x{opt.width_scale}, "
@@ -397,7 +399,8 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
         f"{opt.reference_epochs:g} epochs, scored on {k} test images. Zero-cost proxies on {opt.proxy_batch} seeded "
         f"training images. Correlations: {STATS_SOURCE}; 95% CI = bootstrap over architectures (1000 resamples). "
         f"Engine sources hash {source_hash(ENGINE_SOURCES)} (builder, blocks, data, spec, evaluate/). "
-        f"Wall time of this invocation {wall / 60:.1f} min ({cache.hits} cached results reused)."
+        f"Compute time of these results {compute / 60:.1f} min (sum of their recorded seconds); wall time of this "
+        f"invocation {wall / 60:.1f} min ({cache.hits} cached results reused)."
     )
     if reduced_run:
         report.text(
@@ -463,7 +466,9 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
         arch_rows.append(line)
     report.text("## Per architecture")
     report.text("Budget columns: final val accuracy; `reference`: test accuracy. A reference accuracy near 0.10 is a "
-                "network that did not learn (e.g. an instance-norm stage on a 1x1 map, whose output is constant).",
+                "network that did not learn: e.g. an FPN head over an instance-norm last stage (head=fpn with norm=instance: "
+                "the fused map is instance-normalised and then globally average-pooled, so the logits do not depend on "
+                "the input).",
                 echo=False)
     report.table(["seed", "hash", "summary", "params", "MFLOPs", *PROXIES, *[lb for lb, _, _ in budgets], "total s"],
                  arch_rows, csv=f"{NAME}_archs.csv")
