@@ -50,7 +50,7 @@ def worker(args) -> None:
     blocks = []
     for _ in range(args.blocks):
         lat = measure_latency(model, shape, device=args.device, batch_size=args.batch_size, warmup=args.warmup,
-                              repeats=args.repeats, threads=args.threads)
+                              repeats=args.repeats, threads=args.threads, min_time_s=args.min_time)
         blocks.append(lat.to_dict())
     first = blocks[0]  # exactly what evaluate() measures: one call in a process
     print(json.dumps({"pid": os.getpid(), **first, "block_medians": [b["median_ms"] for b in blocks]}))
@@ -97,6 +97,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5, help="EvalConfig.latency_warmup default")
     p.add_argument("--repeats", type=int, default=30, help="EvalConfig.latency_repeats default")
     p.add_argument("--threads", type=int, default=1, help="EvalConfig.latency_threads default")
+    p.add_argument("--min-time", type=float, default=None,
+                   help="seconds the timed calls must span (default: EvalConfig.latency_min_time_s)")
     p.add_argument("--pairs", type=int, default=1, help="process pairs per model (default: %(default)s)")
     p.add_argument("--blocks", type=int, default=5,
                    help="measure_latency calls per process: the first is what evaluate() does; the minimum of all "
@@ -105,6 +107,10 @@ def main() -> None:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--spec-json", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.min_time is None:
+        from nas.evaluate.evaluate import EvalConfig
+
+        args.min_time = EvalConfig.latency_min_time_s
     if args.worker:
         worker(args)
         return
@@ -117,7 +123,8 @@ def main() -> None:
     specs = pick_specs(args.n, shape, args.seed)
     report.text(
         f"Input {shape}, batch {args.batch_size}, device `{args.device}`, {args.threads} thread(s), "
-        f"warm-up {args.warmup}, {args.repeats} timed repeats per process; every measurement in a fresh process "
+        f"warm-up {args.warmup}, at least {args.repeats} timed repeats spanning at least {args.min_time:g} s per "
+        f"process; every measurement in a fresh process "
         f"(`{sys.executable} {os.path.relpath(__file__)} --worker ...`), run one at a time, interleaved over the "
         f"models; {args.pairs} process pair(s) per model. Columns 1/2 are the FIRST `measure_latency` call of each "
         f"process (exactly what `evaluate` records); each process then calls it {args.blocks - 1} more time(s), and "
@@ -126,7 +133,7 @@ def main() -> None:
 
     base_cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--input-shape", args.input_shape,
                 "--device", args.device, "--batch-size", str(args.batch_size), "--warmup", str(args.warmup),
-                "--repeats", str(args.repeats), "--threads", str(args.threads), "--blocks", str(args.blocks)]
+                "--repeats", str(args.repeats), "--min-time", str(args.min_time), "--threads", str(args.threads), "--blocks", str(args.blocks)]
     env = dict(os.environ)
     results: dict[int, list[dict]] = {i: [] for i in range(len(specs))}
     for rnd in range(2 * args.pairs):
@@ -163,7 +170,7 @@ def main() -> None:
               [f"within {100 * TARGET:.0f}%", f"best-of-{args.blocks} 1 / 2 ms", "best-of rel. diff (worst pair)",
                "best-of within 5%", "in-process block spread"]
     report.text("## Result")
-    report.table(headers, rows, csv=f"{NAME}.csv")
+    report.table(headers, rows, csv=f"{name_out}.csv")
     failed = [r[0] for r in rows if r[-5] != "yes"]
     report.text(f"\nrel. diff = |m1 - m2| / min(m1, m2). Verdict: target (medians within {100 * TARGET:.0f}%) is "
                 + ("MET for every model." if not failed else "NOT met for: " + ", ".join(failed) + ".")

@@ -125,17 +125,26 @@ class Network(nn.Module):
             kind = stage.downsample
             if kind != "none" and min(Downsample.output_size(kind, s) for s in size) < 1:
                 kind = "none"  # the map is already a single position: nothing left to halve
+            # A map that ends in an instance norm (post-norm residual, plain cell, or the downsampler with a cell
+            # that starts near identity, e.g. ConvNeXt's layer scale) feeds the global average pool a map whose
+            # per-channel mean IS the norm's bias: the logits would not depend on the input (5% of vision.yaml
+            # samples). The stage that is pooled directly normalises with LayerNorm instead.
+            pooled = stage is spec.stages[-1] and spec.head.type == "pool"
             if kind != "none":
                 out_size = [Downsample.output_size(kind, s) for s in size]
-                ctx = BlockContext(dims, math.prod(out_size), _norm_at(stage.norm, math.prod(out_size)), stage.act,
-                                   stage.norm_groups)
+                norm = _norm_at(stage.norm, math.prod(out_size))
+                ctx = BlockContext(dims, math.prod(out_size), "layer" if pooled and norm == "instance" else norm,
+                                   stage.act, stage.norm_groups)
                 down = Downsample(kind, channels, ctx_width, ctx)
                 layers.append(down)
                 channels = down.out_channels
                 size = out_size
             width = _fit_heads(ctx_width, stage)
             positions = math.prod(size)
-            ctx = BlockContext(dims, positions, _norm_at(stage.norm, positions), stage.act, stage.norm_groups)
+            norm = _norm_at(stage.norm, positions)
+            if pooled and norm == "instance":
+                norm = "layer"
+            ctx = BlockContext(dims, positions, norm, stage.act, stage.norm_groups)
             if stage.skip == "dense":
                 layers.append(DenseStage(channels, width, ctx, stage, depth))
                 block_index += depth

@@ -148,3 +148,48 @@ def test_fpn_head_over_instance_norm_still_depends_on_the_input():
     with torch.no_grad():
         out = model(torch.randn(8, 1, 16, 16))
     assert out.std(0).max() > 1e-3
+
+
+@pytest.mark.parametrize("space_name", ["vision", "mobile"])
+def test_sampled_networks_agree_in_channels_last(space_name):
+    """Whole networks (stems, downsamplers, FPN heads included) compute the same in channels-last memory format,
+    which the trainer uses for image models on CUDA."""
+    import copy
+
+    from nas.grammar import load_space
+
+    space = load_space(space_name)
+    for seed in range(6):
+        spec = space.sample(seed)
+        torch.manual_seed(seed)
+        net = build(spec, (3, 32, 32), 10).eval()
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            y = net(x)
+            y_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)(
+                x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(y_cl, y, rtol=1e-4, atol=1e-4, msg=lambda m: f"{spec.summary()}: {m}")
+
+
+@pytest.mark.parametrize("space_name,shape", [("vision", (1, 28, 28)), ("mobile", (1, 28, 28)),
+                                              ("sequence", (28, 28))])
+def test_sampled_networks_depend_on_their_input(space_name, shape):
+    """No sampled architecture may compute constant logits (e.g. a pooled map that ends in an instance norm, whose
+    per-channel mean is the norm's bias). BatchNorm statistics are estimated on one batch first, as after training."""
+    from nas.grammar import load_space
+
+    space = load_space(space_name)
+    for seed in range(40):
+        spec = space.sample(seed)
+        torch.manual_seed(0)
+        net = build(spec, shape, 10)
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.momentum = None
+        with torch.no_grad():
+            net.train()
+            net(torch.randn(32, *shape))
+            net.eval()
+            y = net(torch.randn(4, *shape))
+        spread = (y - y.mean(0)).abs().max() / y.abs().max().clamp_min(1e-12)
+        assert spread > 1e-4, f"seed {seed}: constant logits from {spec.summary()}"

@@ -107,6 +107,7 @@ class RunConfig(_Strict):
     latency_repeats: int = Field(default=30, ge=1)
     latency_warmup: int = Field(default=5, ge=0)
     latency_threads: int = Field(default=1, ge=1)
+    latency_min_time_s: float = Field(default=0.5, ge=0, le=60)
     train_threads: int | None = Field(default=None, ge=1)
     zero_cost: bool | list[str] = True
 
@@ -170,7 +171,8 @@ class RunConfig(_Strict):
             train_subset=self.train_subset, budget=self.budget.model_dump(), seed=self.seed, device=self.device,
             latency_device=self.latency_device, latency_batch_size=self.latency_batch_size,
             latency_repeats=self.latency_repeats, latency_warmup=self.latency_warmup,
-            latency_threads=self.latency_threads, train_threads=self.train_threads,
+            latency_threads=self.latency_threads, latency_min_time_s=self.latency_min_time_s,
+            train_threads=self.train_threads,
             zero_cost=tuple(self.zero_cost) if isinstance(self.zero_cost, list) else self.zero_cost)
 
     def to_data(self) -> dict[str, Any]:

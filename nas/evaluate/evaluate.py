@@ -42,6 +42,7 @@ class EvalConfig:
     latency_repeats: int = 30
     latency_warmup: int = 5
     latency_threads: int = 1
+    latency_min_time_s: float = 0.5  # keep timing until the timed calls span this long (see measure_latency)
     zero_cost: tuple[str, ...] = ZERO_COST_DEFAULT
     zero_cost_batch_size: int = 64
     train_threads: int | None = None
@@ -183,7 +184,8 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
         latency = measure.measure_latency(model, input_shape, device=config.latency_device,
                                           batch_size=config.latency_batch_size, warmup=config.latency_warmup,
-                                          repeats=config.latency_repeats, threads=config.latency_threads)
+                                          repeats=config.latency_repeats, threads=config.latency_threads,
+                                          min_time_s=config.latency_min_time_s)
         throughput = measure.measure_throughput(model, input_shape, device=config.latency_device,
                                                 batch_size=config.throughput_batch_size,
                                                 warmup=2, repeats=max(5, config.latency_repeats // 3),

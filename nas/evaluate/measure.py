@@ -353,6 +353,9 @@ def _model_on(model: nn.Module, device: torch.device) -> nn.Module:
     return copy.deepcopy(model).to(device)
 
 
+MAX_LATENCY_REPEATS = 10_000
+
+
 def measure_latency(
     model: nn.Module,
     input_shape_without_batch: tuple[int, ...] | list[int],
@@ -363,8 +366,14 @@ def measure_latency(
     repeats: int = 50,
     threads: int | None = 1,
     dtype: torch.dtype = torch.float32,
+    min_time_s: float = 0.0,
 ) -> Latency:
-    """Median and interquartile range (75th - 25th percentile) of ``repeats`` timed forward calls.
+    """Median and interquartile range (75th - 25th percentile) of at least ``repeats`` timed forward calls.
+
+    ``min_time_s`` keeps timing (up to ``MAX_LATENCY_REPEATS`` calls) until the timed calls add up to that many
+    seconds: 30 calls of a 3 ms model span 0.1 s, short enough for one burst of another process on a shared CPU to
+    move the median by 10-40% (experiments/results/bench_latency_repeatability.md); a window of half a second or
+    more averages such bursts out. The number of calls actually timed is recorded in ``repeats``.
 
     The model runs in eval mode under ``torch.inference_mode()`` on a fixed random input of shape
     ``(batch_size, *input_shape_without_batch)`` (``dtype`` float: standard normal; integer dtypes, e.g. token
@@ -377,6 +386,8 @@ def measure_latency(
     _check_positive("batch_size", batch_size, 1)
     _check_positive("warmup", warmup, 0)
     _check_positive("repeats", repeats, 1)
+    if isinstance(min_time_s, bool) or not isinstance(min_time_s, (int, float)) or not (0 <= min_time_s <= 60):
+        raise ConfigError(f"must be a number of seconds in [0, 60], got {min_time_s!r}", key="min_time_s")
     if threads is not None:
         _check_positive("threads", threads, 1)
     try:
@@ -411,19 +422,23 @@ def measure_latency(
                 net(x)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-                for _ in range(repeats):
+            min_total_ms = 1000.0 * float(min_time_s)
+            total_ms = 0.0
+            while len(times_ms) < repeats or (total_ms < min_total_ms and len(times_ms) < MAX_LATENCY_REPEATS):
+                if dev.type == "cuda":
                     start = torch.cuda.Event(enable_timing=True)
                     end = torch.cuda.Event(enable_timing=True)
                     start.record()
                     net(x)
                     end.record()
                     end.synchronize()
-                    times_ms.append(float(start.elapsed_time(end)))
-            else:
-                for _ in range(repeats):
+                    ms = float(start.elapsed_time(end))
+                else:
                     t0 = time.perf_counter_ns()
                     net(x)
-                    times_ms.append((time.perf_counter_ns() - t0) / 1e6)
+                    ms = (time.perf_counter_ns() - t0) / 1e6
+                times_ms.append(ms)
+                total_ms += ms
     finally:
         if dev.type == "cpu":
             torch.set_num_threads(prev_threads)
@@ -435,7 +450,7 @@ def measure_latency(
         batch_size=batch_size,
         median_ms=float(q50),
         iqr_ms=float(max(0.0, q75 - q25)),
-        repeats=repeats,
+        repeats=len(times_ms),
         warmup=warmup,
         threads=used_threads,
     )

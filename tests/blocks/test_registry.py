@@ -4,6 +4,7 @@ Also the registry's own contract: the signature check, unknown names and options
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -154,3 +155,24 @@ def test_unknown_option_is_a_build_error_naming_accepted_options() -> None:
         registry.create("mbconv", 4, 4, context(2), {"kernel_size": 3, "dilation": 2})
     message = str(info.value)
     assert "dilation" in message and "kernel_size" in message and "expansion_ratio" in message
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "group", "instance"])
+@pytest.mark.parametrize("name", NAMES)
+def test_block_channels_last(name: str, norm: str) -> None:
+    """The trainer runs image models in channels-last memory format on CUDA: every block must accept channels-last
+    input and weights and compute the same function (forward and input gradient) as in the default layout."""
+    torch.manual_seed(0)
+    block = registry.create(name, 6, 10, context(2, norm=norm, act="gelu")).eval()
+    x = torch.randn(2, 6, 8, 8)
+    x1 = x.clone().requires_grad_(True)
+    y1 = block(x1)
+    cl = copy.deepcopy(block).to(memory_format=torch.channels_last)
+    x2 = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    y2 = cl(x2)
+    assert y2.shape == y1.shape
+    torch.testing.assert_close(y2, y1, rtol=1e-4, atol=1e-5)
+    g = torch.randn_like(y1)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-4, atol=1e-5)

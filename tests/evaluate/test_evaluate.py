@@ -22,8 +22,8 @@ def spec_with(mixer: str, options: dict | None = None, *, skip: str = "residual"
 
 def fast_config(**budget) -> EvalConfig:
     return EvalConfig(dataset="digits", budget=Budget(**{"epochs": 3, "batch_size": 64, "lr": 3e-3, **budget}),
-                      latency_repeats=5, latency_warmup=1, throughput_batch_size=8, zero_cost_batch_size=16,
-                      train_threads=1)
+                      latency_repeats=5, latency_warmup=1, latency_min_time_s=0.0, throughput_batch_size=8,
+                      zero_cost_batch_size=16, train_threads=1)
 
 
 @pytest.mark.parametrize("mixer,options,norm", [

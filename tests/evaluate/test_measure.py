@@ -1,5 +1,6 @@
 """Cost meters: closed forms for params/FLOPs, attention/recurrent corrections, memory, latency record."""
 import math
+import time
 
 import pytest
 import torch
@@ -178,7 +179,22 @@ def test_throughput_record():
     assert lat.batch_size == 8 and lat.samples_per_s > 0
 
 
-@pytest.mark.parametrize("kwargs", [{"repeats": 0}, {"batch_size": 0}, {"device": "nonsense"}, {"threads": 0}])
+def test_latency_min_time_extends_the_window():
+    """``min_time_s`` keeps timing until the timed calls add up to that long; the count is recorded."""
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            time.sleep(0.002)
+            return x
+
+    lat = measure_latency(Slow(), (4,), warmup=0, repeats=2, min_time_s=0.05)
+    assert lat.repeats >= 10  # >= 0.05 s of ~2+ ms calls, far more than the 2 asked for
+    assert lat.repeats * lat.median_ms >= 0.9 * 50
+    assert measure_latency(Slow(), (4,), warmup=0, repeats=3, min_time_s=0.0).repeats == 3
+
+
+@pytest.mark.parametrize("kwargs", [{"repeats": 0}, {"batch_size": 0}, {"device": "nonsense"}, {"threads": 0},
+                                    {"min_time_s": -1}, {"min_time_s": "1"}])
 def test_latency_bad_settings_are_user_errors(kwargs):
     with pytest.raises(ConfigError):
         measure_latency(nn.Linear(2, 2), (2,), **kwargs)

@@ -215,3 +215,54 @@ def test_memory_does_not_grow_over_candidates(digits):
     growth = _rss_bytes() - start
     assert growth < 50 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MB over 30 candidates"
     assert not [o for o in gc.get_objects() if type(o) is torch.optim.AdamW]
+
+
+def _bn_layers(model):
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@pytest.mark.parametrize("epochs", [0.5, 2])
+def test_batchnorm_statistics_from_last_batches(digits, epochs):
+    """A short budget leaves momentum-0.1 running statistics near their initial values (eval-mode accuracy far
+    below train-mode); the trainer averages the statistics over its last training batches instead, at no extra cost.
+    The result must match a separate re-estimation pass within a few points and restore the layers' momentum."""
+    from nas.evaluate.train import BN_RECALIBRATION_SAMPLES, _Runner, recalibrate_batchnorm
+
+    model = small_cnn()
+    budget = Budget(epochs=epochs, batch_size=32, lr=3e-3)
+    res = train(model, digits, budget, seed=0)
+    assert res.status == "ok"
+    norms = _bn_layers(model)
+    assert all(m.momentum == 0.1 for m in norms)
+    window = -(-BN_RECALIBRATION_SAMPLES // 32)
+    per_epoch = digits.size("train") // 32
+    last_epoch_steps = res.steps - (int(res.steps - 1) // per_epoch) * per_epoch
+    assert all(int(m.num_batches_tracked) == min(window, last_epoch_steps) for m in norms)
+    acc_window = res.final.val_accuracy
+    _, acc_again = evaluate_accuracy(model, digits, "val")
+    assert acc_again == pytest.approx(acc_window)  # the curve's last point is the stored model's accuracy
+
+    recal = small_cnn()
+    recal.load_state_dict(model.state_dict())
+    recal.train()
+    recalibrate_batchnorm(recal, _Runner(digits, torch.device("cpu"), None))
+    _, acc_recal = evaluate_accuracy(recal, digits, "val")
+    assert acc_window > 0.5 and abs(acc_window - acc_recal) <= 0.05, (acc_window, acc_recal)
+
+
+def test_batchnorm_momentum_restored_after_failure(digits):
+    class NaNAfter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = small_cnn()
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            y = self.body(x)
+            return y * float("nan") if self.calls > 3 else y
+
+    model = NaNAfter()
+    res = train(model, digits, Budget(epochs=1, batch_size=32), seed=0)
+    assert res.status == "diverged"
+    assert all(m.momentum == 0.1 for m in _bn_layers(model))
