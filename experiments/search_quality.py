@@ -1,0 +1,563 @@
+"""Search quality on real data: do the architectures the search finds beat the hand-designed baselines?
+
+One *study* = one search space on one dataset (``STUDIES`` below). Each study runs in resumable steps, each of which
+can be cut to fit a 10-minute command (``--time-limit``) and simply run again to continue:
+
+``search``     a multi-objective search (accuracy vs. CPU latency, NSGA-II) with ``nas.search`` on a class-balanced
+               subset and a reduced proxy budget (profile ``cpu``) or the full data (profile ``gpu``);
+               ``--sampler random`` runs the random-search twin used for the sample-efficiency comparison
+``baselines``  the space's hand-designed baselines (search_spaces/baselines) evaluated under the SAME proxy budget
+               (``nas report``'s baseline evaluation, cached in the run folder)
+``full``       ``nas export`` + ``nas train`` (nas.fulltrain.train_full, checkpointed every epoch) of the knee of the
+               front, the most accurate and the fastest front member, and every baseline, with a longer budget
+``measure``    test accuracy is recorded by ``full``; this step measures CPU latency of all fully trained models in
+               ONE process, interleaved round by round (machine noise hits all models alike), and scores every one
+               of them with the zero-cost proxies at initialisation
+``summarize``  writes experiments/results/search_quality.md (+ .csv, plots) over every study that has results
+
+``all STUDY``  runs search -> baselines -> full -> measure (each resumable); ``summarize`` after.
+
+Where things go: the search runs and exports (journals, weights, ONNX) under ``runs/search_quality/`` (not
+committed: git-ignored); the per-study records (trials CSV, baselines, fully-trained results, latencies) under
+``experiments/results/search_quality/<study>/`` and the page ``experiments/results/search_quality.md``.
+
+Examples (CPU, from the repository root, NAS_DATA_DIR pointing at the .npz files)::
+
+    python experiments/search_quality.py all fmnist_vision --time-limit 540
+    python experiments/search_quality.py search fmnist_vision --sampler random
+    python experiments/search_quality.py summarize
+
+On a GPU: ``--profile gpu`` (full training sets, longer budgets; latency is still measured on the CPU at batch 1).
+No step reads the test split except ``full``'s final test evaluation; nothing is selected on test accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from _common import REPO_ROOT, RESULTS_DIR, Report, machine_info, median
+
+NAME = "search_quality"
+WORK = REPO_ROOT / "runs" / "search_quality"
+OUT = RESULTS_DIR / "search_quality"
+
+STUDIES: dict[str, dict] = {
+    "fmnist_vision": {"space": "vision", "dataset": "fashion_mnist", "full": True},
+    "fmnist_mobile": {"space": "mobile", "dataset": "fashion_mnist", "full": True},
+    "cifar10_vision": {"space": "vision", "dataset": "cifar10", "full": True},
+    "cifar10_mobile": {"space": "mobile", "dataset": "cifar10", "full": True},
+    "seqmnist_rows": {"space": "sequence", "dataset": "mnist:rows", "full": False},
+    "copy_64": {"space": "sequence", "dataset": "selective_copy:64", "full": False},
+    "copy_256": {"space": "sequence", "dataset": "selective_copy:256", "full": False},
+    # a seconds-long run of every step on the bundled digits (profile "smoke"): checks the pipeline, not a result
+    "digits_smoke": {"space": "vision", "dataset": "digits", "full": True, "smoke": True},
+}
+
+PROFILES: dict[str, dict] = {
+    # 2-core CPU: a class-balanced subset, two proxy epochs, and a FLOPs cap (at the dataset's input) that keeps the
+    # heaviest samples of the space out of a CPU run. "Longer" training = 2.7x the data and 2x the epochs of the
+    # proxy budget (5.3x its compute), NOT a converged training: it compares architectures under one recipe.
+    # One torch thread: on a shared 2-core machine a 2-thread OpenMP step waits for its descheduled thread (measured
+    # under load 5: 0.81 s per step with 2 threads vs 0.10 s with 1 for a model of many small ops).
+    "cpu": {"train_subset": 3000, "epochs": 2, "batch_size": 64, "lr": 0.003, "trials": 24, "population": 8,
+            "max_flops": 100e6, "full_subset": 8000, "full_epochs": 4, "threads": 1, "seq_train_subset": 3000},
+    "smoke": {"train_subset": None, "epochs": 0.5, "batch_size": 64, "lr": 0.003, "trials": 4, "population": 4,
+              "max_flops": None, "full_subset": None, "full_epochs": 1, "threads": 2, "seq_train_subset": None},
+    # a lent GPU: the whole training sets
+    "gpu": {"train_subset": None, "epochs": 5, "batch_size": 256, "lr": 0.003, "trials": 64, "population": 16,
+            "max_flops": None, "full_subset": None, "full_epochs": 40, "threads": None, "seq_train_subset": None},
+}
+
+
+def run_name(study: str, sampler: str) -> str:
+    return study if sampler == "nsga2" else f"{study}-{sampler}"
+
+
+def config_for(study: str, profile: dict, sampler: str, seed: int) -> dict:
+    s = STUDIES[study]
+    seq = s["space"] == "sequence"
+    subset = profile["seq_train_subset"] if seq else profile["train_subset"]
+    cfg = {
+        "name": run_name(study, sampler),
+        "description": f"search_quality study {study}: {s['space']} space on {s['dataset']}",
+        "space": s["space"],
+        "dataset": s["dataset"],
+        "objectives": ["accuracy", "latency_ms"],
+        "budget": {"epochs": profile["epochs"], "batch_size": profile["batch_size"], "lr": profile["lr"]},
+        "sampler": sampler,
+        "trials": profile["trials"],
+        "seed": seed,
+        "device": "auto",
+        "latency_device": "cpu",
+        "latency_threads": 1,
+    }
+    if sampler in ("nsga2", "evolution"):
+        cfg["population_size"] = profile["population"]
+    if subset:
+        cfg["train_subset"] = subset
+    if profile["max_flops"]:
+        cfg["constraints"] = {"max_flops": profile["max_flops"]}
+    if profile["threads"]:
+        cfg["train_threads"] = profile["threads"]
+    return cfg
+
+
+def study_out(study: str) -> Path:
+    path = OUT / study
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default=None):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+# ------------------------------------------------------------------------------------------------------ steps
+def step_search(study: str, args) -> None:
+    from nas.control.search import search
+
+    profile = PROFILES[args.profile]
+    cfg = config_for(study, profile, args.sampler, args.seed)
+    t0 = time.time()
+    overrides = {"time_budget_s": args.time_limit} if args.time_limit else None
+    study_obj = search(cfg, overrides, name=cfg["name"], runs_dir=WORK / "runs", resume=True, quiet=True)
+    n = len(study_obj.trials)
+    print(f"[search {cfg['name']}] {n} trials stored ({time.time() - t0:.0f} s this call)", flush=True)
+    export_trials(study, args.sampler)
+
+
+def export_trials(study: str, sampler: str) -> None:
+    """The run's trials as a CSV record under experiments/results (the journal itself stays under runs/)."""
+    from nas.report import report_data
+
+    data = report_data(WORK / "runs" / run_name(study, sampler), baselines=False)
+    cols = [c for c in ["number", "state", "status", "accuracy", "latency_ms", "fidelity_epochs", "wall_s",
+                        "on_front", "spec_hash", "summary", "reason"] if c in data.trials.columns]
+    zc = [c for c in data.trials.columns if c.startswith("zc_")]
+    frame = data.trials[cols + zc]
+    frame.to_csv(study_out(study) / f"trials-{sampler}.csv", index=False)
+
+
+def step_baselines(study: str, args) -> None:
+    from nas.report import write_report
+
+    run_dir = WORK / "runs" / study
+    paths = write_report(run_dir)  # evaluates the baselines under the run's budget (cached) and writes the report
+    cache = json.loads((run_dir / "baselines.json").read_text())
+    from nas.control.config import load_config
+    from nas.grammar import load_space, shipped_spaces_dir
+
+    config, _ = load_config(run_dir / "config.yaml")
+    space = load_space(STUDIES[study]["space"])
+    space.load_baselines(shipped_spaces_dir() / "baselines")
+    rows = {}
+    for name, spec in space.baselines.items():
+        entry = cache.get(f"{spec.hash()}:{config.budget_key()}")
+        if entry:
+            rows[name] = {"spec_hash": spec.hash(), "summary": spec.summary(), **entry}
+    write_json(study_out(study) / "baselines.json", rows)
+    print(f"[baselines {study}] {len(rows)} baselines; report: {paths.get('html', paths)}", flush=True)
+
+
+def chosen_members(study: str) -> dict[str, dict]:
+    """knee, most accurate and fastest member of the front (distinct trials), plus every baseline."""
+    import numpy as np
+
+    from nas import pareto
+    from nas.report import report_data
+
+    data = report_data(WORK / "runs" / study, baselines=False)
+    front = data.trials[data.trials["on_front"]]
+    front = front[front["reused_from"].isna()] if "reused_from" in front else front
+    values = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
+    picked: dict[str, dict] = {}
+    if len(front):
+        order = [("knee", int(pareto.knee_point(values, ["maximize", "minimize"]))),
+                 ("most_accurate", int(np.argmax(values[:, 0]))),
+                 ("fastest", int(np.argmin(values[:, 1])))]
+        used = set()
+        for label, i in order:
+            if i in used:  # the knee is also an extreme: take the next front member instead
+                rest = [j for j in range(len(front)) if j not in used]
+                if not rest:
+                    continue
+                key = (lambda j: -values[j, 0]) if label == "most_accurate" else (lambda j: values[j, 1])
+                i = min(rest, key=key)
+            used.add(i)
+            row = front.iloc[i]
+            picked[f"{label}-t{int(row['number'])}"] = {
+                "kind": "found", "role": label, "trial": int(row["number"]), "spec_hash": row["spec_hash"],
+                "summary": row["summary"], "proxy_accuracy": float(row["accuracy"]),
+                "proxy_latency_ms": float(row["latency_ms"])}
+    for name, b in (read_json(study_out(study) / "baselines.json", {}) or {}).items():
+        obj = b.get("objectives") or {}
+        picked[f"baseline-{name}"] = {"kind": "baseline", "role": name, "trial": None, "spec_hash": b["spec_hash"],
+                                      "summary": b["summary"], "proxy_accuracy": obj.get("accuracy"),
+                                      "proxy_latency_ms": obj.get("latency_ms"), "proxy_status": b.get("status")}
+    return picked
+
+
+def step_full(study: str, args) -> None:
+    from nas.export import export_from
+    from nas.fulltrain import train_full
+    from nas.grammar import shipped_spaces_dir
+
+    profile = PROFILES[args.profile]
+    s = STUDIES[study]
+    record_path = study_out(study) / "full.json"
+    record = read_json(record_path, {}) or {}
+    members = chosen_members(study)
+    deadline = time.time() + args.time_limit if args.time_limit else math.inf
+    for label, info in members.items():
+        entry = record.get(label, {})
+        if entry.get("status") == "done" and entry.get("spec_hash") == info["spec_hash"]:
+            continue
+        out = WORK / "full" / study / label
+        if not (out / "arch.json").exists():
+            if info["kind"] == "found":
+                export_from(WORK / "runs" / study, out, trial=info["trial"], force=True)
+            else:
+                export_from(shipped_spaces_dir() / "baselines" / f"{info['role']}.yaml", out, dataset=s["dataset"],
+                            force=True)
+        t0 = time.time()
+        result = None
+        while time.time() < deadline:
+            result = train_full(out, dataset=s["dataset"], epochs=profile["full_epochs"],
+                                train_subset=profile["full_subset"], batch_size=profile["batch_size"],
+                                lr=profile["lr"], seed=args.seed, device="auto", threads=profile["threads"],
+                                max_epochs_this_call=1, reexport=False)
+            print(f"[full {study}] {label}: {result['status']} epoch {result['epochs_done']}/{result['epochs']}",
+                  flush=True)
+            if result["status"] != "paused":
+                break
+        if result is None:
+            break
+        entry = {**info, "status": result["status"], "epochs": result["epochs_done"],
+                 "test_accuracy": result.get("test_accuracy"), "val_accuracy": result.get("val_accuracy"),
+                 "curve": result.get("curve"), "train_subset": profile["full_subset"],
+                 "wall_s_this_call": time.time() - t0}
+        record[label] = entry
+        write_json(record_path, record)
+        if result["status"] == "paused":
+            break
+    done = sum(1 for e in record.values() if e.get("status") == "done")
+    print(f"[full {study}] {done}/{len(members)} models fully trained", flush=True)
+
+
+def step_measure(study: str, args) -> None:
+    """CPU latency (batch 1, 1 thread) of every fully trained model, interleaved in this one process, and the
+    zero-cost proxies of each architecture at initialisation."""
+    import torch
+
+    from nas.builder import build
+    from nas.data import load_dataset
+    from nas.evaluate.evaluate import EvalConfig, _proxy_batch
+    from nas.evaluate.measure import count_flops, count_params, measure_latency
+    from nas.evaluate.zero_cost import score_all
+    from nas.export import load, read_arch
+
+    record_path = study_out(study) / "full.json"
+    record = read_json(record_path, {}) or {}
+    labels = [k for k, v in record.items() if v.get("status") == "done"]
+    if not labels:
+        print(f"[measure {study}] nothing fully trained yet", flush=True)
+        return
+    models, shapes = {}, {}
+    for label in labels:
+        out = WORK / "full" / study / label
+        model = load(out)
+        spec, shape, classes, _ = read_arch(out)
+        models[label], shapes[label] = model.eval(), tuple(shape)
+        record[label]["params"] = count_params(model)
+        record[label]["flops"] = count_flops(model, torch.randn(1, *shape))
+    times: dict[str, list[float]] = {k: [] for k in labels}
+    for r in range(args.rounds):
+        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        for label in order:
+            lat = measure_latency(models[label], shapes[label], device="cpu", batch_size=1, warmup=10, repeats=30,
+                                  threads=1, min_time_s=0.5)
+            times[label].append(lat.median_ms)
+    for label in labels:
+        record[label]["latency_ms"] = median(times[label])
+        record[label]["latency_rounds_ms"] = times[label]
+
+    # zero-cost proxies at initialisation (same seed, same batch for every architecture)
+    s = STUDIES[study]
+    profile = PROFILES[args.profile]
+    data = load_dataset(s["dataset"], train_subset=profile["full_subset"], seed=args.seed)
+    for label in labels:
+        spec, shape, classes, _ = read_arch(WORK / "full" / study / label)
+        torch.manual_seed(args.seed)
+        model = build(spec, shape, classes)
+        batch = _proxy_batch(data, EvalConfig(seed=args.seed), shape)
+        record[label]["zero_cost"] = score_all(model, batch, seed=args.seed)
+    write_json(record_path, record)
+    print(f"[measure {study}] latency ({args.rounds} interleaved rounds) and zero-cost scores of "
+          f"{len(labels)} models", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- summary
+def _dominates(a_acc, a_lat, b_acc, b_lat) -> bool:
+    return a_acc >= b_acc and a_lat <= b_lat and (a_acc > b_acc or a_lat < b_lat)
+
+
+def _fmt(x, spec=".3f"):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _tau(a, b):
+    from scipy.stats import kendalltau
+
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    if len(pairs) < 3:
+        return float("nan"), len(pairs)
+    return float(kendalltau([p[0] for p in pairs], [p[1] for p in pairs]).statistic), len(pairs)
+
+
+def _hv_curve(trials_csv: Path, reference):
+    import numpy as np
+    import pandas as pd
+
+    from nas import pareto
+
+    t = pd.read_csv(trials_csv)
+    t = t.sort_values("number")
+    vals = t[["accuracy", "latency_ms"]].to_numpy(dtype=float)
+    ok = (t["state"] == "COMPLETE").to_numpy() & np.isfinite(vals).all(axis=1)
+    hv, pts = [], []
+    for i in range(len(t)):
+        if ok[i]:
+            pts.append(vals[i])
+        hv.append(pareto.hypervolume(np.array(pts), ["maximize", "minimize"], reference) if pts else 0.0)
+    return np.array(hv)
+
+
+def step_summarize(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.ticker  # noqa: F401
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    info = machine_info()
+    default_out = OUT.resolve() == (RESULTS_DIR / "search_quality").resolve()
+
+    def csv(name):  # the CSVs (and the page) go to experiments/results only for the default --out
+        return name if default_out else None
+
+    report = Report(NAME, "Search quality on real data: searched architectures vs. hand-designed baselines", info=info)
+    report.text(
+        "Every number below comes from `experiments/search_quality.py` (steps `search`, `baselines`, `full`, "
+        "`measure`; this page from `summarize`). Objectives: validation accuracy (maximise) and CPU latency at "
+        "batch 1, 1 thread (minimise). A baseline is *dominated* when a found architecture has accuracy >= and "
+        "latency <= with one of them strictly better. Proxy latencies were measured by each trial in its own "
+        "moment (noisy on this shared CPU, see bench_latency_repeatability.md); the fully-trained latencies were "
+        "measured in one process, interleaved round by round, so they compare as ratios.", echo=False)
+    profiles_used = {}
+    headline, all_rows, tau_rows, seq_rows, hv_rows = [], [], [], [], []
+    for study, s in STUDIES.items():
+        d = OUT / study
+        trials_csv = d / "trials-nsga2.csv"
+        if not trials_csv.exists():
+            continue
+        trials = pd.read_csv(trials_csv)
+        cfg_path = WORK / "runs" / study / "config.yaml"
+        if cfg_path.exists():
+            import yaml
+
+            cfg = yaml.safe_load(cfg_path.read_text())
+            profiles_used[study] = (f"subset {cfg.get('train_subset', 'all')}, {cfg['budget']['epochs']} epochs, "
+                                    f"batch {cfg['budget'].get('batch_size')}, {cfg.get('trials')} trials, "
+                                    f"sampler {cfg.get('sampler')}")
+        done = trials[trials["state"] == "COMPLETE"].dropna(subset=["accuracy", "latency_ms"])
+        base = read_json(d / "baselines.json", {}) or {}
+        full = read_json(d / "full.json", {}) or {}
+
+        # (1) proxy level: is every baseline dominated by some found (complete) trial?
+        for name, b in base.items():
+            obj = b.get("objectives") or {}
+            ba, bl = obj.get("accuracy"), obj.get("latency_ms")
+            dom = [int(r.number) for r in done.itertuples()
+                   if ba is not None and bl is not None and _dominates(r.accuracy, r.latency_ms, ba, bl)]
+            best = max(done.itertuples(), key=lambda r: r.accuracy, default=None)
+            all_rows.append([study, "proxy", name, _fmt(ba), _fmt(bl, ".2f"),
+                             f"yes (#{dom[0]}{' +' + str(len(dom) - 1) if len(dom) > 1 else ''})" if dom else "NO",
+                             f"#{best.number}: {best.accuracy:.3f} @ {best.latency_ms:.2f} ms" if best else "-"])
+        # (1) after full training
+        found = {k: v for k, v in full.items() if v.get("kind") == "found" and v.get("status") == "done"}
+        bases = {k: v for k, v in full.items() if v.get("kind") == "baseline" and v.get("status") == "done"}
+        for k, v in list(found.items()) + list(bases.items()):
+            if v.get("latency_ms") is None:
+                continue
+            if v["kind"] == "baseline":
+                dom = [f for f, fv in found.items() if fv.get("latency_ms") is not None and _dominates(
+                    fv["test_accuracy"], fv["latency_ms"], v["test_accuracy"], v["latency_ms"])]
+                verdict = ("yes (" + ", ".join(dom) + ")") if dom else "NO"
+            else:
+                verdict = "(found)"
+            headline.append([study, k, v["summary"][:90], _fmt(v.get("proxy_accuracy")), _fmt(v["test_accuracy"]),
+                             _fmt(v["latency_ms"], ".2f"), f"{v.get('params', 0):,}", verdict])
+        # (3) proxy fidelity at scale over the fully trained set
+        trained = [v for v in full.values() if v.get("status") == "done"]
+        if len(trained) >= 3:
+            test = [v["test_accuracy"] for v in trained]
+            rows = [("proxy-budget accuracy", [v.get("proxy_accuracy") for v in trained])]
+            names = sorted({n for v in trained for n in (v.get("zero_cost") or {})})
+            rows += [(f"zero-cost {n}", [(v.get("zero_cost") or {}).get(n) for v in trained]) for n in names]
+            for label, scores in rows:
+                tau, n = _tau(scores, test)
+                tau_rows.append([study, label, n, _fmt(tau)])
+        # (2) sequences: where each mixer family lands
+        if s["space"] == "sequence" and len(done):
+            fam = done["summary"].str.extract(r"(tfm|ssm|lstm|gru|conv|dwsep|mbconv|bneck|convnext)")[0]
+            front = done[done["on_front"]] if "on_front" in done else done.iloc[:0]
+            for f in sorted(fam.dropna().unique()):
+                sub = done[fam == f]
+                top = sub.loc[sub["accuracy"].idxmax()]
+                fr = front[front["summary"].str.contains(rf"\b{f}\b", regex=True)]
+                seq_rows.append([study, s["dataset"], f, len(sub), _fmt(top["accuracy"]),
+                                 _fmt(top["latency_ms"], ".2f"), len(fr)])
+        # (4) sample efficiency vs the random twin
+        rnd_csv = d / "trials-random.csv"
+        if rnd_csv.exists():
+            r = pd.read_csv(rnd_csv)
+            both = pd.concat([trials, r])
+            both = both[both["state"] == "COMPLETE"].dropna(subset=["accuracy", "latency_ms"])
+            ref = [0.0, float(both["latency_ms"].max()) * 1.1]
+            hv_n, hv_r = _hv_curve(trials_csv, ref), _hv_curve(rnd_csv, ref)
+            target = hv_r[-1] if len(hv_r) else float("nan")
+            reach = next((i + 1 for i, h in enumerate(hv_n) if h >= target), None)
+            hv_rows.append([study, len(hv_r), _fmt(target, ".4f"), len(hv_n), _fmt(hv_n[-1] if len(hv_n) else None, ".4f"),
+                            reach if reach else f"not within {len(hv_n)}",
+                            "yes" if reach and reach <= len(hv_r) / 2 else "NO"])
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            ax.plot(range(1, len(hv_n) + 1), hv_n, label="NSGA-II (default)")
+            ax.plot(range(1, len(hv_r) + 1), hv_r, label="random")
+            ax.set_xlabel("trials")
+            ax.set_ylabel("hypervolume (acc x latency)")
+            ax.set_title(study)
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(d / "hypervolume.png", dpi=110)
+            plt.close(fig)
+        # plot: accuracy vs latency
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.scatter(done["latency_ms"], done["accuracy"], s=14, c="0.7", label="searched (proxy)")
+        fr = done[done["on_front"]] if "on_front" in done else done.iloc[:0]
+        ax.scatter(fr["latency_ms"], fr["accuracy"], s=22, c="tab:blue", label="Pareto front (proxy)")
+        for name, b in base.items():
+            obj = b.get("objectives") or {}
+            if obj.get("accuracy") is not None:
+                ax.scatter([obj["latency_ms"]], [obj["accuracy"]], marker="D", c="k", s=30)
+                ax.annotate(name, (obj["latency_ms"], obj["accuracy"]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.scatter([], [], marker="D", c="k", s=30, label="baselines (proxy)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("CPU latency, batch 1 (ms, log)")
+        ax.set_ylabel("validation accuracy (proxy budget)")
+        ax.set_title(f"{study}: {s['space']} on {s['dataset']}")
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(d / "front.png", dpi=110)
+        plt.close(fig)
+        if found or bases:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for group, color, marker in ((found, "tab:blue", "*"), (bases, "k", "D")):
+                for k, v in group.items():
+                    if v.get("latency_ms") is None:
+                        continue
+                    ax.scatter([v["latency_ms"]], [v["test_accuracy"]], c=color, marker=marker, s=60)
+                    ax.annotate(k.replace("baseline-", ""), (v["latency_ms"], v["test_accuracy"]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
+            ax.scatter([], [], c="tab:blue", marker="*", s=60, label="found (knee / most accurate / fastest)")
+            ax.scatter([], [], c="k", marker="D", s=40, label="hand-designed baselines")
+            ax.set_xlabel("CPU latency, batch 1 (ms, one process, interleaved)")
+            ax.set_ylabel("test accuracy after longer training")
+            ax.set_title(f"{study}: after longer training")
+            ax.legend(fontsize=7, loc="lower right")
+            fig.tight_layout()
+            fig.savefig(d / "full.png", dpi=110)
+            plt.close(fig)
+
+    if profiles_used:
+        report.text("## Settings per study\n" + "\n".join(f"- `{k}`: {v}" for k, v in profiles_used.items()),
+                    echo=False)
+    report.text("## After longer training: test accuracy and latency (every baseline dominated?)")
+    report.table(["study", "model", "architecture", "proxy acc", "test acc", "latency ms", "params",
+                  "baseline dominated by"], headline, csv=csv(f"{NAME}_full.csv"))
+    report.text("## Proxy budget: is every baseline dominated by a searched trial?")
+    report.table(["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "most accurate trial"],
+                 all_rows, csv=csv(f"{NAME}_proxy.csv"))
+    if tau_rows:
+        report.text("## Proxy fidelity at scale: Kendall tau against test accuracy after longer training")
+        report.table(["study", "score", "n", "Kendall tau"], tau_rows, csv=csv(f"{NAME}_tau.csv"))
+    if seq_rows:
+        report.text("## Sequences: where the mixer families land")
+        report.table(["study", "dataset", "mixer", "trials", "best acc", "its latency ms", "on the front"], seq_rows,
+                     csv=csv(f"{NAME}_sequence.csv"))
+    if hv_rows:
+        report.text("## Sample efficiency: hypervolume of NSGA-II vs. random search on the same study")
+        report.table(["study", "random trials", "random final HV", "nsga2 trials", "nsga2 final HV",
+                      "nsga2 trials to reach random's final HV", "within half"], hv_rows, csv=csv(f"{NAME}_hv.csv"))
+    plots = sorted(OUT.glob("*/*.png"))
+    if plots:
+        report.text("## Plots\n" + "\n".join(f"![{p.parent.name} {p.stem}]({os.path.relpath(p, RESULTS_DIR)})"
+                                             for p in plots), echo=False)
+    if default_out:
+        report.write()
+    else:
+        page = OUT / f"{NAME}.md"
+        page.write_text(report.header_markdown() + "\n\n" + "\n\n".join(report.parts) + "\n")
+        print(f"wrote {page}")
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("step", choices=["search", "baselines", "full", "measure", "all", "summarize"])
+    p.add_argument("studies", nargs="*", help=f"study names (default: all): {', '.join(STUDIES)}")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    p.add_argument("--sampler", default="nsga2", help="search step: nsga2 (default) or random (the twin)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds: start no new trial / epoch after this (run the step again to continue)")
+    p.add_argument("--rounds", type=int, default=5, help="measure step: interleaved latency rounds")
+    p.add_argument("--work", default=str(REPO_ROOT / "runs" / "search_quality"),
+                   help="runs and exports (default: %(default)s)")
+    p.add_argument("--out", default=str(RESULTS_DIR / "search_quality"), help="per-study records (default: %(default)s)")
+    args = p.parse_args()
+    globals().update(WORK=Path(args.work), OUT=Path(args.out))
+    if args.step == "summarize":
+        step_summarize(args)
+        return
+    studies = args.studies or [k for k, v in STUDIES.items() if not v.get("smoke")]
+    unknown = [s for s in studies if s not in STUDIES]
+    if unknown:
+        p.error(f"unknown study {unknown[0]!r}; known: {', '.join(STUDIES)}")
+    for study in studies:
+        steps = ["search", "baselines", "full", "measure"] if args.step == "all" else [args.step]
+        if not STUDIES[study]["full"]:
+            steps = [st for st in steps if st in ("search", "baselines")]
+        for st in steps:
+            {"search": step_search, "baselines": step_baselines, "full": step_full,
+             "measure": step_measure}[st](study, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
