@@ -3,16 +3,18 @@
 The evaluator is replaced by one that returns fixed objectives instantly (deterministic per spec hash, with a
 result of realistic size: curve, cost, training info), so what is left is the controller: ``study.ask``, sampling
 the define-by-run spec from the space (vision.yaml: dozens of parameters), the no-repeat lookup, the space's own
-constraint pre-check (builds the model at the reference input and counts params / FLOPs), the user attrs, the
-``study.tell`` (storage write), and the progress line + ``search.log``. Measured on the default storage (the
-journal file) and on SQLite, with the default sampler for two objectives (NSGA-II), as the median ms per trial
-over a window of trials around trial 100 and trial 1000.
+constraint pre-check (builds the model at the reference input and counts params / FLOPs; cached per spec), the user
+attrs, the ``study.tell`` (storage write), and the progress line + ``search.log``. Measured on the default storage
+(the journal file, written by ``nas.control.rundir.journal_backend``), on the same journal written by Optuna's stock
+``JournalFileBackend`` (every record fsync-ed: what the default was before) and on SQLite, with the default sampler
+for two objectives (NSGA-II), as the median ms per trial over a window of trials around trial 100 and trial 1000.
+A last table times the pre-check on real CPU tensors (what the engine does) against the ``meta`` device.
 
 Target: <= 20 ms per trial, growing at most 2x from trial 100 to trial 1000.
 
-    python experiments/bench_controller_overhead.py                       # journal + sqlite, 1000 trials each
+    python experiments/bench_controller_overhead.py                       # all three storages, 1025 trials each
     python experiments/bench_controller_overhead.py --max-seconds 300     # stop a storage after 5 minutes
-    python experiments/bench_controller_overhead.py --profile 1000        # + cProfile of a window at trial 1000
+    python experiments/bench_controller_overhead.py --trials 1100 --profile 1000   # + cProfile after trial 1000
 
 Writes experiments/results/bench_controller_overhead.md and .csv.
 """
@@ -68,7 +70,17 @@ def make_engine(storage_kind: str, folder: Path, sampler: str | None):
     run = RunDir.create(folder / "run", study_name="bench", storage=storage, config_text=dump_config(prepared.config),
                         space_text=prepared.space_text, space_source=prepared.space_source,
                         fingerprint=prepared.config.fingerprint(prepared.space_text))
-    engine.attach(run, create=True)
+    if storage_kind == "journal-stock":  # Optuna's own JournalFileBackend: every record fsync-ed
+        import nas.control.rundir as rundir
+        from optuna.storages.journal import JournalFileBackend
+
+        ours, rundir.journal_backend = rundir.journal_backend, JournalFileBackend
+        try:
+            engine.attach(run, create=True)
+        finally:
+            rundir.journal_backend = ours
+    else:
+        engine.attach(run, create=True)
     return engine
 
 
@@ -133,8 +145,55 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
         states = {}
         for t in engine.study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
+        prechecks = sum(1 for t in engine.study.get_trials(deepcopy=False) if "reused_from" not in t.user_attrs)
         return {"storage": storage_kind, "rows": rows, "elapsed": time.perf_counter() - start,
-                "profile": profile_text, "states": states}
+                "profile": profile_text, "states": states,
+                "precheck_builds": len(engine.space._cost_cache), "prechecks": prechecks}
+
+
+def precheck_variants(n: int) -> list[list]:
+    """The space pre-check's parts on ``n`` sampled specs of each shipped space (median ms per spec): build, count
+    params + FLOPs as the engine does (real CPU tensors), and the same on the ``meta`` device (no weights are
+    initialised, FlopCounterMode runs on meta tensors). The meta numbers are compared with the real ones."""
+    import torch
+
+    from nas.builder import build, example_input
+    from nas.evaluate.measure import count_flops, count_params
+    from nas.grammar import load_space
+
+    rows = []
+    for name in ("vision", "mobile", "sequence"):
+        space = load_space(name)
+        shape, classes = tuple(space.reference_input[0]), space.reference_input[1]
+        real_build, real_count, meta_build, meta_count, equal, failed = [], [], [], [], 0, []
+        for seed in range(n + 3):
+            spec = space.sample(seed)
+            t0 = time.perf_counter()
+            model = build(spec, input_shape=shape, num_classes=classes)
+            t1 = time.perf_counter()
+            real = (count_params(model), count_flops(model, example_input(model, 1)))
+            t2 = time.perf_counter()
+            try:
+                with torch.device("meta"):
+                    t3 = time.perf_counter()
+                    meta_model = build(spec, input_shape=shape, num_classes=classes)
+                    t4 = time.perf_counter()
+                    meta = (count_params(meta_model), count_flops(meta_model, example_input(meta_model, 1)))
+                    t5 = time.perf_counter()
+            except Exception as e:  # noqa: BLE001 - what fails on meta is a finding
+                failed.append(f"{type(e).__name__}: {str(e).splitlines()[0][:60]}")
+                continue
+            if seed < 3:  # warm-up
+                continue
+            real_build.append(t1 - t0)
+            real_count.append(t2 - t1)
+            meta_build.append(t4 - t3)
+            meta_count.append(t5 - t4)
+            equal += meta == real
+        med = lambda v: round(1000 * statistics.median(v), 2) if v else ""  # noqa: E731
+        rows.append([name, len(real_build), med(real_build), med(real_count), med(meta_build), med(meta_count),
+                     f"{equal}/{len(real_build)}", "; ".join(sorted(set(failed))) or "none"])
+    return rows
 
 
 def window_stats(rows: list[dict], center: int, window: int) -> dict | None:
@@ -147,7 +206,10 @@ def window_stats(rows: list[dict], center: int, window: int) -> dict | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--storages", default="journal,sqlite")
+    parser.add_argument("--storages", default="journal,journal-stock,sqlite",
+                        help="journal: the default storage (nas.control.rundir.journal_backend: mid-trial records "
+                             "not fsync-ed); journal-stock: the same file with Optuna's stock JournalFileBackend "
+                             "(every record fsync-ed, as before); sqlite")
     parser.add_argument("--trials", type=int, default=1025, help="trials per storage (default 1025: window 1000)")
     parser.add_argument("--points", default="100,1000", help="trial numbers to measure around")
     parser.add_argument("--window", type=int, default=50, help="trials per window (median over them)")
@@ -156,6 +218,9 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", type=int, default=None, metavar="TRIAL",
                         help="cProfile the window of trials right after the one measured around this trial")
     parser.add_argument("--target-ms", type=float, default=20.0)
+    parser.add_argument("--variants", type=int, default=30, metavar="N",
+                        help="also time the pre-check on the meta device vs real tensors on N specs per shipped "
+                             "space (0: skip)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -171,7 +236,8 @@ def main(argv=None) -> int:
         print(f"{kind}: up to {args.trials} trials (max {args.max_seconds:.0f} s) ...", flush=True)
         results.append(bench(kind, args.trials, args.max_seconds, args.sampler, args.profile, args.window))
         r = results[-1]
-        print(f"  {len(r['rows'])} trials in {r['elapsed']:.0f} s; states {r['states']}", flush=True)
+        print(f"  {len(r['rows'])} trials in {r['elapsed']:.0f} s; states {r['states']}; space pre-check built "
+              f"{r['precheck_builds']} models for {r['prechecks']} checks (the rest from the cost cache)", flush=True)
     headers = ["storage", "trials run", "at trial", "median ms/trial", "ask", "sample", "precheck (model build)",
                "tell (store)", "rest (bookkeeping)", "excl. precheck", "growth vs first point", "verdict"]
     table = []
@@ -191,6 +257,16 @@ def main(argv=None) -> int:
     report.table(headers, table, title=f"Median ms per trial over {args.window} trials around each point "
                                        f"(target <= {args.target_ms:g} ms, growth <= 2x)",
                  csv="bench_controller_overhead.csv")
+    report.table(["storage", "trials run", "states", "pre-checks", "models built (cache misses)"],
+                 [[r["storage"], len(r["rows"]), " ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
+                   r["prechecks"], r["precheck_builds"]] for r in results],
+                 title="Trials and the pre-check's cost cache (a spec sampled again is not built again)")
+    if args.variants:
+        print(f"pre-check variants on {args.variants} specs per space ...", flush=True)
+        report.table(["space", "specs", "build ms (real)", "params+FLOPs ms (real)", "build ms (meta)",
+                      "params+FLOPs ms (meta)", "meta == real", "meta failures"], precheck_variants(args.variants),
+                     title="Space pre-check: real CPU tensors (what the engine does) vs the meta device, median ms "
+                           "per spec")
     for r in results:
         if r["profile"]:
             report.text(f"### cProfile, {r['storage']}, {args.window} trials after the window at trial {args.profile}\n\n```\n"

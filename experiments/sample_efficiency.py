@@ -188,6 +188,19 @@ def main(argv=None) -> int:
     parser.add_argument("--max-minutes", type=float, default=8.0,
                         help="start no new trial after this long (reruns continue)")
     parser.add_argument("--smoke", action="store_true", help="tiny configuration on digits (a minute or two)")
+    parser.add_argument("--train-subset", type=int, default=None,
+                        help=f"class-balanced training pool per trial (train + val; default {FULL['train_subset']})")
+    parser.add_argument("--epochs", type=float, default=None,
+                        help=f"proxy budget in epochs (default {FULL['budget']['epochs']})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"proxy training batch size (default {FULL['budget']['batch_size']})")
+    parser.add_argument("--train-threads", type=int, default=None,
+                        help=f"torch threads per trial (default {FULL['train_threads']})")
+    parser.add_argument("--population-size", type=int, default=None,
+                        help=f"nsga2 / evolution population (default {FULL['population_size']})")
+    parser.add_argument("--latency-min-time", type=float, default=None, metavar="S",
+                        help="latency_min_time_s: keep timing a candidate until the timed calls span S seconds "
+                             "(default: the config default)")
     parser.add_argument("--report-only", action="store_true", help="write the curves of what is there, run nothing")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write experiments/results")
     args = parser.parse_args(argv)
@@ -195,6 +208,18 @@ def main(argv=None) -> int:
     base = dict(SMOKE if args.smoke else FULL)
     if args.trials is not None:
         base["trials"] = args.trials
+    if args.train_subset is not None:
+        base["train_subset"] = args.train_subset
+    if args.epochs is not None:
+        base["budget"] = {**base["budget"], "epochs": args.epochs}
+    if args.batch_size is not None:
+        base["budget"] = {**base["budget"], "batch_size": args.batch_size}
+    if args.train_threads is not None:
+        base["train_threads"] = args.train_threads
+    if args.population_size is not None:
+        base["population_size"] = args.population_size
+    if args.latency_min_time is not None:
+        base["latency_min_time_s"] = args.latency_min_time
     samplers = [s for s in args.samplers.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     if args.smoke and args.samplers == ",".join(SAMPLERS):
@@ -214,7 +239,9 @@ def main(argv=None) -> int:
     found = curves(runs_dir, samplers, seeds, base["trials"])
     report = Report("sample_efficiency", "Sample efficiency: hypervolume vs. trials per sampler", info=info)
     report.text(f"Runs: `{runs_dir}`; {len(samplers)} samplers x {len(seeds)} seeds x {base['trials']} trials; "
-                f"dataset {base['dataset']} (train_subset {base['train_subset']}), budget {base['budget']}; "
+                f"dataset {base['dataset']} (train_subset {base['train_subset']}), budget {base['budget']}, "
+                f"population {base['population_size']}, train_threads {base['train_threads']}, constraints "
+                f"{base['constraints']}, latency_min_time_s {base.get('latency_min_time_s', 'default')}; "
                 f"{'complete' if complete else 'INCOMPLETE (partial curves)'}.")
     summarize(report, found, base["trials"], default, write_csv=not args.no_write and complete)
     if not args.no_write and complete:

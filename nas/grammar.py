@@ -19,7 +19,8 @@ Sampling goes through a :class:`Suggest` (an Optuna trial, a seeded RNG, or a re
 order so that conditional parameters are visible to the sampler (define-by-run). Parameter names are flat and stable:
 ``stem.type``, ``s2.mixer``, ``s2.mbconv.expansion_ratio``, ``cell.skip`` (shared), ``head.dropout``.
 
-This module does not import torch; only :meth:`Space.violations` (constraint checks) builds models.
+This module does not import torch; only the constraint checks (:meth:`Space.constraint_costs`,
+:meth:`Space.violations`) build models.
 """
 from __future__ import annotations
 
@@ -277,6 +278,8 @@ HEAD_KEYS = {
 TOP_KEYS = ("name", "description", "input", "stem", "stages", "cell", "head", "regularization", "multipliers",
             "constraints")
 CONSTRAINT_KEYS = {"max_params": _int(1), "max_flops": _int(1)}
+COST_OF = {"max_params": "params", "max_flops": "flops"}  # constraint key -> the cost it limits
+COST_CACHE_SIZE = 4096  # (spec, input) entries of Space.constraint_costs' cache
 REFERENCE_INPUT_KEYS = ("shape", "num_classes")
 DEFAULT_REFERENCE = {"image": ((3, 32, 32), 10), "sequence": ((64, 8), 10)}
 
@@ -296,6 +299,7 @@ class Space:
     reference_input: tuple[tuple[int, ...], int] = ((3, 32, 32), 10)
     compound: tuple[float, float, float] | None = None  # (alpha: depth, beta: width, gamma: resolution)
     baselines: dict[str, ArchSpec] = field(default_factory=dict)
+    _cost_cache: dict = field(default_factory=dict, repr=False, compare=False)  # see constraint_costs
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
@@ -462,23 +466,59 @@ class Space:
         return SpaceSize(total, continuous)
 
     # -- constraints ------------------------------------------------------------------------------------------
+    def constraint_costs(self, spec: ArchSpec, input_shape: Sequence[int] | None = None,
+                         num_classes: int | None = None, *, what: Iterable[str] | None = None,
+                         model: Any = None) -> dict[str, int]:
+        """``params`` and / or ``flops`` (``what``; default: those the space constrains) of ``spec`` at
+        ``input_shape`` / ``num_classes`` (default: the space's reference input), as :func:`nas.evaluate.measure.
+        count_params` / :func:`~nas.evaluate.measure.count_flops` report them (batch of one).
+
+        Builds the model (imports torch) unless ``model``, a model of ``spec`` built for that input, is given. Both
+        numbers depend only on the architecture and the input, so they are cached per (spec hash, input): a spec
+        sampled again (e.g. an infeasible one) is not built again."""
+        wanted = tuple(what) if what is not None else tuple(COST_OF[k] for k in self.constraints)
+        for name in wanted:
+            if name not in COST_OF.values():
+                raise ValueError(f"unknown constraint cost {name!r} (known: {', '.join(COST_OF.values())})")
+        if not wanted:
+            return {}
+        shape = tuple(int(d) for d in (input_shape or self.reference_input[0]))
+        classes = int(num_classes or self.reference_input[1])
+        key = (spec.hash(64), shape, classes)
+        cache = self._cost_cache
+        costs = cache.get(key, {})
+        missing = [name for name in wanted if name not in costs]
+        if missing:
+            from nas.builder import build, example_input
+            from nas.evaluate.measure import count_flops, count_params
+
+            if model is None:
+                model = build(spec, input_shape=shape, num_classes=classes)
+            costs = dict(costs)
+            if "params" in missing:
+                costs["params"] = count_params(model)
+            if "flops" in missing:
+                costs["flops"] = count_flops(model, example_input(model, batch_size=1))
+            if len(cache) >= COST_CACHE_SIZE and key not in cache:
+                cache.pop(next(iter(cache)))  # oldest first
+            cache[key] = costs
+        return {name: costs[name] for name in wanted}
+
     def violations(self, spec: ArchSpec, input_shape: Sequence[int] | None = None,
-                   num_classes: int | None = None) -> list[str]:
-        """Constraint violations of ``spec`` (builds the model: imports torch)."""
+                   num_classes: int | None = None, *, costs: dict[str, int] | None = None) -> list[str]:
+        """Constraint violations of ``spec`` (builds the model unless cached, see :meth:`constraint_costs`).
+        ``costs``: the numbers already measured at that input (a superset of what the constraints need)."""
         if not self.constraints:
             return []
-        from nas.evaluate.measure import count_flops, count_params
-        from nas.builder import build, example_input
-
-        shape = tuple(input_shape or self.reference_input[0])
-        model = build(spec, input_shape=shape, num_classes=num_classes or self.reference_input[1])
+        if costs is None or any(COST_OF[k] not in costs for k in self.constraints):
+            costs = self.constraint_costs(spec, input_shape, num_classes)
         found = []
         if "max_params" in self.constraints:
-            params = count_params(model)
+            params = costs["params"]
             if params > self.constraints["max_params"]:
                 found.append(f"params {params:,} > max_params {self.constraints['max_params']:,}")
         if "max_flops" in self.constraints:
-            flops = count_flops(model, example_input(model, batch_size=1))
+            flops = costs["flops"]
             if flops > self.constraints["max_flops"]:
                 found.append(f"FLOPs {flops:,} > max_flops {self.constraints['max_flops']:,}")
         return found

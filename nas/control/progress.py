@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from nas.pareto import pareto_mask
+from nas.pareto import pareto_mask, to_minimization
 
 SHORT = {"accuracy": "acc", "latency_ms": "lat_ms", "params": "params", "flops": "flops",
          "activation_mb": "act_mb"}
@@ -85,9 +85,28 @@ class Progress:
         return max(v[i] for v in self.tally.values)
 
     def front_size(self) -> int:
-        if not self.tally.values:
-            return 0
-        return int(pareto_mask(np.array(self.tally.values, dtype=float), self.directions).sum())
+        """Size of the Pareto front of ``tally.values`` (as :func:`nas.pareto.pareto_mask` counts it), kept up to
+        date incrementally: ``tally.values`` only grows, and a new point needs checking only against the current
+        front (dominance is transitive), so a trial costs O(front) instead of a sort of every trial so far."""
+        values = self.tally.values
+        cache = getattr(self, "_front", None)
+        if cache is None or cache[0] is not values or cache[1] > len(values):
+            if not values:
+                return 0
+            v = to_minimization(np.array(values, dtype=float), self.directions)
+            mask = pareto_mask(np.array(values, dtype=float), self.directions)
+            cache = self._front = [values, len(values), [row for row, m in zip(v, mask) if m]]
+            return len(cache[2])
+        for row in to_minimization(np.array(values[cache[1]:], dtype=float).reshape(-1, len(self.directions)),
+                                   self.directions):
+            if np.isnan(row).any():
+                continue
+            front = cache[2]
+            if any(np.all(q <= row) and np.any(q < row) for q in front):
+                continue
+            cache[2] = [q for q in front if not (np.all(row <= q) and np.any(row < q))] + [row]
+        cache[1] = len(values)
+        return len(cache[2])
 
     def eta(self) -> float | None:
         elapsed = time.perf_counter() - self.start

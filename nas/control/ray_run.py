@@ -9,12 +9,12 @@
   ``summary``, ``budget_key``) are set when the spec is sampled, and the result attrs (``status``, ``reason``,
   ``objectives``, ``cost``, ``curve``, ``zero_cost``, ``training``, ``wall_s``, ``input_shape``, ``precheck``) when
   the trial completes, with the same COMPLETE / PRUNED (infeasible, stopped by the scheduler) / FAIL states. So
-  ``nas report`` and ``nas export`` read a Ray run as they read an Optuna run. Every trial also carries
-  ``ray_trial_id``.
-* **Trainable**: runs on a Ray worker; it rebuilds the spec from the config (``Space.replay``), checks the
-  constraints before training, and calls the same :func:`nas.evaluate.evaluate.evaluate`. Each validation is
-  reported (``tune.report``: ``epoch``, ``rung_accuracy``); the final report carries the objectives, the state and
-  the attrs (as JSON).
+  ``nas report`` and ``nas export`` read a Ray run as they read an Optuna run. Every trial that ran on Ray also
+  carries ``ray_trial_id``.
+* **Trainable**: runs on a Ray worker for every spec not evaluated before (see *No repeats*); it rebuilds the spec
+  from the config (``Space.replay``), checks the constraints before training, and calls the same
+  :func:`nas.evaluate.evaluate.evaluate`. Each validation is reported (``tune.report``: ``epoch``,
+  ``rung_accuracy``); the final report carries the objectives, the state and the attrs (as JSON).
 * **Multi-fidelity**: with ``rungs`` in the config, an ``ASHAScheduler`` on ``rung_accuracy`` (time attr
   ``epoch``, ``grace_period = rungs[0] * budget.epochs``, ``reduction_factor = 1 / rung_keep``, ``max_t =
   budget.epochs``): ASHA's rungs are geometric from the first configured rung. A trial it stops is told PRUNED
@@ -35,10 +35,16 @@
 * **Ray runtime**: without an address a local one (``num_cpus=2``, no dashboard) is started and shut down at the
   end; with one the driver joins that cluster (checked with a TCP connect first: an unreachable address is a
   one-line error and nothing is written). A process that already has Ray initialised uses that session.
+* **No repeats**: when the searcher samples a spec that a COMPLETE trial of the study (not itself a reuse) already
+  evaluated at the same budget (same ``spec_hash`` and ``budget_key``), it tells the new Optuna trial COMPLETE at
+  once with that trial's values, its result attrs and ``reused_from`` (as :meth:`nas.control.search.Engine._trial`
+  does), logs a ``reused`` line, and samples again for the same Ray trial. The repeat never becomes a Ray trial (no
+  worker slot, no process start), and the lookup runs on the driver, which holds the storage, so it also works when
+  the workers cannot reach it (a journal file on a cluster). A reused trial counts toward the target and has no
+  ``ray_trial_id``. As on the Optuna backend, a spec whose first evaluation is still running is trained again.
 
-Not done on this backend: reuse of repeated specs (every sampled spec is trained), the ``rung_min_trials`` rule
-(ASHA's own rule applies instead), the live display (one plain line per trial instead). Ray itself is imported
-only inside this module's functions.
+Not done on this backend: the ``rung_min_trials`` rule (ASHA's own rule applies instead), the live display (one
+plain line per trial instead). Ray itself is imported only inside this module's functions.
 """
 from __future__ import annotations
 
@@ -369,19 +375,62 @@ def _searcher_class():
             super().__init__(**kwargs)
 
         def suggest(self, trial_id: str):
-            if trial_id not in self._ot_trials:
-                control = json.loads(Path(self._control_file).read_text())
-                if control.get("deadline") is not None and time.time() >= control["deadline"]:
+            while True:
+                if trial_id not in self._ot_trials and self._finished():
                     return Searcher.FINISHED
-                if control.get("trials") is not None:
-                    in_use = sum(1 for t in self._ot_study.get_trials(deepcopy=False)
-                                 if t.state.name == "RUNNING"
-                                 or (t.state.name in COUNTED and not t.user_attrs.get("stale")))
-                    if in_use >= control["trials"]:
-                        return Searcher.FINISHED
-            params = super().suggest(trial_id)
-            self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
-            return params
+                params = super().suggest(trial_id)
+                ot_trial = self._ot_trials[trial_id]
+                previous = self._evaluated_before(ot_trial)
+                if previous is None:
+                    ot_trial.set_user_attr("ray_trial_id", trial_id)
+                    return params
+                # no repeats: told COMPLETE with the stored result here, never becomes a Ray trial; sample again
+                self._reuse(ot_trial, previous)
+                del self._ot_trials[trial_id]
+
+        def _finished(self) -> bool:
+            control = json.loads(Path(self._control_file).read_text())
+            if control.get("deadline") is not None and time.time() >= control["deadline"]:
+                return True
+            if control.get("trials") is not None:
+                in_use = sum(1 for t in self._ot_study.get_trials(deepcopy=False)
+                             if t.state.name == "RUNNING"
+                             or (t.state.name in COUNTED and not t.user_attrs.get("stale")))
+                return in_use >= control["trials"]
+            return False
+
+        def _evaluated_before(self, ot_trial):
+            """A COMPLETE trial (not itself a reuse) with the same spec hash and budget key, or None."""
+            from optuna.trial import TrialState
+
+            attrs = ot_trial.user_attrs
+            spec_hash = attrs.get("spec_hash")
+            if spec_hash is None:  # the spec could not be sampled: the trainable reports the error
+                return None
+            key = attrs.get("budget_key", "")
+            for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                other = t.user_attrs
+                if (other.get("spec_hash") == spec_hash and other.get("budget_key", "") == key
+                        and "reused_from" not in other):
+                    return t
+            return None
+
+        def _reuse(self, ot_trial, previous) -> None:
+            """As :meth:`nas.control.search.Engine._trial` does: ``reused_from`` + the result attrs, same values."""
+            from optuna.trial import TrialState
+
+            from nas.control.search import COPIED_ATTRS
+
+            copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}
+            values = list(previous.values)
+            for key, value in {"reused_from": previous.number, **copied}.items():
+                ot_trial.set_user_attr(key, value)
+            self._ot_study.tell(ot_trial, values, state=TrialState.COMPLETE)
+            line = _trial_line(ot_trial.number, "reused", values, self._objectives, {},
+                               ot_trial.user_attrs.get("summary", "")) + f"  (= #{previous.number})"
+            with open(self._log_file, "a") as f:
+                f.write(line + "\n")
+            print(line, flush=True)
 
         def on_trial_result(self, trial_id: str, result: dict):
             return  # nothing to report to Optuna per epoch (pruning is the scheduler's)

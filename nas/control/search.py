@@ -346,31 +346,48 @@ class Engine:
         return callback
 
     def check_constraints(self, spec) -> tuple[list[str], dict[str, float], dict[str, Any]]:
-        """(violations, relative excess per constraint, what was measured) before any training."""
+        """(violations, relative excess per constraint, what was measured) before any training.
+
+        The space's constraints are checked at its reference input, the config's at the dataset's input. When both
+        inputs are the same, one model is built and its params / FLOPs serve both; params and FLOPs are cached per
+        spec (:meth:`nas.grammar.Space.constraint_costs`), so a spec sampled again is not built again."""
+        from nas.grammar import COST_OF
+
         problems: list[str] = []
         amounts: dict[str, float] = {}
         measured: dict[str, Any] = {}
+        limits = self.config.constraints.active()
+        wanted = [name for name, key in (("params", "max_params"), ("flops", "max_flops")) if key in limits]
+        shape = tuple(self.input_shape)
+        ref_shape, ref_classes = tuple(self.space.reference_input[0]), int(self.space.reference_input[1])
+        same_input = (shape, self.num_classes) == (ref_shape, ref_classes)
+        model = None
+        if "max_latency_ms" in limits:
+            from nas.builder import build
+
+            model = build(spec, self.input_shape, self.num_classes)
+        costs: dict[str, Any] = {}
         if self.space.constraints:
-            for text in self.space.violations(spec):
+            space_wanted = [COST_OF[k] for k in self.space.constraints]
+            costs = self.space.constraint_costs(
+                spec, ref_shape, ref_classes, what=dict.fromkeys(space_wanted + (wanted if same_input else [])),
+                model=model if same_input else None)
+            for text in self.space.violations(spec, ref_shape, ref_classes, costs=costs):
                 problems.append(f"space constraint: {text}")
                 amounts["space"] = 1.0
-        limits = self.config.constraints.active()
         if not limits:
             return problems, amounts, measured
-        from nas.builder import build, example_input
-        from nas.evaluate import measure
-
-        model = build(spec, self.input_shape, self.num_classes)
-        checks = []
-        if "max_params" in limits:
-            checks.append(("params", "max_params", lambda: measure.count_params(model)))
-        if "max_flops" in limits:
-            checks.append(("flops", "max_flops", lambda: measure.count_flops(model, example_input(model, 1))))
+        if wanted and not (same_input and self.space.constraints):
+            costs = self.space.constraint_costs(spec, shape, self.num_classes, what=wanted, model=model)
+        checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted]
         if "max_latency_ms" in limits:
+            from nas.evaluate import measure
+
             c = self.eval_config
             checks.append(("latency_ms", "max_latency_ms", lambda: measure.measure_latency(
                 model, self.input_shape, device=c.latency_device, batch_size=c.latency_batch_size,
-                warmup=c.latency_warmup, repeats=c.latency_repeats, threads=c.latency_threads).median_ms))
+                warmup=c.latency_warmup, repeats=c.latency_repeats, threads=c.latency_threads,
+                min_time_s=c.latency_min_time_s).median_ms))
         for name, key, get in checks:
             value = get()
             measured[name] = value

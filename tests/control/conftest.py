@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
@@ -59,6 +62,75 @@ def journal_study(run_dir: Path):
 
     storage = JournalStorage(JournalFileBackend(str(run_dir / "journal.log")))
     return optuna.load_study(study_name=run_dir.name, storage=storage)
+
+
+def read_trials(run_dir: Path) -> list:
+    """The run's trials as its journal holds them now ([] before the study exists or while it is being created)."""
+    if not (run_dir / "journal.log").exists():
+        return []
+    try:
+        return journal_study(run_dir).get_trials(deepcopy=False)
+    except Exception:  # noqa: BLE001 - the study is being created
+        return []
+
+
+def child_pids(parent: int) -> list[int]:
+    """Processes whose parent is ``parent`` (a search's worker processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2:].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def kill_9_when(proc: subprocess.Popen, run_dir: Path, ready: Callable[[list], bool], *,
+                workers: bool = False, timeout: float = 90, interval: float = 0.02) -> list | None:
+    """Poll a running search's journal until ``ready(trials)``; then SIGKILL it (and its worker processes with
+    ``workers``) and return the trials as they were at the kill.
+
+    No race with a trial that finishes between the look and the kill: the processes are frozen first (SIGSTOP), the
+    journal is read again and the kill happens only if ``ready`` still holds (else they go on: SIGCONT). None when the
+    search ended or ``timeout`` passed first. The process is reaped either way."""
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if ready(read_trials(run_dir)):
+                os.kill(proc.pid, signal.SIGSTOP)  # first the parent: it cannot start new workers while stopped
+                pids = [proc.pid] + (child_pids(proc.pid) if workers else [])
+                _signal(pids[1:], signal.SIGSTOP)
+                trials = read_trials(run_dir)
+                if ready(trials):
+                    _signal(pids, signal.SIGKILL)
+                    return trials
+                _signal(pids, signal.SIGCONT)
+            time.sleep(interval)
+        return None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def running_after_done(done: int) -> Callable[[list], bool]:
+    """``ready`` for :func:`kill_9_when`: at least ``done`` trials COMPLETE and one RUNNING with parameters."""
+    def ready(trials) -> bool:
+        return (sum(t.state.name == "COMPLETE" for t in trials) >= done
+                and any(t.state.name == "RUNNING" and t.params for t in trials))
+
+    return ready
 
 
 def counted(trials) -> int:

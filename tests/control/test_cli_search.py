@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ENV, counted, journal_study, nas, start, write_config
+from conftest import ENV, counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
 
 # ~0.7 s per trained trial: long enough to catch one RUNNING
 SLOW = {"train_subset": 1000, "budget": {"epochs": 3, "batch_size": 16}}
@@ -75,27 +72,9 @@ def killed_and_resumed(tmp_path_factory):
     config = write_config(tmp, "k", trials=6, **SLOW)
     run = tmp / "runs" / "k"
     proc = start("search", str(config), "--runs-dir", str(tmp / "runs"), "--quiet")
-    victim = None
-    deadline = time.time() + 90
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if (run / "journal.log").exists():
-                try:
-                    trials = journal_study(run).get_trials(deepcopy=False)
-                except Exception:  # the study is being created
-                    trials = []
-                done = [t for t in trials if t.state.name == "COMPLETE"]
-                running = [t for t in trials if t.state.name == "RUNNING" and t.params]
-                if len(done) >= 2 and running:
-                    victim = running[0].number
-                    os.kill(proc.pid, signal.SIGKILL)
-                    break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None and victim is None:
-            proc.kill()
-        proc.communicate(timeout=30)
-    assert victim is not None, "never saw a RUNNING trial"
+    at_kill = kill_9_when(proc, run, running_after_done(2))
+    assert at_kill is not None, "never saw a RUNNING trial"
+    victim = next(t.number for t in at_kill if t.state.name == "RUNNING" and t.params)
     killed = {t.number: t for t in journal_study(run).get_trials()}
     resumed = nas("resume", str(run), "--quiet")
     return run, victim, killed, resumed

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, NAS, REPO, TINY, counted, journal_study, nas, write_config
+from conftest import ENV, NAS, REPO, TINY, TINY_SPACE, counted, journal_study, nas, write_config
 
 ray = pytest.importorskip("ray")
 
@@ -61,6 +61,40 @@ def test_ray_search_restore_and_report(tmp_path, ray_session):
     trials = journal_study(run_dir).trials
     assert counted(trials) == 3
     assert "ray experiment tune-1 (restored)" in (run_dir / "search.log").read_text()
+
+
+def test_ray_reuses_a_spec_evaluated_before(tmp_path, ray_session):
+    """No repeats on Ray: a spec already COMPLETE at the same budget is told its stored result (``reused_from``)
+    by the searcher and never becomes a Ray trial."""
+    from nas.control.search import COPIED_ATTRS, search
+
+    space = tmp_path / "space2.yaml"  # two architectures (relu / silu): 5 trials must repeat one
+    space.write_text(TINY_SPACE.read_text().replace("kernel_size: [3, 5]", "kernel_size: 3")
+                     .replace("width: [8, 16]", "width: 8"))
+    cfg = write_config(tmp_path, "two", space=str(space), trials=5)
+    search(cfg, name="two", runs_dir=tmp_path / "runs", backend="ray", quiet=True)
+    run_dir = tmp_path / "runs" / "two"
+    trials = journal_study(run_dir).trials
+    assert len(trials) == counted(trials) == 5 and all(t.state.name == "COMPLETE" for t in trials)
+    reused = [t for t in trials if "reused_from" in t.user_attrs]
+    trained = [t for t in trials if "reused_from" not in t.user_attrs]
+    assert reused and len({t.user_attrs["spec_hash"] for t in trained}) <= 2
+    # (two Ray trials run at once: a spec whose first run has not finished yet may be trained twice, as with
+    # --workers; everything sampled after a COMPLETE one is reused)
+    assert all("ray_trial_id" in t.user_attrs for t in trained)
+    ray_trials = [d for d in (run_dir / "ray" / "tune-1").iterdir() if d.is_dir() and d.name.startswith("_trainable")]
+    assert len(ray_trials) == len(trained)  # a reused trial never ran on Ray
+    for t in reused:
+        source = trials[t.user_attrs["reused_from"]]
+        assert source.number < t.number and "reused_from" not in source.user_attrs
+        assert "ray_trial_id" not in t.user_attrs
+        assert (source.user_attrs["spec_hash"], source.user_attrs["budget_key"]) == \
+            (t.user_attrs["spec_hash"], t.user_attrs["budget_key"])
+        assert t.values == source.values
+        assert {k: t.user_attrs[k] for k in COPIED_ATTRS if k in source.user_attrs} == \
+            {k: source.user_attrs[k] for k in COPIED_ATTRS if k in source.user_attrs}
+    log = (run_dir / "search.log").read_text()
+    assert sum(" reused " in line for line in log.splitlines()) == len(reused)
 
 
 def test_unreachable_address_is_one_line_and_writes_nothing(tmp_path):

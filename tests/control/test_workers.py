@@ -1,8 +1,6 @@
 """`--workers N`: worker processes sharing one storage, recycled; exact counts; kill -9 of all, then resume."""
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -11,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import counted, journal_study, nas, start, write_config
+from conftest import counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
 from nas.control.workers import OWNER_ATTR, owner, owner_alive
 
 SLOW = {"train_subset": 1000, "budget": {"epochs": 3, "batch_size": 16}}  # ~0.7 s per trained trial
@@ -56,52 +54,15 @@ def test_two_workers_share_the_storage(tmp_path, backend):
     _check_exact(_study(run, storage).get_trials(), 9)
 
 
-def _worker_pids(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(")") + 2:].split()[1]) == parent:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.slow
 def test_kill_9_of_parent_and_workers_then_resume_is_exact(tmp_path):
     config = write_config(tmp_path, "k", trials=8, **SLOW)
     run = tmp_path / "runs" / "k"
     proc = start("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet", "--workers", "2",
                  "--max-trials-per-worker", "4")
-    victims: list[int] = []
-    deadline = time.time() + 150
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if (run / "journal.log").exists():
-                try:
-                    trials = journal_study(run).get_trials(deepcopy=False)
-                except Exception:  # the study is being created
-                    trials = []
-                done = [t for t in trials if t.state.name == "COMPLETE"]
-                running = [t for t in trials if t.state.name == "RUNNING" and t.params]
-                if len(done) >= 2 and running:
-                    workers = _worker_pids(proc.pid)
-                    os.kill(proc.pid, signal.SIGKILL)
-                    for pid in workers:
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
-                    victims = [t.number for t in running]
-                    break
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None and not victims:
-            proc.kill()
-        proc.communicate(timeout=30)
-    assert victims, "never saw a RUNNING trial"
+    at_kill = kill_9_when(proc, run, running_after_done(2), workers=True, timeout=150)
+    assert at_kill is not None, "never saw a RUNNING trial"
+    victims = [t.number for t in at_kill if t.state.name == "RUNNING" and t.params]
     time.sleep(0.5)  # let the kernel reap the workers (PR_SET_PDEATHSIG kills any that were missed)
     killed = {t.number: t for t in journal_study(run).get_trials()}
     left_running = [n for n, t in killed.items() if t.state.name == "RUNNING"]

@@ -1,0 +1,181 @@
+"""Controller overhead: the journal backend's fsync policy and the constraint pre-check's shared, cached costs."""
+from __future__ import annotations
+
+import os
+import pickle
+
+import optuna
+import pytest
+
+from nas.control.search import Engine, prepare
+from nas.grammar import load_space
+
+from conftest import TINY, TINY_SPACE, journal_study
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# journal backend
+# ---------------------------------------------------------------------------------------------------------------
+def test_unsynced_ops_are_the_mid_trial_records_of_the_installed_optuna():
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    from nas.control.rundir import UNSYNCED_OPS
+
+    assert UNSYNCED_OPS == {int(Op.SET_TRIAL_PARAM), int(Op.SET_TRIAL_INTERMEDIATE_VALUE),
+                            int(Op.SET_TRIAL_USER_ATTR), int(Op.SET_TRIAL_SYSTEM_ATTR)}
+
+
+def test_journal_backend_fsyncs_creation_and_tell_only(tmp_path, monkeypatch):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from nas.control import rundir
+
+    storage = JournalStorage(rundir.journal_backend(str(tmp_path / "journal.log")))
+    study = optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"])
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    trial = study.ask()  # CREATE_TRIAL: fsync-ed
+    assert len(synced) == 1
+    for i in range(10):
+        trial.suggest_int(f"p{i}", 0, 9)
+        trial.set_user_attr(f"a{i}", {"i": i})
+    assert len(synced) == 1  # parameters and attributes: written, not fsync-ed
+    study.tell(trial, [0.5, 1.0])  # SET_TRIAL_STATE_VALUES: fsync-ed (flushes the records before it too)
+    assert len(synced) == 2
+    # the file is Optuna's own format: Optuna's stock backend (and so `optuna trials`) reads it back whole
+    stock = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
+    plain = optuna.load_study(study_name="s", storage=stock)
+    [t] = plain.get_trials()
+    assert t.state.name == "COMPLETE" and t.values == [0.5, 1.0]
+    assert t.params == {f"p{i}": trial.params[f"p{i}"] for i in range(10)}
+    assert t.user_attrs == {f"a{i}": {"i": i} for i in range(10)}
+    # picklable (Ray's OptunaSearch pickles its storage), and the copy writes with the same policy
+    copy = pickle.loads(pickle.dumps(storage))
+    assert type(copy._backend) is type(storage._backend)
+    assert optuna.load_study(study_name="s", storage=copy).get_trials()[0].params == t.params
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# constraint pre-check
+# ---------------------------------------------------------------------------------------------------------------
+SHIPPED = [(name, seed) for name in ("vision", "mobile", "sequence") for seed in range(3)]
+
+
+@pytest.mark.parametrize("name,seed", SHIPPED)
+def test_constraint_costs_equal_the_meters_and_are_cached(name, seed, monkeypatch):
+    """The pre-check's params / FLOPs are exactly what the meters report on a freshly built model, and a spec
+    checked again is not built again."""
+    import nas.builder
+    from nas.builder import build, example_input
+    from nas.evaluate.measure import count_flops, count_params
+
+    space = load_space(name)
+    spec = space.sample(seed)
+    shape, classes = space.reference_input
+    model = build(spec, input_shape=shape, num_classes=classes)
+    expected = {"params": count_params(model), "flops": count_flops(model, example_input(model, 1))}
+    assert space.constraint_costs(spec, what=("params", "flops")) == expected
+    monkeypatch.setattr(nas.builder, "build", lambda *a, **k: pytest.fail("built a cached spec again"))
+    assert space.constraint_costs(spec, what=("flops", "params")) == expected
+    assert space.violations(load_space(name).sample(seed)) == space.violations(spec)  # a fresh space agrees
+
+
+def _counting_builds(monkeypatch) -> list:
+    import nas.builder
+
+    builds = []
+    real = nas.builder.build
+
+    def counted(spec, *a, **k):
+        builds.append(spec.hash())
+        return real(spec, *a, **k)
+
+    monkeypatch.setattr(nas.builder, "build", counted)
+    return builds
+
+
+def _engine_on(tmp_path, reference: str, **config) -> Engine:
+    """An engine on the tiny space with a space constraint at ``reference`` input (digits is 1x8x8, 10 classes)."""
+    space = tmp_path / "space.yaml"
+    space.write_text(TINY_SPACE.read_text()
+                     + f"constraints: {{max_params: 100000, reference_input: {reference}}}\n")
+    return Engine(prepare({**TINY, "space": str(space), **config}), quiet=True)
+
+
+def test_one_model_serves_the_space_and_the_run_constraints_at_the_same_input(tmp_path, monkeypatch):
+    engine = _engine_on(tmp_path, "{shape: [1, 8, 8], num_classes: 10}",
+                        constraints={"max_params": 1500, "max_flops": 10**9})
+    builds = _counting_builds(monkeypatch)
+    specs = [engine.space.sample(seed) for seed in range(6)]
+    results = [engine.check_constraints(spec) for spec in specs]
+    assert len(builds) == len({s.hash() for s in specs})  # one build per distinct spec, for both checks
+    for spec, (problems, amounts, measured) in zip(specs, results):
+        from nas.builder import build, example_input
+        from nas.evaluate.measure import count_flops, count_params
+
+        model = build(spec, (1, 8, 8), 10)
+        assert measured == {"params": count_params(model), "flops": count_flops(model, example_input(model, 1))}
+        assert ("max_params" in amounts) == (measured["params"] > 1500)
+    builds.clear()
+    assert [engine.check_constraints(spec) for spec in specs] == results  # all from the cache
+    assert builds == []
+
+
+def test_different_inputs_are_measured_separately(tmp_path, monkeypatch):
+    engine = _engine_on(tmp_path, "{shape: [3, 32, 32], num_classes: 10}", constraints={"max_flops": 10**9})
+    builds = _counting_builds(monkeypatch)
+    spec = engine.space.sample(0)
+    _, _, measured = engine.check_constraints(spec)
+    assert len(builds) == 2  # the space's reference input and the dataset's
+    from nas.builder import build, example_input
+    from nas.evaluate.measure import count_flops
+
+    model = build(spec, (1, 8, 8), 10)
+    assert measured == {"flops": count_flops(model, example_input(model, 1))}
+    ref = engine.space.constraint_costs(spec, what=("flops",))["flops"]
+    assert ref != measured["flops"]  # 32x32 vs 8x8: really measured at each input
+
+
+def test_a_resampled_infeasible_spec_is_not_built_again_in_a_search(tmp_path, monkeypatch):
+    import nas
+
+    builds = _counting_builds(monkeypatch)
+    space = tmp_path / "space.yaml"  # 8 architectures, every one infeasible: each is resampled again and again
+    space.write_text(TINY_SPACE.read_text() + "constraints: {max_params: 100000000, max_flops: 1}\n")
+    from conftest import write_config
+
+    study = nas.search(write_config(tmp_path, space=str(space), trials=16), runs_dir=tmp_path / "runs",
+                       name="inf", quiet=True)
+    trials = study.get_trials()
+    assert len(trials) == 16 and all(t.user_attrs.get("status") == "infeasible" for t in trials)
+    assert len(builds) == len({t.user_attrs["spec_hash"] for t in trials}) < 16
+    assert len(journal_study(tmp_path / "runs" / "inf").get_trials()) == 16
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# progress: the front size kept incrementally
+# ---------------------------------------------------------------------------------------------------------------
+def test_incremental_front_size_equals_pareto_mask():
+    import random
+
+    import numpy as np
+
+    from nas.control.progress import Progress, Tally
+    from nas.pareto import pareto_mask
+
+    for case in range(150):
+        rng = random.Random(case)
+        directions = rng.choice([["maximize", "minimize"], ["minimize"], ["maximize", "minimize", "minimize"]])
+        tally = Tally()
+        progress = Progress(objectives=["x"] * len(directions), directions=directions, target=None,
+                            time_budget_s=None, quiet=True, log=lambda line: None, tally=tally)
+        for _ in range(rng.randint(0, 50)):  # small integer grid: ties and duplicates on purpose; some NaN rows
+            tally.values.append([float(rng.randint(0, 5)) if rng.random() > 0.03 else float("nan")
+                                 for _ in directions])
+            if rng.random() < 0.5:
+                expected = int(pareto_mask(np.array(tally.values, dtype=float), directions).sum())
+                assert progress.front_size() == expected, case
+        progress.tally = Tally(values=[[1.0] * len(directions)])  # a new tally (resume) starts over
+        assert progress.front_size() == 1
