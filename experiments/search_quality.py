@@ -379,9 +379,12 @@ def step_summarize(args) -> None:
             import yaml
 
             cfg = yaml.safe_load(cfg_path.read_text())
+            cap = (cfg.get("constraints") or {}).get("max_flops")
             profiles_used[study] = (f"subset {cfg.get('train_subset', 'all')}, {cfg['budget']['epochs']} epochs, "
                                     f"batch {cfg['budget'].get('batch_size')}, {cfg.get('trials')} trials, "
-                                    f"sampler {cfg.get('sampler')}")
+                                    f"sampler {cfg.get('sampler')}"
+                                    + (f", search constrained to <= {cap / 1e6:g} MFLOPs at the dataset's input "
+                                       "(the baselines are not)" if cap else ""))
         done = trials[trials["state"] == "COMPLETE"].dropna(subset=["accuracy", "latency_ms"])
         base = read_json(d / "baselines.json", {}) or {}
         full = read_json(d / "full.json", {}) or {}
@@ -409,7 +412,8 @@ def step_summarize(args) -> None:
             else:
                 verdict = "(found)"
             headline.append([study, k, v["summary"][:90], _fmt(v.get("proxy_accuracy")), _fmt(v["test_accuracy"]),
-                             _fmt(v["latency_ms"], ".2f"), f"{v.get('params', 0):,}", verdict])
+                             _fmt(v["latency_ms"], ".2f"), f"{v.get('params', 0):,}",
+                             _fmt((v.get("flops") or float("nan")) / 1e6, ".1f"), verdict])
         # (3) proxy fidelity at scale over the fully trained set
         trained = [v for v in full.values() if v.get("status") == "done"]
         if len(trained) >= 3:
@@ -422,12 +426,13 @@ def step_summarize(args) -> None:
                 tau_rows.append([study, label, n, _fmt(tau)])
         # (2) sequences: where each mixer family lands
         if s["space"] == "sequence" and len(done):
-            fam = done["summary"].str.extract(r"(tfm|ssm|lstm|gru|conv|dwsep|mbconv|bneck|convnext)")[0]
             front = done[done["on_front"]] if "on_front" in done else done.iloc[:0]
-            for f in sorted(fam.dropna().unique()):
-                sub = done[fam == f]
+            for f in ["attn", "tfm", "ssm", "lstm", "gru", "conv", "dwsep", "mbconv", "bneck", "convnext", "gmlp"]:
+                sub = done[done["summary"].str.contains(rf"\b{f}\(", regex=True)]  # the mixer anywhere in the net
+                if not len(sub):
+                    continue
                 top = sub.loc[sub["accuracy"].idxmax()]
-                fr = front[front["summary"].str.contains(rf"\b{f}\b", regex=True)]
+                fr = front[front["summary"].str.contains(rf"\b{f}\(", regex=True)]
                 seq_rows.append([study, s["dataset"], f, len(sub), _fmt(top["accuracy"]),
                                  _fmt(top["latency_ms"], ".2f"), len(fr)])
         # (4) sample efficiency vs the random twin
@@ -498,7 +503,7 @@ def step_summarize(args) -> None:
         report.text("## Settings per study\n" + "\n".join(f"- `{k}`: {v}" for k, v in profiles_used.items()),
                     echo=False)
     report.text("## After longer training: test accuracy and latency (every baseline dominated?)")
-    report.table(["study", "model", "architecture", "proxy acc", "test acc", "latency ms", "params",
+    report.table(["study", "model", "architecture", "proxy acc", "test acc", "latency ms", "params", "MFLOPs",
                   "baseline dominated by"], headline, csv=csv(f"{NAME}_full.csv"))
     report.text("## Proxy budget: is every baseline dominated by a searched trial?")
     report.table(["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "most accurate trial"],
@@ -508,7 +513,7 @@ def step_summarize(args) -> None:
         report.table(["study", "score", "n", "Kendall tau"], tau_rows, csv=csv(f"{NAME}_tau.csv"))
     if seq_rows:
         report.text("## Sequences: where the mixer families land")
-        report.table(["study", "dataset", "mixer", "trials", "best acc", "its latency ms", "on the front"], seq_rows,
+        report.table(["study", "dataset", "mixer (in any stage)", "trials", "best acc", "its latency ms", "on the front"], seq_rows,
                      csv=csv(f"{NAME}_sequence.csv"))
     if hv_rows:
         report.text("## Sample efficiency: hypervolume of NSGA-II vs. random search on the same study")
