@@ -343,6 +343,16 @@ def _hv_curve(trials_csv: Path, reference):
     return np.array(hv)
 
 
+def _finish(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def step_summarize(args) -> None:
     import matplotlib
 
@@ -473,13 +483,8 @@ def step_summarize(args) -> None:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("CPU latency, batch 1 (ms, log)")
-        ax.set_ylabel("validation accuracy (proxy budget)")
-        ax.set_title(f"{study}: {s['space']} on {s['dataset']}")
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(d / "front.png", dpi=110)
-        plt.close(fig)
+        _finish(plt, fig, ax, "CPU latency, batch 1 (ms, log)", "validation accuracy (proxy budget)",
+                f"{study}: {s['space']} on {s['dataset']}", d / "front.png")
         if found or bases:
             fig, ax = plt.subplots(figsize=(6, 4))
             for group, color, marker in ((found, "tab:blue", "*"), (bases, "k", "D")):
@@ -491,13 +496,8 @@ def step_summarize(args) -> None:
                                 xytext=(3, 3), textcoords="offset points")
             ax.scatter([], [], c="tab:blue", marker="*", s=60, label="found (knee / most accurate / fastest)")
             ax.scatter([], [], c="k", marker="D", s=40, label="hand-designed baselines")
-            ax.set_xlabel("CPU latency, batch 1 (ms, one process, interleaved)")
-            ax.set_ylabel("test accuracy after longer training")
-            ax.set_title(f"{study}: after longer training")
-            ax.legend(fontsize=7, loc="lower right")
-            fig.tight_layout()
-            fig.savefig(d / "full.png", dpi=110)
-            plt.close(fig)
+            _finish(plt, fig, ax, "CPU latency, batch 1 (ms, one process, interleaved)",
+                    "test accuracy after longer training", f"{study}: after longer training", d / "full.png")
 
     if profiles_used:
         report.text("## Settings per study\n" + "\n".join(f"- `{k}`: {v}" for k, v in profiles_used.items()),
