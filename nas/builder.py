@@ -125,15 +125,10 @@ class Network(nn.Module):
             kind = stage.downsample
             if kind != "none" and min(Downsample.output_size(kind, s) for s in size) < 1:
                 kind = "none"  # the map is already a single position: nothing left to halve
-            # A map that ends in an instance norm (post-norm residual, plain cell, or the downsampler with a cell
-            # that starts near identity, e.g. ConvNeXt's layer scale) feeds the global average pool a map whose
-            # per-channel mean IS the norm's bias: the logits would not depend on the input (5% of vision.yaml
-            # samples). The stage that is pooled directly normalises with LayerNorm instead.
             pooled = stage is spec.stages[-1] and spec.head.type == "pool"
             if kind != "none":
                 out_size = [Downsample.output_size(kind, s) for s in size]
-                norm = _norm_at(stage.norm, math.prod(out_size))
-                ctx = BlockContext(dims, math.prod(out_size), "layer" if pooled and norm == "instance" else norm,
+                ctx = BlockContext(dims, math.prod(out_size), _norm_at(stage.norm, math.prod(out_size), pooled),
                                    stage.act, stage.norm_groups)
                 down = Downsample(kind, channels, ctx_width, ctx)
                 layers.append(down)
@@ -141,10 +136,7 @@ class Network(nn.Module):
                 size = out_size
             width = _fit_heads(ctx_width, stage)
             positions = math.prod(size)
-            norm = _norm_at(stage.norm, positions)
-            if pooled and norm == "instance":
-                norm = "layer"
-            ctx = BlockContext(dims, positions, norm, stage.act, stage.norm_groups)
+            ctx = BlockContext(dims, positions, _norm_at(stage.norm, positions, pooled), stage.act, stage.norm_groups)
             if stage.skip == "dense":
                 layers.append(DenseStage(channels, width, ctx, stage, depth))
                 block_index += depth
@@ -163,10 +155,9 @@ class Network(nn.Module):
             k = spec.head.fpn_stages
             last = spec.stages[-1]
             coarsest = min(math.prod(s) for s in self.stage_sizes[-k:])
-            # Instance-normalised laterals average to their bias under global pooling: the logits would not depend
-            # on the input (13.5% of vision samples before this); the fusion uses LayerNorm in their place.
-            head_norm = "layer" if last.norm == "instance" else last.norm
-            head_ctx = BlockContext(dims, coarsest, head_norm, last.act, last.norm_groups)
+            # the fused laterals are pooled directly (13.5% of vision samples had constant logits before this)
+            head_ctx = BlockContext(dims, coarsest, _norm_at(last.norm, coarsest, pooled=True), last.act,
+                                    last.norm_groups)
             self.fusion = FPNFusion(self.stage_widths[-k:], head_ctx, spec.head.fuse)
             channels = self.fusion.out_channels
         self.head = ClassifierHead(channels, self.num_classes, spec.head.dropout)
@@ -195,10 +186,17 @@ class Network(nn.Module):
         return self.head(fused)
 
 
-def _norm_at(norm: str, positions: int) -> str:
-    """Instance statistics over a single position are undefined (the normalised map is identically zero, and
-    ``F.group_norm`` refuses batch 1): such a map uses LayerNorm over channels instead."""
-    return "layer" if norm == "instance" and positions <= 1 else norm
+def _norm_at(norm: str, positions: int, pooled: bool = False) -> str:
+    """The norm a map of ``positions`` positions gets: LayerNorm over channels in place of instance norm where
+    instance statistics fail.
+
+    * a single position: the statistics are undefined (the normalised map is identically zero, and ``F.group_norm``
+      refuses batch 1);
+    * ``pooled``, a map that feeds the global average pool directly (the last stage and its downsampler under a
+      pool head, the FPN laterals): a map ending in an instance norm (post-norm residual, plain cell, or a cell that
+      starts near identity, e.g. ConvNeXt's layer scale) has a per-channel mean equal to the norm's bias, so the
+      logits would not depend on the input (5% of vision.yaml samples)."""
+    return "layer" if norm == "instance" and (positions <= 1 or pooled) else norm
 
 
 def _fit_heads(width: int, stage: StageSpec) -> int:

@@ -381,13 +381,10 @@ class Engine:
             costs = self.space.constraint_costs(spec, shape, self.num_classes, what=wanted, model=model)
         checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted]
         if "max_latency_ms" in limits:
-            from nas.evaluate import measure
+            from nas.evaluate.evaluate import measure_latency_for
 
-            c = self.eval_config
-            checks.append(("latency_ms", "max_latency_ms", lambda: measure.measure_latency(
-                model, self.input_shape, device=c.latency_device, batch_size=c.latency_batch_size,
-                warmup=c.latency_warmup, repeats=c.latency_repeats, threads=c.latency_threads,
-                min_time_s=c.latency_min_time_s).median_ms))
+            checks.append(("latency_ms", "max_latency_ms",
+                           lambda: measure_latency_for(model, self.input_shape, self.eval_config).median_ms))
         for name, key, get in checks:
             value = get()
             measured[name] = value

@@ -182,10 +182,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         params = measure.count_params(model)
         flops = measure.count_flops(model, sample)
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
-        latency = measure.measure_latency(model, input_shape, device=config.latency_device,
-                                          batch_size=config.latency_batch_size, warmup=config.latency_warmup,
-                                          repeats=config.latency_repeats, threads=config.latency_threads,
-                                          min_time_s=config.latency_min_time_s)
+        latency = measure_latency_for(model, input_shape, config)
         throughput = measure.measure_throughput(model, input_shape, device=config.latency_device,
                                                 batch_size=config.throughput_batch_size,
                                                 warmup=2, repeats=max(5, config.latency_repeats // 3),
@@ -224,6 +221,17 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     result.wall_s = time.perf_counter() - start
     del model
     return result
+
+
+def measure_latency_for(model, input_shape, config: EvalConfig):
+    """:func:`nas.evaluate.measure.measure_latency` with the latency settings of ``config`` (what the latency
+    objective and the ``max_latency_ms`` pre-check both measure)."""
+    from nas.evaluate import measure
+
+    return measure.measure_latency(model, input_shape, device=config.latency_device,
+                                   batch_size=config.latency_batch_size, warmup=config.latency_warmup,
+                                   repeats=config.latency_repeats, threads=config.latency_threads,
+                                   min_time_s=config.latency_min_time_s)
 
 
 def _proxy_batch(data, config: EvalConfig, input_shape) -> tuple[torch.Tensor, torch.Tensor]:
