@@ -2,9 +2,11 @@
 
 The evaluator is replaced by one that returns fixed objectives instantly (deterministic per spec hash, with a
 result of realistic size: curve, cost, training info), so what is left is the controller: ``study.ask``, sampling
-the define-by-run spec from the space (vision.yaml: dozens of parameters), the no-repeat lookup, the space's own
-constraint pre-check (builds the model at the reference input and counts params / FLOPs; cached per spec), the user
-attrs, the ``study.tell`` (storage write), and the progress line + ``search.log``. Measured on the default storage
+the define-by-run spec from the space (vision.yaml: dozens of parameters), the no-repeat lookup, the user attrs, the
+``study.tell`` (storage write), and the progress line + ``search.log``. The stand-in evaluator still runs the
+constraint check (the space's FLOPs cap: build the model at the space's reference input and count params / FLOPs,
+cached per spec) exactly as ``evaluate`` runs it first, so the tables give the controller alone (the issue's
+"sample + store + bookkeeping") and the all-in time with that check. Measured on the default storage
 (the journal file, written by ``nas.control.rundir.journal_backend``), on the same journal written by Optuna's stock
 ``JournalFileBackend`` (every record fsync-ed: what the default was before) and on SQLite, with the default sampler
 for two objectives (NSGA-II), as the median ms per trial over a window of trials around trial 100 and trial 1000.
@@ -39,11 +41,27 @@ from _common import REPO_ROOT, Report, machine_info  # noqa: E402
 PARTS = ("ask", "sample", "precheck", "tell", "rest")
 
 
-def fake_evaluate(spec, config, *, data=None, callback=None):
-    """Instant stand-in for nas.evaluate.evaluate.evaluate: fixed objectives per spec, a result of realistic size."""
+def fake_evaluate(spec, config, *, data=None, callback=None, precheck=None):
+    """Instant stand-in for nas.evaluate.evaluate.evaluate: the constraint check as evaluate runs it (the model is
+    built on demand at the evaluation input), then fixed objectives per spec, a result of realistic size."""
     from nas.evaluate.evaluate import TrialResult
 
     h = spec.hash()
+    measured = {}
+    if precheck is not None:
+        built = []
+
+        def get_model():
+            if not built:
+                from nas.builder import build
+
+                built.append(build(spec, (1, 8, 8), 10))
+            return built[0]
+
+        problems, excess, measured = precheck(spec, get_model)
+        if problems:
+            return TrialResult(h, spec.summary(), "infeasible", reason="; ".join(problems), precheck=measured,
+                               constraint_excess=excess, input_shape=(1, 8, 8), num_classes=10)
     u = int(hashlib.sha256(h.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     acc, lat = 0.5 + 0.45 * u, 0.2 + 5.0 * (1 - u) ** 2
     curve = [{"epoch": e + 1.0, "train_loss": 1.5 / (e + 1), "val_loss": 1.6 / (e + 1), "val_accuracy": acc * (e + 1) / 4}
@@ -133,7 +151,8 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
                 engine.one_trial()
                 total = time.perf_counter() - t0
                 clock["rest"] = total - sum(clock[p] for p in PARTS if p != "rest")
-                rows.append({"trial": i, "total": total, **{p: clock[p] for p in PARTS}})
+                rows.append({"trial": i, "total": total, "controller": total - clock["precheck"],
+                             **{p: clock[p] for p in PARTS}})
                 if profiler is not None and i == profile_at + window // 2 + window - 1:
                     profiler.disable()
                     out = io.StringIO()
@@ -201,7 +220,7 @@ def window_stats(rows: list[dict], center: int, window: int) -> dict | None:
     picked = [r for r in rows if lo <= r["trial"] < hi]
     if len(picked) < window // 2:
         return None
-    return {k: 1000 * statistics.median(r[k] for r in picked) for k in ("total", *PARTS)}
+    return {k: 1000 * statistics.median(r[k] for r in picked) for k in ("total", "controller", *PARTS)}
 
 
 def main(argv=None) -> int:
@@ -238,22 +257,26 @@ def main(argv=None) -> int:
         r = results[-1]
         print(f"  {len(r['rows'])} trials in {r['elapsed']:.0f} s; states {r['states']}; space pre-check built "
               f"{r['precheck_builds']} models for {r['prechecks']} checks (the rest from the cost cache)", flush=True)
-    headers = ["storage", "trials run", "at trial", "median ms/trial", "ask", "sample", "precheck (model build)",
-               "tell (store)", "rest (bookkeeping)", "excl. precheck", "growth vs first point", "verdict"]
+    headers = ["storage", "trials run", "at trial", "controller ms/trial (target)", "ask", "sample", "tell (store)",
+               "rest (bookkeeping)", "growth vs first point", "verdict", "constraint check (in evaluate)",
+               "all-in ms/trial", "all-in verdict"]
     table = []
     for r in results:
         first = None
         for p in points:
             s = window_stats(r["rows"], p, args.window)
             if s is None:
-                table.append([r["storage"], len(r["rows"]), p, "not reached", "", "", "", "", "", "", "", ""])
+                table.append([r["storage"], len(r["rows"]), p, "not reached"] + [""] * (len(headers) - 4))
                 continue
             first = first or s
-            growth = s["total"] / first["total"]
-            ok = s["total"] <= args.target_ms and growth <= 2.0
-            table.append([r["storage"], len(r["rows"]), p, round(s["total"], 2), round(s["ask"], 2),
-                          round(s["sample"], 2), round(s["precheck"], 2), round(s["tell"], 2), round(s["rest"], 2),
-                          round(s["total"] - s["precheck"], 2), f"{growth:.2f}x", "ok" if ok else "MISSED"])
+            controller, first_controller = s["controller"], first["controller"]
+            growth = controller / first_controller
+            ok = controller <= args.target_ms and growth <= 2.0
+            all_in_ok = s["total"] <= args.target_ms and s["total"] / first["total"] <= 2.0
+            table.append([r["storage"], len(r["rows"]), p, round(controller, 2), round(s["ask"], 2),
+                          round(s["sample"], 2), round(s["tell"], 2), round(s["rest"], 2), f"{growth:.2f}x",
+                          "ok" if ok else "MISSED", round(s["precheck"], 2), round(s["total"], 2),
+                          "ok" if all_in_ok else "MISSED"])
     report.table(headers, table, title=f"Median ms per trial over {args.window} trials around each point "
                                        f"(target <= {args.target_ms:g} ms, growth <= 2x)",
                  csv="bench_controller_overhead.csv")

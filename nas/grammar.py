@@ -473,7 +473,8 @@ class Space:
         ``input_shape`` / ``num_classes`` (default: the space's reference input), as :func:`nas.evaluate.measure.
         count_params` / :func:`~nas.evaluate.measure.count_flops` report them (batch of one).
 
-        Builds the model (imports torch) unless ``model``, a model of ``spec`` built for that input, is given. Both
+        Builds the model (imports torch) unless ``model``, a model of ``spec`` built for that input (or a callable
+        returning one, called only on a cache miss), is given. Both
         numbers depend only on the architecture and the input, so they are cached per (spec hash, input): a spec
         sampled again (e.g. an infeasible one) is not built again."""
         wanted = tuple(what) if what is not None else tuple(COST_OF[k] for k in self.constraints)
@@ -489,11 +490,15 @@ class Space:
         costs = cache.get(key, {})
         missing = [name for name in wanted if name not in costs]
         if missing:
+            from torch import nn
+
             from nas.builder import build, example_input
             from nas.evaluate.measure import count_flops, count_params
 
             if model is None:
                 model = build(spec, input_shape=shape, num_classes=classes)
+            elif not isinstance(model, nn.Module):
+                model = model()  # a factory
             costs = dict(costs)
             if "params" in missing:
                 costs["params"] = count_params(model)

@@ -570,20 +570,13 @@ def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | 
     """One trial of the controller without the study (the Engine's steps 3-5): (state, values, attrs, constraints).
     ``report(dict)`` is called after each validation with ``epoch``, ``rung_accuracy`` (before the last epoch)
     and the curve so far."""
-    from nas.control.search import _clean
+    from nas.control.search import _clean, outcome
     from nas.evaluate.evaluate import evaluate
 
     try:
         spec = engine.space.replay(params)
     except NasError as e:
         return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
-    try:
-        problems, amounts, measured = engine.check_constraints(spec)
-    except (BuildError, SpecError) as e:
-        return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
-    if problems:
-        return "PRUNED", None, _clean({"status": "infeasible", "reason": "; ".join(problems),
-                                       "precheck": measured}), amounts
     epochs = float(engine.config.budget.epochs)
     curve: list[dict] = []
 
@@ -597,20 +590,9 @@ def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | 
         return False
 
     try:
-        result = evaluate(spec, engine.eval_config, data=engine.data, callback=callback)
+        result = evaluate(spec, engine.eval_config, data=engine.data, callback=callback,
+                          precheck=engine.check_constraints)
     except (BuildError, SpecError) as e:
         return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
-    attrs = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
-             "cost": result.cost, "curve": result.curve, "zero_cost": result.zero_cost,
-             "training": result.training, "wall_s": result.wall_s, "input_shape": list(result.input_shape)}
-    if measured:
-        attrs["precheck"] = measured
-    attrs = _clean(attrs)
-    if result.status == "pruned":
-        return "PRUNED", None, attrs, {}
-    values = [result.objectives.get(o) for o in engine.config.objectives]
-    if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
-    if attrs["status"] != "ok":
-        return "FAIL", None, attrs, {}
-    return "COMPLETE", [float(v) for v in values], attrs, {}
+    state, values, attrs, excess = outcome(result, engine.config.objectives)
+    return state, values, _clean(attrs), excess

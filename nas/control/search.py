@@ -270,48 +270,30 @@ class Engine:
             self.tally.reused += 1  # its values are already in the tally (front sizes count distinct specs)
             return "reused", values, f"= #{previous.number}"
 
-        try:
-            problems, amounts, measured = self.check_constraints(spec)
-        except (BuildError, SpecError) as e:
-            self._tell(trial, "FAIL", status="error", reason=e.one_line())
-            self.tally.failed += 1
-            return "failed", None, e.one_line()
-        if problems:
-            for key, amount in amounts.items():
-                trial.set_constraint(key, amount)
-            self._tell(trial, "PRUNED", status="infeasible", reason="; ".join(problems), precheck=measured)
-            self.tally.pruned += 1
-            self.tally.infeasible += 1
-            return "pruned", None, "infeasible: " + "; ".join(problems)
-
         from nas.evaluate.evaluate import evaluate
 
         rungs: dict[str, dict] = {}
-        try:
-            result = evaluate(spec, self.eval_config, data=self.data, callback=self._rung_callback(trial, rungs))
+        try:  # the constraint check runs first inside evaluate, on the model it then evaluates
+            result = evaluate(spec, self.eval_config, data=self.data, callback=self._rung_callback(trial, rungs),
+                              precheck=self.check_constraints)
         except (BuildError, SpecError) as e:
             self._tell(trial, "FAIL", status="error", reason=e.one_line())
             self.tally.failed += 1
             return "failed", None, e.one_line()
-        attrs = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
-                 "cost": result.cost, "curve": result.curve, "zero_cost": result.zero_cost,
-                 "training": result.training, "wall_s": result.wall_s, "input_shape": list(result.input_shape)}
-        if rungs:
-            attrs["rungs"] = rungs
-        if measured:
-            attrs["precheck"] = measured
-        if result.status == "pruned":
+        state, values, attrs, excess = outcome(result, self.config.objectives, rungs)
+        for key, amount in excess.items():
+            trial.set_constraint(key, amount)
+        if state == "PRUNED":
             self._tell(trial, "PRUNED", **attrs)
             self.tally.pruned += 1
-            return "pruned", None, result.reason or ""
-        values = [result.objectives.get(o) for o in self.config.objectives]
-        if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
-        if attrs["status"] != "ok":
+            if attrs["status"] == "infeasible":
+                self.tally.infeasible += 1
+                return "pruned", None, "infeasible: " + (attrs["reason"] or "")
+            return "pruned", None, attrs["reason"] or ""
+        if state == "FAIL":
             self._tell(trial, "FAIL", **attrs)
             self.tally.failed += 1
             return "failed", None, f"{attrs['status']}: {attrs['reason']}"
-        values = [float(v) for v in values]
         self._tell(trial, "COMPLETE", values, **attrs)
         self.tally.complete += 1
         self.tally.values.append(values)
@@ -345,13 +327,26 @@ class Engine:
 
         return callback
 
-    def check_constraints(self, spec) -> tuple[list[str], dict[str, float], dict[str, Any]]:
-        """(violations, relative excess per constraint, what was measured) before any training.
+    def check_constraints(self, spec, get_model=None) -> tuple[list[str], dict[str, float], dict[str, Any]]:
+        """(violations, relative excess per constraint, what was measured at the evaluation input) before any
+        training; :func:`nas.evaluate.evaluate.evaluate` calls it first (its ``precheck``).
 
-        The space's constraints are checked at its reference input, the config's at the dataset's input. When both
-        inputs are the same, one model is built and its params / FLOPs serve both; params and FLOPs are cached per
-        spec (:meth:`nas.grammar.Space.constraint_costs`), so a spec sampled again is not built again."""
+        ``get_model()`` returns the model at the evaluation (dataset) input, built on first call; without it one is
+        built here when needed. The space's constraints are checked at its reference input, the config's at the
+        dataset's input. When both inputs are the same, that one model's params / FLOPs serve both checks and the
+        evaluation; params and FLOPs are cached per spec (:meth:`nas.grammar.Space.constraint_costs`), so a spec
+        sampled again is not built again."""
         from nas.grammar import COST_OF
+
+        if get_model is None:
+            built: list = []
+
+            def get_model():
+                if not built:
+                    from nas.builder import build
+
+                    built.append(build(spec, self.input_shape, self.num_classes))
+                return built[0]
 
         problems: list[str] = []
         amounts: dict[str, float] = {}
@@ -361,30 +356,27 @@ class Engine:
         shape = tuple(self.input_shape)
         ref_shape, ref_classes = tuple(self.space.reference_input[0]), int(self.space.reference_input[1])
         same_input = (shape, self.num_classes) == (ref_shape, ref_classes)
-        model = None
-        if "max_latency_ms" in limits:
-            from nas.builder import build
-
-            model = build(spec, self.input_shape, self.num_classes)
         costs: dict[str, Any] = {}
         if self.space.constraints:
             space_wanted = [COST_OF[k] for k in self.space.constraints]
             costs = self.space.constraint_costs(
                 spec, ref_shape, ref_classes, what=dict.fromkeys(space_wanted + (wanted if same_input else [])),
-                model=model if same_input else None)
+                model=get_model if same_input else None)
             for text in self.space.violations(spec, ref_shape, ref_classes, costs=costs):
                 problems.append(f"space constraint: {text}")
                 amounts["space"] = 1.0
+            if same_input:
+                measured.update(costs)  # measured at the evaluation input: evaluate does not count them again
         if not limits:
             return problems, amounts, measured
         if wanted and not (same_input and self.space.constraints):
-            costs = self.space.constraint_costs(spec, shape, self.num_classes, what=wanted, model=model)
+            costs = self.space.constraint_costs(spec, shape, self.num_classes, what=wanted, model=get_model)
         checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted]
         if "max_latency_ms" in limits:
             from nas.evaluate.evaluate import measure_latency_for
 
             checks.append(("latency_ms", "max_latency_ms",
-                           lambda: measure_latency_for(model, self.input_shape, self.eval_config).median_ms))
+                           lambda: measure_latency_for(get_model(), self.input_shape, self.eval_config).median_ms))
         for name, key, get in checks:
             value = get()
             measured[name] = value
@@ -403,6 +395,30 @@ class Engine:
             self.run_dir.log(f"{now()} trial #{trial.number} abandoned ({why}); re-enqueued")
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
+
+
+def outcome(result, objectives: list[str], rungs: dict | None = None
+            ) -> tuple[str, list[float] | None, dict[str, Any], dict[str, float]]:
+    """What a trial records for an :func:`~nas.evaluate.evaluate.evaluate` result, in both backends: (Optuna state
+    COMPLETE / PRUNED / FAIL, objective values, user attrs, relative excess per violated constraint)."""
+    if result.status == "infeasible":
+        return "PRUNED", None, {"status": "infeasible", "reason": result.reason,
+                                "precheck": result.precheck}, dict(result.constraint_excess)
+    attrs = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
+             "cost": result.cost, "curve": result.curve, "zero_cost": result.zero_cost,
+             "training": result.training, "wall_s": result.wall_s, "input_shape": list(result.input_shape)}
+    if rungs:
+        attrs["rungs"] = rungs
+    if result.precheck:
+        attrs["precheck"] = result.precheck
+    if result.status == "pruned":
+        return "PRUNED", None, attrs, {}
+    values = [result.objectives.get(o) for o in objectives]
+    if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
+    if attrs["status"] != "ok":
+        return "FAIL", None, attrs, {}
+    return "COMPLETE", [float(v) for v in values], attrs, {}
 
 
 @dataclass

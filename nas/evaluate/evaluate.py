@@ -20,6 +20,9 @@ from nas.errors import BuildError, ConfigError, NasError
 from nas.evaluate.train import Budget, EpochStats, train
 from nas.spec import ArchSpec
 
+# (spec, get_model) -> (problems, relative excess per constraint, what was measured at the evaluation input)
+Precheck = Callable[[Any, Callable[[], Any]], "tuple[list[str], dict[str, float], dict[str, Any]]"]
+
 ZERO_COST_DEFAULT = ("synflow", "naswot", "grad_norm", "snip")
 OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "flops": "minimize",
               "activation_mb": "minimize"}
@@ -85,7 +88,7 @@ class TrialResult:
 
     spec_hash: str
     summary: str
-    status: str  # ok | pruned | diverged | oom | error
+    status: str  # ok | pruned | infeasible | diverged | oom | error
     reason: str | None = None
     objectives: dict[str, float] = field(default_factory=dict)  # accuracy, latency_ms, params, flops, activation_mb
     curve: list[dict[str, float]] = field(default_factory=list)
@@ -95,6 +98,8 @@ class TrialResult:
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
     wall_s: float = 0.0
+    precheck: dict[str, Any] = field(default_factory=dict)  # what the constraint check measured (evaluation input)
+    constraint_excess: dict[str, float] = field(default_factory=dict)  # infeasible: relative excess per constraint
 
     @property
     def ok(self) -> bool:
@@ -158,11 +163,18 @@ def load_data(config: EvalConfig, device: str):
 
 def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
              callback: Callable[[EpochStats], bool | None] | None = None,
-             weights_path: str | Path | None = None) -> TrialResult:
+             weights_path: str | Path | None = None, precheck: Precheck | None = None) -> TrialResult:
     """Build, measure (params, FLOPs, activation memory, latency), score (zero-cost proxies) and proxy-train ``spec``.
 
     ``callback`` sees every epoch's stats (the controller prunes on it: return True to stop). ``weights_path``, when
     given, receives the trained weights as safetensors (only for a candidate that trained successfully).
+
+    ``precheck(spec, get_model) -> (problems, excess, measured)`` runs first (the controller's constraint check:
+    :meth:`nas.control.search.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
+    on first call (a check answered from its cost cache builds nothing); the model it built is the one evaluated,
+    and the params / FLOPs in ``measured`` are not counted again. With ``problems`` the result is ``infeasible``
+    (``reason``: the problems, ``constraint_excess``: ``excess``) and nothing is measured or trained;
+    ``result.precheck`` holds ``measured`` either way.
     """
     from nas.builder import build, example_input
     from nas.evaluate import measure, zero_cost
@@ -174,13 +186,28 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     result = TrialResult(spec.hash(), spec.summary(), "ok", input_shape=tuple(input_shape),
                          num_classes=int(data.num_classes))
     start = time.perf_counter()
-    model = None
+    built: list = []
+
+    def get_model():
+        if not built:
+            torch.manual_seed(config.seed)
+            built.append(build(spec, input_shape, data.num_classes))
+        return built[0]
+
     try:
-        torch.manual_seed(config.seed)
-        model = build(spec, input_shape, data.num_classes)
+        measured: dict[str, Any] = {}
+        if precheck is not None:
+            problems, excess, measured = precheck(spec, get_model)
+            result.precheck = dict(measured)
+            if problems:
+                result.status, result.reason = "infeasible", "; ".join(problems)
+                result.constraint_excess = dict(excess)
+                result.wall_s = time.perf_counter() - start
+                return result
+        model = get_model()
         sample = example_input(model, 1)
-        params = measure.count_params(model)
-        flops = measure.count_flops(model, sample)
+        params = measured.get("params") or measure.count_params(model)
+        flops = measured.get("flops") or measure.count_flops(model, sample)
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
         latency = measure_latency_for(model, input_shape, config)
         throughput = measure.measure_throughput(model, input_shape, device=config.latency_device,
@@ -220,6 +247,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         save_file(state, str(weights_path), metadata={"spec_hash": result.spec_hash})
     result.wall_s = time.perf_counter() - start
     del model
+    built.clear()
     return result
 
 

@@ -179,3 +179,38 @@ def test_incremental_front_size_equals_pareto_mask():
                 assert progress.front_size() == expected, case
         progress.tally = Tally(values=[[1.0] * len(directions)])  # a new tally (resume) starts over
         assert progress.front_size() == 1
+
+
+def test_a_feasible_trial_builds_its_model_once_for_the_check_and_the_evaluation(tmp_path, monkeypatch):
+    """The constraint check runs inside evaluate on the model evaluate then measures and trains: one build per
+    trial when the space's reference input is the dataset's, and its params / FLOPs are not counted twice."""
+    import nas.evaluate.measure as measure
+    from nas.control.rundir import RunDir
+    from nas.control.config import dump_config
+    from nas.control.progress import Progress
+
+    space = tmp_path / "space.yaml"
+    space.write_text(TINY_SPACE.read_text() + "constraints: {max_params: 100000, reference_input: "
+                                              "{shape: [1, 8, 8], num_classes: 10}}\n")
+    prepared = prepare({**TINY, "space": str(space), "trials": 3, "budget": {"epochs": 0.1, "batch_size": 32}})
+    engine = Engine(prepared, quiet=True)
+    run = RunDir.create(tmp_path / "run", study_name="s", storage=None,
+                        config_text=dump_config(prepared.config), space_text=prepared.space_text,
+                        space_source=prepared.space_source, fingerprint=prepared.config.fingerprint(prepared.space_text))
+    engine.attach(run, create=True)
+    engine.tally = engine.load_tally()
+    engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions, target=3,
+                               time_budget_s=None, quiet=True, log=engine.run_dir.log, tally=engine.tally)
+    builds = _counting_builds(monkeypatch)
+    counted = []
+    real_count = measure.count_flops
+    monkeypatch.setattr(measure, "count_flops", lambda *a, **k: counted.append(1) or real_count(*a, **k))
+    for _ in range(3):
+        engine.one_trial()
+    trials = engine.study.get_trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
+    assert complete
+    assert len(builds) == len(trials) - sum("reused_from" in t.user_attrs for t in trials)  # one build per trial
+    assert len(counted) == len(builds)  # FLOPs counted once per model
+    for t in complete:
+        assert t.user_attrs["precheck"]["params"] == t.user_attrs["cost"]["params"]

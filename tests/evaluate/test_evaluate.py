@@ -93,3 +93,38 @@ def test_sequence_spec_on_a_sequence_view():
 def test_data_is_cached_per_process():
     config = fast_config()
     assert load_data(config, "cpu") is load_data(config, "cpu")
+
+
+def test_precheck_runs_first_on_the_model_that_is_then_evaluated(monkeypatch):
+    import nas.builder
+    from nas.builder import example_input
+    from nas.evaluate.measure import count_flops, count_params
+
+    built = []
+    real_build = nas.builder.build
+    monkeypatch.setattr(nas.builder, "build", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
+    seen = {}
+
+    def precheck(spec, get_model):
+        model = get_model()
+        assert get_model() is model  # built once
+        seen["model"] = model
+        return [], {}, {"params": count_params(model), "flops": count_flops(model, example_input(model, 1))}
+
+    result = evaluate(spec_with("conv"), fast_config(epochs=0.25), precheck=precheck)
+    assert result.status == "ok" and len(built) == 1 and built[0] is seen["model"]
+    assert result.precheck == {"params": result.cost["params"], "flops": result.cost["flops"]}
+    assert result.objectives["flops"] == count_flops(built[0], example_input(built[0], 1))
+
+
+def test_an_infeasible_precheck_stops_before_measuring_or_training(monkeypatch):
+    import nas.evaluate.evaluate as ev
+
+    monkeypatch.setattr(ev, "train", lambda *a, **k: pytest.fail("trained an infeasible candidate"))
+    result = evaluate(spec_with("conv"), fast_config(),
+                      precheck=lambda spec, get_model: (["params 9 > max_params 1"], {"max_params": 8.0},
+                                                        {"params": 9}))
+    assert result.status == "infeasible" and result.reason == "params 9 > max_params 1"
+    assert result.constraint_excess == {"max_params": 8.0} and result.precheck == {"params": 9}
+    assert result.curve == [] and result.cost == {} and result.objectives == {}
+    assert TrialResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
