@@ -76,12 +76,11 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
                runs_dir: str | Path = "runs", resume: bool = False, storage: str | None = None,
                quiet: bool = False, address: str | None = None):
     """Start a run on Ray (or continue it with ``resume=True``); return the ``optuna.Study``."""
-    from nas.control.search import Engine, _check_study_name_free, _target_text, locate_run, prepare
+    from nas.control.search import Engine, _check_study_name_free, locate_run, new_run, prepare, search_header
 
     overrides = dict(overrides or {})
     gpus = _pop_gpus(overrides)
     prepared = prepare(source, overrides)
-    config = prepared.config
     name, path, fingerprint, existing = locate_run(prepared, name=name, runs_dir=runs_dir, resume=resume,
                                                    storage=storage)
     if existing is not None:
@@ -93,19 +92,13 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
         _check_study_name_free(storage_url, name)
     started = start_ray(address)  # an unreachable cluster fails here, before the run folder exists
     try:
-        run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(config),
-                            space_text=prepared.space_text, space_source=prepared.space_source,
-                            fingerprint=fingerprint)
-        run.meta["backend"] = "ray"
-        run.meta["ray"] = {"gpus_per_trial": gpus or 0.0, "experiments": []}
-        run.save_meta()
+        run = new_run(prepared, name, path, fingerprint, storage_url, backend="ray",
+                      ray={"gpus_per_trial": gpus or 0.0, "experiments": []})
         run.lock()
         try:
             engine.attach(run, create=True)
-            header = (f"{now()} search {name} on Ray ({address or 'local'}): space {prepared.space.name}, dataset "
-                      f"{config.dataset}, objectives {', '.join(config.objectives)}, sampler {config.sampler_name}, "
-                      f"{_target_text(config)} -> {path}")
-            _drive(run, engine, prepared, header=header, quiet=quiet)
+            _drive(run, engine, prepared, header=search_header(prepared, name, path, f" on Ray ({address or 'local'})"),
+                   quiet=quiet)
         finally:
             run.unlock()
     finally:
@@ -133,7 +126,7 @@ def is_ray_run(run: RunDir) -> bool:
 
 
 def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: str | None, gpus: float | None):
-    from nas.control.search import Engine, _target_text
+    from nas.control.search import Engine, resume_header
 
     if not is_ray_run(run):
         raise RunError("this run was made by the optuna backend; continue it without --backend ray",
@@ -152,8 +145,8 @@ def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: st
             for repair in run.repair_journal():
                 run.log(f"{now()} {repair}")
             engine.attach(run, create=False)
-            header = f"{now()} resume {run.study_name} on Ray ({address or 'local'}): {_target_text(prepared.config)}"
-            _drive(run, engine, prepared, header=header, quiet=quiet)
+            _drive(run, engine, prepared, header=resume_header(prepared, run, f" on Ray ({address or 'local'})"),
+                   quiet=quiet)
         finally:
             stop_ray(started)
     finally:

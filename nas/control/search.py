@@ -498,7 +498,6 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
     if backend != "optuna":
         raise ConfigError(f"unknown backend {backend!r} (known: optuna, ray)", key="--backend")
     prepared = prepare(source, overrides)
-    config = prepared.config
     name, path, fingerprint, existing = locate_run(prepared, name=name, runs_dir=runs_dir, resume=resume,
                                                    storage=storage)
     if existing is not None:
@@ -507,15 +506,11 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
     engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
     if storage_url is not None:
         _check_study_name_free(storage_url, name)
-    run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(config),
-                        space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
+    run = new_run(prepared, name, path, fingerprint, storage_url)
     run.lock()
     try:
         engine.attach(run, create=True)
-        header = (f"{now()} search {name}: space {prepared.space.name}, dataset {config.dataset}, "
-                  f"objectives {', '.join(config.objectives)}, sampler {config.sampler_name}, "
-                  f"{_target_text(config)} -> {path}")
-        _drive(engine, run, header, parallel)
+        _drive(engine, run, search_header(prepared, name, path), parallel)
     finally:
         run.unlock()
     return engine.study
@@ -539,6 +534,28 @@ def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: flo
     return _continue(run, prepared, quiet=quiet, snapshot=bool(overrides), parallel=parallel)
 
 
+def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, Any], storage_url: str | None,
+            **meta: Any) -> RunDir:
+    """The run folder of a new search (both backends): config and space snapshots, run.json (plus ``meta``)."""
+    run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(prepared.config),
+                        space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
+    if meta:
+        run.meta.update(meta)
+        run.save_meta()
+    return run
+
+
+def search_header(prepared: Prepared, name: str, path: Path, where: str = "") -> str:
+    """The first line of a new search (progress and search.log); ``where``: e.g. " on Ray (local)"."""
+    config = prepared.config
+    return (f"{now()} search {name}{where}: space {prepared.space.name}, dataset {config.dataset}, objectives "
+            f"{', '.join(config.objectives)}, sampler {config.sampler_name}, {_target_text(config)} -> {path}")
+
+
+def resume_header(prepared: Prepared, run: RunDir, where: str = "") -> str:
+    return f"{now()} resume {run.study_name}{where}: {_target_text(prepared.config)}"
+
+
 def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, parallel=None):
     engine = Engine(prepared, quiet=quiet)
     run.lock()
@@ -550,10 +567,8 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
             run.log(f"{now()} {repair}")
         engine.attach(run, create=False)
         stale = engine.recover_stale()
-        config = prepared.config
         note = f"; {len(stale)} stale trial(s) re-enqueued: {', '.join(f'#{n}' for n in stale)}" if stale else ""
-        header = f"{now()} resume {run.study_name}: {_target_text(config)}{note}"
-        _drive(engine, run, header, parallel)
+        _drive(engine, run, resume_header(prepared, run) + note, parallel)
     finally:
         run.unlock()
     return engine.study
