@@ -23,12 +23,11 @@ What it measures
     of each epoch, ``_BatchNormWindow``: a reset and a momentum switch, no extra forward passes) -- and ``all``
     (bare + every feature, which should account for the trainer's time). Each feature's cost is its median paired
     time ratio to ``bare`` minus 1.
-    One more variant is not a trainer feature but an opportunity: ``channels_last`` (the bare loop with model and
-    batches in channels-last memory format, which the trainer uses only on CUDA).
-
-    Both sides feed NCHW-contiguous batches on CPU. (Careful when writing such a loop by hand: grey images
-    loaded from numpy as ``x[:, None]`` have strides ``(784, 1, 28, 1)``, which convolutions treat as channels-last,
-    so a bare loop indexing them directly runs channels-last and looks 10-30% faster than it should.)
+    Both sides use the trainer's memory format (:func:`nas.evaluate.train.channels_last_default`: channels-last for
+    image models on every device since it measured faster on the CPU too, see bench_channels_last_cpu.py; before
+    that this script had a ``channels_last`` variant showing the bare loop 22-29% faster in it). Careful when
+    writing such a loop by hand: grey images loaded from numpy as ``x[:, None]`` have strides ``(784, 1, 28, 1)``,
+    which convolutions treat as channels-last, so a loop indexing them directly may not run the format it means to.
 
 Target
     trainer / bare samples/s >= 0.95 on CPU (per model). Three ratios are reported: ``like-for-like`` (the trainer,
@@ -52,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import os
 import time
 
@@ -65,14 +63,14 @@ from nas.builder import build
 from nas.data import load_dataset
 from nas.evaluate.measure import count_flops, count_params
 from nas.evaluate.train import (BN_RECALIBRATION_SAMPLES, CHECK_EVERY, CLIP_NORM, Budget, _BatchNormWindow,
-                                 evaluate_accuracy, train)
+                                 channels_last_default, evaluate_accuracy, train)
 from nas.grammar import load_space
 from nas.spec import ArchSpec
 
 NAME = "bench_trainer_overhead"
 TARGET = 0.95
 FEATURES = ("data", "clip", "extras", "eval", "bnwin")
-OPPORTUNITIES = ("channels_last",)  # not what the trainer does on CPU: what it could do
+OPPORTUNITIES: tuple[str, ...] = ()  # speed-ups the trainer does not use (channels_last was one until session 3)
 
 SMALL_CONV = {
     "input": "image",
@@ -137,7 +135,8 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
     With no ``features`` this is the bare loop; each feature adds one piece of what ``train`` does.
     """
     cuda = device.type == "cuda"
-    channels_last = cuda or "channels_last" in features
+    # the memory format the trainer uses (like for like); the "channels_last" variant forces it on
+    channels_last = channels_last_default(device, data.kind) or "channels_last" in features
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     torch.manual_seed(seed)
@@ -372,8 +371,7 @@ def main() -> None:
         report.text("`time` is the median seconds per run, `min` the fastest run; `overhead` the median paired time "
                     "ratio to `bare` minus 1, `overhead best-of` the same from the fastest runs; `ms/step` the median "
                     "paired extra milliseconds per optimizer step. `all` = bare + every feature; it should roughly "
-                    "match `trainer`. `channels_last` is NOT a trainer feature: the bare loop with the model and batches in "
-                    "channels-last memory format (what the trainer does only on CUDA), i.e. a possible speed-up.",
+                    "match `trainer`. Both sides run image models in the trainer's memory format (channels-last).",
                     echo=False)
         report.table(["model", "variant", "time s", "min s", "overhead vs bare", "overhead best-of", "ms/step"],
                      breakdown_rows,

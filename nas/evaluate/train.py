@@ -138,15 +138,24 @@ def _one_line(e: BaseException) -> str:
     return msg if len(msg) <= MAX_REASON else msg[: MAX_REASON - 3] + "..."
 
 
+def channels_last_default(device: torch.device, kind: str) -> bool:
+    """Whether training and evaluation put an image model and its batches in channels-last memory format: yes on
+    every device. On CUDA that is the usual advice for convolutions under autocast; on the CPU it was measured
+    (experiments/bench_channels_last_cpu.py: proxy training of 14 architectures sampled from the image spaces,
+    faster for every one, none slower). Sequence data never is."""
+    return kind == "image"
+
+
 class _Runner:
     """Per-device settings shared by the training and evaluation loops."""
 
-    def __init__(self, data, device: torch.device, size: tuple[int, int] | None):
+    def __init__(self, data, device: torch.device, size: tuple[int, int] | None, channels_last: bool | None = None):
         self.data = data
         self.device = device
         self.cuda = device.type == "cuda"
         self.size = size  # (H, W) images are resized to, or None
-        self.channels_last = self.cuda and data.kind == "image"
+        self.channels_last = channels_last_default(device, data.kind) if channels_last is None else (
+            data.kind == "image" and bool(channels_last))
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         if self.size is not None and tuple(x.shape[-2:]) != self.size:
@@ -307,12 +316,13 @@ def _param_groups(model, weight_decay: float):
 
 
 def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=None, compile: bool = False,
-          threads: int | None = None) -> TrainResult:
+          threads: int | None = None, channels_last: bool | None = None) -> TrainResult:
     """Train ``model`` (in place) on ``data`` for ``budget`` and return its validation curve and status.
 
     ``callback(EpochStats)`` is called after every evaluation; returning True stops training with status "pruned"
     (an exception it raises propagates to the caller). ``threads`` sets torch's intra-op threads for the call
-    (default ``min(4, os.cpu_count())`` on CPU); the previous value is restored afterwards.
+    (default ``min(4, os.cpu_count())`` on CPU); the previous value is restored afterwards. ``channels_last``:
+    image models and batches in channels-last memory format (default: :func:`channels_last_default`).
     """
     if not isinstance(budget, Budget):
         raise BudgetError(f"budget must be a Budget, got {type(budget).__name__}", key="budget")
@@ -343,7 +353,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
             gen = torch.Generator().manual_seed(seed)
             try:
                 run_data = data.to(device)
-                runner = _Runner(run_data, device, _image_size(run_data, budget.resolution))
+                runner = _Runner(run_data, device, _image_size(run_data, budget.resolution), channels_last)
                 model.to(device)
                 if runner.channels_last:
                     model.to(memory_format=torch.channels_last)

@@ -266,3 +266,25 @@ def test_batchnorm_momentum_restored_after_failure(digits):
     res = train(model, digits, Budget(epochs=1, batch_size=32), seed=0)
     assert res.status == "diverged"
     assert all(m.momentum == 0.1 for m in _bn_layers(model))
+
+
+def test_channels_last_on_cpu_trains_the_same_function_deterministically(digits):
+    budget = Budget(epochs=1.5, batch_size=64)
+
+    def run(channels_last):
+        model = small_cnn(seed=0)
+        res = train(model, digits, budget, seed=0, threads=1, channels_last=channels_last)
+        assert res.status == "ok", res.reason
+        return model, [(s.train_loss, s.val_loss, s.val_accuracy) for s in res.curve]
+
+    plain, curve_plain = run(False)
+    cl, curve_cl = run(True)
+    assert plain[3].weight.is_contiguous()  # the 16 -> 32 conv (a 1-channel weight is both formats at once)
+    assert cl[3].weight.is_contiguous(memory_format=torch.channels_last) and not cl[3].weight.is_contiguous()
+    assert run(True)[1] == curve_cl  # deterministic for a seed
+    for (tl_a, vl_a, acc_a), (tl_b, vl_b, acc_b) in zip(curve_plain, curve_cl):
+        # the same computation in another memory layout: equal up to float rounding over ~40 steps
+        assert tl_b == pytest.approx(tl_a, rel=2e-2) and vl_b == pytest.approx(vl_a, rel=5e-2)
+        assert abs(acc_a - acc_b) <= 0.05
+    loss, acc = evaluate_accuracy(cl, digits, "val")  # evaluation takes the model as trained
+    assert acc == pytest.approx(curve_cl[-1][2])
