@@ -7,7 +7,8 @@ One trial:
 2. **No repeats**: if a COMPLETE trial of this study has the same spec hash and budget, its values are told again
    (user attr ``reused_from``) and nothing is trained.
 3. **Constraints**: the space's own constraints (at its reference input) and the config's ``max_params`` /
-   ``max_flops`` / ``max_latency_ms`` (at the dataset's input) are checked before training. A violating spec is
+   ``max_flops`` / ``max_latency_ms`` (at the dataset's input) are checked first, inside ``evaluate`` (its
+   ``precheck``: the model built for the check is the one then measured and trained). A violating spec is
    told **PRUNED** with ``status: infeasible``, the reason, and Optuna constraint values (``trial.set_constraint``:
    relative excess, so TPE ranks infeasible trials by how far off they are); it is never trained.
 4. ``evaluate`` builds, measures, scores (zero-cost) and trains the candidate. With ``rungs``, validation accuracy is
@@ -375,8 +376,12 @@ class Engine:
         if "max_latency_ms" in limits:
             from nas.evaluate.evaluate import measure_latency_for
 
-            checks.append(("latency_ms", "max_latency_ms",
-                           lambda: measure_latency_for(get_model(), self.input_shape, self.eval_config).median_ms))
+            def latency_ms() -> float:
+                stats = measure_latency_for(get_model(), self.input_shape, self.eval_config)
+                measured["latency"] = stats.to_dict()  # evaluate's latency objective: not measured twice
+                return stats.median_ms
+
+            checks.append(("latency_ms", "max_latency_ms", latency_ms))
         for name, key, get in checks:
             value = get()
             measured[name] = value

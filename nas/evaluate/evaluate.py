@@ -172,9 +172,10 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     ``precheck(spec, get_model) -> (problems, excess, measured)`` runs first (the controller's constraint check:
     :meth:`nas.control.search.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
     on first call (a check answered from its cost cache builds nothing); the model it built is the one evaluated,
-    and the params / FLOPs in ``measured`` are not counted again. With ``problems`` the result is ``infeasible``
-    (``reason``: the problems, ``constraint_excess``: ``excess``) and nothing is measured or trained;
-    ``result.precheck`` holds ``measured`` either way.
+    and what ``measured`` holds is not measured again (``params``, ``flops``; ``latency``: a
+    :class:`~nas.evaluate.measure.Latency` as a dict). With ``problems`` the result is ``infeasible`` (``reason``:
+    the problems, ``constraint_excess``: ``excess``) and nothing is measured or trained; ``result.precheck`` holds
+    ``measured`` either way.
     """
     from nas.builder import build, example_input
     from nas.evaluate import measure, zero_cost
@@ -209,7 +210,8 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         params = measured.get("params") or measure.count_params(model)
         flops = measured.get("flops") or measure.count_flops(model, sample)
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
-        latency = measure_latency_for(model, input_shape, config)
+        latency = (measure.Latency(**{k: v for k, v in measured["latency"].items() if k != "samples_per_s"})
+                   if "latency" in measured else measure_latency_for(model, input_shape, config))
         throughput = measure.measure_throughput(model, input_shape, device=config.latency_device,
                                                 batch_size=config.throughput_batch_size,
                                                 warmup=2, repeats=max(5, config.latency_repeats // 3),

@@ -214,3 +214,34 @@ def test_a_feasible_trial_builds_its_model_once_for_the_check_and_the_evaluation
     assert len(counted) == len(builds)  # FLOPs counted once per model
     for t in complete:
         assert t.user_attrs["precheck"]["params"] == t.user_attrs["cost"]["params"]
+
+
+def test_a_latency_constraint_measures_latency_once_and_it_is_the_objective(tmp_path, monkeypatch):
+    import nas.evaluate.measure as measure
+    from nas.control.config import dump_config
+    from nas.control.progress import Progress
+    from nas.control.rundir import RunDir
+
+    prepared = prepare({**TINY, "trials": 2, "budget": {"epochs": 0.1, "batch_size": 32},
+                        "constraints": {"max_latency_ms": 1000.0}})
+    engine = Engine(prepared, quiet=True)
+    run = RunDir.create(tmp_path / "run", study_name="s", storage=None,
+                        config_text=dump_config(prepared.config), space_text=prepared.space_text,
+                        space_source=prepared.space_source, fingerprint=prepared.config.fingerprint(prepared.space_text))
+    engine.attach(run, create=True)
+    engine.tally = engine.load_tally()
+    engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions, target=2,
+                               time_budget_s=None, quiet=True, log=engine.run_dir.log, tally=engine.tally)
+    calls = []
+    real = measure.measure_latency
+    monkeypatch.setattr(measure, "measure_latency",
+                        lambda *a, **k: calls.append(k.get("batch_size")) or real(*a, **k))
+    for _ in range(2):
+        engine.one_trial()
+    complete = [t for t in engine.study.get_trials() if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
+    # one batch-1 latency measurement per evaluated trial (the throughput meter measures at its own batch size)
+    assert complete and calls.count(1) == len(complete)
+    for t in complete:
+        assert t.user_attrs["objectives"]["latency_ms"] == t.user_attrs["precheck"]["latency_ms"]
+        assert t.user_attrs["cost"]["latency"] == t.user_attrs["precheck"]["latency"]
+        assert t.values[1] == t.user_attrs["precheck"]["latency_ms"]
