@@ -525,6 +525,8 @@ def step_summarize(args) -> None:
                     "the runs compared. Target (issue 4): reach random's final hypervolume within half its trials.")
         report.table(["study", "sampler", "trials", "final HV", "random trials", "random final HV",
                       "trials to reach random's final HV", "within half"], hv_rows, csv=csv(f"{NAME}_hv.csv"))
+    write_study_pages(report, {"full": headline, "proxy": all_rows, "tau": tau_rows, "sequence": seq_rows,
+                               "hv": hv_rows}, profiles_used)
     plots = sorted(OUT.glob("*/*.png"))
     if plots:
         report.text("## Plots\n" + "\n".join(f"![{p.parent.name} {p.stem}]({os.path.relpath(p, RESULTS_DIR)})"
@@ -538,6 +540,56 @@ def step_summarize(args) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- main
+STUDY_TABLES = {  # per-study page sections: (title, headers without the leading "study" column)
+    "full": ("After longer training: test accuracy and latency",
+             ["model", "architecture", "proxy acc", "test acc", "latency ms", "params", "MFLOPs",
+              "baseline dominated by"]),
+    "proxy": ("Proxy budget: is every baseline dominated by a searched trial?",
+              ["level", "baseline", "proxy acc", "proxy latency ms", "dominated", "most accurate trial"]),
+    "tau": ("Proxy fidelity: Kendall tau against test accuracy after longer training", ["score", "n", "Kendall tau"]),
+    "sequence": ("Where the mixer families land", ["dataset", "mixer (in any stage)", "trials", "best acc",
+                                                   "its latency ms", "on the front"]),
+    "hv": ("Sample efficiency against random search", ["sampler", "trials", "final HV", "random trials",
+                                                       "random final HV", "trials to reach random's final HV",
+                                                       "within half"]),
+}
+
+
+def write_study_pages(report, tables: dict[str, list], settings: dict[str, str]) -> None:
+    """One Markdown page per study (its records folder, README.md): its rows of every table, its plots, its
+    settings and, from steps.json, where and with which command each step last ran."""
+    from _common import md_table
+
+    for study in STUDIES:
+        d = OUT / study
+        if not (d / "trials-nsga2.csv").exists():
+            continue
+        s = STUDIES[study]
+        header = report.header_markdown()
+        header = header.split("\n", 1)[1].strip() if header.startswith("# ") else header  # one title per page
+        parts = [f"# Search quality: `{study}` ({s['space']} space on `{s['dataset']}`)", header,
+                 "Part of [search_quality.md](../../search_quality.md), which explains the method; written by "
+                 "`python experiments/search_quality.py summarize`."]
+        if study in settings:
+            parts.append(f"Settings: {settings[study]}.")
+        steps = read_json(d / "steps.json", {}) or {}
+        if steps:
+            parts.append("## Where each step ran\n\n" + md_table(
+                ["step", "profile", "device", "host", "last run", "calls", "seconds (last call)", "command"],
+                [[k, v.get("profile"), v.get("device"), v.get("host"), v.get("date"), v.get("calls"),
+                  v.get("seconds_last_call"), f"`{v.get('command')}`"] for k, v in steps.items()]))
+        for key, (title, headers) in STUDY_TABLES.items():
+            rows = [row[1:] for row in tables.get(key, []) if row and row[0] == study]
+            if rows:
+                parts.append(f"## {title}\n\n" + md_table(headers, rows))
+        files = sorted(p.name for p in d.iterdir() if p.suffix in (".csv", ".json") and p.name != "steps.json")
+        parts.append("Records in this folder: " + ", ".join(f"`{f}`" for f in files) + ".")
+        plots = sorted(d.glob("*.png"))
+        if plots:
+            parts.append("## Plots\n\n" + "\n\n".join(f"![{p.stem}]({p.name})" for p in plots))
+        (d / "README.md").write_text("\n\n".join(parts) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -568,8 +620,28 @@ def main() -> None:
         if not STUDIES[study]["full"]:
             steps = [st for st in steps if st in ("search", "baselines")]
         for st in steps:
+            t0 = time.time()
             {"search": step_search, "baselines": step_baselines, "full": step_full,
              "measure": step_measure}[st](study, args)
+            record_step(study, st, args, time.time() - t0)
+
+
+def record_step(study: str, step: str, args, seconds: float) -> None:
+    """Where and how a step of ``study`` last ran (steps.json in its records): profile, device, date, command."""
+    import platform
+
+    import torch
+
+    key = step if step != "search" or args.sampler == "nsga2" else f"search-{args.sampler}"
+    path = study_out(study) / "steps.json"
+    steps = read_json(path, {}) or {}
+    device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    calls = steps.get(key, {}).get("calls", 0) + 1
+    steps[key] = {"profile": args.profile, "device": device, "host": platform.node(),
+                  "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                  "command": "python experiments/search_quality.py " + " ".join(sys.argv[1:]),
+                  "seconds_last_call": round(seconds, 1), "calls": calls}
+    write_json(path, steps)
 
 
 if __name__ == "__main__":
