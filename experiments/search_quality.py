@@ -37,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -437,12 +438,17 @@ def step_summarize(args) -> None:
         # (2) sequences: where each mixer family lands
         if s["space"] == "sequence" and len(done):
             front = done[done["on_front"]] if "on_front" in done else done.iloc[:0]
-            for f in ["attn", "tfm", "ssm", "lstm", "gru", "conv", "dwsep", "mbconv", "bneck", "convnext", "gmlp"]:
-                sub = done[done["summary"].str.contains(rf"\b{f}\(", regex=True)]  # the mixer anywhere in the net
+            from nas.blocks.catalog import MIXERS
+
+            for f in [m.abbreviation for m in MIXERS.values()]:  # every mixer of the catalogue
+                # the mixer in any stage: "<depth>x<width> <abbr>" then its options "(...)" or nothing
+                # (a bare "lstm" has no options; "stem=conv5x32" and "↓conv" are not mixers)
+                pattern = rf"\d+x\d+ {re.escape(f)}(?:\(|\s|$)"
+                sub = done[done["summary"].str.contains(pattern, regex=True)]
                 if not len(sub):
                     continue
                 top = sub.loc[sub["accuracy"].idxmax()]
-                fr = front[front["summary"].str.contains(rf"\b{f}\(", regex=True)]
+                fr = front[front["summary"].str.contains(pattern, regex=True)]
                 seq_rows.append([study, s["dataset"], f, len(sub), _fmt(top["accuracy"]),
                                  _fmt(top["latency_ms"], ".2f"), len(fr)])
         # (4) sample efficiency: each guided sampler's run (nsga2, the study's own; tpe / evolution twins) vs random
