@@ -152,17 +152,24 @@ def export_trials(study: str, sampler: str) -> None:
 
 
 def step_baselines(study: str, args) -> None:
-    from nas.report import write_report
+    from nas.control.config import load_config
+    from nas.control.rundir import RunDir
+    from nas.grammar import load_space, shipped_spaces_dir
+    from nas.report import evaluate_baselines, write_report
 
     run_dir = WORK / "runs" / study
-    paths = write_report(run_dir)  # evaluates the baselines under the run's budget (cached) and writes the report
-    cache = json.loads((run_dir / "baselines.json").read_text())
-    from nas.control.config import load_config
-    from nas.grammar import load_space, shipped_spaces_dir
-
     config, _ = load_config(run_dir / "config.yaml")
     space = load_space(STUDIES[study]["space"])
     space.load_baselines(shipped_spaces_dir() / "baselines")
+    # the baselines under the run's budget, one by one into the run's cache: --time-limit stops new ones
+    deadline = time.time() + args.time_limit if args.time_limit else None
+    cache = evaluate_baselines(RunDir.open(run_dir), config, space, deadline=deadline)
+    missing = [name for name, spec in space.baselines.items() if f"{spec.hash()}:{config.budget_key()}" not in cache]
+    if missing:
+        print(f"[baselines {study}] time limit: {', '.join(missing)} not evaluated yet (run the step again)",
+              flush=True)
+        return
+    paths = write_report(run_dir)  # the run's report, with the baselines from the cache
     rows = {}
     for name, spec in space.baselines.items():
         entry = cache.get(f"{spec.hash()}:{config.budget_key()}")

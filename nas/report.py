@@ -163,6 +163,25 @@ def reference_point(values: np.ndarray, objectives: list[str], directions: list[
 
 def baseline_frame(run, config, space, objectives: list[str]) -> pd.DataFrame:
     """The space's hand-designed baselines, evaluated under the run's proxy budget (cached in the run dir)."""
+    cache = evaluate_baselines(run, config, space)
+    key_of = config.budget_key()
+    rows = []
+    for name, spec in space.baselines.items():
+        entry = cache[f"{spec.hash()}:{key_of}"]
+        row = {"name": name, "spec_hash": spec.hash(), "summary": spec.summary(), "status": entry["status"]}
+        for o in objectives:
+            row[o] = entry["objectives"].get(o, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["name", "spec_hash", "summary", "status", *objectives])
+
+
+def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> dict[str, dict]:
+    """Evaluate the space's baselines not yet in the run's cache (``baselines.json``, keyed by spec hash and budget)
+    and return the cache. Each result is written as soon as it exists (atomically), so an interrupted evaluation
+    keeps what it finished; with ``deadline`` (a ``time.time()`` value) no new baseline starts after it."""
+    import os
+    import time
+
     from nas.evaluate.evaluate import evaluate
     from nas.grammar import shipped_spaces_dir
 
@@ -170,21 +189,18 @@ def baseline_frame(run, config, space, objectives: list[str]) -> pd.DataFrame:
     cache_path = run.path / "baselines.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     key_of = config.budget_key()
-    rows, changed = [], False
-    for name, spec in space.baselines.items():
+    for spec in space.baselines.values():
         key = f"{spec.hash()}:{key_of}"
-        if key not in cache:
-            result = evaluate(spec, config.to_eval_config())
-            cache[key] = {"status": result.status, "reason": result.reason, "objectives": result.objectives}
-            changed = True
-        entry = cache[key]
-        row = {"name": name, "spec_hash": spec.hash(), "summary": spec.summary(), "status": entry["status"]}
-        for o in objectives:
-            row[o] = entry["objectives"].get(o, np.nan)
-        rows.append(row)
-    if changed:
-        cache_path.write_text(json.dumps(cache, indent=1))
-    return pd.DataFrame(rows, columns=["name", "spec_hash", "summary", "status", *objectives])
+        if key in cache:
+            continue
+        if deadline is not None and time.time() >= deadline:
+            break
+        result = evaluate(spec, config.to_eval_config())
+        cache[key] = {"status": result.status, "reason": result.reason, "objectives": result.objectives}
+        tmp = cache_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(cache, indent=1))
+        os.replace(tmp, cache_path)
+    return cache
 
 
 def diagnose_fit(curve: pd.DataFrame) -> str:

@@ -173,3 +173,40 @@ def test_export_from_a_run_with_no_completed_trial_is_one_line_exit_2(tmp_path, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "no complete trial" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_baselines_are_cached_one_by_one_and_a_deadline_stops_new_ones(tmp_path, monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    import nas.evaluate.evaluate as ev
+    from nas.control.search import prepare
+    from nas.report import evaluate_baselines
+
+    prepared = prepare({"space": "vision", "dataset": "digits", "trials": 1, "device": "cpu"})
+    config, space = prepared.config, prepared.space
+    calls, crash = [], {"at": 2}
+
+    class Crash(Exception):
+        pass
+
+    def fake_evaluate(spec, cfg, **kwargs):  # the caching is under test here, not the evaluation
+        calls.append(spec.hash())
+        if len(calls) == crash["at"]:
+            raise Crash  # a crash in the middle of the second baseline
+        return ev.TrialResult(spec.hash(), spec.summary(), "ok", objectives={"accuracy": 0.5, "latency_ms": 1.0})
+
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    run = SimpleNamespace(path=tmp_path)
+    with pytest.raises(Crash):
+        evaluate_baselines(run, config, space)
+    first = calls[0]
+    saved = json.loads((tmp_path / "baselines.json").read_text())
+    assert list(saved) == [f"{first}:{config.budget_key()}"]  # the finished one survived the crash
+    calls.clear()
+    assert evaluate_baselines(run, config, space, deadline=time.time() - 1) == saved and calls == []
+    crash["at"] = None
+    cache = evaluate_baselines(run, config, space)
+    assert len(cache) == len(space.baselines) >= 3
+    assert first not in calls  # never evaluated again
+    assert json.loads((tmp_path / "baselines.json").read_text()) == cache
