@@ -181,26 +181,32 @@ def test_incremental_front_size_equals_pareto_mask():
         assert progress.front_size() == 1
 
 
+def _ready_engine(tmp_path, config: dict) -> Engine:
+    """An engine on a new run folder, ready for ``one_trial()`` (what ``search`` sets up before its loop)."""
+    from nas.control.progress import Progress
+    from nas.control.search import new_run
+
+    prepared = prepare(config)
+    engine = Engine(prepared, quiet=True)
+    engine.attach(new_run(prepared, "s", tmp_path / "run", prepared.config.fingerprint(prepared.space_text), None),
+                  create=True)
+    engine.tally = engine.load_tally()
+    engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions,
+                               target=engine.config.trials, time_budget_s=None, quiet=True, log=engine.run_dir.log,
+                               tally=engine.tally)
+    return engine
+
+
 def test_a_feasible_trial_builds_its_model_once_for_the_check_and_the_evaluation(tmp_path, monkeypatch):
     """The constraint check runs inside evaluate on the model evaluate then measures and trains: one build per
     trial when the space's reference input is the dataset's, and its params / FLOPs are not counted twice."""
     import nas.evaluate.measure as measure
-    from nas.control.rundir import RunDir
-    from nas.control.config import dump_config
-    from nas.control.progress import Progress
 
     space = tmp_path / "space.yaml"
     space.write_text(TINY_SPACE.read_text() + "constraints: {max_params: 100000, reference_input: "
                                               "{shape: [1, 8, 8], num_classes: 10}}\n")
-    prepared = prepare({**TINY, "space": str(space), "trials": 3, "budget": {"epochs": 0.1, "batch_size": 32}})
-    engine = Engine(prepared, quiet=True)
-    run = RunDir.create(tmp_path / "run", study_name="s", storage=None,
-                        config_text=dump_config(prepared.config), space_text=prepared.space_text,
-                        space_source=prepared.space_source, fingerprint=prepared.config.fingerprint(prepared.space_text))
-    engine.attach(run, create=True)
-    engine.tally = engine.load_tally()
-    engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions, target=3,
-                               time_budget_s=None, quiet=True, log=engine.run_dir.log, tally=engine.tally)
+    engine = _ready_engine(tmp_path, {**TINY, "space": str(space), "trials": 3,
+                                      "budget": {"epochs": 0.1, "batch_size": 32}})
     builds = _counting_builds(monkeypatch)
     counted = []
     real_count = measure.count_flops
@@ -218,20 +224,9 @@ def test_a_feasible_trial_builds_its_model_once_for_the_check_and_the_evaluation
 
 def test_a_latency_constraint_measures_latency_once_and_it_is_the_objective(tmp_path, monkeypatch):
     import nas.evaluate.measure as measure
-    from nas.control.config import dump_config
-    from nas.control.progress import Progress
-    from nas.control.rundir import RunDir
 
-    prepared = prepare({**TINY, "trials": 2, "budget": {"epochs": 0.1, "batch_size": 32},
-                        "constraints": {"max_latency_ms": 1000.0}})
-    engine = Engine(prepared, quiet=True)
-    run = RunDir.create(tmp_path / "run", study_name="s", storage=None,
-                        config_text=dump_config(prepared.config), space_text=prepared.space_text,
-                        space_source=prepared.space_source, fingerprint=prepared.config.fingerprint(prepared.space_text))
-    engine.attach(run, create=True)
-    engine.tally = engine.load_tally()
-    engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions, target=2,
-                               time_budget_s=None, quiet=True, log=engine.run_dir.log, tally=engine.tally)
+    engine = _ready_engine(tmp_path, {**TINY, "trials": 2, "budget": {"epochs": 0.1, "batch_size": 32},
+                                      "constraints": {"max_latency_ms": 1000.0}})
     calls = []
     real = measure.measure_latency
     monkeypatch.setattr(measure, "measure_latency",
