@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, Report, machine_info  # noqa: E402
+from _common import Report, machine_info  # noqa: E402
 
 PARTS = ("ask", "sample", "precheck", "tell", "rest")
 
@@ -49,16 +49,9 @@ def fake_evaluate(spec, config, *, data=None, callback=None, precheck=None):
     h = spec.hash()
     measured = {}
     if precheck is not None:
-        built = []
+        from nas.builder import lazy_model
 
-        def get_model():
-            if not built:
-                from nas.builder import build
-
-                built.append(build(spec, (1, 8, 8), 10))
-            return built[0]
-
-        problems, excess, measured = precheck(spec, get_model)
+        problems, excess, measured = precheck(spec, lazy_model(spec, (1, 8, 8), 10))
         if problems:
             return TrialResult(h, spec.summary(), "infeasible", reason="; ".join(problems), precheck=measured,
                                constraint_excess=excess, input_shape=(1, 8, 8), num_classes=10)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -228,6 +228,23 @@ def build(spec: ArchSpec | str | Path | dict, input_shape: Sequence[int] | None 
     if input_shape is None or num_classes is None:
         raise BuildError("input_shape and num_classes are needed to build this spec")
     return Network(spec, input_shape, num_classes)
+
+
+def lazy_model(spec: ArchSpec, input_shape: Sequence[int], num_classes: int, *,
+               seed: int | None = None) -> Callable[[], Network]:
+    """A function that builds the model on its first call (after ``torch.manual_seed(seed)`` when a seed is given)
+    and returns that same model on every later call: a check that may not need the model (a cached cost) and the
+    evaluation after it share one build."""
+    built: list[Network] = []
+
+    def get_model() -> Network:
+        if not built:
+            if seed is not None:
+                torch.manual_seed(seed)
+            built.append(build(spec, input_shape, num_classes))
+        return built[0]
+
+    return get_model
 
 
 def _recorded_io(path: Path) -> dict:

@@ -179,9 +179,9 @@ def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> 
     """Evaluate the space's baselines not yet in the run's cache (``baselines.json``, keyed by spec hash and budget)
     and return the cache. Each result is written as soon as it exists (atomically), so an interrupted evaluation
     keeps what it finished; with ``deadline`` (a ``time.time()`` value) no new baseline starts after it."""
-    import os
     import time
 
+    from nas.control.rundir import write_atomic
     from nas.evaluate.evaluate import evaluate
     from nas.grammar import shipped_spaces_dir
 
@@ -197,9 +197,7 @@ def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> 
             break
         result = evaluate(spec, config.to_eval_config())
         cache[key] = {"status": result.status, "reason": result.reason, "objectives": result.objectives}
-        tmp = cache_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(cache, indent=1))
-        os.replace(tmp, cache_path)
+        write_atomic(cache_path, json.dumps(cache, indent=1))
     return cache
 
 

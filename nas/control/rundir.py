@@ -50,6 +50,14 @@ def normalize_storage(url: str) -> str:
     return url
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or a crash) never sees half a
+    file. For the JSON files of a run folder (run.json, the baselines cache)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 # Journal records written while a trial runs (a parameter, a user / system attribute, an intermediate value): their
 # append is not fsync-ed; every other record (study and trial creation, a state change such as the tell) is.
 # optuna.storages.journal._storage.JournalOperation: SET_TRIAL_PARAM 5, SET_TRIAL_INTERMEDIATE_VALUE 7,
@@ -151,9 +159,7 @@ class RunDir:
         return run
 
     def save_meta(self) -> None:
-        tmp = self.path / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2) + "\n")
-        os.replace(tmp, self.path / RUN_FILE)
+        write_atomic(self.path / RUN_FILE, json.dumps(self.meta, indent=2) + "\n")
 
     # -- pieces ---------------------------------------------------------------------------------------------------
     @property

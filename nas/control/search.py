@@ -340,14 +340,9 @@ class Engine:
         from nas.grammar import COST_OF
 
         if get_model is None:
-            built: list = []
+            from nas.builder import lazy_model
 
-            def get_model():
-                if not built:
-                    from nas.builder import build
-
-                    built.append(build(spec, self.input_shape, self.num_classes))
-                return built[0]
+            get_model = lazy_model(spec, self.input_shape, self.num_classes)
 
         problems: list[str] = []
         amounts: dict[str, float] = {}

@@ -177,7 +177,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     the problems, ``constraint_excess``: ``excess``) and nothing is measured or trained; ``result.precheck`` holds
     ``measured`` either way.
     """
-    from nas.builder import build, example_input
+    from nas.builder import example_input, lazy_model
     from nas.evaluate import measure, zero_cost
 
     config = config or EvalConfig()
@@ -187,14 +187,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     result = TrialResult(spec.hash(), spec.summary(), "ok", input_shape=tuple(input_shape),
                          num_classes=int(data.num_classes))
     start = time.perf_counter()
-    built: list = []
-
-    def get_model():
-        if not built:
-            torch.manual_seed(config.seed)
-            built.append(build(spec, input_shape, data.num_classes))
-        return built[0]
-
+    get_model = lazy_model(spec, input_shape, data.num_classes, seed=config.seed)
     try:
         measured: dict[str, Any] = {}
         if precheck is not None:
@@ -249,7 +242,6 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         save_file(state, str(weights_path), metadata={"spec_hash": result.spec_hash})
     result.wall_s = time.perf_counter() - start
     del model
-    built.clear()
     return result
 
 
