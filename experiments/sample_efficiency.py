@@ -1,4 +1,5 @@
-"""Sample efficiency of the samplers: hypervolume vs. trial count for random, tpe, nsga2 and evolution.
+"""Sample efficiency of the samplers: hypervolume vs. trial count for random, tpe, nsga2, evolution and predictor
+(plus the control ``screened``: the predictor's screening without its forest, see CONTROLS).
 
 Fashion-MNIST (a class-balanced subset, a fixed proxy budget: one short training per trial, no rungs), the vision
 space, two objectives (accuracy, CPU latency in ms), 3 seeds per sampler. Each (sampler, seed) is its own run
@@ -33,7 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, Report, machine_info  # noqa: E402
 
-SAMPLERS = ("random", "tpe", "nsga2", "evolution")
+SAMPLERS = ("random", "tpe", "nsga2", "evolution", "predictor")
+# Controls, named like samplers: "screened" is the predictor with a startup as long as the run (every trial is the
+# first random candidate that passes the predictor's screening, none is chosen by the forest): what the screening
+# alone is worth.
+CONTROLS = {"screened": lambda base: {"sampler": "predictor", "population_size": base["trials"]}}
 OBJECTIVES = ["accuracy", "latency_ms"]
 MAX_LATENCY_MS = 20.0
 REFERENCE = [0.0, MAX_LATENCY_MS]  # hypervolume reference point: accuracy 0, latency at the constraint
@@ -103,11 +108,48 @@ def advance(base: dict, runs_dir: Path, samplers, seeds, deadline: float) -> boo
                 return False
             print(f"{name}: {have or 0}/{target} trials; continuing for up to {left / 60:.1f} min", flush=True)
             config = {**base, "sampler": sampler, "seed": seed, "name": name, "time_budget_s": left}
+            if sampler in CONTROLS:
+                config.update(CONTROLS[sampler](base))
             search(config, name=name, runs_dir=runs_dir, resume=True, quiet=True)
             have = counted_trials(runs_dir / name) or 0
             if have < target:
                 return False
     return True
+
+
+def timings(runs_dir: Path, samplers, seeds, target: int) -> list[list]:
+    """Per sampler: what its runs cost in time, from the trials' start / completion times in the journal.
+
+    Outside ``evaluate`` = a trial's duration minus its ``wall_s`` (the evaluation): the sampler's choice (for the
+    predictor: counting and ranking its candidates) plus storage and bookkeeping."""
+    import optuna
+
+    from nas.control.rundir import RunDir
+
+    rows = []
+    for sampler in samplers:
+        outside, totals, trained = [], [], []
+        for seed in seeds:
+            path = runs_dir / run_name(sampler, seed)
+            if not RunDir.is_run(path):
+                continue
+            run = RunDir.open(path)
+            study = optuna.load_study(study_name=run.study_name, storage=run.storage())
+            trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete and t.number < target]
+            total = 0.0
+            for t in trials:
+                seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+                total += seconds
+                wall = t.user_attrs.get("wall_s")
+                if t.state.name == "COMPLETE" and wall is not None and "reused_from" not in t.user_attrs:
+                    outside.append(seconds - float(wall))
+            totals.append(total / 60)
+            trained.append(sum(t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs for t in trials))
+        if totals:
+            rows.append([sampler, len(totals), f"{statistics.median(outside) * 1000:.0f}" if outside else "",
+                         f"{statistics.mean(totals):.1f} ({min(totals):.1f}-{max(totals):.1f})",
+                         f"{statistics.mean(trained):.1f}"])
+    return rows
 
 
 def curves(runs_dir: Path, samplers, seeds, target: int):
@@ -250,6 +292,10 @@ def main(argv=None) -> int:
                 f"{base['constraints']}, latency_min_time_s {base.get('latency_min_time_s', 'default')}; "
                 f"{'complete' if complete else 'INCOMPLETE (partial curves)'}.")
     summarize(report, found, base["trials"], default, write_csv=not args.no_write and complete)
+    report.table(["sampler", "runs", "outside evaluate, ms per trial (median)", "minutes per run, mean (range)",
+                  "trials trained per run (mean)"], timings(runs_dir, samplers, seeds, base["trials"]),
+                 title="What the runs cost in time (trial start to completion, from the journal; 'outside evaluate' "
+                       "is the sampler's choice plus storage and bookkeeping)")
     if not args.no_write and complete:
         report.write()
     return 0

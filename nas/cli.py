@@ -228,7 +228,7 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--trials", type=int, default=None, help="number of trials (COMPLETE + PRUNED + FAIL)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
-    p.add_argument("--sampler", default=None, help="tpe, nsga2, random, gp or evolution")
+    p.add_argument("--sampler", default=None, help="tpe, nsga2, random, gp, evolution or predictor")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--dataset", default=None)
     p.add_argument("--epochs", type=float, default=None, help="budget.epochs")

@@ -10,7 +10,8 @@ A run config names everything a search needs::
     constraints: {max_latency_ms: 5, max_params: 200000, max_flops: 5000000}
     budget: {epochs: 2, batch_size: 32}  # the fields of nas.evaluate.train.Budget
     rungs: [0.5]                     # optional multi-fidelity checks, as fractions of budget.epochs
-    sampler: nsga2                   # tpe | nsga2 | random | gp | evolution (default: nsga2 with >= 2 objectives)
+    sampler: nsga2                   # tpe | nsga2 | random | gp | evolution | predictor (default: nsga2 with >= 2 objectives)
+    candidates: 16                   # predictor: candidates counted, screened and ranked per trial
     trials: 16                       # and/or time_budget_s
     seed: 0
     device: auto                     # training device
@@ -43,7 +44,7 @@ from nas.yamlio import load_yaml
 # Kept in step with nas.evaluate.evaluate.OBJECTIVES (a test checks it) so that loading a config stays torch-free.
 OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize",
                               "flops": "minimize", "activation_mb": "minimize"}
-SAMPLERS = ("tpe", "nsga2", "random", "gp", "evolution")
+SAMPLERS = ("tpe", "nsga2", "random", "gp", "evolution", "predictor")
 # Keys whose change would make the trials already in a run incomparable with new ones.
 INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives", "constraints", "budget", "rungs",
                 "rung_keep")
@@ -98,6 +99,7 @@ class RunConfig(_Strict):
     sampler: str | None = None
     population_size: int | None = Field(default=None, ge=2)
     tournament_size: int | None = Field(default=None, ge=1)
+    candidates: int = Field(default=16, ge=1)  # predictor: candidates screened and ranked per trial
     trials: int | None = Field(default=None, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
     seed: int = 0

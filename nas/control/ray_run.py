@@ -126,12 +126,13 @@ def is_ray_run(run: RunDir) -> bool:
 
 
 def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: str | None, gpus: float | None):
-    from nas.control.search import Engine, resume_header
+    from nas.control.search import Engine, keep_sampler, resume_header
 
     if not is_ray_run(run):
         raise RunError("this run was made by the optuna backend; continue it without --backend ray",
                        file=str(run.path))
     check_address(address)
+    keep_sampler(run, prepared)
     engine = Engine(prepared, quiet=quiet)
     run.lock()
     try:
@@ -336,7 +337,7 @@ def make_searcher(engine, prepared, ray_dir: Path, *, quiet: bool):
         objectives=list(config.objectives),
         space=DefineByRun(prepared.space, config.budget_key()), metric=list(config.objectives),
         mode=["max" if d == "maximize" else "min" for d in config.directions],
-        sampler=make_sampler(config, prepared.space, seed=seed),
+        sampler=make_sampler(config, prepared.space, seed=seed, input=(engine.input_shape, engine.num_classes)),
         study_name=engine.run_dir.study_name, storage=engine.storage)
 
 

@@ -1,4 +1,5 @@
-"""Optuna samplers for a run config: tpe, nsga2, random, gp, and ``evolution`` (aging evolution over the grammar).
+"""Optuna samplers for a run config: tpe, nsga2, random, gp, ``evolution`` (aging evolution over the grammar) and
+``predictor`` (predictor-guided local search with screened candidates: :mod:`nas.control.predictor`).
 
 Every sampler is seeded. A sampler sees the define-by-run parameters of :meth:`nas.grammar.Space.sample`: those a
 relative sampler cannot model jointly (conditional on another choice) are sampled independently.
@@ -7,7 +8,8 @@ relative sampler cannot model jointly (conditional on another choice) are sample
 recent COMPLETE trials; a child is made by picking ``tournament_size`` of them at random, taking the best (for
 several objectives: a random member of the sample's non-dominated set) and changing exactly one of its choices with
 :meth:`nas.grammar.Space.mutate`. Until the population is full, trials are sampled at random. It is an Optuna
-``BaseSampler``: ``before_trial`` decides the child, ``sample_independent`` replays the child's values.
+``BaseSampler``: ``before_trial`` decides the child, ``sample_independent`` replays the child's values (the
+:class:`ReplaySampler` base, shared with ``predictor``).
 """
 from __future__ import annotations
 
@@ -31,8 +33,11 @@ def default_population(trials: int | None) -> int:
     return max(4, min(50, trials // 2))
 
 
-def make_sampler(config, space, *, seed: int | None = None) -> BaseSampler:
-    """The sampler a run config names (``seed`` defaults to the config's)."""
+def make_sampler(config, space, *, seed: int | None = None,
+                 input: tuple[tuple[int, ...], int] | None = None) -> BaseSampler:
+    """The sampler a run config names (``seed`` defaults to the config's). ``input``: the run's (input shape,
+    number of classes), at which ``predictor`` counts a candidate's params and FLOPs (default: the space's
+    reference input)."""
     name = config.sampler_name
     seed = config.seed if seed is None else seed
     population = config.population_size or default_population(config.trials)
@@ -54,22 +59,21 @@ def make_sampler(config, space, *, seed: int | None = None) -> BaseSampler:
         if name == "evolution":
             return EvolutionSampler(space, directions=config.directions, population_size=population,
                                     tournament_size=config.tournament_size or max(2, population // 4), seed=seed)
+        if name == "predictor":
+            from nas.control.predictor import PredictorSampler
+
+            return PredictorSampler(space, objectives=config.objectives, directions=config.directions,
+                                    limits=config.constraints.active(), input=input,
+                                    candidates=config.candidates, seed=seed,
+                                    startup=config.population_size or min(10, population))
     raise ConfigError(f"unknown sampler {name!r}", key="sampler")
 
 
-class EvolutionSampler(BaseSampler):
-    """Aging evolution with tournament selection; a child changes exactly one choice of its parent."""
+class ReplaySampler(BaseSampler):
+    """A sampler that decides a whole spec in ``before_trial`` (``self._children[trial_id]``: the spec's parameter
+    values) and replays it through ``sample_independent``; a parameter it did not decide is sampled at random."""
 
-    PARENT_ATTR = "evolution_parent"
-
-    def __init__(self, space, *, directions: list[str], population_size: int = 20, tournament_size: int = 5,
-                 seed: int | None = None):
-        if population_size < 2:
-            raise ConfigError("population_size must be >= 2 for evolution", key="population_size")
-        self.space = space
-        self.directions = list(directions)
-        self.population_size = population_size
-        self.tournament_size = max(1, min(tournament_size, population_size))
+    def __init__(self, seed: int | None = None):
         self.seed = seed
         self._random = RandomSampler(seed=seed)
         self._children: dict[int, dict[str, Any]] = {}
@@ -82,6 +86,37 @@ class EvolutionSampler(BaseSampler):
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict:
         return {}
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        values = self._children.get(trial._trial_id)
+        if values is not None and param_name in values:
+            value = values[param_name]
+            try:
+                if param_distribution._contains(param_distribution.to_internal_repr(value)):
+                    return value
+            except (ValueError, TypeError):
+                pass
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values) -> None:
+        self._children.pop(trial._trial_id, None)
+
+
+class EvolutionSampler(ReplaySampler):
+    """Aging evolution with tournament selection; a child changes exactly one choice of its parent."""
+
+    PARENT_ATTR = "evolution_parent"
+
+    def __init__(self, space, *, directions: list[str], population_size: int = 20, tournament_size: int = 5,
+                 seed: int | None = None):
+        if population_size < 2:
+            raise ConfigError("population_size must be >= 2 for evolution", key="population_size")
+        super().__init__(seed)
+        self.space = space
+        self.directions = list(directions)
+        self.population_size = population_size
+        self.tournament_size = max(1, min(tournament_size, population_size))
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -110,18 +145,3 @@ class EvolutionSampler(BaseSampler):
         mask = pareto_mask(np.array([t.values for t in sample], dtype=float), self.directions)
         front = [t for t, keep in zip(sample, mask) if keep] or sample
         return rng.choice(front)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        values = self._children.get(trial._trial_id)
-        if values is not None and param_name in values:
-            value = values[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (ValueError, TypeError):
-                pass
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values) -> None:
-        self._children.pop(trial._trial_id, None)

@@ -148,7 +148,8 @@ class Engine:
         n = len(self.study.get_trials(deepcopy=False))
         # a resumed run must not replay the sampler's random stream from the start (that repeats old trials)
         seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        self.study.sampler = make_sampler(self.config, self.space, seed=seed)
+        self.study.sampler = make_sampler(self.config, self.space, seed=seed,
+                                          input=(self.input_shape, self.num_classes))
 
     def recover_stale(self) -> list[int]:
         """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again."""
@@ -536,7 +537,9 @@ def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: flo
 
 def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, Any], storage_url: str | None,
             **meta: Any) -> RunDir:
-    """The run folder of a new search (both backends): config and space snapshots, run.json (plus ``meta``)."""
+    """The run folder of a new search (both backends): config and space snapshots, run.json (plus ``meta``).
+    The sampler is resolved into the config snapshot (the default becomes a name), so the run keeps it."""
+    prepared.config.sampler = prepared.config.sampler_name
     run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(prepared.config),
                         space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
     if meta:
@@ -556,7 +559,23 @@ def resume_header(prepared: Prepared, run: RunDir, where: str = "") -> str:
     return f"{now()} resume {run.study_name}{where}: {_target_text(prepared.config)}"
 
 
+def keep_sampler(run: RunDir, prepared: Prepared) -> None:
+    """A continued run keeps its sampler unless the config names one: the one in its config snapshot (a new run's
+    default is resolved into it), or for a run made before that (``sampler: null``) the default of that time:
+    NSGA-II with several objectives, TPE with one."""
+    if prepared.config.sampler is not None:
+        return
+    import yaml
+
+    try:
+        stored = (yaml.safe_load((run.path / CONFIG_FILE).read_text()) or {}).get("sampler")
+    except (OSError, yaml.YAMLError, AttributeError):
+        stored = None
+    prepared.config.sampler = stored or ("nsga2" if len(prepared.config.objectives) >= 2 else "tpe")
+
+
 def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, parallel=None):
+    keep_sampler(run, prepared)
     engine = Engine(prepared, quiet=quiet)
     run.lock()
     try:

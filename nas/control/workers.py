@@ -267,7 +267,8 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
     config = engine.config
     n = len(engine.study.get_trials(deepcopy=False))
     seed = (config.seed * 1_000_003 + n * 7919 + slot * 104_729 + generation * 15_485_863) % (2**31 - 1)
-    engine.study.sampler = make_sampler(config, engine.space, seed=seed)
+    engine.study.sampler = make_sampler(config, engine.space, seed=seed,
+                                        input=(engine.input_shape, engine.num_classes))
     engine.tally = engine.load_tally()
     engine.progress = Progress(objectives=config.objectives, directions=config.directions, target=config.trials,
                                time_budget_s=None, quiet=True, log=run.log, tally=engine.tally)

@@ -63,6 +63,20 @@ def test_ray_search_restore_and_report(tmp_path, ray_session):
     assert "ray experiment tune-1 (restored)" in (run_dir / "search.log").read_text()
 
 
+def test_ray_backend_drives_the_predictor_sampler(tmp_path, ray_session):
+    """The predictor decides a whole spec in before_trial and replays it: that works through OptunaSearch too."""
+    from nas.control.search import search
+
+    cfg = write_config(tmp_path, trials=4, sampler="predictor", population_size=2)
+    search(cfg, name="p", runs_dir=tmp_path / "runs", backend="ray", quiet=True)
+    trials = journal_study(tmp_path / "runs" / "p").trials
+    assert counted(trials) == 4
+    notes = [t.user_attrs["predictor"] for t in trials]
+    assert all(n["pool"] >= 1 for n in notes)
+    assert any("predicted" in n for n in notes)  # after the 2 startup trials the forest chose
+    assert len({t.user_attrs["spec_hash"] for t in trials}) == 4
+
+
 def test_ray_reuses_a_spec_evaluated_before(tmp_path, ray_session):
     """No repeats on Ray: a spec already COMPLETE at the same budget is told its stored result (``reused_from``)
     by the searcher and never becomes a Ray trial."""

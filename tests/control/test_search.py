@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 import nas
+from nas.control.config import SAMPLERS
 from nas.control.search import Engine, prepare
 from nas.errors import RunError
 from nas.spec import ArchSpec
@@ -125,7 +126,7 @@ def test_sqlite_storage(tmp_path):
     assert len(nas.resume(tmp_path / "runs" / "sql", trials=3, quiet=True).get_trials()) == 3
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp", "evolution"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_samplers_drive_define_by_run_sampling(tmp_path, sampler):
     """Every sampler proposes valid specs of a conditional space (no training: a stand-in objective)."""
     from nas.control.samplers import make_sampler
@@ -215,3 +216,31 @@ def test_resume_repairs_a_journal_cut_mid_write(tmp_path):
     assert counted(journal_study(run).get_trials()) == 3 == len(study.get_trials())
     log = (run / "search.log").read_text()
     assert "removed a stale journal lock" in log and "half-written journal record" in log
+
+
+def test_a_run_keeps_its_sampler(tmp_path):
+    """The default is resolved into a new run's config snapshot; a run whose snapshot names none (made before
+    that) resumes with the default of its time (NSGA-II for two objectives), not today's."""
+    import yaml
+
+    from nas.control.config import RunConfig
+
+    default = RunConfig.model_validate({k: v for k, v in TINY.items() if k != "sampler"}).sampler_name
+    study = nas.search(write_config(tmp_path, trials=1, sampler=None), runs_dir=tmp_path / "runs", name="d",
+                       quiet=True)
+    snapshot = tmp_path / "runs" / "d" / "config.yaml"
+    assert yaml.safe_load(snapshot.read_text())["sampler"] == default
+    assert type(study.sampler).__name__ == type(make_sampler_for(default)).__name__
+    data = yaml.safe_load(snapshot.read_text())
+    data["sampler"] = None  # as written before the default was resolved at creation
+    snapshot.write_text(yaml.safe_dump(data))
+    resumed = nas.resume(tmp_path / "runs" / "d", trials=2, quiet=True)
+    assert isinstance(resumed.sampler, optuna.samplers.NSGAIISampler)
+    assert yaml.safe_load(snapshot.read_text())["sampler"] == "nsga2"  # and says so from now on
+
+
+def make_sampler_for(name: str):
+    from nas.control.samplers import make_sampler
+
+    prepared = prepare({**TINY, "sampler": name})
+    return make_sampler(prepared.config, prepared.space)

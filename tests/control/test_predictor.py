@@ -1,0 +1,125 @@
+"""The ``predictor`` sampler: screened candidates, predictions recorded, no repeats, deterministic, and it learns."""
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+import nas
+from nas.control.samplers import make_sampler
+from nas.control.search import prepare
+from nas.control.suggest import OptunaSuggest
+from nas.pareto import hypervolume
+
+from conftest import TINY, write_config
+
+INPUT = ((1, 8, 8), 10)  # digits
+
+
+def _drive(config, space, objective, trials: int, *, seed: int = 0):
+    """A study over ``space`` with a stand-in objective (no training): (study, specs in trial order)."""
+    study = optuna.create_study(directions=config.directions, sampler=make_sampler(config, space, seed=seed,
+                                                                                   input=INPUT))
+    specs = []
+    for _ in range(trials):
+        trial = study.ask()
+        spec = space.sample(OptunaSuggest(trial))
+        specs.append(spec)
+        study.tell(trial, objective(spec))
+    return study, specs
+
+
+def _stand_in(spec):
+    """Accuracy-like (max) and latency-like (min) values that depend on the choices, deterministically."""
+    width = sum(s.width for s in spec.stages)
+    depth = sum(s.depth for s in spec.stages)
+    return [min(1.0, 0.2 + width / 600 + 0.05 * depth) - 0.1 * (spec.stem.width > 32), 0.5 + depth * width / 500]
+
+
+@pytest.fixture(scope="module")
+def vision():
+    prepared = prepare({**TINY, "space": "vision", "sampler": "predictor", "population_size": 4,
+                        "constraints": {"max_params": 150_000}})
+    return prepared.config, prepared.space
+
+
+def test_counted_constraint_breakers_never_become_trials(vision):
+    config, space = vision
+    study, specs = _drive(config, space, _stand_in, 10)
+    params = [space.constraint_costs(s, *INPUT, what=["params"])["params"] for s in specs]
+    assert all(p <= 150_000 for p in params), params
+    for spec in specs:  # nor do the space's own constraints (at its reference input)
+        assert not space.violations(spec)
+    screened = [t.user_attrs["predictor"] for t in study.trials]
+    assert sum(note["dropped"] for note in screened) > 0  # the limit binds: some candidates were dropped
+    # random sampling of the same space does propose such specs
+    random_config = config.model_copy(update={"sampler": "random"})
+    _, random_specs = _drive(random_config, space, _stand_in, 10)
+    assert any(space.constraint_costs(s, *INPUT, what=["params"])["params"] > 150_000 or space.violations(s)
+               for s in random_specs)
+
+
+def test_predictions_are_recorded_after_startup_and_nothing_repeats(vision):
+    config, space = vision
+    study, specs = _drive(config, space, _stand_in, 9)
+    assert len({s.hash() for s in specs}) == len(specs)
+    notes = [t.user_attrs["predictor"] for t in study.trials]
+    assert all("predicted" not in n for n in notes[:4])  # startup: random feasible candidates
+    assert all(n["origin"] == "random" for n in notes[:4])
+    for note in notes[4:]:
+        assert note["pool"] > 1
+        mean, sd = note["predicted"]["accuracy"]
+        assert 0.0 <= mean <= 1.0 and sd >= 0.0
+        assert set(note["predicted"]) == {"accuracy", "latency_ms"}
+    assert any(n["origin"].startswith("mutation of #") for n in notes[4:])
+
+
+def test_exact_objectives_are_counted_not_predicted():
+    prepared = prepare({**TINY, "space": "vision", "sampler": "predictor", "population_size": 3,
+                        "objectives": ["accuracy", "params"]})
+    config, space = prepared.config, prepared.space
+    study, specs = _drive(config, space, lambda s: [_stand_in(s)[0],
+                                                    space.constraint_costs(s, *INPUT, what=["params"])["params"]], 5)
+    last = study.trials[-1]
+    mean, sd = last.user_attrs["predictor"]["predicted"]["params"]
+    assert sd == 0.0 and mean == space.constraint_costs(specs[-1], *INPUT, what=["params"])["params"]
+
+
+def test_seeded_and_guided_trials_improve_on_the_startup_ones():
+    """Same seed, same trials. On a stand-in problem with a sweet spot in model size (accuracy peaks at ~200k
+    parameters; latency grows with FLOPs), the trials chosen by the predictor after the random startup are better
+    on average than the startup trials: a sampler that does not learn has the same expectation in both parts."""
+    import math
+
+    prepared = prepare({**TINY, "space": "vision", "sampler": "predictor", "population_size": 4})
+    config, space = prepared.config, prepared.space
+
+    def sweet_spot(spec):
+        costs = space.constraint_costs(spec, *INPUT, what=["params", "flops"])
+        return [math.exp(-(math.log10(costs["params"]) - 5.3) ** 2), math.log10(costs["flops"])]
+
+    a, _ = _drive(config, space, sweet_spot, 12, seed=1)
+    b, _ = _drive(config, space, sweet_spot, 12, seed=1)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    accuracy = [t.values[0] for t in a.trials]
+    assert np.mean(accuracy[4:]) > np.mean(accuracy[:4])
+
+
+def test_a_search_with_the_predictor_end_to_end(tmp_path):
+    study = nas.search(write_config(tmp_path, sampler="predictor", trials=5, population_size=2),
+                       runs_dir=tmp_path / "runs", quiet=True)
+    trials = study.get_trials()
+    assert len(trials) == 5
+    assert all("predictor" in t.user_attrs for t in trials)
+    assert "predicted" in trials[-1].user_attrs["predictor"] or trials[-1].user_attrs["predictor"]["pool"] <= 1
+    assert len({t.user_attrs["spec_hash"] for t in trials}) == 5  # 8 architectures: no repeat in 5 trials
+
+
+def test_startup_is_the_population_size_when_given():
+    from nas.control.predictor import PredictorSampler
+
+    for extra, startup in (({"population_size": 12}, 12), ({"trials": 40}, 10), ({"trials": 8}, 4)):
+        prepared = prepare({**TINY, "sampler": "predictor", **extra})
+        sampler = make_sampler(prepared.config, prepared.space, input=INPUT)
+        assert isinstance(sampler, PredictorSampler) and sampler.startup == startup, extra
+        assert sampler.n_candidates == 16
