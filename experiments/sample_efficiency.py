@@ -8,8 +8,8 @@ again continues the unfinished runs where they stopped (``nas resume`` semantics
 proceeds in steps that fit a 10-minute command (``--max-minutes``, default 8: no new trial starts after that; a
 trial in flight finishes first). Once every run is complete the hypervolume curves are written.
 
-Target: the default sampler for two objectives (nsga2) reaches random search's final hypervolume (mean over the
-seeds) in at most half of random's trials.
+Target: the default sampler for two objectives (predictor since session 4; nsga2 before) reaches random search's
+final hypervolume (mean over the seeds) in at most half of random's trials.
 
 NOT RUN IN FULL HERE: 4 samplers x 3 seeds x 64 trials = 768 trainings take hours on a 2-core CPU (roughly 15-30 s
 per trial). Repeat this command until it prints "all runs complete" (each call <= ~9 minutes):
@@ -117,24 +117,28 @@ def advance(base: dict, runs_dir: Path, samplers, seeds, deadline: float) -> boo
     return True
 
 
+def stored_studies(runs_dir: Path, sampler: str, seeds):
+    """The Optuna studies of the runs of ``sampler`` that exist, in seed order."""
+    import optuna
+
+    from nas.control.rundir import RunDir
+
+    for seed in seeds:
+        path = runs_dir / run_name(sampler, seed)
+        if RunDir.is_run(path):
+            run = RunDir.open(path)
+            yield optuna.load_study(study_name=run.study_name, storage=run.storage())
+
+
 def timings(runs_dir: Path, samplers, seeds, target: int) -> list[list]:
     """Per sampler: what its runs cost in time, from the trials' start / completion times in the journal.
 
     Outside ``evaluate`` = a trial's duration minus its ``wall_s`` (the evaluation): the sampler's choice (for the
     predictor: counting and ranking its candidates) plus storage and bookkeeping."""
-    import optuna
-
-    from nas.control.rundir import RunDir
-
     rows = []
     for sampler in samplers:
         outside, totals, trained = [], [], []
-        for seed in seeds:
-            path = runs_dir / run_name(sampler, seed)
-            if not RunDir.is_run(path):
-                continue
-            run = RunDir.open(path)
-            study = optuna.load_study(study_name=run.study_name, storage=run.storage())
+        for study in stored_studies(runs_dir, sampler, seeds):
             trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete and t.number < target]
             total = 0.0
             for t in trials:
@@ -155,22 +159,14 @@ def timings(runs_dir: Path, samplers, seeds, target: int) -> list[list]:
 def curves(runs_dir: Path, samplers, seeds, target: int):
     """{sampler: [hypervolume after k trials for k = 1..target, one list per seed]}."""
     import numpy as np
-    import optuna
 
-    from nas.control.rundir import RunDir
+    from nas.control.search import counted
     from nas.pareto import hypervolume_history
 
     found = {}
     for sampler in samplers:
         found[sampler] = []
-        for seed in seeds:
-            path = runs_dir / run_name(sampler, seed)
-            if not RunDir.is_run(path):
-                continue
-            run = RunDir.open(path)
-            study = optuna.load_study(study_name=run.study_name, storage=run.storage())
-            from nas.control.search import counted
-
+        for study in stored_studies(runs_dir, sampler, seeds):
             rows = []
             for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
                 if not counted(t):
@@ -245,7 +241,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-threads", type=int, default=None,
                         help=f"torch threads per trial (default {FULL['train_threads']})")
     parser.add_argument("--population-size", type=int, default=None,
-                        help=f"nsga2 / evolution population (default {FULL['population_size']})")
+                        help="nsga2 / evolution population; the random startup of predictor (tpe / gp: at most 10) "
+                             f"(default {FULL['population_size']})")
     parser.add_argument("--latency-min-time", type=float, default=None, metavar="S",
                         help="latency_min_time_s: keep timing a candidate until the timed calls span S seconds "
                              "(default: the config default)")

@@ -10,7 +10,8 @@ A run config names everything a search needs::
     constraints: {max_latency_ms: 5, max_params: 200000, max_flops: 5000000}
     budget: {epochs: 2, batch_size: 32}  # the fields of nas.evaluate.train.Budget
     rungs: [0.5]                     # optional multi-fidelity checks, as fractions of budget.epochs
-    sampler: nsga2                   # tpe | nsga2 | random | gp | evolution | predictor (default: nsga2 with >= 2 objectives)
+    sampler: predictor               # tpe | nsga2 | random | gp | evolution | predictor
+                                     # (default: predictor with >= 2 objectives, tpe with 1)
     candidates: 16                   # predictor: candidates counted, screened and ranked per trial
     trials: 16                       # and/or time_budget_s
     seed: 0
@@ -157,7 +158,9 @@ class RunConfig(_Strict):
 
     @property
     def sampler_name(self) -> str:
-        return self.sampler or ("nsga2" if len(self.objectives) >= 2 else "tpe")
+        """The sampler this config runs: its own, else the default, ``predictor`` with several objectives (measured:
+        experiments/results/sample_efficiency.md) and ``tpe`` with one. A new run stores the resolved name."""
+        return self.sampler or ("predictor" if len(self.objectives) >= 2 else "tpe")
 
     def budget_obj(self):
         from nas.evaluate.train import Budget

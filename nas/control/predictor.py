@@ -9,22 +9,22 @@ many candidates and spends the trial on the most promising one:
 2. **Screening**: params and FLOPs of each candidate are counted (at the space's reference input, and at the run's
    input where the run constrains or optimises them; cached per spec, about 50-100 ms a count on a CPU). A
    candidate that breaks the space's constraints or the run's ``max_params`` / ``max_flops``, or that does not
-   build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the reference point
-   below, and the engine still checks it.)
+   build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the
+   reference point below, and the engine still checks it.)
 3. **Prediction**: one random forest per objective that is not known exactly (accuracy, latency, ...) is fitted on
-   the study's COMPLETE trials. Features: log params and log FLOPs (at the reference input) and every grammar choice (categorical choices by
-   index, inactive ones as -1). ``params`` / ``flops`` objectives are known exactly from the count. The spread of
-   the trees' predictions is the uncertainty.
+   the study's COMPLETE trials. Features: log params and log FLOPs (at the reference input) and every grammar
+   choice (categorical choices by index, inactive ones as -1). ``params`` / ``flops`` objectives are known exactly
+   from the count. The spread of the trees' predictions is the uncertainty.
 4. **Acquisition**: expected hypervolume improvement over the current front, by Monte Carlo (32 draws from a normal
    with the forest's mean and spread per objective). The reference point is the run's limit where one applies to
    an objective (``max_latency_ms`` for latency, ...) and otherwise the worst value seen, widened by a tenth of
    the range. If no candidate is expected to improve the front, the one closest to it is taken.
 
-Until ``startup`` trials are complete there is nothing to learn from: each trial is then the first random candidate
-that passes the screening. Every trial records what the sampler expected (user attr ``predictor``: how the spec was
-proposed, the predicted mean and spread per objective, candidates screened out), so a run shows how well the
-predictor did. Deterministic for a seed. Works for any number of objectives (the Monte Carlo hypervolume is exact
-per draw, so more than three objectives get slow).
+Until ``startup`` trials (the run's ``population_size``, else at most 10) are complete there is nothing to learn
+from: each trial is then the first random candidate that passes the screening. Every trial records what the sampler
+expected (user attr ``predictor``: how the spec was proposed, the predicted mean and spread per objective,
+candidates screened out), so a run shows how well the predictor did. Deterministic for a seed. Works for any number
+of objectives (the Monte Carlo hypervolume is exact per draw, so more than three objectives get slow).
 
 Related work: BANANAS (White et al., 2021) and NPENAS (Wei et al., 2022) guide the search with a predictor trained
 on the evaluated architectures and a mutation-based acquisition optimiser; this is that idea with a small random

@@ -34,11 +34,11 @@ def test_objectives_match_the_evaluator():
     assert OBJECTIVES == EVAL
 
 
-def test_demo_defaults_to_nsga2_with_two_objectives():
+def test_demo_uses_the_default_sampler_predictor_with_two_objectives():
     config, _ = load_config(REPO / "experiments" / "digits_demo.yaml")
     assert config.objectives == ["accuracy", "latency_ms"]
     assert config.directions == ["maximize", "minimize"]
-    assert config.sampler_name == "nsga2"
+    assert config.sampler is None and config.sampler_name == "predictor"
     single, _ = load_config({"space": "vision", "trials": 2, "objectives": ["accuracy"]})
     assert single.sampler_name == "tpe"
 
