@@ -156,6 +156,29 @@ def timings(runs_dir: Path, samplers, seeds, target: int) -> list[list]:
     return rows
 
 
+def prediction_quality(runs_dir: Path, seeds) -> list[list]:
+    """How well the predictor's forest predicted the trials it chose (user attr ``predictor``): per objective,
+    Spearman's rho of predicted mean vs. measured value, mean absolute error, share within one predicted sd."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    pairs: dict[str, list[tuple[float, float, float]]] = {}
+    for study in stored_studies(runs_dir, "predictor", seeds):
+        for t in study.get_trials(deepcopy=False):
+            predicted = (t.user_attrs.get("predictor") or {}).get("predicted")
+            if t.state.name != "COMPLETE" or not predicted or "reused_from" in t.user_attrs:
+                continue
+            for objective, value in zip(OBJECTIVES, t.values):
+                mean, sd = predicted[objective]
+                pairs.setdefault(objective, []).append((mean, sd, value))
+    rows = []
+    for objective, found in pairs.items():
+        mean, sd, value = (np.array(c) for c in zip(*found))
+        rows.append([objective, len(found), f"{spearmanr(mean, value)[0]:.2f}", f"{np.mean(np.abs(mean - value)):.3f}",
+                     f"{np.mean(np.abs(value - mean) <= sd):.2f}"])
+    return rows
+
+
 def curves(runs_dir: Path, samplers, seeds, target: int):
     """{sampler: [hypervolume after k trials for k = 1..target, one list per seed]}."""
     import numpy as np
@@ -293,6 +316,10 @@ def main(argv=None) -> int:
                   "trials trained per run (mean)"], timings(runs_dir, samplers, seeds, base["trials"]),
                  title="What the runs cost in time (trial start to completion, from the journal; 'outside evaluate' "
                        "is the sampler's choice plus storage and bookkeeping)")
+    if "predictor" in samplers:
+        report.table(["objective", "trials chosen by the forest", "Spearman rho (predicted vs. measured)",
+                      "mean absolute error", "share within one predicted sd"], prediction_quality(runs_dir, seeds),
+                     title="The predictor's forecasts for the trials it chose (after its random startup)")
     if not args.no_write and complete:
         report.write()
     return 0
