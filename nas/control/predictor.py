@@ -77,7 +77,7 @@ class PredictorSampler(ReplaySampler):
         self.startup = max(1, int(startup))
         self.mutate_share = float(mutate_share)
         self.choice_params = space.choices()
-        self._hash_of: dict[int, str | None] = {}  # trial number -> spec hash (None: its params do not replay)
+        self._hash_of: dict[int, str] = {}  # trial number -> spec hash (trials that are no longer running)
         self._spec_of: dict[str, Any] = {}
         self._features: dict[str, list[float]] = {}
 

@@ -327,17 +327,13 @@ def make_scheduler(config):
 
 
 def make_searcher(engine, prepared, ray_dir: Path, *, quiet: bool):
-    from nas.control.samplers import make_sampler
-
     config = prepared.config
-    n = len(engine.study.get_trials(deepcopy=False))
-    seed = config.seed if n == 0 else (config.seed * 1_000_003 + n) % (2**31 - 1)
     return _searcher_class()(
         control_file=str(ray_dir / CONTROL_FILE), log_file=str(engine.run_dir.path.resolve() / "search.log"),
         objectives=list(config.objectives),
         space=DefineByRun(prepared.space, config.budget_key()), metric=list(config.objectives),
         mode=["max" if d == "maximize" else "min" for d in config.directions],
-        sampler=make_sampler(config, prepared.space, seed=seed, input=(engine.input_shape, engine.num_classes)),
+        sampler=engine.new_sampler(),
         study_name=engine.run_dir.study_name, storage=engine.storage)
 
 

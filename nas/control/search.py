@@ -126,8 +126,6 @@ class Engine:
     def attach(self, run: RunDir, *, create: bool) -> None:
         import optuna
 
-        from nas.control.samplers import make_sampler
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.run_dir = run
         self.storage = run.storage()
@@ -145,11 +143,18 @@ class Engine:
             except KeyError:
                 raise RunError(f"study {run.study_name!r} is not in the run's storage {run.storage_url}",
                                file=str(run.path)) from None
-        n = len(self.study.get_trials(deepcopy=False))
-        # a resumed run must not replay the sampler's random stream from the start (that repeats old trials)
-        seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        self.study.sampler = make_sampler(self.config, self.space, seed=seed,
-                                          input=(self.input_shape, self.num_classes))
+        self.study.sampler = self.new_sampler()
+
+    def new_sampler(self, seed: int | None = None):
+        """The run's sampler, counting candidates at this run's input. The default seed is the config's for a new
+        study and otherwise depends on the trials stored: a resumed run must not replay the sampler's random stream
+        from the start (that repeats old trials)."""
+        from nas.control.samplers import make_sampler
+
+        if seed is None:
+            n = len(self.study.get_trials(deepcopy=False))
+            seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
+        return make_sampler(self.config, self.space, seed=seed, input=(self.input_shape, self.num_classes))
 
     def recover_stale(self) -> list[int]:
         """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again."""

@@ -257,7 +257,6 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
 
     from nas.control.progress import Progress
     from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
-    from nas.control.samplers import make_sampler
     from nas.control.search import Engine, prepare
 
     run = RunDir.open(run_path)
@@ -267,8 +266,7 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
     config = engine.config
     n = len(engine.study.get_trials(deepcopy=False))
     seed = (config.seed * 1_000_003 + n * 7919 + slot * 104_729 + generation * 15_485_863) % (2**31 - 1)
-    engine.study.sampler = make_sampler(config, engine.space, seed=seed,
-                                        input=(engine.input_shape, engine.num_classes))
+    engine.study.sampler = engine.new_sampler(seed)
     engine.tally = engine.load_tally()
     engine.progress = Progress(objectives=config.objectives, directions=config.directions, target=config.trials,
                                time_budget_s=None, quiet=True, log=run.log, tally=engine.tally)
