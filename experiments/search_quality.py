@@ -119,9 +119,9 @@ def study_out(study: str) -> Path:
 
 
 def write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    os.replace(tmp, path)
+    from nas.control.rundir import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=1, default=float))
 
 
 def read_json(path: Path, default=None):
@@ -465,7 +465,10 @@ def step_summarize(args) -> None:
         # vs random
         rnd_csv = d / "trials-random.csv"
         if rnd_csv.exists():
-            guided = {name: d / f"trials-{name}.csv" for name in ("nsga2", "tpe", "evolution", "predictor")}
+            from nas.control.config import SAMPLERS
+
+            order = ["nsga2"] + [name for name in SAMPLERS if name not in ("nsga2", "random")]
+            guided = {name: d / f"trials-{name}.csv" for name in order}
             guided = {name: path for name, path in guided.items() if path.exists()}
             frames = [pd.read_csv(path) for path in [rnd_csv, *guided.values()]]
             both = pd.concat(frames)
