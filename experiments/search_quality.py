@@ -54,6 +54,11 @@ STUDIES: dict[str, dict] = {
     # fmnist_vision with the CPU profile's FLOPs cap raised from 100 to 250 MFLOPs: the ResNet baselines (188-247
     # MFLOPs at 28x28) are then inside the searched region. Does the search find nets of their class?
     "fmnist_vision_cap250": {"space": "vision", "dataset": "fashion_mnist", "full": True, "max_flops": 250e6},
+    # fmnist_vision_cap250 warm-started from the space's hand-designed baselines (config key warm_start), with the
+    # default sampler (predictor): the baselines are the first trials, so the search mutates them if they are on the
+    # front. Does local search around a ResNet find a net that dominates it? Warm-start trials are not "found".
+    "fmnist_vision_warm": {"space": "vision", "dataset": "fashion_mnist", "full": True, "max_flops": 250e6,
+                           "sampler": "predictor", "warm_start": ["baselines"], "trials": 32},
     "cifar10_vision": {"space": "vision", "dataset": "cifar10", "full": True},
     "cifar10_mobile": {"space": "mobile", "dataset": "cifar10", "full": True},
     "seqmnist_rows": {"space": "sequence", "dataset": "mnist:rows", "full": False},
@@ -79,8 +84,13 @@ PROFILES: dict[str, dict] = {
 }
 
 
+def own_sampler(study: str) -> str:
+    """The sampler of a study's own run (the one its baselines are compared with); other samplers run twins."""
+    return STUDIES[study].get("sampler", "nsga2")
+
+
 def run_name(study: str, sampler: str) -> str:
-    return study if sampler == "nsga2" else f"{study}-{sampler}"
+    return study if sampler == own_sampler(study) else f"{study}-{sampler}"
 
 
 def config_for(study: str, profile: dict, sampler: str, seed: int) -> dict:
@@ -95,7 +105,7 @@ def config_for(study: str, profile: dict, sampler: str, seed: int) -> dict:
         "objectives": ["accuracy", "latency_ms"],
         "budget": {"epochs": profile["epochs"], "batch_size": profile["batch_size"], "lr": profile["lr"]},
         "sampler": sampler,
-        "trials": profile["trials"],
+        "trials": s.get("trials", profile["trials"]),
         "seed": seed,
         "device": "auto",
         "latency_device": "cpu",
@@ -109,6 +119,8 @@ def config_for(study: str, profile: dict, sampler: str, seed: int) -> dict:
         cfg["constraints"] = {"max_flops": s.get("max_flops", profile["max_flops"])}
     if profile["threads"]:
         cfg["train_threads"] = profile["threads"]
+    if s.get("warm_start"):
+        cfg["warm_start"] = list(s["warm_start"])
     return cfg
 
 
@@ -116,6 +128,15 @@ def study_out(study: str) -> Path:
     path = OUT / study
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def baseline_hashes(study: str) -> set[str]:
+    """Spec hashes of the space's baselines: trials of these architectures are not counted as found."""
+    from nas.grammar import load_space, shipped_spaces_dir
+
+    space = load_space(STUDIES[study]["space"])
+    space.load_baselines(shipped_spaces_dir() / "baselines")
+    return {spec.hash() for spec in space.baselines.values()}
 
 
 def write_json(path: Path, data) -> None:
@@ -133,13 +154,14 @@ def step_search(study: str, args) -> None:
     from nas.control.search import search
 
     profile = PROFILES[args.profile]
-    cfg = config_for(study, profile, args.sampler, args.seed)
+    sampler = args.sampler or own_sampler(study)
+    cfg = config_for(study, profile, sampler, args.seed)
     t0 = time.time()
     overrides = {"time_budget_s": args.time_limit} if args.time_limit else None
     study_obj = search(cfg, overrides, name=cfg["name"], runs_dir=WORK / "runs", resume=True, quiet=True)
     n = len(study_obj.trials)
     print(f"[search {cfg['name']}] {n} trials stored ({time.time() - t0:.0f} s this call)", flush=True)
-    export_trials(study, args.sampler)
+    export_trials(study, sampler)
 
 
 def export_trials(study: str, sampler: str) -> None:
@@ -190,8 +212,12 @@ def chosen_members(study: str) -> dict[str, dict]:
     from nas.report import report_data
 
     data = report_data(WORK / "runs" / study, baselines=False)
-    front = data.trials[data.trials["on_front"]]
-    front = front[front["reused_from"].isna()] if "reused_from" in front else front
+    # found = searched: not a reused result, and not a baseline (a warm start, or one the search came across)
+    trials = data.trials[~data.trials["spec_hash"].isin(baseline_hashes(study))]
+    done = trials[(trials["state"] == "COMPLETE")]
+    done = done[done["reused_from"].isna()] if "reused_from" in done else done
+    values = done[["accuracy", "latency_ms"]].to_numpy(dtype=float)
+    front = done[pareto.pareto_mask(values, ["maximize", "minimize"])] if len(done) else done
     values = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
     picked: dict[str, dict] = {}
     if len(front):
@@ -391,10 +417,11 @@ def step_summarize(args) -> None:
     headline, all_rows, tau_rows, seq_rows, hv_rows = [], [], [], [], []
     for study, s in STUDIES.items():
         d = OUT / study
-        trials_csv = d / "trials-nsga2.csv"
+        trials_csv = d / f"trials-{own_sampler(study)}.csv"
         if not trials_csv.exists():
             continue
         trials = pd.read_csv(trials_csv)
+        trials = trials[~trials["spec_hash"].isin(baseline_hashes(study))]  # found = not a baseline
         cfg_path = WORK / "runs" / study / "config.yaml"
         if cfg_path.exists():
             import yaml
@@ -405,8 +432,15 @@ def step_summarize(args) -> None:
                                     f"batch {cfg['budget'].get('batch_size')}, {cfg.get('trials')} trials, "
                                     f"sampler {cfg.get('sampler')}"
                                     + (f", search constrained to <= {cap / 1e6:g} MFLOPs at the dataset's input "
-                                       "(the baselines are not)" if cap else ""))
-        done = trials[trials["state"] == "COMPLETE"].dropna(subset=["accuracy", "latency_ms"])
+                                       "(the baselines are not)" if cap else "")
+                                    + (f", warm start: {', '.join(cfg['warm_start'])} (the first trials; not "
+                                       "counted as found)" if cfg.get("warm_start") else ""))
+        done = trials[trials["state"] == "COMPLETE"].dropna(subset=["accuracy", "latency_ms"]).copy()
+        if len(done):  # the front of the found trials (a warm-start baseline is not one of them)
+            from nas.pareto import pareto_mask
+
+            done["on_front"] = pareto_mask(done[["accuracy", "latency_ms"]].to_numpy(dtype=float),
+                                           ["maximize", "minimize"])
         base = read_json(d / "baselines.json", {}) or {}
         full = read_json(d / "full.json", {}) or {}
 
@@ -467,7 +501,8 @@ def step_summarize(args) -> None:
         if rnd_csv.exists():
             from nas.control.config import SAMPLERS
 
-            order = ["nsga2"] + [name for name in SAMPLERS if name not in ("nsga2", "random")]
+            own = own_sampler(study)
+            order = [own] + [name for name in SAMPLERS if name not in (own, "random")]
             guided = {name: d / f"trials-{name}.csv" for name in order}
             guided = {name: path for name, path in guided.items() if path.exists()}
             frames = [pd.read_csv(path) for path in [rnd_csv, *guided.values()]]
@@ -582,7 +617,7 @@ def write_study_pages(report, tables: dict[str, list], settings: dict[str, str])
 
     for study in STUDIES:
         d = OUT / study
-        if not (d / "trials-nsga2.csv").exists():
+        if not (d / f"trials-{own_sampler(study)}.csv").exists():
             continue
         s = STUDIES[study]
         header = report.header_markdown()
@@ -616,8 +651,9 @@ def main() -> None:
     p.add_argument("step", choices=["search", "baselines", "full", "measure", "all", "summarize"])
     p.add_argument("studies", nargs="*", help=f"study names (default: all): {', '.join(STUDIES)}")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
-    p.add_argument("--sampler", default="nsga2",
-                   help="search step: nsga2 (the study's own run) or a twin for the sample-efficiency comparison: "
+    p.add_argument("--sampler", default=None,
+                   help="search step: default the study's own sampler (nsga2 unless the study names one), or a twin "
+                        "for the sample-efficiency comparison: "
                         "random, tpe, evolution, predictor")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=None,
@@ -652,7 +688,7 @@ def record_step(study: str, step: str, args, seconds: float) -> None:
 
     import torch
 
-    key = step if step != "search" or args.sampler == "nsga2" else f"search-{args.sampler}"
+    key = step if step != "search" or args.sampler in (None, own_sampler(study)) else f"search-{args.sampler}"
     path = study_out(study) / "steps.json"
     steps = read_json(path, {}) or {}
     device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"

@@ -18,6 +18,7 @@ A run config names everything a search needs::
     device: auto                     # training device
     latency_device: cpu
     train_threads: 1                 # torch CPU threads for the whole search (training, proxies); null: torch's
+    warm_start: [baselines]          # trained first (a new run): the space's baselines, names, or spec / export files
 
 A search on a shared CPU should set ``train_threads`` to at most the free cores: oversubscribed torch threads
 spin and make e.g. the float64 synflow proxy ten times slower.
@@ -113,6 +114,7 @@ class RunConfig(_Strict):
     latency_min_time_s: float = Field(default=0.5, ge=0, le=60)
     train_threads: int | None = Field(default=None, ge=1)
     zero_cost: bool | list[str] = True
+    warm_start: list[str] = Field(default_factory=list)  # trained first: baselines by name, "baselines", spec files
 
     @field_validator("objectives")
     @classmethod
@@ -123,6 +125,11 @@ class RunConfig(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("an objective is listed twice")
         return value
+
+    @field_validator("warm_start", mode="before")
+    @classmethod
+    def _warm_start(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # `warm_start: resnet` is a list of one
 
     @field_validator("sampler")
     @classmethod
@@ -281,7 +288,7 @@ def locate(error, file: Path | None, overrides: Mapping[str, Any] | None = None)
     message = getattr(error, "message", str(error))
     if not key or getattr(error, "file", None):
         return error if isinstance(error, ConfigError) else ConfigError(error.one_line())
-    path = tuple(key.split("."))
+    path = tuple(int(p) if p.isdigit() else p for p in key.split("."))  # list items are keyed by index
     lines: dict = {}
     if file is not None:
         try:

@@ -119,6 +119,8 @@ class EvolutionSampler(ReplaySampler):
         self.tournament_size = max(1, min(tournament_size, population_size))
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        if "fixed_params" in trial.system_attrs:  # an enqueued trial (a warm start, a re-run of a stale one)
+            return
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if len(complete) < self.population_size:
             return

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -55,6 +55,7 @@ class Prepared:
     space_text: str
     space_source: str
     overrides: Mapping[str, Any] | None = None
+    warm: list = field(default_factory=list)  # nas.control.warmstart.WarmStart: trials a new run enqueues first
 
 
 def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
@@ -69,7 +70,15 @@ def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any]
     except OSError as e:
         raise ConfigError(f"cannot read space file: {e.strerror}", file=str(path), key="space") from None
     space = Space.from_text(text, file=str(path))
-    return Prepared(config, file, space, text, str(path), dict(overrides or {}))
+    warm = []
+    if config.warm_start and space_file is None:  # a run's own copy: a resume, which enqueues nothing
+        from nas.control.warmstart import resolve
+
+        try:
+            warm = resolve(config.warm_start, space, path, file)
+        except ConfigError as e:
+            raise locate(e, file, overrides) from None
+    return Prepared(config, file, space, text, str(path), dict(overrides or {}), warm)
 
 
 def counted(trial) -> bool:
@@ -121,6 +130,7 @@ class Engine:
         self.budget_key = self.config.budget_key()
         self.study = None
         self.run_dir: RunDir | None = None
+        self.warm = list(prepared.warm)
 
     # -- study -----------------------------------------------------------------------------------------------------
     def attach(self, run: RunDir, *, create: bool) -> None:
@@ -137,6 +147,12 @@ class Engine:
                 self.study.set_metric_names(list(self.config.objectives))
             self.study.set_user_attr("objectives", list(self.config.objectives))
             self.study.set_user_attr("run_dir", str(run.path.resolve()))
+            if self.warm:
+                from nas.control.warmstart import enqueue
+
+                enqueue(self.study, self.warm)
+                run.log(f"{now()} warm start: {len(self.warm)} trial(s) enqueued first: "
+                        f"{', '.join(w.label for w in self.warm)}")
         else:
             try:
                 self.study = optuna.load_study(study_name=run.study_name, storage=self.storage)

@@ -1,0 +1,129 @@
+"""Warm start: architectures a new run trains first (baselines, spec files, export folders)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import nas
+from nas.control.config import SAMPLERS
+from nas.control.search import prepare
+from nas.control.warmstart import ATTR, resolve
+from nas.errors import ConfigError
+from nas.export import export_from
+from nas.grammar import Space, shipped_spaces_dir
+
+from conftest import TINY, TINY_SPACE, journal_study, nas as nas_cli, write_config
+
+SHIPPED = sorted(p.stem for p in shipped_spaces_dir().glob("*.yaml"))
+
+
+def tiny_specs(n: int):
+    """``n`` different specs of the tiny space."""
+    space = Space.load(TINY_SPACE)
+    rng = random.Random(0)
+    found = {}
+    while len(found) < n:
+        spec = space.sample(rng.randrange(10**6))
+        found[spec.hash()] = spec
+    return list(found.values())
+
+
+@pytest.mark.parametrize("space_name", SHIPPED)
+def test_every_shipped_baseline_is_a_warm_start(space_name):
+    """`warm_start: [baselines]` reproduces each baseline of each shipped space exactly (same spec hash)."""
+    path = shipped_spaces_dir() / f"{space_name}.yaml"
+    space = Space.load(path)
+    if not space.baselines:
+        pytest.skip(f"space {space_name} ships no baselines")
+    warm = resolve(["baselines"], Space.from_text(path.read_text(), file=str(path)), path, None)
+    assert [w.label for w in warm] == sorted(space.baselines)
+    for w in warm:
+        assert w.spec_hash == space.baselines[w.label].hash()
+        assert space.replay(w.params).hash() == w.spec_hash
+    by_name = resolve([sorted(space.baselines)[0]], space, path, None)
+    assert [w.label for w in by_name] == [sorted(space.baselines)[0]]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_warm_starts_are_the_first_trials_with_every_sampler(tmp_path, sampler):
+    a, b = tiny_specs(2)
+    a.save(tmp_path / "a.json")
+    b.save(tmp_path / "b.json")
+    config = write_config(tmp_path, sampler=sampler, trials=4, population_size=2,
+                          warm_start=["a.json", "b.json", "a.json"])  # relative to the config; a duplicate
+    study = nas.search(config, runs_dir=tmp_path / "runs", name="w", quiet=True)
+    trials = journal_study(tmp_path / "runs" / "w").get_trials()
+    assert len(trials) == 4
+    assert [t.user_attrs.get(ATTR) for t in trials[:2]] == ["a.json", "b.json"]
+    assert [t.user_attrs["spec_hash"] for t in trials[:2]] == [a.hash(), b.hash()]
+    assert all(ATTR not in t.user_attrs for t in trials[2:])
+    assert all(t.state.name == "COMPLETE" for t in trials[:2])
+    assert "warm start: 2 trial(s) enqueued first: a.json, b.json" in (tmp_path / "runs" / "w" / "search.log").read_text()
+    assert len(study.trials) == 4
+
+
+def test_a_resumed_run_does_not_warm_start_again(tmp_path):
+    (a,) = tiny_specs(1)
+    a.save(tmp_path / "a.json")
+    config = write_config(tmp_path, trials=2, warm_start=[str(tmp_path / "a.json")])
+    nas.search(config, runs_dir=tmp_path / "runs", name="w", quiet=True)
+    nas.resume(tmp_path / "runs" / "w", trials=4, quiet=True)
+    nas.search(config, runs_dir=tmp_path / "runs", name="w", resume=True, quiet=True, trials=5)
+    trials = journal_study(tmp_path / "runs" / "w").get_trials()
+    assert len(trials) == 5
+    assert [t.number for t in trials if ATTR in t.user_attrs] == [0]
+
+
+def test_an_export_folder_warm_starts_a_new_run(tmp_path):
+    first = nas.search(write_config(tmp_path, trials=2), runs_dir=tmp_path / "runs", name="first", quiet=True)
+    best = next(t for t in first.trials if t.state.name == "COMPLETE")
+    out = tmp_path / "export"
+    export_from(tmp_path / "runs" / "first", out, trial=best.number, latency_repeats=2)
+    config = write_config(tmp_path, name="second", trials=1, warm_start=[str(out)])
+    second = nas.search(config, runs_dir=tmp_path / "runs", name="second", quiet=True)
+    (t,) = second.trials
+    assert t.user_attrs[ATTR] == str(out) and t.user_attrs["spec_hash"] == best.user_attrs["spec_hash"]
+
+
+@pytest.mark.parametrize("entry, says", [
+    ("resnet", "unknown warm start 'resnet': not a baseline of space 'tiny'"),
+    ("nowhere/spec.json", "warm start 'nowhere/spec.json': no such file or folder"),
+    ("vision_spec.json", "is not in space 'tiny'"),
+    ("broken.json", "warm start 'broken.json':"),
+])
+def test_bad_warm_starts_are_one_line_errors_naming_the_line(tmp_path, entry, says):
+    space = Space.load(shipped_spaces_dir() / "vision.yaml")
+    space.baselines["resnet"].save(tmp_path / "vision_spec.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    config = write_config(tmp_path, warm_start=[entry])
+    with pytest.raises(ConfigError) as err:
+        prepare(config)
+    line = err.value.one_line()
+    assert says in line and "\n" not in line
+    assert line.startswith(f"{config}:") and err.value.line == config.read_text().splitlines().index(f"- {entry}") + 1
+    r = nas_cli("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_warm_start_is_not_read_on_resume_from_the_run_snapshot(tmp_path):
+    """A run's config snapshot keeps `warm_start`; resuming from it must not need those files any more."""
+    (a,) = tiny_specs(1)
+    a.save(tmp_path / "a.json")
+    nas.search(write_config(tmp_path, trials=1, warm_start=["a.json"]), runs_dir=tmp_path / "runs", name="w",
+               quiet=True)
+    (tmp_path / "a.json").unlink()
+    assert len(nas.resume(tmp_path / "runs" / "w", trials=2, quiet=True).trials) == 2
+
+
+def test_unknown_space_without_baselines(tmp_path):
+    with pytest.raises(ConfigError, match="space 'tiny' has no baselines to warm-start from"):
+        prepare({**TINY, "warm_start": ["baselines"]})
+
+
+def test_one_warm_start_may_be_written_without_a_list():
+    space = shipped_spaces_dir() / "vision.yaml"
+    prepared = prepare({**TINY, "space": str(space), "warm_start": "resnet"})
+    assert [w.label for w in prepared.warm] == ["resnet"]
+    assert prepared.config.warm_start == ["resnet"]
