@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import ConfigError, NasError
+from nas.grammar import shipped_spaces_dir
 from nas.evaluate.measure import (
     Latency,
     activation_memory_bytes,
@@ -207,3 +208,29 @@ def test_peak_memory_needs_cuda():
     else:
         with pytest.raises(NasError):
             peak_memory_bytes(nn.Linear(2, 2), torch.randn(1, 2))
+
+
+def _space_specs(name: str, samples: int = 6):
+    import random
+
+    from nas.grammar import RandomSuggest, SmallestSuggest, Space, shipped_spaces_dir
+
+    space = Space.load(shipped_spaces_dir() / f"{name}.yaml")
+    rng = random.Random(7)
+    specs = [space.sample(SmallestSuggest())] + list(space.baselines.values())
+    specs += [space.sample(RandomSuggest(rng)) for _ in range(samples)]
+    return space, specs
+
+
+@pytest.mark.parametrize("space_name", sorted(p.stem for p in shipped_spaces_dir().glob("*.yaml")))
+def test_the_total_only_counter_agrees_with_the_stock_counter_on_every_shipped_space(space_name):
+    """count_flops counts without FlopCounterMode's module tracking (faster); the total must be the stock one's."""
+    from nas.builder import build, example_input
+
+    space, specs = _space_specs(space_name)
+    shape, classes = space.reference_input
+    for spec in specs:
+        model = build(spec, input_shape=shape, num_classes=classes)
+        x = example_input(model, batch_size=2)
+        lean, stock = count_flops(model, x), count_flops(model, x, per_module=True)
+        assert lean == stock > 0, spec.summary()
