@@ -122,7 +122,8 @@ def trials_frame(study, objectives: list[str], choices: list[str]) -> pd.DataFra
         attrs = t.user_attrs
         row: dict[str, Any] = {"number": t.number, "state": t.state.name, "status": attrs.get("status"),
                                "reason": attrs.get("reason"), "spec_hash": attrs.get("spec_hash"),
-                               "summary": attrs.get("summary"), "reused_from": attrs.get("reused_from")}
+                               "summary": attrs.get("summary"), "reused_from": attrs.get("reused_from"),
+                               "warm_start": attrs.get("warm_start")}
         measured = dict(attrs.get("objectives") or {})
         curve = attrs.get("curve") or []
         if curve and "accuracy" not in measured:
@@ -138,7 +139,7 @@ def trials_frame(study, objectives: list[str], choices: list[str]) -> pd.DataFra
             row[name] = t.params.get(name)
         row["curve"] = curve
         rows.append(row)
-    columns = ["number", "state", "status", "reason", "spec_hash", "summary", "reused_from", *objectives,
+    columns = ["number", "state", "status", "reason", "spec_hash", "summary", "reused_from", "warm_start", *objectives,
                "fidelity_epochs", "wall_s", *choices, "curve"]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [c for r in rows for c in r])))
     return frame.sort_values("number").reset_index(drop=True)
@@ -387,7 +388,7 @@ def write_html(data: ReportData, path: Path) -> None:
                          xaxis_title="trial", yaxis_title="hypervolume", template="plotly_white", height=380)
         sections.append(("Hypervolume", figure(hv)))
 
-    columns = ["number", *data.objectives, "fit", "summary"]
+    columns = ["number", *data.objectives, "fit", "summary", *_warm_column(data.pareto)]
     sections.append(("Pareto set", _html_table(data.pareto, columns, sortable=True)))
 
     if data.curves:
@@ -482,7 +483,7 @@ def write_tables(data: ReportData, out: Path) -> dict[str, Path]:
     lines = [f"# {data.name}: Pareto set", "",
              f"space `{data.space}`, dataset `{data.dataset}`, {len(data.trials)} trials, "
              f"{int((data.trials['state'] == 'COMPLETE').sum())} completed, {len(data.pareto)} on the front.", ""]
-    columns = ["number", *data.objectives, "summary"]
+    columns = ["number", *data.objectives, "summary", *_warm_column(data.pareto)]
     lines.append(markdown_table(data.pareto, columns))
     if len(data.baselines):
         lines += ["", "## Baselines (same proxy budget)", "",
@@ -501,6 +502,11 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, base
     write_png(data, out / "pareto.png")
     paths.update({"report.html": out / "report.html", "pareto.png": out / "pareto.png"})
     return paths
+
+
+def _warm_column(frame: pd.DataFrame) -> list[str]:
+    """["warm_start"] when a row of ``frame`` was a warm-start trial (config key warm_start), else []."""
+    return ["warm_start"] if "warm_start" in frame and frame["warm_start"].notna().any() else []
 
 
 def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:

@@ -127,3 +127,21 @@ def test_one_warm_start_may_be_written_without_a_list():
     prepared = prepare({**TINY, "space": str(space), "warm_start": "resnet"})
     assert [w.label for w in prepared.warm] == ["resnet"]
     assert prepared.config.warm_start == ["resnet"]
+
+
+def test_the_report_marks_warm_start_trials(tmp_path):
+    from nas.report import write_report
+
+    (a,) = tiny_specs(1)
+    a.save(tmp_path / "a.json")
+    nas.search(write_config(tmp_path, trials=3, warm_start=["a.json"]), runs_dir=tmp_path / "runs", name="w",
+               quiet=True)
+    paths = write_report(tmp_path / "runs" / "w", baselines=False)
+    import pandas as pd
+
+    trials = pd.read_csv(paths["trials.csv"])
+    assert trials.loc[trials["number"] == 0, "warm_start"].tolist() == ["a.json"]
+    assert trials.loc[trials["number"] != 0, "warm_start"].isna().all()
+    pareto = pd.read_csv(paths["pareto.csv"])
+    on_front = 0 in pareto["number"].tolist()
+    assert ("warm_start" in (paths["summary.md"].read_text().splitlines()[4])) == on_front
