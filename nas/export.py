@@ -39,6 +39,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from nas.control.rundir import write_atomic
 from nas.errors import ExportError, NasError, SpecError
 from nas.spec import ArchSpec
 
@@ -80,13 +81,6 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
     text = " ".join(str(e).split())
     text = f"{type(e).__name__}: {text}" if text else type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _remove(path: Path) -> None:
@@ -512,7 +506,7 @@ def export_model(spec: ArchSpec | Mapping[str, Any], out_dir: str | os.PathLike,
     paths: dict[str, Any] = {"dir": str(out), "arch": str(out / ARCH_FILE), "weights": None, "onnx": None,
                              "torchscript": None, "metrics": str(out / METRICS_FILE), "card": str(out / CARD_FILE),
                              "onnx_max_abs_diff": None, "torchscript_max_abs_diff": None}
-    _write_text(out / ARCH_FILE, json.dumps(arch_record(spec, input_shape, num_classes), indent=2) + "\n")
+    write_atomic(out / ARCH_FILE, json.dumps(arch_record(spec, input_shape, num_classes), indent=2) + "\n")
     if state_dict is not None:
         save_weights(model.state_dict(), out / WEIGHTS_FILE, spec_hash=spec_hash)
         paths["weights"] = str(out / WEIGHTS_FILE)
@@ -562,8 +556,8 @@ def export_model(spec: ArchSpec | Mapping[str, Any], out_dir: str | os.PathLike,
         "exported": _now(),
         "versions": _versions(),
     }
-    _write_text(out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
-    _write_text(out / CARD_FILE, render_card(record, out))
+    write_atomic(out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+    write_atomic(out / CARD_FILE, render_card(record, out))
     if failures:
         raise failures[0]
     return paths
@@ -654,8 +648,8 @@ def update_card(out_dir: str | os.PathLike, **metrics: Any) -> dict:
             merged[key] = _plain(value)
     record["metrics"] = merged
     record["updated"] = _now()
-    _write_text(out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
-    _write_text(out / CARD_FILE, render_card(record, out))
+    write_atomic(out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+    write_atomic(out / CARD_FILE, render_card(record, out))
     return record
 
 
