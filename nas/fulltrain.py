@@ -105,7 +105,8 @@ def _save_checkpoint(folder: Path, *, spec_hash: str, settings: dict, epoch: int
                      model, opt, gen, curve: list, wall_s: float, device) -> None:
     import torch
 
-    from nas.export import _write_text, save_weights
+    from nas.control.rundir import write_atomic
+    from nas.export import save_weights
 
     stem = f"epoch-{epoch:04d}"
     weights, state_file = f"{stem}.safetensors", f"{stem}.pt"
@@ -122,7 +123,7 @@ def _save_checkpoint(folder: Path, *, spec_hash: str, settings: dict, epoch: int
     latest = {"format": CHECKPOINT_FORMAT, "format_version": 1, "hash": spec_hash, "epoch": epoch,
               "weights": weights, "state": state_file, "settings": settings,
               "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _write_text(folder / LATEST_FILE, json.dumps(latest, indent=2) + "\n")
+    write_atomic(folder / LATEST_FILE, json.dumps(latest, indent=2) + "\n")
     for old in folder.glob("epoch-*"):  # only the latest epoch is kept
         if old.name not in (weights, state_file):
             with contextlib.suppress(OSError):
