@@ -150,9 +150,7 @@ class Engine:
             if self.warm:
                 from nas.control.warmstart import enqueue
 
-                enqueue(self.study, self.warm)
-                run.log(f"{now()} warm start: {len(self.warm)} trial(s) enqueued first: "
-                        f"{', '.join(w.label for w in self.warm)}")
+                enqueue(self.study, self.warm)  # the search header names them
         else:
             try:
                 self.study = optuna.load_study(study_name=run.study_name, storage=self.storage)
@@ -572,8 +570,10 @@ def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, An
 def search_header(prepared: Prepared, name: str, path: Path, where: str = "") -> str:
     """The first line of a new search (progress and search.log); ``where``: e.g. " on Ray (local)"."""
     config = prepared.config
+    warm = (f"; warm start: {len(prepared.warm)} trial(s) first: {', '.join(w.label for w in prepared.warm)}"
+            if prepared.warm else "")
     return (f"{now()} search {name}{where}: space {prepared.space.name}, dataset {config.dataset}, objectives "
-            f"{', '.join(config.objectives)}, sampler {config.sampler_name}, {_target_text(config)} -> {path}")
+            f"{', '.join(config.objectives)}, sampler {config.sampler_name}, {_target_text(config)} -> {path}{warm}")
 
 
 def resume_header(prepared: Prepared, run: RunDir, where: str = "") -> str:

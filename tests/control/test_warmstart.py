@@ -59,7 +59,8 @@ def test_warm_starts_are_the_first_trials_with_every_sampler(tmp_path, sampler):
     assert [t.user_attrs["spec_hash"] for t in trials[:2]] == [a.hash(), b.hash()]
     assert all(ATTR not in t.user_attrs for t in trials[2:])
     assert all(t.state.name == "COMPLETE" for t in trials[:2])
-    assert "warm start: 2 trial(s) enqueued first: a.json, b.json" in (tmp_path / "runs" / "w" / "search.log").read_text()
+    header = (tmp_path / "runs" / "w" / "search.log").read_text().splitlines()[0]
+    assert " search w: " in header and header.endswith("; warm start: 2 trial(s) first: a.json, b.json")
     assert len(study.trials) == 4
 
 
