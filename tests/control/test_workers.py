@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
+from conftest import TINY_SPACE, counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
 from nas.control.workers import OWNER_ATTR, owner, owner_alive
 
 SLOW = {"train_subset": 1000, "budget": {"epochs": 3, "batch_size": 16}}  # ~0.7 s per trained trial
@@ -36,7 +36,13 @@ def _check_exact(trials, target: int) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "journal"])
 def test_two_workers_share_the_storage(tmp_path, backend):
-    config = write_config(tmp_path, "w", trials=7, sampler="random")
+    from nas.grammar import Space
+
+    warm = [Space.load(TINY_SPACE).sample(seed) for seed in (0, 1)]  # each warm start trained once, first
+    assert warm[0].hash() != warm[1].hash()
+    for i, spec in enumerate(warm):
+        spec.save(tmp_path / f"warm{i}.json")
+    config = write_config(tmp_path, "w", trials=7, sampler="random", warm_start=["warm0.json", "warm1.json"])
     storage = f"sqlite:///{tmp_path / 'nas.db'}" if backend == "sqlite" else None
     args = ["search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet", "--workers", "2",
             "--max-trials-per-worker", "2"]
@@ -45,6 +51,9 @@ def test_two_workers_share_the_storage(tmp_path, backend):
     run = tmp_path / "runs" / "w"
     trials = _study(run, storage).get_trials()
     _check_exact(trials, 7)
+    assert [t.user_attrs.get("warm_start") for t in trials].count("warm0.json") == 1
+    assert {t.user_attrs["spec_hash"] for t in trials[:2]} == {w.hash() for w in warm}
+    assert sum("warm_start" in t.user_attrs for t in trials) == 2
     pids = {t.user_attrs[OWNER_ATTR]["pid"] for t in trials}
     assert len(pids) >= 4  # 7 trials, 2 per worker: recycled at least twice
     assert "2 worker processes" in result.stdout and "Pareto front" in result.stdout
