@@ -3,8 +3,10 @@
 One *study* = one search space on one dataset (``STUDIES`` below). Each study runs in resumable steps, each of which
 can be cut to fit a 10-minute command (``--time-limit``) and simply run again to continue:
 
-``search``     a multi-objective search (accuracy vs. CPU latency, NSGA-II) with ``nas.search`` on a class-balanced
-               subset and a reduced proxy budget (profile ``cpu``) or the full data (profile ``gpu``);
+``search``     a multi-objective search (accuracy vs. CPU latency; NSGA-II unless the study names its own sampler)
+               with ``nas.search`` on a class-balanced subset and a reduced proxy budget (profile ``cpu``) or the
+               full data (profile ``gpu``); a ``*_warm`` study starts from the space's baselines (``warm_start``),
+               which are then never counted as found;
                ``--sampler random`` (``tpe``, ``evolution``, ``predictor``) runs a twin of the study with another
                sampler, same settings and seed, for the sample-efficiency comparison
 ``baselines``  the space's hand-designed baselines (search_spaces/baselines) evaluated under the SAME proxy budget
