@@ -61,6 +61,10 @@ STUDIES: dict[str, dict] = {
     # front. Does local search around a ResNet find a net that dominates it? Warm-start trials are not "found".
     "fmnist_vision_warm": {"space": "vision", "dataset": "fashion_mnist", "full": True, "max_flops": 250e6,
                            "sampler": "predictor", "warm_start": ["baselines"], "trials": 32},
+    # the same study with other seeds (search, baselines, training): is one seed's outcome luck?
+    **{f"fmnist_vision_warm_s{seed}": {"space": "vision", "dataset": "fashion_mnist", "full": True, "max_flops": 250e6,
+                                       "sampler": "predictor", "warm_start": ["baselines"], "trials": 32, "seed": seed}
+       for seed in (1, 2)},
     "cifar10_vision": {"space": "vision", "dataset": "cifar10", "full": True},
     # the warm start on the other studies whose baselines stayed undominated (the ResNets at 247 MFLOPs on CIFAR-10
     # fit under the same 250 MFLOPs cap; MobileNetV3 is inside the mobile study's 100 MFLOPs)
@@ -114,7 +118,7 @@ def config_for(study: str, profile: dict, sampler: str, seed: int) -> dict:
         "budget": {"epochs": profile["epochs"], "batch_size": profile["batch_size"], "lr": profile["lr"]},
         "sampler": sampler,
         "trials": s.get("trials", profile["trials"]),
-        "seed": seed,
+        "seed": s.get("seed", seed),
         "device": "auto",
         "latency_device": "cpu",
         "latency_threads": 1,
@@ -438,7 +442,7 @@ def step_summarize(args) -> None:
             cap = (cfg.get("constraints") or {}).get("max_flops")
             profiles_used[study] = (f"subset {cfg.get('train_subset', 'all')}, {cfg['budget']['epochs']} epochs, "
                                     f"batch {cfg['budget'].get('batch_size')}, {cfg.get('trials')} trials, "
-                                    f"sampler {cfg.get('sampler')}"
+                                    f"sampler {cfg.get('sampler')}, seed {cfg.get('seed', 0)}"
                                     + (f", search constrained to <= {cap / 1e6:g} MFLOPs at the dataset's input "
                                        "(the baselines are not)" if cap else "")
                                     + (f", warm start: {', '.join(cfg['warm_start'])} (the first trials; not "
