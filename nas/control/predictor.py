@@ -208,8 +208,9 @@ class PredictorSampler(ReplaySampler):
             if objective in EXACT:
                 mean[:, j] = [c.costs[objective] for c in pool]
                 continue
+            # sklearn takes a seed in [0, 2**32): a resumed run's sampler seed is up to 2**31, times 7919 above it
             forest = RandomForestRegressor(n_estimators=64, max_features=0.5, min_samples_leaf=1, n_jobs=1,
-                                           random_state=(self.seed or 0) * 7919 + number + j)
+                                           random_state=((self.seed or 0) * 7919 + number + j) % 2**32)
             forest.fit(x, y[:, j])
             per_tree = np.stack([tree.predict(xc) for tree in forest.estimators_])
             mean[:, j], sd[:, j] = per_tree.mean(axis=0), per_tree.std(axis=0)

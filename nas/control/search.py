@@ -147,17 +147,17 @@ class Engine:
                 self.study.set_metric_names(list(self.config.objectives))
             self.study.set_user_attr("objectives", list(self.config.objectives))
             self.study.set_user_attr("run_dir", str(run.path.resolve()))
-            if self.warm:
-                from nas.control.warmstart import enqueue
-
-                enqueue(self.study, self.warm)  # the search header names them
         else:
             try:
                 self.study = optuna.load_study(study_name=run.study_name, storage=self.storage)
             except KeyError:
                 raise RunError(f"study {run.study_name!r} is not in the run's storage {run.storage_url}",
                                file=str(run.path)) from None
-        self.study.sampler = self.new_sampler()
+        self.study.sampler = self.new_sampler()  # a new study: the config's seed (before any trial is enqueued)
+        if create and self.warm:
+            from nas.control.warmstart import enqueue
+
+            enqueue(self.study, self.warm)  # the search header names them
 
     def new_sampler(self, seed: int | None = None):
         """The run's sampler, counting candidates at this run's input. The default seed is the config's for a new

@@ -123,3 +123,20 @@ def test_startup_is_the_population_size_when_given():
         sampler = make_sampler(prepared.config, prepared.space, input=INPUT)
         assert isinstance(sampler, PredictorSampler) and sampler.startup == startup, extra
         assert sampler.n_candidates == 16
+
+
+@pytest.mark.parametrize("seed", [1, 2**31 - 2])
+def test_guided_trials_work_with_any_sampler_seed(vision, seed):
+    """A resumed run's sampler seed is config seed * 1_000_003 + trials (mod 2**31): the forests must take it.
+    (Session 5 found this: every predictor run with a seed >= 1 crashed at its first guided trial after a resume.)"""
+    config, space = vision
+    study, _ = _drive(config, space, _stand_in, 6, seed=seed)
+    assert "predicted" in study.trials[-1].user_attrs["predictor"]
+
+
+def test_a_resumed_predictor_run_with_a_nonzero_seed_keeps_going(tmp_path):
+    config = write_config(tmp_path, sampler="predictor", population_size=2, trials=3, seed=3)
+    nas.search(config, runs_dir=tmp_path / "runs", name="r", quiet=True)
+    study = nas.resume(tmp_path / "runs" / "r", trials=5, quiet=True)
+    assert len(study.trials) == 5 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert "predicted" in study.trials[-1].user_attrs["predictor"]

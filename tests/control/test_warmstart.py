@@ -146,3 +146,14 @@ def test_the_report_marks_warm_start_trials(tmp_path):
     pareto = pd.read_csv(paths["pareto.csv"])
     on_front = 0 in pareto["number"].tolist()
     assert ("warm_start" in (paths["summary.md"].read_text().splitlines()[4])) == on_front
+
+
+def test_a_warm_start_does_not_shift_the_samplers_seed(tmp_path):
+    """The sampler of a new run is seeded with the config's seed; enqueuing the warm starts first must not count as
+    trials already stored (which gives a resumed run its shifted seed)."""
+    (a,) = tiny_specs(1)
+    a.save(tmp_path / "a.json")
+    cold = nas.search(write_config(tmp_path, "cold", trials=3), runs_dir=tmp_path / "runs", name="cold", quiet=True)
+    warm = nas.search(write_config(tmp_path, "warm", trials=4, warm_start=["a.json"]), runs_dir=tmp_path / "runs",
+                      name="warm", quiet=True)
+    assert [t.params for t in warm.trials[1:]] == [t.params for t in cold.trials]
