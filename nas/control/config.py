@@ -104,7 +104,7 @@ class RunConfig(_Strict):
     candidates: int = Field(default=16, ge=1)  # predictor: candidates screened and ranked per trial
     trials: int | None = Field(default=None, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 2)  # numpy / Optuna samplers take seeds below 2**32; room to derive
     device: str = "auto"
     latency_device: str = "cpu"
     latency_batch_size: int = Field(default=1, ge=1)

@@ -62,6 +62,8 @@ def _error(tmp_path: Path, text: str, **overrides) -> ConfigError:
     ("space: vision\ntrials: 2\nbudget:\n  data_fraction: 2\n", 4, "budget.data_fraction", "less than or equal"),
     ("space: vision\ntrials: 2\nconstraints: {max_latency: 3}\n", 3, "constraints.max_latency", "unknown key"),
     ("space: vision\ntrials: 0\n", 2, "trials", "greater than or equal to 1"),
+    ("space: vision\ntrials: 2\nseed: -1\n", 3, "seed", "greater than or equal to 0"),
+    ("space: vision\ntrials: 2\nseed: 4294967296\n", 3, "seed", "less than or equal to 2147483646"),
     ("space: vision\n", None, "trials", "trials and/or time_budget_s"),
     ("space: vision\ntrials: 2\nrungs: [0.5, 0.2]\n", 3, "rungs", "increasing"),
     ("space: vision\ntrials: 2\nobjectives: [latency_ms]\nrungs: [0.5]\n", 4, "rungs", "accuracy"),
