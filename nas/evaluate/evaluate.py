@@ -203,7 +203,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         params = measured.get("params") or measure.count_params(model)
         flops = measured.get("flops") or measure.count_flops(model, sample)
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
-        latency = (measure.Latency(**{k: v for k, v in measured["latency"].items() if k != "samples_per_s"})
+        latency = (measure.Latency.from_dict(measured["latency"])
                    if "latency" in measured else measure_latency_for(model, input_shape, config))
         throughput = measure.measure_throughput(model, input_shape, device=config.latency_device,
                                                 batch_size=config.throughput_batch_size,

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable
 
 import numpy as np
@@ -374,6 +374,11 @@ class Latency:
         d = asdict(self)
         d["samples_per_s"] = self.samples_per_s
         return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Latency":
+        """The inverse of :meth:`to_dict` (the derived ``samples_per_s`` is dropped: it follows from the rest)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
 def _check_positive(name: str, value: int, minimum: int) -> None:

@@ -173,6 +173,7 @@ def test_latency_record():
     assert torch.get_num_threads() == threads_before
     d = lat.to_dict()
     assert d["threads"] == 1 and d["samples_per_s"] > 0
+    assert Latency.from_dict(d) == lat  # what the constraint pre-check stores is read back whole
 
 
 def test_throughput_record():
