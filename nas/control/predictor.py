@@ -6,8 +6,9 @@ many candidates and spends the trial on the most promising one:
 1. **Candidates**: ``candidates`` specs (default 16), half of them a one-choice mutation (:meth:`nas.grammar.Space.
    mutate`) of a random member of the current Pareto front, half drawn at random from the grammar. A spec already
    evaluated in the study is skipped (the engine would only reuse its result and count a trial).
-2. **Screening**: params and FLOPs of each candidate are counted (at the space's reference input, and at the run's
-   input where the run constrains or optimises them; cached per spec, about 50-100 ms a count on a CPU). A
+2. **Screening**: params and FLOPs of each candidate are counted (at the run's input first where the run constrains
+   or optimises them, so a breaker of the run's limits costs no more; then at the space's reference input; cached
+   per spec, about 20-60 ms a count on a CPU). A
    candidate that breaks the space's constraints or the run's ``max_params`` / ``max_flops``, or that does not
    build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the
    reference point below, and the engine still checks it.)
@@ -145,18 +146,23 @@ class PredictorSampler(ReplaySampler):
         predictor's features, and what the space's own constraints are checked at) are counted and cached first."""
         need = [n for n in EXACT if f"max_{n}" in self.limits or n in self.objectives]
         try:
+            if need and not self.same_input:  # the run's limits first: a breaker then costs no count at the reference
+                costs = self.space.constraint_costs(spec, self.shape, self.classes, what=need)
+                if self._breaks_limits(costs, need):
+                    return None
             ref = self.space.constraint_costs(spec, what=EXACT)
             if self.space.constraints and self.space.violations(spec, costs=ref):
                 return None
-            costs = ref if self.same_input else (
-                self.space.constraint_costs(spec, self.shape, self.classes, what=need) if need else {})
+            if self.same_input:
+                costs = ref
         except Exception:  # noqa: BLE001 - a spec that does not build would only fail as a trial
             return None
-        for name in need:
-            limit = self.limits.get(f"max_{name}")
-            if limit is not None and costs[name] > limit:
-                return None
+        if self._breaks_limits(costs if need else {}, need):
+            return None
         return {name: costs[name] for name in need}
+
+    def _breaks_limits(self, costs: dict[str, int], names: list[str]) -> bool:
+        return any(self.limits.get(f"max_{n}") is not None and costs[n] > self.limits[f"max_{n}"] for n in names)
 
     # -- prediction ------------------------------------------------------------------------------------------------
     def _hash(self, t: FrozenTrial) -> str | None:

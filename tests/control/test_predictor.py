@@ -140,3 +140,25 @@ def test_a_resumed_predictor_run_with_a_nonzero_seed_keeps_going(tmp_path):
     study = nas.resume(tmp_path / "runs" / "r", trials=5, quiet=True)
     assert len(study.trials) == 5 and all(t.state.name == "COMPLETE" for t in study.trials)
     assert "predicted" in study.trials[-1].user_attrs["predictor"]
+
+
+def test_a_breaker_of_the_runs_limits_is_dropped_before_its_reference_count(vision, monkeypatch):
+    """The run's limits (counted at the run's input) are checked first: a candidate that breaks them costs no count
+    at the space's reference input (the features' input, the larger one here)."""
+    config, space = vision
+    at_run, at_ref = {}, set()
+    original = type(space).constraint_costs
+
+    def counting(self, spec, input_shape=None, num_classes=None, **kwargs):
+        costs = original(self, spec, input_shape, num_classes, **kwargs)
+        if input_shape is None:
+            at_ref.add(spec.hash())
+        else:
+            at_run[spec.hash()] = costs
+        return costs
+
+    monkeypatch.setattr(type(space), "constraint_costs", counting)
+    _drive(config, space, _stand_in, 6)
+    breakers = {h for h, costs in at_run.items() if costs["params"] > 150_000}
+    assert breakers  # the limit binds
+    assert not breakers & at_ref
