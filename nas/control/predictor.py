@@ -142,23 +142,24 @@ class PredictorSampler(ReplaySampler):
 
     def _feasible_costs(self, spec) -> dict[str, int] | None:
         """The candidate's exact objectives (params / FLOPs at the run's input, those the run needs), or None if it
-        breaks a counted constraint or does not build. Its params and FLOPs at the space's reference input (the
-        predictor's features, and what the space's own constraints are checked at) are counted and cached first."""
+        breaks a counted constraint or does not build. The run's limits are checked first, at the run's input (a
+        breaker then costs no more); then its params and FLOPs at the space's reference input (the predictor's
+        features, and where the space's own constraints are checked) are counted, and cached."""
         need = [n for n in EXACT if f"max_{n}" in self.limits or n in self.objectives]
         try:
-            if need and not self.same_input:  # the run's limits first: a breaker then costs no count at the reference
-                costs = self.space.constraint_costs(spec, self.shape, self.classes, what=need)
+            if not self.same_input:
+                costs = self.space.constraint_costs(spec, self.shape, self.classes, what=need) if need else {}
                 if self._breaks_limits(costs, need):
                     return None
             ref = self.space.constraint_costs(spec, what=EXACT)
             if self.space.constraints and self.space.violations(spec, costs=ref):
                 return None
-            if self.same_input:
-                costs = ref
         except Exception:  # noqa: BLE001 - a spec that does not build would only fail as a trial
             return None
-        if self._breaks_limits(costs if need else {}, need):
-            return None
+        if self.same_input:
+            costs = ref
+            if self._breaks_limits(costs, need):
+                return None
         return {name: costs[name] for name in need}
 
     def _breaks_limits(self, costs: dict[str, int], names: list[str]) -> bool:

@@ -70,15 +70,15 @@ def enqueue(study, warm: list[WarmStart]) -> None:
 
 
 def _baselines(space: Any, space_path: Path | None) -> dict[str, Any]:
-    if space.baselines or space_path is None:
-        return dict(space.baselines)
-    from nas.grammar import Space
-
-    try:
-        other = Space.load(space_path, with_baselines=True)
-    except NasError as e:
-        raise ConfigError(f"warm start: cannot read the space's baselines: {e.one_line()}", key="warm_start") from None
-    return dict(other.baselines)
+    """The space's baselines: those already loaded, else read (as :meth:`nas.grammar.Space.load` does) from the
+    ``baselines/`` folder beside its file."""
+    if not space.baselines and space_path is not None:
+        try:
+            space.load_baselines(space_path.parent / "baselines")
+        except NasError as e:
+            raise ConfigError(f"warm start: cannot read the space's baselines: {e.one_line()}",
+                              key="warm_start") from None
+    return dict(space.baselines)
 
 
 def _specs(entry: Any, baselines: dict[str, Any], space: Any, config_file: Path | None, key: str):

@@ -201,18 +201,8 @@ class _TotalFlopCounter(FlopCounterMode):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if hasattr(self, "mod_tracker"):
+        if hasattr(self, "mod_tracker"):  # a torch without one simply counts the stock way
             self.mod_tracker = _NoModuleTracker()
-
-
-def _has_module_tracker() -> bool:
-    try:
-        return hasattr(FlopCounterMode(display=False), "mod_tracker")
-    except Exception:  # noqa: BLE001 - a torch whose counter cannot be made like this: the stock one
-        return False
-
-
-_LEAN_OK = _has_module_tracker()
 
 
 def count_flops(model: nn.Module, example_input: Any, *, per_module: bool = False) -> int:
@@ -226,7 +216,7 @@ def count_flops(model: nn.Module, example_input: Any, *, per_module: bool = Fals
     args = _as_args(example_input)
     extra = 0
     handles = []
-    kind = FlopCounterMode if per_module or not _LEAN_OK else _TotalFlopCounter
+    kind = FlopCounterMode if per_module else _TotalFlopCounter
     counter = kind(display=False, custom_mapping=_custom_flop_mapping())
     rnn_before: dict[int, list[int]] = {}
 
