@@ -76,15 +76,17 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
                runs_dir: str | Path = "runs", resume: bool = False, storage: str | None = None,
                quiet: bool = False, address: str | None = None):
     """Start a run on Ray (or continue it with ``resume=True``); return the ``optuna.Study``."""
-    from nas.control.search import Engine, _check_study_name_free, locate_run, new_run, prepare, search_header
+    from nas.control.search import (Engine, _check_study_name_free, add_warm_starts, locate_run, new_run, prepare,
+                                    search_header)
 
     overrides = dict(overrides or {})
     gpus = _pop_gpus(overrides)
-    prepared = prepare(source, overrides)
+    prepared = prepare(source, overrides, warm=False)
     name, path, fingerprint, existing = locate_run(prepared, name=name, runs_dir=runs_dir, resume=resume,
                                                    storage=storage)
     if existing is not None:
         return _continue(existing, prepared, quiet=quiet, snapshot=True, address=address, gpus=gpus)
+    add_warm_starts(prepared)
     storage_url = normalize_storage(storage) if storage else None
     check_address(address)
     engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written

@@ -59,8 +59,9 @@ class Prepared:
 
 
 def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
-            space_file: Path | None = None) -> Prepared:
-    """Load the config and its space (``space_file`` replaces the config's space: a run's own copy)."""
+            space_file: Path | None = None, warm: bool = True) -> Prepared:
+    """Load the config and its space (``space_file`` replaces the config's space: a run's own copy). ``warm``:
+    also resolve the config's ``warm_start`` entries (:func:`add_warm_starts`; never for a run's own copy)."""
     from nas.grammar import Space
 
     config, file = load_config(source, overrides)
@@ -70,15 +71,25 @@ def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any]
     except OSError as e:
         raise ConfigError(f"cannot read space file: {e.strerror}", file=str(path), key="space") from None
     space = Space.from_text(text, file=str(path))
-    warm = []
-    if config.warm_start and space_file is None:  # a run's own copy: a resume, which enqueues nothing
-        from nas.control.warmstart import resolve
+    prepared = Prepared(config, file, space, text, str(path), dict(overrides or {}))
+    if warm and space_file is None:  # a run's own copy: a resume, which enqueues nothing
+        add_warm_starts(prepared)
+    return prepared
 
-        try:
-            warm = resolve(config.warm_start, space, path, file)
-        except ConfigError as e:
-            raise locate(e, file, overrides) from None
-    return Prepared(config, file, space, text, str(path), dict(overrides or {}), warm)
+
+def add_warm_starts(prepared: Prepared) -> None:
+    """Resolve the config's ``warm_start`` entries into ``prepared.warm`` (the trials a NEW run enqueues first).
+    Only a new run needs them: ``search --resume`` of an existing run skips this, so a warm-start file deleted since
+    the run began cannot stop its resume. A bad entry is a ConfigError naming its config line."""
+    config, file = prepared.config, prepared.config_file
+    if not config.warm_start:
+        return
+    from nas.control.warmstart import resolve
+
+    try:
+        prepared.warm = resolve(config.warm_start, prepared.space, Path(prepared.space_source), file)
+    except ConfigError as e:
+        raise locate(e, file, prepared.overrides) from None
 
 
 def counted(trial) -> bool:
@@ -517,11 +528,12 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
                           quiet=quiet, address=ray_address)
     if backend != "optuna":
         raise ConfigError(f"unknown backend {backend!r} (known: optuna, ray)", key="--backend")
-    prepared = prepare(source, overrides)
+    prepared = prepare(source, overrides, warm=False)
     name, path, fingerprint, existing = locate_run(prepared, name=name, runs_dir=runs_dir, resume=resume,
                                                    storage=storage)
     if existing is not None:
         return _continue(existing, prepared, quiet=quiet, snapshot=True, parallel=parallel)
+    add_warm_starts(prepared)
     storage_url = normalize_storage(storage) if storage else None
     engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
     if storage_url is not None:

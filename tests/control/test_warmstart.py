@@ -118,6 +118,24 @@ def test_warm_start_is_not_read_on_resume_from_the_run_snapshot(tmp_path):
     assert len(nas.resume(tmp_path / "runs" / "w", trials=2, quiet=True).trials) == 2
 
 
+def test_search_resume_does_not_need_the_warm_start_files_any_more(tmp_path):
+    """`nas search CONFIG --resume` of an existing run enqueues nothing, so a warm-start file deleted since the run
+    began must not stop it (it used to be resolved, and fail, before the run was found); a new run still checks it."""
+    (a,) = tiny_specs(1)
+    a.save(tmp_path / "a.json")
+    config = write_config(tmp_path, trials=1, warm_start=["a.json"])
+    nas.search(config, runs_dir=tmp_path / "runs", name="w", quiet=True)
+    (tmp_path / "a.json").unlink()
+    r = nas_cli("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--name", "w", "--resume", "--trials",
+                "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    trials = journal_study(tmp_path / "runs" / "w").get_trials()
+    assert len(trials) == 2 and [t.number for t in trials if ATTR in t.user_attrs] == [0]
+    r = nas_cli("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--name", "new", "--quiet")
+    assert r.returncode == 2 and "warm start 'a.json': no such file or folder" in r.stderr
+    assert not (tmp_path / "runs" / "new").exists()
+
+
 def test_unknown_space_without_baselines(tmp_path):
     with pytest.raises(ConfigError, match="space 'tiny' has no baselines to warm-start from"):
         prepare({**TINY, "warm_start": ["baselines"]})
