@@ -38,7 +38,11 @@ SAMPLERS = ("random", "tpe", "nsga2", "evolution", "predictor")
 # Controls, named like samplers: "screened" is the predictor with a startup as long as the run (every trial is the
 # first random candidate that passes the predictor's screening, none is chosen by the forest): what the screening
 # alone is worth.
-CONTROLS = {"screened": lambda base: {"sampler": "predictor", "population_size": base["trials"]}}
+# "pool4" / "pool4of32": the predictor keeping its unpicked candidates across trials and screening only 4 new ones
+# per trial (config fresh_candidates), ranking 16 / 32: does the cheaper sampler choose as well?
+CONTROLS = {"screened": lambda base: {"sampler": "predictor", "population_size": base["trials"]},
+            "pool4": lambda base: {"sampler": "predictor", "fresh_candidates": 4},
+            "pool4of32": lambda base: {"sampler": "predictor", "candidates": 32, "fresh_candidates": 4}}
 OBJECTIVES = ["accuracy", "latency_ms"]
 MAX_LATENCY_MS = 20.0
 REFERENCE = [0.0, MAX_LATENCY_MS]  # hypervolume reference point: accuracy 0, latency at the constraint

@@ -12,7 +12,8 @@ A run config names everything a search needs::
     rungs: [0.5]                     # optional multi-fidelity checks, as fractions of budget.epochs
     sampler: predictor               # tpe | nsga2 | random | gp | evolution | predictor
                                      # (default: predictor with >= 2 objectives, tpe with 1)
-    candidates: 16                   # predictor: candidates counted, screened and ranked per trial
+    candidates: 16                   # predictor: candidates ranked per trial
+    fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
     trials: 16                       # and/or time_budget_s
     seed: 0
     device: auto                     # training device
@@ -101,7 +102,8 @@ class RunConfig(_Strict):
     sampler: str | None = None
     population_size: int | None = Field(default=None, ge=2)
     tournament_size: int | None = Field(default=None, ge=1)
-    candidates: int = Field(default=16, ge=1)  # predictor: candidates screened and ranked per trial
+    candidates: int = Field(default=16, ge=1)  # predictor: candidates ranked per trial
+    fresh_candidates: int | None = Field(default=None, ge=1)  # predictor: new ones screened per trial (the rest kept)
     trials: int | None = Field(default=None, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0, le=2**31 - 2)  # numpy / Optuna samplers take seeds below 2**32; room to derive

@@ -47,6 +47,10 @@ EXACT = ("params", "flops")  # objectives that the count gives exactly, before a
 LIMIT_OF = {"latency_ms": "max_latency_ms", "params": "max_params", "flops": "max_flops"}
 DRAWS = 32
 MAX_TRAIN_ROWS = 1000  # the forest learns from the most recent trials only: bounded cost per trial in long runs
+# the forests are refitted once the trials they learn from have grown by this share (at least one trial): every trial
+# up to 31 rows, then every 2nd, ..., every 62nd at 1,000. A few percent more rows barely move a forest, and the
+# front the acquisition improves on is always the current one
+REFIT_GROWTH = 1 / 16
 
 
 @dataclass
@@ -64,7 +68,8 @@ class PredictorSampler(ReplaySampler):
 
     def __init__(self, space, *, objectives: Sequence[str], directions: Sequence[str],
                  limits: dict[str, float] | None = None, input: tuple[Sequence[int], int] | None = None,
-                 candidates: int = 16, startup: int = 8, mutate_share: float = 0.5, seed: int | None = None):
+                 candidates: int = 16, fresh: int | None = None, startup: int = 8, mutate_share: float = 0.5,
+                 seed: int | None = None):
         super().__init__(seed)
         self.space = space
         self.objectives = list(objectives)
@@ -75,12 +80,15 @@ class PredictorSampler(ReplaySampler):
         ref_shape, ref_classes = space.reference_input
         self.same_input = (self.shape, self.classes) == (tuple(ref_shape), int(ref_classes))
         self.n_candidates = max(1, int(candidates))
+        self.n_fresh = self.n_candidates if fresh is None else max(1, min(int(fresh), self.n_candidates))
         self.startup = max(1, int(startup))
         self.mutate_share = float(mutate_share)
         self.choice_params = space.choices()
         self._hash_of: dict[int, str] = {}  # trial number -> spec hash (trials that are no longer running)
         self._spec_of: dict[str, Any] = {}
         self._features: dict[str, list[float]] = {}
+        self._pool: dict[str, Candidate] = {}  # screened, unpicked candidates kept for later trials, oldest first
+        self._forests: tuple[int, list] | None = None  # (complete trials when fitted, a forest per objective or None)
 
     # -- one trial -------------------------------------------------------------------------------------------------
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -92,22 +100,43 @@ class PredictorSampler(ReplaySampler):
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
                     and all(math.isfinite(v) for v in t.values) and self._hash(t)]
         guided = len(complete) >= self.startup
-        parents = self._front(complete) if guided else []
-        pool, dropped = self._candidates(rng, parents, seen, self.n_candidates if guided else 1)
+        if guided:
+            pool, dropped, fresh = self._refill(rng, self._front(complete), seen)
+        else:  # startup: the first random candidate that passes the screening
+            pool, dropped = self._candidates(rng, [], seen, 1)
+            fresh = len(pool)
         if not pool:
             return  # nothing feasible found: the trial is sampled at random and the engine checks it
-        note: dict[str, Any] = {"dropped": dropped, "pool": len(pool)}
+        note: dict[str, Any] = {"dropped": dropped, "pool": len(pool), "fresh": fresh}
         pick = pool[0]
         if guided and len(pool) > 1:
             i, mean, sd = self._acquire(pool, complete, trial.number)
             pick = pool[i]
             note["predicted"] = {o: [round(float(m), 6), round(float(s), 6)]
                                  for o, m, s in zip(self.objectives, mean, sd)}
+        self._pool.pop(pick.spec_hash, None)
         note["origin"] = pick.origin
         self._children[trial._trial_id] = self.space.assignment(pick.spec)
         study._storage.set_trial_user_attr(trial._trial_id, self.ATTR, note)
 
     # -- candidates ------------------------------------------------------------------------------------------------
+    def _refill(self, rng: random.Random, parents: list[FrozenTrial],
+                seen: set[str]) -> tuple[list[Candidate], int, int]:
+        """The candidates ranked this trial: the pool kept from earlier trials (less what has been evaluated since,
+        here or by another worker) topped up with ``fresh`` new screened ones (all ``candidates`` of them when the
+        pool is empty: the first guided trial, or the first after a resume), the oldest dropped beyond
+        ``candidates``. With ``fresh == candidates`` nothing is kept: every trial ranks new candidates only."""
+        for h in [h for h in self._pool if h in seen]:
+            del self._pool[h]
+        want = max(self.n_fresh, self.n_candidates - len(self._pool))
+        new, dropped = self._candidates(rng, parents, seen, want)
+        for c in new:  # a candidate proposed again is kept as new
+            self._pool.pop(c.spec_hash, None)
+            self._pool[c.spec_hash] = c
+        while len(self._pool) > self.n_candidates:
+            del self._pool[next(iter(self._pool))]
+        return list(self._pool.values()), dropped, len(new)
+
     def _candidates(self, rng: random.Random, parents: list[FrozenTrial], seen: set[str],
                     want: int) -> tuple[list[Candidate], int]:
         from nas.grammar import RandomSuggest
@@ -203,22 +232,30 @@ class PredictorSampler(ReplaySampler):
         import numpy as np
         from sklearn.ensemble import RandomForestRegressor
 
-        from nas.pareto import hypervolume, pareto_mask, to_minimization
+        from nas.pareto import hypervolume_improvements, pareto_mask, to_minimization
 
         history = sorted(complete, key=lambda t: t.number)[-MAX_TRAIN_ROWS:]
         x = np.array([self._row(self._hash(t)) for t in history])
         y = np.array([t.values for t in history], dtype=float)
         xc = np.array([self._row(c.spec_hash) for c in pool])
+        n = len(complete)  # not len(x): that stops growing at MAX_TRAIN_ROWS
+        if self._forests is None or n >= self._forests[0] + max(1, int(self._forests[0] * REFIT_GROWTH)):
+            forests = []
+            for j, objective in enumerate(self.objectives):
+                if objective in EXACT:
+                    forests.append(None)
+                    continue
+                # sklearn takes a seed in [0, 2**32): a resumed run's sampler seed is up to 2**31, times 7919 above
+                forest = RandomForestRegressor(n_estimators=64, max_features=0.5, min_samples_leaf=1, n_jobs=1,
+                                               random_state=((self.seed or 0) * 7919 + number + j) % 2**32)
+                forests.append(forest.fit(x, y[:, j]))
+            self._forests = (n, forests)
         mean = np.zeros((len(pool), len(self.objectives)))
         sd = np.zeros_like(mean)
-        for j, objective in enumerate(self.objectives):
-            if objective in EXACT:
+        for j, (objective, forest) in enumerate(zip(self.objectives, self._forests[1])):
+            if forest is None:
                 mean[:, j] = [c.costs[objective] for c in pool]
                 continue
-            # sklearn takes a seed in [0, 2**32): a resumed run's sampler seed is up to 2**31, times 7919 above it
-            forest = RandomForestRegressor(n_estimators=64, max_features=0.5, min_samples_leaf=1, n_jobs=1,
-                                           random_state=((self.seed or 0) * 7919 + number + j) % 2**32)
-            forest.fit(x, y[:, j])
             per_tree = np.stack([tree.predict(xc) for tree in forest.estimators_])
             mean[:, j], sd[:, j] = per_tree.mean(axis=0), per_tree.std(axis=0)
         minimize = ["minimize"] * len(self.objectives)
@@ -231,13 +268,11 @@ class PredictorSampler(ReplaySampler):
             limit = self.limits.get(LIMIT_OF.get(objective, ""))
             if limit is not None and self.directions[j] == "minimize":
                 ref[j] = float(limit)
-        base = hypervolume(front, minimize, ref)
         draws = np.random.default_rng((self.seed or 0) * 1_000_003 + number).standard_normal(
             (DRAWS, len(self.objectives)))
-        gains = np.zeros(len(pool))
-        for i in range(len(pool)):
-            points = pred[i] + draws * sd[i]
-            gains[i] = np.mean([hypervolume(np.vstack([front, p]), minimize, ref) - base for p in points])
+        points = pred[:, None, :] + draws[None, :, :] * sd[:, None, :]  # (candidates, draws, objectives)
+        gains = hypervolume_improvements(front, points.reshape(-1, len(self.objectives)), minimize, ref)
+        gains = gains.reshape(len(pool), DRAWS).mean(axis=1)
         if gains.max() > 0:
             best = int(np.argmax(gains))
         else:  # nothing expected to improve the front: the candidate predicted closest to it

@@ -64,7 +64,7 @@ def make_sampler(config, space, *, seed: int | None = None,
 
             return PredictorSampler(space, objectives=config.objectives, directions=config.directions,
                                     limits=config.constraints.active(), input=input,
-                                    candidates=config.candidates, seed=seed,
+                                    candidates=config.candidates, fresh=config.fresh_candidates, seed=seed,
                                     startup=config.population_size or min(10, population))
     raise ConfigError(f"unknown sampler {name!r}", key="sampler")
 
