@@ -66,7 +66,7 @@ def fake_evaluate(spec, config, *, data=None, callback=None, precheck=None):
                        wall_s=0.0)
 
 
-def make_engine(storage_kind: str, folder: Path, sampler: str | None):
+def make_engine(storage_kind: str, folder: Path, sampler: str | None, extra: dict | None = None):
     from nas.control.config import dump_config
     from nas.control.rundir import RunDir
     from nas.control.search import Engine, prepare
@@ -75,6 +75,7 @@ def make_engine(storage_kind: str, folder: Path, sampler: str | None):
               "seed": 0, "device": "cpu", "zero_cost": False, "train_threads": 1}
     if sampler:
         config["sampler"] = sampler
+    config.update(extra or {})
     prepared = prepare(config)
     engine = Engine(prepared, quiet=True)
     storage = f"sqlite:///{folder / 'nas.db'}" if storage_kind == "sqlite" else None
@@ -116,13 +117,15 @@ def instrument(engine, clock: dict):
 
 
 def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | None, profile_at: int | None,
-          window: int) -> dict:
+          window: int, extra: dict | None = None, on_trial=None) -> dict:
+    """Run ``trials`` trials with the stand-in evaluator; per trial the parts' times. ``extra``: config keys;
+    ``on_trial(engine, trial)``: called after each trial (e.g. to read what the sampler did)."""
     import nas.evaluate.evaluate as ev
     from nas.control.progress import Progress
 
     ev.evaluate = fake_evaluate  # Engine._trial imports it from the module at call time
     with tempfile.TemporaryDirectory(prefix=f"bench-{storage_kind}-") as tmp:
-        engine = make_engine(storage_kind, Path(tmp), sampler)
+        engine = make_engine(storage_kind, Path(tmp), sampler, extra)
         engine.tally = engine.load_tally()
         engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions,
                                    target=trials, time_budget_s=None, quiet=True, log=engine.run_dir.log,
@@ -146,6 +149,8 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
                 clock["rest"] = total - sum(clock[p] for p in PARTS if p != "rest")
                 rows.append({"trial": i, "total": total, "controller": total - clock["precheck"],
                              **{p: clock[p] for p in PARTS}})
+                if on_trial is not None:
+                    on_trial(engine, rows[-1])
                 if profiler is not None and i == profile_at + window // 2 + window - 1:
                     profiler.disable()
                     out = io.StringIO()
@@ -272,7 +277,7 @@ def main(argv=None) -> int:
                           "ok" if all_in_ok else "MISSED"])
     report.table(headers, table, title=f"Median ms per trial over {args.window} trials around each point "
                                        f"(target <= {args.target_ms:g} ms, growth <= 2x)",
-                 csv="bench_controller_overhead.csv")
+                 csv=None if args.no_write else "bench_controller_overhead.csv")
     report.table(["storage", "trials run", "states", "pre-checks", "models built (cache misses)"],
                  [[r["storage"], len(r["rows"]), " ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
                    r["prechecks"], r["precheck_builds"]] for r in results],

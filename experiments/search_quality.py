@@ -72,6 +72,11 @@ STUDIES: dict[str, dict] = {
                             "sampler": "predictor", "warm_start": ["baselines"], "trials": 32},
     "fmnist_mobile_warm": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
                            "warm_start": ["baselines"], "trials": 32},
+    # a second seed of each (session 6), with the predictor as it is now (its candidate pool if that is the default)
+    "cifar10_vision_warm_s1": {"space": "vision", "dataset": "cifar10", "full": True, "max_flops": 250e6,
+                               "sampler": "predictor", "warm_start": ["baselines"], "trials": 32, "seed": 1},
+    "fmnist_mobile_warm_s1": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
+                              "warm_start": ["baselines"], "trials": 32, "seed": 1},
     "cifar10_mobile": {"space": "mobile", "dataset": "cifar10", "full": True},
     "seqmnist_rows": {"space": "sequence", "dataset": "mnist:rows", "full": False},
     "copy_64": {"space": "sequence", "dataset": "selective_copy:64", "full": False},

@@ -13,6 +13,7 @@ from nas.pareto import (
     dominates,
     hypervolume,
     hypervolume_history,
+    hypervolume_improvements,
     knee_point,
     non_dominated_sort,
     pareto_mask,
@@ -191,6 +192,36 @@ def test_hypervolume_4d_matches_grid_brute_force(problem):
     values, directions = problem
     ref = reference_for(directions, margin=2.5)
     assert hypervolume(values, directions, ref) == pytest.approx(brute_hv(values, directions, ref), abs=1e-9)
+
+
+@FAST
+@given(problems(min_m=2, max_m=3, max_n=8), st.lists(st.lists(st.integers(-4, 4).map(float), min_size=3, max_size=3),
+                                                      min_size=0, max_size=6))
+def test_hypervolume_improvements_match_brute_force(problem, rows):
+    """What each point would add to the front: the vectorised 2-D staircase (and the fallback for 3-D, NaN) against
+    the grid brute force, on integer grids full of ties, duplicates, NaN and points beyond the reference."""
+    values, directions = problem
+    m = len(directions)
+    points = np.array([r[:m] for r in rows], dtype=float).reshape(-1, m)
+    ref = reference_for(directions, margin=2.5)
+    got = hypervolume_improvements(values, points, directions, ref)
+    base = brute_hv(values, directions, ref)
+    want = [brute_hv(np.vstack([values, p]), directions, ref) - base for p in points]
+    assert got.shape == (len(points),) and got == pytest.approx(want, abs=1e-9)
+
+
+def test_hypervolume_improvements_continuous_and_nan_points():
+    rng = np.random.default_rng(3)
+    front, points = rng.random((7, 2)), rng.random((50, 2)) * 1.2 - 0.1
+    directions, ref = ["maximize", "minimize"], [0.05, 0.95]
+    base = hypervolume(front, directions, ref)
+    want = [hypervolume(np.vstack([front, p]), directions, ref) - base for p in points]
+    assert hypervolume_improvements(front, points, directions, ref) == pytest.approx(want, abs=1e-12)
+    points[0, 1] = np.nan  # a NaN point adds nothing, the others are unchanged
+    got = hypervolume_improvements(front, points, directions, ref)
+    assert got[0] == 0.0 and got[1:] == pytest.approx(want[1:], abs=1e-12)
+    assert hypervolume_improvements(np.empty((0, 2)), points[1:2], directions, ref)[0] == pytest.approx(
+        hypervolume(points[1:2], directions, ref))
 
 
 @pytest.mark.parametrize("m", [2, 3])

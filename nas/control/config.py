@@ -158,6 +158,9 @@ class RunConfig(_Strict):
             raise ValueError("@trials: give trials and/or time_budget_s (when to stop)")
         if self.rungs and "accuracy" not in self.objectives:
             raise ValueError("@rungs: rungs prune on validation accuracy, which is not among the objectives")
+        if self.fresh_candidates is not None and self.fresh_candidates > self.candidates:
+            raise ValueError(f"@fresh_candidates: {self.fresh_candidates} new candidates per trial is more than the "
+                             f"{self.candidates} ranked per trial (candidates)")
         return self
 
     # -- derived --------------------------------------------------------------------------------------------------

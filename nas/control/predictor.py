@@ -3,9 +3,12 @@
 A trial is a training, the expensive thing; sampling and counting are cheap. So for each trial this sampler looks at
 many candidates and spends the trial on the most promising one:
 
-1. **Candidates**: ``candidates`` specs (default 16), half of them a one-choice mutation (:meth:`nas.grammar.Space.
-   mutate`) of a random member of the current Pareto front, half drawn at random from the grammar. A spec already
-   evaluated in the study is skipped (the engine would only reuse its result and count a trial).
+1. **Candidates**: ``candidates`` specs (default 16) are ranked per trial. New ones are half a one-choice mutation
+   (:meth:`nas.grammar.Space.mutate`) of a random member of the current Pareto front, half drawn at random from the
+   grammar. A spec already evaluated in the study is skipped (the engine would only reuse its result and count a
+   trial). With ``fresh_candidates`` below ``candidates`` the unpicked candidates are kept for the next trials (a
+   pool, oldest dropped first, less what has been evaluated since) and only that many new ones are screened per
+   trial: the screening below is most of this sampler's cost.
 2. **Screening**: params and FLOPs of each candidate are counted (at the run's input first where the run constrains
    or optimises them, so a breaker of the run's limits costs no more; then at the space's reference input; cached
    per spec, about 20-60 ms a count on a CPU). A
@@ -13,13 +16,13 @@ many candidates and spends the trial on the most promising one:
    build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the
    reference point below, and the engine still checks it.)
 3. **Prediction**: one random forest per objective that is not known exactly (accuracy, latency, ...) is fitted on
-   the study's COMPLETE trials. Features: log params and log FLOPs (at the reference input) and every grammar
+   the study's COMPLETE trials (refitted every trial up to 31 of them, then once they grew by a sixteenth). Features: log params and log FLOPs (at the reference input) and every grammar
    choice (categorical choices by index, inactive ones as -1). ``params`` / ``flops`` objectives are known exactly
    from the count. The spread of the trees' predictions is the uncertainty.
 4. **Acquisition**: expected hypervolume improvement over the current front, by Monte Carlo (32 draws from a normal
    with the forest's mean and spread per objective). The reference point is the run's limit where one applies to
    an objective (``max_latency_ms`` for latency, ...) and otherwise the worst value seen, widened by a tenth of
-   the range. If no candidate is expected to improve the front, the one closest to it is taken.
+   the range (two objectives: vectorised, :func:`nas.pareto.hypervolume_improvements`). If no candidate is expected to improve the front, the one closest to it is taken.
 
 Until ``startup`` trials (the run's ``population_size``, else at most 10) are complete there is nothing to learn
 from: each trial is then the first random candidate that passes the screening. Every trial records what the sampler
@@ -239,7 +242,7 @@ class PredictorSampler(ReplaySampler):
         y = np.array([t.values for t in history], dtype=float)
         xc = np.array([self._row(c.spec_hash) for c in pool])
         n = len(complete)  # not len(x): that stops growing at MAX_TRAIN_ROWS
-        if self._forests is None or n >= self._forests[0] + max(1, int(self._forests[0] * REFIT_GROWTH)):
+        if refit_due(self._forests[0] if self._forests else None, n):
             forests = []
             for j, objective in enumerate(self.objectives):
                 if objective in EXACT:
@@ -279,6 +282,11 @@ class PredictorSampler(ReplaySampler):
             gap = ((pred[:, None, :] - front[None, :, :]) / span).max(axis=2).min(axis=1)
             best = int(np.argmin(gap))
         return best, mean[best], sd[best]
+
+
+def refit_due(fitted: int | None, complete: int) -> bool:
+    """Whether forests fitted when ``fitted`` trials were complete are refitted now that ``complete`` are."""
+    return fitted is None or complete >= fitted + max(1, int(fitted * REFIT_GROWTH))
 
 
 def _encode(param, value: Any) -> float:

@@ -11,7 +11,7 @@ from nas.control.search import prepare
 from nas.control.suggest import OptunaSuggest
 from nas.pareto import hypervolume
 
-from conftest import TINY, write_config
+from conftest import TINY, nas as nas_cli, write_config
 
 INPUT = ((1, 8, 8), 10)  # digits
 
@@ -162,3 +162,53 @@ def test_a_breaker_of_the_runs_limits_is_dropped_before_its_reference_count(visi
     breakers = {h for h, costs in at_run.items() if costs["params"] > 150_000}
     assert breakers  # the limit binds
     assert not breakers & at_ref
+
+
+def test_the_pool_keeps_unpicked_candidates_and_screens_only_the_fresh_ones(vision, monkeypatch):
+    """fresh_candidates 4 of 16: the first guided trial screens 16, every later one 4 new (the unpicked rest kept, so
+    16 are still ranked); same picks for the same seed; a kept candidate is never one evaluated since; and about a
+    quarter of the screening of the pool-less sampler."""
+    from nas.control.predictor import PredictorSampler
+
+    config, space = vision
+    pooled = config.model_copy(update={"fresh_candidates": 4})
+    screened = {"n": 0}
+    original = PredictorSampler._feasible_costs
+
+    def counting(self, spec):
+        screened["n"] += 1
+        return original(self, spec)
+
+    monkeypatch.setattr(PredictorSampler, "_feasible_costs", counting)
+    study, specs = _drive(pooled, space, _stand_in, 12)
+    with_pool = screened["n"]
+    notes = [t.user_attrs["predictor"] for t in study.trials]
+    guided = [n for n in notes if "predicted" in n]
+    assert len(guided) == 8 and guided[0]["fresh"] >= 14 and guided[0]["pool"] == 16
+    assert all(n["fresh"] <= 4 and n["pool"] >= 14 for n in guided[1:])
+    assert len({s.hash() for s in specs}) == 12
+    again, _ = _drive(pooled, space, _stand_in, 12)
+    assert [t.params for t in again.trials] == [t.params for t in study.trials]
+    screened["n"] = 0
+    _drive(config, space, _stand_in, 12)
+    assert with_pool < 0.6 * screened["n"]
+
+
+def test_fresh_candidates_cannot_exceed_candidates(tmp_path):
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fresh_candidates: 20 new candidates per trial is more than the 16"):
+        prepare({**TINY, "sampler": "predictor", "fresh_candidates": 20})
+    config = write_config(tmp_path, sampler="predictor", fresh_candidates=0)
+    r = nas_cli("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert r.returncode == 2 and "fresh_candidates" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fitted, now, due", [(8, 9, True), (31, 32, True), (32, 33, False), (32, 34, True),
+                                               (100, 105, False), (100, 106, True), (1000, 1061, False),
+                                               (1000, 1062, True)])
+def test_forests_are_refitted_once_the_trials_grew_by_a_sixteenth(fitted, now, due):
+    from nas.control.predictor import refit_due
+
+    assert refit_due(fitted, now) is due
+    assert refit_due(None, now)
