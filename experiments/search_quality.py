@@ -16,6 +16,8 @@ can be cut to fit a 10-minute command (``--time-limit``) and simply run again to
 ``measure``    test accuracy is recorded by ``full``; this step measures CPU latency of all fully trained models in
                ONE process, interleaved round by round (machine noise hits all models alike), and scores every one
                of them with the zero-cost proxies at initialisation
+``seeds``      (after ``full``, on its own) the same models trained again with the same longer recipe and the seeds
+               of ``--replicate-seeds`` (default 1,2): which wins after longer training survive the seed?
 ``summarize``  writes experiments/results/search_quality.md (+ .csv, plots) over every study that has results
 
 ``all STUDY``  runs search -> baselines -> full -> measure (each resumable); ``summarize`` after.
@@ -61,7 +63,8 @@ STUDIES: dict[str, dict] = {
     # front. Does local search around a ResNet find a net that dominates it? Warm-start trials are not "found".
     "fmnist_vision_warm": {"space": "vision", "dataset": "fashion_mnist", "full": True, "max_flops": 250e6,
                            "sampler": "predictor", "warm_start": ["baselines"], "trials": 32},
-    # the same study with other seeds (search, baselines, training): is one seed's outcome luck?
+    # the same study with other seeds (the search and the proxy evaluations; the longer training uses --seed, 0, in
+    # every study, so a baseline trained longer is the same training in each; step `seeds` varies that seed)
     **{f"fmnist_vision_warm_s{seed}": {"space": "vision", "dataset": "fashion_mnist", "full": True, "max_flops": 250e6,
                                        "sampler": "predictor", "warm_start": ["baselines"], "trials": 32, "seed": seed}
        for seed in (1, 2)},
@@ -264,12 +267,7 @@ def chosen_members(study: str) -> dict[str, dict]:
 
 
 def step_full(study: str, args) -> None:
-    from nas.export import export_from
-    from nas.fulltrain import train_full
-    from nas.grammar import shipped_spaces_dir
-
     profile = PROFILES[args.profile]
-    s = STUDIES[study]
     record_path = study_out(study) / "full.json"
     record = read_json(record_path, {}) or {}
     members = chosen_members(study)
@@ -278,36 +276,80 @@ def step_full(study: str, args) -> None:
         entry = record.get(label, {})
         if entry.get("status") == "done" and entry.get("spec_hash") == info["spec_hash"]:
             continue
-        out = WORK / "full" / study / label
-        if not (out / "arch.json").exists():
-            if info["kind"] == "found":
-                export_from(WORK / "runs" / study, out, trial=info["trial"], force=True)
-            else:
-                export_from(shipped_spaces_dir() / "baselines" / f"{info['role']}.yaml", out, dataset=s["dataset"],
-                            force=True)
-        t0 = time.time()
-        result = None
-        while time.time() < deadline:
-            result = train_full(out, dataset=s["dataset"], epochs=profile["full_epochs"],
-                                train_subset=profile["full_subset"], batch_size=profile["batch_size"],
-                                lr=profile["lr"], seed=args.seed, device="auto", threads=profile["threads"],
-                                max_epochs_this_call=1, reexport=False)
-            print(f"[full {study}] {label}: {result['status']} epoch {result['epochs_done']}/{result['epochs']}",
-                  flush=True)
-            if result["status"] != "paused":
-                break
-        if result is None:
+        entry = _train_longer(study, label, info, WORK / "full" / study / label, args.seed, profile, deadline)
+        if entry is None:
             break
-        entry = {**info, "status": result["status"], "epochs": result["epochs_done"],
-                 "test_accuracy": result.get("test_accuracy"), "val_accuracy": result.get("val_accuracy"),
-                 "curve": result.get("curve"), "train_subset": profile["full_subset"],
-                 "wall_s_this_call": time.time() - t0}
         record[label] = entry
         write_json(record_path, record)
-        if result["status"] == "paused":
+        if entry["status"] == "paused":
             break
     done = sum(1 for e in record.values() if e.get("status") == "done")
     print(f"[full {study}] {done}/{len(members)} models fully trained", flush=True)
+
+
+def _train_longer(study: str, label: str, info: dict, out: Path, seed: int, profile: dict,
+                  deadline: float) -> dict | None:
+    """Export ``info`` (a found trial or a baseline) to ``out`` unless it is there, then train it with the longer
+    recipe and ``seed``, an epoch per call until done or ``deadline`` (a later call continues from the checkpoint).
+    The record of the training (status "done" or "paused"), or None if the deadline had already passed."""
+    from nas.export import export_from
+    from nas.fulltrain import train_full
+    from nas.grammar import shipped_spaces_dir
+
+    s = STUDIES[study]
+    if not (out / "arch.json").exists():
+        if info["kind"] == "found":
+            export_from(WORK / "runs" / study, out, trial=info["trial"], force=True)
+        else:
+            export_from(shipped_spaces_dir() / "baselines" / f"{info['role']}.yaml", out, dataset=s["dataset"],
+                        force=True)
+    t0 = time.time()
+    result = None
+    while time.time() < deadline:
+        result = train_full(out, dataset=s["dataset"], epochs=profile["full_epochs"],
+                            train_subset=profile["full_subset"], batch_size=profile["batch_size"],
+                            lr=profile["lr"], seed=seed, device="auto", threads=profile["threads"],
+                            max_epochs_this_call=1, reexport=False)
+        print(f"[full {study}] {label} (seed {seed}): {result['status']} epoch {result['epochs_done']}/"
+              f"{result['epochs']}", flush=True)
+        if result["status"] != "paused":
+            break
+    if result is None:
+        return None
+    return {**info, "status": result["status"], "epochs": result["epochs_done"], "seed": seed,
+            "test_accuracy": result.get("test_accuracy"), "val_accuracy": result.get("val_accuracy"),
+            "curve": result.get("curve"), "train_subset": profile["full_subset"],
+            "wall_s_this_call": time.time() - t0}
+
+
+def step_seeds(study: str, args) -> None:
+    """The models of the full step trained again with the same longer recipe and other seeds (``--replicate-seeds``,
+    default 1,2): how much of a win after longer training is the seed? Records in full_seeds.json
+    ({label: {seed: record}}); resumable like the full step."""
+    profile = PROFILES[args.profile]
+    full = read_json(study_out(study) / "full.json", {}) or {}
+    record_path = study_out(study) / "full_seeds.json"
+    record = read_json(record_path, {}) or {}
+    deadline = time.time() + args.time_limit if args.time_limit else math.inf
+    seeds = [int(x) for x in args.replicate_seeds.split(",") if x.strip()]
+    for seed in seeds:  # every model at one seed before any at the next: a cut-short step is still balanced
+        for label, info in full.items():
+            if info.get("status") != "done":
+                continue
+            have = record.get(label, {}).get(str(seed), {})
+            if have.get("status") == "done" and have.get("spec_hash") == info["spec_hash"]:
+                continue
+            keep = {k: info[k] for k in ("kind", "role", "trial", "spec_hash", "summary") if k in info}
+            entry = _train_longer(study, label, keep, WORK / "full_seeds" / study / f"{label}-s{seed}", seed,
+                                  profile, deadline)
+            if entry is None:
+                break
+            record.setdefault(label, {})[str(seed)] = entry
+            write_json(record_path, record)
+            if entry["status"] == "paused":
+                return
+    done = sum(1 for runs in record.values() for e in runs.values() if e.get("status") == "done")
+    print(f"[seeds {study}] {done} extra trainings done (seeds {', '.join(map(str, seeds))})", flush=True)
 
 
 def step_measure(study: str, args) -> None:
@@ -363,6 +405,30 @@ def step_measure(study: str, args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- summary
+def _seed_rows(study: str, full: dict, extra: dict) -> list[list]:
+    """Rows of the seeds table for one study: each model trained longer with seed 0 (full.json) and the seeds of
+    full_seeds.json, its mean and sd, and for a baseline the found models that dominate it on the mean."""
+    import statistics
+
+    stats = {}
+    for label, v in full.items():
+        runs = [v] + [e for e in (extra.get(label) or {}).values() if e.get("status") == "done"]
+        if v.get("status") != "done" or len(runs) < 2 or v.get("latency_ms") is None:
+            continue
+        acc = [r["test_accuracy"] for r in runs]
+        stats[label] = (v, acc, statistics.mean(acc), statistics.stdev(acc))
+    rows = []
+    for label, (v, acc, mean, sd) in stats.items():
+        verdict = "(found)"
+        if v["kind"] == "baseline":
+            dom = [f for f, (fv, _, fmean, _) in stats.items() if fv["kind"] == "found"
+                   and _dominates(fmean, fv["latency_ms"], mean, v["latency_ms"])]
+            verdict = ("yes (" + ", ".join(dom) + ")") if dom else "NO"
+        rows.append([study, label, len(acc), " / ".join(f"{a:.3f}" for a in acc), _fmt(mean), _fmt(sd),
+                     _fmt(v["latency_ms"], ".2f"), verdict])
+    return rows
+
+
 def _dominates(a_acc, a_lat, b_acc, b_lat) -> bool:
     return a_acc >= b_acc and a_lat <= b_lat and (a_acc > b_acc or a_lat < b_lat)
 
@@ -432,6 +498,8 @@ def step_summarize(args) -> None:
         "measured in one process, interleaved round by round, so they compare as ratios.", echo=False)
     profiles_used = {}
     headline, all_rows, tau_rows, seq_rows, hv_rows = [], [], [], [], []
+    pooled: dict[str, dict[str, dict]] = {}  # dataset -> spec hash -> a model trained longer (first study's)
+    seed_rows = []
     for study, s in STUDIES.items():
         d = OUT / study
         trials_csv = d / f"trials-{own_sampler(study)}.csv"
@@ -488,6 +556,10 @@ def step_summarize(args) -> None:
                              _fmt((v.get("flops") or float("nan")) / 1e6, ".1f"), verdict])
         # (3) proxy fidelity at scale over the fully trained set
         trained = [v for v in full.values() if v.get("status") == "done"]
+        if not s.get("smoke"):  # the same architecture in several studies: trained with the same seed, once
+            for v in trained:
+                pooled.setdefault(s["dataset"], {}).setdefault(v["spec_hash"], v)
+        seed_rows += _seed_rows(study, full, read_json(d / "full_seeds.json", {}) or {})
         if len(trained) >= 3:
             test = [v["test_accuracy"] for v in trained]
             rows = [("proxy-budget accuracy", [v.get("proxy_accuracy") for v in trained])]
@@ -584,9 +656,29 @@ def step_summarize(args) -> None:
     report.text("## Proxy budget: is every baseline dominated by a searched trial?")
     report.table(["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "most accurate trial"],
                  all_rows, csv=csv(f"{NAME}_proxy.csv"))
+    for dataset, by_hash in pooled.items():  # every study of a dataset has the same proxy and longer recipes
+        trained = list(by_hash.values())
+        if len(trained) < 8:
+            continue
+        test = [v["test_accuracy"] for v in trained]
+        names = sorted({n for v in trained for n in (v.get("zero_cost") or {})})
+        for label, scores in [("proxy-budget accuracy", [v.get("proxy_accuracy") for v in trained])] + [
+                (f"zero-cost {n}", [(v.get("zero_cost") or {}).get(n) for v in trained]) for n in names]:
+            tau, n = _tau(scores, test)
+            tau_rows.append([f"all {dataset} studies (pooled)", label, n, _fmt(tau)])
     if tau_rows:
-        report.text("## Proxy fidelity at scale: Kendall tau against test accuracy after longer training")
+        report.text("## Proxy fidelity at scale: Kendall tau against test accuracy after longer training\n\n"
+                    "Per study, then pooled over every study of a dataset (the same proxy budget and the same longer "
+                    "recipe; an architecture trained in several studies, such as a baseline, counts once).")
         report.table(["study", "score", "n", "Kendall tau"], tau_rows, csv=csv(f"{NAME}_tau.csv"))
+    if seed_rows:
+        report.text("## After longer training, over three seeds (step `seeds`): which wins survive the seed?\n\n"
+                    "The models of the full step trained again with the same recipe and seeds 1 and 2 (the full step "
+                    "used seed 0). A baseline counts as dominated here when a found net's MEAN test accuracy is at "
+                    "least the baseline's at lower or equal latency (latency depends on the architecture only: "
+                    "measured once, see above); 'sd' is over the seeds.")
+        report.table(["study", "model", "seeds", "test acc per seed", "mean", "sd", "latency ms",
+                      "baseline dominated on the mean by"], seed_rows, csv=csv(f"{NAME}_seeds.csv"))
     if seq_rows:
         report.text("## Sequences: where the mixer families land")
         report.table(["study", "dataset", "mixer (in any stage)", "trials", "best acc", "its latency ms", "on the front"], seq_rows,
@@ -665,7 +757,8 @@ def write_study_pages(report, tables: dict[str, list], settings: dict[str, str])
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("step", choices=["search", "baselines", "full", "measure", "all", "summarize"])
+    p.add_argument("step", choices=["search", "baselines", "full", "measure", "seeds", "all", "summarize"],
+                   help="all = search, baselines, full, measure; seeds (after full) is run on its own")
     p.add_argument("studies", nargs="*", help=f"study names (default: all): {', '.join(STUDIES)}")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     p.add_argument("--sampler", default=None,
@@ -676,6 +769,7 @@ def main() -> None:
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds: start no new trial / epoch after this (run the step again to continue)")
     p.add_argument("--rounds", type=int, default=5, help="measure step: interleaved latency rounds")
+    p.add_argument("--replicate-seeds", default="1,2", help="seeds step: the extra training seeds (default 1,2)")
     p.add_argument("--work", default=str(REPO_ROOT / "runs" / "search_quality"),
                    help="runs and exports (default: %(default)s)")
     p.add_argument("--out", default=str(RESULTS_DIR / "search_quality"), help="per-study records (default: %(default)s)")
@@ -695,7 +789,7 @@ def main() -> None:
         for st in steps:
             t0 = time.time()
             {"search": step_search, "baselines": step_baselines, "full": step_full,
-             "measure": step_measure}[st](study, args)
+             "measure": step_measure, "seeds": step_seeds}[st](study, args)
             record_step(study, st, args, time.time() - t0)
 
 
