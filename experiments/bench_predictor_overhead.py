@@ -89,12 +89,12 @@ def main(argv=None) -> int:
         results[name] = run_variant(name, args.trials, args.max_seconds, args.window)
         r = results[name]
         print(f"  {len(r['rows'])} trials in {r['elapsed']:.0f} s; states {r['states']}", flush=True)
-    headers = ["variant", "at trial", "controller ms/trial", "of which ask (sampler)", "ratio to first variant",
+    headers = ["variant", "at trial", "controller ms/trial", "of which ask (sampler)", f"ratio to {names[0]}",
                "new candidates screened per trial", "candidates ranked", "verdict (<= target)"]
     table = []
     for p in points:
-        first = None
-        for name, r in results.items():
+        first = None  # the first variant's time at this point: the ratios' base (blank if it did not get there)
+        for k, (name, r) in enumerate(results.items()):
             lo, hi = p - args.window // 2, p + args.window // 2
             rows = [x for x in r["rows"] if lo <= x["trial"] < hi]
             notes = [n for n in r["notes"] if lo <= n["trial"] < hi and "predicted" in n]
@@ -103,8 +103,8 @@ def main(argv=None) -> int:
                 continue
             ms = 1000 * statistics.median(x["controller"] for x in rows)
             ask = 1000 * statistics.median(x["ask"] for x in rows)
-            first = first if first is not None else ms
-            table.append([name, p, round(ms, 1), round(ask, 1), f"{ms / first:.2f}",
+            first = ms if k == 0 else first
+            table.append([name, p, round(ms, 1), round(ask, 1), f"{ms / first:.2f}" if first else "",
                           statistics.median(n.get("fresh", n["pool"]) for n in notes) if notes else "",
                           statistics.median(n["pool"] for n in notes) if notes else "",
                           "ok" if ms <= args.target_ms else "MISSED"])
