@@ -75,7 +75,7 @@ STUDIES: dict[str, dict] = {
                             "sampler": "predictor", "warm_start": ["baselines"], "trials": 32},
     "fmnist_mobile_warm": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
                            "warm_start": ["baselines"], "trials": 32},
-    # a second seed of each (session 6), with the predictor as it is now (its candidate pool if that is the default)
+    # a second seed of each (session 6; the predictor's default, all fresh candidates, as in the seed-0 studies)
     "cifar10_vision_warm_s1": {"space": "vision", "dataset": "cifar10", "full": True, "max_flops": 250e6,
                                "sampler": "predictor", "warm_start": ["baselines"], "trials": 32, "seed": 1},
     "fmnist_mobile_warm_s1": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
@@ -342,12 +342,11 @@ def step_seeds(study: str, args) -> None:
             keep = {k: info[k] for k in ("kind", "role", "trial", "spec_hash", "summary") if k in info}
             entry = _train_longer(study, label, keep, WORK / "full_seeds" / study / f"{label}-s{seed}", seed,
                                   profile, deadline)
-            if entry is None:
-                break
-            record.setdefault(label, {})[str(seed)] = entry
-            write_json(record_path, record)
-            if entry["status"] == "paused":
-                return
+            if entry is not None:
+                record.setdefault(label, {})[str(seed)] = entry
+                write_json(record_path, record)
+            if entry is None or entry["status"] == "paused":
+                return  # out of time: a later call continues
     done = sum(1 for runs in record.values() for e in runs.values() if e.get("status") == "done")
     print(f"[seeds {study}] {done} extra trainings done (seeds {', '.join(map(str, seeds))})", flush=True)
 

@@ -363,9 +363,6 @@ def hypervolume_history(values: np.ndarray, directions: Sequence[str], reference
     return out
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Knee point
-# --------------------------------------------------------------------------------------------------------------
 def hypervolume_improvements(front: np.ndarray, points: np.ndarray, directions: Sequence[str],
                              reference) -> np.ndarray:
     """For each row of ``points``, the hypervolume it would add to ``front`` on its own: ``hypervolume(front + [p]) -
@@ -382,7 +379,7 @@ def hypervolume_improvements(front: np.ndarray, points: np.ndarray, directions: 
         return np.zeros(0)
     minimize = ["minimize"] * len(directions)
     if len(directions) != 2 or not (np.all(np.isfinite(v)) and np.all(np.isfinite(q))):
-        base = _hv_min(v[_contributing(v, ref)], ref)
+        base = hypervolume(v, minimize, ref)
         return np.array([hypervolume(np.vstack([v, p]), minimize, ref) - base for p in q])
     v = v[_contributing(v, ref)]
     order = np.lexsort((v[:, 1], v[:, 0]))  # by the first objective, ties by the second
@@ -397,6 +394,9 @@ def hypervolume_improvements(front: np.ndarray, points: np.ndarray, directions: 
     return (width * depth).sum(axis=1)
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Knee point
+# --------------------------------------------------------------------------------------------------------------
 def knee_point(values: np.ndarray, directions: Sequence[str]) -> int:
     """Row index of the knee of the Pareto front.
 

@@ -16,13 +16,15 @@ many candidates and spends the trial on the most promising one:
    build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the
    reference point below, and the engine still checks it.)
 3. **Prediction**: one random forest per objective that is not known exactly (accuracy, latency, ...) is fitted on
-   the study's COMPLETE trials (refitted every trial up to 31 of them, then once they grew by a sixteenth). Features: log params and log FLOPs (at the reference input) and every grammar
-   choice (categorical choices by index, inactive ones as -1). ``params`` / ``flops`` objectives are known exactly
+   the study's COMPLETE trials (refitted every trial up to 31 of them, then once they grew by a sixteenth).
+   Features: log params and log FLOPs (at the reference input) and every grammar choice (categorical choices by
+   index, inactive ones as -1). ``params`` / ``flops`` objectives are known exactly
    from the count. The spread of the trees' predictions is the uncertainty.
 4. **Acquisition**: expected hypervolume improvement over the current front, by Monte Carlo (32 draws from a normal
    with the forest's mean and spread per objective). The reference point is the run's limit where one applies to
    an objective (``max_latency_ms`` for latency, ...) and otherwise the worst value seen, widened by a tenth of
-   the range (two objectives: vectorised, :func:`nas.pareto.hypervolume_improvements`). If no candidate is expected to improve the front, the one closest to it is taken.
+   the range (two objectives: vectorised, :func:`nas.pareto.hypervolume_improvements`). If no candidate is
+   expected to improve the front, the one closest to it is taken.
 
 Until ``startup`` trials (the run's ``population_size``, else at most 10) are complete there is nothing to learn
 from: each trial is then the first random candidate that passes the screening. Every trial records what the sampler
