@@ -82,6 +82,8 @@ STUDIES: dict[str, dict] = {
                               "warm_start": ["baselines"], "trials": 32, "seed": 1},
     "cifar10_mobile": {"space": "mobile", "dataset": "cifar10", "full": True},
     "seqmnist_rows": {"space": "sequence", "dataset": "mnist:rows", "full": False},
+    # the classic pixel-by-pixel sequential MNIST (L=784, session 7): the long end of the mixer comparison on real data
+    "seqmnist_pixels": {"space": "sequence", "dataset": "mnist:pixels", "full": False},
     "copy_64": {"space": "sequence", "dataset": "selective_copy:64", "full": False},
     "copy_256": {"space": "sequence", "dataset": "selective_copy:256", "full": False},
     # a seconds-long run of every step on the bundled digits (profile "smoke"): checks the pipeline, not a result
