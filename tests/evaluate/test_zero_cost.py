@@ -1,6 +1,8 @@
 """Zero-cost proxies on conv, attention, recurrent and selective-scan models."""
+import copy
 import logging
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,6 +136,40 @@ def test_synflow_independent_of_input_data(case):
     a = zero_cost.synflow(model, _batch(shape_kind, seed=1))
     b = zero_cost.synflow(model, _batch(shape_kind, seed=2))
     assert a == b and a > 0
+
+
+def _synflow_whole_batch(model, x):
+    """SynFlow as defined, on the whole all-ones batch (what ``synflow`` computed before it scored one example)."""
+    net = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    net(torch.ones_like(x, dtype=torch.float64)).sum().backward()
+    return float(sum((p.detach() * p.grad).abs().sum() for p in net.parameters() if p.grad is not None))
+
+
+def test_synflow_scores_one_example_and_scales_to_the_batch(case):
+    model, batch, kind = case
+    torch.manual_seed(0)
+    expected = _synflow_whole_batch(model, batch[0])
+    assert zero_cost.synflow(model, batch) == pytest.approx(expected, rel=1e-9), kind
+    assert zero_cost.synflow(model, (batch[0][:2], batch[1][:2])) == pytest.approx(expected * 2 / B, rel=1e-9)
+
+
+BASELINES = sorted((Path(__file__).parents[2] / "search_spaces" / "baselines").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BASELINES, ids=[p.stem for p in BASELINES])
+def test_synflow_of_a_shipped_baseline_equals_the_whole_batch_score(path):
+    from nas.builder import build, example_input
+    from nas.spec import ArchSpec
+
+    spec = ArchSpec.load(path)
+    shape = (3, 16, 16) if spec.input == "image" else (16, 4)
+    torch.manual_seed(0)
+    model = build(spec, shape, 5)
+    x = example_input(model, 4)
+    assert zero_cost.synflow(model, (x, None)) == pytest.approx(_synflow_whole_batch(model, x), rel=1e-6)
 
 
 def test_data_dependent_proxies_see_the_data():
