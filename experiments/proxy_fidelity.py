@@ -6,7 +6,7 @@ What it measures
     width (every sampled width multiplier times ``--width-scale``) and input resolution (``--resolution``):
 
     * scored by every zero-cost proxy in ``nas.evaluate.zero_cost.PROXIES`` (synflow, naswot, grad_norm, snip,
-      params, flops) on the batch ``evaluate`` itself uses (``_proxy_batch``: ``--proxy-batch`` seeded training
+      params, flops) on the batch ``evaluate`` itself uses (``proxy_batch``: ``--proxy-batch`` seeded training
       images), each timed;
     * proxy-trained with ``nas.evaluate.train.train`` at each budget in ``--budgets`` (epochs; score = final
       validation accuracy, and minus the final validation loss);
@@ -60,7 +60,7 @@ import torch
 
 from nas.builder import build
 from nas.data import load_dataset
-from nas.evaluate.evaluate import EvalConfig, _proxy_batch
+from nas.evaluate.evaluate import EvalConfig, proxy_batch
 from nas.evaluate.measure import count_flops, count_params
 from nas.evaluate.train import Budget, evaluate_accuracy, train
 from nas.evaluate.zero_cost import PROXIES, score_all
@@ -262,7 +262,7 @@ def zero_cost_scores(spec: ArchSpec, data, input_shape, opt) -> dict:
         mflops = count_flops(model, torch.randn(2, *input_shape)) / 2 / 1e6
     except Exception as e:  # noqa: BLE001
         return {"status": "error", "reason": f"{type(e).__name__}: {e}"[:300], "scores": {}, "seconds": {}}
-    batch = _proxy_batch(data, EvalConfig(seed=opt.seed, zero_cost_batch_size=opt.proxy_batch), input_shape)
+    batch = proxy_batch(data, EvalConfig(seed=opt.seed, zero_cost_batch_size=opt.proxy_batch), input_shape)
     scores, secs = {}, {}
     for name in PROXIES:
         t = time.perf_counter()

@@ -40,9 +40,12 @@ SAMPLERS = ("random", "tpe", "nsga2", "evolution", "predictor")
 # alone is worth.
 # "pool4" / "pool4of32": the predictor keeping its unpicked candidates across trials and screening only 4 new ones
 # per trial (config fresh_candidates), ranking 16 / 32: does the cheaper sampler choose as well?
+# "zcwarm": the predictor whose random startup trials are the best of 64 screened random candidates by naswot
+# (config zero_cost_warmup, session 7): does a zero-cost warm-up start the search higher?
 CONTROLS = {"screened": lambda base: {"sampler": "predictor", "population_size": base["trials"]},
             "pool4": lambda base: {"sampler": "predictor", "fresh_candidates": 4},
-            "pool4of32": lambda base: {"sampler": "predictor", "candidates": 32, "fresh_candidates": 4}}
+            "pool4of32": lambda base: {"sampler": "predictor", "candidates": 32, "fresh_candidates": 4},
+            "zcwarm": lambda base: {"sampler": "predictor", "zero_cost_warmup": 64}}
 OBJECTIVES = ["accuracy", "latency_ms"]
 MAX_LATENCY_MS = 20.0
 REFERENCE = [0.0, MAX_LATENCY_MS]  # hypervolume reference point: accuracy 0, latency at the constraint

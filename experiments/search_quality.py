@@ -360,7 +360,7 @@ def step_measure(study: str, args) -> None:
 
     from nas.builder import build
     from nas.data import load_dataset
-    from nas.evaluate.evaluate import EvalConfig, _proxy_batch
+    from nas.evaluate.evaluate import EvalConfig, proxy_batch
     from nas.evaluate.measure import count_flops, count_params, measure_latency
     from nas.evaluate.zero_cost import score_all
     from nas.export import load, read_arch
@@ -398,7 +398,7 @@ def step_measure(study: str, args) -> None:
         spec, shape, classes, _ = read_arch(WORK / "full" / study / label)
         torch.manual_seed(args.seed)
         model = build(spec, shape, classes)
-        batch = _proxy_batch(data, EvalConfig(seed=args.seed), shape)
+        batch = proxy_batch(data, EvalConfig(seed=args.seed), shape)
         record[label]["zero_cost"] = score_all(model, batch, seed=args.seed)
     write_json(record_path, record)
     print(f"[measure {study}] latency ({args.rounds} interleaved rounds) and zero-cost scores of "

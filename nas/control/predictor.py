@@ -27,7 +27,9 @@ many candidates and spends the trial on the most promising one:
    expected to improve the front, the one closest to it is taken.
 
 Until ``startup`` trials (the run's ``population_size``, else at most 10) are complete there is nothing to learn
-from: each trial is then the first random candidate that passes the screening. Every trial records what the sampler
+from: each trial is then the first random candidate that passes the screening. With ``zero_cost_warmup: N`` (a run
+config key) they are instead the best of N screened random candidates by the naswot zero-cost proxy, scored once on
+the run's proxy batch (the "zero-cost warmup" of Abdelfattah et al., 2021). Every trial records what the sampler
 expected (user attr ``predictor``: how the spec was proposed, the predicted mean and spread per objective,
 candidates screened out), so a run shows how well the predictor did. Deterministic for a seed. Works for any number
 of objectives (the Monte Carlo hypervolume is exact per draw, so more than three objectives get slow).
@@ -41,7 +43,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
@@ -74,7 +76,8 @@ class PredictorSampler(ReplaySampler):
     def __init__(self, space, *, objectives: Sequence[str], directions: Sequence[str],
                  limits: dict[str, float] | None = None, input: tuple[Sequence[int], int] | None = None,
                  candidates: int = 16, fresh: int | None = None, startup: int = 8, mutate_share: float = 0.5,
-                 seed: int | None = None):
+                 seed: int | None = None, warmup: int = 0, scorer: Callable[[Any], float] | None = None,
+                 warmup_seed: int | None = None):
         super().__init__(seed)
         self.space = space
         self.objectives = list(objectives)
@@ -94,6 +97,13 @@ class PredictorSampler(ReplaySampler):
         self._features: dict[str, list[float]] = {}
         self._pool: dict[str, Candidate] = {}  # screened, unpicked candidates kept for later trials, oldest first
         self._forests: tuple[int, list] | None = None  # (complete trials when fitted, a forest per objective or None)
+        # zero-cost warm-up: the startup trials are taken from ``warmup`` screened random candidates in the order of
+        # ``scorer`` (best first). Drawn from ``warmup_seed`` (the run's seed, not the resumed sampler's): a resumed
+        # run ranks the same candidates again and goes on down the list
+        self.warmup = int(warmup) if scorer is not None else 0
+        self.scorer = scorer
+        self.warmup_seed = seed if warmup_seed is None else warmup_seed
+        self._ranked: list[tuple[Candidate, float]] | None = None
 
     # -- one trial -------------------------------------------------------------------------------------------------
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -107,6 +117,9 @@ class PredictorSampler(ReplaySampler):
         guided = len(complete) >= self.startup
         if guided:
             pool, dropped, fresh = self._refill(rng, self._front(complete), seen)
+        elif self.warmup:  # startup: the best-ranked warm-up candidate not evaluated yet
+            pool, dropped = self._warmup_pick(seen)
+            fresh = len(pool)
         else:  # startup: the first random candidate that passes the screening
             pool, dropped = self._candidates(rng, [], seen, 1)
             fresh = len(pool)
@@ -125,6 +138,33 @@ class PredictorSampler(ReplaySampler):
         study._storage.set_trial_user_attr(trial._trial_id, self.ATTR, note)
 
     # -- candidates ------------------------------------------------------------------------------------------------
+    def _warmup_pick(self, seen: set[str]) -> tuple[list[Candidate], int]:
+        """([the best-scored warm-up candidate not in ``seen``] or [], candidates screened out). The first call
+        screens ``warmup`` random candidates and scores each (Abdelfattah et al. 2021, "zero-cost warmup"); a
+        candidate whose score fails or is not finite ranks last. Once all are used the startup goes on at random."""
+        dropped = 0
+        if self._ranked is None:
+            rng = random.Random(f"predictor-warmup:{self.warmup_seed}")
+            # a tight limit drops most random samples: the warm-up, done once, tries harder than a trial does
+            pool, dropped = self._candidates(rng, [], set(), self.warmup, attempts=16 * self.warmup + 8)
+            scored = []
+            for c in pool:
+                try:
+                    value = float(self.scorer(c.spec))
+                except Exception:  # noqa: BLE001 - a proxy that fails on a candidate only ranks it last
+                    value = math.nan
+                scored.append((c, value))
+            # best first; ties and unscored ones keep their drawing order (sorted is stable)
+            self._ranked = sorted(scored, key=lambda cv: -cv[1] if math.isfinite(cv[1]) else math.inf)
+        for rank, (c, value) in enumerate(self._ranked):
+            if c.spec_hash not in seen:
+                name = getattr(self.scorer, "__name__", "score")
+                origin = f"zero-cost warm-up: {name} {value:.6g}, rank {rank + 1} of {len(self._ranked)}"
+                return [Candidate(c.spec, c.spec_hash, c.costs, origin)], dropped
+        rng = random.Random(f"predictor-warmup:{self.warmup_seed}:{len(seen)}")
+        pool, more = self._candidates(rng, [], seen, 1)
+        return pool, dropped + more
+
     def _refill(self, rng: random.Random, parents: list[FrozenTrial],
                 seen: set[str]) -> tuple[list[Candidate], int, int]:
         """The candidates ranked this trial: the pool kept from earlier trials (less what has been evaluated since,
@@ -143,13 +183,13 @@ class PredictorSampler(ReplaySampler):
         return list(self._pool.values()), dropped, len(new)
 
     def _candidates(self, rng: random.Random, parents: list[FrozenTrial], seen: set[str],
-                    want: int) -> tuple[list[Candidate], int]:
+                    want: int, attempts: int | None = None) -> tuple[list[Candidate], int]:
         from nas.grammar import RandomSuggest
 
         pool: list[Candidate] = []
         hashes: set[str] = set()
         dropped = 0
-        for _ in range(4 * want + 8):
+        for _ in range(4 * want + 8 if attempts is None else attempts):
             if len(pool) >= want:
                 break
             origin = "random"

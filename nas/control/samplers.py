@@ -33,11 +33,12 @@ def default_population(trials: int | None) -> int:
     return max(4, min(50, trials // 2))
 
 
-def make_sampler(config, space, *, seed: int | None = None,
-                 input: tuple[tuple[int, ...], int] | None = None) -> BaseSampler:
+def make_sampler(config, space, *, seed: int | None = None, input: tuple[tuple[int, ...], int] | None = None,
+                 scorer=None) -> BaseSampler:
     """The sampler a run config names (``seed`` defaults to the config's). ``input``: the run's (input shape,
     number of classes), at which ``predictor`` counts a candidate's params and FLOPs (default: the space's
-    reference input)."""
+    reference input). ``scorer(spec) -> float``: the zero-cost score of ``predictor``'s warm-up (config
+    ``zero_cost_warmup``; without a scorer there is no warm-up)."""
     name = config.sampler_name
     seed = config.seed if seed is None else seed
     population = config.population_size or default_population(config.trials)
@@ -65,7 +66,8 @@ def make_sampler(config, space, *, seed: int | None = None,
             return PredictorSampler(space, objectives=config.objectives, directions=config.directions,
                                     limits=config.constraints.active(), input=input,
                                     candidates=config.candidates, fresh=config.fresh_candidates, seed=seed,
-                                    startup=config.population_size or min(10, population))
+                                    startup=config.population_size or min(10, population),
+                                    warmup=config.zero_cost_warmup, scorer=scorer, warmup_seed=config.seed)
     raise ConfigError(f"unknown sampler {name!r}", key="sampler")
 
 

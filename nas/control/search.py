@@ -179,7 +179,30 @@ class Engine:
         if seed is None:
             n = len(self.study.get_trials(deepcopy=False))
             seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        return make_sampler(self.config, self.space, seed=seed, input=(self.input_shape, self.num_classes))
+        scorer = self.warmup_scorer() if self.config.zero_cost_warmup else None
+        return make_sampler(self.config, self.space, seed=seed, input=(self.input_shape, self.num_classes),
+                            scorer=scorer)
+
+    def warmup_scorer(self):
+        """``naswot(spec)``: the zero-cost score of a spec built at this run's input with the run's seed, on the
+        fixed proxy batch the evaluator scores trials on (for the predictor's ``zero_cost_warmup``): the same number
+        as the trial's own ``naswot`` where the run computes it. The global torch RNG is left as it was."""
+        from nas.evaluate.evaluate import proxy_batch
+
+        batch = proxy_batch(self.data, self.eval_config, self.input_shape)
+        seed, shape, classes = self.eval_config.seed, self.input_shape, self.num_classes
+
+        def naswot(spec) -> float:
+            import torch
+
+            from nas.builder import lazy_model
+            from nas.evaluate import zero_cost
+
+            with torch.random.fork_rng(devices=[]):
+                model = lazy_model(spec, shape, classes, seed=seed)()  # the initial weights the trial trains
+            return zero_cost.naswot(model, batch, seed=seed)
+
+        return naswot
 
     def recover_stale(self) -> list[int]:
         """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again."""

@@ -214,7 +214,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         result.objectives = {"params": params, "flops": flops, "latency_ms": latency.median_ms,
                              "activation_mb": activation / 2**20}
         if config.zero_cost:
-            batch = _proxy_batch(data, config, input_shape)
+            batch = proxy_batch(data, config, input_shape)
             result.zero_cost = zero_cost.score_all(model, batch, seed=config.seed, names=list(config.zero_cost))
     except NasError as e:
         if not isinstance(e, BuildError):  # a bad config or data set is the caller's error, not the candidate's
@@ -256,7 +256,7 @@ def measure_latency_for(model, input_shape, config: EvalConfig):
                                    min_time_s=config.latency_min_time_s)
 
 
-def _proxy_batch(data, config: EvalConfig, input_shape) -> tuple[torch.Tensor, torch.Tensor]:
+def proxy_batch(data, config: EvalConfig, input_shape) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed batch of training data (seeded) for the zero-cost proxies, at the model's input size."""
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     n = min(config.zero_cost_batch_size, len(data.y_train))

@@ -212,3 +212,60 @@ def test_forests_are_refitted_once_the_trials_grew_by_a_sixteenth(fitted, now, d
 
     assert refit_due(fitted, now) is due
     assert refit_due(None, now)
+
+
+def test_zero_cost_warmup_takes_the_startup_trials_best_score_first(vision):
+    """The startup trials are the warm-up candidates in the scorer's order (best first, unscored last), screened
+    like any candidate; the guided trials follow as before."""
+    config, space = vision
+    config = config.model_copy(update={"zero_cost_warmup": 12})
+    calls = []
+
+    def width(spec):  # a stand-in zero-cost score: wider nets score higher, one fails
+        calls.append(spec.hash())
+        if len(calls) == 3:
+            raise RuntimeError("a proxy that fails on one candidate")
+        return float(sum(s.width * s.depth for s in spec.stages))
+
+    sampler = make_sampler(config, space, seed=0, input=INPUT, scorer=width)
+    study = optuna.create_study(directions=config.directions, sampler=sampler)
+    specs = []
+    for _ in range(7):
+        trial = study.ask()
+        specs.append(space.sample(OptunaSuggest(trial)))
+        study.tell(trial, _stand_in(specs[-1]))
+    assert 8 <= len(calls) == len(sampler._ranked) <= 12  # scored once, not per trial; breakers are not scored
+    notes = [t.user_attrs["predictor"]["origin"] for t in study.trials]
+    assert all(n.startswith("zero-cost warm-up: width ") for n in notes[:4]), notes
+    assert [int(n.split("rank ")[1].split(" of")[0]) for n in notes[:4]] == [1, 2, 3, 4]
+    scores = [float(sum(s.width * s.depth for s in spec.stages)) for spec in specs[:4]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(space.constraint_costs(s, *INPUT, what=["params"])["params"] <= 150_000 for s in specs)
+    assert all(not n.startswith("zero-cost") for n in notes[4:])
+    assert "predicted" in study.trials[-1].user_attrs["predictor"]
+
+
+def test_zero_cost_warmup_of_a_run_scores_with_naswot_and_survives_a_resume(tmp_path):
+    """The score is the trial's own naswot (same initial weights, same batch), and a resumed run ranks the same
+    candidates the same way: it goes on down the list."""
+    config = write_config(tmp_path, sampler="predictor", population_size=3, trials=2, zero_cost_warmup=6,
+                          zero_cost=["naswot"])
+    nas.search(config, runs_dir=tmp_path / "runs", name="w", quiet=True)
+    study = nas.resume(tmp_path / "runs" / "w", trials=4, quiet=True)
+    notes = [t.user_attrs["predictor"]["origin"] for t in study.trials]
+    assert [n.split("rank ")[1].split(" of")[0] for n in notes[:3]] == ["1", "2", "3"], notes
+    assert all(n.startswith("zero-cost warm-up: naswot ") for n in notes[:3])
+    scores = [float(n.split("naswot ")[1].split(",")[0]) for n in notes[:3]]
+    assert scores == sorted(scores, reverse=True)
+    assert [t.user_attrs["zero_cost"]["naswot"] for t in study.trials[:3]] == pytest.approx(scores, rel=1e-5)
+    assert len({t.user_attrs["spec_hash"] for t in study.trials}) == 4
+
+
+def test_zero_cost_warmup_needs_the_predictor(tmp_path):
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="zero_cost_warmup: the warm-up ranks the startup trials of the predictor"):
+        prepare({**TINY, "sampler": "nsga2", "zero_cost_warmup": 8})
+    config = write_config(tmp_path, sampler="tpe", zero_cost_warmup=8)
+    r = nas_cli("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert r.returncode == 2 and "zero_cost_warmup" in r.stderr and len(r.stderr.strip().splitlines()) == 1
