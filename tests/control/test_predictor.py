@@ -194,14 +194,21 @@ def test_the_pool_keeps_unpicked_candidates_and_screens_only_the_fresh_ones(visi
     assert with_pool < 0.6 * screened["n"]
 
 
-def test_fresh_candidates_cannot_exceed_candidates(tmp_path):
+@pytest.mark.parametrize("key, bad, worse, message", [
+    ("fresh_candidates", {"sampler": "predictor", "fresh_candidates": 20}, {"sampler": "predictor",
+                                                                            "fresh_candidates": 0},
+     "fresh_candidates: 20 new candidates per trial is more than the 16"),
+    ("zero_cost_warmup", {"sampler": "nsga2", "zero_cost_warmup": 8}, {"sampler": "tpe", "zero_cost_warmup": 8},
+     "zero_cost_warmup: the warm-up ranks the startup trials of the predictor"),
+])
+def test_a_bad_predictor_option_is_a_one_line_config_error(tmp_path, key, bad, worse, message):
     from nas.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="fresh_candidates: 20 new candidates per trial is more than the 16"):
-        prepare({**TINY, "sampler": "predictor", "fresh_candidates": 20})
-    config = write_config(tmp_path, sampler="predictor", fresh_candidates=0)
+    with pytest.raises(ConfigError, match=message):
+        prepare({**TINY, **bad})
+    config = write_config(tmp_path, **worse)
     r = nas_cli("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet")
-    assert r.returncode == 2 and "fresh_candidates" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and key in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("fitted, now, due", [(8, 9, True), (31, 32, True), (32, 33, False), (32, 34, True),
@@ -259,13 +266,3 @@ def test_zero_cost_warmup_of_a_run_scores_with_naswot_and_survives_a_resume(tmp_
     assert scores == sorted(scores, reverse=True)
     assert [t.user_attrs["zero_cost"]["naswot"] for t in study.trials[:3]] == pytest.approx(scores, rel=1e-5)
     assert len({t.user_attrs["spec_hash"] for t in study.trials}) == 4
-
-
-def test_zero_cost_warmup_needs_the_predictor(tmp_path):
-    from nas.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="zero_cost_warmup: the warm-up ranks the startup trials of the predictor"):
-        prepare({**TINY, "sampler": "nsga2", "zero_cost_warmup": 8})
-    config = write_config(tmp_path, sampler="tpe", zero_cost_warmup=8)
-    r = nas_cli("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet")
-    assert r.returncode == 2 and "zero_cost_warmup" in r.stderr and len(r.stderr.strip().splitlines()) == 1
