@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 from optuna.study import Study
@@ -117,11 +117,11 @@ class PredictorSampler(ReplaySampler):
         guided = len(complete) >= self.startup
         if guided:
             pool, dropped, fresh = self._refill(rng, self._front(complete), seen)
-        elif self.warmup:  # startup: the best-ranked warm-up candidate not evaluated yet
-            pool, dropped = self._warmup_pick(seen)
-            fresh = len(pool)
-        else:  # startup: the first random candidate that passes the screening
-            pool, dropped = self._candidates(rng, [], seen, 1)
+        else:  # startup: the best-ranked warm-up candidate not evaluated yet, if there is a warm-up
+            pool, dropped = self._warmup_pick(seen) if self.warmup else ([], 0)
+            if not pool:  # else (no warm-up, or its list is used up) the first random one that passes the screening
+                pool, more = self._candidates(rng, [], seen, 1)
+                dropped += more
             fresh = len(pool)
         if not pool:
             return  # nothing feasible found: the trial is sampled at random and the engine checks it
@@ -139,9 +139,9 @@ class PredictorSampler(ReplaySampler):
 
     # -- candidates ------------------------------------------------------------------------------------------------
     def _warmup_pick(self, seen: set[str]) -> tuple[list[Candidate], int]:
-        """([the best-scored warm-up candidate not in ``seen``] or [], candidates screened out). The first call
-        screens ``warmup`` random candidates and scores each (Abdelfattah et al. 2021, "zero-cost warmup"); a
-        candidate whose score fails or is not finite ranks last. Once all are used the startup goes on at random."""
+        """([the best-scored warm-up candidate not in ``seen``], or [] once all are used; candidates screened out).
+        The first call screens ``warmup`` random candidates and scores each (Abdelfattah et al. 2021, "zero-cost
+        warmup"); a candidate whose score fails or is not finite ranks last."""
         dropped = 0
         if self._ranked is None:
             rng = random.Random(f"predictor-warmup:{self.warmup_seed}")
@@ -156,14 +156,12 @@ class PredictorSampler(ReplaySampler):
                 scored.append((c, value))
             # best first; ties and unscored ones keep their drawing order (sorted is stable)
             self._ranked = sorted(scored, key=lambda cv: -cv[1] if math.isfinite(cv[1]) else math.inf)
+        name = getattr(self.scorer, "__name__", "score")
         for rank, (c, value) in enumerate(self._ranked):
             if c.spec_hash not in seen:
-                name = getattr(self.scorer, "__name__", "score")
                 origin = f"zero-cost warm-up: {name} {value:.6g}, rank {rank + 1} of {len(self._ranked)}"
-                return [Candidate(c.spec, c.spec_hash, c.costs, origin)], dropped
-        rng = random.Random(f"predictor-warmup:{self.warmup_seed}:{len(seen)}")
-        pool, more = self._candidates(rng, [], seen, 1)
-        return pool, dropped + more
+                return [replace(c, origin=origin)], dropped
+        return [], dropped
 
     def _refill(self, rng: random.Random, parents: list[FrozenTrial],
                 seen: set[str]) -> tuple[list[Candidate], int, int]:

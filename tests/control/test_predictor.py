@@ -16,10 +16,10 @@ from conftest import TINY, nas as nas_cli, write_config
 INPUT = ((1, 8, 8), 10)  # digits
 
 
-def _drive(config, space, objective, trials: int, *, seed: int = 0):
+def _drive(config, space, objective, trials: int, *, seed: int = 0, scorer=None):
     """A study over ``space`` with a stand-in objective (no training): (study, specs in trial order)."""
     study = optuna.create_study(directions=config.directions, sampler=make_sampler(config, space, seed=seed,
-                                                                                   input=INPUT))
+                                                                                   input=INPUT, scorer=scorer))
     specs = []
     for _ in range(trials):
         trial = study.ask()
@@ -234,14 +234,8 @@ def test_zero_cost_warmup_takes_the_startup_trials_best_score_first(vision):
             raise RuntimeError("a proxy that fails on one candidate")
         return float(sum(s.width * s.depth for s in spec.stages))
 
-    sampler = make_sampler(config, space, seed=0, input=INPUT, scorer=width)
-    study = optuna.create_study(directions=config.directions, sampler=sampler)
-    specs = []
-    for _ in range(7):
-        trial = study.ask()
-        specs.append(space.sample(OptunaSuggest(trial)))
-        study.tell(trial, _stand_in(specs[-1]))
-    assert 8 <= len(calls) == len(sampler._ranked) <= 12  # scored once, not per trial; breakers are not scored
+    study, specs = _drive(config, space, _stand_in, 7, scorer=width)
+    assert 8 <= len(calls) == len(study.sampler._ranked) <= 12  # scored once, not per trial; breakers are not scored
     notes = [t.user_attrs["predictor"]["origin"] for t in study.trials]
     assert all(n.startswith("zero-cost warm-up: width ") for n in notes[:4]), notes
     assert [int(n.split("rank ")[1].split(" of")[0]) for n in notes[:4]] == [1, 2, 3, 4]
@@ -250,6 +244,17 @@ def test_zero_cost_warmup_takes_the_startup_trials_best_score_first(vision):
     assert all(space.constraint_costs(s, *INPUT, what=["params"])["params"] <= 150_000 for s in specs)
     assert all(not n.startswith("zero-cost") for n in notes[4:])
     assert "predicted" in study.trials[-1].user_attrs["predictor"]
+
+
+def test_once_the_warmup_list_is_used_up_the_startup_goes_on_at_random(vision):
+    config, space = vision  # startup 4 (population_size), a warm-up list of 2
+    study, specs = _drive(config.model_copy(update={"zero_cost_warmup": 2}), space, _stand_in, 5,
+                          scorer=lambda spec: float(spec.stages[0].width))
+    notes = [t.user_attrs["predictor"]["origin"] for t in study.trials]
+    assert [n.split(",")[1].strip() for n in notes[:2]] == ["rank 1 of 2", "rank 2 of 2"], notes
+    assert notes[2:4] == ["random", "random"]
+    assert len({s.hash() for s in specs}) == 5
+    assert all(space.constraint_costs(s, *INPUT, what=["params"])["params"] <= 150_000 for s in specs)
 
 
 def test_zero_cost_warmup_of_a_run_scores_with_naswot_and_survives_a_resume(tmp_path):
