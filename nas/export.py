@@ -23,8 +23,10 @@ Which exporters, and why (measured on torch 2.13 CPU, every block type in ``nas.
   ``torch.jit.trace`` works for all of them.
 
 Both are traces at the recorded input shape (only the batch axis is free): Python control flow is frozen as taken
-for the seeded example input. For the ssm block that means the chunked scan's ordinary path (exp of the cumulative
-decay, in float64); its log-space path for extreme decays (> 600 nats in one chunk) is not in the graph.
+for the seeded example input. For the ssm block that means the scan of its inference plan on the CPU
+(``nas.blocks.ssm.scan_plan``: chunks of 16 steps in float32, exp of the cumulative decay), frozen as the example
+input took it: a chunk whose decay passes exp's range (> 60 nats) for another input is not switched to the
+step-by-step loop in the graph.
 
 Loading never unpickles: weights are read with ``safetensors`` only, and checked against the architecture.
 """

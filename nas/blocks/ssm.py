@@ -23,7 +23,8 @@ Discretised recurrence (zero-order hold on A, Euler on B, as Mamba does):
 
 Two implementations give the same result: :func:`selective_scan_reference`, a plain sequential loop over l, and
 :func:`selective_scan_chunked`, which solves each chunk in closed form with cumulative sums of the log decay ΔA and
-carries the state between chunks. :func:`selective_scan` picks one (the chunked one for l > 1 unless told otherwise).
+carries the state between chunks. :func:`selective_scan` picks one per situation (:func:`scan_plan`, measured by
+experiments/bench_ssm_scan.py).
 
 Both use only elementwise operations and reductions (no matmul / einsum), so ``torch.utils.flop_counter`` counts
 none of the scan; the block reports its FLOPs through :meth:`SelectiveSSM.extra_flops` instead.
@@ -39,54 +40,100 @@ from torch import nn
 from nas.blocks.layers import BlockContext, from_tokens, make_norm, to_tokens
 from nas.blocks.registry import register
 
-SCAN_IMPL = "chunked"
-"""Module-level default scan: "chunked" (closed form per chunk; used when l > 1) or "reference" (sequential)."""
+SCAN_IMPL: str | None = None
+"""Module-level scan: None picks one per situation (:func:`scan_plan`); "chunked" (closed form per chunk, with
+:data:`SCAN_CHUNK` and :data:`SCAN_DTYPE`) or "reference" (the sequential loop) forces one everywhere."""
 
 SCAN_CHUNK = 64
-"""Chunk length of the chunked scan."""
+"""Chunk length of the chunked scan where no plan gives one."""
 
-_MAX_LOG_GROWTH = 600.0  # largest -cum (nats) for which the chunked scan uses exp(-cum) directly (float64: ~709)
-_TINY = 1e-300  # added before log() in float64 so that zeros do not give -inf (its contributions cancel)
+SCAN_DTYPE = torch.float64
+"""Working precision of the chunked scan where no plan gives one."""
+
+SCAN_LOOP_BLOCK = 64
+"""Steps whose decays and inputs the sequential loop computes at once (:func:`selective_scan_reference`)."""
+
+# Largest chunk decay -cum (nats) for which the chunked scan uses exp(-cum) directly, per working precision: exp
+# overflows past ~709 in float64 and ~88 in float32; the margin leaves room for the size of the injected terms.
+_MAX_LOG_GROWTH = {torch.float64: 600.0, torch.float32: 60.0}
+
+
+def scan_plan(device: torch.device | str, training: bool) -> tuple[str, int, torch.dtype]:
+    """(implementation, chunk length, working precision) of the scan on ``device``, for training (the autograd
+    graph is built) or inference.
+
+    CPU, measured by experiments/bench_ssm_scan.py (d = 96, n = 16, lengths 64-784): for training the loop, which
+    was 0.7-1.3x the time of the fastest chunked variant and saved 0.6x its memory for the backward (the chunked
+    scan keeps several (b, l, d, n) tensors per step); for inference (batch 1) chunks of 16 steps in float32,
+    1.1-2.6x faster than the loop. Both were 2-27x faster than the earlier setting for every device, chunks of 64
+    steps in float64. Other devices (CUDA): that earlier setting, not measured yet (no GPU in the sessions so far):
+    fewer, larger kernels should pay there; ``bench_ssm_scan.py --device cuda`` measures it.
+    """
+    if torch.device(device).type == "cpu":
+        return ("reference", 0, torch.float32) if training else ("chunked", 16, torch.float32)
+    return "chunked", SCAN_CHUNK, SCAN_DTYPE
+
+
+def _recur(h: torch.Tensor, decay: tuple[torch.Tensor, ...], inject: tuple[torch.Tensor, ...],
+           readout: tuple[torch.Tensor, ...]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The recurrence step by step from state h (b, d, n): h = decay_t * h + inject_t (each (b, d, n)), y_t =
+    <h, readout_t> over n (readout_t (b, n)). Returns ([y_t (b, d)], the last state)."""
+    ys = []
+    for a, x, c in zip(decay, inject, readout):
+        h = a * h + x  # (b, d, n)
+        ys.append((h * c.unsqueeze(1)).sum(-1))  # (b, d)
+    return ys, h
 
 
 def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
-                             C: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+                             C: torch.Tensor, D: torch.Tensor, block: int | None = SCAN_LOOP_BLOCK) -> torch.Tensor:
     """The selective scan as a plain sequential loop over l (correct for any l >= 1).
 
     u: (b, l, d), delta: (b, l, d), A: (d, n), B: (b, l, n), C: (b, l, n), D: (d,) -> y: (b, l, d).
+    The per-step decays and inputs are computed ``block`` steps at a time (None: all l at once); the result is the
+    same, but a long sequence's (b, l, d, n) intermediates are not all alive at once (1.3-2x faster for training at
+    l = 784 on the CPU: experiments/bench_ssm_scan.py).
     """
     b, l, d = u.shape
-    # unbind (not indexing) so that the backward pass stacks the step gradients once instead of once per step
-    delta_A = torch.exp(delta.unsqueeze(-1) * A).unbind(1)  # l x (b, d, n)
-    delta_B_u = ((delta * u).unsqueeze(-1) * B.unsqueeze(2)).unbind(1)  # l x (b, d, n)
-    C_steps = C.unbind(1)  # l x (b, n)
+    block = block or l
     h = u.new_zeros((b, d, A.shape[1]))  # (b, d, n)
     ys = []
-    for t in range(l):
-        h = delta_A[t] * h + delta_B_u[t]  # (b, d, n)
-        ys.append((h * C_steps[t].unsqueeze(1)).sum(-1))  # (b, d)
+    for start in range(0, l, block):
+        stop = min(start + block, l)
+        delta_b = delta[:, start:stop]
+        # unbind (not indexing) so that the backward pass stacks the step gradients once instead of once per step
+        delta_A = torch.exp(delta_b.unsqueeze(-1) * A).unbind(1)  # c x (b, d, n)
+        delta_B_u = ((delta_b * u[:, start:stop]).unsqueeze(-1) * B[:, start:stop].unsqueeze(2)).unbind(1)
+        steps, h = _recur(h, delta_A, delta_B_u, C[:, start:stop].unbind(1))
+        ys += steps
     return torch.stack(ys, dim=1) + u * D  # (b, l, d)
 
 
 def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
-                           C: torch.Tensor, D: torch.Tensor, chunk: int = SCAN_CHUNK) -> torch.Tensor:
-    """The selective scan, solved in closed form within chunks of ``chunk`` steps; same shapes as the reference.
+                           C: torch.Tensor, D: torch.Tensor, chunk: int | None = None,
+                           dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The selective scan, solved in closed form within chunks of ``chunk`` steps (default :data:`SCAN_CHUNK`);
+    same shapes as the reference.
 
     Within a chunk starting from state h_0, with cum_t = Σ_{s<=t} Δ_s A (the cumulative log decay, relative to the
     chunk start, so cum_t <= 0) and x_s = Δ_s B_s u_s:
 
         h_t = exp(cum_t) * (h_0 + Σ_{s<=t} exp(-cum_s) * x_s)
 
-    computed with one cumsum over the chunk, in float64 (cast back to the input dtype at the end): relative to the
-    chunk start, exp(-cum_s) stays finite while the chunk's total decay -cum_last is below ~700 nats, and float64
-    keeps the large and small terms of the sum exact to ~1e-16 of the result. A chunk whose total decay exceeds
-    :data:`_MAX_LOG_GROWTH` (possible with very large Δ or A; this check costs one device sync per chunk) is summed
-    in log space instead: split x_s into its positive and negative parts, take ``logcumsumexp`` of
-    (log x_s^± - cum_s), and h_t = exp(cum_t) h_0 + exp(cum_t + P_t) - exp(cum_t + N_t), where no exponent can
-    overflow. The state is carried sequentially from one chunk to the next.
+    computed with one cumsum over the chunk in the working precision ``dtype`` (float64 or float32, default
+    :data:`SCAN_DTYPE`; cast back to the input dtype at the end). Relative to the chunk start, exp(-cum_s) stays
+    finite while the chunk's total decay -cum_last is below the precision's exp range (~709 nats in float64, ~88 in
+    float32). The sum's rounding is relative to its largest term exp(-cum_s) x_s, which exp(cum_t) scales back to
+    at most |x_s|: in float32 the result stays within ~3e-7 of max |y| of a float64 loop, as the float32 loop does
+    (tested). A chunk whose total decay exceeds :data:`_MAX_LOG_GROWTH` (possible with very
+    large Δ or A; this check costs one device sync per chunk) is run step by step instead, as the reference does.
+    The state is carried sequentially from one chunk to the next.
     """
     b, l, d = u.shape
-    work = torch.float64
+    chunk = chunk or SCAN_CHUNK
+    work = dtype or SCAN_DTYPE
+    if work not in _MAX_LOG_GROWTH:
+        raise ValueError(f"the chunked scan works in float64 or float32, not {work}")
     A_w = A.to(work)  # (d, n)
     h = u.new_zeros((b, d, A.shape[1]), dtype=work)  # (b, d, n)
     ys = []
@@ -95,25 +142,32 @@ def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor
         delta_c = delta[:, start:stop].to(work)  # (b, c, d)
         cum = (delta_c.unsqueeze(-1) * A_w).cumsum(dim=1)  # (b, c, d, n), <= 0 and decreasing in c
         inject = (delta_c * u[:, start:stop].to(work)).unsqueeze(-1) * B[:, start:stop].to(work).unsqueeze(2)
-        if float(-cum[:, -1].detach().min()) <= _MAX_LOG_GROWTH:
+        C_c = C[:, start:stop].to(work)  # (b, c, n)
+        if float(-cum[:, -1].detach().min()) <= _MAX_LOG_GROWTH[work]:
             states = torch.exp(cum) * (h.unsqueeze(1) + (torch.exp(-cum) * inject).cumsum(dim=1))  # (b, c, d, n)
-        else:
-            positive = torch.logcumsumexp(torch.log(inject.clamp(min=0) + _TINY) - cum, dim=1)  # (b, c, d, n)
-            negative = torch.logcumsumexp(torch.log((-inject).clamp(min=0) + _TINY) - cum, dim=1)  # (b, c, d, n)
-            states = torch.exp(cum) * h.unsqueeze(1) + torch.exp(cum + positive) - torch.exp(cum + negative)
-        ys.append((states * C[:, start:stop].to(work).unsqueeze(2)).sum(-1))  # (b, c, d)
-        h = states[:, -1]  # (b, d, n)
+            ys.append((states * C_c.unsqueeze(2)).sum(-1))  # (b, c, d)
+            h = states[:, -1]  # (b, d, n)
+        else:  # exp(-cum) would overflow: this chunk step by step
+            decay = torch.exp(delta_c.unsqueeze(-1) * A_w)  # (b, c, d, n)
+            steps, h = _recur(h, decay.unbind(1), inject.unbind(1), C_c.unbind(1))
+            ys.append(torch.stack(steps, dim=1))  # (b, c, d)
     return torch.cat(ys, dim=1).to(u.dtype) + u * D  # (b, l, d)
 
 
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor, impl: str | None = None) -> torch.Tensor:
-    """Dispatch: ``impl`` (default :data:`SCAN_IMPL`) "chunked" uses the chunked scan when l > 1, else the loop."""
+    """Dispatch: ``impl`` (default :data:`SCAN_IMPL`) "chunked" or "reference"; None follows :func:`scan_plan`
+    (training when autograd records the scan). The chunked scan is used only for l > 1."""
     impl = impl or SCAN_IMPL
-    if impl not in ("chunked", "reference"):
+    if impl is None:
+        training = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D))
+        impl, chunk, dtype = scan_plan(u.device, training)
+    elif impl == "chunked":
+        chunk, dtype = SCAN_CHUNK, SCAN_DTYPE
+    elif impl != "reference":
         raise ValueError(f"unknown scan implementation {impl!r}")
     if impl == "chunked" and u.shape[1] > 1:
-        return selective_scan_chunked(u, delta, A, B, C, D, SCAN_CHUNK)
+        return selective_scan_chunked(u, delta, A, B, C, D, chunk, dtype)
     return selective_scan_reference(u, delta, A, B, C, D)
 
 

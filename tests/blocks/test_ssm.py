@@ -62,7 +62,7 @@ def test_chunked_equals_reference(l: int, chunk: int) -> None:
 
 @pytest.mark.parametrize("delta_scale", [30.0, 300.0])
 def test_chunked_is_safe_when_the_decay_overflows_exp(delta_scale: float) -> None:
-    """Large Δ: a chunk's total decay passes exp's range, so the chunk is summed in log space; still exact."""
+    """Large Δ: a chunk's total decay passes exp's range, so the chunk is run step by step; still exact."""
     inputs = scan_inputs(2, 130, 4, 8, delta_scale=delta_scale, seed=3, dtype=torch.float64)
     u, delta, A = inputs[:3]
     total = (-(delta[:, :64].unsqueeze(-1) * A)).sum(1).max()
@@ -76,16 +76,49 @@ def test_chunked_is_safe_when_the_decay_overflows_exp(delta_scale: float) -> Non
                                atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("delta_scale", [0.1, 1.0, 3.0, 30.0])
+@pytest.mark.parametrize("chunk", [4, 16, 64])
+def test_chunked_in_float32_is_as_close_to_float64_as_the_loop(chunk: int, delta_scale: float) -> None:
+    """float32 working precision (the CPU inference plan): within a few float32 roundings of max |y| of a float64
+    loop, like the float32 loop, whether its chunks are closed forms or (large Δ, decay past 60 nats) run step by
+    step."""
+    inputs = scan_inputs(2, 130, 5, 6, delta_scale=delta_scale, seed=chunk)
+    exact = selective_scan_reference(*(t.double() for t in inputs))
+    scale = exact.abs().max()
+    chunked = selective_scan_chunked(*inputs, chunk=chunk, dtype=torch.float32)
+    assert chunked.dtype == torch.float32
+    assert (chunked.double() - exact).abs().max() / scale < 1e-6
+    assert (selective_scan_reference(*inputs).double() - exact).abs().max() / scale < 1e-6
+    with pytest.raises(ValueError, match="float64 or float32"):
+        selective_scan_chunked(*inputs, dtype=torch.float16)
+
+
 def test_chunked_gradients_equal_reference_gradients() -> None:
     inputs = scan_inputs(2, 45, 3, 4, seed=7)
     grads = []
-    for scan in (selective_scan_reference, lambda *a: selective_scan_chunked(*a, chunk=16)):
+    for scan in (selective_scan_reference, lambda *a: selective_scan_chunked(*a, chunk=16),
+                 lambda *a: selective_scan_chunked(*a, chunk=8, dtype=torch.float32)):
         leaves = [t.clone().requires_grad_() for t in inputs]
         weights = torch.randn(2, 45, 3, generator=torch.Generator().manual_seed(1))
         (scan(*leaves) * weights).sum().backward()
         grads.append([t.grad for t in leaves])
+    for other in grads[1:]:
+        for chunked, reference in zip(other, grads[0]):
+            torch.testing.assert_close(chunked, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_gradients_through_a_chunk_run_step_by_step() -> None:
+    """A chunk whose decay passes exp's range is run as a loop inside the chunked scan: its gradients are the
+    loop's."""
+    inputs = scan_inputs(1, 24, 3, 4, delta_scale=40.0, seed=5, dtype=torch.float64)
+    assert (-(inputs[1][:, :8].unsqueeze(-1) * inputs[2])).sum(1).max() > 60  # the first chunk falls back in float32
+    grads = []
+    for scan in (selective_scan_reference, lambda *a: selective_scan_chunked(*a, chunk=8, dtype=torch.float32)):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        scan(*leaves).sum().backward()
+        grads.append([t.grad for t in leaves])
     for chunked, reference in zip(grads[1], grads[0]):
-        torch.testing.assert_close(chunked, reference, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)
 
 
 def test_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,8 +128,23 @@ def test_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
         torch.testing.assert_close(selective_scan(*inputs, impl=impl), reference, atol=1e-5, rtol=1e-5)
     monkeypatch.setattr(ssm, "SCAN_IMPL", "reference")
     torch.testing.assert_close(selective_scan(*inputs), reference)
+    monkeypatch.setattr(ssm, "SCAN_IMPL", "chunked")  # forced: the module-level chunk and precision
+    assert torch.equal(selective_scan(*inputs), selective_scan_chunked(*inputs, chunk=64, dtype=torch.float64))
     with pytest.raises(ValueError):
         selective_scan(*inputs, impl="parallel")
+
+
+def test_cpu_plan_loops_for_training_and_chunks_for_inference() -> None:
+    """On the CPU (bench_ssm_scan.py): the loop when autograd records the scan, chunks of 16 in float32 when not."""
+    assert ssm.scan_plan("cpu", training=True)[0] == "reference"
+    assert ssm.scan_plan("cpu", training=False) == ("chunked", 16, torch.float32)
+    assert ssm.scan_plan("cuda", training=True) == ("chunked", ssm.SCAN_CHUNK, ssm.SCAN_DTYPE)
+    inputs = scan_inputs(2, 40, 3, 4)
+    with torch.no_grad():
+        assert torch.equal(selective_scan(*inputs), selective_scan_chunked(*inputs, chunk=16, dtype=torch.float32))
+    assert torch.equal(selective_scan(*inputs), selective_scan_chunked(*inputs, chunk=16, dtype=torch.float32))
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    assert torch.equal(selective_scan(*leaves), selective_scan_reference(*leaves))
 
 
 def test_scan_is_invisible_to_the_flop_counter() -> None:
