@@ -12,6 +12,7 @@
 # followed by, one 10-minute command at a time (results under experiments/results/ come back through $OUT):
 #   python3 -m pytest -q -m gpu tests
 #   python3 experiments/bench_trainer_overhead.py --device cuda
+#   python3 experiments/bench_ssm_scan.py --device cuda         (then set ssm.scan_plan's CUDA branch by it)
 #   python3 experiments/bench_trials_per_gpu.py --seconds 180
 #   python3 experiments/search_quality.py search fmnist_vision --profile gpu --time-limit 540
 #

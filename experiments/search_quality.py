@@ -804,7 +804,7 @@ def record_step(study: str, step: str, args, seconds: float) -> None:
     path = study_out(study) / "steps.json"
     steps = read_json(path, {}) or {}
     device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
-    calls = steps.get(key, {}).get("calls", 0) + 1
+    calls = (steps.get(key, {}).get("calls") or 0) + 1  # entries written by hand have "calls": null
     steps[key] = {"profile": args.profile, "device": device, "host": platform.node(),
                   "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                   "command": "python experiments/search_quality.py " + " ".join(sys.argv[1:]),
