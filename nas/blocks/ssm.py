@@ -62,12 +62,15 @@ def scan_plan(device: torch.device | str, training: bool) -> tuple[str, int, tor
     """(implementation, chunk length, working precision) of the scan on ``device``, for training (the autograd
     graph is built) or inference.
 
-    CPU, measured by experiments/bench_ssm_scan.py (d = 96, n = 16, lengths 64-784): for training the loop, which
-    was 0.7-1.3x the time of the fastest chunked variant and saved 0.6x its memory for the backward (the chunked
-    scan keeps several (b, l, d, n) tensors per step); for inference (batch 1) chunks of 16 steps in float32,
-    1.1-2.6x faster than the loop. Both were 2-27x faster than the earlier setting for every device, chunks of 64
-    steps in float64. Other devices (CUDA): that earlier setting, not measured yet (no GPU in the sessions so far):
-    fewer, larger kernels should pay there; ``bench_ssm_scan.py --device cuda`` measures it.
+    CPU, measured by experiments/bench_ssm_scan.py (d = 96, n = 16, lengths 64-784, Mamba's initial Δ and 10x it):
+    for training (batch 64) the loop, computing its decays 64 steps at a time: 11-16x faster than chunks of 64 in
+    float64 (the earlier setting for every device) at the initial Δ and 1.7-3.7x at 10x Δ, within 10% of or faster
+    than float32 chunks of 8-32 steps, and saving 0.3x and 0.6x their memory for the backward (the chunked scan
+    keeps several (b, l, d, n) tensors). For inference (batch 1) chunks of 16 steps in float32: 1.5-2.4x faster
+    than 64 in float64 at the initial Δ; a near tie with the loop (which is 10-15% faster where large Δ makes
+    chunks run step by step), and its traced graph (ONNX) stays compact. Other devices (CUDA): the earlier
+    setting, not measured yet (no GPU in the sessions so far): fewer, larger kernels should pay there;
+    ``bench_ssm_scan.py --device cuda`` measures it.
     """
     if torch.device(device).type == "cpu":
         return ("reference", 0, torch.float32) if training else ("chunked", 16, torch.float32)
@@ -135,15 +138,18 @@ def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor
     if work not in _MAX_LOG_GROWTH:
         raise ValueError(f"the chunked scan works in float64 or float32, not {work}")
     A_w = A.to(work)  # (d, n)
+    fastest = (-A_w.detach()).amax(-1)  # (d,): the largest decay rate per channel
     h = u.new_zeros((b, d, A.shape[1]), dtype=work)  # (b, d, n)
     ys = []
     for start in range(0, l, chunk):
         stop = min(start + chunk, l)
         delta_c = delta[:, start:stop].to(work)  # (b, c, d)
-        cum = (delta_c.unsqueeze(-1) * A_w).cumsum(dim=1)  # (b, c, d, n), <= 0 and decreasing in c
         inject = (delta_c * u[:, start:stop].to(work)).unsqueeze(-1) * B[:, start:stop].to(work).unsqueeze(2)
         C_c = C[:, start:stop].to(work)  # (b, c, n)
-        if float(-cum[:, -1].detach().min()) <= _MAX_LOG_GROWTH[work]:
+        # the chunk's largest total decay, max -cum_last, from (b, d) sums: a chunk that will run step by step
+        # costs no cumsum first
+        if float((delta_c.detach().sum(1) * fastest).max()) <= _MAX_LOG_GROWTH[work]:
+            cum = (delta_c.unsqueeze(-1) * A_w).cumsum(dim=1)  # (b, c, d, n), <= 0 and decreasing in c
             states = torch.exp(cum) * (h.unsqueeze(1) + (torch.exp(-cum) * inject).cumsum(dim=1))  # (b, c, d, n)
             ys.append((states * C_c.unsqueeze(2)).sum(-1))  # (b, c, d)
             h = states[:, -1]  # (b, d, n)
