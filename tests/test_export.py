@@ -102,6 +102,34 @@ def test_onnx_and_torchscript_match_pytorch(case, tmp_path):
     assert files["onnx"]["exporter"] == "torchscript" and files["onnx"]["opset"] == 17
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load
+def test_exported_ssm_is_right_where_a_chunk_would_overflow(tmp_path):
+    """The ssm scan is traced as its loop: an input far larger than the export's check inputs drives the decay of a
+    16-step chunk past float32's exp range, where a traced closed form would give inf / nan."""
+    import onnxruntime as ort
+
+    from nas.blocks.ssm import SelectiveSSM
+
+    spec = make(spec_data("ssm", input="sequence", options={"state_size": 16}))
+    shape = (32, 4)
+    model = model_of(spec, shape)
+    with torch.no_grad():
+        for block in model.modules():
+            if isinstance(block, SelectiveSSM):
+                block.dt_proj.weight.fill_(5.0)  # Δ grows with the input
+    quick_export(spec, tmp_path, shape, model)
+    x = 30 * torch.randn(2, *shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model(x)
+        traced = torch.jit.load(str(tmp_path / TORCHSCRIPT_FILE))(x)
+    assert torch.isfinite(expected).all()
+    session = ort.InferenceSession(str(tmp_path / ONNX_FILE), providers=["CPUExecutionProvider"])
+    onnx_out = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    scale = expected.abs().max()
+    assert (onnx_out - expected).abs().max() <= 1e-4 * scale
+    assert (traced - expected).abs().max() <= 1e-4 * scale
+
+
 def test_dynamo_exporter_fallback_works_for_a_cnn(tmp_path):
     spec = make(spec_data("conv"))
     model = model_of(spec, IMAGE)

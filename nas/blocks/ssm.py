@@ -31,7 +31,9 @@ none of the scan; the block reports its FLOPs through :meth:`SelectiveSSM.extra_
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -94,8 +96,8 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
 
     u: (b, l, d), delta: (b, l, d), A: (d, n), B: (b, l, n), C: (b, l, n), D: (d,) -> y: (b, l, d).
     The per-step decays and inputs are computed ``block`` steps at a time (None: all l at once); the result is the
-    same, but a long sequence's (b, l, d, n) intermediates are not all alive at once (1.3-2x faster for training at
-    l = 784 on the CPU: experiments/bench_ssm_scan.py).
+    same, but a long sequence's (b, l, d, n) intermediates are not all alive at once (1.04-2.2x faster for training
+    at l = 256-784 on the CPU: experiments/bench_ssm_scan.py).
     """
     b, l, d = u.shape
     block = block or l
@@ -238,3 +240,26 @@ class SelectiveSSM(nn.Module):
         x = inputs[0]
         b, l = x.shape[0], math.prod(x.shape[2:])
         return 8 * b * l * self.d_inner * self.state_size + 2 * b * l * self.d_inner
+
+
+@contextlib.contextmanager
+def scan_impl_of(model: nn.Module, impl: str | None) -> Iterator[None]:
+    """Every ssm block of ``model`` scans with ``impl`` ("reference", "chunked" or None for the plan) for the
+    duration; their own settings are restored afterwards. Export traces the loop this way: a traced graph keeps only
+    the path its example input took, and the loop is the one path that is right for every input (a chunk's closed
+    form overflows where its decay passes exp's range)."""
+    blocks = [m for m in model.modules() if isinstance(m, SelectiveSSM)]
+    own = [m.__dict__.get("scan_impl", _UNSET) for m in blocks]
+    try:
+        for m in blocks:
+            m.scan_impl = impl
+        yield
+    finally:
+        for m, value in zip(blocks, own):
+            if value is _UNSET:
+                m.__dict__.pop("scan_impl", None)
+            else:
+                m.scan_impl = value
+
+
+_UNSET = object()

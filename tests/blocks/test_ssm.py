@@ -196,6 +196,20 @@ def test_block_scan_implementations_agree() -> None:
     torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)
 
 
+def test_scan_impl_of_sets_every_block_and_restores_their_own_settings() -> None:
+    model = torch.nn.Sequential(make_block(), make_block())
+    model[1].scan_impl = "chunked"
+    seen = []
+    with ssm.scan_impl_of(model, "reference"):
+        seen = [block.scan_impl for block in model]
+    assert seen == ["reference", "reference"]
+    assert "scan_impl" not in vars(model[0]) and model[0].scan_impl is None  # back to the class default
+    assert model[1].scan_impl == "chunked"
+    with pytest.raises(RuntimeError), ssm.scan_impl_of(model, "reference"):
+        raise RuntimeError("restored on errors too")
+    assert model[0].scan_impl is None and model[1].scan_impl == "chunked"
+
+
 def test_block_initialisation_follows_mamba() -> None:
     block = make_block(state_size=5, expansion_ratio=2.0)
     assert block.d_inner == 12 and block.dt_rank == 1  # round(6 * 2), ceil(6 / 16)
