@@ -69,8 +69,8 @@ def scan_plan(device: torch.device | str, training: bool) -> tuple[str, int, tor
     float64 (the earlier setting for every device) at the initial Δ and 1.7-3.7x at 10x Δ, within 10% of or faster
     than float32 chunks of 8-32 steps, and saving 0.3x and 0.6x their memory for the backward (the chunked scan
     keeps several (b, l, d, n) tensors). For inference (batch 1) chunks of 16 steps in float32: 1.5-2.4x faster
-    than 64 in float64 at the initial Δ; a near tie with the loop (which is 10-15% faster where large Δ makes
-    chunks run step by step), and its traced graph (ONNX) stays compact. Other devices (CUDA): the earlier
+    than 64 in float64 at the initial Δ, a near tie with the loop (which is 10-15% faster where large Δ makes
+    chunks run step by step; export traces the loop, see :func:`scan_impl_of`). Other devices (CUDA): the earlier
     setting, not measured yet (no GPU in the sessions so far): fewer, larger kernels should pay there;
     ``bench_ssm_scan.py --device cuda`` measures it.
     """
