@@ -86,6 +86,9 @@ STUDIES: dict[str, dict] = {
     "seqmnist_pixels": {"space": "sequence", "dataset": "mnist:pixels", "full": False},
     "copy_64": {"space": "sequence", "dataset": "selective_copy:64", "full": False},
     "copy_256": {"space": "sequence", "dataset": "selective_copy:256", "full": False},
+    # copy_256 at 4x the proxy epochs (session 8): seq_budget.py found ssm and attention nets at chance after 2
+    # epochs solving the task after 8; does the front change when the budget is past that take-off point?
+    "copy_256_e8": {"space": "sequence", "dataset": "selective_copy:256", "full": False, "epochs_factor": 4},
     # a seconds-long run of every step on the bundled digits (profile "smoke"): checks the pipeline, not a result
     "digits_smoke": {"space": "vision", "dataset": "digits", "full": True, "smoke": True},
 }
@@ -125,7 +128,8 @@ def config_for(study: str, profile: dict, sampler: str, seed: int) -> dict:
         "space": s["space"],
         "dataset": s["dataset"],
         "objectives": ["accuracy", "latency_ms"],
-        "budget": {"epochs": profile["epochs"], "batch_size": profile["batch_size"], "lr": profile["lr"]},
+        "budget": {"epochs": profile["epochs"] * s.get("epochs_factor", 1), "batch_size": profile["batch_size"],
+                   "lr": profile["lr"]},
         "sampler": sampler,
         "trials": s.get("trials", profile["trials"]),
         "seed": s.get("seed", seed),
