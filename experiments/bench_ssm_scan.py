@@ -38,24 +38,28 @@ VARIANTS = [("chunked 64, float64", "chunked", 64, "float64"), ("loop, blocks of
 
 
 def scan_inputs(batch: int, length: int, delta_scale: float, device: str, seed: int):
-    """(u, Δ, A, B, C, D) as a fresh ssm block computes them for a random sequence, as leaves that want gradients."""
-    import torch
-    import torch.nn.functional as F
+    """(u, Δ, A, B, C, D) as a fresh ssm block hands them to its scan for a random sequence (Δ times
+    ``delta_scale``), as leaves that want gradients."""
+    from unittest import mock
 
-    from nas.blocks import registry
+    import torch
+
+    from nas.blocks import registry, ssm
     from nas.blocks.layers import BlockContext
 
     torch.manual_seed(seed)
     block = registry.create("ssm", 48, 48, BlockContext(dims=1, tokens=length, norm="layer"),
                             {"state_size": 16, "expansion_ratio": 2, "conv_kernel": 4}).to(device)
-    with torch.no_grad():
-        tokens = torch.randn(batch, length, 48, device=device)
-        u, _ = block.in_proj(tokens).split([block.d_inner, block.d_inner], dim=-1)
-        u = F.silu(block.conv1d(u.transpose(1, 2))[:, :, :length].transpose(1, 2))
-        delta_raw, B, C = block.x_proj(u).split([block.dt_rank, block.state_size, block.state_size], dim=-1)
-        delta = F.softplus(block.dt_proj(delta_raw)) * delta_scale
-        A = -torch.exp(block.A_log)
-    return [t.detach().contiguous().requires_grad_() for t in (u, delta, A, B, C, block.D)]
+    seen = []
+
+    def record(*args, **kwargs):
+        seen.append(args[:6])
+        return args[0]
+
+    with torch.no_grad(), mock.patch.object(ssm, "selective_scan", record):
+        block(torch.randn(batch, 48, length, device=device))
+    u, delta, A, B, C, D = seen[0]
+    return [t.detach().contiguous().requires_grad_() for t in (u, delta * delta_scale, A, B, C, D)]
 
 
 def step(variant, inputs, weights, train: bool):
@@ -111,9 +115,9 @@ def main() -> None:
     report.text(__doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(), echo=False)
     plans = {}
     for mode in args.modes:
-        impl, chunk, dtype = ssm.scan_plan(args.device, training=mode == "train")
-        plans[mode] = (f"loop, blocks of {ssm.SCAN_LOOP_BLOCK}" if impl == "reference"
-                       else f"chunked {chunk}, {str(dtype).split('.')[-1]}")
+        impl, steps, dtype = ssm.scan_plan(args.device, training=mode == "train")
+        plans[mode] = (f"loop, blocks of {steps}" if impl == "reference"
+                       else f"chunked {steps}, {str(dtype).split('.')[-1]}")
     report.text("Plan on " + args.device + " (`scan_plan`): " + "; ".join(f"{m}: {v}" for m, v in plans.items())
                 + f". d = 96, n = 16, {args.threads} thread(s), {args.rounds} rounds after a warm-up.")
     rows = []

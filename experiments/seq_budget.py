@@ -17,7 +17,6 @@ searched nets. Writes experiments/results/seq_budget.md and .csv.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -45,9 +44,8 @@ def searched_specs(run_dir: Path) -> dict[str, object]:
     study = optuna.load_study(study_name=run.study_name, storage=run.storage())
     specs = {}
     for label, row in (("best searched", best), ("best searched with ssm", ssm)):
-        spec = study.trials[int(row["number"])].user_attrs["spec"]
-        specs[f"{label} (#{int(row['number'])})"] = ArchSpec.from_json(spec if isinstance(spec, str)
-                                                                       else json.dumps(spec))
+        number = int(row["number"])
+        specs[f"{label} (#{number})"] = ArchSpec.from_json(study.trials[number].user_attrs["spec"])
     return specs
 
 

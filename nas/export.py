@@ -23,11 +23,12 @@ Which exporters, and why (measured on torch 2.13 CPU, every block type in ``nas.
   ``torch.jit.trace`` works for all of them.
 
 Both are traces at the recorded input shape (only the batch axis is free): Python control flow is frozen as taken
-for the seeded example input. The ssm block's scan is therefore traced as its sequential loop
-(``nas.blocks.ssm.scan_impl_of``), the one path that is right for every input: the chunked closed form, which the
-block runs for inference, would be frozen with the branch its example took, and overflows for an input whose decay
-passes exp's range in a chunk. The price, measured for the Mamba baseline at length 784: an 8.7 MB graph instead of
-2.0 MB, 40 s to export instead of 16 s, 117 ms per onnxruntime call instead of 83 ms (CPU, a busy machine).
+for the seeded example input. The ssm block's scan is therefore traced as its sequential loop (the block's
+``nas.blocks.ssm.scan_plan`` while tracing), the one path that is right for every input: the chunked closed form,
+which the block runs for inference, would be frozen with the branch its example took, and overflows for an input
+whose decay passes exp's range in a chunk. The price, measured for the Mamba baseline at length 784: an 8.7 MB
+graph instead of 2.0 MB, 40 s to export instead of 16 s, 117 ms per onnxruntime call instead of 83 ms (CPU, a busy
+machine).
 
 Loading never unpickles: weights are read with ``safetensors`` only, and checked against the architecture.
 """
@@ -325,13 +326,6 @@ def _quiet():
         yield
 
 
-def _traceable(model):
-    """Blocks set to the one path of theirs that a trace keeps right for every input (see the module docstring)."""
-    from nas.blocks.ssm import scan_impl_of
-
-    return scan_impl_of(model, "reference")
-
-
 def _check_inputs(input_shape: Sequence[int]):
     """Two seeded standard-normal inputs (batch 2, and batch 3 to check that the batch axis stayed free)."""
     import torch
@@ -372,7 +366,7 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
     for name in exporters:
         _remove(tmp)
         try:
-            with _quiet(), torch.no_grad(), _traceable(model):
+            with _quiet(), torch.no_grad():
                 if name == "torchscript":
                     with _torchscript_onnx_fixes(opset):
                         torch.onnx.export(model, (inputs[0],), str(tmp), dynamo=False, opset_version=opset,
@@ -448,8 +442,7 @@ def export_torchscript(model, input_shape: Sequence[int], path: str | os.PathLik
     model.eval()
     try:
         with _quiet(), torch.no_grad():
-            with _traceable(model):
-                traced = torch.jit.trace(model, (inputs[0],), check_trace=False)
+            traced = torch.jit.trace(model, (inputs[0],), check_trace=False)
             traced.save(str(tmp))
             loaded = torch.jit.load(str(tmp), map_location="cpu")
             diff = 0.0

@@ -31,9 +31,7 @@ none of the scan; the block reports its FLOPs through :meth:`SelectiveSSM.extra_
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -60,22 +58,27 @@ SCAN_LOOP_BLOCK = 64
 _MAX_LOG_GROWTH = {torch.float64: 600.0, torch.float32: 60.0}
 
 
-def scan_plan(device: torch.device | str, training: bool) -> tuple[str, int, torch.dtype]:
-    """(implementation, chunk length, working precision) of the scan on ``device``, for training (the autograd
-    graph is built) or inference.
+def scan_plan(device: torch.device | str, training: bool,
+              tracing: bool = False) -> tuple[str, int, torch.dtype | None]:
+    """(implementation, steps computed at once: the chunk length or the loop's block, working precision of the
+    chunked scan or None: the input's) of the scan on ``device``, for training (the autograd graph is built) or
+    inference, and while a graph is traced or exported (``tracing``).
 
-    CPU, measured by experiments/bench_ssm_scan.py (d = 96, n = 16, lengths 64-784, Mamba's initial Δ and 10x it):
-    for training (batch 64) the loop, computing its decays 64 steps at a time: 11-16x faster than chunks of 64 in
-    float64 (the earlier setting for every device) at the initial Δ and 1.7-3.7x at 10x Δ, within 10% of or faster
-    than float32 chunks of 8-32 steps, and saving 0.3x and 0.6x their memory for the backward (the chunked scan
-    keeps several (b, l, d, n) tensors). For inference (batch 1) chunks of 16 steps in float32: 1.5-2.4x faster
-    than 64 in float64 at the initial Δ, a near tie with the loop (which is 10-15% faster where large Δ makes
-    chunks run step by step; export traces the loop, see :func:`scan_impl_of`). Other devices (CUDA): the earlier
-    setting, not measured yet (no GPU in the sessions so far): fewer, larger kernels should pay there;
-    ``bench_ssm_scan.py --device cuda`` measures it.
+    Traced or exported: the loop on every device. A traced graph keeps only the branch its example input took, and
+    the loop is the one path that is right for every input (a chunk's closed form overflows where its decay passes
+    exp's range). CPU, measured by experiments/bench_ssm_scan.py (d = 96, n = 16, lengths 64-784, Mamba's initial Δ
+    and 10x it): for training (batch 64) the loop, computing its decays 64 steps at a time: 11-18x faster than
+    chunks of 64 in float64 (the earlier setting for every device) at the initial Δ and 1.7-4.2x at 10x Δ, within
+    10% of or faster than float32 chunks of 8-32 steps, and saving 0.3x and 0.6x their memory for the backward (the
+    chunked scan keeps several (b, l, d, n) tensors). For inference (batch 1) chunks of 16 steps in float32:
+    1.5-2.4x faster than 64 in float64 at the initial Δ, a near tie with the loop (which is 10-15% faster where
+    large Δ makes chunks run step by step). Other devices (CUDA): the earlier setting, not measured yet (no GPU in
+    the sessions so far): fewer, larger kernels should pay there; ``bench_ssm_scan.py --device cuda`` measures it.
     """
+    if tracing or (torch.device(device).type == "cpu" and training):
+        return "reference", SCAN_LOOP_BLOCK, None
     if torch.device(device).type == "cpu":
-        return ("reference", 0, torch.float32) if training else ("chunked", 16, torch.float32)
+        return "chunked", 16, torch.float32
     return "chunked", SCAN_CHUNK, SCAN_DTYPE
 
 
@@ -96,7 +99,7 @@ def selective_scan_reference(u: torch.Tensor, delta: torch.Tensor, A: torch.Tens
 
     u: (b, l, d), delta: (b, l, d), A: (d, n), B: (b, l, n), C: (b, l, n), D: (d,) -> y: (b, l, d).
     The per-step decays and inputs are computed ``block`` steps at a time (None: all l at once); the result is the
-    same, but a long sequence's (b, l, d, n) intermediates are not all alive at once (1.04-2.2x faster for training
+    same, but a long sequence's (b, l, d, n) intermediates are not all alive at once (1.04-2.6x faster for training
     at l = 256-784 on the CPU: experiments/bench_ssm_scan.py).
     """
     b, l, d = u.shape
@@ -165,18 +168,22 @@ def selective_scan_chunked(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor, impl: str | None = None) -> torch.Tensor:
     """Dispatch: ``impl`` (default :data:`SCAN_IMPL`) "chunked" or "reference"; None follows :func:`scan_plan`
-    (training when autograd records the scan). The chunked scan is used only for l > 1."""
+    (training when autograd records the scan; tracing under ``torch.jit.trace`` or an export). The chunked scan is
+    used only for l > 1."""
     impl = impl or SCAN_IMPL
     if impl is None:
         training = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D))
-        impl, chunk, dtype = scan_plan(u.device, training)
+        tracing = torch.jit.is_tracing() or torch.compiler.is_exporting()  # ONNX export traces too
+        impl, steps, dtype = scan_plan(u.device, training, tracing)
     elif impl == "chunked":
-        chunk, dtype = SCAN_CHUNK, SCAN_DTYPE
-    elif impl != "reference":
+        steps, dtype = SCAN_CHUNK, SCAN_DTYPE
+    elif impl == "reference":
+        steps, dtype = SCAN_LOOP_BLOCK, None
+    else:
         raise ValueError(f"unknown scan implementation {impl!r}")
     if impl == "chunked" and u.shape[1] > 1:
-        return selective_scan_chunked(u, delta, A, B, C, D, chunk, dtype)
-    return selective_scan_reference(u, delta, A, B, C, D)
+        return selective_scan_chunked(u, delta, A, B, C, D, steps, dtype)
+    return selective_scan_reference(u, delta, A, B, C, D, steps)
 
 
 @register("ssm")
@@ -241,25 +248,3 @@ class SelectiveSSM(nn.Module):
         b, l = x.shape[0], math.prod(x.shape[2:])
         return 8 * b * l * self.d_inner * self.state_size + 2 * b * l * self.d_inner
 
-
-@contextlib.contextmanager
-def scan_impl_of(model: nn.Module, impl: str | None) -> Iterator[None]:
-    """Every ssm block of ``model`` scans with ``impl`` ("reference", "chunked" or None for the plan) for the
-    duration; their own settings are restored afterwards. Export traces the loop this way: a traced graph keeps only
-    the path its example input took, and the loop is the one path that is right for every input (a chunk's closed
-    form overflows where its decay passes exp's range)."""
-    blocks = [m for m in model.modules() if isinstance(m, SelectiveSSM)]
-    own = [m.__dict__.get("scan_impl", _UNSET) for m in blocks]
-    try:
-        for m in blocks:
-            m.scan_impl = impl
-        yield
-    finally:
-        for m, value in zip(blocks, own):
-            if value is _UNSET:
-                m.__dict__.pop("scan_impl", None)
-            else:
-                m.scan_impl = value
-
-
-_UNSET = object()

@@ -196,18 +196,19 @@ def test_block_scan_implementations_agree() -> None:
     torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)
 
 
-def test_scan_impl_of_sets_every_block_and_restores_their_own_settings() -> None:
-    model = torch.nn.Sequential(make_block(), make_block())
-    model[1].scan_impl = "chunked"
-    seen = []
-    with ssm.scan_impl_of(model, "reference"):
-        seen = [block.scan_impl for block in model]
-    assert seen == ["reference", "reference"]
-    assert "scan_impl" not in vars(model[0]) and model[0].scan_impl is None  # back to the class default
-    assert model[1].scan_impl == "chunked"
-    with pytest.raises(RuntimeError), ssm.scan_impl_of(model, "reference"):
-        raise RuntimeError("restored on errors too")
-    assert model[0].scan_impl is None and model[1].scan_impl == "chunked"
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # shape arithmetic, constant at a fixed shape
+def test_a_trace_takes_the_loop_which_is_right_for_every_input() -> None:
+    """Traced (torch.jit.trace, ONNX export), the scan is the loop on every device: a traced chunked scan would keep
+    the closed form its example took, which overflows for an input whose decay passes exp's range in a chunk."""
+    assert ssm.scan_plan("cpu", training=False, tracing=True)[0] == "reference"
+    assert ssm.scan_plan("cuda", training=False, tracing=True)[0] == "reference"
+    traced = torch.jit.trace(selective_scan, scan_inputs(2, 40, 3, 4), check_trace=False)
+    large = scan_inputs(2, 40, 3, 4, delta_scale=60.0, seed=1)  # every 16-step chunk passes float32's range
+    assert (-(large[1][:, :16].unsqueeze(-1) * large[2])).sum(1).max() > 60
+    expected = selective_scan_reference(*large)
+    assert torch.isfinite(expected).all()
+    torch.testing.assert_close(traced(*large), expected)
 
 
 def test_block_initialisation_follows_mamba() -> None:
