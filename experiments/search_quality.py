@@ -89,6 +89,10 @@ STUDIES: dict[str, dict] = {
     # copy_256 at 4x the proxy epochs (session 8): seq_budget.py found ssm and attention nets at chance after 2
     # epochs solving the task after 8; does the front change when the budget is past that take-off point?
     "copy_256_e8": {"space": "sequence", "dataset": "selective_copy:256", "full": False, "epochs_factor": 4},
+    # the other sequence tasks at the same 4x budget (session 9): the mixer comparison across lengths (28 rows, 64,
+    # 256) with every study's budget past the take-off point that copy_256 needed
+    "seqmnist_rows_e8": {"space": "sequence", "dataset": "mnist:rows", "full": False, "epochs_factor": 4},
+    "copy_64_e8": {"space": "sequence", "dataset": "selective_copy:64", "full": False, "epochs_factor": 4},
     # a seconds-long run of every step on the bundled digits (profile "smoke"): checks the pipeline, not a result
     "digits_smoke": {"space": "vision", "dataset": "digits", "full": True, "smoke": True},
 }
