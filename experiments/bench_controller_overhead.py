@@ -57,8 +57,8 @@ def fake_evaluate(spec, config, *, data=None, callback=None, precheck=None):
                                constraint_excess=excess, input_shape=(1, 8, 8), num_classes=10)
     u = int(hashlib.sha256(h.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     acc, lat = 0.5 + 0.45 * u, 0.2 + 5.0 * (1 - u) ** 2
-    curve = [{"epoch": e + 1.0, "train_loss": 1.5 / (e + 1), "val_loss": 1.6 / (e + 1), "val_accuracy": acc * (e + 1) / 4}
-             for e in range(4)]
+    curve = [{"epoch": e + 1.0, "train_loss": 1.5 / (e + 1), "val_loss": 1.6 / (e + 1),
+              "val_accuracy": acc * (e + 1) / 4} for e in range(4)]
     return TrialResult(h, spec.summary(), "ok", objectives={"accuracy": acc, "latency_ms": lat, "params": 1e5 * u,
                                                             "flops": 1e7 * u, "activation_mb": 1.0},
                        curve=curve, cost={"params": int(1e5 * u), "flops": int(1e7 * u), "activation_mb": 1.0},
@@ -290,7 +290,8 @@ def main(argv=None) -> int:
                            "per spec")
     for r in results:
         if r["profile"]:
-            report.text(f"### cProfile, {r['storage']}, {args.window} trials after the window at trial {args.profile}\n\n```\n"
+            report.text(f"### cProfile, {r['storage']}, {args.window} trials after the window at trial "
+                        f"{args.profile}\n\n```\n"
                         + r["profile"].strip() + "\n```")
     if not args.no_write:
         report.write()

@@ -78,7 +78,8 @@ def main() -> None:
                      f"{statistics.median(lean_ms):.1f}", f"{statistics.median(ratios):.3f}",
                      f"{min(ratios):.3f}-{max(ratios):.3f}"])
     report.table(["space", "models", "build ms", "stock count ms", "total-only count ms",
-                  "ratio total-only / stock (median)", "ratio range"], rows, csv=None if args.no_write else f"{NAME}.csv")
+                  "ratio total-only / stock (median)", "ratio range"], rows,
+                 csv=None if args.no_write else f"{NAME}.csv")
     report.text(f"Over all {len(all_ratios)} models: median ratio {statistics.median(all_ratios):.3f}; every count "
                 "identical between the two counters.")
     if not args.no_write:

@@ -133,7 +133,8 @@ def main() -> None:
 
     base_cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--input-shape", args.input_shape,
                 "--device", args.device, "--batch-size", str(args.batch_size), "--warmup", str(args.warmup),
-                "--repeats", str(args.repeats), "--min-time", str(args.min_time), "--threads", str(args.threads), "--blocks", str(args.blocks)]
+                "--repeats", str(args.repeats), "--min-time", str(args.min_time), "--threads", str(args.threads),
+                "--blocks", str(args.blocks)]
     env = dict(os.environ)
     results: dict[int, list[dict]] = {i: [] for i in range(len(specs))}
     for rnd in range(2 * args.pairs):

@@ -375,7 +375,8 @@ def main() -> None:
         print(f"[{i + 1}/{len(archs)}] {h} seed {seed}: zc {z.get('wall_s', 0):.1f}s; "
               + ", ".join(f"{lb} acc {row['train'][lb].get('val_accuracy') or float('nan'):.3f} "
                           f"({row['train'][lb].get('wall_s') or 0:.1f}s)" for lb, _, _ in budgets)
-              + f"; ref test acc {ref.get('test_accuracy') or float('nan'):.3f}  [{time.perf_counter() - t_start:.0f}s]",
+              + f"; ref test acc {ref.get('test_accuracy') or float('nan'):.3f}"
+              + f"  [{time.perf_counter() - t_start:.0f}s]",
               flush=True)
 
     wall = time.perf_counter() - t_start
@@ -466,7 +467,8 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
         arch_rows.append(line)
     report.text("## Per architecture")
     report.text("Budget columns: final val accuracy; `reference`: test accuracy. A reference accuracy near 0.10 is a "
-                "network that did not learn: e.g. an FPN head over an instance-norm last stage (head=fpn with norm=instance: "
+                "network that did not learn: e.g. an FPN head over an instance-norm last stage "
+                "(head=fpn with norm=instance: "
                 "the fused map is instance-normalised and then globally average-pooled, so the logits do not depend on "
                 "the input).",
                 echo=False)

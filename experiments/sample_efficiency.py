@@ -231,7 +231,8 @@ def summarize(report: Report, found: dict, target: int, default: str, *, write_c
                 row.append("")
         rows.append(row)
     report.table(headers, rows, title=f"Hypervolume (reference: accuracy 0, latency {MAX_LATENCY_MS:g} ms) after k "
-                                      "trials, mean ± sd over seeds", csv="sample_efficiency.csv" if write_csv else None)
+                                      "trials, mean ± sd over seeds",
+                 csv="sample_efficiency.csv" if write_csv else None)
     random_final = [r[-1] for r in found.get("random", []) if len(r) >= target]
     if not random_final or not found.get(default):
         report.text("Target not evaluated: random or the default sampler has no complete runs yet.")

@@ -690,7 +690,8 @@ def step_summarize(args) -> None:
                       "baseline dominated on the mean by"], seed_rows, csv=csv(f"{NAME}_seeds.csv"))
     if seq_rows:
         report.text("## Sequences: where the mixer families land")
-        report.table(["study", "dataset", "mixer (in any stage)", "trials", "best acc", "its latency ms", "on the front"], seq_rows,
+        report.table(["study", "dataset", "mixer (in any stage)", "trials", "best acc", "its latency ms",
+                      "on the front"], seq_rows,
                      csv=csv(f"{NAME}_sequence.csv"))
     if hv_rows:
         report.text("## Sample efficiency: hypervolume of each guided sampler vs. random search on the same study\n\n"
@@ -781,7 +782,8 @@ def main() -> None:
     p.add_argument("--replicate-seeds", default="1,2", help="seeds step: the extra training seeds (default 1,2)")
     p.add_argument("--work", default=str(REPO_ROOT / "runs" / "search_quality"),
                    help="runs and exports (default: %(default)s)")
-    p.add_argument("--out", default=str(RESULTS_DIR / "search_quality"), help="per-study records (default: %(default)s)")
+    p.add_argument("--out", default=str(RESULTS_DIR / "search_quality"),
+                   help="per-study records (default: %(default)s)")
     args = p.parse_args()
     globals().update(WORK=Path(args.work), OUT=Path(args.out))
     if args.step == "summarize":

@@ -278,7 +278,8 @@ def _mixer_summary(mixer: MixerSpec) -> str:
 
 def _cell_summary(stage: StageSpec) -> str:
     bits = [SKIP_ABBREVIATIONS[stage.skip] + (f"{stage.growth_rate}" if stage.growth_rate else "")]
-    bits.append(stage.norm + (str(stage.norm_groups) if stage.norm_groups else "") if stage.norm != "none" else "nonorm")
+    groups = str(stage.norm_groups) if stage.norm_groups else ""
+    bits.append(stage.norm + groups if stage.norm != "none" else "nonorm")
     bits.append(stage.act)
     if stage.se_reduction:
         bits.append(f"se{stage.se_reduction}")

@@ -305,7 +305,7 @@ def test_selective_copy_is_learnable():
     assert clf.score(x_te, ds.y_test.numpy()) > 0.9  # chance is 1/16
 
 
-# ------------------------------------------------------------------------------------------------ batches / augmentation
+# ---------------------------------------------------------------------------------------------- batches / augmentation
 
 
 def test_batches_cover_split_and_normalise():

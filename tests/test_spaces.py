@@ -95,7 +95,8 @@ def test_shipped_spaces_cover_the_catalogue():
             if not p.domain.size():
                 continue
             field = p.name.rsplit(".", 1)[-1] if p.name.count(".") == 1 else None
-            key = {"mixer": "mixer", "skip": "skip", "norm": "norm", "act": "act", "downsample": "downsample"}.get(field)
+            key = {"mixer": "mixer", "skip": "skip", "norm": "norm", "act": "act",
+                   "downsample": "downsample"}.get(field)
             if p.name == "stem.type":
                 key = "stem"
             if p.name == "head.type":

@@ -233,7 +233,8 @@ def test_a_latency_constraint_measures_latency_once_and_it_is_the_objective(tmp_
                         lambda *a, **k: calls.append(k.get("batch_size")) or real(*a, **k))
     for _ in range(2):
         engine.one_trial()
-    complete = [t for t in engine.study.get_trials() if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
+    complete = [t for t in engine.study.get_trials()
+                if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
     # one batch-1 latency measurement per evaluated trial (the throughput meter measures at its own batch size)
     assert complete and calls.count(1) == len(complete)
     for t in complete:

@@ -9,7 +9,6 @@ import nas
 from nas.control.samplers import make_sampler
 from nas.control.search import prepare
 from nas.control.suggest import OptunaSuggest
-from nas.pareto import hypervolume
 
 from conftest import TINY, nas as nas_cli, write_config
 
