@@ -442,6 +442,29 @@ def _dominates(a_acc, a_lat, b_acc, b_lat) -> bool:
     return a_acc >= b_acc and a_lat <= b_lat and (a_acc > b_acc or a_lat < b_lat)
 
 
+def _near_miss(found: dict[str, dict], baseline: dict) -> str | None:
+    """For a baseline no found net dominates: the found net that comes closest on latency among those at least as
+    accurate (after longer training), with its latency compared round by round. The measure step timed every model
+    in the same interleaved rounds, so a paired difference per round says whether the gap is the architecture or
+    the moment: "slower in 5 of 5 rounds" is a real miss, "in 3 of 5" is within the measurement's noise."""
+    rounds_b = baseline.get("latency_rounds_ms") or []
+    closer = [(fv["latency_ms"], name, fv) for name, fv in found.items()
+              if fv.get("latency_ms") is not None and fv.get("test_accuracy") is not None
+              and fv["test_accuracy"] >= baseline["test_accuracy"]]
+    if not closer:
+        return None
+    _, name, fv = min(closer, key=lambda c: c[0])
+    text = (f"{name}: {fv['test_accuracy'] - baseline['test_accuracy']:+.3f} acc, "
+            f"{fv['latency_ms'] - baseline['latency_ms']:+.2f} ms")
+    rounds_f = fv.get("latency_rounds_ms") or []
+    if rounds_b and len(rounds_f) == len(rounds_b):
+        gaps = [f - b for f, b in zip(rounds_f, rounds_b)]
+        slower = sum(g > 0 for g in gaps)
+        text += (f", slower in {slower} of {len(gaps)} paired rounds ({min(gaps):+.2f} to {max(gaps):+.2f} ms)"
+                 + ("" if slower == len(gaps) else ": within the measurement's noise"))
+    return text
+
+
 def _fmt(x, spec=".3f"):
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
@@ -557,7 +580,8 @@ def step_summarize(args) -> None:
             if v["kind"] == "baseline":
                 dom = [f for f, fv in found.items() if fv.get("latency_ms") is not None and _dominates(
                     fv["test_accuracy"], fv["latency_ms"], v["test_accuracy"], v["latency_ms"])]
-                verdict = ("yes (" + ", ".join(dom) + ")") if dom else "NO"
+                near = None if dom else _near_miss(found, v)
+                verdict = ("yes (" + ", ".join(dom) + ")") if dom else "NO" + (f"; nearest: {near}" if near else "")
             else:
                 verdict = "(found)"
             headline.append([study, k, v["summary"][:90], _fmt(v.get("proxy_accuracy")), _fmt(v["test_accuracy"]),

@@ -1,0 +1,54 @@
+"""experiments/search_quality.py's verdict helpers (the script's steps themselves run for hours; these are the
+parts whose logic decides what the results page says)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "search_quality.py"
+
+
+@pytest.fixture(scope="module")
+def sq():
+    if str(SCRIPT.parent) not in sys.path:  # the script imports its sibling _common, as run from experiments/
+        sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("search_quality_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def model(acc, rounds):
+    rounds = list(rounds)
+    return {"test_accuracy": acc, "latency_ms": sorted(rounds)[len(rounds) // 2], "latency_rounds_ms": rounds}
+
+
+def test_near_miss_slower_in_every_round_is_a_real_miss(sq):
+    base = model(0.41, [1.50, 1.54, 1.50, 1.45, 1.47])
+    found = {"knee": model(0.49, [1.63, 1.59, 1.55, 1.55, 1.58]),  # more accurate, slower: the nearest
+             "slow": model(0.53, [2.56, 2.52, 2.44, 2.50, 2.47]),  # more accurate, slower still
+             "fast": model(0.30, [1.0, 1.0, 1.0, 1.0, 1.0])}       # faster but less accurate: not a candidate
+    assert not any(sq._dominates(f["test_accuracy"], f["latency_ms"], base["test_accuracy"], base["latency_ms"])
+                   for f in found.values())
+    text = sq._near_miss(found, base)
+    assert text.startswith("knee: +0.080 acc, +0.08 ms")
+    assert "slower in 5 of 5 paired rounds (+0.05 to +0.13 ms)" in text and "noise" not in text
+
+
+def test_near_miss_slower_in_some_rounds_is_within_noise(sq):
+    base = model(0.95, [0.93, 0.90, 0.97, 0.92, 0.95])
+    found = {"f": model(1.0, [0.96, 0.88, 0.99, 0.91, 0.97])}
+    assert "slower in 3 of 5 paired rounds" in sq._near_miss(found, base)
+    assert sq._near_miss(found, base).endswith("within the measurement's noise")
+
+
+def test_near_miss_none_when_no_found_net_is_as_accurate(sq):
+    assert sq._near_miss({"f": model(0.70, [1.0] * 5)}, model(0.86, [4.4] * 5)) is None
+
+
+def test_near_miss_without_paired_rounds_gives_the_gaps_only(sq):
+    base = {"test_accuracy": 0.5, "latency_ms": 1.0}
+    assert sq._near_miss({"f": {"test_accuracy": 0.6, "latency_ms": 1.2}}, base) == "f: +0.100 acc, +0.20 ms"
