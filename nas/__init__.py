@@ -40,7 +40,7 @@ def resume(run_dir: Any, trials: int | None = None, **options: Any):
 
 # -- specs, models, reports, exports (lazy: these import torch) ------------------------------------------------------
 
-__all__ += ["build", "load", "report", "export"]
+__all__ += ["build", "load", "report", "measure", "export"]
 
 
 def build(spec: Any, input_shape: Any = None, num_classes: int | None = None):
@@ -63,6 +63,14 @@ def report(run_dir: Any, out_dir: Any = None, *, baselines: bool = True):
     from nas.report import write_report
 
     return write_report(run_dir, out_dir, baselines=baselines)
+
+
+def measure(run_dir: Any, trials: Any = "front", **options: Any) -> dict:
+    """Time the run's Pareto front (``trials``: "front", "all" or trial numbers) and the space's baselines again,
+    together in one process, round by round; write and return ``latency.json`` (see :mod:`nas.remeasure`)."""
+    from nas.remeasure import remeasure
+
+    return remeasure(run_dir, trials=trials, **options)
 
 
 def export(target: Any, out_dir: Any = None, **options: Any):

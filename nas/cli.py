@@ -306,6 +306,18 @@ def _add_ship_commands(commands) -> None:
                    help="skip evaluating the space's hand-designed baselines under the run's budget")
     p.set_defaults(handler=_report)
 
+    p = commands.add_parser("measure", help="measure the latency of the run's Pareto front and the baselines again, "
+                                            "together in one process, round by round (latency.json; the report "
+                                            "shows it)")
+    p.add_argument("run_dir")
+    p.add_argument("--trials", default="front", help="front (default), all, or trial numbers: 3,7,12")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds, every model once per round (default 5)")
+    p.add_argument("--no-baselines", action="store_true", help="leave the space's baselines out")
+    p.add_argument("--device", default=None, help="latency device (default: the run's latency_device)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the run's latency_threads)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the run's latency_batch_size")
+    p.set_defaults(handler=_measure)
+
     p = commands.add_parser("export", help="export an architecture (a search trial or a spec file): arch.json, "
                                            "ONNX (checked with onnxruntime), TorchScript, MODEL.md")
     p.add_argument("target", help="a run folder (runs/NAME) or a spec file (.json/.yaml)")
@@ -346,6 +358,23 @@ def _add_ship_commands(commands) -> None:
                    help="do not rewrite model.onnx / model.ts with the trained weights (they are removed)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=_train)
+
+
+def _measure(args) -> int:
+    from nas.remeasure import LATENCY_FILE, remeasure
+
+    record = remeasure(args.run_dir, trials=args.trials, baselines=not args.no_baselines, rounds=args.rounds,
+                       device=args.device, threads=args.threads, batch_size=args.batch_size,
+                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+    settings = record["settings"]
+    print(f"latency of {len(record['models'])} models, {record['rounds']} interleaved rounds "
+          f"({settings['device']}, batch {settings['batch_size']}, {settings['threads']} thread(s)):")
+    for label, m in record["models"].items():
+        stored = m.get("stored_latency_ms")
+        print(f"  {label:<24} {m['median_ms']:9.3f} ms  rounds {m['min_ms']:.3f}-{m['max_ms']:.3f}"
+              + (f"  (stored {stored:.3f})" if isinstance(stored, (int, float)) else ""))
+    print(f"written to {Path(args.run_dir) / LATENCY_FILE}; `nas report {args.run_dir}` shows the re-measured front")
+    return 0
 
 
 def _report(args) -> int:

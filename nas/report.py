@@ -43,6 +43,8 @@ class ReportData:
     importance: pd.DataFrame = field(default_factory=pd.DataFrame)
     shares: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    remeasured: pd.DataFrame = field(default_factory=pd.DataFrame)  # `nas measure`: latency.json, one row a model
+    remeasured_about: str = ""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,10 +111,36 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
     if importance.empty and len(complete) >= 2:
         notes.append("parameter importance needs more completed trials with varying choices")
     shares = choice_shares(trials[trials["state"] == "COMPLETE"], choices)
+    known = {r["name"]: {o: r[o] for o in objectives} for _, r in base.iterrows() if r.get("status") == "ok"}
+    remeasured, about = _remeasured(run.path, front, objectives, directions, known)
     return ReportData(name=run.path.name, space=space.name, dataset=config.dataset, objectives=objectives,
                       directions=directions, choices=choices, trials=trials, pareto=front, hypervolume=hv,
                       reference=list(reference), baselines=base, curves=curves, fit=fit, importance=importance,
-                      shares=shares, notes=notes)
+                      shares=shares, notes=notes, remeasured=remeasured, remeasured_about=about)
+
+
+def _remeasured(run_path: Path, front: pd.DataFrame, objectives: list[str], directions: list[str],
+                baseline_values: dict[str, dict[str, float]]) -> tuple[pd.DataFrame, str]:
+    """The run's ``nas measure`` record as a table, and a line saying what it is (and what it misses)."""
+    from nas.remeasure import read_remeasured, remeasured_frame
+
+    record = read_remeasured(run_path)
+    if record is None:
+        return pd.DataFrame(), ""
+    frame = remeasured_frame(record, objectives, directions, baseline_values)
+    st = record.get("settings", {})
+    about = (f"Measured again by `nas measure` at {record.get('measured_at')}: {len(frame)} models in one process, "
+             f"{record.get('rounds')} interleaved rounds ({st.get('device')}, batch {st.get('batch_size')}, "
+             f"{st.get('threads')} thread(s)). latency_ms is the median of the rounds, `rounds` their range, "
+             "`stored_latency_ms` what the trial measured in its own moment; `on_front` is the front of the "
+             "re-measured trials; a baseline is dominated on these latencies by the trials listed, with the paired "
+             "rounds in which each was faster.")
+    measured = {int(n) for n in frame["number"].dropna()}
+    missing = [int(n) for n in front["number"] if int(n) not in measured] if len(front) else []
+    if missing:
+        about += (f" The front has changed since: #{', #'.join(map(str, missing))} not re-measured (run "
+                  "`nas measure` again).")
+    return frame, about
 
 
 def trials_frame(study, objectives: list[str], choices: list[str]) -> pd.DataFrame:
@@ -430,6 +458,11 @@ def write_html(data: ReportData, path: Path) -> None:
         sections.append(("Baselines (same proxy budget)",
                          _html_table(data.baselines, ["name", *data.objectives, "status", "summary"])))
 
+    if len(data.remeasured):
+        sections.append(("Latency measured again, together",
+                         f"<p>{html.escape(data.remeasured_about)}</p>"
+                         + _html_table(data.remeasured, _remeasured_columns(data), sortable=True)))
+
     counts = data.trials["state"].value_counts().to_dict()
     header = (f"<h1>patternnas report: {html.escape(data.name)}</h1><p>space <b>{html.escape(data.space)}</b>, "
               f"dataset <b>{html.escape(data.dataset)}</b>, objectives "
@@ -488,6 +521,9 @@ def write_tables(data: ReportData, out: Path) -> dict[str, Path]:
     if len(data.baselines):
         lines += ["", "## Baselines (same proxy budget)", "",
                   markdown_table(data.baselines, ["name", *data.objectives, "status"])]
+    if len(data.remeasured):
+        lines += ["", "## Latency measured again, together", "", data.remeasured_about, "",
+                  markdown_table(data.remeasured, _remeasured_columns(data))]
     summary_md.write_text("\n".join(lines) + "\n")
     return {"trials.csv": trials_csv, "pareto.csv": pareto_csv, "summary.md": summary_md}
 
@@ -502,6 +538,11 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, base
     write_png(data, out / "pareto.png")
     paths.update({"report.html": out / "report.html", "pareto.png": out / "pareto.png"})
     return paths
+
+
+def _remeasured_columns(data: ReportData) -> list[str]:
+    return ["model", *dict.fromkeys([*data.objectives, "latency_ms"]), "rounds", "stored_latency_ms", "on_front",
+            "dominated_by", "summary"]
 
 
 def _warm_column(frame: pd.DataFrame) -> list[str]:

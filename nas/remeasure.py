@@ -1,0 +1,233 @@
+"""``nas measure RUN``: the latency of a run's Pareto front (and the space's baselines) measured again, together.
+
+Each trial's latency objective was measured by that trial, in its own moment: on a shared machine the same model
+measured in two processes differs by 5-20 % (experiments/results/bench_latency_repeatability.md), so two neighbours
+on the front, or a found net and a baseline, can swap places on a measurement's luck. This measures the chosen
+models again in ONE process, round by round in a rotating order (every model once per round), with the run's latency
+settings (device, batch size, threads, warm-up, repeats, minimum timing window), and writes ``latency.json`` in the
+run folder (atomically; the run's Optuna storage is not touched). ``nas report`` then shows the re-measured front:
+each model's median over the rounds, the spread of its rounds, the front recomputed on those latencies, and, for
+each baseline, the found nets that dominate it with the latency compared round by round (paired: "faster in 5 of 5
+rounds" is the architecture, "in 3 of 5" is the moment).
+
+Latency depends on the architecture, not on trained weights, so each model is built from its spec at the run's input
+(seeded with the run's seed, as ``evaluate`` builds it before measuring).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from nas.errors import RunError
+
+LATENCY_FILE = "latency.json"
+SELECT = ("front", "all")
+
+
+def _parse_selection(which: str | Sequence[int], where: str) -> str | list[int]:
+    if isinstance(which, str) and which in SELECT:
+        return which
+    if isinstance(which, str):
+        try:
+            numbers = [int(part) for part in which.split(",") if part.strip()]
+        except ValueError:
+            raise RunError(f"--trials takes 'front', 'all' or trial numbers such as 3,7,12; got {which!r}",
+                           file=where, key="--trials") from None
+    else:
+        numbers = [int(n) for n in which]
+    if not numbers:
+        raise RunError("--trials names no trial", file=where, key="--trials")
+    return numbers
+
+
+def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "front", baselines: bool = True,
+              rounds: int = 5, device: str | None = None, threads: int | None = None,
+              batch_size: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure the latency of the chosen COMPLETE trials of ``run_dir`` (``"front"``: the Pareto front on the run's
+    objectives; ``"all"``; or trial numbers) and of the space's baselines, in ``rounds`` interleaved rounds, with
+    the run's latency settings (``device`` / ``threads`` / ``batch_size`` override them). Writes and returns the
+    record of ``latency.json``."""
+    import numpy as np
+    import torch
+
+    from nas import pareto
+    from nas.builder import build
+    from nas.control.rundir import write_atomic
+    from nas.evaluate.evaluate import measure_latency_for
+    from nas.export import _dataset_info
+    from nas.grammar import shipped_spaces_dir
+    from nas.report import _open
+    from nas.spec import ArchSpec
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 100:
+        raise RunError(f"--rounds must be an integer in 1..100, got {rounds!r}", file=str(run_dir), key="--rounds")
+    run, study, config, space = _open(run_dir)
+    where = str(run.path)
+    selection = _parse_selection(trials, where)
+    objectives, directions = list(config.objectives), list(config.directions)
+    complete = [t for t in study.get_trials(deepcopy=False)
+                if t.state.name == "COMPLETE" and t.values and "spec" in t.user_attrs]
+    if isinstance(selection, list):
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for n in selection:
+            if n not in by_number:
+                raise RunError(f"no trial #{n} in this run (it has {len(by_number)})", file=where, key="--trials")
+            if by_number[n] not in complete:
+                raise RunError(f"trial #{n} is {by_number[n].state.name}, not a complete trial with an "
+                               "architecture", file=where, key="--trials")
+        chosen = [by_number[n] for n in dict.fromkeys(selection)]
+    elif selection == "all":
+        chosen = complete
+    else:
+        values = np.array([t.values for t in complete], dtype=float).reshape(len(complete), len(objectives))
+        mask = pareto.pareto_mask(values, directions) if len(complete) else np.zeros(0, bool)
+        chosen = [t for t, on in zip(complete, mask) if on]
+    if not chosen:
+        raise RunError("the run has no complete trial to measure yet", file=where, key="--trials")
+
+    for key, value in (("--threads", threads), ("--batch-size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise RunError(f"must be an integer >= 1, got {value!r}", file=where, key=key)
+    overrides = {"latency_device": device, "latency_threads": threads, "latency_batch_size": batch_size}
+    eval_config = replace(config.to_eval_config(), **{k: v for k, v in overrides.items() if v is not None})
+    if eval_config.latency_device.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f"latency device {eval_config.latency_device!r}: no CUDA device here", file=where,
+                       key="--device")
+    data, _ = _dataset_info(config.dataset, data_dir=config.data_dir, train_subset=config.train_subset,
+                            seed=config.seed, val_fraction=config.val_fraction)
+    from nas.evaluate.train import Budget
+
+    run_shape = tuple(int(s) for s in Budget(**config.budget.model_dump()).input_shape(data.input_shape))
+    models: dict[str, dict[str, Any]] = {}
+    built: dict[str, tuple[Any, tuple[int, ...]]] = {}
+
+    def add(label: str, spec: ArchSpec, shape: Sequence[int], entry: dict[str, Any]) -> None:
+        torch.manual_seed(config.seed)
+        model = build(spec, shape, data.num_classes).eval()
+        built[label] = (model, tuple(int(s) for s in shape))
+        models[label] = {**entry, "spec_hash": spec.hash(), "summary": spec.summary()}
+
+    for t in chosen:
+        spec = ArchSpec.from_json(t.user_attrs["spec"], file=f"{where} trial #{t.number}")
+        shape = t.user_attrs.get("input_shape") or run_shape
+        stored = (t.user_attrs.get("objectives") or {}).get("latency_ms")
+        add(f"trial-{t.number:04d}", spec, shape, {"kind": "trial", "number": t.number,
+                                                    "values": dict(zip(objectives, t.values)),
+                                                    "stored_latency_ms": stored})
+    if baselines:
+        space.load_baselines(shipped_spaces_dir() / "baselines")
+        cache_path = run.path / "baselines.json"
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+        for name, spec in space.baselines.items():
+            entry = cache.get(f"{spec.hash()}:{config.budget_key()}") or {}
+            values = {o: entry.get("objectives", {}).get(o) for o in objectives} if entry.get("status") == "ok" \
+                else {}
+            add(f"baseline-{name}", spec, run_shape, {"kind": "baseline", "name": name, "values": values,
+                                                      "stored_latency_ms": values.get("latency_ms")})
+
+    labels = list(built)
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for r in range(rounds):
+        order = labels[r % len(labels):] + labels[:r % len(labels)]
+        for label in order:
+            model, shape = built[label]
+            times[label].append(float(measure_latency_for(model, shape, eval_config).median_ms))
+        if progress:
+            progress(f"round {r + 1}/{rounds}: {len(labels)} models")
+    for label in labels:
+        rounds_ms = times[label]
+        models[label].update({"rounds_ms": rounds_ms, "median_ms": float(np.median(rounds_ms)),
+                              "min_ms": min(rounds_ms), "max_ms": max(rounds_ms)})
+    record = {
+        "measured_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "selection": selection if isinstance(selection, str) else list(selection),
+        "rounds": rounds,
+        "settings": {"device": eval_config.latency_device, "batch_size": eval_config.latency_batch_size,
+                     "threads": eval_config.latency_threads, "warmup": eval_config.latency_warmup,
+                     "repeats": eval_config.latency_repeats, "min_time_s": eval_config.latency_min_time_s},
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(0) if eval_config.latency_device.startswith("cuda") else None},
+        "trials_complete": len(complete),
+        "models": models,
+    }
+    write_atomic(run.path / LATENCY_FILE, json.dumps(record, indent=1))
+    return record
+
+
+def read_remeasured(run_path: Path) -> dict[str, Any] | None:
+    """The run's ``latency.json``, or None when the run has none (or it cannot be read: a report still works)."""
+    path = Path(run_path) / LATENCY_FILE
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("models"), dict) else None
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> tuple[int, int]:
+    """(rounds where ``a`` was faster than ``b``, rounds compared): the rounds are paired, both were timed in each."""
+    n = min(len(a), len(b))
+    return sum(x < y for x, y in zip(a[:n], b[:n])), n
+
+
+def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: list[str],
+                     baseline_values: dict[str, dict[str, float]] | None = None):
+    """One row per re-measured model: its objectives with ``latency_ms`` replaced by the median of the rounds,
+    whether it is on the front of the re-measured trials, and for a baseline the trials that dominate it on the
+    re-measured latency, each with how many paired rounds it was faster in. ``baseline_values``: a baseline's
+    objectives under the run's budget where known now (the report evaluates them; ``nas measure`` may have run
+    before that)."""
+    import numpy as np
+    import pandas as pd
+
+    from nas import pareto
+
+    rows = []
+    for label, m in record["models"].items():
+        row = {"model": label, "kind": m.get("kind"), "number": m.get("number"), "summary": m.get("summary")}
+        values = dict(m.get("values") or {})
+        if m.get("kind") == "baseline" and (baseline_values or {}).get(m.get("name")):
+            values = baseline_values[m["name"]]
+        for o in objectives:
+            v = values.get(o)
+            row[o] = float(v) if isinstance(v, (int, float)) else np.nan
+        row["stored_latency_ms"] = values.get("latency_ms") if m.get("kind") == "baseline" \
+            else m.get("stored_latency_ms")
+        row["latency_ms"] = m["median_ms"]
+        row["rounds"] = f"{m['min_ms']:.3f}-{m['max_ms']:.3f}"
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=["model", "kind", "number", *dict.fromkeys([*objectives, "latency_ms"]),
+                                        "stored_latency_ms", "rounds", "summary"])
+    found = frame[(frame["kind"] == "trial")]
+    found_values = found[objectives].to_numpy(dtype=float)
+    frame["on_front"] = False
+    if len(found) and np.isfinite(found_values).all():
+        frame.loc[found.index[pareto.pareto_mask(found_values, directions)], "on_front"] = True
+    dominated_by = []
+    for _, row in frame.iterrows():
+        if row["kind"] != "baseline":
+            dominated_by.append("")
+            continue
+        b = row[objectives].to_numpy(dtype=float)
+        if not np.isfinite(b).all():
+            dominated_by.append("not evaluated")
+            continue
+        hits = []
+        b_min = pareto.to_minimization(b[None], directions)[0]
+        for _, f in found.iterrows():
+            f_min = pareto.to_minimization(f[objectives].to_numpy(dtype=float)[None], directions)[0]
+            if pareto.dominates(f_min, b_min):
+                faster, n = paired(record["models"][f["model"]]["rounds_ms"],
+                                   record["models"][row["model"]]["rounds_ms"])
+                hits.append(f"#{int(f['number'])} (faster in {faster} of {n} rounds)")
+        dominated_by.append(", ".join(hits) if hits else "no")
+    frame["dominated_by"] = dominated_by
+    return frame

@@ -1,0 +1,170 @@
+"""``nas measure``: the front's latency measured again together, written beside the run, shown by the report."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.errors import RunError
+from nas.remeasure import LATENCY_FILE, read_remeasured, remeasure, remeasured_frame
+from nas.report import report_data, write_report
+from tests.control.conftest import nas, read_trials, write_config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    from nas.control.search import search
+
+    folder = tmp_path_factory.mktemp("remeasure")
+    config = write_config(folder, trials=6, latency_min_time_s=0.02)  # seconds, not minutes
+    search(config, name="small", runs_dir=folder, quiet=True)
+    return folder / "small"
+
+
+@pytest.fixture()
+def run(finished_run, tmp_path) -> Path:
+    copy = tmp_path / finished_run.name
+    shutil.copytree(finished_run, copy)
+    return copy
+
+
+def _snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+
+
+def test_measures_the_front_together_and_leaves_the_storage_alone(run):
+    before = _snapshot(run)
+    trials_before = [(t.number, t.state.name, t.values) for t in read_trials(run)]
+    record = remeasure(run, rounds=3)
+    front = sorted(int(n) for n in report_data(run, baselines=False).pareto["number"])
+    assert sorted(m["number"] for m in record["models"].values()) == front  # the tiny space has no baselines
+    for label, m in record["models"].items():
+        assert label == f"trial-{m['number']:04d}" and len(m["rounds_ms"]) == 3
+        assert m["min_ms"] <= m["median_ms"] <= m["max_ms"] and m["min_ms"] > 0
+        assert m["median_ms"] == float(np.median(m["rounds_ms"]))
+        assert isinstance(m["stored_latency_ms"], float) and m["values"]["latency_ms"] == m["stored_latency_ms"]
+    assert record["settings"] == {"device": "cpu", "batch_size": 1, "threads": 1, "warmup": 0, "repeats": 2,
+                                  "min_time_s": 0.02}  # the run's own latency settings (tiny config)
+    assert json.loads((run / LATENCY_FILE).read_text()) == record
+    after = _snapshot(run)
+    assert {k: v for k, v in after.items() if k != LATENCY_FILE} == before  # the journal, config... untouched
+    assert [(t.number, t.state.name, t.values) for t in read_trials(run)] == trials_before
+
+
+def test_python_api(run):
+    import nas
+
+    record = nas.measure(run, trials="all", rounds=1)
+    assert record == json.loads((run / LATENCY_FILE).read_text()) and record["selection"] == "all"
+
+
+def test_selection_by_number_and_all(run):
+    complete = [t.number for t in read_trials(run) if t.state.name == "COMPLETE"]
+    record = remeasure(run, trials=f"{complete[-1]},{complete[0]}", rounds=1)
+    assert [m["number"] for m in record["models"].values()] == [complete[-1], complete[0]]
+    record = remeasure(run, trials="all", rounds=1, threads=2, batch_size=2)
+    assert sorted(m["number"] for m in record["models"].values()) == sorted(complete)
+    assert record["settings"]["threads"] == 2 and record["settings"]["batch_size"] == 2
+
+
+def test_report_shows_the_remeasured_front_and_says_when_it_is_stale(run):
+    front = sorted(int(n) for n in report_data(run, baselines=False).pareto["number"])
+    remeasure(run, rounds=2)
+    paths = write_report(run, baselines=False)
+    data = report_data(run, baselines=False)
+    assert sorted(int(n) for n in data.remeasured["number"]) == front
+    assert data.remeasured["on_front"].any() and "not re-measured" not in data.remeasured_about
+    summary = paths["summary.md"].read_text()
+    assert "## Latency measured again, together" in summary and "2 interleaved rounds" in summary
+    assert "Latency measured again, together" in paths["report.html"].read_text()
+
+    remeasure(run, trials=str(front[0]), rounds=1)  # only one member: the rest of the front is missing
+    data = report_data(run, baselines=False)
+    if len(front) > 1:
+        assert f"#{front[1]}" in data.remeasured_about and "not re-measured" in data.remeasured_about
+
+
+def test_a_broken_latency_file_does_not_break_the_report(run):
+    (run / LATENCY_FILE).write_text("{not json")
+    assert read_remeasured(run) is None
+    assert report_data(run, baselines=False).remeasured.empty
+
+
+def _record(models: dict) -> dict:
+    return {"settings": {}, "rounds": 5, "models": models}
+
+
+def _model(kind, rounds, number=None, name=None, **values):
+    rounds = list(rounds)
+    return {"kind": kind, "number": number, "name": name, "summary": "s", "values": values,
+            "stored_latency_ms": values.get("latency_ms"), "rounds_ms": rounds,
+            "median_ms": float(np.median(rounds)), "min_ms": min(rounds), "max_ms": max(rounds)}
+
+
+def test_dominance_is_decided_on_the_remeasured_latency_with_paired_rounds():
+    objectives, directions = ["accuracy", "latency_ms"], ["maximize", "minimize"]
+    record = _record({
+        # stored 1.6 ms (slower than the baseline's stored 1.5), measured together it is faster in 4 of 5 rounds
+        "trial-0001": _model("trial", [1.40, 1.45, 1.52, 1.41, 1.43], number=1, accuracy=0.9, latency_ms=1.6),
+        # stored faster than the baseline, together slower in every round
+        "trial-0002": _model("trial", [2.0, 2.1, 2.0, 2.2, 2.1], number=2, accuracy=0.95, latency_ms=1.2),
+        "baseline-a": _model("baseline", [1.50, 1.48, 1.50, 1.49, 1.47], name="a", accuracy=0.85, latency_ms=1.5),
+    })
+    frame = remeasured_frame(record, objectives, directions).set_index("model")
+    assert frame.loc["trial-0001", "latency_ms"] == 1.43 and frame.loc["trial-0001", "stored_latency_ms"] == 1.6
+    assert frame.loc["baseline-a", "dominated_by"] == "#1 (faster in 4 of 5 rounds)"
+    assert frame.loc["trial-0001", "on_front"] and frame.loc["trial-0002", "on_front"]
+    assert not frame.loc["baseline-a", "on_front"]  # the front is the found trials'
+
+
+def test_baseline_values_known_now_replace_the_snapshot():
+    objectives, directions = ["accuracy", "latency_ms"], ["maximize", "minimize"]
+    record = _record({"trial-0001": _model("trial", [1.0] * 3, number=1, accuracy=0.9, latency_ms=1.0),
+                      "baseline-a": _model("baseline", [2.0] * 3, name="a")})  # not evaluated when measured
+    assert remeasured_frame(record, objectives, directions).iloc[1]["dominated_by"] == "not evaluated"
+    frame = remeasured_frame(record, objectives, directions, {"a": {"accuracy": 0.8, "latency_ms": 1.9}})
+    assert frame.iloc[1]["dominated_by"] == "#1 (faster in 3 of 3 rounds)"
+    assert frame.iloc[1]["latency_ms"] == 2.0 and frame.iloc[1]["stored_latency_ms"] == 1.9
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--trials", "999"], "no trial #999"),
+    (["--trials", "a,b"], "--trials takes 'front', 'all' or trial numbers"),
+    (["--rounds", "0"], "--rounds must be an integer in 1..100"),
+    (["--threads", "0"], "--threads: must be an integer >= 1"),
+    (["--device", "cuda"], "no CUDA device here"),
+])
+def test_bad_input_is_one_line_exit_2_and_keeps_the_earlier_record(run, args, message):
+    if "cuda" in args:
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA device")
+    remeasure(run, rounds=1)
+    kept = (run / LATENCY_FILE).read_bytes()
+    done = nas("measure", str(run), *args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and str(run) in lines[0]
+    assert (run / LATENCY_FILE).read_bytes() == kept
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(RunError):
+        remeasure(tmp_path / "nothing")
+    done = nas("measure", str(tmp_path))
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / LATENCY_FILE).exists()
+
+
+def test_cli_prints_each_model_and_writes_the_file(run):
+    done = nas("measure", str(run), "--rounds", "2")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((run / LATENCY_FILE).read_text())
+    for label in record["models"]:
+        assert label in done.stdout
+    assert "2 interleaved rounds" in done.stdout
