@@ -361,6 +361,56 @@ def step_seeds(study: str, args) -> None:
     print(f"[seeds {study}] {done} extra trainings done (seeds {', '.join(map(str, seeds))})", flush=True)
 
 
+def step_retime(study: str, args) -> None:
+    """The proxy level timed together: ``nas measure`` on the study's run for the front of its found trials and
+    the space's baselines (``--rounds`` interleaved rounds, the run's latency settings), so "is every baseline
+    dominated at the proxy budget" is decided on latencies measured in one process rather than each in its own
+    moment. The record is kept as the study's ``latency.json``. (A found net off the found front could dominate a
+    baseline on these latencies where no front member does; the front alone is timed, to keep the step short.)"""
+    import numpy as np
+
+    from nas import pareto
+    from nas.remeasure import remeasure
+    from nas.report import report_data
+
+    run_dir = WORK / "runs" / study
+    data = report_data(run_dir, baselines=False)
+    trials = data.trials[~data.trials["spec_hash"].isin(baseline_hashes(study))]
+    done = trials[trials["state"] == "COMPLETE"].dropna(subset=["accuracy", "latency_ms"])
+    if not len(done):
+        print(f"[retime {study}] no found trial yet", flush=True)
+        return
+    mask = pareto.pareto_mask(done[["accuracy", "latency_ms"]].to_numpy(dtype=float), ["maximize", "minimize"])
+    numbers = [int(n) for n in np.asarray(done["number"])[mask]]
+    record = remeasure(run_dir, trials=numbers, rounds=args.rounds,
+                       progress=lambda line: print(f"[retime {study}] {line}", flush=True))
+    write_json(study_out(study) / "latency.json", record)
+    print(f"[retime {study}] {len(record['models'])} models timed together", flush=True)
+
+
+def _retimed(record: dict, name: str, objectives: dict) -> str:
+    """A baseline's verdict on the latencies of ``nas measure`` (step ``retime``): its dominators with the paired
+    rounds each was faster in, or the nearest miss (the fastest found front member at least as accurate)."""
+    from nas.remeasure import paired, remeasured_frame
+
+    values = {name: {"accuracy": objectives.get("accuracy"), "latency_ms": objectives.get("latency_ms")}}
+    frame = remeasured_frame(record, ["accuracy", "latency_ms"], ["maximize", "minimize"], values)
+    rows = frame[frame["model"] == f"baseline-{name}"]
+    if not len(rows):
+        return "-"
+    row = rows.iloc[0]
+    if row["dominators"]:
+        return "yes (" + ", ".join(f"#{d['number']} faster in {d['faster_rounds']}/{d['rounds']}"
+                                   for d in row["dominators"]) + ")"
+    found = frame[(frame["kind"] == "trial") & (frame["accuracy"] >= row["accuracy"])]
+    if not len(found):
+        return "NO (no found net as accurate)"
+    near = found.loc[found["latency_ms"].idxmin()]
+    faster, n = paired(record["models"][near["model"]]["rounds_ms"], record["models"][row["model"]]["rounds_ms"])
+    return (f"NO; nearest #{int(near['number'])}: {near['accuracy'] - row['accuracy']:+.3f} acc, "
+            f"{near['latency_ms'] - row['latency_ms']:+.2f} ms, faster in {faster}/{n} rounds")
+
+
 def step_measure(study: str, args) -> None:
     """CPU latency (batch 1, 1 thread) of every fully trained model, interleaved in this one process, and the
     zero-cost proxies of each architecture at initialisation."""
@@ -560,6 +610,7 @@ def step_summarize(args) -> None:
                                            ["maximize", "minimize"])
         base = read_json(d / "baselines.json", {}) or {}
         full = read_json(d / "full.json", {}) or {}
+        retimed = read_json(d / "latency.json")  # step retime
 
         # (1) proxy level: is every baseline dominated by some found (complete) trial?
         for name, b in base.items():
@@ -570,6 +621,7 @@ def step_summarize(args) -> None:
             best = max(done.itertuples(), key=lambda r: r.accuracy, default=None)
             all_rows.append([study, "proxy", name, _fmt(ba), _fmt(bl, ".2f"),
                              f"yes (#{dom[0]}{' +' + str(len(dom) - 1) if len(dom) > 1 else ''})" if dom else "NO",
+                             _retimed(retimed, name, obj) if retimed and ba is not None else "-",
                              f"#{best.number}: {best.accuracy:.3f} @ {best.latency_ms:.2f} ms" if best else "-"])
         # (1) after full training
         found = {k: v for k, v in full.items() if v.get("kind") == "found" and v.get("status") == "done"}
@@ -687,8 +739,11 @@ def step_summarize(args) -> None:
     report.table(["study", "model", "architecture", "proxy acc", "test acc", "latency ms", "params", "MFLOPs",
                   "baseline dominated by"], headline, csv=csv(f"{NAME}_full.csv"))
     report.text("## Proxy budget: is every baseline dominated by a searched trial?")
-    report.table(["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "most accurate trial"],
-                 all_rows, csv=csv(f"{NAME}_proxy.csv"))
+    report.text("`timed together`: the same question on latencies measured again in one process, interleaved (step "
+                "`retime`, `nas measure`: the front of the found trials and the baselines), with the rounds in "
+                "which the dominating net was faster; `-` where the step has not run.", echo=False)
+    report.table(["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "timed together",
+                  "most accurate trial"], all_rows, csv=csv(f"{NAME}_proxy.csv"))
     for dataset, by_hash in pooled.items():  # every study of a dataset has the same proxy and longer recipes
         trained = list(by_hash.values())
         if len(trained) < 8:
@@ -743,7 +798,8 @@ STUDY_TABLES = {  # per-study page sections: (title, headers without the leading
              ["model", "architecture", "proxy acc", "test acc", "latency ms", "params", "MFLOPs",
               "baseline dominated by"]),
     "proxy": ("Proxy budget: is every baseline dominated by a searched trial?",
-              ["level", "baseline", "proxy acc", "proxy latency ms", "dominated", "most accurate trial"]),
+              ["level", "baseline", "proxy acc", "proxy latency ms", "dominated", "timed together",
+               "most accurate trial"]),
     "tau": ("Proxy fidelity: Kendall tau against test accuracy after longer training", ["score", "n", "Kendall tau"]),
     "sequence": ("Where the mixer families land", ["dataset", "mixer (in any stage)", "trials", "best acc",
                                                    "its latency ms", "on the front"]),
@@ -791,8 +847,9 @@ def write_study_pages(report, tables: dict[str, list], settings: dict[str, str])
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("step", choices=["search", "baselines", "full", "measure", "seeds", "all", "summarize"],
-                   help="all = search, baselines, full, measure; seeds (after full) is run on its own")
+    p.add_argument("step", choices=["search", "baselines", "full", "measure", "seeds", "retime", "all", "summarize"],
+                   help="all = search, baselines, full, measure; seeds (after full) and retime (after baselines: "
+                        "the proxy-level front and the baselines timed together) are run on their own")
     p.add_argument("studies", nargs="*", help=f"study names (default: all): {', '.join(STUDIES)}")
     p.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     p.add_argument("--sampler", default=None,
@@ -820,11 +877,11 @@ def main() -> None:
     for study in studies:
         steps = ["search", "baselines", "full", "measure"] if args.step == "all" else [args.step]
         if not STUDIES[study]["full"]:
-            steps = [st for st in steps if st in ("search", "baselines")]
+            steps = [st for st in steps if st in ("search", "baselines", "retime")]
         for st in steps:
             t0 = time.time()
             {"search": step_search, "baselines": step_baselines, "full": step_full,
-             "measure": step_measure, "seeds": step_seeds}[st](study, args)
+             "measure": step_measure, "seeds": step_seeds, "retime": step_retime}[st](study, args)
             record_step(study, st, args, time.time() - t0)
 
 

@@ -192,7 +192,8 @@ def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: 
 
     rows = []
     for label, m in record["models"].items():
-        row = {"model": label, "kind": m.get("kind"), "number": m.get("number"), "summary": m.get("summary")}
+        row = {"model": label, "kind": m.get("kind"), "number": m.get("number"), "summary": m.get("summary"),
+               "spec_hash": m.get("spec_hash")}
         values = dict(m.get("values") or {})
         if m.get("kind") == "baseline" and (baseline_values or {}).get(m.get("name")):
             values = baseline_values[m["name"]]
@@ -205,29 +206,34 @@ def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: 
         row["rounds"] = f"{m['min_ms']:.3f}-{m['max_ms']:.3f}"
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["model", "kind", "number", *dict.fromkeys([*objectives, "latency_ms"]),
-                                        "stored_latency_ms", "rounds", "summary"])
+                                        "stored_latency_ms", "rounds", "summary", "spec_hash"])
     found = frame[(frame["kind"] == "trial")]
     found_values = found[objectives].to_numpy(dtype=float)
     frame["on_front"] = False
     if len(found) and np.isfinite(found_values).all():
         frame.loc[found.index[pareto.pareto_mask(found_values, directions)], "on_front"] = True
-    dominated_by = []
+    dominated_by, dominators = [], []
     for _, row in frame.iterrows():
+        hits = []
+        b = row[objectives].to_numpy(dtype=float)
+        if row["kind"] == "baseline" and np.isfinite(b).all():
+            b_min = pareto.to_minimization(b[None], directions)[0]
+            for _, f in found.iterrows():
+                if isinstance(f["spec_hash"], str) and f["spec_hash"] == row["spec_hash"]:  # itself, warm-started
+                    continue
+                f_min = pareto.to_minimization(f[objectives].to_numpy(dtype=float)[None], directions)[0]
+                if pareto.dominates(f_min, b_min):
+                    faster, n = paired(record["models"][f["model"]]["rounds_ms"],
+                                       record["models"][row["model"]]["rounds_ms"])
+                    hits.append({"number": int(f["number"]), "faster_rounds": faster, "rounds": n})
+        dominators.append(hits)
         if row["kind"] != "baseline":
             dominated_by.append("")
-            continue
-        b = row[objectives].to_numpy(dtype=float)
-        if not np.isfinite(b).all():
+        elif not np.isfinite(b).all():
             dominated_by.append("not evaluated")
-            continue
-        hits = []
-        b_min = pareto.to_minimization(b[None], directions)[0]
-        for _, f in found.iterrows():
-            f_min = pareto.to_minimization(f[objectives].to_numpy(dtype=float)[None], directions)[0]
-            if pareto.dominates(f_min, b_min):
-                faster, n = paired(record["models"][f["model"]]["rounds_ms"],
-                                   record["models"][row["model"]]["rounds_ms"])
-                hits.append(f"#{int(f['number'])} (faster in {faster} of {n} rounds)")
-        dominated_by.append(", ".join(hits) if hits else "no")
+        else:
+            dominated_by.append(", ".join(f"#{h['number']} (faster in {h['faster_rounds']} of {h['rounds']} "
+                                          "rounds)" for h in hits) or "no")
     frame["dominated_by"] = dominated_by
+    frame["dominators"] = dominators  # the same, as data: [{number, faster_rounds, rounds}]
     return frame

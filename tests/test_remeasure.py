@@ -116,8 +116,18 @@ def test_dominance_is_decided_on_the_remeasured_latency_with_paired_rounds():
     frame = remeasured_frame(record, objectives, directions).set_index("model")
     assert frame.loc["trial-0001", "latency_ms"] == 1.43 and frame.loc["trial-0001", "stored_latency_ms"] == 1.6
     assert frame.loc["baseline-a", "dominated_by"] == "#1 (faster in 4 of 5 rounds)"
+    assert frame.loc["baseline-a", "dominators"] == [{"number": 1, "faster_rounds": 4, "rounds": 5}]
     assert frame.loc["trial-0001", "on_front"] and frame.loc["trial-0002", "on_front"]
     assert not frame.loc["baseline-a", "on_front"]  # the front is the found trials'
+
+
+def test_a_baseline_run_as_a_trial_does_not_dominate_itself():
+    objectives, directions = ["accuracy", "latency_ms"], ["maximize", "minimize"]
+    same = _model("trial", [0.9] * 3, number=0, accuracy=0.8, latency_ms=1.0)
+    base = _model("baseline", [1.0] * 3, name="a", accuracy=0.8, latency_ms=1.0)
+    same["spec_hash"] = base["spec_hash"] = "abc"  # a warm start: the same architecture, timed 0.1 ms faster
+    frame = remeasured_frame(_record({"trial-0000": same, "baseline-a": base}), objectives, directions)
+    assert frame.iloc[1]["dominated_by"] == "no" and frame.iloc[1]["dominators"] == []
 
 
 def test_baseline_values_known_now_replace_the_snapshot():
