@@ -18,9 +18,11 @@ $(BIN)/nas: pyproject.toml
 setup: $(BIN)/nas
 
 # The main job: a small multi-objective search (accuracy vs. CPU latency) on the embedded 8x8 digits, then its
-# report and the export of the knee of the front. Running it again continues (and finishes) the same run.
+# front and the baselines timed again together, its report and the export of the knee of the front. Running it
+# again continues (and finishes) the same run.
 demo: setup
 	$(BIN)/nas search experiments/digits_demo.yaml --name demo --resume --quiet
+	$(BIN)/nas measure runs/demo
 	$(BIN)/nas report runs/demo
 	$(BIN)/nas export runs/demo --knee --out runs/demo/export --force
 
