@@ -93,6 +93,7 @@ STUDIES: dict[str, dict] = {
     # 256) with every study's budget past the take-off point that copy_256 needed
     "seqmnist_rows_e8": {"space": "sequence", "dataset": "mnist:rows", "full": False, "epochs_factor": 4},
     "copy_64_e8": {"space": "sequence", "dataset": "selective_copy:64", "full": False, "epochs_factor": 4},
+    "seqmnist_pixels_e8": {"space": "sequence", "dataset": "mnist:pixels", "full": False, "epochs_factor": 4},
     # a seconds-long run of every step on the bundled digits (profile "smoke"): checks the pipeline, not a result
     "digits_smoke": {"space": "vision", "dataset": "digits", "full": True, "smoke": True},
 }
