@@ -130,6 +130,17 @@ def test_a_baseline_run_as_a_trial_does_not_dominate_itself():
     assert frame.iloc[1]["dominated_by"] == "no" and frame.iloc[1]["dominators"] == []
 
 
+def test_objectives_without_latency_keep_their_front_and_get_the_latency_beside():
+    objectives, directions = ["accuracy", "params"], ["maximize", "minimize"]
+    record = _record({"trial-0001": _model("trial", [3.0] * 3, number=1, accuracy=0.9, params=1000),
+                      "trial-0002": _model("trial", [1.0] * 3, number=2, accuracy=0.8, params=5000),
+                      "baseline-a": _model("baseline", [0.5] * 3, name="a", accuracy=0.85, params=2000)})
+    frame = remeasured_frame(record, objectives, directions).set_index("model")
+    assert list(frame["latency_ms"]) == [3.0, 1.0, 0.5]
+    assert frame.loc["trial-0001", "on_front"] and not frame.loc["trial-0002", "on_front"]  # by params, not latency
+    assert frame.loc["baseline-a", "dominated_by"] == "#1 (faster in 0 of 3 rounds)"
+
+
 def test_baseline_values_known_now_replace_the_snapshot():
     objectives, directions = ["accuracy", "latency_ms"], ["maximize", "minimize"]
     record = _record({"trial-0001": _model("trial", [1.0] * 3, number=1, accuracy=0.9, latency_ms=1.0),
