@@ -204,9 +204,11 @@ def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: 
             else m.get("stored_latency_ms")
         row["latency_ms"] = m["median_ms"]
         row["rounds"] = f"{m['min_ms']:.3f}-{m['max_ms']:.3f}"
+        row["latency_min_ms"], row["latency_max_ms"] = m["min_ms"], m["max_ms"]
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["model", "kind", "number", *dict.fromkeys([*objectives, "latency_ms"]),
-                                        "stored_latency_ms", "rounds", "summary", "spec_hash"])
+                                        "stored_latency_ms", "rounds", "latency_min_ms", "latency_max_ms",
+                                        "summary", "spec_hash"])
     found = frame[(frame["kind"] == "trial")]
     found_values = found[objectives].to_numpy(dtype=float)
     frame["on_front"] = False

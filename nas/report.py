@@ -382,10 +382,30 @@ def scatter_figure(s: ScatterData, data: ReportData):
                                  marker=dict(color="black", symbol="diamond", size=11),
                                  customdata=s.baselines[["name", "summary"]].to_numpy(),
                                  hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>"))
+    timed = _timed_together(s, data)
+    if len(timed):
+        x_is_latency = s.x_name == "latency_ms"
+        bar = dict(type="data", symmetric=False, color="#2ca02c",
+                   array=(timed["latency_max_ms"] - timed["latency_ms"]).to_numpy(),
+                   arrayminus=(timed["latency_ms"] - timed["latency_min_ms"]).to_numpy())
+        fig.add_trace(go.Scatter(x=timed[s.x_name], y=timed[s.y_name], mode="markers",
+                                 name="timed together (nas measure): median, range of the rounds",
+                                 marker=dict(color="rgba(0,0,0,0)", size=13, line=dict(color="#2ca02c", width=2)),
+                                 error_x=bar if x_is_latency else None, error_y=None if x_is_latency else bar,
+                                 customdata=timed[["model", "summary"]].to_numpy(),
+                                 hovertemplate="%{customdata[0]} timed together: %{x}, %{y}<extra></extra>"))
     failed = f" — {len(s.failed)} failed trial(s) have no values (listed below)" if len(s.failed) else ""
     fig.update_layout(title=f"{_label(s.y_name)} vs {_label(s.x_name)}{failed}", xaxis_title=_label(s.x_name),
                       yaxis_title=_label(s.y_name), template="plotly_white", height=520)
     return fig
+
+
+def _timed_together(s: ScatterData, data: ReportData) -> pd.DataFrame:
+    """The ``nas measure`` rows to draw on a latency axis (none when neither axis is latency)."""
+    r = data.remeasured
+    if not len(r) or "latency_ms" not in (s.x_name, s.y_name) or not {s.x_name, s.y_name} <= set(r.columns):
+        return r.iloc[:0] if len(r) else pd.DataFrame()
+    return r.dropna(subset=[s.x_name, s.y_name])
 
 
 def write_html(data: ReportData, path: Path) -> None:
@@ -493,6 +513,13 @@ def write_png(data: ReportData, path: Path) -> None:
         ax.plot(xs, ys, c="#d62728", lw=1.5)
         ax.scatter(s.front[s.x_name], s.front[s.y_name], s=40, c="#d62728", edgecolors="k", label="Pareto front",
                    zorder=3)
+    timed = _timed_together(s, data)
+    if len(timed):
+        span = [(timed["latency_ms"] - timed["latency_min_ms"]).to_numpy(),
+                (timed["latency_max_ms"] - timed["latency_ms"]).to_numpy()]
+        ax.errorbar(timed[s.x_name], timed[s.y_name], xerr=span if s.x_name == "latency_ms" else None,
+                    yerr=span if s.y_name == "latency_ms" else None, fmt="o", mfc="none", mec="#2ca02c",
+                    ecolor="#2ca02c", ms=8, label="timed together (nas measure)", zorder=4)
     if len(s.baselines):
         ax.scatter(s.baselines[s.x_name], s.baselines[s.y_name], s=50, c="k", marker="D", label="baselines")
         for _, row in s.baselines.iterrows():

@@ -79,7 +79,10 @@ def test_report_shows_the_remeasured_front_and_says_when_it_is_stale(run):
     assert data.remeasured["on_front"].any() and "not re-measured" not in data.remeasured_about
     summary = paths["summary.md"].read_text()
     assert "## Latency measured again, together" in summary and "2 interleaved rounds" in summary
-    assert "Latency measured again, together" in paths["report.html"].read_text()
+    page = paths["report.html"].read_text()
+    assert "Latency measured again, together" in page
+    assert "timed together (nas measure)" in page  # the scatter's trace: medians with the rounds' range
+    assert list(data.remeasured["latency_min_ms"] <= data.remeasured["latency_ms"]) == [True] * len(data.remeasured)
 
     remeasure(run, trials=str(front[0]), rounds=1)  # only one member: the rest of the front is missing
     data = report_data(run, baselines=False)
