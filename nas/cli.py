@@ -323,7 +323,8 @@ def _add_ship_commands(commands) -> None:
     p.add_argument("target", help="a run folder (runs/NAME) or a spec file (.json/.yaml)")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--trial", type=int, default=None, help="trial number")
-    rule.add_argument("--knee", action="store_true", help="the knee of the Pareto front")
+    rule.add_argument("--knee", action="store_true",
+                      help="the knee of the Pareto front (on the latencies of `nas measure` when they cover it)")
     p.add_argument("--max-latency-ms", type=float, default=None, help="the most accurate trial within this latency")
     p.add_argument("--min-accuracy", type=float, default=None, help="the fastest trial reaching this accuracy")
     p.add_argument("-o", "--out", default=None,

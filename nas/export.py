@@ -855,9 +855,14 @@ def _check_target_dir(out: Path, spec_hash: str, force: bool) -> None:
 
 
 def select_trial(study, objectives: list[str], *, max_latency_ms: float | None = None,
-                 min_accuracy: float | None = None, knee: bool = False, where: str | None = None):
+                 min_accuracy: float | None = None, knee: bool = False, where: str | None = None,
+                 remeasured: dict | None = None):
     """Pick a COMPLETE trial by a rule: the most accurate within a latency bound, the fastest reaching an accuracy,
-    or the knee of the Pareto front. A bound that no trial meets is an error saying what the closest trial offers."""
+    or the knee of the Pareto front. A bound that no trial meets is an error saying what the closest trial offers.
+
+    ``remeasured``: the run's ``nas measure`` record (``latency.json``). When latency is an objective and the record
+    timed every member of the front, the knee is taken on the front with those latencies (the members timed
+    together, in one process), and the reason says so."""
     import numpy as np
 
     from nas import pareto
@@ -881,6 +886,18 @@ def select_trial(study, objectives: list[str], *, max_latency_ms: float | None =
         directions = [OBJECTIVES[o] for o in objectives]
         mask = pareto.pareto_mask(values, directions)
         front = [t for t, on in zip(complete, mask) if on]
+        timed = {m.get("number"): m for m in ((remeasured or {}).get("models") or {}).values()
+                 if m.get("kind") == "trial"}
+        if "latency_ms" in objectives and front and all(t.number in timed for t in front):
+            j = objectives.index("latency_ms")
+            values = np.array([t.values for t in front], dtype=float)
+            values[:, j] = [timed[t.number]["median_ms"] for t in front]
+            keep = pareto.pareto_mask(values, directions)
+            members = [t for t, on in zip(front, keep) if on]
+            index = pareto.knee_point(values[keep], directions)
+            return members[index], (f"knee of the Pareto front with its latencies timed together (nas measure, "
+                                    f"{remeasured.get('measured_at')}: {len(members)} of {len(front)} members stay "
+                                    "on it)")
         index = pareto.knee_point(np.array([t.values for t in front], dtype=float), directions)
         return front[index], f"knee of the Pareto front ({len(front)} members)"
     if max_latency_ms is not None or min_accuracy is not None:
@@ -926,8 +943,11 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     if sum(rules) > 1:
         raise ExportError("choose one of --trial, --max-latency-ms / --min-accuracy, --knee", file=str(run.path))
     if trial is None and (knee or max_latency_ms is not None or min_accuracy is not None):
+        from nas.remeasure import read_remeasured
+
         chosen, selected = select_trial(study, objectives, max_latency_ms=max_latency_ms,
-                                        min_accuracy=min_accuracy, knee=knee, where=str(run.path))
+                                        min_accuracy=min_accuracy, knee=knee, where=str(run.path),
+                                        remeasured=read_remeasured(run.path) if knee else None)
     elif trial is None:
         complete = [t for t in trials if t.state.name == "COMPLETE" and t.values]
         if not complete:

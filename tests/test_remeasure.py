@@ -192,3 +192,44 @@ def test_cli_prints_each_model_and_writes_the_file(run):
     for label in record["models"]:
         assert label in done.stdout
     assert "2 interleaved rounds" in done.stdout
+
+
+def _study(points):
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for acc, lat in points:
+        study.add_trial(create_trial(values=[acc, lat], params={"x": 0.0},
+                                     distributions={"x": FloatDistribution(0, 1)}, user_attrs={"spec": "{}"}))
+    return study
+
+
+def test_export_knee_uses_the_front_timed_together():
+    from nas.export import select_trial
+
+    # stored front: 0.70@1.0, 0.90@2.0 (the knee), 0.95@4.0
+    study = _study([(0.70, 1.0), (0.90, 2.0), (0.95, 4.0), (0.60, 3.0)])
+    objectives = ["accuracy", "latency_ms"]
+    chosen, why = select_trial(study, objectives, knee=True)
+    assert chosen.number == 1 and why == "knee of the Pareto front (3 members)"
+    # timed together, #1 is as slow as #2 (4.1 ms): it leaves the front, and the knee of the rest is chosen
+    timed = {"measured_at": "then", "models": {
+        f"trial-{n:04d}": {"kind": "trial", "number": n, "median_ms": ms} for n, ms in ((0, 1.0), (1, 4.1), (2, 4.0))}}
+    chosen, why = select_trial(study, objectives, knee=True, remeasured=timed)
+    assert chosen.number in (0, 2) and "timed together (nas measure, then: 2 of 3 members stay on it)" in why
+    # a record that misses a front member is not used
+    del timed["models"]["trial-0002"]
+    chosen, why = select_trial(study, objectives, knee=True, remeasured=timed)
+    assert chosen.number == 1 and why == "knee of the Pareto front (3 members)"
+
+
+def test_cli_export_knee_after_measure_says_so(run, tmp_path):
+    remeasure(run, rounds=1)
+    done = nas("export", str(run), "--knee", "-o", str(tmp_path / "knee"))
+    assert done.returncode == 0, done.stderr
+    source = json.loads((tmp_path / "knee" / "metrics.json").read_text())["source"]
+    assert source["selected"].startswith("knee of the Pareto front with its latencies timed together (nas measure")
+    assert "timed together" in (tmp_path / "knee" / "MODEL.md").read_text()
