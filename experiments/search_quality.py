@@ -98,6 +98,8 @@ STUDIES: dict[str, dict] = {
     # search around the baselines (warm start + the default predictor, as fmnist_vision_warm) find a net dominating it?
     "seqmnist_rows_e8_warm": {"space": "sequence", "dataset": "mnist:rows", "full": False, "epochs_factor": 4,
                               "sampler": "predictor", "warm_start": ["baselines"], "trials": 32},
+    "seqmnist_rows_e8_warm_s1": {"space": "sequence", "dataset": "mnist:rows", "full": False, "epochs_factor": 4,
+                                 "sampler": "predictor", "warm_start": ["baselines"], "trials": 32, "seed": 1},
     # a seconds-long run of every step on the bundled digits (profile "smoke"): checks the pipeline, not a result
     "digits_smoke": {"space": "vision", "dataset": "digits", "full": True, "smoke": True},
 }
