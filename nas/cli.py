@@ -374,6 +374,8 @@ def _measure(args) -> int:
         stored = m.get("stored_latency_ms")
         print(f"  {label:<24} {m['median_ms']:9.3f} ms  rounds {m['min_ms']:.3f}-{m['max_ms']:.3f}"
               + (f"  (stored {stored:.3f})" if isinstance(stored, (int, float)) else ""))
+    for label, why in (record.get("skipped") or {}).items():
+        print(f"  {label:<24} skipped: {why}")
     print(f"written to {Path(args.run_dir) / LATENCY_FILE}; `nas report {args.run_dir}` shows the re-measured front")
     return 0
 

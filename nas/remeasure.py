@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nas.errors import RunError
+from nas.errors import NasError, RunError
 
 LATENCY_FILE = "latency.json"
 SELECT = ("front", "all")
@@ -105,6 +105,7 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     run_shape = tuple(int(s) for s in Budget(**config.budget.model_dump()).input_shape(data.input_shape))
     models: dict[str, dict[str, Any]] = {}
     built: dict[str, tuple[Any, tuple[int, ...]]] = {}
+    skipped: dict[str, str] = {}
 
     def add(label: str, spec: ArchSpec, shape: Sequence[int], entry: dict[str, Any]) -> None:
         torch.manual_seed(config.seed)
@@ -127,8 +128,11 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
             entry = cache.get(f"{spec.hash()}:{config.budget_key()}") or {}
             values = {o: entry.get("objectives", {}).get(o) for o in objectives} if entry.get("status") == "ok" \
                 else {}
-            add(f"baseline-{name}", spec, run_shape, {"kind": "baseline", "name": name, "values": values,
-                                                      "stored_latency_ms": values.get("latency_ms")})
+            try:
+                add(f"baseline-{name}", spec, run_shape, {"kind": "baseline", "name": name, "values": values,
+                                                          "stored_latency_ms": values.get("latency_ms")})
+            except NasError as e:  # a baseline that does not build for this run's input: said, not fatal
+                skipped[f"baseline-{name}"] = e.one_line()
 
     labels = list(built)
     times: dict[str, list[float]] = {label: [] for label in labels}
@@ -155,6 +159,7 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
                     "gpu": torch.cuda.get_device_name(0) if eval_config.latency_device.startswith("cuda") else None},
         "trials_complete": len(complete),
         "models": models,
+        "skipped": skipped,
     }
     write_atomic(run.path / LATENCY_FILE, json.dumps(record, indent=1))
     return record

@@ -233,3 +233,24 @@ def test_cli_export_knee_after_measure_says_so(run, tmp_path):
     source = json.loads((tmp_path / "knee" / "metrics.json").read_text())["source"]
     assert source["selected"].startswith("knee of the Pareto front with its latencies timed together (nas measure")
     assert "timed together" in (tmp_path / "knee" / "MODEL.md").read_text()
+
+
+def test_a_baseline_that_does_not_build_is_skipped_and_said(run, monkeypatch):
+    from nas import builder
+    from nas.errors import BuildError
+    from nas.grammar import Space
+
+    space = Space.from_text((run / "space.yaml").read_text())
+    broken = space.sample(12345)
+    real_build = builder.build
+
+    def build(spec, *args, **kwargs):
+        if spec.hash() == broken.hash():
+            raise BuildError("patch size 8 is larger than the input (4, 4)", key="stem")
+        return real_build(spec, *args, **kwargs)
+
+    monkeypatch.setattr(Space, "load_baselines", lambda self, folder: setattr(self, "baselines", {"big": broken}))
+    monkeypatch.setattr(builder, "build", build)
+    record = remeasure(run, rounds=1)
+    assert "baseline-big" not in record["models"] and record["models"]  # the trials are still timed
+    assert "patch size 8 is larger" in record["skipped"]["baseline-big"]
