@@ -429,6 +429,7 @@ def step_measure(study: str, args) -> None:
     from nas.evaluate.measure import count_flops, count_params, measure_latency
     from nas.evaluate.zero_cost import score_all
     from nas.export import load, read_arch
+    from nas.remeasure import time_in_rounds
 
     record_path = study_out(study) / "full.json"
     record = read_json(record_path, {}) or {}
@@ -444,13 +445,9 @@ def step_measure(study: str, args) -> None:
         models[label], shapes[label] = model.eval(), tuple(shape)
         record[label]["params"] = count_params(model)
         record[label]["flops"] = count_flops(model, torch.randn(1, *shape))
-    times: dict[str, list[float]] = {k: [] for k in labels}
-    for r in range(args.rounds):
-        order = labels[r % len(labels):] + labels[:r % len(labels)]
-        for label in order:
-            lat = measure_latency(models[label], shapes[label], device="cpu", batch_size=1, warmup=10, repeats=30,
-                                  threads=1, min_time_s=0.5)
-            times[label].append(lat.median_ms)
+    times = time_in_rounds({label: (models[label], shapes[label]) for label in labels}, args.rounds,
+                           lambda model, shape: measure_latency(model, shape, device="cpu", batch_size=1, warmup=10,
+                                                                repeats=30, threads=1, min_time_s=0.5).median_ms)
     for label in labels:
         record[label]["latency_ms"] = median(times[label])
         record[label]["latency_rounds_ms"] = times[label]

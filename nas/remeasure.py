@@ -134,16 +134,9 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
             except NasError as e:  # a baseline that does not build for this run's input: said, not fatal
                 skipped[f"baseline-{name}"] = e.one_line()
 
-    labels = list(built)
-    times: dict[str, list[float]] = {label: [] for label in labels}
-    for r in range(rounds):
-        order = labels[r % len(labels):] + labels[:r % len(labels)]
-        for label in order:
-            model, shape = built[label]
-            times[label].append(float(measure_latency_for(model, shape, eval_config).median_ms))
-        if progress:
-            progress(f"round {r + 1}/{rounds}: {len(labels)} models")
-    for label in labels:
+    times = time_in_rounds(built, rounds, lambda model, shape: measure_latency_for(model, shape, eval_config).median_ms,
+                           progress=progress)
+    for label in built:
         rounds_ms = times[label]
         models[label].update({"rounds_ms": rounds_ms, "median_ms": float(np.median(rounds_ms)),
                               "min_ms": min(rounds_ms), "max_ms": max(rounds_ms)})
@@ -163,6 +156,23 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     }
     write_atomic(run.path / LATENCY_FILE, json.dumps(record, indent=1))
     return record
+
+
+def time_in_rounds(models: dict[str, tuple[Any, Sequence[int]]], rounds: int,
+                   time_one: Callable[[Any, Sequence[int]], float],
+                   progress: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+    """``time_one(model, input_shape)`` of every model once per round, ``rounds`` times, in a rotating order (round
+    r starts at the r-th model), so that a slow stretch of the machine falls on different models each round and the
+    rounds compare pairwise. Returns each label's times, one per round, in round order."""
+    labels = list(models)
+    times: dict[str, list[float]] = {label: [] for label in labels}
+    for r in range(rounds):
+        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            model, shape = models[label]
+            times[label].append(float(time_one(model, shape)))
+        if progress:
+            progress(f"round {r + 1}/{rounds}: {len(labels)} models")
+    return times
 
 
 def read_remeasured(run_path: Path) -> dict[str, Any] | None:

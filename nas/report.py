@@ -404,7 +404,7 @@ def _timed_together(s: ScatterData, data: ReportData) -> pd.DataFrame:
     """The ``nas measure`` rows to draw on a latency axis (none when neither axis is latency)."""
     r = data.remeasured
     if not len(r) or "latency_ms" not in (s.x_name, s.y_name) or not {s.x_name, s.y_name} <= set(r.columns):
-        return r.iloc[:0] if len(r) else pd.DataFrame()
+        return r.iloc[:0]
     return r.dropna(subset=[s.x_name, s.y_name])
 
 

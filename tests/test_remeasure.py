@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nas.errors import RunError
-from nas.remeasure import LATENCY_FILE, read_remeasured, remeasure, remeasured_frame
+from nas.remeasure import LATENCY_FILE, read_remeasured, remeasure, remeasured_frame, time_in_rounds
 from nas.report import report_data, write_report
 from tests.control.conftest import nas, read_trials, write_config
 
@@ -94,6 +94,20 @@ def test_a_broken_latency_file_does_not_break_the_report(run):
     (run / LATENCY_FILE).write_text("{not json")
     assert read_remeasured(run) is None
     assert report_data(run, baselines=False).remeasured.empty
+
+
+def test_rounds_rotate_the_order_and_keep_one_time_per_round():
+    calls = []
+
+    def time_one(model, shape):
+        calls.append(model)
+        return float(len(calls))
+
+    lines = []
+    times = time_in_rounds({"a": ("A", (1,)), "b": ("B", (1,)), "c": ("C", (1,))}, 3, time_one, progress=lines.append)
+    assert calls == ["A", "B", "C", "B", "C", "A", "C", "A", "B"]  # round r starts at the r-th model
+    assert times == {"a": [1.0, 6.0, 8.0], "b": [2.0, 4.0, 9.0], "c": [3.0, 5.0, 7.0]}
+    assert lines == ["round 1/3: 3 models", "round 2/3: 3 models", "round 3/3: 3 models"]
 
 
 def _record(models: dict) -> dict:
