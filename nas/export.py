@@ -662,6 +662,7 @@ _METRIC_LABELS = {
     "proxy_accuracy": "proxy accuracy (validation split, search budget)",
     "val_loss": "proxy validation loss (search budget)",
     "test_accuracy": "test accuracy (full training; test split used once)",
+    "test_accuracy_95ci": "test accuracy, 95% Wilson interval (test split size)",
     "test_loss": "test loss (full training)",
     "val_accuracy": "validation accuracy (full training, last epoch)",
     "final_val_loss": "validation loss (full training, last epoch)",

@@ -240,6 +240,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     from nas.evaluate.train import Budget, EpochStats, _evaluate, _lr_factor, _param_groups, _Runner, _train_step
     from nas.export import (METRICS_FILE, WEIGHTS_FILE, _export_dir, export_model, preprocessing_of, read_arch,
                             read_metrics, update_card)
+    from nas.significance import wilson_interval
 
     say = log or (lambda line: None)
     spec, input_shape, num_classes, _ = read_arch(path)
@@ -347,7 +348,9 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
             # -- the end: the test split, once ---------------------------------------------------------------------
             model.eval()
             test_loss, test_acc = _evaluate(model, runner, "test", EVAL_BATCH)
-            say(f"test accuracy {test_acc:.4f} (test loss {test_loss:.4f}, {data.size('test')} examples)")
+            test_ci = [round(v, 4) for v in wilson_interval(test_acc, data.size("test"))]
+            say(f"test accuracy {test_acc:.4f} (95% interval {test_ci[0]:.4f}-{test_ci[1]:.4f}; test loss "
+                f"{test_loss:.4f}, {data.size('test')} examples)")
             final = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     finally:
         if threads is not None:
@@ -369,7 +372,8 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                 "seed": int(seed), "train_subset": train_subset, "train_examples": n_train,
                 "val_examples": data.size("val"), "test_examples": data.size("test"), "device": str(dev),
                 "wall_s": round(result["wall_s"], 1)}
-    update_card(out, test_accuracy=test_acc, test_loss=test_loss, val_accuracy=last["val_accuracy"],
+    update_card(out, test_accuracy=test_acc, test_accuracy_95ci=test_ci, test_loss=test_loss,
+                val_accuracy=last["val_accuracy"],
                 training={k: v for k, v in training.items() if v is not None})
     result["paths"] = paths
     result["export_error"] = export_error

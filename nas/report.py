@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     remeasured: pd.DataFrame = field(default_factory=pd.DataFrame)  # `nas measure`: latency.json, one row a model
     remeasured_about: str = ""
+    val_size: int | None = None  # validation examples every trial was scored on (None: not stored, an older run)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -111,12 +112,25 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
     if importance.empty and len(complete) >= 2:
         notes.append("parameter importance needs more completed trials with varying choices")
     shares = choice_shares(trials[trials["state"] == "COMPLETE"], choices)
+    val_size = _val_size(trials, base)
+    if val_size and "accuracy" in objectives:
+        from nas.significance import wilson_interval
+
+        notes.append(f"Accuracy is measured on {val_size} validation examples (one example = "
+                     f"{1 / val_size:.2g}); `accuracy_95ci` is its Wilson interval, and margins between models are "
+                     "in examples, with McNemar's exact p on the examples only one of the two got right.")
+        if len(front):
+            front["accuracy_95ci"] = ["{:.3f}-{:.3f}".format(*wilson_interval(a, val_size)) for a in front["accuracy"]]
+    if len(base):
+        base["versus_found"] = versus_found(base, front, objectives, directions, val_size)
     known = {r["name"]: {o: r[o] for o in objectives} for _, r in base.iterrows() if r.get("status") == "ok"}
     remeasured, about = _remeasured(run.path, front, objectives, directions, known)
+    if len(remeasured) and "accuracy" in objectives and val_size:
+        remeasured["dominated_by"] = _with_margins(remeasured, trials, base, val_size)
     return ReportData(name=run.path.name, space=space.name, dataset=config.dataset, objectives=objectives,
                       directions=directions, choices=choices, trials=trials, pareto=front, hypervolume=hv,
                       reference=list(reference), baselines=base, curves=curves, fit=fit, importance=importance,
-                      shares=shares, notes=notes, remeasured=remeasured, remeasured_about=about)
+                      shares=shares, notes=notes, remeasured=remeasured, remeasured_about=about, val_size=val_size)
 
 
 def _remeasured(run_path: Path, front: pd.DataFrame, objectives: list[str], directions: list[str],
@@ -143,6 +157,94 @@ def _remeasured(run_path: Path, front: pd.DataFrame, objectives: list[str], dire
     return frame, about
 
 
+MAX_LISTED = 3  # dominating trials named per baseline (the most accurate first)
+
+
+def _val_size(trials: pd.DataFrame, base: pd.DataFrame) -> int | None:
+    """The validation-set size the run's models were scored on (one per run: the data settings are fixed)."""
+    sizes = [pd.to_numeric(f["val_size"], errors="coerce") for f in (trials, base) if "val_size" in f]
+    sizes = pd.concat(sizes).dropna() if sizes else pd.Series(dtype=float)
+    return int(sizes.mode().iloc[0]) if len(sizes) else None
+
+
+def _packed(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def accuracy_margin(a: Mapping[str, Any], b: Mapping[str, Any], val_size: int):
+    """:func:`nas.significance.compare` of two rows (``accuracy``, ``val_correct``): paired where both are stored."""
+    from nas.significance import compare
+
+    return compare(float(a["accuracy"]), float(b["accuracy"]), val_size, _packed(a.get("val_correct")),
+                   _packed(b.get("val_correct")))
+
+
+def versus_found(base: pd.DataFrame, front: pd.DataFrame, objectives: list[str], directions: list[str],
+                 val_size: int | None) -> list[str]:
+    """One line per baseline on the stored values: the front members that dominate it, each with its accuracy
+    margin in validation examples (and McNemar's p where both models' per-example results are stored); or, when
+    none does, the most accurate member that costs at most as much on every other objective, and whether the
+    baseline's accuracy lead over it is beyond chance (p < 0.05) or within noise."""
+    with_acc = "accuracy" in objectives and bool(val_size)
+    costs = [j for j, o in enumerate(objectives) if o != "accuracy"]
+    members = [f for _, f in front.iterrows()]
+    out = []
+    for _, b in base.iterrows():
+        b_values = b[objectives].to_numpy(dtype=float)
+        if b.get("status") != "ok" or not np.isfinite(b_values).all():
+            out.append("not evaluated")
+            continue
+        b_min = pareto.to_minimization(b_values[None], directions)[0]
+        dominating, as_cheap = [], []
+        for f in members:
+            if isinstance(f["spec_hash"], str) and f["spec_hash"] == b["spec_hash"]:  # itself, warm-started
+                continue
+            f_min = pareto.to_minimization(f[objectives].to_numpy(dtype=float)[None], directions)[0]
+            if pareto.dominates(f_min, b_min):
+                dominating.append(f)
+            elif all(f_min[j] <= b_min[j] for j in costs):
+                as_cheap.append(f)
+        if dominating:
+            if "accuracy" in objectives:
+                dominating.sort(key=lambda f: -f["accuracy"])
+            named = [f"#{int(f['number'])}" + (f" ({accuracy_margin(f, b, val_size).text()})" if with_acc else "")
+                     for f in dominating[:MAX_LISTED]]
+            more = f" and {len(dominating) - MAX_LISTED} more" if len(dominating) > MAX_LISTED else ""
+            out.append("dominated by " + ", ".join(named) + more)
+        elif as_cheap and "accuracy" in objectives:
+            f = max(as_cheap, key=lambda f: f["accuracy"])
+            line = f"not dominated: #{int(f['number'])}, the most accurate found net that costs no more"
+            if with_acc:
+                c = accuracy_margin(f, b, val_size)
+                line += f", is {-c.margin} of {c.n} examples behind"
+                if c.paired:
+                    line += f" ({c.test_text()}): " + ("beyond chance" if c.significant else "within noise")
+            out.append(line)
+        else:
+            out.append("not dominated: no found net costs no more")
+    return out
+
+
+def _with_margins(remeasured: pd.DataFrame, trials: pd.DataFrame, base: pd.DataFrame, val_size: int) -> list[str]:
+    """The re-measured table's ``dominated_by`` with each dominating trial's accuracy margin over the baseline."""
+    by_number = {int(r["number"]): r for _, r in trials.iterrows()}
+    by_hash = {r["spec_hash"]: r for _, r in base.iterrows()} if len(base) else {}
+    out = []
+    for _, row in remeasured.iterrows():
+        hits = row["dominators"] if isinstance(row["dominators"], list) else []
+        b = by_hash.get(row["spec_hash"])
+        if not hits or b is None:
+            out.append(row["dominated_by"])
+            continue
+        parts = []
+        for h in hits:
+            f = by_number.get(int(h["number"]))
+            margin = f"; {accuracy_margin(f, b, val_size).text()}" if f is not None else ""
+            parts.append(f"#{h['number']} (faster in {h['faster_rounds']} of {h['rounds']} rounds{margin})")
+        out.append(", ".join(parts))
+    return out
+
+
 def trials_frame(study, objectives: list[str], choices: list[str]) -> pd.DataFrame:
     """One row per trial: state, status, objectives, spec, fidelity, zero-cost scores and one column per choice."""
     rows = []
@@ -161,6 +263,8 @@ def trials_frame(study, objectives: list[str], choices: list[str]) -> pd.DataFra
             row[name] = float(value) if isinstance(value, (int, float)) else np.nan
         row["fidelity_epochs"] = curve[-1]["epoch"] if curve else 0.0
         row["wall_s"] = attrs.get("wall_s")
+        row["val_size"] = (attrs.get("training") or {}).get("val_size")
+        row["val_correct"] = attrs.get("val_correct")
         for key, value in (attrs.get("zero_cost") or {}).items():
             row[f"zc_{key}"] = value
         for name in choices:
@@ -168,7 +272,7 @@ def trials_frame(study, objectives: list[str], choices: list[str]) -> pd.DataFra
         row["curve"] = curve
         rows.append(row)
     columns = ["number", "state", "status", "reason", "spec_hash", "summary", "reused_from", "warm_start", *objectives,
-               "fidelity_epochs", "wall_s", *choices, "curve"]
+               "fidelity_epochs", "wall_s", "val_size", "val_correct", *choices, "curve"]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [c for r in rows for c in r])))
     return frame.sort_values("number").reset_index(drop=True)
 
@@ -197,11 +301,13 @@ def baseline_frame(run, config, space, objectives: list[str]) -> pd.DataFrame:
     rows = []
     for name, spec in space.baselines.items():
         entry = cache[f"{spec.hash()}:{key_of}"]
-        row = {"name": name, "spec_hash": spec.hash(), "summary": spec.summary(), "status": entry["status"]}
+        row = {"name": name, "spec_hash": spec.hash(), "summary": spec.summary(), "status": entry["status"],
+               "val_size": entry.get("val_size"), "val_correct": entry.get("val_correct") or None}
         for o in objectives:
             row[o] = entry["objectives"].get(o, np.nan)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["name", "spec_hash", "summary", "status", *objectives])
+    return pd.DataFrame(rows, columns=["name", "spec_hash", "summary", "status", *objectives, "val_size",
+                                       "val_correct"])
 
 
 def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> dict[str, dict]:
@@ -225,7 +331,8 @@ def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> 
         if deadline is not None and time.time() >= deadline:
             break
         result = evaluate(spec, config.to_eval_config())
-        cache[key] = {"status": result.status, "reason": result.reason, "objectives": result.objectives}
+        cache[key] = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
+                      "val_size": result.training.get("val_size"), "val_correct": result.val_correct}
         write_atomic(cache_path, json.dumps(cache, indent=1))
     return cache
 
@@ -436,7 +543,7 @@ def write_html(data: ReportData, path: Path) -> None:
                          xaxis_title="trial", yaxis_title="hypervolume", template="plotly_white", height=380)
         sections.append(("Hypervolume", figure(hv)))
 
-    columns = ["number", *data.objectives, "fit", "summary", *_warm_column(data.pareto)]
+    columns = ["number", *data.objectives, "accuracy_95ci", "fit", "summary", *_warm_column(data.pareto)]
     sections.append(("Pareto set", _html_table(data.pareto, columns, sortable=True)))
 
     if data.curves:
@@ -476,7 +583,8 @@ def write_html(data: ReportData, path: Path) -> None:
         sections.append(("Failed trials", _html_table(s.failed, ["number", "status", "reason", "summary"])))
     if len(data.baselines):
         sections.append(("Baselines (same proxy budget)",
-                         _html_table(data.baselines, ["name", *data.objectives, "status", "summary"])))
+                         _html_table(data.baselines, ["name", *data.objectives, "status", "versus_found",
+                                                      "summary"])))
 
     if len(data.remeasured):
         sections.append(("Latency measured again, together",
@@ -537,17 +645,18 @@ def write_png(data: ReportData, path: Path) -> None:
 
 def write_tables(data: ReportData, out: Path) -> dict[str, Path]:
     trials_csv, pareto_csv, summary_md = out / "trials.csv", out / "pareto.csv", out / "summary.md"
-    flat = data.trials.drop(columns=["curve"])
-    flat.to_csv(trials_csv, index=False)
-    data.pareto.drop(columns=["curve"], errors="ignore").to_csv(pareto_csv, index=False)
+    bulky = ["curve", "val_correct"]  # the curve is in the storage and the HTML; per-example results in the storage
+    data.trials.drop(columns=bulky, errors="ignore").to_csv(trials_csv, index=False)
+    data.pareto.drop(columns=bulky, errors="ignore").to_csv(pareto_csv, index=False)
     lines = [f"# {data.name}: Pareto set", "",
              f"space `{data.space}`, dataset `{data.dataset}`, {len(data.trials)} trials, "
              f"{int((data.trials['state'] == 'COMPLETE').sum())} completed, {len(data.pareto)} on the front.", ""]
-    columns = ["number", *data.objectives, "summary", *_warm_column(data.pareto)]
+    lines += [f"_{n}_" for n in data.notes] + ([""] if data.notes else [])
+    columns = ["number", *data.objectives, "accuracy_95ci", "summary", *_warm_column(data.pareto)]
     lines.append(markdown_table(data.pareto, columns))
     if len(data.baselines):
         lines += ["", "## Baselines (same proxy budget)", "",
-                  markdown_table(data.baselines, ["name", *data.objectives, "status"])]
+                  markdown_table(data.baselines, ["name", *data.objectives, "status", "versus_found"])]
     if len(data.remeasured):
         lines += ["", "## Latency measured again, together", "", data.remeasured_about, "",
                   markdown_table(data.remeasured, _remeasured_columns(data))]

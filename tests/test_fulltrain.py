@@ -52,6 +52,9 @@ def test_interrupted_training_resumes_and_finishes(tmp_path):
 
     record = read_metrics(folder)
     assert record["metrics"]["test_accuracy"] == second["test_accuracy"]
+    low, high = record["metrics"]["test_accuracy_95ci"]  # Wilson, on the test split's size
+    assert low < second["test_accuracy"] < high and high - low < 0.2
+    assert any(f"95% interval {low:.4f}-{high:.4f}" in line for line in lines)
     assert record["metrics"]["accuracy"] == 0.5 and record["source"]["trial"] == 3  # kept from the export
     assert record["weights"]["trained"] is True and record["preprocessing"]["dataset"] == "digits"
     card = (folder / CARD_FILE).read_text()

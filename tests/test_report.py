@@ -210,3 +210,93 @@ def test_baselines_are_cached_one_by_one_and_a_deadline_stops_new_ones(tmp_path,
     assert len(cache) == len(space.baselines) >= 3
     assert first not in calls  # never evaluated again
     assert json.loads((tmp_path / "baselines.json").read_text()) == cache
+
+
+def test_accuracy_is_reported_with_its_validation_size_and_interval(finished_run, written):
+    """Every trial stores which validation examples it got right; the report states the size and a Wilson interval."""
+    from nas.significance import unpack_correct, wilson_interval
+
+    data = report_data(finished_run, baselines=False)
+    complete = data.trials[data.trials["state"] == "COMPLETE"]
+    assert data.val_size and (complete["val_size"] == data.val_size).all()
+    for _, row in complete.iterrows():
+        assert unpack_correct(row["val_correct"], data.val_size).mean() == pytest.approx(row["accuracy"])
+    for _, row in data.pareto.iterrows():
+        low, high = wilson_interval(row["accuracy"], data.val_size)
+        assert row["accuracy_95ci"] == f"{low:.3f}-{high:.3f}"
+    assert any(f"{data.val_size} validation examples" in n for n in data.notes)
+    assert f"{data.val_size} validation examples" in written["summary.md"].read_text()
+    assert "val_correct" not in pd.read_csv(written["trials.csv"]).columns  # bulky: stays in the storage
+
+
+def _row(number, accuracy, latency, correct, spec_hash=None, name=None):
+    from nas.significance import pack_correct
+
+    return {"number": number, "name": name, "status": "ok", "spec_hash": spec_hash or f"h{number}{name}",
+            "accuracy": accuracy if correct is None else float(np.mean(correct)), "latency_ms": latency,
+            "val_correct": pack_correct(correct) if correct is not None else None}
+
+
+def test_versus_found_names_dominators_with_margins_and_near_misses_with_their_test():
+    from nas.report import versus_found
+    from nas.significance import mcnemar_p
+
+    n = 300
+    base_ok = np.ones(n, bool)
+    base_ok[:30] = False  # 270 right
+    ahead = base_ok.copy()
+    ahead[:12] = True  # 12 more right: dominates with a margin of +12 of 300 (12 vs 0)
+    tie = base_ok.copy()
+    tie[40] = False  # one fewer: behind by 1 of 300
+    way_behind = base_ok.copy()
+    way_behind[100:140] = False  # 40 fewer
+    objectives, directions = ["accuracy", "latency_ms"], ["maximize", "minimize"]
+    front = pd.DataFrame([_row(1, None, 1.0, ahead), _row(2, None, 0.5, tie), _row(3, None, 0.2, way_behind)])
+    base = pd.DataFrame([
+        _row(None, None, 2.0, base_ok, name="slow"),  # #1 and #2 are faster; only #1 is as accurate
+        _row(None, None, 0.8, base_ok, name="close"),  # #2 is faster and one example behind
+        _row(None, None, 0.3, base_ok, name="fast"),  # #3 is faster but 40 behind
+        _row(None, None, 0.1, base_ok, name="fastest"),  # nothing found is as fast
+        {**_row(None, None, 1.0, base_ok, name="broken"), "status": "error", "accuracy": np.nan},
+    ])
+    lines = dict(zip(base["name"], versus_found(base, front, objectives, directions, n)))
+    assert lines["slow"] == f"dominated by #1 (+12 of 300 examples, 12 vs 0 discordant, p={mcnemar_p(12, 0):.2g})"
+    assert lines["close"] == ("not dominated: #2, the most accurate found net that costs no more, is 1 of 300 "
+                              "examples behind (0 vs 1 discordant, p=1): within noise")
+    assert lines["fast"].startswith("not dominated: #3") and lines["fast"].endswith("beyond chance")
+    assert lines["fastest"] == "not dominated: no found net costs no more"
+    assert lines["broken"] == "not evaluated"
+
+    # a run stored before per-example results: margins in examples, no test
+    old = front.assign(val_correct=None)
+    lines = dict(zip(base["name"], versus_found(base.assign(val_correct=None), old, objectives, directions, n)))
+    assert lines["slow"] == "dominated by #1 (+12 of 300 examples)"
+    assert lines["close"].endswith("is 1 of 300 examples behind")
+    # no validation size known at all: dominance only
+    assert versus_found(base.iloc[:1], old, objectives, directions, None) == ["dominated by #1"]
+    # the baseline warm-started into the run is not its own dominator
+    same = front.assign(spec_hash=[base.iloc[0]["spec_hash"], "x", "y"])
+    assert versus_found(base.iloc[:1], same, objectives, directions, n)[0].startswith("not dominated: #2")
+
+
+def test_the_remeasured_dominators_get_their_accuracy_margin():
+    from nas.remeasure import remeasured_frame
+    from nas.report import _with_margins
+
+    n = 300
+    base_ok = np.ones(n, bool)
+    base_ok[:30] = False
+    ahead = base_ok.copy()
+    ahead[:3] = True
+    trials = pd.DataFrame([_row(1, None, 1.0, ahead)])
+    base = pd.DataFrame([_row(None, None, 1.5, base_ok, name="a", spec_hash="hb")])
+    record = {"settings": {}, "rounds": 3, "models": {
+        "trial-0001": {"kind": "trial", "number": 1, "summary": "s", "spec_hash": "h1", "rounds_ms": [1.0, 1.1, 1.6],
+                       "median_ms": 1.1, "min_ms": 1.0, "max_ms": 1.6,
+                       "values": {"accuracy": trials.iloc[0]["accuracy"], "latency_ms": 1.0}},
+        "baseline-a": {"kind": "baseline", "name": "a", "summary": "s", "spec_hash": "hb", "rounds_ms": [1.5] * 3,
+                       "median_ms": 1.5, "min_ms": 1.5, "max_ms": 1.5,
+                       "values": {"accuracy": base.iloc[0]["accuracy"], "latency_ms": 1.5}}}}
+    frame = remeasured_frame(record, ["accuracy", "latency_ms"], ["maximize", "minimize"])
+    lines = _with_margins(frame, trials, base, n)
+    assert lines == ["", "#1 (faster in 2 of 3 rounds; +3 of 300 examples, 3 vs 0 discordant, p=0.25)"]

@@ -7,10 +7,10 @@
   (:func:`nas.control.samplers.make_sampler`). ``OptunaSearch`` is given the run's Optuna **storage and study name**,
   so every Ray trial *is* a trial of the run's study (no mirroring): the spec attrs (``spec``, ``spec_hash``,
   ``summary``, ``budget_key``) are set when the spec is sampled, and the result attrs (``status``, ``reason``,
-  ``objectives``, ``cost``, ``curve``, ``zero_cost``, ``training``, ``wall_s``, ``input_shape``, ``precheck``) when
-  the trial completes, with the same COMPLETE / PRUNED (infeasible, stopped by the scheduler) / FAIL states. So
-  ``nas report`` and ``nas export`` read a Ray run as they read an Optuna run. Every trial that ran on Ray also
-  carries ``ray_trial_id``.
+  ``objectives``, ``cost``, ``curve``, ``zero_cost``, ``training``, ``wall_s``, ``input_shape``, ``precheck``,
+  ``val_correct``) when the trial completes, with the same COMPLETE / PRUNED (infeasible, stopped by the scheduler) /
+  FAIL states. So ``nas report`` and ``nas export`` read a Ray run as they read an Optuna run. Every trial that ran
+  on Ray also carries ``ray_trial_id``.
 * **Trainable**: runs on a Ray worker for every spec not evaluated before (see *No repeats*); it rebuilds the spec
   from the config (``Space.replay``), checks the constraints before training, and calls the same
   :func:`nas.evaluate.evaluate.evaluate`. Each validation is reported (``tune.report``: ``epoch``,

@@ -19,8 +19,9 @@ One trial:
    (diverged, oom, error, build failure) is told FAIL with ``status`` / ``reason`` in its user attrs.
 
 User attrs of a trial: ``spec`` (JSON), ``spec_hash``, ``summary``, ``budget_key``, ``status``, ``reason``,
-``objectives`` (every measured one), ``cost``, ``curve``, ``zero_cost``, ``training``, ``wall_s`` and, where they
-apply, ``reused_from``, ``rungs``, ``precheck``, ``retry_of``, ``stale``.
+``objectives`` (every measured one), ``cost``, ``curve``, ``zero_cost``, ``training`` (with ``val_size``), ``wall_s``
+and, where they apply, ``val_correct`` (which validation examples the last evaluation got right, packed bits:
+:mod:`nas.significance`), ``reused_from``, ``rungs``, ``precheck``, ``retry_of``, ``stale``.
 
 **Counting and resume.** A run's target is a number of *counted* trials: COMPLETE + PRUNED + FAIL, leaving out
 FAIL trials marked ``stale``. A process that is killed leaves its trial RUNNING; the next ``nas resume`` (which
@@ -43,7 +44,7 @@ from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, norm
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
 
 COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
-                "input_shape")
+                "input_shape", "val_correct")
 COUNTED = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -461,6 +462,8 @@ def outcome(result, objectives: list[str], rungs: dict | None = None
     attrs = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
              "cost": result.cost, "curve": result.curve, "zero_cost": result.zero_cost,
              "training": result.training, "wall_s": result.wall_s, "input_shape": list(result.input_shape)}
+    if result.val_correct:
+        attrs["val_correct"] = result.val_correct
     if rungs:
         attrs["rungs"] = rungs
     if result.precheck:

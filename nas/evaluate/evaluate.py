@@ -94,7 +94,8 @@ class TrialResult:
     curve: list[dict[str, float]] = field(default_factory=list)
     cost: dict[str, Any] = field(default_factory=dict)
     zero_cost: dict[str, float] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)  # incl. val_size, the validation examples scored
+    val_correct: str = ""  # which validation examples the final evaluation got right (nas.significance)
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
     wall_s: float = 0.0
@@ -230,7 +231,9 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     trained = train(model, data, config.budget, device=device, seed=config.seed, callback=callback,
                     threads=config.train_threads)
     result.curve = [dataclasses.asdict(point) for point in trained.curve]
-    result.training = {k: v for k, v in trained.to_dict().items() if k not in ("curve", "status", "reason")}
+    result.training = {k: v for k, v in trained.to_dict().items()
+                       if k not in ("curve", "status", "reason", "val_correct")}
+    result.val_correct = trained.val_correct
     result.status, result.reason = trained.status, trained.reason
     if trained.final is not None:
         result.objectives["accuracy"] = trained.final.val_accuracy

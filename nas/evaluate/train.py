@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.errors import BudgetError
+from nas.significance import pack_correct
 
 __all__ = ["Budget", "EpochStats", "TrainResult", "train", "evaluate_accuracy"]
 
@@ -113,6 +114,8 @@ class TrainResult:
     device: str = "cpu"
     threads: int = 1
     steps: int = 0
+    val_size: int = 0  # examples in the validation split
+    val_correct: str = ""  # which of them the last evaluation got right (nas.significance.pack_correct)
 
     @property
     def final(self) -> EpochStats | None:
@@ -248,9 +251,12 @@ class _BatchNormWindow:
         self.is_open = False
 
 
-def _evaluate(model, runner: _Runner, split: str, batch_size: int, *, recalibrate: bool = True) -> tuple[float, float]:
+def _evaluate(model, runner: _Runner, split: str, batch_size: int, *, recalibrate: bool = True,
+              correct_out: list | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on ``split``. A model in training mode has its BatchNorm statistics
-    re-estimated first (``recalibrate=False``: the caller has estimated them already)."""
+    re-estimated first (``recalibrate=False``: the caller has estimated them already). ``correct_out``: a list that
+    receives one boolean tensor per batch (on the device: no sync per batch), which examples the model got right,
+    in the split's order."""
     was_training = model.training
     if was_training and recalibrate:  # weights changed since the statistics were last estimated
         recalibrate_batchnorm(model, runner)
@@ -264,7 +270,10 @@ def _evaluate(model, runner: _Runner, split: str, batch_size: int, *, recalibrat
                 logits = model(runner.prepare(xb))
             logits = logits.float()
             loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
-            correct += (logits.argmax(dim=1) == yb).sum()
+            hit = logits.argmax(dim=1) == yb
+            correct += hit.sum()
+            if correct_out is not None:
+                correct_out.append(hit)
             n += len(yb)
     model.train(was_training)
     n = max(n, 1)
@@ -347,6 +356,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
     in_callback = False
     oom = False
     bn_window = None
+    val_correct = ""
     try:
         with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []):
             torch.manual_seed(seed)
@@ -402,9 +412,11 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                         raise _Diverged(f"non-finite training loss by step {steps_done}")
                     recal = not bn_window.is_open  # (an epoch cut short before its window: re-estimate instead)
                     bn_window.close()
-                    val_loss, val_acc = _evaluate(net, runner, "val", 512, recalibrate=recal)
+                    hits: list = []
+                    val_loss, val_acc = _evaluate(net, runner, "val", 512, recalibrate=recal, correct_out=hits)
                     if not math.isfinite(val_loss):
                         raise _Diverged(f"non-finite validation loss after step {steps_done}")
+                    val_correct = pack_correct(torch.cat(hits).cpu().numpy()) if hits else ""
                     stats = EpochStats(epoch=round(steps_done / steps_per_epoch, 6), train_loss=train_loss,
                                        val_loss=val_loss, val_accuracy=val_acc, wall_s=time.perf_counter() - t0)
                     curve.append(stats)
@@ -450,4 +462,6 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
         device=str(device),
         threads=used_threads,
         steps=steps_done,
+        val_size=data.size("val") if curve else 0,
+        val_correct=val_correct,
     )

@@ -6,6 +6,7 @@ import json
 import os
 import weakref
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from torch import nn
 from nas.data import load_dataset
 from nas.errors import BudgetError
 from nas.evaluate.train import Budget, EpochStats, TrainResult, evaluate_accuracy, train
+from nas.significance import unpack_correct
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +95,14 @@ def test_learns_digits(digits):
     assert res.samples_per_s > 0 and res.device == "cpu" and res.threads == 1
     loss, acc = evaluate_accuracy(model, digits, "val")
     assert acc == pytest.approx(res.curve[-1].val_accuracy) and loss == pytest.approx(res.curve[-1].val_loss)
+    # which validation examples the last evaluation got right, in the split's order
+    assert res.val_size == digits.size("val")
+    correct = unpack_correct(res.val_correct, res.val_size)
+    assert correct.mean() == pytest.approx(res.curve[-1].val_accuracy)
+    x_val, y_val = digits.split("val")
+    with torch.no_grad():
+        again = (model.eval()(digits.normalize(x_val)).argmax(1) == y_val).numpy()
+    assert np.array_equal(again, correct)
     json.dumps(res.to_dict())
     assert isinstance(res.to_dict()["curve"][0], dict)
 
