@@ -377,6 +377,11 @@ def _measure(args) -> int:
     for label, why in (record.get("skipped") or {}).items():
         print(f"  {label:<24} skipped: {why}")
     print(f"written to {Path(args.run_dir) / LATENCY_FILE}; `nas report {args.run_dir}` shows the re-measured front")
+    dropped = (record.get("replaced") or {}).get("not_measured_now") or []
+    if dropped:
+        print(f"note: this replaces the measurement of {record['replaced']['measured_at']}, and {len(dropped)} of its "
+              f"models are not in this one ({', '.join(dropped[:6])}{' ...' if len(dropped) > 6 else ''}); times "
+              "from two sessions do not mix, so measure every model you compare in one call")
     return 0
 
 

@@ -934,10 +934,7 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
 
     run = RunDir.open(run_dir)
     config, _ = load_config(run.path / CONFIG_FILE)
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=run.study_name, storage=run.storage())
+    study = run.load_study()
     trials = [t for t in study.get_trials(deepcopy=False) if "spec" in t.user_attrs]
     objectives = list(study.user_attrs.get("objectives") or config.objectives)
     rules = [trial is not None, max_latency_ms is not None or min_accuracy is not None, bool(knee)]

@@ -51,7 +51,8 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     """Measure the latency of the chosen COMPLETE trials of ``run_dir`` (``"front"``: the Pareto front on the run's
     objectives; ``"all"``; or trial numbers) and of the space's baselines, in ``rounds`` interleaved rounds, with
     the run's latency settings (``device`` / ``threads`` / ``batch_size`` override them). Writes and returns the
-    record of ``latency.json``."""
+    record of ``latency.json``. It replaces an earlier record whole (times from two sessions are not comparable);
+    ``replaced`` says which earlier models are not in the new one."""
     import numpy as np
     import torch
 
@@ -154,6 +155,10 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
         "models": models,
         "skipped": skipped,
     }
+    previous = read_remeasured(run.path)
+    if previous and isinstance(previous.get("models"), dict):  # rounds of two sessions do not mix: said, not merged
+        record["replaced"] = {"measured_at": previous.get("measured_at"), "models": len(previous["models"]),
+                              "not_measured_now": [label for label in previous["models"] if label not in models]}
     write_atomic(run.path / LATENCY_FILE, json.dumps(record, indent=1))
     return record
 

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from nas import pareto
-from nas.errors import RunError
 
 LABELS = {"accuracy": "validation accuracy", "latency_ms": "latency (ms)", "params": "parameters", "flops": "FLOPs",
           "activation_mb": "activation memory (MB)"}
@@ -59,13 +58,7 @@ def _open(run_dir: str | Path):
     from nas.grammar import Space
 
     run = RunDir.open(run_dir)
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=run.study_name, storage=run.storage())
-    except KeyError:
-        raise RunError("the run's storage holds no study yet (no trial has started)", file=str(run.path)) from None
+    study = run.load_study()
     config, _ = load_config(run.path / CONFIG_FILE)
     space = Space.from_text((run.path / SPACE_FILE).read_text(), file=str(run.path / SPACE_FILE))
     return run, study, config, space
@@ -667,8 +660,9 @@ def write_tables(data: ReportData, out: Path) -> dict[str, Path]:
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, baselines: bool = True) -> dict[str, Path]:
     """Write report.html, pareto.png, trials.csv, pareto.csv and summary.md; return their paths."""
     data = report_data(run_dir, baselines=baselines)
-    out = Path(out_dir) if out_dir else Path(run_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    from nas.control.rundir import make_dir
+
+    out = make_dir(Path(out_dir) if out_dir else Path(run_dir) / "report", "--out")
     paths = write_tables(data, out)
     write_html(data, out / "report.html")
     write_png(data, out / "pareto.png")

@@ -206,6 +206,15 @@ def test_cli_prints_each_model_and_writes_the_file(run):
     for label in record["models"]:
         assert label in done.stdout
     assert "2 interleaved rounds" in done.stdout
+    assert "note: this replaces" not in done.stdout
+
+    first = sorted(record["models"])
+    trial = next(label for label in first if label.startswith("trial-"))
+    again = nas("measure", str(run), "--rounds", "1", "--trials", str(int(trial[6:])), "--no-baselines")
+    assert again.returncode == 0, again.stderr
+    replaced = json.loads((run / LATENCY_FILE).read_text())["replaced"]
+    assert replaced["models"] == len(first) and replaced["not_measured_now"] == [x for x in first if x != trial]
+    assert f"{len(first) - 1} of its models are not in this one" in again.stdout
 
 
 def _study(points):

@@ -300,3 +300,12 @@ def test_the_remeasured_dominators_get_their_accuracy_margin():
     frame = remeasured_frame(record, ["accuracy", "latency_ms"], ["maximize", "minimize"])
     lines = _with_margins(frame, trials, base, n)
     assert lines == ["", "#1 (faster in 2 of 3 rounds; +3 of 300 examples, 3 vs 0 discordant, p=0.25)"]
+
+
+def test_an_out_folder_that_is_a_file_is_one_line(finished_run):
+    from nas.errors import RunError
+
+    before = (finished_run / "run.json").read_bytes()
+    with pytest.raises(RunError, match="--out: cannot make the folder: a file is in the way"):
+        write_report(finished_run, finished_run / "run.json", baselines=False)
+    assert (finished_run / "run.json").read_bytes() == before

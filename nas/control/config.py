@@ -37,6 +37,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -54,6 +55,7 @@ SAMPLERS = ("tpe", "nsga2", "random", "gp", "evolution", "predictor")
 INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives", "constraints", "budget", "rungs",
                 "rung_keep")
 LATENCY_KEYS = ("latency_device", "latency_batch_size", "latency_threads")
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")  # the devices training and latency run on (torch.device strings)
 
 
 class _Strict(BaseModel):
@@ -135,6 +137,20 @@ class RunConfig(_Strict):
     @classmethod
     def _warm_start(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value  # `warm_start: resnet` is a list of one
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE.fullmatch(value) and value != "auto":
+            raise ValueError(f"unknown training device {value!r} (auto, cpu, cuda or cuda:N)")
+        return value
+
+    @field_validator("latency_device")
+    @classmethod
+    def _latency_device(cls, value: str) -> str:
+        if not DEVICE.fullmatch(value):
+            raise ValueError(f"unknown latency device {value!r} (cpu, cuda or cuda:N)")
+        return value
 
     @field_validator("sampler")
     @classmethod

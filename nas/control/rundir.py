@@ -40,14 +40,48 @@ def check_name(name: str) -> str:
 
 
 def normalize_storage(url: str) -> str:
-    """Make a relative sqlite path absolute so that the run can be resumed from any working directory."""
+    """Make a relative sqlite path absolute so that the run can be resumed from any working directory. An in-memory
+    database is refused: a run's trials must outlive the process (resume, report, export read them later)."""
     prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str(Path(url[len(prefix):]).expanduser().resolve())
     if "://" not in url:
         raise RunError(f"storage {url!r} is not a URL (e.g. sqlite:///runs/nas.db, postgresql://...)",
                        key="--storage")
+    path = url[len(prefix):].split("?")[0] if url.startswith(prefix) else ""
+    if url.startswith("sqlite:") and (not path or path == ":memory:" or "mode=memory" in url):
+        raise RunError(f"storage {url!r} is an in-memory database, gone when the process ends; name a file "
+                       "(sqlite:///runs/nas.db) or a server", key="--storage")
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(Path(url[len(prefix):]).expanduser().resolve())
     return url
+
+
+def journal_damage(path: Path) -> str | None:
+    """The first complete line of a journal file that is not a JSON record, said in one line (None: none is). A
+    half-written last line (no newline: a process killed mid-write) is not damage; :meth:`RunDir.repair_journal`
+    drops it."""
+    try:
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return (f"line {number} is not a journal record: the journal is damaged (restore it from a "
+                            "backup, or delete that line and every trial it breaks)")
+    except OSError:
+        return None
+    return None
+
+
+def make_dir(path: Path, key: str) -> Path:
+    """``mkdir -p`` for a folder the user named; a file in the way (or no permission) is a one-line RunError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise RunError(f"cannot make the folder: {what}", file=str(path), key=key) from None
+    return path
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -141,6 +175,9 @@ class RunDir:
             raise RunError(f"unreadable {RUN_FILE}: {e}", file=str(meta_path)) from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise RunError(f"{RUN_FILE} is not a patternnas run file", file=str(meta_path))
+        for key, default in (("study_name", None), ("storage", JOURNAL_FILE)):
+            if not isinstance(meta.get(key, default), str) or not meta.get(key, default):
+                raise RunError(f"{RUN_FILE} has no {key} (a damaged run file)", file=str(meta_path), key=key)
         for name in (CONFIG_FILE, SPACE_FILE):
             if not (path / name).is_file():
                 raise RunError(f"run directory is missing {name}", file=str(path))
@@ -149,7 +186,7 @@ class RunDir:
     @classmethod
     def create(cls, path: Path, *, study_name: str, storage: str | None, config_text: str, space_text: str,
                space_source: str, fingerprint: dict) -> "RunDir":
-        path.mkdir(parents=True, exist_ok=True)
+        make_dir(path, "--runs-dir")
         (path / CONFIG_FILE).write_text(config_text)
         (path / SPACE_FILE).write_text(space_text)
         meta = {"format": FORMAT, "version": 1, "study_name": study_name, "storage": storage or JOURNAL_FILE,
@@ -181,12 +218,27 @@ class RunDir:
         from optuna.storages import JournalStorage
 
         if self.uses_journal:
-            return JournalStorage(journal_backend(self.storage_url))
+            try:
+                return JournalStorage(journal_backend(self.storage_url))
+            except ValueError as e:  # json.JSONDecodeError or Optuna's "Invalid log format." for a line inside
+                raise RunError(journal_damage(Path(self.storage_url)) or f"unreadable journal: {e}",
+                               file=self.storage_url) from None
         try:
             return optuna.storages.RDBStorage(self.storage_url)
         except Exception as e:  # noqa: BLE001 - bad URL, missing driver, unreachable server
             raise RunError(f"cannot open storage {self.storage_url!r}: {type(e).__name__}: {e}",
                            key="storage") from None
+
+    def load_study(self):
+        """The run's Optuna study; a storage without it (nothing started yet, or another run's) is one line."""
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            return optuna.load_study(study_name=self.study_name, storage=self.storage())
+        except KeyError:
+            raise RunError(f"the run's storage holds no study {self.study_name!r} yet (no trial has started)",
+                           file=str(self.path)) from None
 
     def log(self, line: str) -> None:
         with open(self.path / LOG_FILE, "a") as f:
@@ -221,6 +273,9 @@ class RunDir:
         if stale_lock.exists() or stale_lock.is_symlink():
             stale_lock.unlink()
             done.append("removed a stale journal lock")
+        damage = journal_damage(journal)
+        if damage:  # Optuna skips a bad LAST line, but a record appended after it would break every later read
+            raise RunError(damage, file=str(journal))
         if journal.is_file() and journal.stat().st_size:
             with open(journal, "rb+") as f:
                 data = f.read()

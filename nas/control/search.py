@@ -133,11 +133,17 @@ class Engine:
                 raise ConfigError(f"unknown zero-cost proxy {name!r} (known: {', '.join(PROXIES)})",
                                   key="zero_cost")
         self.device = self.eval_config.resolved_device()
+        self.eval_config.check_latency_device()
         self.data = load_data(self.eval_config, self.device)
         if self.data.kind != self.space.input:
             raise ConfigError(f"space {self.space.name!r} is for {self.space.input} input but dataset "
                               f"{self.config.dataset!r} is {self.data.kind} data", key="dataset")
-        self.input_shape = tuple(self.eval_config.budget.input_shape(self.data.input_shape))
+        budget = self.eval_config.budget
+        if math.ceil(budget.data_fraction * self.data.size("train")) < 2:  # batches of one break BatchNorm
+            raise ConfigError(f"leaves {math.ceil(budget.data_fraction * self.data.size('train'))} training "
+                              f"example(s) of {self.data.size('train')} per epoch; at least 2 are needed",
+                              key="budget.data_fraction")
+        self.input_shape = tuple(budget.input_shape(self.data.input_shape))
         self.num_classes = int(self.data.num_classes)
         self.budget_key = self.config.budget_key()
         self.study = None
@@ -547,7 +553,12 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
     """Start a run (or continue it with ``resume=True``); return the ``optuna.Study``. ``parallel``: a
     :class:`nas.control.workers.Parallel` (worker processes sharing the storage) instead of this process.
     ``backend="ray"``: a Ray Tune experiment (:mod:`nas.control.ray_run`; ``ray_address`` joins a cluster)."""
+    if name is not None:
+        check_name(name)  # an empty --name is a mistake, not "use the config's name"
     if backend == "ray" or ray_address is not None or _is_ray_run(Path(runs_dir), name, resume):
+        if parallel is not None:
+            raise ConfigError("--workers / --trials-per-gpu are for the optuna backend; on Ray, every trial is a "
+                              "Ray task (set Ray's resources instead)", key="--workers")
         from nas.control.ray_run import ray_search
 
         return ray_search(source, overrides, name=name, runs_dir=runs_dir, resume=resume, storage=storage,
@@ -580,6 +591,9 @@ def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: flo
     A run made on Ray (``run.json`` backend ``ray``) goes back through Ray."""
     run = RunDir.open(run_dir)
     if run.meta.get("backend") == "ray" or ray_address is not None:
+        if parallel is not None:
+            raise ConfigError("--workers / --trials-per-gpu are for the optuna backend; this run is a Ray run",
+                              key="--workers")
         from nas.control.ray_run import ray_resume
 
         return ray_resume(run_dir, trials=trials, time_budget_s=time_budget_s, quiet=quiet, address=ray_address)
@@ -638,9 +652,9 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
     engine = Engine(prepared, quiet=quiet)
     run.lock()
     try:
+        repairs = run.repair_journal()  # first: a damaged journal is refused before anything is written
         if snapshot:
             (run.path / CONFIG_FILE).write_text(dump_config(prepared.config))
-        repairs = run.repair_journal()
         for repair in repairs:
             run.log(f"{now()} {repair}")
         engine.attach(run, create=False)

@@ -65,9 +65,20 @@ class EvalConfig:
     def resolved_device(self) -> str:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
+        if not _is_device(self.device):
+            raise ConfigError(f"unknown training device {self.device!r} (auto, cpu, cuda or cuda:N)", key="device")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("device is cuda but no CUDA GPU is available", key="device")
         return self.device
+
+    def check_latency_device(self) -> None:
+        """Before anything is trained: a CUDA latency device needs a GPU here (a search would fail every trial)."""
+        if not _is_device(self.latency_device):
+            raise ConfigError(f"unknown latency device {self.latency_device!r} (cpu, cuda or cuda:N)",
+                              key="latency_device")
+        if self.latency_device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"latency device {self.latency_device!r} requested but no CUDA GPU is available",
+                              key="latency_device")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -80,6 +91,14 @@ class EvalConfig:
         data["budget"] = Budget(**data.get("budget", {}))
         data["zero_cost"] = tuple(data.get("zero_cost", ZERO_COST_DEFAULT))
         return cls(**data)
+
+
+def _is_device(name: Any) -> bool:
+    """A device string training and latency run on: cpu, cuda or cuda:N."""
+    try:
+        return torch.device(name).type in ("cpu", "cuda")
+    except (RuntimeError, TypeError):
+        return False
 
 
 @dataclass

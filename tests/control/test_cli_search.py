@@ -51,7 +51,24 @@ def test_bad_configs_exit_2_with_one_line_and_write_nothing(tmp_path):
         (start("search", str(ok), "--runs-dir", runs, "--set", "budget.epochz=2"),
          ["budget.epochz: unknown key 'epochz'", "from an override"]),
         (start("search", str(ok), "--runs-dir", runs, "--dataset", "nope"), ["dataset: unknown dataset 'nope'"]),
+        (start("search", str(ok), "--runs-dir", runs, "--set", "device=tpu"),
+         ["device: unknown training device 'tpu'", "from an override"]),
+        (start("search", str(ok), "--runs-dir", runs, "--set", "latency_device=gpu0"),
+         ["latency_device: unknown latency device 'gpu0'", "from an override"]),
+        (start("search", str(ok), "--runs-dir", runs, "--storage", "sqlite://"), ["in-memory database"]),
+        (start("search", str(ok), "--runs-dir", runs, "--storage", "sqlite:///:memory:"), ["in-memory database"]),
+        (start("search", str(ok), "--runs-dir", runs, "--set", "budget.data_fraction=0.0001"),
+         ["budget.data_fraction: leaves 1 training example(s)", "from an override"]),
+        (start("search", str(ok), "--runs-dir", runs, "--name", ""), ["--name: run name ''"]),
+        (start("search", str(ok), "--runs-dir", runs, "--backend", "ray", "--workers", "2"),
+         ["--workers: --workers / --trials-per-gpu are for the optuna backend"]),
+        (start("search", str(ok), "--runs-dir", str(ok)), ["--runs-dir: cannot make the folder: a file is in the way"]),
     ]
+    import torch
+
+    if not torch.cuda.is_available():  # a search whose every latency would fail: refused before the run exists
+        cases.append((start("search", str(ok), "--runs-dir", runs, "--set", "latency_device=cuda"),
+                      ["latency_device: latency device 'cuda' requested but no CUDA GPU is available"]))
     for proc, words in cases:
         _one_line_error(_finish(proc), *words)
     assert not (tmp_path / "runs").exists()

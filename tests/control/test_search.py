@@ -218,6 +218,48 @@ def test_resume_repairs_a_journal_cut_mid_write(tmp_path):
     assert "removed a stale journal lock" in log and "half-written journal record" in log
 
 
+def test_a_damaged_journal_is_one_line_everywhere_and_resume_writes_nothing(tmp_path):
+    """A complete line that is not a record: Optuna skips it when it is the last line, so a resume appending after
+    it would turn it into a line that breaks every later read. Refused, naming the file and line."""
+    from nas.control.rundir import RunDir
+    from nas.export import export_trial
+    from nas.report import report_data
+
+    run = tmp_path / "runs" / "r"
+    nas.search(write_config(tmp_path, trials=2), runs_dir=tmp_path / "runs", name="r", quiet=True)
+    journal = run / "journal.log"
+    good = journal.read_bytes()
+    lines = good.count(b"\n")
+    journal.write_bytes(good + b"garbage\n")  # the last line
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(RunError, match=f"line {lines + 1} is not a journal record"):
+        nas.resume(run, trials=3, quiet=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+    head, tail = good.split(b"\n", 1)
+    journal.write_bytes(head + b"\ngarbage\n" + tail)  # inside: Optuna itself raises
+    for read in (lambda: report_data(run, baselines=False), lambda: export_trial(run, tmp_path / "e"),
+                 lambda: RunDir.open(run).load_study(), lambda: nas.resume(run, trials=3, quiet=True)):
+        with pytest.raises(RunError, match="line 2 is not a journal record: the journal is damaged"):
+            read()
+
+
+def test_a_run_file_without_its_study_name_or_study(tmp_path):
+    import json
+
+    from nas.control.rundir import RunDir
+
+    run = tmp_path / "runs" / "r"
+    nas.search(write_config(tmp_path, trials=1), runs_dir=tmp_path / "runs", name="r", quiet=True)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "study_name": "other"}))
+    with pytest.raises(RunError, match="holds no study 'other'"):
+        RunDir.open(run).load_study()
+    (run / "run.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "study_name"}))
+    with pytest.raises(RunError, match="run.json has no study_name"):
+        RunDir.open(run)
+
+
 def test_a_run_keeps_its_sampler(tmp_path):
     """The default is resolved into a new run's config snapshot; a run whose snapshot names none (made before
     that) resumes with the default of its time (NSGA-II for two objectives), not today's."""
