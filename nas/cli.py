@@ -246,7 +246,8 @@ def _add_search_commands(commands) -> None:
     p = commands.add_parser("resume", help="continue a run (after a stop or a crash) to its target")
     p.add_argument("run_dir", help="the run folder, e.g. runs/digits_demo")
     p.add_argument("--trials", type=int, default=None, help="new target number of trials (saved in the run)")
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="start no new trial after this many seconds (this call only; not saved in the run)")
     p.add_argument("-q", "--quiet", action="store_true")
     _add_worker_options(p)
     p.add_argument("--ray-address", default=None, metavar="ADDR",

@@ -587,8 +587,9 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
 
 def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: float | None = None,
            quiet: bool = False, parallel=None, ray_address: str | None = None):
-    """Continue a run to its target (``trials`` raises or lowers the target and is saved in its config).
-    A run made on Ray (``run.json`` backend ``ray``) goes back through Ray."""
+    """Continue a run to its target (``trials`` raises or lowers the target and is saved in its config;
+    ``time_budget_s`` limits this call only and is not saved). A run made on Ray (``run.json`` backend ``ray``) goes
+    back through Ray."""
     run = RunDir.open(run_dir)
     if run.meta.get("backend") == "ray" or ray_address is not None:
         if parallel is not None:
@@ -603,7 +604,8 @@ def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: flo
     if time_budget_s is not None:
         overrides["time_budget_s"] = time_budget_s
     prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
-    return _continue(run, prepared, quiet=quiet, snapshot=bool(overrides), parallel=parallel)
+    return _continue(run, prepared, quiet=quiet, snapshot=trials is not None, parallel=parallel,
+                     call_time_budget_s=time_budget_s)
 
 
 def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, Any], storage_url: str | None,
@@ -647,14 +649,18 @@ def keep_sampler(run: RunDir, prepared: Prepared) -> None:
     prepared.config.sampler = stored or ("nsga2" if len(prepared.config.objectives) >= 2 else "tpe")
 
 
-def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, parallel=None):
+def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, parallel=None,
+              call_time_budget_s: float | None = None):
     keep_sampler(run, prepared)
     engine = Engine(prepared, quiet=quiet)
     run.lock()
     try:
         repairs = run.repair_journal()  # first: a damaged journal is refused before anything is written
         if snapshot:
-            (run.path / CONFIG_FILE).write_text(dump_config(prepared.config))
+            saved = prepared.config.model_copy()
+            if call_time_budget_s is not None:  # a time limit for this call: the stored one stays
+                saved.time_budget_s = _stored_time_budget(run)
+            (run.path / CONFIG_FILE).write_text(dump_config(saved))
         for repair in repairs:
             run.log(f"{now()} {repair}")
         engine.attach(run, create=False)
@@ -664,6 +670,15 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
     finally:
         run.unlock()
     return engine.study
+
+
+def _stored_time_budget(run: RunDir) -> float | None:
+    import yaml
+
+    try:
+        return (yaml.safe_load((run.path / CONFIG_FILE).read_text()) or {}).get("time_budget_s")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
 
 
 def _drive(engine: Engine, run: RunDir, header: str, parallel) -> None:

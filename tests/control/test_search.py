@@ -244,6 +244,17 @@ def test_a_damaged_journal_is_one_line_everywhere_and_resume_writes_nothing(tmp_
             read()
 
 
+def test_a_resume_time_budget_is_for_that_call_only(tmp_path):
+    import yaml
+
+    run = tmp_path / "runs" / "r"
+    nas.search(write_config(tmp_path, trials=1), runs_dir=tmp_path / "runs", name="r", quiet=True)
+    nas.resume(run, trials=3, time_budget_s=1e-6, quiet=True)  # stops before its first new trial
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["trials"] == 3 and saved.get("time_budget_s") is None
+    assert counted(nas.resume(run, quiet=True).get_trials()) == 3  # the next resume has no time limit
+
+
 def test_a_run_file_without_its_study_name_or_study(tmp_path):
     import json
 
