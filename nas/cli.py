@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
-        parser.print_help()
+        getattr(args, "help_of", parser).print_help()  # `nas space` alone: the space commands' help
         return EXIT_USAGE
     try:
         return int(args.handler(args) or 0)
@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Neural architecture search over a pattern grammar.")
     commands = parser.add_subparsers(title="commands")
 
-    space = commands.add_parser("space", help="inspect search spaces").add_subparsers(title="space commands")
+    space_parser = commands.add_parser("space", help="inspect search spaces")
+    space_parser.set_defaults(help_of=space_parser)
+    space = space_parser.add_subparsers(title="space commands")
     p = space.add_parser("validate", help="check a space file (and its baselines) or a spec file")
     p.add_argument("file", help="a search-space YAML (or a shipped name: vision, mobile, sequence) or a spec file")
     p.add_argument("--no-constraints", action="store_true", help="skip the feasibility check of the constraints")

@@ -34,7 +34,7 @@ def _parse_selection(which: str | Sequence[int], where: str) -> str | list[int]:
         return which
     if isinstance(which, str):
         try:
-            numbers = [int(part) for part in which.split(",") if part.strip()]
+            numbers = [int(part) for part in which.split(",")]  # an empty item ("3,,7") is a typo: refused
         except ValueError:
             raise RunError(f"--trials takes 'front', 'all' or trial numbers such as 3,7,12; got {which!r}",
                            file=where, key="--trials") from None

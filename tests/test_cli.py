@@ -124,3 +124,13 @@ def test_import_is_cheap(statement):
                             timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"{statement!r} imported {result.stdout.strip()}"
+
+
+def test_a_command_without_its_subcommand_prints_that_commands_help(capsys):
+    from nas.cli import main
+
+    assert main(["space"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("usage: nas space") and "validate" in out and "sample" in out
+    assert main([]) == 2 and capsys.readouterr().out.startswith("usage: nas ")
+

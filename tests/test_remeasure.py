@@ -171,6 +171,7 @@ def test_baseline_values_known_now_replace_the_snapshot():
 @pytest.mark.parametrize("args,message", [
     (["--trials", "999"], "no trial #999"),
     (["--trials", "a,b"], "--trials takes 'front', 'all' or trial numbers"),
+    (["--trials", "1,,2"], "--trials takes 'front', 'all' or trial numbers"),
     (["--rounds", "0"], "--rounds must be an integer in 1..100"),
     (["--threads", "0"], "--threads: must be an integer >= 1"),
     (["--device", "cuda"], "no CUDA device here"),
@@ -208,7 +209,9 @@ def test_cli_prints_each_model_and_writes_the_file(run):
     assert "2 interleaved rounds" in done.stdout
     assert "note: this replaces" not in done.stdout
 
-    first = sorted(record["models"])
+    assert nas("measure", str(run), "--rounds", "1", "--trials", "all").returncode == 0
+    first = sorted(json.loads((run / LATENCY_FILE).read_text())["models"])
+    assert len(first) >= 2
     trial = next(label for label in first if label.startswith("trial-"))
     again = nas("measure", str(run), "--rounds", "1", "--trials", str(int(trial[6:])), "--no-baselines")
     assert again.returncode == 0, again.stderr

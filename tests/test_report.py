@@ -309,3 +309,17 @@ def test_an_out_folder_that_is_a_file_is_one_line(finished_run):
     with pytest.raises(RunError, match="--out: cannot make the folder: a file is in the way"):
         write_report(finished_run, finished_run / "run.json", baselines=False)
     assert (finished_run / "run.json").read_bytes() == before
+
+
+def test_the_report_of_a_run_without_a_completed_trial_draws_without_warnings(tmp_path):
+    import warnings
+
+    import nas
+    from nas.report import write_report
+
+    nas.search(write_config(tmp_path, trials=1, budget={"epochs": 1, "lr": 1e9}), runs_dir=tmp_path, name="r",
+               quiet=True)  # diverges: no completed trial
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = write_report(tmp_path / "r", baselines=False)
+    assert paths["pareto.png"].stat().st_size > 0

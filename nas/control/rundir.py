@@ -24,6 +24,7 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 SPACE_FILE = "space.yaml"
 JOURNAL_FILE = "journal.log"
+RUN_VERSION = 1  # run.json's layout version: a run folder of a later version is refused, not misread
 LOG_FILE = "search.log"
 LOCK_FILE = "lock"
 FORMAT = "patternnas-run"
@@ -175,6 +176,10 @@ class RunDir:
             raise RunError(f"unreadable {RUN_FILE}: {e}", file=str(meta_path)) from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise RunError(f"{RUN_FILE} is not a patternnas run file", file=str(meta_path))
+        version = meta.get("version", 1)
+        if not isinstance(version, int) or version > RUN_VERSION:
+            raise RunError(f"{RUN_FILE} has version {version!r}; this patternnas reads run folders up to version "
+                           f"{RUN_VERSION} (a newer patternnas made it?)", file=str(meta_path), key="version")
         for key, default in (("study_name", None), ("storage", JOURNAL_FILE)):
             if not isinstance(meta.get(key, default), str) or not meta.get(key, default):
                 raise RunError(f"{RUN_FILE} has no {key} (a damaged run file)", file=str(meta_path), key=key)
@@ -189,7 +194,7 @@ class RunDir:
         make_dir(path, "--runs-dir")
         (path / CONFIG_FILE).write_text(config_text)
         (path / SPACE_FILE).write_text(space_text)
-        meta = {"format": FORMAT, "version": 1, "study_name": study_name, "storage": storage or JOURNAL_FILE,
+        meta = {"format": FORMAT, "version": RUN_VERSION, "study_name": study_name, "storage": storage or JOURNAL_FILE,
                 "space_source": space_source, "fingerprint": fingerprint, "created": now()}
         run = cls(path, meta)
         run.save_meta()

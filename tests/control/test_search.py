@@ -269,6 +269,9 @@ def test_a_run_file_without_its_study_name_or_study(tmp_path):
     (run / "run.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "study_name"}))
     with pytest.raises(RunError, match="run.json has no study_name"):
         RunDir.open(run)
+    (run / "run.json").write_text(json.dumps({**meta, "version": 9}))
+    with pytest.raises(RunError, match="run.json has version 9; this patternnas reads run folders up to version 1"):
+        RunDir.open(run)
 
 
 def test_a_run_keeps_its_sampler(tmp_path):
