@@ -413,7 +413,7 @@ def resolve_space_path(space: str, config_file: Path | None) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     raise ConfigError(f"space {space!r} is neither a shipped space (vision, mobile, sequence) nor a file",
-                      file=str(config_file) if config_file else None, key="space")
+                      key="space")
 
 
 def dump_config(config: RunConfig) -> str:

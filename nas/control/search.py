@@ -66,7 +66,10 @@ def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any]
     from nas.grammar import Space
 
     config, file = load_config(source, overrides)
-    path = space_file or resolve_space_path(config.space, file)
+    try:
+        path = space_file or resolve_space_path(config.space, file)
+    except ConfigError as e:  # name the line of `space:`, or the override that set it
+        raise locate(e, file, overrides) from None
     try:
         text = path.read_text()
     except OSError as e:

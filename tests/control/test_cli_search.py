@@ -39,6 +39,7 @@ def test_bad_configs_exit_2_with_one_line_and_write_nothing(tmp_path):
     sampler = write_config(tmp_path, "bad_sampler", sampler="annealing")
     objective = write_config(tmp_path, "bad_objective", objectives=["accuracy", "speed"])
     ok = write_config(tmp_path, "ok")
+    no_space = write_config(tmp_path, "no_space", space="nope")
     cases = [
         (start("search", str(key), "--runs-dir", runs),
          [f"bad_key.yaml:{_line_of(key, 'bogus')}: bogus: unknown key 'bogus'"]),
@@ -60,6 +61,10 @@ def test_bad_configs_exit_2_with_one_line_and_write_nothing(tmp_path):
         (start("search", str(ok), "--runs-dir", runs, "--set", "budget.data_fraction=0.0001"),
          ["budget.data_fraction: leaves 1 training example(s)", "from an override"]),
         (start("search", str(ok), "--runs-dir", runs, "--name", ""), ["--name: run name ''"]),
+        (start("search", str(ok), "--runs-dir", runs, "--set", "space=nope"),
+         ["space: space 'nope' is neither a shipped space", "from an override"]),
+        (start("search", str(no_space), "--runs-dir", runs),
+         [f"no_space.yaml:{_line_of(no_space, 'space')}: space: space 'nope' is neither"]),
         (start("search", str(ok), "--runs-dir", runs, "--backend", "ray", "--workers", "2"),
          ["--workers: --workers / --trials-per-gpu are for the optuna backend"]),
         (start("search", str(ok), "--runs-dir", str(ok)), ["--runs-dir: cannot make the folder: a file is in the way"]),
