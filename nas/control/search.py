@@ -121,7 +121,7 @@ class Engine:
             raise locate(e, prepared.config_file, prepared.overrides) from None
 
     def _setup(self, prepared: Prepared, quiet: bool) -> None:
-        from nas.evaluate.evaluate import load_data
+        from nas.evaluate.evaluate import check_input_kind, load_data
         from nas.evaluate.zero_cost import PROXIES
 
         self.config = prepared.config
@@ -134,9 +134,8 @@ class Engine:
                                   key="zero_cost")
         self.device = self.eval_config.resolved_device()
         self.data = load_data(self.eval_config, self.device)
-        if self.data.kind != self.space.input:
-            raise ConfigError(f"space {self.space.name!r} is for {self.space.input} input but dataset "
-                              f"{self.config.dataset!r} is {self.data.kind} data", key="dataset")
+        check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
+                         key="dataset")
         self.input_shape = tuple(self.eval_config.budget.input_shape(self.data.input_shape))
         self.num_classes = int(self.data.num_classes)
         self.budget_key = self.config.budget_key()
