@@ -214,17 +214,16 @@ def build(spec: ArchSpec | str | Path | dict, input_shape: Sequence[int] | None 
     ``input_shape`` is (C, H, W) for images or (L, C) for sequences, without the batch. For an exported
     ``arch.json`` that records them, both may be left out.
     """
-    recorded: dict = {}
+    recorded = None
     if isinstance(spec, (str, Path)):
-        path = Path(spec)
-        if path.is_dir():
-            path = path / "arch.json"
-        recorded = _recorded_io(path)
-        spec = ArchSpec.load(path) if not recorded else ArchSpec.from_data(recorded["spec"], file=str(path))
+        from nas.export import read_spec
+
+        spec, recorded = read_spec(spec)
     elif isinstance(spec, dict):
         spec = ArchSpec.from_data(spec)
-    input_shape = input_shape or recorded.get("input_shape")
-    num_classes = num_classes or recorded.get("num_classes")
+    if recorded is not None:
+        input_shape = input_shape or recorded[0]
+        num_classes = num_classes or recorded[1]
     if input_shape is None or num_classes is None:
         raise BuildError("input_shape and num_classes are needed to build this spec")
     return Network(spec, input_shape, num_classes)
@@ -245,19 +244,6 @@ def lazy_model(spec: ArchSpec, input_shape: Sequence[int], num_classes: int, *,
         return built[0]
 
     return get_model
-
-
-def _recorded_io(path: Path) -> dict:
-    """An exported arch.json wraps the spec with the input shape and classes it was searched for."""
-    import json
-
-    if path.suffix != ".json" or not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) and "spec" in data and "input_shape" in data else {}
 
 
 def example_input(model: Network, batch_size: int = 2) -> torch.Tensor:

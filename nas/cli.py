@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     space_parser.set_defaults(help_of=space_parser)
     space = space_parser.add_subparsers(title="space commands")
     p = space.add_parser("validate", help="check a space file (and its baselines) or a spec file")
-    p.add_argument("file", help="a search-space YAML (or a shipped name: vision, mobile, sequence) or a spec file")
+    p.add_argument("file", help="a search-space YAML (or a shipped name: vision, mobile, sequence), a spec file or "
+                                "an export's arch.json")
     p.add_argument("--no-constraints", action="store_true", help="skip the feasibility check of the constraints")
     p.set_defaults(handler=_space_validate)
 
@@ -52,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_space_sample)
 
     p = commands.add_parser("eval", help="evaluate one spec (or one sample of a space) on a dataset")
-    p.add_argument("target", help="a spec file (.json/.yaml), or a space (file or shipped name) to sample from")
+    p.add_argument("target", help="a spec file (.json/.yaml) or an export (its folder or arch.json), or a space "
+                                  "(file or shipped name) to sample from")
     p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, cifar10, npz:PATH, ... ")
     p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR or "
                                                      "~/.cache/nas/data)")
@@ -76,8 +78,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _is_spec_file(path: Path) -> bool:
+    """A spec (.json / .yaml) or an export (its folder or arch.json), rather than a space."""
     if path.suffix == ".json":
         return True
+    if path.is_dir():
+        from nas.export import ARCH_FILE
+
+        return (path / ARCH_FILE).is_file()
     if not path.exists():
         return False
     from nas.yamlio import load_yaml
@@ -89,12 +96,12 @@ def _is_spec_file(path: Path) -> bool:
 
 
 def _space_validate(args) -> int:
+    from nas.export import read_spec
     from nas.grammar import load_space, shipped_spaces_dir
-    from nas.spec import ArchSpec
 
     path = Path(args.file)
     if _is_spec_file(path):
-        spec = ArchSpec.load(path)
+        spec, recorded = read_spec(path)
         where = ""
         if spec.space:
             candidates = [path.parent.parent / f"{spec.space}.yaml", path.parent / f"{spec.space}.yaml",
@@ -103,6 +110,8 @@ def _space_validate(args) -> int:
             if space_file is not None:
                 load_space(space_file).check_contains(spec, file=str(path))
                 where = f", fits space {spec.space!r}"
+        if recorded is not None:
+            where += f", exported for input {list(recorded[0])} and {recorded[1]} classes"
         print(f"ok: spec {spec.hash()}{where}: {spec.summary()}")
         return 0
     space = load_space(args.file)
@@ -191,15 +200,18 @@ def _si(n: float) -> str:
 
 
 def _eval(args) -> int:
-    from nas.evaluate.evaluate import EvalConfig, evaluate
+    from nas.evaluate.evaluate import EvalConfig, check_input_kind, evaluate, load_data
+    from nas.export import read_spec
     from nas.grammar import load_space
-    from nas.spec import ArchSpec
 
     path = Path(args.target)
     if _is_spec_file(path):
-        spec = ArchSpec.load(path)
+        spec = read_spec(path)[0]
+        what, file = "the spec", str(path)
     else:
-        spec = load_space(args.target).sample(args.seed)
+        space = load_space(args.target)
+        spec = space.sample(args.seed)
+        what, file = f"space {space.name!r}", None
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "data_fraction": args.data_fraction, "resolution": args.resolution,
         "batch_size": args.batch_size}.items() if v is not None}
@@ -207,7 +219,9 @@ def _eval(args) -> int:
                                      device=args.device, latency_device=args.latency_device,
                                      train_subset=args.train_subset, zero_cost=not args.no_zero_cost,
                                      budget=overrides)
-    result = evaluate(spec, config)
+    data = load_data(config, config.resolved_device())
+    check_input_kind(data, spec.input, args.dataset, what=what, file=file, key="--dataset")
+    result = evaluate(spec, config, data=data)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -323,7 +337,8 @@ def _add_ship_commands(commands) -> None:
 
     p = commands.add_parser("export", help="export an architecture (a search trial or a spec file): arch.json, "
                                            "ONNX (checked with onnxruntime), TorchScript, MODEL.md")
-    p.add_argument("target", help="a run folder (runs/NAME) or a spec file (.json/.yaml)")
+    p.add_argument("target", help="a run folder (runs/NAME), a spec file (.json/.yaml) or an export (its folder "
+                                  "or arch.json)")
     rule = p.add_mutually_exclusive_group()
     rule.add_argument("--trial", type=int, default=None, help="trial number")
     rule.add_argument("--knee", action="store_true",
@@ -332,12 +347,14 @@ def _add_ship_commands(commands) -> None:
     p.add_argument("--min-accuracy", type=float, default=None, help="the fastest trial reaching this accuracy")
     p.add_argument("-o", "--out", default=None,
                    help="export folder (default: RUN/exports/trial-NNNN, or exports/HASH for a spec file)")
-    p.add_argument("--dataset", default=None, help="spec file only: the dataset giving input shape and classes")
+    p.add_argument("--dataset", default=None, help="spec file only: the dataset giving input shape and classes "
+                                                   "(default for an export: those it records)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--input-shape", default=None, metavar="C,H,W|L,C",
                    help="spec file only, with --num-classes, instead of --dataset")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.add_argument("--num-classes", type=int, default=None, help="spec file only, at least 2")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; one that torch's TorchScript-based "
+                                                         "exporter writes: 7 to 20 on torch 2.13)")
     p.add_argument("--force", action="store_true",
                    help="overwrite a folder holding another export (or this one's trained weights)")
     p.set_defaults(handler=_export)
@@ -402,7 +419,7 @@ def _export(args) -> int:
     from nas.export import export_from
 
     shape = None
-    if args.input_shape:
+    if args.input_shape is not None:  # positive and of the spec's rank: checked by export_from
         try:
             shape = tuple(int(s) for s in args.input_shape.replace("x", ",").split(","))
         except ValueError:

@@ -19,6 +19,10 @@ Which exporters, and why (measured on torch 2.13 CPU, every block type in ``nas.
   Transpose with a negative ``perm``, which onnxruntime rejects: ConvNeXt / ``layer`` norm) is fixed by a corrected
   symbolic registered only for the duration of the export. Should the TorchScript exporter itself fail (e.g. a torch
   that has removed it), the dynamo exporter is tried as a fallback; ``metrics.json`` records which one wrote the file.
+  The opsets accepted are those the TorchScript exporter supports (:func:`onnx_opsets`: 7 to 20 on torch 2.13),
+  checked before anything is written. The dynamo exporter writes opset 18 and up natively and converts to older
+  ones, which can fail and then leaves opset 18: the opset in the written file is read back, a file of another
+  opset than asked for counts as a failed export, and ``metrics.json`` / ``MODEL.md`` record the read-back opset.
 * TorchScript rather than ``torch.export`` (``.pt2``), for the same reason: ``torch.export`` fails on the ssm block,
   ``torch.jit.trace`` works for all of them.
 
@@ -47,9 +51,9 @@ from nas.control.rundir import write_atomic
 from nas.errors import ExportError, NasError, SpecError
 from nas.spec import ArchSpec
 
-__all__ = ["export_model", "load", "read_arch", "update_card", "read_metrics", "load_weights", "check_state",
-           "export_trial", "export_from", "ARCH_FILE", "WEIGHTS_FILE", "ONNX_FILE", "TORCHSCRIPT_FILE",
-           "CARD_FILE", "METRICS_FILE"]
+__all__ = ["export_model", "load", "read_arch", "read_spec", "onnx_opsets", "check_opset", "update_card",
+           "read_metrics", "load_weights", "check_state", "export_trial", "export_from", "ARCH_FILE", "WEIGHTS_FILE",
+           "ONNX_FILE", "TORCHSCRIPT_FILE", "CARD_FILE", "METRICS_FILE"]
 
 FORMAT = "patternnas-arch"
 FORMAT_VERSION = 1
@@ -196,6 +200,29 @@ def read_arch(path: str | os.PathLike) -> tuple[ArchSpec, tuple, int, dict]:
     return spec, input_shape, classes, record
 
 
+def _declares_format(file: Path) -> bool:
+    """Whether ``file`` is a JSON object with a ``format`` field (an export's arch.json, or a foreign file that
+    :func:`read_arch` then refuses by name) rather than a bare spec."""
+    try:
+        return isinstance(data := json.loads(file.read_text()), dict) and "format" in data
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False  # unreadable or not JSON: ArchSpec.load says why, naming the file and line
+
+
+def read_spec(path: str | os.PathLike) -> tuple[ArchSpec, tuple[tuple[int, ...], int] | None]:
+    """The spec of an export folder, an exported ``arch.json`` or a bare spec file (.json / .yaml).
+
+    Returns ``(spec, recorded)``: ``recorded`` is ``(input_shape, num_classes)`` for an export (read and checked by
+    :func:`read_arch`), None for a bare spec. The one reader of the commands that take a spec file (``nas space
+    validate``, ``nas eval``, ``nas export``), of ``warm_start`` and of :func:`nas.builder.build`.
+    """
+    path = Path(path)
+    if path.is_dir() or (path.suffix == ".json" and _declares_format(path)):
+        spec, input_shape, num_classes, _ = read_arch(path)
+        return spec, (input_shape, num_classes)
+    return ArchSpec.load(path), None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # weights
 # ---------------------------------------------------------------------------------------------------------------
@@ -320,10 +347,21 @@ def _torchscript_onnx_fixes(opset: int):
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence the exporters' deprecation and tracer warnings (they concern torch, not the user's model)."""
+    """Silence the exporters' deprecation and tracer warnings and the dynamo exporter's log lines (they concern
+    torch, not the user's model; a failure is reported as one line)."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        yield
+        try:
+            for logger in loggers:
+                logger.setLevel(logging.CRITICAL)
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 def _check_inputs(input_shape: Sequence[int]):
@@ -346,18 +384,60 @@ def _max_diff(ref, got) -> float:
     return float(np.abs(ref - got).max()) if ref.size else 0.0
 
 
+def onnx_opsets() -> tuple[int, int]:
+    """The ONNX opsets (lowest, highest) that ``nas export`` writes: the range torch's TorchScript-based exporter
+    (the one used, see the module docstring) supports: ``torch.onnx._constants.ONNX_MIN_OPSET`` to
+    ``ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET`` (7 to 20 on torch 2.13). Below, the exporter has no symbolics for
+    common ops (opsets 1-5 fail on pooling, opset 6 writes a Gemm onnxruntime cannot load); above, torch warns that
+    the opset is unsupported by it. The dynamo fallback writes opset 18 natively and converts to others, which can
+    fail, so the opset of its file is read back and checked too."""
+    try:
+        from torch.onnx import _constants
+
+        low = int(_constants.ONNX_MIN_OPSET)
+        high = int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError, TypeError, ValueError):  # a torch that moved its constants
+        low, high = 7, 20
+    return low, high
+
+
+def check_opset(opset: Any) -> int:
+    """``opset`` (None: :data:`DEFAULT_OPSET`) as an int, or :class:`ExportError` (key ``--opset``) when it is not
+    an opset the exporter can write (:func:`onnx_opsets`)."""
+    if opset is None:
+        return DEFAULT_OPSET
+    low, high = onnx_opsets()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        import torch
+
+        raise ExportError(f"ONNX opset {opset!r} is not supported: the TorchScript-based exporter of torch "
+                          f"{torch.__version__.split('+')[0]} writes opsets {low} to {high} (default {DEFAULT_OPSET})",
+                          key="--opset")
+    return int(opset)
+
+
+def _written_opset(file: Path) -> int | None:
+    """The default-domain (ai.onnx) opset an ONNX file declares."""
+    import onnx
+
+    model = onnx.load(str(file), load_external_data=False)
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
 def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, opset: int | None = None,
                 exporters: Iterable[str] = ("torchscript", "dynamo")) -> dict:
     """Export ``model`` to ONNX at ``path`` and check it with onnxruntime against PyTorch.
 
-    Returns ``{"file", "exporter", "opset", "max_abs_diff", "tolerance"}``. On an export failure or a difference
-    above :data:`ONNX_TOLERANCE` raises :class:`ExportError` naming the file, and leaves no file at ``path``.
+    Returns ``{"file", "exporter", "opset", "max_abs_diff", "tolerance"}``, ``opset`` as read back from the written
+    file. An opset outside :func:`onnx_opsets` is refused before anything is written; an exporter that writes
+    another opset than asked for counts as failed. On an export failure or a difference above
+    :data:`ONNX_TOLERANCE` raises :class:`ExportError` naming the file, and leaves no file at ``path``.
     """
     import torch
 
     path = Path(path)
     where = str(path)
-    opset = int(opset or DEFAULT_OPSET)
+    opset = check_opset(opset)
     tmp = path.with_name(path.stem + ".tmp.onnx")
     inputs = _check_inputs(input_shape)
     model.eval()
@@ -375,9 +455,12 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
                 elif name == "dynamo":
                     torch.onnx.export(model, (inputs[0],), str(tmp), dynamo=True, opset_version=opset,
                                       input_names=["input"], output_names=["logits"],
-                                      dynamic_shapes=({0: "batch"},), external_data=False)
+                                      dynamic_shapes=({0: "batch"},), external_data=False, verbose=False)
                 else:
                     raise ValueError(f"unknown exporter {name!r}")
+            written = _written_opset(tmp)
+            if written != opset:  # e.g. the dynamo exporter keeps opset 18 when its conversion fails
+                raise RuntimeError(f"wrote ONNX opset {written}, not the {opset} asked for")
             exporter = name
             break
         except Exception as e:  # noqa: BLE001 - any exporter failure is reported as one line
@@ -398,7 +481,7 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
         raise ExportError(f"ONNX check failed: onnxruntime output differs from PyTorch by {diff:.3g} (max abs, "
                           f"tolerance {ONNX_TOLERANCE:g}); the file was not kept", file=where)
     os.replace(tmp, path)
-    return {"file": path.name, "exporter": exporter, "opset": opset, "max_abs_diff": diff,
+    return {"file": path.name, "exporter": exporter, "opset": written, "max_abs_diff": diff,
             "tolerance": ONNX_TOLERANCE}
 
 
@@ -490,6 +573,8 @@ def export_model(spec: ArchSpec | Mapping[str, Any], out_dir: str | os.PathLike,
 
     if not isinstance(spec, ArchSpec):
         spec = ArchSpec.from_data(spec)
+    if "onnx" in formats:
+        opset = check_opset(opset)  # before anything is written
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ExportError(f"unknown export format {unknown[0]!r} (known: {', '.join(FORMATS)})", key="formats")
@@ -832,6 +917,27 @@ def preprocessing_of(data, resize: Sequence[int] | None = None) -> dict:
     return pre
 
 
+def check_input_shape(shape: Any, kind: str, *, key: str = "input_shape",
+                      file: str | None = None) -> tuple[int, ...]:
+    """``shape`` as a tuple, or :class:`ExportError` naming ``key`` unless it is positive integers of the rank of
+    ``kind`` input: (C, H, W) for image, (L, C) for sequence."""
+    want, layout = (3, "C,H,W such as 3,32,32") if kind == "image" else (2, "L,C such as 784,1")
+    checked = _shape(list(shape)) if isinstance(shape, (list, tuple)) else None
+    if checked is None or len(checked) != want:
+        shown = ",".join(map(str, shape)) if isinstance(shape, (list, tuple)) else repr(shape)
+        raise ExportError(f"must be {want} positive integers {layout} for {kind} input, got {shown}", file=file,
+                          key=key)
+    return checked
+
+
+def check_num_classes(num_classes: Any, *, key: str = "num_classes", file: str | None = None) -> int:
+    """``num_classes`` if it is an integer >= 2 (a classifier needs two classes, as a dataset does), else
+    :class:`ExportError` naming ``key``."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ExportError(f"must be an integer >= 2, got {num_classes!r}", file=file, key=key)
+    return num_classes
+
+
 def _check_target_dir(out: Path, spec_hash: str, force: bool) -> None:
     """Refuse (unless ``force``) to export over another export, over trained weights, or into a foreign folder."""
     if not out.exists() or force:
@@ -906,15 +1012,27 @@ def select_trial(study, objectives: list[str], *, max_latency_ms: float | None =
                 if (max_latency_ms is None or measured(t, "latency_ms") <= max_latency_ms)
                 and (min_accuracy is None or measured(t, "accuracy") >= min_accuracy)]
         if not fits:
-            if max_latency_ms is not None:
+            def offers(t) -> str:
+                return f"trial #{t.number} with {measured(t, 'latency_ms'):.3g} ms at accuracy " \
+                       f"{measured(t, 'accuracy'):.4f}"
+
+            fast = [t for t in complete if max_latency_ms is not None and measured(t, "latency_ms") <= max_latency_ms]
+            good = [t for t in complete if min_accuracy is not None and measured(t, "accuracy") >= min_accuracy]
+            if max_latency_ms is not None and not fast:
                 closest = min(complete, key=lambda t: measured(t, "latency_ms"))
                 key, what = "--max-latency-ms", f"no trial runs within {max_latency_ms:g} ms"
-            else:
+            elif min_accuracy is not None and not good:
                 closest = max(complete, key=lambda t: measured(t, "accuracy"))
                 key, what = "--min-accuracy", f"no trial reaches accuracy {min_accuracy:g}"
-            raise ExportError(f"{what}; the closest is trial #{closest.number} with "
-                              f"{measured(closest, 'latency_ms'):.3g} ms at accuracy "
-                              f"{measured(closest, 'accuracy'):.4f}", file=where, key=key)
+            else:  # each bound is met by some trial, both by none
+                best = max(fast, key=lambda t: measured(t, "accuracy"))
+                quickest = min(good, key=lambda t: measured(t, "latency_ms"))
+                raise ExportError(f"no trial both runs within {max_latency_ms:g} ms and reaches accuracy "
+                                  f"{min_accuracy:g}: the most accurate of the {len(fast)} within "
+                                  f"{max_latency_ms:g} ms is {offers(best)}; the fastest of the {len(good)} "
+                                  f"reaching {min_accuracy:g} is {offers(quickest)}", file=where,
+                                  key="--max-latency-ms/--min-accuracy")
+            raise ExportError(f"{what}; the closest is {offers(closest)}", file=where, key=key)
         if max_latency_ms is not None:
             chosen = max(fits, key=lambda t: (measured(t, "accuracy"), -measured(t, "latency_ms")))
             return chosen, f"most accurate of {len(fits)} trials within {max_latency_ms:g} ms"
@@ -999,26 +1117,41 @@ def export_from(target: str | os.PathLike, out_dir: str | os.PathLike | None = N
     Default folder for a spec: ``exports/<hash>``. An existing folder holding another export is left alone unless
     ``force``."""
     from nas.control.rundir import RunDir
+    from nas.evaluate.evaluate import check_input_kind
 
+    opset = check_opset(opset)
     path = Path(target)
     if path.is_dir() and RunDir.is_run(path):
+        for key, given in (("--dataset", dataset is not None), ("--input-shape", input_shape is not None),
+                           ("--num-classes", num_classes is not None)):
+            if given:
+                raise ExportError("for a spec file only; a run's trials are exported for the run's dataset",
+                                  file=str(path), key=key)
         return export_trial(path, out_dir, trial=trial, max_latency_ms=max_latency_ms, min_accuracy=min_accuracy,
                             knee=knee, opset=opset, force=force, latency_repeats=latency_repeats)
-    if trial is not None:
-        raise ExportError("--trial is for a search run folder; this is not one", file=str(path), key="--trial")
-    if path.is_dir():
-        raise ExportError("is a folder but not a search run (no run.json); give a run folder or a spec file",
-                          file=str(path))
-    spec = ArchSpec.load(path)
+    for key, given in (("--trial", trial is not None), ("--knee", knee),
+                       ("--max-latency-ms", max_latency_ms is not None), ("--min-accuracy", min_accuracy is not None)):
+        if given:
+            raise ExportError("for a search run folder only; this is not one", file=str(path), key=key)
+    if path.is_dir() and not (path / ARCH_FILE).is_file():
+        raise ExportError("is a folder but not a search run (no run.json) nor an export (no arch.json); give a run "
+                          "folder, an export or a spec file", file=str(path))
+    spec, recorded = read_spec(path)
+    if input_shape is not None:
+        input_shape = check_input_shape(input_shape, spec.input, key="--input-shape", file=str(path))
+    if num_classes is not None:
+        num_classes = check_num_classes(num_classes, key="--num-classes", file=str(path))
     pre = None
+    if (input_shape is None or num_classes is None) and dataset is None and recorded is not None:
+        input_shape = input_shape or recorded[0]  # an export's arch.json: the input it was exported for
+        num_classes = num_classes or recorded[1]
     if input_shape is None or num_classes is None:
         if dataset is None:
             raise ExportError("a spec file needs --dataset (or --input-shape and --num-classes) to know the input "
                               "and classes", file=str(path), key="--dataset")
         data, pre = _dataset_info(dataset, data_dir=data_dir)
-        if data.kind != spec.input:
-            raise ExportError(f"the spec is for {spec.input} input but dataset {dataset!r} is {data.kind} data",
-                              file=str(path), key="--dataset")
+        check_input_kind(data, spec.input, dataset, what="the spec", file=str(path), key="--dataset",
+                         error=ExportError)
         input_shape = input_shape or data.input_shape
         num_classes = num_classes or data.num_classes
     out = Path(out_dir) if out_dir is not None else Path("exports") / spec.hash()

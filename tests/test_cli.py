@@ -134,3 +134,47 @@ def test_a_command_without_its_subcommand_prints_that_commands_help(capsys):
     assert out.startswith("usage: nas space") and "validate" in out and "sample" in out
     assert main([]) == 2 and capsys.readouterr().out.startswith("usage: nas ")
 
+
+@pytest.fixture(scope="module")
+def exported_arch(tmp_path_factory) -> Path:
+    """The arch.json of an export folder as `nas export` writes it (no ONNX / TorchScript: not needed here)."""
+    from nas.export import ARCH_FILE, export_model
+
+    spec = ArchSpec.load(REPO / "search_spaces" / "baselines" / "resnet.yaml")
+    out = tmp_path_factory.mktemp("export")
+    export_model(spec, out, input_shape=(1, 8, 8), num_classes=10, formats=(), latency_repeats=0)
+    return out / ARCH_FILE
+
+
+def test_an_exported_arch_json_is_read_by_validate_eval_and_export(exported_arch, tmp_path):
+    result = run("space", "validate", str(exported_arch))
+    assert result.returncode == 0, result.stderr
+    assert re.match(r"ok: spec [0-9a-f]{12}, fits space 'vision', exported for input \[1, 8, 8\] and 10 classes: ",
+                    result.stdout), result.stdout
+    result = run("eval", str(exported_arch), "--dataset", "digits", "--epochs", "0.05", "--train-subset", "100",
+                 "--no-zero-cost", "--device", "cpu", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "ok"
+    result = run("export", str(exported_arch), "--dataset", "digits", "-o", str(tmp_path / "again"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "again" / "arch.json").read_text())["hash"] == \
+        json.loads(exported_arch.read_text())["hash"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("eval", "sequence", "--dataset", "digits"),
+     "error: --dataset: space 'sequence' is for sequence input but dataset 'digits' is image data"),
+    (("eval", "search_spaces/baselines/mamba.yaml", "--dataset", "digits"),
+     "error: search_spaces/baselines/mamba.yaml: --dataset: the spec is for sequence input but dataset 'digits' "
+     "is image data"),
+    (("export", "search_spaces/baselines/resnet.yaml", "--input-shape", "0,8,8", "--num-classes", "10"),
+     "error: search_spaces/baselines/resnet.yaml: --input-shape: must be 3 positive integers C,H,W such as "
+     "3,32,32 for image input, got 0,8,8"),
+    (("export", "search_spaces/baselines/resnet.yaml", "--dataset", "digits", "--opset", "5"),
+     "error: --opset: ONNX opset 5 is not supported: the TorchScript-based exporter of torch "),
+])
+def test_bad_eval_and_export_options_are_one_line_exit_2(args, message, tmp_path):
+    result = run(*args, "-o", str(tmp_path / "out")) if args[0] == "export" else run(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()

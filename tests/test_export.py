@@ -133,8 +133,10 @@ def test_exported_ssm_is_right_where_a_chunk_would_overflow(tmp_path):
 def test_dynamo_exporter_fallback_works_for_a_cnn(tmp_path):
     spec = make(spec_data("conv"))
     model = model_of(spec, IMAGE)
-    info = export_onnx(model, IMAGE, tmp_path / "m.onnx", exporters=("dynamo",))
+    # opset 18: the dynamo exporter's own (its conversion of this CNN to the default 17 fails, see below)
+    info = export_onnx(model, IMAGE, tmp_path / "m.onnx", opset=18, exporters=("dynamo",))
     assert info["exporter"] == "dynamo" and info["max_abs_diff"] <= 1e-4 and (tmp_path / "m.onnx").is_file()
+    assert info["opset"] == 18
 
 
 # -- round trip -----------------------------------------------------------------------------------------------------
@@ -345,6 +347,10 @@ def test_export_from_a_run_and_from_a_spec_file(tmp_path):
     assert read_metrics(paths["dir"])["source"]["trial"] == 1
     with pytest.raises(ExportError, match=r"--trial: no trial #99"):
         export_from(run, tmp_path / "t99", trial=99)
+    for kwargs, key in (({"dataset": "digits"}, "--dataset"), ({"input_shape": (1, 8, 8)}, "--input-shape"),
+                        ({"num_classes": 3}, "--num-classes")):
+        with pytest.raises(ExportError, match=rf"tiny: {key}: for a spec file only"):
+            export_from(run, tmp_path / "t98", **kwargs)
 
     spec_file = tmp_path / "spec.json"
     make(spec_data("dwsep")).save(spec_file)
@@ -359,3 +365,116 @@ def test_export_from_a_run_and_from_a_spec_file(tmp_path):
     (tmp_path / "t1" / WEIGHTS_FILE).write_bytes(b"trained weights")  # as nas train leaves them
     with pytest.raises(ExportError, match=r"already holds this architecture with trained weights"):
         export_from(spec_file, tmp_path / "t1", dataset="digits")
+
+
+# -- what `nas export` writes, its own commands read back; option checks before anything is written ------------------
+
+
+def test_read_spec_takes_an_export_and_a_bare_spec(tmp_path):
+    from nas.control.warmstart import _read_spec
+    from nas.export import read_spec
+
+    spec = make(spec_data("conv"))
+    quick_export(spec, tmp_path / "e", IMAGE, formats=(), latency_repeats=0)
+    for target in (tmp_path / "e", tmp_path / "e" / ARCH_FILE):
+        got, recorded = read_spec(target)
+        assert got.hash() == spec.hash() and recorded == (IMAGE, 10)
+        assert _read_spec(target).hash() == spec.hash()  # warm_start reads it the same way
+    spec.save(tmp_path / "bare.json")
+    assert read_spec(tmp_path / "bare.json") == (spec, None)
+    _edit_arch(tmp_path / "e", lambda r: r.update(hash="0" * 12))
+    with pytest.raises(ExportError, match=r"arch.json: hash: hash mismatch"):
+        read_spec(tmp_path / "e" / ARCH_FILE)
+
+
+def test_an_export_can_be_exported_again(tmp_path):
+    spec = make(spec_data("dwsep"))
+    quick_export(spec, tmp_path / "e", IMAGE, formats=(), latency_repeats=0)
+    paths = export_from(tmp_path / "e" / ARCH_FILE, tmp_path / "d", dataset="digits", latency_repeats=0)
+    assert read_arch(paths["dir"])[0].hash() == spec.hash()
+    paths = export_from(tmp_path / "e", tmp_path / "r", latency_repeats=0)  # no --dataset: the recorded input
+    assert read_arch(paths["dir"])[1:3] == (IMAGE, 10)
+
+
+@pytest.mark.parametrize("opset", [5, 6, 21, 999, True])
+def test_an_opset_the_exporter_cannot_write_is_refused_before_writing(tmp_path, opset):
+    spec_file = tmp_path / "spec.json"
+    make(spec_data("conv")).save(spec_file)
+    with pytest.raises(ExportError, match=r"^--opset: ONNX opset .* is not supported: the TorchScript-based "
+                                          r"exporter of torch \S+ writes opsets 7 to 20"):
+        export_from(spec_file, tmp_path / "out", dataset="digits", opset=opset)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ExportError, match=r"--opset"):
+        quick_export(make(spec_data("conv")), tmp_path / "direct", IMAGE, opset=opset)
+    assert not (tmp_path / "direct").exists()
+
+
+def test_the_recorded_opset_is_the_one_in_the_file(tmp_path):
+    import onnx
+
+    spec = make(spec_data("conv"))
+    quick_export(spec, tmp_path, IMAGE, model_of(spec, IMAGE), opset=13, formats=("onnx",))
+    written = {o.domain: o.version for o in onnx.load(str(tmp_path / ONNX_FILE)).opset_import}[""]
+    assert written == 13 and read_metrics(tmp_path)["files"]["onnx"]["opset"] == 13
+    assert "ONNX opset 13 " in (tmp_path / CARD_FILE).read_text()
+
+
+def test_an_exporter_writing_another_opset_counts_as_failed(tmp_path):
+    # the dynamo exporter writes opset 18 and keeps it when its conversion to an older opset fails
+    spec = make(spec_data("conv"))
+    with pytest.raises(ExportError, match=r"m.onnx: ONNX export failed: dynamo exporter: RuntimeError: wrote ONNX "
+                                          r"opset 18, not the 13 asked for"):
+        export_onnx(model_of(spec, IMAGE), IMAGE, tmp_path / "m.onnx", opset=13, exporters=("dynamo",))
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_shape": (0, 8, 8), "num_classes": 10}, r"--input-shape: must be 3 positive integers C,H,W .* got 0,8,8"),
+    ({"input_shape": (8, 8), "num_classes": 10}, r"--input-shape: must be 3 positive integers .* got 8,8"),
+    ({"input_shape": (1, 8, 8), "num_classes": 1}, r"--num-classes: must be an integer >= 2, got 1"),
+    ({"input_shape": (1, 8, 8), "num_classes": 0}, r"--num-classes: must be an integer >= 2, got 0"),
+    ({"knee": True}, r"--knee: for a search run folder only"),
+    ({"max_latency_ms": 2.0}, r"--max-latency-ms: for a search run folder only"),
+    ({"min_accuracy": 0.5}, r"--min-accuracy: for a search run folder only"),
+    ({"trial": 1}, r"--trial: for a search run folder only"),
+])
+def test_bad_spec_file_options_are_one_line_errors(tmp_path, kwargs, message):
+    spec_file = tmp_path / "spec.json"
+    make(spec_data("conv")).save(spec_file)
+    with pytest.raises(ExportError, match=message) as caught:
+        export_from(spec_file, tmp_path / "out", **kwargs)
+    assert caught.value.one_line().startswith(f"{spec_file}: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_sequence_input_shape_needs_two_numbers(tmp_path):
+    spec_file = tmp_path / "seq.json"
+    make(spec_data("lstm", input="sequence")).save(spec_file)
+    with pytest.raises(ExportError, match=r"--input-shape: must be 2 positive integers L,C .* got 1,16,3"):
+        export_from(spec_file, tmp_path / "out", input_shape=(1, 16, 3), num_classes=10)
+
+
+def _fake_study(rows):
+    from types import SimpleNamespace
+
+    trials = [SimpleNamespace(number=i, state=SimpleNamespace(name="COMPLETE"), values=[acc, lat],
+                              user_attrs={"spec": "{}"}) for i, (acc, lat) in enumerate(rows)]
+    return SimpleNamespace(get_trials=lambda deepcopy=False: trials)
+
+
+def test_two_bounds_that_no_trial_meets_together_say_so():
+    from nas.export import select_trial
+
+    study = _fake_study([(0.9, 5.0), (0.2, 1.5), (0.5, 3.0)])
+    objectives = ["accuracy", "latency_ms"]
+    with pytest.raises(ExportError, match=r"^run: --max-latency-ms/--min-accuracy: no trial both runs within 2 ms "
+                                          r"and reaches accuracy 0.6: the most accurate of the 1 within 2 ms is "
+                                          r"trial #1 with 1.5 ms at accuracy 0.2000; the fastest of the 1 reaching "
+                                          r"0.6 is trial #0 with 5 ms at accuracy 0.9000$"):
+        select_trial(study, objectives, max_latency_ms=2, min_accuracy=0.6, where="run")
+    with pytest.raises(ExportError, match=r"--max-latency-ms: no trial runs within 1 ms; the closest is trial #1"):
+        select_trial(study, objectives, max_latency_ms=1, min_accuracy=0.6, where="run")
+    with pytest.raises(ExportError, match=r"--min-accuracy: no trial reaches accuracy 0.95; the closest is trial #0"):
+        select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.95, where="run")
+    chosen, _ = select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.4, where="run")
+    assert chosen.number == 2

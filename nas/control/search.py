@@ -124,7 +124,7 @@ class Engine:
             raise locate(e, prepared.config_file, prepared.overrides) from None
 
     def _setup(self, prepared: Prepared, quiet: bool) -> None:
-        from nas.evaluate.evaluate import load_data
+        from nas.evaluate.evaluate import check_input_kind, load_data
         from nas.evaluate.zero_cost import PROXIES
 
         self.config = prepared.config
@@ -138,9 +138,8 @@ class Engine:
         self.device = self.eval_config.resolved_device()
         self.eval_config.check_latency_device()
         self.data = load_data(self.eval_config, self.device)
-        if self.data.kind != self.space.input:
-            raise ConfigError(f"space {self.space.name!r} is for {self.space.input} input but dataset "
-                              f"{self.config.dataset!r} is {self.data.kind} data", key="dataset")
+        check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
+                         key="dataset")
         budget = self.eval_config.budget
         if math.ceil(budget.data_fraction * self.data.size("train")) < 2:  # batches of one break BatchNorm
             raise ConfigError(f"leaves {math.ceil(budget.data_fraction * self.data.size('train'))} training "

@@ -115,17 +115,6 @@ def _find(entry: str, config_file: Path | None) -> Path | None:
 
 def _read_spec(path: Path):
     """A spec from an export folder, an exported arch.json, or a bare spec file (.json / .yaml)."""
-    import json
+    from nas.export import read_spec
 
-    from nas.spec import ArchSpec
-
-    if path.is_dir() or path.suffix == ".json":
-        try:
-            is_export = path.is_dir() or "format" in json.loads(path.read_text())
-        except (OSError, ValueError, TypeError):
-            is_export = False
-        if is_export:
-            from nas.export import read_arch
-
-            return read_arch(path)[0]
-    return ArchSpec.load(path)
+    return read_spec(path)[0]

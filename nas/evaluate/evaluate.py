@@ -181,6 +181,15 @@ def load_data(config: EvalConfig, device: str):
     return _DATA_CACHE[key]
 
 
+def check_input_kind(data, kind: str, dataset: str, *, what: str, key: str, file: str | None = None,
+                     error: type[NasError] = ConfigError) -> None:
+    """Raise ``error`` (one line naming ``file`` and ``key``) when ``data`` is not of the ``kind`` of input
+    (image / sequence) that ``what`` (a space, a spec) is for: the check of ``nas search``, ``nas eval`` and
+    ``nas export``."""
+    if data.kind != kind:
+        raise error(f"{what} is for {kind} input but dataset {dataset!r} is {data.kind} data", file=file, key=key)
+
+
 def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
              callback: Callable[[EpochStats], bool | None] | None = None,
              weights_path: str | Path | None = None, precheck: Precheck | None = None) -> TrialResult:
