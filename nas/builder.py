@@ -19,7 +19,7 @@ from torch import nn
 from nas.blocks.cell import Cell, DenseStage
 from nas.blocks.fusion import ClassifierHead, FPNFusion
 from nas.blocks.layers import BlockContext, ConvNormAct, conv_nd, make_norm
-from nas.errors import BuildError
+from nas.errors import BuildError, NasError
 from nas.spec import ArchSpec, StageSpec
 
 CHANNEL_DIVISOR = 8
@@ -253,10 +253,12 @@ def _recorded_io(path: Path) -> dict:
 
     if path.suffix != ".json" or not path.exists():
         return {}
+    from nas.yamlio import read_text
+
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+        data = json.loads(read_text(path))
+    except (NasError, json.JSONDecodeError):
+        return {}  # not an export record: ArchSpec.load reads it (and says what is wrong with it)
     return data if isinstance(data, dict) and "spec" in data and "input_shape" in data else {}
 
 

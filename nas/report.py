@@ -67,7 +67,7 @@ def _open(run_dir: str | Path):
     except KeyError:
         raise RunError("the run's storage holds no study yet (no trial has started)", file=str(run.path)) from None
     config, _ = load_config(run.path / CONFIG_FILE)
-    space = Space.from_text((run.path / SPACE_FILE).read_text(), file=str(run.path / SPACE_FILE))
+    space = Space.load(run.path / SPACE_FILE, with_baselines=False)
     return run, study, config, space
 
 
