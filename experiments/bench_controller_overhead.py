@@ -83,7 +83,7 @@ def make_engine(storage_kind: str, folder: Path, sampler: str | None, extra: dic
     storage = f"sqlite:///{folder / 'nas.db'}" if storage_kind == "sqlite" else None
     run = RunDir.create(folder / "run", study_name="bench", storage=storage, config_text=dump_config(prepared.config),
                         space_text=prepared.space_text, space_source=prepared.space_source,
-                        fingerprint=prepared.config.fingerprint(prepared.space_text))
+                        fingerprint=prepared.config.fingerprint(prepared.space.fingerprint()))
     if storage_kind == "journal-stock":  # Optuna's own JournalFileBackend: every record fsync-ed
         import nas.control.rundir as rundir
         from optuna.storages.journal import JournalFileBackend

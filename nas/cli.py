@@ -10,6 +10,34 @@ from typing import Any, Sequence
 from nas.errors import NasError
 
 EXIT_USAGE = 2
+MAX_SEED = 2**31 - 2  # as a run config's seed: numpy / Optuna take seeds below 2**32, with room to derive others
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error (bad or missing argument) is one line, like every other bad input, and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high] (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"expected an integer {f'in [{low}, {high}]' if high is not None else f'>= {low}'}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+_seed = _int_in(0, MAX_SEED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas", description="Neural architecture search over a pattern grammar.")
+    parser = _Parser(prog="nas", description="Neural architecture search over a pattern grammar.")
     commands = parser.add_subparsers(title="commands")
 
     space_parser = commands.add_parser("space", help="inspect search spaces")
@@ -48,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     p = space.add_parser("sample", help="sample architectures: hash, summary, params, FLOPs")
     p.add_argument("file")
     p.add_argument("-n", "--num", type=int, default=5, help="how many (default 5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the first sample (the next ones: +1, +2, ...)")
     p.add_argument("--json", action="store_true", help="print the spec JSON of each sample instead")
     p.set_defaults(handler=_space_sample)
 
@@ -58,13 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, cifar10, npz:PATH, ... ")
     p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR or "
                                                      "~/.cache/nas/data)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="training seed (and of the sample, for a space)")
     p.add_argument("--epochs", type=float, default=None)
     p.add_argument("--data-fraction", type=float, default=None)
     p.add_argument("--resolution", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
     p.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
+    p.add_argument("--threads", type=_int_in(1), default=None,
+                   help="torch CPU threads for training (default: torch's, which follows OMP_NUM_THREADS)")
     p.add_argument("--latency-device", default="cpu")
     p.add_argument("--no-zero-cost", action="store_true", help="skip the zero-cost proxies")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
@@ -87,9 +117,9 @@ def _is_spec_file(path: Path) -> bool:
         return (path / ARCH_FILE).is_file()
     if not path.exists():
         return False
-    from nas.yamlio import load_yaml
+    from nas.yamlio import load_yaml, read_text
 
-    data, _ = load_yaml(path.read_text(), file=str(path))
+    data, _ = load_yaml(read_text(path, what="space or spec file"), file=str(path))
     return isinstance(data, dict) and "cell" not in data and "stem" in data and "stages" in data \
         and isinstance(data.get("stages"), list) and all(isinstance(s, dict) and "mixer" in s
                                                          for s in data["stages"])
@@ -218,7 +248,7 @@ def _eval(args) -> int:
     config = EvalConfig.from_options(dataset=args.dataset, data_dir=args.data_dir, seed=args.seed,
                                      device=args.device, latency_device=args.latency_device,
                                      train_subset=args.train_subset, zero_cost=not args.no_zero_cost,
-                                     budget=overrides)
+                                     train_threads=args.threads, budget=overrides)
     data = load_data(config, config.resolved_device())
     check_input_kind(data, spec.input, args.dataset, what=what, file=file, key="--dataset")
     result = evaluate(spec, config, data=data)
@@ -245,7 +275,7 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
     p.add_argument("--sampler", default=None, help="tpe, nsga2, random, gp, evolution or predictor")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=_seed, default=None)
     p.add_argument("--dataset", default=None)
     p.add_argument("--epochs", type=float, default=None, help="budget.epochs")
     p.add_argument("--device", default=None, help="training device: auto, cpu, cuda")
@@ -367,7 +397,7 @@ def _add_ship_commands(commands) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3, as in the search)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")

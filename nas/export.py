@@ -50,6 +50,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from nas.control.rundir import write_atomic
 from nas.errors import ExportError, NasError, SpecError
 from nas.spec import ArchSpec
+from nas.yamlio import read_text
 
 __all__ = ["export_model", "load", "read_arch", "read_spec", "onnx_opsets", "check_opset", "update_card",
            "read_metrics", "load_weights", "check_state", "export_trial", "export_from", "ARCH_FILE", "WEIGHTS_FILE",
@@ -153,10 +154,7 @@ def read_arch(path: str | os.PathLike) -> tuple[ArchSpec, tuple, int, dict]:
         if Path(path).is_dir():
             raise ExportError(f"not an export folder: no {ARCH_FILE} in it", file=str(path))
         raise ExportError("no such file or folder", file=where)
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ExportError(f"cannot read: {getattr(e, 'strerror', None) or e}", file=where) from None
+    text = read_text(file, error=ExportError)
     try:
         record = json.loads(text)
     except json.JSONDecodeError as e:
@@ -708,11 +706,11 @@ def _cpu_name() -> str:
 def read_metrics(out_dir: str | os.PathLike) -> dict:
     """The ``metrics.json`` record of an export folder (ExportError if missing or foreign)."""
     file = _export_dir(out_dir) / METRICS_FILE
+    if not file.exists():
+        raise ExportError("no such file (not an export folder made by nas export)", file=str(file))
     try:
-        record = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise ExportError("no such file (not an export folder made by nas export)", file=str(file)) from None
-    except (OSError, json.JSONDecodeError) as e:
+        record = json.loads(read_text(file, error=ExportError))
+    except json.JSONDecodeError as e:
         raise ExportError(f"cannot read: {getattr(e, 'msg', None) or e}", file=str(file)) from None
     if not isinstance(record, dict) or record.get("format") != METRICS_FORMAT:
         raise ExportError(f"not a patternnas metrics file (format is not {METRICS_FORMAT!r})", file=str(file),

@@ -12,8 +12,9 @@ file is a *domain*:
     norm_groups: {values: [4, 8], when: {norm: group}}   # conditional on an earlier choice
 
 Cell keys listed under ``cell.shared`` are chosen once for all stages; the others per stage. A stage may narrow or
-replace any per-stage cell key with its own ``cell:`` mapping. Multipliers are independent (``width``, ``depth``,
-``resolution``) or tied by an EfficientNet compound coefficient (``compound: {phi, alpha, beta, gamma}``).
+replace any per-stage cell key with its own ``cell:`` mapping. Structural values (depth, widths, kernel and patch
+sizes, heads, ratios, multipliers) have upper bounds (:data:`MAX_VALUE`). Multipliers are independent (``width``,
+``depth``, ``resolution``) or tied by an EfficientNet compound coefficient (``compound: {phi, alpha, beta, gamma}``).
 
 Sampling goes through a :class:`Suggest` (an Optuna trial, a seeded RNG, or a replay of stored values), in a fixed
 order so that conditional parameters are visible to the sampler (define-by-run). Parameter names are flat and stable:
@@ -24,6 +25,8 @@ This module does not import torch; only the constraint checks (:meth:`Space.cons
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -34,7 +37,7 @@ from nas.blocks.catalog import (ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, INPUTS
                                 Option)
 from nas.errors import SpaceError, SpecError
 from nas.spec import ArchSpec, canonical_float
-from nas.yamlio import load_yaml
+from nas.yamlio import load_yaml, read_text
 
 # ---------------------------------------------------------------------------------------------------------------
 # Suggest: who picks the values
@@ -283,6 +286,30 @@ COST_CACHE_SIZE = 4096  # (spec, input) entries of Space.constraint_costs' cache
 REFERENCE_INPUT_KEYS = ("shape", "num_classes")
 DEFAULT_REFERENCE = {"image": ((3, 32, 32), 10), "sequence": ((64, 8), 10)}
 
+# Upper bounds of the structural keys, by the spec field a value goes to (stem, stage, cell and mixer option alike):
+# a value (or range bound) above its bound is an error naming file, line and key, instead of a space whose samples
+# exhaust memory when built. Each is far above the shipped spaces (depth <= 4, width <= 128, kernel 7, heads 4,
+# ratios <= 6) and above published architectures: ResNet-1001 stages (111 blocks), WRN-50-2's 4096 channels,
+# RepLKNet / SLaK kernels (31 / 51), ViT patches (32), GPT-3's 96 heads, Mamba / S4 state sizes (16 / 64).
+MAX_VALUE: dict[str, int | float] = {
+    "depth": 128, "width": 8192, "growth_rate": 1024, "norm_groups": 1024, "se_reduction": 1024,
+    "kernel_size": 63, "patch_size": 64, "conv_kernel": 64, "heads": 128, "state_size": 1024,
+    "expansion_ratio": 32.0, "mlp_ratio": 32.0, "reduction_ratio": 32.0,
+    "width_multiplier": 8.0, "depth_multiplier": 8.0, "resolution_multiplier": 8.0,
+}
+MAX_REFERENCE_DIM = {"image": 4096, "sequence": 65536}  # constraints.reference_input.shape: each entry at most
+MAX_CLASSES = 1_000_000  # constraints.reference_input.num_classes
+
+
+def _bounded(option: Option, field: Any) -> Option:
+    """``option`` with the upper bound of ``field`` (see MAX_VALUE) added, if it has one and takes numbers."""
+    limit = MAX_VALUE.get(field) if isinstance(field, str) else None
+    if limit is None or option.type not in (int, float) or option.allowed is not None:
+        return option
+    check = option.check
+    return Option(option.type, option.default, check=lambda v: (check is None or check(v)) and v <= limit,
+                  expected=f"{option.describe()}, at most {limit:g}")
+
 
 @dataclass
 class Space:
@@ -306,11 +333,7 @@ class Space:
     def load(cls, path: str | Path, *, with_baselines: bool = True) -> "Space":
         """Parse and validate a space file; baselines in ``<dir>/baselines/`` naming this space are checked too."""
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise SpaceError(f"cannot read space file: {e.strerror}", file=str(path)) from None
-        space = cls.from_text(text, file=str(path))
+        space = cls.from_text(read_text(path, error=SpaceError, what="space file"), file=str(path))
         if with_baselines:
             space.load_baselines(path.parent / "baselines")
         return space
@@ -331,7 +354,8 @@ class Space:
                 self.check_contains(spec, file=str(path))
             except SpaceError as e:
                 if e.line is None and e.key and path.suffix in (".yaml", ".yml"):
-                    _, lines = load_yaml(path.read_text(), file=str(path), error=SpaceError)
+                    _, lines = load_yaml(read_text(path, error=SpaceError, what="baseline"), file=str(path),
+                                         error=SpaceError)
                     key = tuple(int(k) if k.isdigit() else k for k in e.key.split("."))
                     e = SpaceError(e.message, file=e.file, key=e.key,
                                    line=next((lines[key[:n]] for n in range(len(key), 0, -1) if key[:n] in lines),
@@ -547,6 +571,33 @@ class Space:
     def describe(self) -> str:
         return f"{self.name} ({self.input}): {len(self.choices())} choices, {self.size()} architectures"
 
+    # -- identity ---------------------------------------------------------------------------------------------
+    def canonical(self) -> dict[str, Any]:
+        """The space as plain data, independent of how its file is written: comments, blank lines, indentation,
+        quoting, flow or block style, the order of keys that name no choice order, and the ``description`` leave
+        it unchanged. Everything the search depends on is in it: the name, the input, the number of stages, every
+        parameter (name, domain with its choices in order, where its value goes, when it is active), the
+        constraints with their reference input, and the compound scaling."""
+
+        def domain(d: Domain) -> dict[str, Any]:
+            step = float(d.step) if d.kind == "float" and d.step is not None else d.step
+            return {"kind": d.kind, "choices": list(d.choices), "low": d.low, "high": d.high, "step": step,
+                    "log": d.log}
+
+        return {
+            "name": self.name, "input": self.input, "num_stages": self.num_stages,
+            "params": [{"name": p.name, "domain": domain(p.domain), "target": list(p.target), "scope": p.scope,
+                        "when": [[name, list(allowed)] for name, allowed in p.when]} for p in self.params],
+            "constraints": dict(sorted(self.constraints.items())),
+            "reference_input": [list(self.reference_input[0]), self.reference_input[1]],
+            "compound": list(self.compound) if self.compound is not None else None,
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of :meth:`canonical`: equal for two files that differ only in comments or layout."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 def _set(data: dict, target: tuple, value: Any, num_stages: int) -> None:
     if "*" in target:
@@ -731,7 +782,7 @@ class _Parser:
     # -- parameters ---------------------------------------------------------------------------------------------
     def add(self, name: str, raw: Any, path: tuple, option: Option, target: tuple, scope: str,
             names_in_scope: dict[str, str], inherent: tuple | None) -> None:
-        domain, when_raw = self.domain(raw, path, option)
+        domain, when_raw = self.domain(raw, path, _bounded(option, target[-1]))
         conditions = []
         if inherent is not None:
             key, allowed = inherent
@@ -928,13 +979,14 @@ class _Parser:
             ref = self.mapping(data["reference_input"], rpath, REFERENCE_INPUT_KEYS)
             shape = ref.get("shape", shape)
             rank = 3 if input_kind == "image" else 2
+            most = MAX_REFERENCE_DIM[input_kind]
             if (not isinstance(shape, list) or len(shape) != rank
-                    or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)):
-                raise self.error(f"shape must be {rank} positive integers "
+                    or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= most for s in shape)):
+                raise self.error(f"shape must be {rank} integers in [1, {most}] "
                                  f"({'C, H, W' if rank == 3 else 'L, C'})", rpath + ("shape",))
             classes = ref.get("num_classes", classes)
-            if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-                raise self.error("num_classes must be an integer >= 2", rpath + ("num_classes",))
+            if isinstance(classes, bool) or not isinstance(classes, int) or not 2 <= classes <= MAX_CLASSES:
+                raise self.error(f"num_classes must be an integer in [2, {MAX_CLASSES:,}]", rpath + ("num_classes",))
         return found, lines, (tuple(shape), classes)
 
 

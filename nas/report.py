@@ -60,7 +60,7 @@ def _open(run_dir: str | Path):
     run = RunDir.open(run_dir)
     study = run.load_study()
     config, _ = load_config(run.path / CONFIG_FILE)
-    space = Space.from_text((run.path / SPACE_FILE).read_text(), file=str(run.path / SPACE_FILE))
+    space = Space.load(run.path / SPACE_FILE, with_baselines=False)
     return run, study, config, space
 
 

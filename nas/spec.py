@@ -218,11 +218,10 @@ class ArchSpec(_Frozen):
     @classmethod
     def load(cls, path: str | Path) -> "ArchSpec":
         """Read a spec from a .json or .yaml file."""
+        from nas.yamlio import read_text
+
         path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise SpecError(f"cannot read spec: {e.strerror}", file=str(path)) from None
+        text = read_text(path, error=SpecError, what="spec")
         if path.suffix in (".yaml", ".yml"):
             from nas.yamlio import load_yaml
 

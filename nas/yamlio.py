@@ -1,6 +1,13 @@
-"""YAML loading that remembers the line of every key, so errors can name file, line and key."""
+"""Reading user files, and YAML loading that remembers the line of every key: errors name file, line and key.
+
+Every file a user hands the engine (run configs, spaces, specs, a run's own config.yaml / space.yaml, warm-start
+files, exported arch.json) is read with :func:`read_text`, so a missing file, a folder, an unreadable file or bytes
+that are not UTF-8 all become one-line :class:`~nas.errors.NasError` naming the file.
+"""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -8,6 +15,29 @@ import yaml
 from nas.errors import NasError
 
 Path_ = tuple  # a key path: ("stages", 1, "width")
+
+
+def read_text(path: str | os.PathLike, *, error: type[NasError] = NasError, what: str = "",
+              key: str | None = None) -> str:
+    """The UTF-8 text of the file at ``path``, with universal newlines (as ``Path.read_text`` gives).
+
+    Any failure raises ``error`` as one line naming the file (and ``key``), worded ``cannot read <what>: <why>``:
+    the OS reason (no such file, is a directory, permission denied) or, for bytes that are not UTF-8, the line and
+    byte where decoding stopped.
+    """
+    file = str(path)
+    prefix = f"cannot read {what}: " if what else "cannot read: "
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise error(prefix + (e.strerror or type(e).__name__), file=file, key=key) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise error(prefix + f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8",
+                    file=file, line=line, key=key) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as Path.read_text gives
 
 
 def load_yaml(text: str, *, file: str | None = None, error: type[NasError] = NasError) -> tuple[Any, dict[Path_, int]]:

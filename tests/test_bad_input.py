@@ -369,3 +369,94 @@ def test_base_files_are_valid(tmp_path):
 
 def test_errors_are_nas_errors():
     assert issubclass(SpaceError, NasError) and issubclass(SpecError, NasError)
+
+
+# -- files that cannot be read: not UTF-8, or a folder ---------------------------------------------------------
+
+NOT_UTF8 = b"name: tiny\n\xff\xfe oops\n"  # the bad bytes are on line 2
+
+
+def _tiny_config(tmp_path: Path, **changes) -> Path:
+    import yaml
+
+    space_file = tmp_path / "space.yaml"
+    if not space_file.exists():
+        space_file.write_text(BASE_SPACE)
+    data = {"space": str(space_file), "dataset": "digits", "objectives": ["accuracy"], "trials": 1, **changes}
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def _unreadable(tmp_path: Path, name: str, kind: str) -> Path:
+    path = tmp_path / name
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(NOT_UTF8)
+    return path
+
+
+# (arguments with FILE for the unreadable file, its name, whether the file is given directly or named by a config)
+UNREADABLE_CASES = {
+    "space validate space": (["space", "validate", "FILE"], "space.yaml"),
+    "space validate spec": (["space", "validate", "FILE"], "spec.json"),
+    "space validate yaml spec": (["space", "validate", "FILE"], "spec.yml"),
+    "space show": (["space", "show", "FILE"], "space.yaml"),
+    "space sample": (["space", "sample", "FILE"], "space.yaml"),
+    "eval space": (["eval", "FILE"], "space.yaml"),
+    "eval spec": (["eval", "FILE"], "spec.json"),
+    "export spec": (["export", "FILE", "--dataset", "digits"], "spec.json"),
+    "search config": (["search", "FILE"], "run.yaml"),
+}
+
+
+@pytest.mark.parametrize("kind", ["not utf-8", "folder"])
+@pytest.mark.parametrize("case", sorted(UNREADABLE_CASES))
+def test_cli_unreadable_file_is_one_line(case, kind, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, name = UNREADABLE_CASES[case]
+    path = _unreadable(tmp_path, name, kind)
+    status = cli.main([str(path) if a == "FILE" else a for a in args] + (
+        ["--runs-dir", str(tmp_path / "runs")] if args[0] == "search" else []))
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, ""), err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    where = f"{path}:2: " if kind == "not utf-8" else f"{path}: "
+    assert lines[0].startswith("error: " + where), lines[0]
+    if kind == "not utf-8":
+        assert "not UTF-8 text (byte 0xff" in lines[0]
+    else:  # export names what a folder must be to be exported
+        assert "Is a directory" in lines[0] or "is a folder but not a search run" in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("kind", ["not utf-8", "folder"])
+@pytest.mark.parametrize("named", ["space", "warm_start"])
+def test_cli_search_with_an_unreadable_file_named_by_the_config(named, kind, tmp_path, capsys):
+    """The config reads, the file it names does not: one line naming that file; nothing is written."""
+    if named == "space":
+        target = _unreadable(tmp_path, "space.yaml", kind)
+        config = _tiny_config(tmp_path)
+    else:
+        target = _unreadable(tmp_path, "warm.json", kind)
+        config = _tiny_config(tmp_path, warm_start=[str(target)])
+    status = cli.main(["search", str(config), "--runs-dir", str(tmp_path / "runs")])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, ""), err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: "), lines[0]
+    assert (f"{target}:2: " if kind == "not utf-8" else str(target)) in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unreadable_baseline_names_the_baseline(tmp_path):
+    (tmp_path / "space.yaml").write_text(BASE_SPACE)
+    (tmp_path / "baselines").mkdir()
+    bad = tmp_path / "baselines" / "resnet.yaml"
+    bad.write_bytes(NOT_UTF8)
+    with pytest.raises(SpecError) as info:
+        Space.load(tmp_path / "space.yaml")
+    assert (info.value.file, info.value.line) == (str(bad), 2)

@@ -178,3 +178,61 @@ def test_bad_eval_and_export_options_are_one_line_exit_2(args, message, tmp_path
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+SEEDED = [["space", "sample", "vision"], ["eval", "vision"], ["search", "experiments/digits_demo.yaml"],
+          ["train", "runs/x/exports/trial-0000", "--epochs", "1"]]
+
+
+@pytest.mark.parametrize("seed", ["-1", "2147483647", "1.5", "x"])
+@pytest.mark.parametrize("command", SEEDED, ids=lambda c: " ".join(c[:2]))
+def test_a_bad_seed_is_one_line_exit_2(command, seed, capsys):
+    from nas import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main([*command, "--seed", seed])
+    out, err = capsys.readouterr()
+    assert info.value.code == 2 and out == ""
+    assert err.splitlines() == [f"error: nas {command[0]}{' ' + command[1] if command[0] == 'space' else ''}: "
+                                f"argument --seed: expected an integer in [0, 2147483646], got {seed!r} "
+                                f"(see nas {command[0]}{' ' + command[1] if command[0] == 'space' else ''} --help)"]
+
+
+def test_usage_errors_are_one_line(capsys):
+    from nas import cli
+
+    for argv in (["eval"], ["bogus"], ["eval", "vision", "--threads", "0"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        out, err = capsys.readouterr()
+        assert info.value.code == 2 and out == "" and len(err.splitlines()) == 1, err
+        assert err.startswith("error: nas") and "--help)" in err
+
+
+SPEC = {"input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3},
+        "stages": [{"depth": 1, "width": 8, "mixer": {"type": "conv", "options": {"kernel_size": 3}}}],
+        "head": {"type": "pool", "dropout": 0.0}}
+
+
+@pytest.mark.parametrize("threads, expected", [(None, 1), ("2", 2)])
+def test_eval_trains_with_torch_threads_unless_told(threads, expected, tmp_path, capsys, monkeypatch):
+    """`nas eval` trains with torch's thread count (it follows OMP_NUM_THREADS; here the tests set 1), not a
+    count of its own (it used min(4, cpu_count)); --threads sets it."""
+    import torch
+
+    from nas import cli
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        status = cli.main(["eval", str(spec), "--epochs", "0.1", "--train-subset", "100", "--no-zero-cost", "--json"]
+                          + (["--threads", threads] if threads else []))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert json.loads(out)["training"]["threads"] == expected

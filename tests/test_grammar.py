@@ -174,3 +174,152 @@ def test_random_suggest_covers_every_value():
     seen = {(s.stages[0].mixer.type, s.stages[0].skip, s.stages[0].width, s.stages[0].depth)
             for s in (space.sample(i) for i in range(300))}
     assert seen == set(itertools.product(["conv", "dwsep"], ["none", "dense"], [8, 16], [1, 2]))
+
+
+# -- upper bounds of the structural keys ---------------------------------------------------------------------------
+
+# A space that names every bounded key once, each on its own line (the trailing comments are the line numbers).
+BOUNDED = """\
+name: bounded                                                     #  1
+input: image                                                      #  2
+stem: {type: [conv, patchify], width: 8, kernel_size: 3,          #  3
+       patch_size: 2}                                             #  4
+multipliers: {width: 1.0,                                         #  5
+              depth: 1.0,                                         #  6
+              resolution: 1.0}                                    #  7
+cell:                                                             #  8
+  mixer:                                                          #  9
+    conv: {kernel_size: 3}                                        # 10
+    bottleneck: {reduction_ratio: 4}                              # 11
+    mbconv: {expansion_ratio: 4}                                  # 12
+    transformer: {heads: 2, mlp_ratio: 4}                         # 13
+    ssm: {state_size: 16, conv_kernel: 4}                         # 14
+  skip: [residual, dense]                                         # 15
+  growth_rate: 16                                                 # 16
+  norm: [batch, group]                                            # 17
+  norm_groups: 8                                                  # 18
+  se_reduction: 4                                                 # 19
+stages:                                                           # 20
+  - {width: 8,                                                    # 21
+     depth: 1}                                                    # 22
+"""
+
+# bounded field -> (the text that sets it in BOUNDED, its line, the dotted key the error names)
+BOUNDED_KEYS = {
+    "depth": ("depth: 1", 22, "stages.0.depth"),
+    "width": ("width: 8", 21, "stages.0.width"),
+    "kernel_size": ("kernel_size: 3", 10, "cell.mixer.conv.kernel_size"),
+    "patch_size": ("patch_size: 2", 4, "stem.patch_size"),
+    "heads": ("heads: 2", 13, "cell.mixer.transformer.heads"),
+    "mlp_ratio": ("mlp_ratio: 4", 13, "cell.mixer.transformer.mlp_ratio"),
+    "expansion_ratio": ("expansion_ratio: 4", 12, "cell.mixer.mbconv.expansion_ratio"),
+    "reduction_ratio": ("reduction_ratio: 4", 11, "cell.mixer.bottleneck.reduction_ratio"),
+    "state_size": ("state_size: 16", 14, "cell.mixer.ssm.state_size"),
+    "conv_kernel": ("conv_kernel: 4", 14, "cell.mixer.ssm.conv_kernel"),
+    "growth_rate": ("growth_rate: 16", 16, "cell.growth_rate"),
+    "norm_groups": ("norm_groups: 8", 18, "cell.norm_groups"),
+    "se_reduction": ("se_reduction: 4", 19, "cell.se_reduction"),
+    "width_multiplier": ("width: 1.0", 5, "multipliers.width"),
+    "depth_multiplier": ("depth: 1.0", 6, "multipliers.depth"),
+    "resolution_multiplier": ("resolution: 1.0", 7, "multipliers.resolution"),
+}
+
+
+def _bounded_with(field: str, value: str) -> str:
+    """BOUNDED with the value of ``field`` replaced by ``value`` (YAML text), on its own line."""
+    text, line, _ = BOUNDED_KEYS[field]
+    lines = BOUNDED.splitlines(keepends=True)
+    assert lines[line - 1].count(text) == 1, (field, lines[line - 1])
+    lines[line - 1] = lines[line - 1].replace(text, f"{text.split(':')[0]}: {value}")
+    return "".join(lines)
+
+
+def test_every_bounded_field_is_tested_and_the_base_is_valid():
+    from nas.grammar import MAX_VALUE
+
+    assert set(BOUNDED_KEYS) == set(MAX_VALUE)
+    Space.from_text(BOUNDED)
+
+
+@pytest.mark.parametrize("field", sorted(BOUNDED_KEYS))
+def test_structural_values_have_an_upper_bound(field, tmp_path):
+    from nas.errors import SpaceError
+    from nas.grammar import MAX_VALUE
+
+    limit = MAX_VALUE[field]
+    _, line, key = BOUNDED_KEYS[field]
+    odd = field in ("kernel_size",)  # kernel sizes must be odd: step past the bound by 2
+    over = limit + (2 if odd else 1)
+    number = (lambda v: f"{v:g}") if isinstance(limit, float) else str
+    Space.from_text(_bounded_with(field, number(limit)))  # the bound itself is allowed
+    for text in (number(over), f"[1, {number(over)}]", f"{{{'int' if isinstance(limit, int) else 'float'}: "
+                                                        f"[1, 99999999999999999999]}}"):
+        path = tmp_path / "space.yaml"
+        path.write_text(_bounded_with(field, text))
+        with pytest.raises(SpaceError) as info:
+            Space.load(path)
+        e = info.value
+        assert (e.file, e.line, e.key) == (str(path), line, key), e.one_line()
+        assert f"at most {limit:g}" in e.message
+
+
+@pytest.mark.parametrize("shape, classes, key", [
+    ("[3, 4097, 32]", 10, "constraints.reference_input.shape"),
+    ("[3, 32, 99999999999999999999]", 10, "constraints.reference_input.shape"),
+    ("[3, 32, 32]", 10**7, "constraints.reference_input.num_classes"),
+])
+def test_the_reference_input_has_an_upper_bound(shape, classes, key):
+    from nas.errors import SpaceError
+
+    text = BOUNDED + f"constraints: {{max_params: 1000, reference_input: {{shape: {shape}, num_classes: {classes}}}}}\n"
+    with pytest.raises(SpaceError) as info:
+        Space.from_text(text, file="s.yaml")
+    assert (info.value.line, info.value.key) == (23, key)
+
+
+def test_shipped_spaces_are_within_the_bounds():
+    for path in SPACES:
+        Space.load(path)
+
+
+# -- canonical form: what a run's fingerprint compares -----------------------------------------------------------
+
+SAME_AS_TINY = {
+    "comments": "# a note\n" + TINY.replace("input: image", "input: image   # images only"),
+    "blank lines and indentation": TINY.replace("cell:\n  mixer:\n    conv", "\n\ncell:\n    mixer:\n        conv")
+    .replace("    dwsep:", "        dwsep:").replace("  skip:", "    skip:")
+    .replace("  growth_rate:", "    growth_rate:"),
+    "block style": TINY.replace("stem: {type: conv, width: 8, kernel_size: 3}",
+                                "stem:\n  type: conv\n  width: 8\n  kernel_size: 3"),
+    "quoting": TINY.replace("type: conv,", "type: 'conv',"),
+    "stem key order": TINY.replace("{type: conv, width: 8, kernel_size: 3}", "{kernel_size: 3, width: 8, type: conv}"),
+    "top key order": TINY.replace("name: tiny\ninput: image\n", "input: image\nname: tiny\n"),
+    "description": TINY + "description: eight small nets\n",
+    "a list for one value": TINY.replace("dwsep: {kernel_size: 3}", "dwsep: {kernel_size: [3]}"),
+    "CRLF line ends": TINY.replace("\n", "\r\n"),
+}
+DIFFERENT_FROM_TINY = {
+    "a choice added": TINY.replace("conv: {kernel_size: [3, 5]}", "conv: {kernel_size: [3, 5, 7]}"),
+    "choice order": TINY.replace("conv: {kernel_size: [3, 5]}", "conv: {kernel_size: [5, 3]}"),
+    "production order": TINY.replace("    conv: {kernel_size: [3, 5]}\n    dwsep: {kernel_size: 3}\n",
+                                     "    dwsep: {kernel_size: 3}\n    conv: {kernel_size: [3, 5]}\n"),
+    "a range": TINY.replace("depth: {int: [1, 2]}", "depth: {int: [1, 3]}"),
+    "a fixed value": TINY.replace("width: 8,", "width: 16,"),
+    "another norm": TINY.replace("growth_rate: [4, 8]", "growth_rate: [4, 8]\n  norm: layer"),
+    "the name": TINY.replace("name: tiny", "name: tiny2"),
+    "a stage": TINY + "  - {width: 16, depth: 1}\n",
+    "a constraint": TINY + "constraints: {max_params: 100000}\n",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SAME_AS_TINY))
+def test_fingerprint_ignores_comments_and_layout(variant):
+    base = Space.from_text(TINY)
+    same = Space.from_text(SAME_AS_TINY[variant])
+    assert same.canonical() == base.canonical()
+    assert same.fingerprint() == base.fingerprint()
+
+
+@pytest.mark.parametrize("variant", sorted(DIFFERENT_FROM_TINY))
+def test_fingerprint_sees_every_real_change(variant):
+    assert Space.from_text(DIFFERENT_FROM_TINY[variant]).fingerprint() != Space.from_text(TINY).fingerprint()

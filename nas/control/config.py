@@ -45,7 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas.errors import ConfigError
-from nas.yamlio import load_yaml
+from nas.yamlio import load_yaml, read_text
 
 # Kept in step with nas.evaluate.evaluate.OBJECTIVES (a test checks it) so that loading a config stays torch-free.
 OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize",
@@ -217,11 +217,12 @@ class RunConfig(_Strict):
     def to_data(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    def fingerprint(self, space_text: str) -> dict[str, Any]:
-        """The values that, when changed, invalidate a run's trials (the space by content)."""
+    def fingerprint(self, space_key: str) -> dict[str, Any]:
+        """The values that, when changed, invalidate a run's trials; the space is ``space_key``, the hash of its
+        canonical form (:meth:`nas.grammar.Space.fingerprint`: comments and layout do not count)."""
         data = self.to_data()
         found = {k: data[k] for k in INVALIDATING if k != "space"}
-        found["space"] = hashlib.sha256(space_text.encode()).hexdigest()[:16]
+        found["space"] = space_key
         if "latency_ms" in self.objectives or self.constraints.max_latency_ms is not None:
             for key in LATENCY_KEYS:
                 found[key] = data[key]
@@ -319,8 +320,8 @@ def locate(error, file: Path | None, overrides: Mapping[str, Any] | None = None)
     lines: dict = {}
     if file is not None:
         try:
-            _, lines = load_yaml(Path(file).read_text(), file=str(file), error=ConfigError)
-        except (OSError, ConfigError):
+            _, lines = load_yaml(read_text(file, error=ConfigError), file=str(file), error=ConfigError)
+        except ConfigError:
             lines = {}
     touched = {tuple(k.split(".")) for k in (overrides or {})}
     return _located(message, path, file, lines, touched)
@@ -335,11 +336,8 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Mapping[str, 
         data: Any = copy.deepcopy(dict(source))
     else:
         file = Path(source)
-        try:
-            text = file.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read run config: {e.strerror}", file=str(file)) from None
-        data, lines = load_yaml(text, file=str(file), error=ConfigError)
+        data, lines = load_yaml(read_text(file, error=ConfigError, what="run config"), file=str(file),
+                                error=ConfigError)
     if data is None:
         data = {}
     if not isinstance(data, dict):

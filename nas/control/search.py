@@ -42,6 +42,7 @@ from nas.control.config import (RunConfig, describe_changes, dump_config, load_c
 from nas.control.progress import Progress, Tally, fmt_values
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage, now
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
+from nas.yamlio import read_text
 
 COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
                 "input_shape", "val_correct")
@@ -70,10 +71,7 @@ def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any]
         path = space_file or resolve_space_path(config.space, file)
     except ConfigError as e:  # name the line of `space:`, or the override that set it
         raise locate(e, file, overrides) from None
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read space file: {e.strerror}", file=str(path), key="space") from None
+    text = read_text(path, error=ConfigError, what="space file", key="space")
     space = Space.from_text(text, file=str(path))
     prepared = Prepared(config, file, space, text, str(path), dict(overrides or {}))
     if warm and space_file is None:  # a run's own copy: a resume, which enqueues nothing
@@ -529,13 +527,16 @@ def locate_run(prepared: Prepared, *, name: str | None, runs_dir: str | Path, re
     config, file = prepared.config, prepared.config_file
     name = check_name(name or config.name or (file.stem if file is not None else "search"))
     path = Path(runs_dir) / name
-    fingerprint = config.fingerprint(prepared.space_text)
+    fingerprint = config.fingerprint(prepared.space.fingerprint())
     if RunDir.is_run(path):
         if not resume:
             raise RunError(f"run {name!r} already exists; add --resume to continue it (or `nas resume {path}`), "
                            "or choose another --name", file=str(path))
         run = RunDir.open(path)
-        changes = describe_changes(run.meta.get("fingerprint", {}), fingerprint)
+        stored = dict(run.meta.get("fingerprint", {}))
+        if "space" in stored and same_space(run, prepared.space):
+            stored["space"] = fingerprint["space"]
+        changes = describe_changes(stored, fingerprint)
         if changes:
             raise RunError("the config changes settings that would invalidate the run's trials: "
                            + "; ".join(changes) + " (start a new run with another --name)", file=str(path))
@@ -546,6 +547,22 @@ def locate_run(prepared: Prepared, *, name: str | None, runs_dir: str | Path, re
         raise RunError("exists and is not a run directory (no run.json); choose another --name or --runs-dir",
                        file=str(path))
     return name, path, fingerprint, None
+
+
+def same_space(run: RunDir, space) -> bool:
+    """Whether ``space`` is the run's space up to comments and layout: the run's fingerprint holds the hash of
+    ``space``'s canonical form, or the run's own copy of its space (space.yaml, what `nas resume` searches) parses to
+    the same canonical form. The second way covers runs made before spaces were fingerprinted by their canonical
+    form (their run.json holds a hash of the file's text), and canonical forms that a later version words
+    differently."""
+    from nas.grammar import Space
+
+    if run.meta.get("fingerprint", {}).get("space") == space.fingerprint():
+        return True
+    try:
+        return Space.load(run.path / SPACE_FILE, with_baselines=False).canonical() == space.canonical()
+    except NasError:  # an unreadable copy: the fingerprint alone decides
+        return False
 
 
 def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
@@ -645,8 +662,8 @@ def keep_sampler(run: RunDir, prepared: Prepared) -> None:
     import yaml
 
     try:
-        stored = (yaml.safe_load((run.path / CONFIG_FILE).read_text()) or {}).get("sampler")
-    except (OSError, yaml.YAMLError, AttributeError):
+        stored = (yaml.safe_load(read_text(run.path / CONFIG_FILE)) or {}).get("sampler")
+    except (NasError, yaml.YAMLError, AttributeError):
         stored = None
     prepared.config.sampler = stored or ("nsga2" if len(prepared.config.objectives) >= 2 else "tpe")
 

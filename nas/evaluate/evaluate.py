@@ -48,7 +48,7 @@ class EvalConfig:
     latency_min_time_s: float = 0.5  # keep timing until the timed calls span this long (see measure_latency)
     zero_cost: tuple[str, ...] = ZERO_COST_DEFAULT
     zero_cost_batch_size: int = 64
-    train_threads: int | None = None
+    train_threads: int | None = None  # torch CPU threads while training; None: the process's (torch's default)
 
     @classmethod
     def from_options(cls, *, budget: dict | Budget | None = None, zero_cost: bool | tuple = True,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import itertools
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -329,8 +328,9 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
     """Train ``model`` (in place) on ``data`` for ``budget`` and return its validation curve and status.
 
     ``callback(EpochStats)`` is called after every evaluation; returning True stops training with status "pruned"
-    (an exception it raises propagates to the caller). ``threads`` sets torch's intra-op threads for the call
-    (default ``min(4, os.cpu_count())`` on CPU); the previous value is restored afterwards. ``channels_last``:
+    (an exception it raises propagates to the caller). ``threads`` sets torch's intra-op threads for the call and
+    the previous value is restored afterwards; None keeps the process's setting (torch's default, which follows
+    ``OMP_NUM_THREADS``, unless something set it). ``channels_last``:
     image models and batches in channels-last memory format (default: :func:`channels_last_default`).
     """
     if not isinstance(budget, Budget):
@@ -340,8 +340,6 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     prev_threads = torch.get_num_threads()
-    if threads is None and device.type == "cpu":
-        threads = min(4, os.cpu_count() or 1)
     if threads is not None:
         threads = max(1, int(threads))
         torch.set_num_threads(threads)

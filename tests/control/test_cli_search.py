@@ -152,3 +152,49 @@ def test_existing_run_needs_resume_and_the_same_settings(killed_and_resumed):
     _one_line_error(results["exists"], "already exists", "--resume")
     _one_line_error(results["changed"], "would invalidate", "budget.epochs (3.0 -> 5.0)", "dataset (digits -> ")
     assert counted(journal_study(run).get_trials()) == 6
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished one-trial run, made in process."""
+    import nas
+
+    tmp = tmp_path_factory.mktemp("finished")
+    nas.search(write_config(tmp, "f", trials=1), runs_dir=tmp / "runs", name="f", quiet=True)
+    return tmp / "runs" / "f"
+
+
+@pytest.mark.parametrize("kind", ["not utf-8", "folder"])
+@pytest.mark.parametrize("damaged", ["config.yaml", "space.yaml"])
+@pytest.mark.parametrize("command", [["report", "RUN", "--no-baselines"], ["resume", "RUN", "-q"],
+                                     ["measure", "RUN", "--rounds", "1", "--no-baselines"],
+                                     ["export", "RUN", "--trial", "0"]], ids=lambda c: c[0])
+def test_a_run_whose_own_files_cannot_be_read(finished_run, command, damaged, kind, tmp_path, capsys):
+    """One line naming the damaged file, exit 2, nothing in the run changed (in process: cli.main)."""
+    import shutil
+
+    from nas import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    target = run / damaged
+    target.unlink()
+    if kind == "folder":
+        target.mkdir()
+    else:
+        target.write_bytes(b"space: x\n\xff\xfe\n")
+    before = sorted((p.relative_to(run), p.read_bytes() if p.is_file() else None) for p in run.rglob("*"))
+    status = cli.main([str(run) if a == "RUN" else a for a in command])
+    out, err = capsys.readouterr()
+    if command[0] == "export" and damaged == "space.yaml" and kind == "not utf-8":
+        assert status == 0, err  # an export does not read the run's space
+        return
+    assert status == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: ")
+    if kind == "not utf-8":
+        assert f"{target}:2: " in lines[0] and "not UTF-8 text" in lines[0], lines[0]
+    else:
+        assert str(target) in lines[0] or f"missing {damaged}" in lines[0], lines[0]
+    assert sorted((p.relative_to(run), p.read_bytes() if p.is_file() else None) for p in run.rglob("*")) == before

@@ -188,8 +188,8 @@ def _ready_engine(tmp_path, config: dict) -> Engine:
 
     prepared = prepare(config)
     engine = Engine(prepared, quiet=True)
-    engine.attach(new_run(prepared, "s", tmp_path / "run", prepared.config.fingerprint(prepared.space_text), None),
-                  create=True)
+    fingerprint = prepared.config.fingerprint(prepared.space.fingerprint())
+    engine.attach(new_run(prepared, "s", tmp_path / "run", fingerprint, None), create=True)
     engine.tally = engine.load_tally()
     engine.progress = Progress(objectives=engine.config.objectives, directions=engine.config.directions,
                                target=engine.config.trials, time_budget_s=None, quiet=True, log=engine.run_dir.log,

@@ -300,3 +300,45 @@ def make_sampler_for(name: str):
 
     prepared = prepare({**TINY, "sampler": name})
     return make_sampler(prepared.config, prepared.space)
+
+
+def _resume_outcome(config, runs, **overrides) -> str:
+    try:
+        nas.search(config, runs_dir=runs, name="r", resume=True, quiet=True, **overrides)
+    except RunError as e:
+        return e.one_line()
+    return "resumed"
+
+
+@pytest.mark.parametrize("made", ["now", "before canonical fingerprints"])
+def test_a_space_edit_of_comments_or_layout_does_not_block_resume(tmp_path, made):
+    """`search --resume` compares the space as parsed: comments and layout may change, a choice may not. A run made
+    before that (its run.json holds a hash of the space file's text) resumes the same way."""
+    import hashlib
+
+    from conftest import TINY_SPACE
+
+    space = tmp_path / "space.yaml"
+    original = TINY_SPACE.read_text()
+    space.write_text(original)
+    config = write_config(tmp_path, trials=1, space=str(space))
+    runs = tmp_path / "runs"
+    nas.search(config, runs_dir=runs, name="r", quiet=True)
+    meta_file = runs / "r" / "run.json"
+    if made != "now":  # what earlier versions stored
+        meta = json.loads(meta_file.read_text())
+        meta["fingerprint"]["space"] = hashlib.sha256(original.encode()).hexdigest()[:16]
+        meta_file.write_text(json.dumps(meta, indent=2))
+    assert _resume_outcome(config, runs, trials=2) == "resumed"  # the file as it was
+
+    space.write_text("# the tiny space, now commented\n" + original.replace("stem:\n", "\n\nstem:   # the stem\n")
+                     .replace("{width: [8, 16], depth: 1, downsample: none}",
+                              "\n    width: [8, 16]\n    depth: 1\n    downsample: none"))
+    assert _resume_outcome(config, runs, trials=3) == "resumed"
+    assert counted(journal_study(runs / "r").get_trials()) == 3
+
+    before = {p.name: p.read_bytes() for p in (runs / "r").iterdir() if p.is_file()}
+    space.write_text(original.replace("act: [relu, silu]", "act: [relu, gelu]"))  # a real change
+    outcome = _resume_outcome(config, runs, trials=4)
+    assert "would invalidate" in outcome and "space (its content differs)" in outcome, outcome
+    assert {p.name: p.read_bytes() for p in (runs / "r").iterdir() if p.is_file()} == before  # nothing changed

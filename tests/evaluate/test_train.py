@@ -121,12 +121,17 @@ def test_same_seed_same_curve(digits):
     assert a != c  # shuffling / augmentation follow the seed
 
 
-def test_threads_restored(digits):
+def test_threads_restored(digits, monkeypatch):
     before = torch.get_num_threads()
-    res = train(small_cnn(), digits, Budget(epochs=0.1, batch_size=64), threads=1)
-    assert res.threads == 1 and torch.get_num_threads() == before
-    res = train(small_cnn(), digits, Budget(epochs=0.1, batch_size=64))
-    assert res.threads == min(4, os.cpu_count()) and torch.get_num_threads() == before
+    res = train(small_cnn(), digits, Budget(epochs=0.1, batch_size=64), threads=2)
+    assert res.threads == 2 and torch.get_num_threads() == before
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)  # the old default, min(4, cpu_count), would have used 4
+    torch.set_num_threads(1)
+    try:  # threads=None: the process's setting (torch's default, which follows OMP_NUM_THREADS), untouched
+        res = train(small_cnn(), digits, Budget(epochs=0.1, batch_size=64))
+        assert res.threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_fraction_and_resolution(digits):
