@@ -427,8 +427,9 @@ def test_cli_unreadable_file_is_one_line(case, kind, tmp_path, capsys, monkeypat
     assert lines[0].startswith("error: " + where), lines[0]
     if kind == "not utf-8":
         assert "not UTF-8 text (byte 0xff" in lines[0]
-    else:  # export names what a folder must be to be exported
-        assert "Is a directory" in lines[0] or "is a folder but not a search run" in lines[0], lines[0]
+    else:  # a folder where a spec is expected is read as an export folder, which says what it lacks
+        assert any(why in lines[0] for why in ("Is a directory", "is a folder but not a search run",
+                                               "not an export folder: no arch.json in it")), lines[0]
     assert not (tmp_path / "runs").exists()
 
 
