@@ -62,7 +62,7 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     from nas.evaluate.evaluate import measure_latency_for
     from nas.export import _dataset_info
     from nas.grammar import shipped_spaces_dir
-    from nas.report import _open
+    from nas.report import _open, read_baselines_cache
     from nas.spec import ArchSpec
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 100:
@@ -123,8 +123,7 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
                                                     "stored_latency_ms": stored})
     if baselines:
         space.load_baselines(shipped_spaces_dir() / "baselines")
-        cache_path = run.path / "baselines.json"
-        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+        cache = read_baselines_cache(run.path)
         for name, spec in space.baselines.items():
             entry = cache.get(f"{spec.hash()}:{config.budget_key()}") or {}
             values = {o: entry.get("objectives", {}).get(o) for o in objectives} if entry.get("status") == "ok" \

@@ -303,6 +303,27 @@ def baseline_frame(run, config, space, objectives: list[str]) -> pd.DataFrame:
                                        "val_correct"])
 
 
+BASELINES_FILE = "baselines.json"
+
+
+def read_baselines_cache(run_path: Path) -> dict[str, dict]:
+    """The run's cache of baseline evaluations (``{}`` before the first); a damaged one is a one-line error that
+    says how to rebuild it, never silently replaced."""
+    path = Path(run_path) / BASELINES_FILE
+    if not path.exists():
+        return {}
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        cache = e
+    if not isinstance(cache, dict):
+        from nas.errors import RunError
+
+        raise RunError(f"the baselines cache is damaged ({type(cache).__name__}); delete it to evaluate the "
+                       "baselines again", file=str(path))
+    return cache
+
+
 def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> dict[str, dict]:
     """Evaluate the space's baselines not yet in the run's cache (``baselines.json``, keyed by spec hash and budget)
     and return the cache. Each result is written as soon as it exists (atomically), so an interrupted evaluation
@@ -314,8 +335,8 @@ def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> 
     from nas.grammar import shipped_spaces_dir
 
     space.load_baselines(shipped_spaces_dir() / "baselines")
-    cache_path = run.path / "baselines.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cache_path = run.path / BASELINES_FILE
+    cache = read_baselines_cache(run.path)
     key_of = config.budget_key()
     for spec in space.baselines.values():
         key = f"{spec.hash()}:{key_of}"

@@ -323,3 +323,19 @@ def test_the_report_of_a_run_without_a_completed_trial_draws_without_warnings(tm
         warnings.simplefilter("error")
         paths = write_report(tmp_path / "r", baselines=False)
     assert paths["pareto.png"].stat().st_size > 0
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\xff"])
+def test_a_damaged_baselines_cache_is_one_line_and_kept(tmp_path, content):
+    from types import SimpleNamespace
+
+    from nas.control.search import prepare
+    from nas.errors import RunError
+    from nas.report import evaluate_baselines
+
+    (tmp_path / "baselines.json").write_text(content, errors="surrogateescape")
+    before = (tmp_path / "baselines.json").read_bytes()
+    prepared = prepare({"space": "vision", "dataset": "digits", "trials": 1, "device": "cpu"})
+    with pytest.raises(RunError, match="baselines cache is damaged .*delete it to evaluate the baselines again"):
+        evaluate_baselines(SimpleNamespace(path=tmp_path), prepared.config, prepared.space)
+    assert (tmp_path / "baselines.json").read_bytes() == before
