@@ -140,6 +140,8 @@ def _space_validate(args) -> int:
             if space_file is not None:
                 load_space(space_file).check_contains(spec, file=str(path))
                 where = f", fits space {spec.space!r}"
+            else:  # said, not skipped in silence
+                where = f", names space {spec.space!r}, which is not found (not checked against it)"
         if recorded is not None:
             where += f", exported for input {list(recorded[0])} and {recorded[1]} classes"
         print(f"ok: spec {spec.hash()}{where}: {spec.summary()}")
@@ -401,7 +403,7 @@ def _add_ship_commands(commands) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
-    p.add_argument("--max-epochs", type=int, default=None,
+    p.add_argument("--max-epochs", type=_int_in(1), default=None,
                    help="stop after this many epochs in this call (run again to continue)")
     p.add_argument("--restart", action="store_true", help="discard an existing checkpoint, train from scratch")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

@@ -62,6 +62,15 @@ def test_validate_baseline_spec_fits_its_space():
     assert result.stderr == ""
 
 
+def test_validate_says_when_the_space_a_spec_names_is_not_found(tmp_path):
+    spec = (REPO / "search_spaces" / "baselines" / "resnet.yaml").read_text().replace("space: vision", "space: nope")
+    assert "space: nope" in spec
+    (tmp_path / "s.yaml").write_text(spec)
+    result = run("space", "validate", str(tmp_path / "s.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert ", names space 'nope', which is not found (not checked against it)" in result.stdout
+
+
 def test_show_lists_every_stage_and_the_size():
     result = run("space", "show", "sequence")
     assert result.returncode == 0, result.stderr
@@ -201,12 +210,14 @@ def test_a_bad_seed_is_one_line_exit_2(command, seed, capsys):
 def test_usage_errors_are_one_line(capsys):
     from nas import cli
 
-    for argv in (["eval"], ["bogus"], ["eval", "vision", "--threads", "0"]):
+    for argv in (["eval"], ["bogus"], ["eval", "vision", "--threads", "0"],
+                 ["train", "runs/x/exports/trial-0000", "--epochs", "1", "--max-epochs", "0"]):
         with pytest.raises(SystemExit) as info:
             cli.main(argv)
         out, err = capsys.readouterr()
         assert info.value.code == 2 and out == "" and len(err.splitlines()) == 1, err
         assert err.startswith("error: nas") and "--help)" in err
+        assert "max_epochs_this_call" not in err  # the flag is named, not the Python parameter
 
 
 SPEC = {"input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3},

@@ -56,7 +56,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.control.config import dump_config
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, normalize_storage, now
 from nas.errors import BuildError, NasError, RunError, SpecError
 
@@ -120,15 +119,17 @@ def ray_resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s:
     if time_budget_s is not None:
         overrides["time_budget_s"] = time_budget_s
     prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
-    return _continue(run, prepared, quiet=quiet, snapshot=bool(overrides), address=address, gpus=None)
+    return _continue(run, prepared, quiet=quiet, snapshot=trials is not None, address=address, gpus=None,
+                     call_time_budget_s=time_budget_s)
 
 
 def is_ray_run(run: RunDir) -> bool:
     return run.meta.get("backend") == "ray"
 
 
-def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: str | None, gpus: float | None):
-    from nas.control.search import Engine, keep_sampler, resume_header
+def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: str | None, gpus: float | None,
+              call_time_budget_s: float | None = None):
+    from nas.control.search import Engine, keep_sampler, resume_header, save_config
 
     if not is_ray_run(run):
         raise RunError("this run was made by the optuna backend; continue it without --backend ray",
@@ -140,12 +141,13 @@ def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: st
     try:
         started = start_ray(address)
         try:
+            repairs = run.repair_journal()  # first: a damaged journal is refused before anything is written
             if snapshot:
-                (run.path / CONFIG_FILE).write_text(dump_config(prepared.config))
+                save_config(run, prepared.config, call_time_budget_s)
             if gpus is not None:
                 run.meta.setdefault("ray", {})["gpus_per_trial"] = gpus
                 run.save_meta()
-            for repair in run.repair_journal():
+            for repair in repairs:
                 run.log(f"{now()} {repair}")
             engine.attach(run, create=False)
             _drive(run, engine, prepared, header=resume_header(prepared, run, f" on Ray ({address or 'local'})"),

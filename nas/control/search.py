@@ -676,10 +676,7 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
     try:
         repairs = run.repair_journal()  # first: a damaged journal is refused before anything is written
         if snapshot:
-            saved = prepared.config.model_copy()
-            if call_time_budget_s is not None:  # a time limit for this call: the stored one stays
-                saved.time_budget_s = _stored_time_budget(run)
-            (run.path / CONFIG_FILE).write_text(dump_config(saved))
+            save_config(run, prepared.config, call_time_budget_s)
         for repair in repairs:
             run.log(f"{now()} {repair}")
         engine.attach(run, create=False)
@@ -691,13 +688,19 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
     return engine.study
 
 
-def _stored_time_budget(run: RunDir) -> float | None:
+def save_config(run: RunDir, config: RunConfig, call_time_budget_s: float | None = None) -> None:
+    """Rewrite the run's config snapshot (a resume's new target). A time budget given for one call is not saved:
+    the stored one stays (both backends)."""
     import yaml
 
-    try:
-        return (yaml.safe_load((run.path / CONFIG_FILE).read_text()) or {}).get("time_budget_s")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
+    saved = config.model_copy()
+    if call_time_budget_s is not None:
+        try:
+            stored = yaml.safe_load(read_text(run.path / CONFIG_FILE)) or {}
+        except (NasError, yaml.YAMLError):
+            stored = {}
+        saved.time_budget_s = stored.get("time_budget_s") if isinstance(stored, dict) else None
+    (run.path / CONFIG_FILE).write_text(dump_config(saved))
 
 
 def _drive(engine: Engine, run: RunDir, header: str, parallel) -> None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ENV, NAS, REPO, TINY, TINY_SPACE, counted, journal_study, nas, write_config
 
@@ -46,7 +47,7 @@ def test_ray_search_restore_and_report(tmp_path, ray_session):
     for t in trials:
         assert t.state.name == "COMPLETE"
         assert {"spec", "spec_hash", "summary", "budget_key", "status", "objectives", "curve", "cost",
-                "ray_trial_id"} <= set(t.user_attrs)
+                "ray_trial_id", "val_correct"} <= set(t.user_attrs)
         assert t.user_attrs["status"] == "ok" and len(t.values) == 2
     data = report_data(run_dir, baselines=False)
     assert len(data.trials) == 2 and len(data.pareto) >= 1
@@ -54,7 +55,9 @@ def test_ray_search_restore_and_report(tmp_path, ray_session):
     # an experiment cut short: `nas resume` restores it (Tuner.restore), then a new one reaches the new target
     run.meta["ray"]["experiments"][-1]["done"] = False
     run.save_meta()
-    resume(run_dir, trials=3, quiet=True)
+    resume(run_dir, trials=3, time_budget_s=600, quiet=True)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["trials"] == 3 and saved.get("time_budget_s") is None  # the time budget was for that call
     run = RunDir.open(run_dir)
     assert [e["name"] for e in run.meta["ray"]["experiments"]] == ["tune-1", "tune-2"]
     assert all(e["done"] for e in run.meta["ray"]["experiments"])
