@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from nas.blocks.catalog import (ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, INPUTS, MIXERS, NORMS, SKIPS, STEMS,
-                                Option)
+from nas.blocks.catalog import (ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, INPUTS, MAX_VALUE, MIXERS, NORMS, SKIPS,
+                                STEMS, Option)
 from nas.errors import SpaceError, SpecError
 from nas.spec import ArchSpec, canonical_float
 from nas.yamlio import load_yaml, read_text
@@ -286,17 +286,7 @@ COST_CACHE_SIZE = 4096  # (spec, input) entries of Space.constraint_costs' cache
 REFERENCE_INPUT_KEYS = ("shape", "num_classes")
 DEFAULT_REFERENCE = {"image": ((3, 32, 32), 10), "sequence": ((64, 8), 10)}
 
-# Upper bounds of the structural keys, by the spec field a value goes to (stem, stage, cell and mixer option alike):
-# a value (or range bound) above its bound is an error naming file, line and key, instead of a space whose samples
-# exhaust memory when built. Each is far above the shipped spaces (depth <= 4, width <= 128, kernel 7, heads 4,
-# ratios <= 6) and above published architectures: ResNet-1001 stages (111 blocks), WRN-50-2's 4096 channels,
-# RepLKNet / SLaK kernels (31 / 51), ViT patches (32), GPT-3's 96 heads, Mamba / S4 state sizes (16 / 64).
-MAX_VALUE: dict[str, int | float] = {
-    "depth": 128, "width": 8192, "growth_rate": 1024, "norm_groups": 1024, "se_reduction": 1024,
-    "kernel_size": 63, "patch_size": 64, "conv_kernel": 64, "heads": 128, "state_size": 1024,
-    "expansion_ratio": 32.0, "mlp_ratio": 32.0, "reduction_ratio": 32.0,
-    "width_multiplier": 8.0, "depth_multiplier": 8.0, "resolution_multiplier": 8.0,
-}
+# MAX_VALUE (nas.blocks.catalog): upper bounds of the structural keys, shared with the spec's own checks.
 MAX_REFERENCE_DIM = {"image": 4096, "sequence": 65536}  # constraints.reference_input.shape: each entry at most
 MAX_CLASSES = 1_000_000  # constraints.reference_input.num_classes
 

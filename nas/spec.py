@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas.blocks.catalog import MIXERS, SKIP_ABBREVIATIONS
+from nas.blocks.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS
 from nas.errors import SpecError
 
 SCHEMA_VERSION = 1
@@ -41,9 +41,9 @@ class StemSpec(_Frozen):
     """conv: a k x k stride-1 conv-norm-act; patchify: non-overlapping patch_size x patch_size patches (ViT)."""
 
     type: Literal["conv", "patchify"]
-    width: int = Field(ge=1)
-    kernel_size: int | None = None
-    patch_size: int | None = None
+    width: int = Field(ge=1, le=MAX_VALUE["width"])
+    kernel_size: int | None = Field(default=None, le=MAX_VALUE["kernel_size"])
+    patch_size: int | None = Field(default=None, le=MAX_VALUE["patch_size"])
 
     @model_validator(mode="after")
     def _conditional(self):
@@ -85,9 +85,12 @@ class MixerSpec(_Frozen):
             option = info.options[key]
             if option.type is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            if not option.accepts(value):
+            limit = MAX_VALUE.get(key)
+            if not option.accepts(value) or (limit is not None and isinstance(value, (int, float))
+                                             and not isinstance(value, bool) and value > limit):
+                bound = f", at most {limit:g}" if limit is not None and option.allowed is None else ""
                 raise ValueError(f"@options.{key}: option {key!r} of block {name!r} is {value!r}, "
-                                 f"expected {option.describe()}")
+                                 f"expected {option.describe()}{bound}")
             options[key] = canonical_float(value) if option.type is float else value
         return {**data, "options": dict(sorted(options.items()))}
 
@@ -95,16 +98,16 @@ class MixerSpec(_Frozen):
 class StageSpec(_Frozen):
     """One stage: downsample (none / strided conv / pooling / patch merging), then ``depth`` identical cells."""
 
-    depth: int = Field(ge=1)
-    width: int = Field(ge=1)
+    depth: int = Field(ge=1, le=MAX_VALUE["depth"])
+    width: int = Field(ge=1, le=MAX_VALUE["width"])
     downsample: Literal["none", "conv", "pool", "patch_merge"] = "none"
     mixer: MixerSpec
     skip: Literal["none", "residual", "preact", "dense"] = "residual"
-    growth_rate: int | None = Field(default=None, ge=1)
+    growth_rate: int | None = Field(default=None, ge=1, le=MAX_VALUE["growth_rate"])
     norm: Literal["batch", "layer", "group", "instance", "none"] = "batch"
-    norm_groups: int | None = Field(default=None, ge=1)
+    norm_groups: int | None = Field(default=None, ge=1, le=MAX_VALUE["norm_groups"])
     act: Literal["relu", "gelu", "silu", "hardswish"] = "relu"
-    se_reduction: int = Field(default=0, ge=0)  # 0: no squeeze-excitation
+    se_reduction: int = Field(default=0, ge=0, le=MAX_VALUE["se_reduction"])  # 0: no squeeze-excitation
     spatial_attention: bool = False
 
     @model_validator(mode="before")
@@ -158,9 +161,9 @@ class ArchSpec(_Frozen):
     stages: tuple[StageSpec, ...] = Field(min_length=1)
     head: HeadSpec = HeadSpec()
     drop_path: float = Field(default=0.0, ge=0.0, lt=1.0)
-    width_multiplier: float = Field(default=1.0, gt=0.0)
-    depth_multiplier: float = Field(default=1.0, gt=0.0)
-    resolution_multiplier: float = Field(default=1.0, gt=0.0)
+    width_multiplier: float = Field(default=1.0, gt=0.0, le=MAX_VALUE["width_multiplier"])
+    depth_multiplier: float = Field(default=1.0, gt=0.0, le=MAX_VALUE["depth_multiplier"])
+    resolution_multiplier: float = Field(default=1.0, gt=0.0, le=MAX_VALUE["resolution_multiplier"])
     space: str | None = None
 
     @field_validator("schema_version")

@@ -174,3 +174,17 @@ def mixer_info(name: str) -> MixerInfo:
         return MIXERS[name]
     except KeyError:
         raise KeyError(f"unknown block {name!r} (known: {', '.join(sorted(MIXERS))})") from None
+
+
+# Upper bounds of the structural keys, by the spec field a value goes to (stem, stage, cell and mixer option alike):
+# a value (or range bound) above its bound is an error naming file, line and key (a space: nas.grammar; a spec:
+# nas.spec), instead of an architecture that exhausts memory when built. Each is far above the shipped spaces
+# (depth <= 4, width <= 128, kernel 7, heads 4, ratios <= 6) and above published architectures: ResNet-1001 stages
+# (111 blocks), WRN-50-2's 4096 channels, RepLKNet / SLaK kernels (31 / 51), ViT patches (32), GPT-3's 96 heads,
+# Mamba / S4 state sizes (16 / 64).
+MAX_VALUE: dict[str, int | float] = {
+    "depth": 128, "width": 8192, "growth_rate": 1024, "norm_groups": 1024, "se_reduction": 1024,
+    "kernel_size": 63, "patch_size": 64, "conv_kernel": 64, "heads": 128, "state_size": 1024,
+    "expansion_ratio": 32.0, "mlp_ratio": 32.0, "reduction_ratio": 32.0,
+    "width_multiplier": 8.0, "depth_multiplier": 8.0, "resolution_multiplier": 8.0,
+}
