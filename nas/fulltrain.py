@@ -196,9 +196,10 @@ def _load_checkpoint(folder: Path, *, spec_hash: str, settings: dict, model, opt
 
 def _check_data(data, spec, input_shape: tuple, num_classes: int, dataset: str, where: str) -> tuple | None:
     """The (H, W) to resize images to (None: none), after checking the dataset fits the architecture."""
-    if data.kind != spec.input:
-        raise ExportError(f"the architecture takes {spec.input} input but dataset {dataset!r} is {data.kind} data",
-                          file=where, key="dataset")
+    from nas.evaluate.evaluate import check_input_kind
+
+    check_input_kind(data, spec.input, dataset, what="the architecture", file=where, key="dataset",
+                     error=ExportError)
     if int(data.num_classes) != num_classes:
         raise ExportError(f"the architecture was exported for {num_classes} classes but dataset {dataset!r} has "
                           f"{data.num_classes}", file=where, key="num_classes")

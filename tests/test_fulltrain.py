@@ -115,7 +115,7 @@ def test_tampered_checkpoint_weights_are_refused(tmp_path):
 
 def test_dataset_must_fit_the_architecture(tmp_path):
     folder = export(tmp_path / "a", formats=())
-    with pytest.raises(ExportError, match=r"dataset: the architecture takes image input but dataset 'digits:rows' "
+    with pytest.raises(ExportError, match=r"dataset: the architecture is for image input but dataset 'digits:rows' "
                                           r"is sequence data"):
         train_full(folder, **{**TRAIN, "dataset": "digits:rows"})
     export_model(SPEC, tmp_path / "b", input_shape=SHAPE, num_classes=3, latency_repeats=0, formats=())
