@@ -207,7 +207,8 @@ def export_trials(study: str, sampler: str) -> None:
 
     data = report_data(WORK / "runs" / run_name(study, sampler), baselines=False)
     cols = [c for c in ["number", "state", "status", "accuracy", "latency_ms", "fidelity_epochs", "wall_s",
-                        "on_front", "spec_hash", "summary", "reason"] if c in data.trials.columns]
+                        "on_front", "spec_hash", "summary", "reason", "val_size", "val_correct"]
+            if c in data.trials.columns]  # val_correct: which validation examples it got right (paired tests)
     zc = [c for c in data.trials.columns if c.startswith("zc_")]
     frame = data.trials[cols + zc]
     frame.to_csv(study_out(study) / f"trials-{sampler}.csv", index=False)
@@ -393,6 +394,27 @@ def step_retime(study: str, args) -> None:
                        progress=lambda line: print(f"[retime {study}] {line}", flush=True))
     write_json(study_out(study) / "latency.json", record)
     print(f"[retime {study}] {len(record['models'])} models timed together", flush=True)
+
+
+def _paired_accuracy(done, baseline: dict) -> str:
+    """The proxy-level accuracy margin that decides a baseline's verdict, paired (McNemar) where the trials CSV and
+    the baseline record hold per-example results (runs from session 10 on): against the most accurate dominating
+    trial, or, for an undominated baseline, the most accurate trial at most as slow. ``-`` when not stored."""
+    from nas.significance import compare
+
+    obj = baseline.get("objectives") or {}
+    n, packed = baseline.get("val_size"), baseline.get("val_correct")
+    ba, bl = obj.get("accuracy"), obj.get("latency_ms")
+    if not n or not packed or ba is None or bl is None or "val_correct" not in done:
+        return "-"
+    rows = [r for r in done.itertuples() if isinstance(r.val_correct, str) and r.latency_ms <= bl]
+    dom = [r for r in rows if _dominates(r.accuracy, r.latency_ms, ba, bl)]
+    pick = max(dom or rows, key=lambda r: r.accuracy, default=None)
+    if pick is None:
+        return "no found net as fast"
+    c = compare(pick.accuracy, ba, int(n), pick.val_correct, packed)
+    noise = "" if dom else (": beyond chance" if c.significant else ": within noise")
+    return f"#{pick.number}: {c.text()}{noise}"
 
 
 def _retimed(record: dict, name: str, objectives: dict) -> str:
@@ -626,7 +648,8 @@ def step_summarize(args) -> None:
             all_rows.append([study, "proxy", name, _fmt(ba), _fmt(bl, ".2f"),
                              f"yes (#{dom[0]}{' +' + str(len(dom) - 1) if len(dom) > 1 else ''})" if dom else "NO",
                              _retimed(retimed, name, obj) if retimed and ba is not None else "-",
-                             f"#{best.number}: {best.accuracy:.3f} @ {best.latency_ms:.2f} ms" if best else "-"])
+                             f"#{best.number}: {best.accuracy:.3f} @ {best.latency_ms:.2f} ms" if best else "-",
+                             _paired_accuracy(done, b)])
         # (1) after full training
         found = {k: v for k, v in full.items() if v.get("kind") == "found" and v.get("status") == "done"}
         bases = {k: v for k, v in full.items() if v.get("kind") == "baseline" and v.get("status") == "done"}
@@ -746,8 +769,15 @@ def step_summarize(args) -> None:
     report.text("`timed together`: the same question on latencies measured again in one process, interleaved (step "
                 "`retime`, `nas measure`: the front of the found trials and the baselines), with the rounds in "
                 "which the dominating net was faster; `-` where the step has not run.", echo=False)
-    report.table(["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "timed together",
-                  "most accurate trial"], all_rows, csv=csv(f"{NAME}_proxy.csv"))
+    proxy_columns = ["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "timed together",
+                     "most accurate trial", "accuracy margin (paired)"]
+    if all(row[-1] == "-" for row in all_rows):  # no study stored per-example results (runs before session 10)
+        proxy_columns, all_rows = proxy_columns[:-1], [row[:-1] for row in all_rows]
+    else:
+        report.text("`accuracy margin (paired)`: the margin, in validation examples, of the most accurate "
+                    "dominating trial (or, undominated, of the most accurate trial at most as slow) over the "
+                    "baseline, with McNemar's exact p on the examples only one of the two got right.", echo=False)
+    report.table(proxy_columns, all_rows, csv=csv(f"{NAME}_proxy.csv"))
     for dataset, by_hash in pooled.items():  # every study of a dataset has the same proxy and longer recipes
         trained = list(by_hash.values())
         if len(trained) < 8:
@@ -803,7 +833,7 @@ STUDY_TABLES = {  # per-study page sections: (title, headers without the leading
               "baseline dominated by"]),
     "proxy": ("Proxy budget: is every baseline dominated by a searched trial?",
               ["level", "baseline", "proxy acc", "proxy latency ms", "dominated", "timed together",
-               "most accurate trial"]),
+               "most accurate trial", "accuracy margin (paired)"]),
     "tau": ("Proxy fidelity: Kendall tau against test accuracy after longer training", ["score", "n", "Kendall tau"]),
     "sequence": ("Where the mixer families land", ["dataset", "mixer (in any stage)", "trials", "best acc",
                                                    "its latency ms", "on the front"]),
@@ -838,8 +868,8 @@ def write_study_pages(report, tables: dict[str, list], settings: dict[str, str])
                   v.get("seconds_last_call"), f"`{v.get('command')}`"] for k, v in steps.items()]))
         for key, (title, headers) in STUDY_TABLES.items():
             rows = [row[1:] for row in tables.get(key, []) if row and row[0] == study]
-            if rows:
-                parts.append(f"## {title}\n\n" + md_table(headers, rows))
+            if rows:  # (trailing optional columns, e.g. the paired margin, only where some row has them)
+                parts.append(f"## {title}\n\n" + md_table(headers[:len(rows[0])], rows))
         files = sorted(p.name for p in d.iterdir() if p.suffix in (".csv", ".json") and p.name != "steps.json")
         parts.append("Records in this folder: " + ", ".join(f"`{f}`" for f in files) + ".")
         plots = sorted(d.glob("*.png"))

@@ -52,3 +52,33 @@ def test_near_miss_none_when_no_found_net_is_as_accurate(sq):
 def test_near_miss_without_paired_rounds_gives_the_gaps_only(sq):
     base = {"test_accuracy": 0.5, "latency_ms": 1.0}
     assert sq._near_miss({"f": {"test_accuracy": 0.6, "latency_ms": 1.2}}, base) == "f: +0.100 acc, +0.20 ms"
+
+
+def test_paired_accuracy_names_the_deciding_trial_and_its_test(sq):
+    import numpy as np
+    import pandas as pd
+
+    from nas.significance import mcnemar_p, pack_correct
+
+    n = 300
+    base = np.ones(n, bool)
+    base[:30] = False  # 270 right
+    tie = base.copy()
+    tie[40] = False  # 269: one behind
+    ahead = base.copy()
+    ahead[:9] = True  # 279: 9 ahead, 9 vs 0 discordant
+    baseline = {"objectives": {"accuracy": base.mean(), "latency_ms": 2.0}, "val_size": n,
+                "val_correct": pack_correct(base)}
+
+    def trials(*rows):
+        return pd.DataFrame([{"number": k, "accuracy": c.mean(), "latency_ms": lat, "val_correct": pack_correct(c)}
+                             for k, (c, lat) in enumerate(rows)])
+
+    assert sq._paired_accuracy(trials((ahead, 1.0), (tie, 0.5)), baseline) == \
+        f"#0: +9 of 300 examples, 9 vs 0 discordant, p={mcnemar_p(9, 0):.2g}"
+    assert sq._paired_accuracy(trials((tie, 0.5), (ahead, 3.0)), baseline) == \
+        "#0: -1 of 300 examples, 0 vs 1 discordant, p=1: within noise"
+    assert sq._paired_accuracy(trials((ahead, 3.0)), baseline) == "no found net as fast"
+    old = trials((ahead, 1.0)).drop(columns=["val_correct"])  # a study stored before session 10
+    assert sq._paired_accuracy(old, baseline) == "-"
+    assert sq._paired_accuracy(trials((ahead, 1.0)), {**baseline, "val_correct": None}) == "-"
