@@ -42,6 +42,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -212,6 +213,19 @@ def export_trials(study: str, sampler: str) -> None:
     zc = [c for c in data.trials.columns if c.startswith("zc_")]
     frame = data.trials[cols + zc]
     frame.to_csv(study_out(study) / f"trials-{sampler}.csv", index=False)
+    if sampler == own_sampler(study):  # the run's config beside its results: summarize's settings need no runs/
+        shutil.copyfile(WORK / "runs" / study / "config.yaml", study_out(study) / "config.yaml")
+
+
+def study_config(study: str) -> dict | None:
+    """The config of a study's own run: the copy in its results folder, else the run folder (studies run before
+    the copy existed), else None."""
+    import yaml
+
+    for path in (OUT / study / "config.yaml", WORK / "runs" / study / "config.yaml"):
+        if path.exists():
+            return yaml.safe_load(path.read_text())
+    return None
 
 
 def step_baselines(study: str, args) -> None:
@@ -615,11 +629,8 @@ def step_summarize(args) -> None:
             continue
         trials = pd.read_csv(trials_csv)
         trials = trials[~trials["spec_hash"].isin(baseline_hashes(study))]  # found = not a baseline
-        cfg_path = WORK / "runs" / study / "config.yaml"
-        if cfg_path.exists():
-            import yaml
-
-            cfg = yaml.safe_load(cfg_path.read_text())
+        cfg = study_config(study)
+        if cfg:
             cap = (cfg.get("constraints") or {}).get("max_flops")
             profiles_used[study] = (f"subset {cfg.get('train_subset', 'all')}, {cfg['budget']['epochs']} epochs, "
                                     f"batch {cfg['budget'].get('batch_size')}, {cfg.get('trials')} trials, "

@@ -82,3 +82,16 @@ def test_paired_accuracy_names_the_deciding_trial_and_its_test(sq):
     old = trials((ahead, 1.0)).drop(columns=["val_correct"])  # a study stored before session 10
     assert sq._paired_accuracy(old, baseline) == "-"
     assert sq._paired_accuracy(trials((ahead, 1.0)), {**baseline, "val_correct": None}) == "-"
+
+
+def test_a_studys_settings_come_from_its_results_folder_first(sq, tmp_path, monkeypatch):
+    """summarize's per-study settings must not need runs/ (gitignored): the config copy beside the results wins."""
+    monkeypatch.setattr(sq, "OUT", tmp_path / "out")
+    monkeypatch.setattr(sq, "WORK", tmp_path / "work")
+    assert sq.study_config("copy_64") is None
+    (tmp_path / "work" / "runs" / "copy_64").mkdir(parents=True)
+    (tmp_path / "work" / "runs" / "copy_64" / "config.yaml").write_text("trials: 24\n")
+    assert sq.study_config("copy_64") == {"trials": 24}  # a study run before the copy existed
+    (tmp_path / "out" / "copy_64").mkdir(parents=True)
+    (tmp_path / "out" / "copy_64" / "config.yaml").write_text("trials: 32\n")
+    assert sq.study_config("copy_64") == {"trials": 32}
