@@ -494,15 +494,18 @@ def scatter_figure(s: ScatterData, data: ReportData):
         xs, ys = _step_line(s.front, s.x_name, s.y_name, "")
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto front", line=dict(color="#d62728",
                                                                                           shape="linear")))
-        fig.add_trace(go.Scatter(x=s.front[s.x_name], y=s.front[s.y_name], mode="markers", name="Pareto members",
+        bars = _accuracy_bars(s.front, s, data, "#d62728")
+        fig.add_trace(go.Scatter(x=s.front[s.x_name], y=s.front[s.y_name], mode="markers",
+                                 name="Pareto members" + (" (accuracy: 95% Wilson interval)" if bars else ""),
                                  marker=dict(color="#d62728", size=11, line=dict(color="black", width=1)),
-                                 customdata=s.front[["number", "summary"]].to_numpy(), hovertemplate=hover))
+                                 customdata=s.front[["number", "summary"]].to_numpy(), hovertemplate=hover, **bars))
     if len(s.baselines):
         fig.add_trace(go.Scatter(x=s.baselines[s.x_name], y=s.baselines[s.y_name], mode="markers+text",
                                  name="hand-designed baselines", text=s.baselines["name"], textposition="top center",
                                  marker=dict(color="black", symbol="diamond", size=11),
                                  customdata=s.baselines[["name", "summary"]].to_numpy(),
-                                 hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>"))
+                                 hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>",
+                                 **_accuracy_bars(s.baselines, s, data, "black")))
     timed = _timed_together(s, data)
     if len(timed):
         x_is_latency = s.x_name == "latency_ms"
@@ -519,6 +522,27 @@ def scatter_figure(s: ScatterData, data: ReportData):
     fig.update_layout(title=f"{_label(s.y_name)} vs {_label(s.x_name)}{failed}", xaxis_title=_label(s.x_name),
                       yaxis_title=_label(s.y_name), template="plotly_white", height=520)
     return fig
+
+
+def accuracy_spans(frame: pd.DataFrame, val_size: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(below, above): each row's distance from its accuracy to the ends of its 95% Wilson interval on ``val_size``
+    validation examples; None when the size is not known (a run stored before it was recorded)."""
+    if not val_size or not len(frame) or "accuracy" not in frame:
+        return None
+    from nas.significance import wilson_interval
+
+    acc = frame["accuracy"].to_numpy(dtype=float)
+    ci = np.array([wilson_interval(a, val_size) if np.isfinite(a) else (a, a) for a in acc]).reshape(len(acc), 2)
+    return acc - ci[:, 0], ci[:, 1] - acc
+
+
+def _accuracy_bars(frame: pd.DataFrame, s: ScatterData, data: ReportData, color: str) -> dict:
+    """Plotly error bars for the accuracy axis of the scatter (none when neither axis is accuracy)."""
+    spans = accuracy_spans(frame, data.val_size) if "accuracy" in (s.x_name, s.y_name) else None
+    if spans is None:
+        return {}
+    bar = dict(type="data", symmetric=False, arrayminus=spans[0], array=spans[1], color=color, thickness=1)
+    return {"error_x": bar} if s.x_name == "accuracy" else {"error_y": bar}
 
 
 def _timed_together(s: ScatterData, data: ReportData) -> pd.DataFrame:
@@ -633,8 +657,14 @@ def write_png(data: ReportData, path: Path) -> None:
     if len(s.front):
         xs, ys = _step_line(s.front, s.x_name, s.y_name, "")
         ax.plot(xs, ys, c="#d62728", lw=1.5)
-        ax.scatter(s.front[s.x_name], s.front[s.y_name], s=40, c="#d62728", edgecolors="k", label="Pareto front",
-                   zorder=3)
+        spans = accuracy_spans(s.front, data.val_size) if "accuracy" in (s.x_name, s.y_name) else None
+        ax.scatter(s.front[s.x_name], s.front[s.y_name], s=40, c="#d62728", edgecolors="k", zorder=3,
+                   label="Pareto front" + (" (95% accuracy interval)" if spans is not None else ""))
+        if spans is not None:  # the accuracy's 95% Wilson interval on the validation examples
+            span = np.vstack(spans)
+            ax.errorbar(s.front[s.x_name], s.front[s.y_name], xerr=span if s.x_name == "accuracy" else None,
+                        yerr=span if s.y_name == "accuracy" else None, fmt="none", ecolor="#d62728", elinewidth=0.8,
+                        zorder=2)
     timed = _timed_together(s, data)
     if len(timed):
         span = [(timed["latency_ms"] - timed["latency_min_ms"]).to_numpy(),

@@ -339,3 +339,22 @@ def test_a_damaged_baselines_cache_is_one_line_and_kept(tmp_path, content):
     with pytest.raises(RunError, match="baselines cache is damaged .*delete it to evaluate the baselines again"):
         evaluate_baselines(SimpleNamespace(path=tmp_path), prepared.config, prepared.space)
     assert (tmp_path / "baselines.json").read_bytes() == before
+
+
+def test_the_scatter_draws_each_front_members_accuracy_interval(finished_run):
+    from nas.report import scatter_data, scatter_figure
+    from nas.significance import wilson_interval
+
+    data = report_data(finished_run, baselines=False)
+    s = scatter_data(data)
+    assert "accuracy" in (s.x_name, s.y_name) and data.val_size
+    members = next(t for t in scatter_figure(s, data).data if t.name.startswith("Pareto members"))
+    bars = members.error_x if s.x_name == "accuracy" else members.error_y
+    assert "95% Wilson interval" in members.name
+    for acc, below, above in zip(s.front["accuracy"], bars.arrayminus, bars.array):
+        low, high = wilson_interval(acc, data.val_size)
+        assert acc - below == pytest.approx(low) and acc + above == pytest.approx(high)
+
+    old = data.__class__(**{**data.__dict__, "val_size": None})  # a run stored before the size was recorded
+    members = next(t for t in scatter_figure(s, old).data if t.name.startswith("Pareto members"))
+    assert members.error_y.array is None and members.error_x.array is None
