@@ -13,8 +13,9 @@ file is a *domain*:
 
 Cell keys listed under ``cell.shared`` are chosen once for all stages; the others per stage. A stage may narrow or
 replace any per-stage cell key with its own ``cell:`` mapping. Structural values (depth, widths, kernel and patch
-sizes, heads, ratios, multipliers) have upper bounds (:data:`MAX_VALUE`). Multipliers are independent (``width``,
-``depth``, ``resolution``) or tied by an EfficientNet compound coefficient (``compound: {phi, alpha, beta, gamma}``).
+sizes, heads, ratios, multipliers) have upper bounds (:data:`nas.blocks.catalog.MAX_VALUE`). Multipliers are
+independent (``width``, ``depth``, ``resolution``) or tied by an EfficientNet compound coefficient (``compound:
+{phi, alpha, beta, gamma}``).
 
 Sampling goes through a :class:`Suggest` (an Optuna trial, a seeded RNG, or a replay of stored values), in a fixed
 order so that conditional parameters are visible to the sampler (define-by-run). Parameter names are flat and stable:
@@ -33,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from nas.blocks.catalog import (ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, INPUTS, MAX_VALUE, MIXERS, NORMS, SKIPS,
-                                STEMS, Option)
+from nas.blocks.catalog import (ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, INPUTS, MIXERS, NORMS, SKIPS, STEMS,
+                                Option, bounded)
 from nas.errors import SpaceError, SpecError
 from nas.spec import ArchSpec, canonical_float
 from nas.yamlio import load_yaml, read_text
@@ -286,19 +287,9 @@ COST_CACHE_SIZE = 4096  # (spec, input) entries of Space.constraint_costs' cache
 REFERENCE_INPUT_KEYS = ("shape", "num_classes")
 DEFAULT_REFERENCE = {"image": ((3, 32, 32), 10), "sequence": ((64, 8), 10)}
 
-# MAX_VALUE (nas.blocks.catalog): upper bounds of the structural keys, shared with the spec's own checks.
+# The structural keys' upper bounds are nas.blocks.catalog.MAX_VALUE (via catalog.bounded), shared with nas.spec.
 MAX_REFERENCE_DIM = {"image": 4096, "sequence": 65536}  # constraints.reference_input.shape: each entry at most
 MAX_CLASSES = 1_000_000  # constraints.reference_input.num_classes
-
-
-def _bounded(option: Option, field: Any) -> Option:
-    """``option`` with the upper bound of ``field`` (see MAX_VALUE) added, if it has one and takes numbers."""
-    limit = MAX_VALUE.get(field) if isinstance(field, str) else None
-    if limit is None or option.type not in (int, float) or option.allowed is not None:
-        return option
-    check = option.check
-    return Option(option.type, option.default, check=lambda v: (check is None or check(v)) and v <= limit,
-                  expected=f"{option.describe()}, at most {limit:g}")
 
 
 @dataclass
@@ -772,7 +763,7 @@ class _Parser:
     # -- parameters ---------------------------------------------------------------------------------------------
     def add(self, name: str, raw: Any, path: tuple, option: Option, target: tuple, scope: str,
             names_in_scope: dict[str, str], inherent: tuple | None) -> None:
-        domain, when_raw = self.domain(raw, path, _bounded(option, target[-1]))
+        domain, when_raw = self.domain(raw, path, bounded(option, target[-1]))
         conditions = []
         if inherent is not None:
             key, allowed = inherent

@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas.blocks.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS
+from nas.blocks.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded
 from nas.errors import SpecError
 
 SCHEMA_VERSION = 1
@@ -82,15 +82,12 @@ class MixerSpec(_Frozen):
                              f"(accepted: {', '.join(sorted(info.options)) or 'none'})")
         options = info.defaults()
         for key, value in given.items():
-            option = info.options[key]
+            option = bounded(info.options[key], key)
             if option.type is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-            limit = MAX_VALUE.get(key)
-            if not option.accepts(value) or (limit is not None and isinstance(value, (int, float))
-                                             and not isinstance(value, bool) and value > limit):
-                bound = f", at most {limit:g}" if limit is not None and option.allowed is None else ""
+            if not option.accepts(value):
                 raise ValueError(f"@options.{key}: option {key!r} of block {name!r} is {value!r}, "
-                                 f"expected {option.describe()}{bound}")
+                                 f"expected {option.describe()}")
             options[key] = canonical_float(value) if option.type is float else value
         return {**data, "options": dict(sorted(options.items()))}
 

@@ -188,3 +188,14 @@ MAX_VALUE: dict[str, int | float] = {
     "expansion_ratio": 32.0, "mlp_ratio": 32.0, "reduction_ratio": 32.0,
     "width_multiplier": 8.0, "depth_multiplier": 8.0, "resolution_multiplier": 8.0,
 }
+
+
+def bounded(option: Option, field: Any) -> Option:
+    """``option`` with the upper bound of ``field`` (see MAX_VALUE) added, if it has one and takes numbers: how a
+    space (nas.grammar) and a spec (nas.spec) check the same key."""
+    limit = MAX_VALUE.get(field) if isinstance(field, str) else None
+    if limit is None or option.type not in (int, float) or option.allowed is not None:
+        return option
+    check = option.check
+    return Option(option.type, option.default, check=lambda v: (check is None or check(v)) and v <= limit,
+                  expected=f"{option.describe()}, at most {limit:g}")
