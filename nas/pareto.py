@@ -96,6 +96,14 @@ def dominates(a, b) -> bool:
     return bool(np.all(a <= b) and np.any(a < b))
 
 
+def dominating(values: np.ndarray, point, directions: Sequence[str]) -> np.ndarray:
+    """Boolean mask of the rows of ``values`` (n, m) that Pareto-dominate ``point`` (m,), both in ``directions``.
+    A row or point with a NaN gives False."""
+    u = to_minimization(values, directions)
+    p = to_minimization(np.asarray(point, dtype=float)[None], directions)[0]
+    return np.all(u <= p, axis=1) & np.any(u < p, axis=1)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Non-dominated sorting
 # --------------------------------------------------------------------------------------------------------------

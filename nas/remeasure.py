@@ -197,6 +197,16 @@ def paired(a: Sequence[float], b: Sequence[float]) -> tuple[int, int]:
     return sum(x < y for x, y in zip(a[:n], b[:n])), n
 
 
+def dominating_found(found, baseline, objectives: list[str], directions: list[str]):
+    """Mask of the rows of ``found`` (a frame of found nets) that dominate ``baseline`` (a row) on ``objectives``,
+    leaving out the baseline's own architecture (a warm-started baseline is a trial of the run, too)."""
+    from nas import pareto
+
+    mask = pareto.dominating(found[objectives].to_numpy(dtype=float),
+                             baseline[objectives].to_numpy(dtype=float), directions)
+    return mask & (found["spec_hash"] != baseline["spec_hash"]).to_numpy()
+
+
 def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: list[str],
                      baseline_values: dict[str, dict[str, float]] | None = None):
     """One row per re-measured model: its objectives with ``latency_ms`` replaced by the median of the rounds,
@@ -238,15 +248,10 @@ def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: 
         hits = []
         b = row[objectives].to_numpy(dtype=float)
         if row["kind"] == "baseline" and np.isfinite(b).all():
-            b_min = pareto.to_minimization(b[None], directions)[0]
-            for _, f in found.iterrows():
-                if isinstance(f["spec_hash"], str) and f["spec_hash"] == row["spec_hash"]:  # itself, warm-started
-                    continue
-                f_min = pareto.to_minimization(f[objectives].to_numpy(dtype=float)[None], directions)[0]
-                if pareto.dominates(f_min, b_min):
-                    faster, n = paired(record["models"][f["model"]]["rounds_ms"],
-                                       record["models"][row["model"]]["rounds_ms"])
-                    hits.append({"number": int(f["number"]), "faster_rounds": faster, "rounds": n})
+            for _, f in found[dominating_found(found, row, objectives, directions)].iterrows():
+                faster, n = paired(record["models"][f["model"]]["rounds_ms"],
+                                   record["models"][row["model"]]["rounds_ms"])
+                hits.append({"number": int(f["number"]), "faster_rounds": faster, "rounds": n})
         dominators.append(hits)
         if row["kind"] != "baseline":
             dominated_by.append("")

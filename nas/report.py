@@ -178,34 +178,29 @@ def versus_found(base: pd.DataFrame, front: pd.DataFrame, objectives: list[str],
     margin in validation examples (and McNemar's p where both models' per-example results are stored); or, when
     none does, the most accurate member that costs at most as much on every other objective, and whether the
     baseline's accuracy lead over it is beyond chance (p < 0.05) or within noise."""
+    from nas.remeasure import dominating_found
+
     with_acc = "accuracy" in objectives and bool(val_size)
     costs = [j for j, o in enumerate(objectives) if o != "accuracy"]
-    members = [f for _, f in front.iterrows()]
+    front_min = pareto.to_minimization(front[objectives].to_numpy(dtype=float), directions)
     out = []
     for _, b in base.iterrows():
-        b_values = b[objectives].to_numpy(dtype=float)
-        if b.get("status") != "ok" or not np.isfinite(b_values).all():
+        if b.get("status") != "ok" or not np.isfinite(b[objectives].to_numpy(dtype=float)).all():
             out.append("not evaluated")
             continue
-        b_min = pareto.to_minimization(b_values[None], directions)[0]
-        dominating, as_cheap = [], []
-        for f in members:
-            if isinstance(f["spec_hash"], str) and f["spec_hash"] == b["spec_hash"]:  # itself, warm-started
-                continue
-            f_min = pareto.to_minimization(f[objectives].to_numpy(dtype=float)[None], directions)[0]
-            if pareto.dominates(f_min, b_min):
-                dominating.append(f)
-            elif all(f_min[j] <= b_min[j] for j in costs):
-                as_cheap.append(f)
-        if dominating:
+        dominating = front[dominating_found(front, b, objectives, directions)]
+        b_min = pareto.to_minimization(b[objectives].to_numpy(dtype=float), directions)[0]
+        as_cheap = front[np.all(front_min[:, costs] <= b_min[costs], axis=1)
+                         & (front["spec_hash"] != b["spec_hash"]).to_numpy()]
+        if len(dominating):
             if "accuracy" in objectives:
-                dominating.sort(key=lambda f: -f["accuracy"])
+                dominating = dominating.sort_values("accuracy", ascending=False, kind="stable")
             named = [f"#{int(f['number'])}" + (f" ({accuracy_margin(f, b, val_size).text()})" if with_acc else "")
-                     for f in dominating[:MAX_LISTED]]
+                     for _, f in dominating.head(MAX_LISTED).iterrows()]
             more = f" and {len(dominating) - MAX_LISTED} more" if len(dominating) > MAX_LISTED else ""
             out.append("dominated by " + ", ".join(named) + more)
-        elif as_cheap and "accuracy" in objectives:
-            f = max(as_cheap, key=lambda f: f["accuracy"])
+        elif len(as_cheap) and "accuracy" in objectives:
+            f = as_cheap.loc[as_cheap["accuracy"].idxmax()]
             line = f"not dominated: #{int(f['number'])}, the most accurate found net that costs no more"
             if with_acc:
                 c = accuracy_margin(f, b, val_size)

@@ -333,3 +333,17 @@ def test_knee_3d_and_degenerate():
         knee_point(np.full((2, 2), np.nan), ["minimize"] * 2)
     with pytest.raises(ValueError):
         knee_point(np.empty((0, 2)), ["minimize"] * 2)
+
+
+def test_dominating_agrees_with_dominates_row_by_row():
+    from nas import pareto
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 4, size=(60, 3)).astype(float)
+    values[5, 1] = np.nan
+    directions = ["maximize", "minimize", "minimize"]
+    for point in (values[0], np.array([2.0, 1.0, 2.0]), np.array([np.nan, 1.0, 1.0])):
+        mask = pareto.dominating(values, point, directions)
+        p = pareto.to_minimization(point[None], directions)[0]
+        expected = [pareto.dominates(u, p) for u in pareto.to_minimization(values, directions)]
+        assert mask.tolist() == expected
