@@ -141,15 +141,14 @@ def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: st
     try:
         started = start_ray(address)
         try:
-            repairs = run.repair_journal()  # first: a damaged journal is refused before anything is written
-            if snapshot:
+            for repair in run.repair_journal():  # a damaged last line is refused here, one inside by the load
+                run.log(f"{now()} {repair}")
+            engine.attach(run, create=False)
+            if snapshot:  # after the load: a run whose storage cannot be read is left as it was
                 save_config(run, prepared.config, call_time_budget_s)
             if gpus is not None:
                 run.meta.setdefault("ray", {})["gpus_per_trial"] = gpus
                 run.save_meta()
-            for repair in repairs:
-                run.log(f"{now()} {repair}")
-            engine.attach(run, create=False)
             _drive(run, engine, prepared, header=resume_header(prepared, run, f" on Ray ({address or 'local'})"),
                    quiet=quiet)
         finally:

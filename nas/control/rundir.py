@@ -75,6 +75,20 @@ def journal_damage(path: Path) -> str | None:
     return None
 
 
+def _journal_tail(f, size: int, chunk: int = 1 << 16) -> tuple[int, bytes]:
+    """(offset, bytes) of the end of an open journal file of ``size`` bytes: enough to hold its last complete line
+    whole (and whatever follows it), read backwards in ``chunk``-sized steps."""
+    start = size
+    while start > 0:
+        start = max(0, start - chunk)
+        f.seek(start)
+        data = f.read(size - start)
+        end = data.rfind(b"\n")
+        if start == 0 or (end != -1 and data.rfind(b"\n", 0, end) != -1):
+            return start, data
+    return 0, b""
+
+
 def make_dir(path: Path, key: str) -> Path:
     """``mkdir -p`` for a folder the user named; a file in the way (or no permission) is a one-line RunError."""
     try:
@@ -278,16 +292,20 @@ class RunDir:
         if stale_lock.exists() or stale_lock.is_symlink():
             stale_lock.unlink()
             done.append("removed a stale journal lock")
-        damage = journal_damage(journal)
-        if damage:  # Optuna skips a bad LAST line, but a record appended after it would break every later read
-            raise RunError(damage, file=str(journal))
-        if journal.is_file() and journal.stat().st_size:
+        size = journal.stat().st_size if journal.is_file() else 0
+        if size:  # only the end of the file is read: Optuna's own load refuses a bad line anywhere before it
             with open(journal, "rb+") as f:
-                data = f.read()
-                if not data.endswith(b"\n"):
-                    keep = data.rfind(b"\n") + 1
-                    f.truncate(keep)
-                    done.append(f"dropped a half-written journal record ({len(data) - keep} bytes)")
+                start, tail = _journal_tail(f, size)
+                end = tail.rfind(b"\n")  # the end of the last complete line
+                if end != -1:
+                    try:
+                        json.loads(tail[tail.rfind(b"\n", 0, end) + 1:end + 1])
+                    except ValueError:  # Optuna skips a bad LAST line, but a record appended after it would break
+                        raise RunError(journal_damage(journal) or "the last journal line is not a record",
+                                       file=str(journal)) from None  # every later read
+                if end + 1 < len(tail):
+                    f.truncate(start + end + 1)
+                    done.append(f"dropped a half-written journal record ({len(tail) - end - 1} bytes)")
         return done
 
     def unlock(self) -> None:

@@ -674,12 +674,11 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
     engine = Engine(prepared, quiet=quiet)
     run.lock()
     try:
-        repairs = run.repair_journal()  # first: a damaged journal is refused before anything is written
-        if snapshot:
-            save_config(run, prepared.config, call_time_budget_s)
-        for repair in repairs:
+        for repair in run.repair_journal():  # a damaged last line is refused here, one inside by the load below
             run.log(f"{now()} {repair}")
         engine.attach(run, create=False)
+        if snapshot:  # after the load: a run whose storage cannot be read is left as it was
+            save_config(run, prepared.config, call_time_budget_s)
         stale = engine.recover_stale()
         note = f"; {len(stale)} stale trial(s) re-enqueued: {', '.join(f'#{n}' for n in stale)}" if stale else ""
         _drive(engine, run, resume_header(prepared, run) + note, parallel)

@@ -255,6 +255,21 @@ def test_a_resume_time_budget_is_for_that_call_only(tmp_path):
     assert counted(nas.resume(run, quiet=True).get_trials()) == 3  # the next resume has no time limit
 
 
+@pytest.mark.parametrize("content", [b"", b"torn", b"{}\n", b"{}\n" + b"x" * 50 + b"\n",
+                                     b"{}\n" + b"y" * 70 + b"\ntorn", b"a" * 40 + b"\n" + b"b" * 40 + b"\n" + b"c" * 5])
+def test_the_journal_tail_holds_the_last_complete_line_whole(tmp_path, content):
+    from nas.control.rundir import _journal_tail
+
+    path = tmp_path / "journal.log"
+    path.write_bytes(content)
+    with open(path, "rb") as f:
+        start, tail = _journal_tail(f, len(content), chunk=16)  # lines longer than a chunk
+    assert content[start:] == tail
+    end = content.rfind(b"\n")
+    if end != -1:  # the last complete line starts inside the tail
+        assert start <= content.rfind(b"\n", 0, end) + 1
+
+
 def test_a_run_file_without_its_study_name_or_study(tmp_path):
     import json
 
