@@ -139,10 +139,10 @@ class Engine:
         check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
                          key="dataset")
         budget = self.eval_config.budget
-        if math.ceil(budget.data_fraction * self.data.size("train")) < 2:  # batches of one break BatchNorm
-            raise ConfigError(f"leaves {math.ceil(budget.data_fraction * self.data.size('train'))} training "
-                              f"example(s) of {self.data.size('train')} per epoch; at least 2 are needed",
-                              key="budget.data_fraction")
+        per_epoch = budget.examples_per_epoch(self.data.size("train"))
+        if per_epoch < 2:  # batches of one break BatchNorm
+            raise ConfigError(f"leaves {per_epoch} training example(s) of {self.data.size('train')} per epoch; at "
+                              "least 2 are needed", key="budget.data_fraction")
         self.input_shape = tuple(budget.input_shape(self.data.input_shape))
         self.num_classes = int(self.data.num_classes)
         self.budget_key = self.config.budget_key()
@@ -659,13 +659,19 @@ def keep_sampler(run: RunDir, prepared: Prepared) -> None:
     NSGA-II with several objectives, TPE with one."""
     if prepared.config.sampler is not None:
         return
+    stored = _stored_config(run).get("sampler")
+    prepared.config.sampler = stored or ("nsga2" if len(prepared.config.objectives) >= 2 else "tpe")
+
+
+def _stored_config(run: RunDir) -> dict[str, Any]:
+    """The run's config snapshot as raw data, unvalidated ({} when it cannot be read: the caller's defaults hold)."""
     import yaml
 
     try:
-        stored = (yaml.safe_load(read_text(run.path / CONFIG_FILE)) or {}).get("sampler")
-    except (NasError, yaml.YAMLError, AttributeError):
-        stored = None
-    prepared.config.sampler = stored or ("nsga2" if len(prepared.config.objectives) >= 2 else "tpe")
+        data = yaml.safe_load(read_text(run.path / CONFIG_FILE))
+    except (NasError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, parallel=None,
@@ -690,15 +696,9 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
 def save_config(run: RunDir, config: RunConfig, call_time_budget_s: float | None = None) -> None:
     """Rewrite the run's config snapshot (a resume's new target). A time budget given for one call is not saved:
     the stored one stays (both backends)."""
-    import yaml
-
     saved = config.model_copy()
     if call_time_budget_s is not None:
-        try:
-            stored = yaml.safe_load(read_text(run.path / CONFIG_FILE)) or {}
-        except (NasError, yaml.YAMLError):
-            stored = {}
-        saved.time_budget_s = stored.get("time_budget_s") if isinstance(stored, dict) else None
+        saved.time_budget_s = _stored_config(run).get("time_budget_s")
     (run.path / CONFIG_FILE).write_text(dump_config(saved))
 
 

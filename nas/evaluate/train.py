@@ -80,6 +80,10 @@ class Budget:
         if not (0 <= self.warmup_fraction <= 1):
             bad("warmup_fraction", "must be in [0, 1]")
 
+    def examples_per_epoch(self, train_size: int) -> int:
+        """Training examples one epoch uses: the first ``ceil(data_fraction * train_size)`` (at least 1)."""
+        return min(train_size, max(1, math.ceil(self.data_fraction * train_size)))
+
     def input_shape(self, base_shape) -> tuple:
         """The input shape the model must be built for: images ``(C, H, W)`` get ``round(H * resolution)`` and
         ``round(W * resolution)`` (at least 1); sequences ``(L, C)`` are unchanged."""
@@ -370,8 +374,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                 opt = torch.optim.AdamW(_param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
                 params = [p for g in opt.param_groups for p in g["params"]]
 
-                n_train = min(run_data.size("train"),
-                              max(1, math.ceil(budget.data_fraction * run_data.size("train"))))
+                n_train = budget.examples_per_epoch(run_data.size("train"))
                 bs = int(budget.batch_size)
                 steps_per_epoch = max(1, n_train // bs)
                 total_steps = max(1, math.ceil(budget.epochs * steps_per_epoch))
