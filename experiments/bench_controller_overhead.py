@@ -1,18 +1,18 @@
 """Controller overhead per trial: everything the search controller does around an evaluation.
 
-The evaluator is replaced by one that returns fixed objectives instantly (deterministic per spec hash, with a
-result of realistic size: curve, cost, training info), so what is left is the controller: ``study.ask``, sampling
-the define-by-run spec from the space (vision.yaml: dozens of parameters), the no-repeat lookup, the user attrs, the
+The evaluator is replaced by one that returns fixed objectives instantly (deterministic per spec hash, with a result
+of realistic size: curve, cost, training info), so what is left is the controller: ``study.ask``, sampling the
+define-by-run spec from the space (vision.yaml: dozens of parameters), the no-repeat lookup, the user attrs, the
 ``study.tell`` (storage write), and the progress line + ``search.log``. The stand-in evaluator still runs the
-constraint check (the space's FLOPs cap: build the model at the space's reference input and count params / FLOPs,
-cached per spec) exactly as ``evaluate`` runs it first, so the tables give the controller alone (the issue's
-"sample + store + bookkeeping") and the all-in time with that check. Measured on the default storage
-(the journal file, written by ``nas.control.rundir.journal_backend``), on the same journal written by Optuna's stock
-``JournalFileBackend`` (every record fsync-ed: what the default was before) and on SQLite, with NSGA-II (``--sampler``,
-default nsga2: the controller's own cost; the run default ``predictor`` also screens candidates per trial, which
-``bench_predictor_overhead.py`` measures), as the median ms per trial over a window of trials around trial 100 and
-trial 1000.
-A last table times the pre-check on real CPU tensors (what the engine does) against the ``meta`` device.
+constraint check (the space's FLOPs cap: params / FLOPs at the space's reference input, counted by parts since
+session 11, :func:`nas.builder.network_costs`; cached per spec) exactly as ``evaluate`` runs it first, so the tables
+give the controller alone (the issue's "sample + store + bookkeeping") and the all-in time with that check. Measured
+on the default storage (the journal file, written by ``nas.control.rundir.journal_backend``), on the same journal
+written by Optuna's stock ``JournalFileBackend`` (every record fsync-ed: what the default was before) and on SQLite,
+with NSGA-II (``--sampler``, default nsga2: the controller's own cost; the run default ``predictor`` also screens
+candidates per trial, which ``bench_predictor_overhead.py`` measures), as the median ms per trial over a window of
+trials around trial 100 and trial 1000. A last table times that count whole (the network built and counted, as
+before session 11) against by parts.
 
 Target: <= 20 ms per trial, growing at most 2x from trial 100 to trial 1000.
 
@@ -170,48 +170,47 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
                 "precheck_builds": len(engine.space._cost_cache), "prechecks": prechecks}
 
 
-def precheck_variants(n: int) -> list[list]:
-    """The space pre-check's parts on ``n`` sampled specs of each shipped space (median ms per spec): build, count
-    params + FLOPs as the engine does (real CPU tensors), and the same on the ``meta`` device (no weights are
-    initialised, FlopCounterMode runs on meta tensors). The meta numbers are compared with the real ones."""
-    import torch
-
+def whole_costs(spec, input_shape, num_classes) -> dict[str, int]:
+    """The way params / FLOPs were counted before session 11: build the whole network, count it."""
     from nas.builder import build, example_input
     from nas.evaluate.measure import count_flops, count_params
+
+    model = build(spec, input_shape=input_shape, num_classes=num_classes)
+    return {"params": count_params(model), "flops": count_flops(model, example_input(model, 1))}
+
+
+def precheck_variants(n: int) -> list[list]:
+    """The pre-check's count on ``n`` random specs of each shipped space, then ``n`` one-choice mutations of them
+    (what the predictor screens), median ms per spec: the whole network built and counted (before session 11)
+    against :func:`nas.builder.network_costs` (by parts, each distinct part counted once; its cache starts empty
+    per space). The two counts are compared."""
+    import random
+
+    from nas.builder import _part_costs, network_costs
     from nas.grammar import load_space
 
     rows = []
     for name in ("vision", "mobile", "sequence"):
         space = load_space(name)
         shape, classes = tuple(space.reference_input[0]), space.reference_input[1]
-        real_build, real_count, meta_build, meta_count, equal, failed = [], [], [], [], 0, []
-        for seed in range(n + 3):
-            spec = space.sample(seed)
-            t0 = time.perf_counter()
-            model = build(spec, input_shape=shape, num_classes=classes)
-            t1 = time.perf_counter()
-            real = (count_params(model), count_flops(model, example_input(model, 1)))
-            t2 = time.perf_counter()
-            try:
-                with torch.device("meta"):
-                    t3 = time.perf_counter()
-                    meta_model = build(spec, input_shape=shape, num_classes=classes)
-                    t4 = time.perf_counter()
-                    meta = (count_params(meta_model), count_flops(meta_model, example_input(meta_model, 1)))
-                    t5 = time.perf_counter()
-            except Exception as e:  # noqa: BLE001 - what fails on meta is a finding
-                failed.append(f"{type(e).__name__}: {str(e).splitlines()[0][:60]}")
-                continue
-            if seed < 3:  # warm-up
-                continue
-            real_build.append(t1 - t0)
-            real_count.append(t2 - t1)
-            meta_build.append(t4 - t3)
-            meta_count.append(t5 - t4)
-            equal += meta == real
-        med = lambda v: round(1000 * statistics.median(v), 2) if v else ""  # noqa: E731
-        rows.append([name, len(real_build), med(real_build), med(real_count), med(meta_build), med(meta_count),
-                     f"{equal}/{len(real_build)}", "; ".join(sorted(set(failed))) or "none"])
+        rng = random.Random(0)
+        randoms = [space.sample(seed) for seed in range(100, 100 + n)]
+        kinds = {"random": randoms, "mutation": [space.mutate(rng.choice(randoms), rng) for _ in range(n)]}
+        whole_costs(space.sample(0), shape, classes)  # warm-up
+        _part_costs.clear()
+        for kind, specs in kinds.items():
+            whole, parts, equal = [], [], 0
+            for spec in specs:
+                t0 = time.perf_counter()
+                a = whole_costs(spec, shape, classes)
+                t1 = time.perf_counter()
+                b = network_costs(spec, shape, classes)
+                t2 = time.perf_counter()
+                whole.append(t1 - t0)
+                parts.append(t2 - t1)
+                equal += a == b
+            w, p = 1000 * statistics.median(whole), 1000 * statistics.median(parts)
+            rows.append([name, kind, len(specs), round(w, 2), round(p, 2), f"{p / w:.2f}", f"{equal}/{len(specs)}"])
     return rows
 
 
@@ -239,8 +238,8 @@ def main(argv=None) -> int:
                         help="cProfile the window of trials right after the one measured around this trial")
     parser.add_argument("--target-ms", type=float, default=20.0)
     parser.add_argument("--variants", type=int, default=30, metavar="N",
-                        help="also time the pre-check on the meta device vs real tensors on N specs per shipped "
-                             "space (0: skip)")
+                        help="also time the params + FLOPs count whole vs by parts on N random specs and N "
+                             "mutations per shipped space (0: skip)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -256,8 +255,8 @@ def main(argv=None) -> int:
         print(f"{kind}: up to {args.trials} trials (max {args.max_seconds:.0f} s) ...", flush=True)
         results.append(bench(kind, args.trials, args.max_seconds, args.sampler, args.profile, args.window))
         r = results[-1]
-        print(f"  {len(r['rows'])} trials in {r['elapsed']:.0f} s; states {r['states']}; space pre-check built "
-              f"{r['precheck_builds']} models for {r['prechecks']} checks (the rest from the cost cache)", flush=True)
+        print(f"  {len(r['rows'])} trials in {r['elapsed']:.0f} s; states {r['states']}; space pre-check counted "
+              f"{r['precheck_builds']} specs for {r['prechecks']} checks (the rest from the cost cache)", flush=True)
     headers = ["storage", "trials run", "at trial", "controller ms/trial (target)", "ask", "sample", "tell (store)",
                "rest (bookkeeping)", "growth vs first point", "verdict", "constraint check (in evaluate)",
                "all-in ms/trial", "all-in verdict"]
@@ -281,16 +280,16 @@ def main(argv=None) -> int:
     report.table(headers, table, title=f"Median ms per trial over {args.window} trials around each point "
                                        f"(target <= {args.target_ms:g} ms, growth <= 2x)",
                  csv=None if args.no_write else "bench_controller_overhead.csv")
-    report.table(["storage", "trials run", "states", "pre-checks", "models built (cache misses)"],
+    report.table(["storage", "trials run", "states", "pre-checks", "specs counted (cache misses)"],
                  [[r["storage"], len(r["rows"]), " ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
                    r["prechecks"], r["precheck_builds"]] for r in results],
-                 title="Trials and the pre-check's cost cache (a spec sampled again is not built again)")
+                 title="Trials and the pre-check's cost cache (a spec sampled again is not counted again)")
     if args.variants:
         print(f"pre-check variants on {args.variants} specs per space ...", flush=True)
-        report.table(["space", "specs", "build ms (real)", "params+FLOPs ms (real)", "build ms (meta)",
-                      "params+FLOPs ms (meta)", "meta == real", "meta failures"], precheck_variants(args.variants),
-                     title="Space pre-check: real CPU tensors (what the engine does) vs the meta device, median ms "
-                           "per spec")
+        report.table(["space", "specs", "n", "whole network built + counted, ms", "by parts (network_costs), ms",
+                      "ratio", "same counts"], precheck_variants(args.variants),
+                     title="Params + FLOPs of a spec: the whole network built and counted vs counted by its parts, "
+                           "median ms per spec (one process, random specs first, then mutations of them)")
     for r in results:
         if r["profile"]:
             report.text(f"### cProfile, {r['storage']}, {args.window} trials after the window at trial "

@@ -1,17 +1,18 @@
 """The ``predictor`` sampler's cost per trial, with and without its candidate pool, at trial 100 and trial 1000.
 
-The default sampler screens candidates (builds each and counts its params and FLOPs) and fits two random forests
-before every trial. ``bench_controller_overhead.py`` measured that at 583 ms per trial at trial 100 (session 5),
-against the issue's 20 ms target for the controller. This script runs the same stand-in search (vision space, the
-journal storage, an instant evaluator: ``bench_controller_overhead.bench``) once per variant, in one process, and
-reports the controller's median ms per trial in a window around each point, with the ratio to the first variant:
+The default sampler screens candidates (counts each one's params and FLOPs) and fits two random forests before
+every trial. ``bench_controller_overhead.py`` measured that at 583 ms per trial at trial 100 (session 5), against
+the issue's 20 ms target for the controller. This script runs the same stand-in search (vision space, the journal
+storage, an instant evaluator: ``bench_controller_overhead.bench``) once per variant, in one process, and reports
+the controller's median ms per trial in a window around each point, with the ratio to the first variant:
 
-* ``fresh16-refit-every-trial``: what sessions 4-5 ran (16 new candidates screened per trial, forests refitted
-  every trial);
-* ``fresh16``: 16 new candidates per trial, forests refitted once the complete trials grew by 1/16;
+* ``fresh16-whole``: the default before session 11 (16 new candidates per trial, each network built whole and
+  counted: ``bench_controller_overhead.whole_costs``);
+* ``fresh16``: the default (16 new candidates per trial, counted by parts: :func:`nas.builder.network_costs`);
 * ``pool4of16`` (``fresh_candidates: 4``): the unpicked candidates are kept, 4 new ones screened per trial;
 * ``pool4of32`` (``candidates: 32, fresh_candidates: 4``).
 
+Forests are refitted once the complete trials grew by 1/16 in all variants; the part cache starts empty for each.
 Whether the cheaper variants choose as well is not measured here (the evaluator is a stand-in): that is
 ``sample_efficiency.py``'s pool4 / pool4of32 controls.
 
@@ -31,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Report, machine_info  # noqa: E402
 
-VARIANTS = {  # name -> (config keys, refit every trial)
-    "fresh16-refit-every-trial": ({"fresh_candidates": 16}, True),
+VARIANTS = {  # name -> (config keys, count each network whole)
+    "fresh16-whole": ({"fresh_candidates": 16}, True),
     "fresh16": ({"fresh_candidates": 16}, False),
     "pool4of16": ({"fresh_candidates": 4}, False),
     "pool4of32": ({"candidates": 32, "fresh_candidates": 4}, False),
@@ -40,22 +41,23 @@ VARIANTS = {  # name -> (config keys, refit every trial)
 
 
 def run_variant(name: str, trials: int, max_seconds: float, window: int) -> dict:
-    import nas.control.predictor as predictor
-    from bench_controller_overhead import bench
+    import nas.builder
+    from bench_controller_overhead import bench, whole_costs
 
-    extra, every_trial = VARIANTS[name]
+    extra, whole = VARIANTS[name]
     notes: list[dict] = []
 
     def on_trial(engine, row):
         last = engine.study.get_trials(deepcopy=False)[-1]
         notes.append({"trial": row["trial"], **(last.user_attrs.get("predictor") or {})})
 
-    growth = predictor.REFIT_GROWTH
-    predictor.REFIT_GROWTH = 0.0 if every_trial else growth
+    by_parts = nas.builder.network_costs
+    nas.builder._part_costs.clear()
+    nas.builder.network_costs = whole_costs if whole else by_parts  # Space.constraint_costs imports it per call
     try:
         result = bench("journal", trials, max_seconds, "predictor", None, window, extra=extra, on_trial=on_trial)
     finally:
-        predictor.REFIT_GROWTH = growth
+        nas.builder.network_costs = by_parts
     result["notes"] = notes
     return result
 

@@ -9,6 +9,8 @@ Inputs: images (N, C, H, W); sequences (N, L, C) (transposed to channels-first (
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -72,6 +74,144 @@ class Downsample(nn.Module):
         return self.op(x)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One piece of a :class:`Network` (the stem, a downsampler, a cell, a dense stage, the fusion, the head) whose
+    parameters and FLOPs depend only on ``key``: built alone by ``make`` and fed ``example()`` (batch of one), it
+    counts what it counts inside the network. Two parts with one key cost the same, so counting a network is
+    counting its distinct parts (:func:`network_costs`)."""
+
+    key: tuple
+    make: Callable[[], nn.Module] = field(compare=False)
+    example: Callable[[], tuple] = field(compare=False)
+
+
+@dataclass
+class Layout:
+    """Everything :class:`Network` builds, as parts in build order, worked out without building any."""
+
+    dims: int
+    model_size: tuple[int, ...]
+    stem: Part
+    stages: list[list[Part]]
+    stage_widths: list[int]
+    stage_sizes: list[tuple[int, ...]]
+    fusion: Part | None
+    head: Part
+
+
+def _inputs(*shapes: tuple[int, ...]) -> Callable[[], tuple]:
+    return lambda: tuple(torch.randn(1, *s) for s in shapes)
+
+
+def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layout:
+    """The parts of the network for ``spec`` at ``input_shape`` (without the batch) and ``num_classes``: the one
+    place that turns a spec into channels, resolutions and blocks. Raises :class:`BuildError` as the build would."""
+    input_shape = tuple(int(s) for s in input_shape)
+    if spec.input == "image":
+        if len(input_shape) != 3:
+            raise BuildError(f"an image spec needs input shape (C, H, W), got {input_shape}")
+        in_channels, *spatial = input_shape
+        dims = 2
+    else:
+        if len(input_shape) != 2:
+            raise BuildError(f"a sequence spec needs input shape (L, C), got {input_shape}")
+        length, in_channels = input_shape
+        spatial = [length]
+        dims = 1
+    if num_classes < 1:
+        raise BuildError(f"num_classes must be >= 1, got {num_classes}")
+    model_size = tuple(scaled_size(s, spec.resolution_multiplier) for s in spatial)
+
+    first = spec.stages[0]
+    stem_ctx = BlockContext(dims, math.prod(model_size), _norm_at(first.norm, math.prod(model_size)), first.act,
+                            first.norm_groups)
+    stem_width = scaled_width(spec.stem.width, spec.width_multiplier)
+    stem_in = (in_channels, *model_size)
+    if spec.stem.type == "conv":
+        kernel = spec.stem.kernel_size
+        stem = Part(("stem", "conv", in_channels, stem_width, kernel, stem_ctx, model_size),
+                    lambda: ConvNormAct(in_channels, stem_width, kernel, stem_ctx), _inputs(stem_in))
+        size = list(model_size)
+    else:
+        patch = spec.stem.patch_size
+        if min(model_size) < patch:
+            raise BuildError(f"patch size {patch} is larger than the input {model_size}", key="stem")
+        patches = math.prod(s // patch for s in model_size)
+        norm = _norm_at(first.norm, patches)
+
+        def patchify() -> nn.Module:
+            return nn.Sequential(conv_nd(dims, in_channels, stem_width, patch, stride=patch, padding=0),
+                                 make_norm(norm, stem_width, dims, first.norm_groups))
+
+        stem = Part(("stem", "patch", in_channels, stem_width, patch, dims, norm, first.norm_groups, model_size),
+                    patchify, _inputs(stem_in))
+        size = [s // patch for s in model_size]
+
+    channels = stem_width
+    total_blocks = sum(scaled_depth(s.depth, spec.depth_multiplier) for s in spec.stages)
+    block_index = 0
+    stages: list[list[Part]] = []
+    stage_widths: list[int] = []
+    stage_sizes: list[tuple[int, ...]] = []
+    for stage in spec.stages:
+        ctx_width = scaled_width(stage.width, spec.width_multiplier)
+        depth = scaled_depth(stage.depth, spec.depth_multiplier)
+        parts: list[Part] = []
+        kind = stage.downsample
+        if kind != "none" and min(Downsample.output_size(kind, s) for s in size) < 1:
+            kind = "none"  # the map is already a single position: nothing left to halve
+        pooled = stage is spec.stages[-1] and spec.head.type == "pool"
+        if kind != "none":
+            out_size = [Downsample.output_size(kind, s) for s in size]
+            ctx = BlockContext(dims, math.prod(out_size), _norm_at(stage.norm, math.prod(out_size), pooled),
+                               stage.act, stage.norm_groups)
+            parts.append(Part(("downsample", kind, channels, ctx_width, ctx, tuple(size)),
+                              partial(Downsample, kind, channels, ctx_width, ctx), _inputs((channels, *size))))
+            channels = channels if kind == "pool" else ctx_width
+            size = out_size
+        width = _fit_heads(ctx_width, stage)
+        positions = math.prod(size)
+        ctx = BlockContext(dims, positions, _norm_at(stage.norm, positions, pooled), stage.act, stage.norm_groups)
+        # what a cell reads of its stage: not its depth, width (the channels are given) or downsampling
+        cell = stage.model_dump_json(exclude={"depth", "width", "downsample"})
+        if stage.skip == "dense":
+            parts.append(Part(("dense", channels, width, ctx, cell, depth, tuple(size)),
+                              partial(DenseStage, channels, width, ctx, stage, depth), _inputs((channels, *size))))
+            block_index += depth
+        else:
+            for i in range(depth):
+                rate = spec.drop_path * block_index / max(1, total_blocks - 1)  # no parameter, no FLOP
+                c_in = channels if i == 0 else width
+                parts.append(Part(("cell", c_in, width, ctx, cell, tuple(size)),
+                                  partial(Cell, c_in, width, ctx, stage, drop_path=rate), _inputs((c_in, *size))))
+                block_index += 1
+        channels = width
+        stages.append(parts)
+        stage_widths.append(width)
+        stage_sizes.append(tuple(size))
+
+    fusion = None
+    head_size = stage_sizes[-1]
+    if spec.head.type == "fpn":
+        k = spec.head.fpn_stages
+        last = spec.stages[-1]
+        coarsest = min(math.prod(s) for s in stage_sizes[-k:])
+        # the fused laterals are pooled directly (13.5% of vision samples had constant logits before this)
+        head_ctx = BlockContext(dims, coarsest, _norm_at(last.norm, coarsest, pooled=True), last.act,
+                                last.norm_groups)
+        widths, sizes, fuse = stage_widths[-k:], stage_sizes[-k:], spec.head.fuse
+        fusion = Part(("fpn", tuple(widths), head_ctx, fuse, tuple(sizes)),
+                      partial(FPNFusion, widths, head_ctx, fuse),
+                      lambda: ([torch.randn(1, w, *s) for w, s in zip(widths, sizes)],))
+        channels = widths[0] * (k if fuse == "concat" else 1)  # FPNFusion.out_channels
+        head_size = sizes[0]
+    dropout = spec.head.dropout
+    head = Part(("head", channels, int(num_classes), head_size),
+                partial(ClassifierHead, channels, int(num_classes), dropout), _inputs((channels, *head_size)))
+    return Layout(dims, model_size, stem, stages, stage_widths, stage_sizes, fusion, head)
+
+
 class Network(nn.Module):
     """A network built from an :class:`ArchSpec` for a given input shape and number of classes."""
 
@@ -80,87 +220,15 @@ class Network(nn.Module):
         self.spec = spec
         self.num_classes = int(num_classes)
         self.input_shape = tuple(int(s) for s in input_shape)  # as the caller feeds it (before resizing)
-        if spec.input == "image":
-            if len(self.input_shape) != 3:
-                raise BuildError(f"an image spec needs input shape (C, H, W), got {self.input_shape}")
-            in_channels, *spatial = self.input_shape
-            dims = 2
-        else:
-            if len(self.input_shape) != 2:
-                raise BuildError(f"a sequence spec needs input shape (L, C), got {self.input_shape}")
-            length, in_channels = self.input_shape
-            spatial = [length]
-            dims = 1
-        if num_classes < 1:
-            raise BuildError(f"num_classes must be >= 1, got {num_classes}")
-        self.dims = dims
-        self.model_size = tuple(scaled_size(s, spec.resolution_multiplier) for s in spatial)
-
-        first = spec.stages[0]
-        stem_ctx = BlockContext(dims, math.prod(self.model_size), _norm_at(first.norm, math.prod(self.model_size)),
-                                first.act, first.norm_groups)
-        stem_width = scaled_width(spec.stem.width, spec.width_multiplier)
-        if spec.stem.type == "conv":
-            self.stem = ConvNormAct(in_channels, stem_width, spec.stem.kernel_size, stem_ctx)
-            size = list(self.model_size)
-        else:
-            patch = spec.stem.patch_size
-            if min(self.model_size) < patch:
-                raise BuildError(f"patch size {patch} is larger than the input {self.model_size}", key="stem")
-            patches = math.prod(s // patch for s in self.model_size)
-            self.stem = nn.Sequential(conv_nd(dims, in_channels, stem_width, patch, stride=patch, padding=0),
-                                      make_norm(_norm_at(first.norm, patches), stem_width, dims, first.norm_groups))
-            size = [s // patch for s in self.model_size]
-
-        channels = stem_width
-        total_blocks = sum(scaled_depth(s.depth, spec.depth_multiplier) for s in spec.stages)
-        block_index = 0
-        self.stages = nn.ModuleList()
-        self.stage_widths: list[int] = []
-        self.stage_sizes: list[tuple[int, ...]] = []
-        for stage in spec.stages:
-            ctx_width = scaled_width(stage.width, spec.width_multiplier)
-            depth = scaled_depth(stage.depth, spec.depth_multiplier)
-            layers: list[nn.Module] = []
-            kind = stage.downsample
-            if kind != "none" and min(Downsample.output_size(kind, s) for s in size) < 1:
-                kind = "none"  # the map is already a single position: nothing left to halve
-            pooled = stage is spec.stages[-1] and spec.head.type == "pool"
-            if kind != "none":
-                out_size = [Downsample.output_size(kind, s) for s in size]
-                ctx = BlockContext(dims, math.prod(out_size), _norm_at(stage.norm, math.prod(out_size), pooled),
-                                   stage.act, stage.norm_groups)
-                down = Downsample(kind, channels, ctx_width, ctx)
-                layers.append(down)
-                channels = down.out_channels
-                size = out_size
-            width = _fit_heads(ctx_width, stage)
-            positions = math.prod(size)
-            ctx = BlockContext(dims, positions, _norm_at(stage.norm, positions, pooled), stage.act, stage.norm_groups)
-            if stage.skip == "dense":
-                layers.append(DenseStage(channels, width, ctx, stage, depth))
-                block_index += depth
-            else:
-                for i in range(depth):
-                    rate = spec.drop_path * block_index / max(1, total_blocks - 1)
-                    layers.append(Cell(channels if i == 0 else width, width, ctx, stage, drop_path=rate))
-                    block_index += 1
-            channels = width
-            self.stages.append(nn.Sequential(*layers))
-            self.stage_widths.append(width)
-            self.stage_sizes.append(tuple(size))
-
-        self.fusion: FPNFusion | None = None
-        if spec.head.type == "fpn":
-            k = spec.head.fpn_stages
-            last = spec.stages[-1]
-            coarsest = min(math.prod(s) for s in self.stage_sizes[-k:])
-            # the fused laterals are pooled directly (13.5% of vision samples had constant logits before this)
-            head_ctx = BlockContext(dims, coarsest, _norm_at(last.norm, coarsest, pooled=True), last.act,
-                                    last.norm_groups)
-            self.fusion = FPNFusion(self.stage_widths[-k:], head_ctx, spec.head.fuse)
-            channels = self.fusion.out_channels
-        self.head = ClassifierHead(channels, self.num_classes, spec.head.dropout)
+        plan = layout(spec, self.input_shape, self.num_classes)
+        self.dims = plan.dims
+        self.model_size = plan.model_size
+        self.stem = plan.stem.make()
+        self.stages = nn.ModuleList(nn.Sequential(*(part.make() for part in parts)) for parts in plan.stages)
+        self.stage_widths = plan.stage_widths
+        self.stage_sizes = plan.stage_sizes
+        self.fusion: FPNFusion | None = plan.fusion.make() if plan.fusion is not None else None
+        self.head = plan.head.make()
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every stage's output, channels-first: [(N, C_i, *S_i)] (for fusion heads and dense tasks)."""
@@ -249,3 +317,40 @@ def lazy_model(spec: ArchSpec, input_shape: Sequence[int], num_classes: int, *,
 def example_input(model: Network, batch_size: int = 2) -> torch.Tensor:
     """A random input of the shape the model was built for: (B, *input_shape)."""
     return torch.randn(batch_size, *model.input_shape)
+
+
+PART_CACHE_SIZE = 8192  # distinct parts whose params and FLOPs are kept (a few hundred bytes each)
+_part_costs: dict[tuple, tuple[int, int]] = {}
+
+
+def part_costs(part: Part) -> tuple[int, int]:
+    """(params, FLOPs at batch one) of ``part``, counted on the part alone and cached per key: a network sampled
+    after many others mostly repeats parts already counted (a mutation changes one stage; cells of a stage past its
+    first are alike)."""
+    costs = _part_costs.get(part.key)
+    if costs is None:
+        from nas.evaluate.measure import count_flops, count_params
+
+        module = part.make()
+        costs = (count_params(module), count_flops(module, part.example()))
+        if len(_part_costs) >= PART_CACHE_SIZE:
+            _part_costs.pop(next(iter(_part_costs)))  # oldest first
+        _part_costs[part.key] = costs
+    return costs
+
+
+def network_costs(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> dict[str, int]:
+    """``params`` and ``flops`` (batch of one) of the network for ``spec``, as :func:`nas.evaluate.measure.
+    count_params` / :func:`~nas.evaluate.measure.count_flops` report them on the built network, without building
+    it: the sum over its parts (:func:`layout`), each counted once per distinct part. Exact because every
+    parameter and every counted op of a network lives in one of its parts (the resizing of the input and the
+    residual adds are not counted FLOPs); ``tests/test_builder.py`` checks it against the built network over
+    every shipped space and baseline."""
+    plan = layout(spec, input_shape, num_classes)
+    parts = [plan.stem, *(p for stage in plan.stages for p in stage), *([plan.fusion] if plan.fusion else []),
+             plan.head]
+    params = flops = 0
+    for part in parts:
+        p, f = part_costs(part)
+        params, flops = params + p, flops + f
+    return {"params": params, "flops": flops}

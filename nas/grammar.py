@@ -472,16 +472,14 @@ class Space:
 
     # -- constraints ------------------------------------------------------------------------------------------
     def constraint_costs(self, spec: ArchSpec, input_shape: Sequence[int] | None = None,
-                         num_classes: int | None = None, *, what: Iterable[str] | None = None,
-                         model: Any = None) -> dict[str, int]:
+                         num_classes: int | None = None, *, what: Iterable[str] | None = None) -> dict[str, int]:
         """``params`` and / or ``flops`` (``what``; default: those the space constrains) of ``spec`` at
         ``input_shape`` / ``num_classes`` (default: the space's reference input), as :func:`nas.evaluate.measure.
-        count_params` / :func:`~nas.evaluate.measure.count_flops` report them (batch of one).
+        count_params` / :func:`~nas.evaluate.measure.count_flops` report them on the built network (batch of one).
 
-        Builds the model (imports torch) unless ``model``, a model of ``spec`` built for that input (or a callable
-        returning one, called only on a cache miss), is given. Both
-        numbers depend only on the architecture and the input, so they are cached per (spec hash, input): a spec
-        sampled again (e.g. an infeasible one) is not built again."""
+        Counted without building the network (:func:`nas.builder.network_costs`: the sum over its parts, each
+        distinct part built and counted once per process; imports torch), and cached per (spec hash, input): a spec
+        sampled again (e.g. an infeasible one) costs a dictionary lookup."""
         wanted = tuple(what) if what is not None else tuple(COST_OF[k] for k in self.constraints)
         for name in wanted:
             if name not in COST_OF.values():
@@ -492,24 +490,12 @@ class Space:
         classes = int(num_classes or self.reference_input[1])
         key = (spec.hash(64), shape, classes)
         cache = self._cost_cache
-        costs = cache.get(key, {})
-        missing = [name for name in wanted if name not in costs]
-        if missing:
-            from torch import nn
+        costs = cache.get(key)
+        if costs is None:
+            from nas.builder import network_costs
 
-            from nas.builder import build, example_input
-            from nas.evaluate.measure import count_flops, count_params
-
-            if model is None:
-                model = build(spec, input_shape=shape, num_classes=classes)
-            elif not isinstance(model, nn.Module):
-                model = model()  # a factory
-            costs = dict(costs)
-            if "params" in missing:
-                costs["params"] = count_params(model)
-            if "flops" in missing:
-                costs["flops"] = count_flops(model, example_input(model, batch_size=1))
-            if len(cache) >= COST_CACHE_SIZE and key not in cache:
+            costs = network_costs(spec, shape, classes)
+            if len(cache) >= COST_CACHE_SIZE:
                 cache.pop(next(iter(cache)))  # oldest first
             cache[key] = costs
         return {name: costs[name] for name in wanted}

@@ -193,3 +193,69 @@ def test_sampled_networks_depend_on_their_input(space_name, shape):
             y = net(torch.randn(4, *shape))
         spread = (y - y.mean(0)).abs().max() / y.abs().max().clamp_min(1e-12)
         assert spread > 1e-4, f"seed {seed}: constant logits from {spec.summary()}"
+
+
+@pytest.mark.parametrize("space_path", __import__("tests.conftest", fromlist=["SPACES"]).SPACES,
+                         ids=lambda p: p.stem)
+def test_network_costs_equal_the_built_network_counts(space_path):
+    """``network_costs`` (the sum over distinct parts, nothing built whole) gives exactly what counting the built
+    network gives, for random samples, one-choice mutations (which share most parts with their parent, so they
+    come from the cache), every baseline of the space, at the reference input and at another one."""
+    import random
+
+    from nas.builder import _part_costs, example_input, network_costs
+    from nas.evaluate.measure import count_flops, count_params
+    from nas.grammar import Space
+
+    space = Space.load(space_path)
+    rng = random.Random(0)
+    specs = [space.sample(seed) for seed in range(6)]
+    specs += [space.mutate(specs[i % 6], rng) for i in range(6)] + list(space.baselines.values())
+    shape, classes = space.reference_input
+    other = (1, 20, 20) if len(shape) == 3 else (24, 3)
+    _part_costs.clear()
+    for s in specs:
+        for at, k in ((shape, classes), (other, 7)):
+            net = build(s, at, k)
+            whole = {"params": count_params(net), "flops": count_flops(net, example_input(net, 1))}
+            assert network_costs(s, at, k) == whole, f"{s.summary()} at {at}"
+
+
+def test_network_costs_count_each_distinct_part_once():
+    """Cells of a stage past its first are alike: a deeper stage costs no new count, and a second network that
+    only changes the last stage's mixer counts only its new part (stem, stage 1, downsampler and head are reused)."""
+    from nas.builder import _part_costs, layout, network_costs
+
+    _part_costs.clear()
+    network_costs(spec(), (3, 16, 16), 10)
+    first = len(_part_costs)
+    plan = layout(spec(), (3, 16, 16), 10)
+    assert first == len({p.key for p in [plan.stem, *plan.stages[0], *plan.stages[1], plan.head]}) < 1 + 5 + 1
+    deeper = spec(stages=[{"depth": 6, "width": 16, "mixer": {"type": "conv"}},
+                          {"depth": 2, "width": 32, "downsample": "conv", "mixer": {"type": "mbconv"}}])
+    costs = network_costs(deeper, (3, 16, 16), 10)
+    assert len(_part_costs) == first  # four more cells, all alike the second
+    assert costs["params"] > network_costs(spec(), (3, 16, 16), 10)["params"]
+    other = spec(stages=[{"depth": 2, "width": 16, "mixer": {"type": "conv"}},
+                         {"depth": 2, "width": 32, "downsample": "conv", "mixer": {"type": "conv"}}])
+    network_costs(other, (3, 16, 16), 10)
+    assert len(_part_costs) == first + 1  # the new cell of stage 2 (both alike: the downsampler gives 32 channels)
+
+
+def test_a_layout_builds_the_network_it_describes():
+    """Network is its layout's parts, built in order: same modules, same initial weights under a seed."""
+    from nas.builder import layout
+
+    s = spec(head={"type": "fpn", "fpn_stages": 2, "fuse": "concat"})
+    plan = layout(s, (3, 16, 16), 10)
+    torch.manual_seed(0)
+    net = build(s, (3, 16, 16), 10)
+    torch.manual_seed(0)
+    parts = [plan.stem.make(), *(p.make() for stage in plan.stages for p in stage), plan.fusion.make(),
+             plan.head.make()]
+    flat = [net.stem, *(m for stage in net.stages for m in stage), net.fusion, net.head]
+    assert [type(m) for m in parts] == [type(m) for m in flat]
+    for a, b in zip(parts, flat):
+        for (na, ta), (nb, tb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert na == nb and torch.equal(ta, tb)
+    assert (net.stage_widths, net.stage_sizes) == (plan.stage_widths, plan.stage_sizes)

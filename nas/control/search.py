@@ -393,11 +393,11 @@ class Engine:
         """(violations, relative excess per constraint, what was measured at the evaluation input) before any
         training; :func:`nas.evaluate.evaluate.evaluate` calls it first (its ``precheck``).
 
-        ``get_model()`` returns the model at the evaluation (dataset) input, built on first call; without it one is
-        built here when needed. The space's constraints are checked at its reference input, the config's at the
-        dataset's input. When both inputs are the same, that one model's params / FLOPs serve both checks and the
-        evaluation; params and FLOPs are cached per spec (:meth:`nas.grammar.Space.constraint_costs`), so a spec
-        sampled again is not built again."""
+        ``get_model()`` returns the model at the evaluation (dataset) input, built on first call; it is built here
+        only for a latency limit (params and FLOPs are counted without a build). The space's constraints are
+        checked at its reference input, the config's at the dataset's input. When both inputs are the same, one
+        count serves both checks and the evaluation; params and FLOPs are cached per spec and per part
+        (:meth:`nas.grammar.Space.constraint_costs`), so a spec sampled again is not counted again."""
         from nas.grammar import COST_OF
 
         if get_model is None:
@@ -416,9 +416,9 @@ class Engine:
         costs: dict[str, Any] = {}
         if self.space.constraints:
             space_wanted = [COST_OF[k] for k in self.space.constraints]
+            # at the evaluation input both come from one count: evaluate takes them both
             costs = self.space.constraint_costs(
-                spec, ref_shape, ref_classes, what=dict.fromkeys(space_wanted + (wanted if same_input else [])),
-                model=get_model if same_input else None)
+                spec, ref_shape, ref_classes, what=("params", "flops") if same_input else space_wanted)
             for text in self.space.violations(spec, ref_shape, ref_classes, costs=costs):
                 problems.append(f"space constraint: {text}")
                 amounts["space"] = 1.0
@@ -427,7 +427,7 @@ class Engine:
         if not limits:
             return problems, amounts, measured
         if wanted and not (same_input and self.space.constraints):
-            costs = self.space.constraint_costs(spec, shape, self.num_classes, what=wanted, model=get_model)
+            costs = self.space.constraint_costs(spec, shape, self.num_classes, what=wanted)
         checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted]
         if "max_latency_ms" in limits:
             from nas.evaluate.evaluate import measure_latency_for

@@ -200,13 +200,14 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
 
     ``precheck(spec, get_model) -> (problems, excess, measured)`` runs first (the controller's constraint check:
     :meth:`nas.control.search.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
-    on first call (a check answered from its cost cache builds nothing); the model it built is the one evaluated,
-    and what ``measured`` holds is not measured again (``params``, ``flops``; ``latency``: a
+    on first call (only a latency check needs it: params and FLOPs are counted by parts, without a build,
+    :func:`nas.builder.network_costs`, here too); the model it built is the one evaluated, and what ``measured``
+    holds is not measured again (``params``, ``flops``; ``latency``: a
     :class:`~nas.evaluate.measure.Latency` as a dict). With ``problems`` the result is ``infeasible`` (``reason``:
     the problems, ``constraint_excess``: ``excess``) and nothing is measured or trained; ``result.precheck`` holds
     ``measured`` either way.
     """
-    from nas.builder import example_input, lazy_model
+    from nas.builder import example_input, lazy_model, network_costs
     from nas.evaluate import measure, zero_cost
 
     config = config or EvalConfig()
@@ -228,9 +229,9 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
                 result.wall_s = time.perf_counter() - start
                 return result
         model = get_model()
-        sample = example_input(model, 1)
-        params = measured.get("params") or measure.count_params(model)
-        flops = measured.get("flops") or measure.count_flops(model, sample)
+        if "params" not in measured or "flops" not in measured:  # counted by parts, as the pre-check does
+            measured = {**network_costs(spec, input_shape, data.num_classes), **measured}
+        params, flops = measured["params"], measured["flops"]
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
         latency = (measure.Latency.from_dict(measured["latency"])
                    if "latency" in measured else measure_latency_for(model, input_shape, config))

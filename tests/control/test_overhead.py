@@ -66,7 +66,7 @@ SHIPPED = [(name, seed) for name in ("vision", "mobile", "sequence") for seed in
 @pytest.mark.parametrize("name,seed", SHIPPED)
 def test_constraint_costs_equal_the_meters_and_are_cached(name, seed, monkeypatch):
     """The pre-check's params / FLOPs are exactly what the meters report on a freshly built model, and a spec
-    checked again is not built again."""
+    checked again is not counted again."""
     import nas.builder
     from nas.builder import build, example_input
     from nas.evaluate.measure import count_flops, count_params
@@ -77,22 +77,23 @@ def test_constraint_costs_equal_the_meters_and_are_cached(name, seed, monkeypatc
     model = build(spec, input_shape=shape, num_classes=classes)
     expected = {"params": count_params(model), "flops": count_flops(model, example_input(model, 1))}
     assert space.constraint_costs(spec, what=("params", "flops")) == expected
-    monkeypatch.setattr(nas.builder, "build", lambda *a, **k: pytest.fail("built a cached spec again"))
+    monkeypatch.setattr(nas.builder, "network_costs", lambda *a, **k: pytest.fail("counted a cached spec again"))
     assert space.constraint_costs(spec, what=("flops", "params")) == expected
     assert space.violations(load_space(name).sample(seed)) == space.violations(spec)  # a fresh space agrees
 
 
 def _counting_builds(monkeypatch) -> list:
+    """Spec hashes, one per count of a network's params and FLOPs (:func:`nas.builder.network_costs`)."""
     import nas.builder
 
     builds = []
-    real = nas.builder.build
+    real = nas.builder.network_costs
 
     def counted(spec, *a, **k):
         builds.append(spec.hash())
         return real(spec, *a, **k)
 
-    monkeypatch.setattr(nas.builder, "build", counted)
+    monkeypatch.setattr(nas.builder, "network_costs", counted)
     return builds
 
 
@@ -104,13 +105,13 @@ def _engine_on(tmp_path, reference: str, **config) -> Engine:
     return Engine(prepare({**TINY, "space": str(space), **config}), quiet=True)
 
 
-def test_one_model_serves_the_space_and_the_run_constraints_at_the_same_input(tmp_path, monkeypatch):
+def test_one_count_serves_the_space_and_the_run_constraints_at_the_same_input(tmp_path, monkeypatch):
     engine = _engine_on(tmp_path, "{shape: [1, 8, 8], num_classes: 10}",
                         constraints={"max_params": 1500, "max_flops": 10**9})
     builds = _counting_builds(monkeypatch)
     specs = [engine.space.sample(seed) for seed in range(6)]
     results = [engine.check_constraints(spec) for spec in specs]
-    assert len(builds) == len({s.hash() for s in specs})  # one build per distinct spec, for both checks
+    assert len(builds) == len({s.hash() for s in specs})  # one count per distinct spec, for both checks
     for spec, (problems, amounts, measured) in zip(specs, results):
         from nas.builder import build, example_input
         from nas.evaluate.measure import count_flops, count_params
@@ -138,7 +139,7 @@ def test_different_inputs_are_measured_separately(tmp_path, monkeypatch):
     assert ref != measured["flops"]  # 32x32 vs 8x8: really measured at each input
 
 
-def test_a_resampled_infeasible_spec_is_not_built_again_in_a_search(tmp_path, monkeypatch):
+def test_a_resampled_infeasible_spec_is_not_counted_again_in_a_search(tmp_path, monkeypatch):
     import nas
 
     builds = _counting_builds(monkeypatch)
@@ -197,9 +198,10 @@ def _ready_engine(tmp_path, config: dict) -> Engine:
     return engine
 
 
-def test_a_feasible_trial_builds_its_model_once_for_the_check_and_the_evaluation(tmp_path, monkeypatch):
-    """The constraint check runs inside evaluate on the model evaluate then measures and trains: one build per
-    trial when the space's reference input is the dataset's, and its params / FLOPs are not counted twice."""
+def test_a_feasible_trial_builds_its_model_once_and_counts_it_once(tmp_path, monkeypatch):
+    """The constraint check inside evaluate counts params / FLOPs without building the network (by its parts);
+    evaluate then builds the model once, to measure and train it, and does not count its params / FLOPs again."""
+    import nas.builder
     import nas.evaluate.measure as measure
 
     space = tmp_path / "space.yaml"
@@ -207,19 +209,24 @@ def test_a_feasible_trial_builds_its_model_once_for_the_check_and_the_evaluation
                                               "{shape: [1, 8, 8], num_classes: 10}}\n")
     engine = _ready_engine(tmp_path, {**TINY, "space": str(space), "trials": 3,
                                       "budget": {"epochs": 0.1, "batch_size": 32}})
-    builds = _counting_builds(monkeypatch)
-    counted = []
-    real_count = measure.count_flops
-    monkeypatch.setattr(measure, "count_flops", lambda *a, **k: counted.append(1) or real_count(*a, **k))
+    counts = _counting_builds(monkeypatch)
+    builds, whole_counts = [], []
+    real_build, real_count = nas.builder.build, measure.count_flops
+    monkeypatch.setattr(nas.builder, "build", lambda spec, *a, **k: builds.append(spec.hash()) or real_build(
+        spec, *a, **k))
+    monkeypatch.setattr(measure, "count_flops", lambda model, *a, **k: (
+        isinstance(model, nas.builder.Network) and whole_counts.append(1)) or real_count(model, *a, **k))
     for _ in range(3):
         engine.one_trial()
     trials = engine.study.get_trials()
     complete = [t for t in trials if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
     assert complete
-    assert len(builds) == len(trials) - sum("reused_from" in t.user_attrs for t in trials)  # one build per trial
-    assert len(counted) == len(builds)  # FLOPs counted once per model
+    evaluated = len(trials) - sum("reused_from" in t.user_attrs for t in trials)
+    assert len(counts) == len(builds) == evaluated  # one count and one build per evaluated trial
+    assert whole_counts == []  # evaluate takes the pre-check's FLOPs
     for t in complete:
         assert t.user_attrs["precheck"]["params"] == t.user_attrs["cost"]["params"]
+        assert t.user_attrs["precheck"]["flops"] == t.user_attrs["cost"]["flops"]
 
 
 def test_a_latency_constraint_measures_latency_once_and_it_is_the_objective(tmp_path, monkeypatch):
