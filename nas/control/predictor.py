@@ -11,7 +11,9 @@ many candidates and spends the trial on the most promising one:
    trial: the screening below is most of this sampler's cost.
 2. **Screening**: params and FLOPs of each candidate are counted (at the run's input first where the run constrains
    or optimises them, so a breaker of the run's limits costs no more; then at the space's reference input; cached
-   per spec, about 20-60 ms a count on a CPU). A
+   per spec). The count adds up the network's parts (:func:`nas.builder.network_costs`), each distinct part
+   counted once: a mutation shares most of its parts with its parent, so its count costs a fifth or less of a
+   whole build and count (a few ms on a CPU), a random candidate's about two thirds. A
    candidate that breaks the space's constraints or the run's ``max_params`` / ``max_flops``, or that does not
    build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the
    reference point below, and the engine still checks it.)

@@ -232,11 +232,16 @@ class RunDir:
     def uses_journal(self) -> bool:
         return "://" not in self.meta.get("storage", JOURNAL_FILE)
 
-    def storage(self):
+    def storage(self, *, create: bool = False):
+        """The run's Optuna storage. A journal file is created only with ``create`` (a new run): a run whose journal
+        is gone is refused, in one line, instead of reading as a run with no trial (and leaving an empty file)."""
         import optuna
         from optuna.storages import JournalStorage
 
         if self.uses_journal:
+            if not create and not Path(self.storage_url).is_file():
+                raise RunError("the run's journal is missing: its trials are gone (restore the file from a backup)",
+                               file=self.storage_url)
             try:
                 return JournalStorage(journal_backend(self.storage_url))
             except ValueError as e:  # json.JSONDecodeError or Optuna's "Invalid log format." for a line inside

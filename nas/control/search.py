@@ -8,7 +8,9 @@ One trial:
    (user attr ``reused_from``) and nothing is trained.
 3. **Constraints**: the space's own constraints (at its reference input) and the config's ``max_params`` /
    ``max_flops`` / ``max_latency_ms`` (at the dataset's input) are checked first, inside ``evaluate`` (its
-   ``precheck``: the model built for the check is the one then measured and trained). A violating spec is
+   ``precheck``: params and FLOPs are counted by parts without building the network,
+   :func:`nas.builder.network_costs`; a ``max_latency_ms`` check builds the model then measured and trained,
+   and the latency it measures is the objective). A violating spec is
    told **PRUNED** with ``status: infeasible``, the reason, and Optuna constraint values (``trial.set_constraint``:
    relative excess, so TPE ranks infeasible trials by how far off they are); it is never trained.
 4. ``evaluate`` builds, measures, scores (zero-cost) and trains the candidate. With ``rungs``, validation accuracy is
@@ -156,7 +158,7 @@ class Engine:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.run_dir = run
-        self.storage = run.storage()
+        self.storage = run.storage(create=create)
         if create:
             self.study = optuna.create_study(study_name=run.study_name, storage=self.storage,
                                              directions=self.config.directions, load_if_exists=False)

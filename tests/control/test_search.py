@@ -357,3 +357,22 @@ def test_a_space_edit_of_comments_or_layout_does_not_block_resume(tmp_path, made
     outcome = _resume_outcome(config, runs, trials=4)
     assert "would invalidate" in outcome and "space (its content differs)" in outcome, outcome
     assert {p.name: p.read_bytes() for p in (runs / "r").iterdir() if p.is_file()} == before  # nothing changed
+
+
+def test_a_run_whose_journal_is_gone_is_refused_and_not_recreated(tmp_path):
+    """A deleted journal.log read as 'no trial has started' (report, export) or 'study not in storage' (resume),
+    and each command left an empty journal behind. It is one line naming the file now, and nothing is written."""
+    from nas.control.rundir import RunDir
+    from nas.export import export_trial
+    from nas.report import report_data
+
+    run = tmp_path / "runs" / "r"
+    nas.search(write_config(tmp_path, trials=1), runs_dir=tmp_path / "runs", name="r", quiet=True)
+    (run / "journal.log").unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for read in (lambda: report_data(run, baselines=False), lambda: export_trial(run, tmp_path / "e"),
+                 lambda: RunDir.open(run).load_study(), lambda: nas.resume(run, trials=2, quiet=True)):
+        with pytest.raises(RunError, match="journal is missing") as e:
+            read()
+        assert e.value.file == str(run / "journal.log")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
