@@ -122,10 +122,12 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
           window: int, extra: dict | None = None, on_trial=None) -> dict:
     """Run ``trials`` trials with the stand-in evaluator; per trial the parts' times. ``extra``: config keys;
     ``on_trial(engine, trial)``: called after each trial (e.g. to read what the sampler did)."""
+    import nas.builder
     import nas.evaluate.evaluate as ev
     from nas.control.progress import Progress
 
     ev.evaluate = fake_evaluate  # Engine._trial imports it from the module at call time
+    nas.builder._part_costs.clear()  # each run counts its parts afresh (the cache lives as long as the process)
     with tempfile.TemporaryDirectory(prefix=f"bench-{storage_kind}-") as tmp:
         engine = make_engine(storage_kind, Path(tmp), sampler, extra)
         engine.tally = engine.load_tally()

@@ -64,7 +64,11 @@ class Downsample(nn.Module):
             self.op = {1: nn.MaxPool1d, 2: nn.MaxPool2d}[ctx.dims](2, ceil_mode=True)
         else:
             raise ValueError(kind)
-        self.out_channels = in_channels if kind == "pool" else out_channels
+        self.out_channels = self.output_channels(kind, in_channels, out_channels)
+
+    @staticmethod
+    def output_channels(kind: str, in_channels: int, out_channels: int) -> int:
+        return in_channels if kind == "pool" else out_channels
 
     @staticmethod
     def output_size(kind: str, size: int) -> int:
@@ -168,7 +172,7 @@ def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layo
                                stage.act, stage.norm_groups)
             parts.append(Part(("downsample", kind, channels, ctx_width, ctx, tuple(size)),
                               partial(Downsample, kind, channels, ctx_width, ctx), _inputs((channels, *size))))
-            channels = channels if kind == "pool" else ctx_width
+            channels = Downsample.output_channels(kind, channels, ctx_width)
             size = out_size
         width = _fit_heads(ctx_width, stage)
         positions = math.prod(size)
@@ -204,7 +208,7 @@ def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layo
         fusion = Part(("fpn", tuple(widths), head_ctx, fuse, tuple(sizes)),
                       partial(FPNFusion, widths, head_ctx, fuse),
                       lambda: ([torch.randn(1, w, *s) for w, s in zip(widths, sizes)],))
-        channels = widths[0] * (k if fuse == "concat" else 1)  # FPNFusion.out_channels
+        channels = FPNFusion.output_channels(widths, fuse)
         head_size = sizes[0]
     dropout = spec.head.dropout
     head = Part(("head", channels, int(num_classes), head_size),

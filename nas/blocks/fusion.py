@@ -26,7 +26,12 @@ class FPNFusion(nn.Module):
         self.fuse = fuse
         self.width = widths[0]
         self.laterals = nn.ModuleList(ConvNormAct(w, self.width, 1, ctx, act=False) for w in widths)
-        self.out_channels = self.width * (len(widths) if fuse == "concat" else 1)
+        self.out_channels = self.output_channels(widths, fuse)
+
+    @staticmethod
+    def output_channels(widths: list[int], fuse: str) -> int:
+        """Channels of the fused map: the finest stage's width, times the number of stages for ``concat``."""
+        return widths[0] * (len(widths) if fuse == "concat" else 1)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         laterals = [lateral(f) for lateral, f in zip(self.laterals, features)]
