@@ -199,8 +199,6 @@ def _space_show(args) -> int:
 
 
 def _space_sample(args) -> int:
-    from nas.builder import build, example_input
-    from nas.evaluate.measure import count_flops, count_params
     from nas.grammar import load_space
 
     if args.num < 1:
@@ -212,10 +210,9 @@ def _space_sample(args) -> int:
         if args.json:
             print(spec.to_json(indent=None))
             continue
-        model = build(spec, shape, classes)
-        params = count_params(model)
-        flops = count_flops(model, example_input(model, 1))
-        problems = space.violations(spec) if space.constraints else []
+        costs = space.constraint_costs(spec, shape, classes, what=("params", "flops"))  # by parts, one count
+        params, flops = costs["params"], costs["flops"]
+        problems = space.violations(spec, costs=costs) if space.constraints else []
         flag = f"  [violates: {'; '.join(problems)}]" if problems else ""
         print(f"{spec.hash()}  params={_si(params):>7}  flops={_si(flops):>7}  {spec.summary()}{flag}")
     return 0

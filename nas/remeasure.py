@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nas.errors import NasError, RunError
+from nas.errors import ConfigError, NasError, RunError
 
 LATENCY_FILE = "latency.json"
 SELECT = ("front", "all")
@@ -96,9 +96,10 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
             raise RunError(f"must be an integer >= 1, got {value!r}", file=where, key=key)
     overrides = {"latency_device": device, "latency_threads": threads, "latency_batch_size": batch_size}
     eval_config = replace(config.to_eval_config(), **{k: v for k, v in overrides.items() if v is not None})
-    if eval_config.latency_device.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"latency device {eval_config.latency_device!r}: no CUDA device here", file=where,
-                       key="--device")
+    try:
+        eval_config.check_latency_device()  # its syntax, and a GPU for cuda: the one check search and eval run
+    except ConfigError as e:
+        raise RunError(e.message, file=where, key="--device") from None
     data, _ = _dataset_info(config.dataset, data_dir=config.data_dir, train_subset=config.train_subset,
                             seed=config.seed, val_fraction=config.val_fraction)
     from nas.evaluate.train import Budget

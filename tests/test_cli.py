@@ -105,13 +105,22 @@ def test_sample_json_matches_the_table(samples):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3
-    hashes = [line.split()[0] for line in samples["first"].stdout.splitlines()]
-    for line, expected_hash in zip(lines, hashes):
+    from nas.builder import build, example_input
+    from nas.cli import _si
+    from nas.evaluate.measure import count_flops, count_params
+    from nas.grammar import load_space
+
+    shape, classes = load_space("mobile").reference_input
+    table = samples["first"].stdout.splitlines()
+    for line, row in zip(lines, table):
         json.loads(line)  # each line is one JSON document
         spec = ArchSpec.from_json(line)
         assert spec.space == "mobile"
-        assert spec.hash() == expected_hash
-        assert ArchSpec.from_json(spec.to_json()).hash() == expected_hash
+        assert spec.hash() == row.split()[0]
+        assert ArchSpec.from_json(spec.to_json()).hash() == row.split()[0]
+        model = build(spec, shape, classes)  # the table's counts are the built network's
+        params, flops = count_params(model), count_flops(model, example_input(model, 1))
+        assert f"params={_si(params):>7}  flops={_si(flops):>7}  " in row
 
 
 @pytest.mark.parametrize("name", ["does-not-exist.yaml", "does-not-exist.json", "no_such_space"])

@@ -174,10 +174,11 @@ def test_baseline_values_known_now_replace_the_snapshot():
     (["--trials", "1,,2"], "--trials takes 'front', 'all' or trial numbers"),
     (["--rounds", "0"], "--rounds must be an integer in 1..100"),
     (["--threads", "0"], "--threads: must be an integer >= 1"),
-    (["--device", "cuda"], "no CUDA device here"),
+    (["--device", "cuda"], "--device: latency device 'cuda' requested but no CUDA GPU is available"),
+    (["--device", "tpu"], "--device: unknown latency device 'tpu' (cpu, cuda or cuda:N)"),
 ])
 def test_bad_input_is_one_line_exit_2_and_keeps_the_earlier_record(run, args, message):
-    if "cuda" in args:
+    if "cuda" in args:  # "tpu" is refused on any machine
         pytest.importorskip("torch")
         import torch
 
