@@ -98,8 +98,8 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
         run.lock()
         try:
             engine.attach(run, create=True)
-            _drive(run, engine, prepared, header=search_header(prepared, name, path, f" on Ray ({address or 'local'})"),
-                   quiet=quiet)
+            header = search_header(prepared, name, path, f" on Ray ({address or 'local'})") + engine.data_text()
+            _drive(run, engine, prepared, header=header, quiet=quiet)
         finally:
             run.unlock()
     finally:

@@ -257,6 +257,18 @@ class Engine:
                         self.rung_peers[int(i)].append(point["accuracy"])
         return tally
 
+    def data_text(self) -> str:
+        """For a new search's first line: the split sizes, and with an accuracy objective what the validation size
+        lets it tell apart (the Wilson 95% interval at an accuracy of 0.9): a small split makes close verdicts noise."""
+        train, val = self.data.size("train"), self.data.size("val")
+        text = f"; data: {train} training / {val} validation examples"
+        if "accuracy" in self.config.objectives and val:
+            from nas.significance import wilson_interval
+
+            low, high = wilson_interval(0.9, val)
+            text += f" (an accuracy of 0.90 is known to {low:.3f}-{high:.3f}, 95%)"
+        return text
+
     # -- the loop ----------------------------------------------------------------------------------------------------
     def run(self, *, trials: int | None, time_budget_s: float | None, header: str) -> None:
         self.tally = self.load_tally()
@@ -600,7 +612,7 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
     run.lock()
     try:
         engine.attach(run, create=True)
-        _drive(engine, run, search_header(prepared, name, path), parallel)
+        _drive(engine, run, search_header(prepared, name, path) + engine.data_text(), parallel)
     finally:
         run.unlock()
     return engine.study

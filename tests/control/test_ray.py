@@ -42,6 +42,8 @@ def test_ray_search_restore_and_report(tmp_path, ray_session):
     run = RunDir.open(run_dir)
     assert run.meta["backend"] == "ray" and run.meta["ray"]["experiments"] == [{"name": "tune-1", "done": True}]
     assert (run_dir / "ray" / "tune-1").is_dir()
+    header = (run_dir / "search.log").read_text().splitlines()[0]
+    assert " on Ray (local): " in header and "; data: 180 training / 20 validation examples (" in header
     trials = journal_study(run_dir).trials
     assert counted(trials) == 2
     for t in trials:

@@ -47,6 +47,9 @@ def test_demo_end_to_end(tmp_path):
             assert t.user_attrs["status"] != "ok" and t.user_attrs["reason"]
     log = (run / "search.log").read_text().splitlines()
     assert sum(line.startswith("#") for line in log) == 4
+    # the first line says what the validation split can tell apart: 300 examples, 30 of them validation
+    assert log[0].endswith("; data: 270 training / 30 validation examples (an accuracy of 0.90 is known to "
+                           "0.744-0.965, 95%)"), log[0]
 
 
 def test_no_repeats_reuse_results(tmp_path):
