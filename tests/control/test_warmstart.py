@@ -60,7 +60,7 @@ def test_warm_starts_are_the_first_trials_with_every_sampler(tmp_path, sampler):
     assert all(ATTR not in t.user_attrs for t in trials[2:])
     assert all(t.state.name == "COMPLETE" for t in trials[:2])
     header = (tmp_path / "runs" / "w" / "search.log").read_text().splitlines()[0]
-    assert " search w: " in header and header.endswith("; warm start: 2 trial(s) first: a.json, b.json")
+    assert " search w: " in header and "; warm start: 2 trial(s) first: a.json, b.json; data: " in header
     assert len(study.trials) == 4
 
 
