@@ -125,6 +125,29 @@ def _is_spec_file(path: Path) -> bool:
                                                          for s in data["stages"])
 
 
+def _load_space(file: str):
+    """The space ``file`` names, or one line saying what was given instead of a space: nothing, a run folder, a spec
+    or an export (read as a space file, they gave '.: Is a directory' or 'unknown key ...')."""
+    from nas.grammar import load_space
+
+    if not file.strip():
+        raise NasError("empty space name; give a shipped space (vision, mobile, sequence) or a space file")
+    path = Path(file)
+    if path.is_dir():
+        from nas.control.rundir import RunDir
+
+        if RunDir.is_run(path):
+            raise NasError(f"is a search run folder, not a space (the run's space is {path / 'space.yaml'})",
+                           file=file)
+    if _is_spec_file(path):
+        from nas.export import read_spec
+
+        spec = read_spec(path)[0]
+        named = f" of space {spec.space!r}" if spec.space else ""
+        raise NasError(f"is an architecture spec{named}, not a space (`nas space validate` checks a spec)", file=file)
+    return load_space(file)
+
+
 def _space_validate(args) -> int:
     from nas.export import read_spec
     from nas.grammar import load_space, shipped_spaces_dir
@@ -146,7 +169,7 @@ def _space_validate(args) -> int:
             where += f", exported for input {list(recorded[0])} and {recorded[1]} classes"
         print(f"ok: spec {spec.hash()}{where}: {spec.summary()}")
         return 0
-    space = load_space(args.file)
+    space = _load_space(args.file)
     if not args.no_constraints:
         space.check_feasible()
     baselines = f", {len(space.baselines)} baseline(s) fit" if space.baselines else ""
@@ -158,9 +181,7 @@ def _space_show(args) -> int:
     from rich.console import Console
     from rich.tree import Tree
 
-    from nas.grammar import load_space
-
-    space = load_space(args.file)
+    space = _load_space(args.file)
     tree = Tree(f"[bold]{space.name}[/] ({space.input}) — {space.size()} architectures, "
                 f"{len(space.choices())} choices")
     if space.description:
@@ -199,11 +220,9 @@ def _space_show(args) -> int:
 
 
 def _space_sample(args) -> int:
-    from nas.grammar import load_space
-
     if args.num < 1:
         raise NasError("-n must be at least 1", key="--num")
-    space = load_space(args.file)
+    space = _load_space(args.file)
     shape, classes = space.reference_input
     for i in range(args.num):
         spec = space.sample(args.seed + i)
@@ -231,14 +250,13 @@ def _si(n: float) -> str:
 def _eval(args) -> int:
     from nas.evaluate.evaluate import EvalConfig, check_input_kind, evaluate, load_data
     from nas.export import read_spec
-    from nas.grammar import load_space
 
     path = Path(args.target)
     if _is_spec_file(path):
         spec = read_spec(path)[0]
         what, file = "the spec", str(path)
     else:
-        space = load_space(args.target)
+        space = _load_space(args.target)
         spec = space.sample(args.seed)
         what, file = f"space {space.name!r}", None
     overrides = {k: v for k, v in {
