@@ -499,7 +499,12 @@ def _train(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     elif result["status"] == "done":
-        print(f"done: test accuracy {result['test_accuracy']:.4f}; weights, ONNX and MODEL.md in {args.export_dir}")
+        paths = result.get("paths") or {}
+        written = ["weights"] + [name for key, name in (("onnx", "ONNX"), ("torchscript", "TorchScript"))
+                                 if paths.get(key)] + ["MODEL.md"]
+        folder = Path(paths["weights"]).parent if paths.get("weights") else args.export_dir
+        print(f"done: test accuracy {result['test_accuracy']:.4f}; {', '.join(written[:-1])} and {written[-1]} "
+              f"in {folder}")
         if result.get("export_error"):
             print(f"warning: {result['export_error']}", file=sys.stderr)
     elif result["status"] == "diverged":
