@@ -145,6 +145,14 @@ def _load_space(file: str):
         spec = read_spec(path)[0]
         named = f" of space {spec.space!r}" if spec.space else ""
         raise NasError(f"is an architecture spec{named}, not a space (`nas space validate` checks a spec)", file=file)
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        from nas.yamlio import load_yaml, read_text
+
+        data, _ = load_yaml(read_text(path, what="space file"), file=file)
+        if isinstance(data, dict) and "space" in data and "stages" not in data \
+                and any(key in data for key in ("dataset", "objectives", "budget", "trials")):
+            named = f" of space {data['space']!r}" if isinstance(data["space"], str) else ""
+            raise NasError(f"is a run config (for `nas search`){named}, not a space", file=file)
     return load_space(file)
 
 

@@ -261,8 +261,8 @@ def test_eval_trains_with_torch_threads_unless_told(threads, expected, tmp_path,
 @pytest.mark.parametrize("command", [["space", "show"], ["space", "sample"], ["space", "validate"], ["eval"]],
                          ids=" ".join)
 def test_what_is_not_a_space_is_named_as_such(command, exported_arch, tmp_path, capsys, monkeypatch):
-    """A spec, an export, a run folder or an empty name where a space is expected: one line saying what it is (it
-    was read as a space file: 'unknown key 'space'', 'unknown key 'format'', '.: Is a directory')."""
+    """A spec, an export, a run folder, a run config or an empty name where a space is expected: one line saying what
+    it is (it was read as a space file: 'unknown key 'space'', 'unknown key 'format'', '.: Is a directory')."""
     from nas import cli
 
     monkeypatch.chdir(REPO)
@@ -272,6 +272,8 @@ def test_what_is_not_a_space_is_named_as_such(command, exported_arch, tmp_path, 
     cases = {str(run_dir): f"error: {run_dir}: is a search run folder, not a space (the run's space is "
                            f"{run_dir / 'space.yaml'})",
              "": "error: empty space name; give a shipped space (vision, mobile, sequence) or a space file"}
+    cases["experiments/digits_demo.yaml"] = ("error: experiments/digits_demo.yaml: is a run config (for `nas search`) "
+                                             "of space 'vision', not a space")
     if command != ["eval"] and command != ["space", "validate"]:  # those two take a spec
         cases["search_spaces/baselines/resnet.yaml"] = (
             "error: search_spaces/baselines/resnet.yaml: is an architecture spec of space 'vision', not a space "
