@@ -274,6 +274,10 @@ def _eval(args) -> int:
                                      device=args.device, latency_device=args.latency_device,
                                      train_subset=args.train_subset, zero_cost=not args.no_zero_cost,
                                      train_threads=args.threads, budget=overrides)
+    try:
+        config.check_latency_device()  # named by its flag: it was "device: ...", which is another flag
+    except NasError as e:
+        raise NasError(e.message, key="--latency-device") from None
     data = load_data(config, config.resolved_device())
     check_input_kind(data, spec.input, args.dataset, what=what, file=file, key="--dataset")
     result = evaluate(spec, config, data=data)

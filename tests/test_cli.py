@@ -285,3 +285,16 @@ def test_what_is_not_a_space_is_named_as_such(command, exported_arch, tmp_path, 
         assert cli.main([*command, target]) == 2, target
         out, err = capsys.readouterr()
         assert out == "" and err.splitlines() == [message], err
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu", "error: --latency-device: unknown latency device 'tpu' (cpu, cuda or cuda:N)"),
+    ("", "error: --latency-device: unknown latency device '' (cpu, cuda or cuda:N)"),
+])
+def test_eval_names_the_latency_device_flag(device, message, capsys):
+    """It said 'device: not a torch device: ...', which names the other flag (--device, the training device)."""
+    from nas import cli
+
+    assert cli.main(["eval", "vision", "--latency-device", device, "--epochs", "0.1", "--no-zero-cost"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [message], err
