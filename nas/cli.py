@@ -125,6 +125,37 @@ def _is_spec_file(path: Path) -> bool:
                                                          for s in data["stages"])
 
 
+def _load_space(file: str):
+    """The space ``file`` names, or one line saying what was given instead of a space: nothing, a run folder, a spec
+    or an export (read as a space file, they gave '.: Is a directory' or 'unknown key ...')."""
+    from nas.grammar import load_space
+
+    if not file.strip():
+        raise NasError("empty space name; give a shipped space (vision, mobile, sequence) or a space file")
+    path = Path(file)
+    if path.is_dir():
+        from nas.control.rundir import RunDir
+
+        if RunDir.is_run(path):
+            raise NasError(f"is a search run folder, not a space (the run's space is {path / 'space.yaml'})",
+                           file=file)
+    if _is_spec_file(path):
+        from nas.export import read_spec
+
+        spec = read_spec(path)[0]
+        named = f" of space {spec.space!r}" if spec.space else ""
+        raise NasError(f"is an architecture spec{named}, not a space (`nas space validate` checks a spec)", file=file)
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        from nas.yamlio import load_yaml, read_text
+
+        data, _ = load_yaml(read_text(path, what="space file"), file=file)
+        if isinstance(data, dict) and "space" in data and "stages" not in data \
+                and any(key in data for key in ("dataset", "objectives", "budget", "trials")):
+            named = f" of space {data['space']!r}" if isinstance(data["space"], str) else ""
+            raise NasError(f"is a run config (for `nas search`){named}, not a space", file=file)
+    return load_space(file)
+
+
 def _space_validate(args) -> int:
     from nas.export import read_spec
     from nas.grammar import load_space, shipped_spaces_dir
@@ -146,7 +177,7 @@ def _space_validate(args) -> int:
             where += f", exported for input {list(recorded[0])} and {recorded[1]} classes"
         print(f"ok: spec {spec.hash()}{where}: {spec.summary()}")
         return 0
-    space = load_space(args.file)
+    space = _load_space(args.file)
     if not args.no_constraints:
         space.check_feasible()
     baselines = f", {len(space.baselines)} baseline(s) fit" if space.baselines else ""
@@ -158,9 +189,7 @@ def _space_show(args) -> int:
     from rich.console import Console
     from rich.tree import Tree
 
-    from nas.grammar import load_space
-
-    space = load_space(args.file)
+    space = _load_space(args.file)
     tree = Tree(f"[bold]{space.name}[/] ({space.input}) — {space.size()} architectures, "
                 f"{len(space.choices())} choices")
     if space.description:
@@ -199,11 +228,9 @@ def _space_show(args) -> int:
 
 
 def _space_sample(args) -> int:
-    from nas.grammar import load_space
-
     if args.num < 1:
         raise NasError("-n must be at least 1", key="--num")
-    space = load_space(args.file)
+    space = _load_space(args.file)
     shape, classes = space.reference_input
     for i in range(args.num):
         spec = space.sample(args.seed + i)
@@ -231,14 +258,13 @@ def _si(n: float) -> str:
 def _eval(args) -> int:
     from nas.evaluate.evaluate import EvalConfig, check_input_kind, evaluate, load_data
     from nas.export import read_spec
-    from nas.grammar import load_space
 
     path = Path(args.target)
     if _is_spec_file(path):
         spec = read_spec(path)[0]
         what, file = "the spec", str(path)
     else:
-        space = load_space(args.target)
+        space = _load_space(args.target)
         spec = space.sample(args.seed)
         what, file = f"space {space.name!r}", None
     overrides = {k: v for k, v in {
@@ -248,6 +274,10 @@ def _eval(args) -> int:
                                      device=args.device, latency_device=args.latency_device,
                                      train_subset=args.train_subset, zero_cost=not args.no_zero_cost,
                                      train_threads=args.threads, budget=overrides)
+    try:
+        config.check_latency_device()  # named by its flag: it was "device: ...", which is another flag
+    except NasError as e:
+        raise NasError(e.message, key="--latency-device") from None
     data = load_data(config, config.resolved_device())
     check_input_kind(data, spec.input, args.dataset, what=what, file=file, key="--dataset")
     result = evaluate(spec, config, data=data)
@@ -481,7 +511,12 @@ def _train(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     elif result["status"] == "done":
-        print(f"done: test accuracy {result['test_accuracy']:.4f}; weights, ONNX and MODEL.md in {args.export_dir}")
+        paths = result.get("paths") or {}
+        written = ["weights"] + [name for key, name in (("onnx", "ONNX"), ("torchscript", "TorchScript"))
+                                 if paths.get(key)] + ["MODEL.md"]
+        folder = Path(paths["weights"]).parent if paths.get("weights") else args.export_dir
+        print(f"done: test accuracy {result['test_accuracy']:.4f}; {', '.join(written[:-1])} and {written[-1]} "
+              f"in {folder}")
         if result.get("export_error"):
             print(f"warning: {result['export_error']}", file=sys.stderr)
     elif result["status"] == "diverged":

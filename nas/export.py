@@ -192,9 +192,15 @@ def read_arch(path: str | os.PathLike) -> tuple[ArchSpec, tuple, int, dict]:
         layout = "[C, H, W]" if spec.input == "image" else "[L, C]"
         raise ExportError(f"must be {layout} (positive integers) for a{'n' if spec.input == 'image' else ''} "
                           f"{spec.input} spec, got {record.get('input_shape')!r}", file=where, key="input_shape")
+    check_input_shape(input_shape, spec.input, key="input_shape", file=where)  # within a space's bounds
     classes = record.get("num_classes")
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
         raise ExportError(f"must be an integer >= 1, got {classes!r}", file=where, key="num_classes")
+    from nas.grammar import MAX_CLASSES
+
+    if classes > MAX_CLASSES:
+        raise ExportError(f"must be at most {MAX_CLASSES:,} (as a space's reference input), got {classes}",
+                          file=where, key="num_classes")
     return spec, input_shape, classes, record
 
 
@@ -925,6 +931,12 @@ def check_input_shape(shape: Any, kind: str, *, key: str = "input_shape",
         shown = ",".join(map(str, shape)) if isinstance(shape, (list, tuple)) else repr(shape)
         raise ExportError(f"must be {want} positive integers {layout} for {kind} input, got {shown}", file=file,
                           key=key)
+    from nas.grammar import MAX_REFERENCE_DIM
+
+    most = MAX_REFERENCE_DIM.get(kind, MAX_REFERENCE_DIM["image"])
+    if max(checked) > most:
+        raise ExportError(f"each entry must be at most {most} for {kind} input (as a space's reference input), got "
+                          f"{','.join(map(str, checked))}", file=file, key=key)
     return checked
 
 
@@ -933,6 +945,11 @@ def check_num_classes(num_classes: Any, *, key: str = "num_classes", file: str |
     :class:`ExportError` naming ``key``."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ExportError(f"must be an integer >= 2, got {num_classes!r}", file=file, key=key)
+    from nas.grammar import MAX_CLASSES
+
+    if num_classes > MAX_CLASSES:
+        raise ExportError(f"must be at most {MAX_CLASSES:,} (as a space's reference input), got {num_classes}",
+                          file=file, key=key)
     return num_classes
 
 

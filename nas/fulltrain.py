@@ -239,8 +239,8 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     from nas.builder import build
     from nas.data import load_dataset
     from nas.evaluate.train import Budget, EpochStats, _evaluate, _lr_factor, _param_groups, _Runner, _train_step
-    from nas.export import (METRICS_FILE, WEIGHTS_FILE, _export_dir, export_model, preprocessing_of, read_arch,
-                            read_metrics, update_card)
+    from nas.export import (METRICS_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, _export_dir, export_model,
+                            preprocessing_of, read_arch, read_metrics, update_card)
     from nas.significance import wilson_interval
 
     say = log or (lambda line: None)
@@ -369,6 +369,8 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
         export_error = e.one_line()
         say(f"warning: re-export: {export_error}")
         paths = {"weights": str(out / WEIGHTS_FILE)}
+        paths.update({fmt: str(out / name) for fmt, name in (("onnx", ONNX_FILE), ("torchscript", TORCHSCRIPT_FILE))
+                      if (out / name).is_file()})  # the format that did not fail is kept
     training = {"dataset": dataset, "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(budget.lr),
                 "seed": int(seed), "train_subset": train_subset, "train_examples": n_train,
                 "val_examples": data.size("val"), "test_examples": data.size("test"), "device": str(dev),

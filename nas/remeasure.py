@@ -135,8 +135,15 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
             except NasError as e:  # a baseline that does not build for this run's input: said, not fatal
                 skipped[f"baseline-{name}"] = e.one_line()
 
-    times = time_in_rounds(built, rounds, lambda model, shape: measure_latency_for(model, shape, eval_config).median_ms,
-                           progress=progress)
+    try:
+        times = time_in_rounds(built, rounds,
+                               lambda model, shape: measure_latency_for(model, shape, eval_config).median_ms,
+                               progress=progress)
+    except (RuntimeError, MemoryError) as e:  # e.g. a --batch-size that does not fit in memory
+        from nas.export import _one_line
+
+        raise RunError(f"cannot time the models ({eval_config.latency_device}, batch {eval_config.latency_batch_size}, "
+                       f"{eval_config.latency_threads} thread(s)): {_one_line(e, 200)}", file=where) from None
     for label in built:
         rounds_ms = times[label]
         models[label].update({"rounds_ms": rounds_ms, "median_ms": float(np.median(rounds_ms)),

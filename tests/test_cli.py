@@ -256,3 +256,45 @@ def test_eval_trains_with_torch_threads_unless_told(threads, expected, tmp_path,
     out, err = capsys.readouterr()
     assert status == 0, err
     assert json.loads(out)["training"]["threads"] == expected
+
+
+@pytest.mark.parametrize("command", [["space", "show"], ["space", "sample"], ["space", "validate"], ["eval"]],
+                         ids=" ".join)
+def test_what_is_not_a_space_is_named_as_such(command, exported_arch, tmp_path, capsys, monkeypatch):
+    """A spec, an export, a run folder, a run config or an empty name where a space is expected: one line saying what
+    it is (it was read as a space file: 'unknown key 'space'', 'unknown key 'format'', '.: Is a directory')."""
+    from nas import cli
+
+    monkeypatch.chdir(REPO)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    cases = {str(run_dir): f"error: {run_dir}: is a search run folder, not a space (the run's space is "
+                           f"{run_dir / 'space.yaml'})",
+             "": "error: empty space name; give a shipped space (vision, mobile, sequence) or a space file"}
+    cases["experiments/digits_demo.yaml"] = ("error: experiments/digits_demo.yaml: is a run config (for `nas search`) "
+                                             "of space 'vision', not a space")
+    if command != ["eval"] and command != ["space", "validate"]:  # those two take a spec
+        cases["search_spaces/baselines/resnet.yaml"] = (
+            "error: search_spaces/baselines/resnet.yaml: is an architecture spec of space 'vision', not a space "
+            "(`nas space validate` checks a spec)")
+        cases[str(exported_arch.parent)] = (
+            f"error: {exported_arch.parent}: is an architecture spec of space 'vision', not a space "
+            "(`nas space validate` checks a spec)")
+    for target, message in cases.items():
+        assert cli.main([*command, target]) == 2, target
+        out, err = capsys.readouterr()
+        assert out == "" and err.splitlines() == [message], err
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu", "error: --latency-device: unknown latency device 'tpu' (cpu, cuda or cuda:N)"),
+    ("", "error: --latency-device: unknown latency device '' (cpu, cuda or cuda:N)"),
+])
+def test_eval_names_the_latency_device_flag(device, message, capsys):
+    """It said 'device: not a torch device: ...', which names the other flag (--device, the training device)."""
+    from nas import cli
+
+    assert cli.main(["eval", "vision", "--latency-device", device, "--epochs", "0.1", "--no-zero-cost"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [message], err

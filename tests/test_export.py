@@ -251,6 +251,12 @@ def test_bad_records_name_the_key(exported):
     _edit_arch(exported, lambda r: r.update(input_shape=[1, 8, 8], num_classes=0))
     with pytest.raises(ExportError, match=r"num_classes: must be an integer >= 1"):
         read_arch(exported)
+    _edit_arch(exported, lambda r: r.update(input_shape=[1, 8, 100000], num_classes=10))
+    with pytest.raises(ExportError, match=r"input_shape: each entry must be at most 4096 for image input"):
+        read_arch(exported)
+    _edit_arch(exported, lambda r: r.update(input_shape=[1, 8, 8], num_classes=10**11))
+    with pytest.raises(ExportError, match=r"num_classes: must be at most 1,000,000"):
+        read_arch(exported)
 
 
 def test_invalid_spec_raises_spec_error_with_the_key(exported):
@@ -433,6 +439,12 @@ def test_an_exporter_writing_another_opset_counts_as_failed(tmp_path):
     ({"input_shape": (8, 8), "num_classes": 10}, r"--input-shape: must be 3 positive integers .* got 8,8"),
     ({"input_shape": (1, 8, 8), "num_classes": 1}, r"--num-classes: must be an integer >= 2, got 1"),
     ({"input_shape": (1, 8, 8), "num_classes": 0}, r"--num-classes: must be an integer >= 2, got 0"),
+    # held to a space's bounds on its reference input (nas.grammar): a huge one was a traceback from torch's allocator
+    ({"input_shape": (1, 100000, 100000), "num_classes": 10},
+     r"--input-shape: each entry must be at most 4096 for image input \(as a space's reference input\), "
+     r"got 1,100000,100000"),
+    ({"input_shape": (1, 8, 8), "num_classes": 10**11},
+     r"--num-classes: must be at most 1,000,000 \(as a space's reference input\), got 100000000000"),
     ({"knee": True}, r"--knee: for a search run folder only"),
     ({"max_latency_ms": 2.0}, r"--max-latency-ms: for a search run folder only"),
     ({"min_accuracy": 0.5}, r"--min-accuracy: for a search run folder only"),
@@ -452,6 +464,9 @@ def test_sequence_input_shape_needs_two_numbers(tmp_path):
     make(spec_data("lstm", input="sequence")).save(spec_file)
     with pytest.raises(ExportError, match=r"--input-shape: must be 2 positive integers L,C .* got 1,16,3"):
         export_from(spec_file, tmp_path / "out", input_shape=(1, 16, 3), num_classes=10)
+    with pytest.raises(ExportError, match=r"--input-shape: each entry must be at most 65536 for sequence input"):
+        export_from(spec_file, tmp_path / "out", input_shape=(70000, 3), num_classes=10)
+    assert not (tmp_path / "out").exists()
 
 
 def _fake_study(rows):

@@ -125,3 +125,29 @@ def test_dataset_must_fit_the_architecture(tmp_path):
         train_full(folder, **{**TRAIN, "epochs": 0})
     with pytest.raises(ExportError, match=r"not an export folder"):
         train_full(tmp_path, **TRAIN)
+
+
+@pytest.mark.parametrize("reexport", [True, False])
+def test_the_cli_names_the_folder_and_the_files_it_wrote(reexport, tmp_path, capsys):
+    """`nas train DIR/arch.json` said 'weights, ONNX and MODEL.md in DIR/arch.json', and said ONNX under
+    --no-reexport too, which removes model.onnx."""
+    from nas import cli
+
+    folder = export(tmp_path / "a")
+    args = ["train", str(folder / "arch.json"), "--dataset", "digits", "--epochs", "1", "--train-subset", "200"]
+    assert cli.main(args + ([] if reexport else ["--no-reexport"])) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    files = "weights, ONNX, TorchScript and MODEL.md" if reexport else "weights and MODEL.md"
+    assert last.startswith("done: test accuracy ") and last.endswith(f"; {files} in {folder}"), last
+    assert (folder / ONNX_FILE).exists() == reexport
+
+
+def test_when_the_onnx_re_export_fails_the_cli_still_names_the_torchscript_file(tmp_path, capsys, monkeypatch):
+    from nas import cli, export as export_module
+
+    folder = export(tmp_path / "a")
+    monkeypatch.setattr(export_module, "_onnx_diff", lambda *a: 0.5)  # the ONNX check fails; TorchScript is kept
+    assert cli.main(["train", str(folder), "--dataset", "digits", "--epochs", "1", "--train-subset", "200"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].endswith(f"; weights, TorchScript and MODEL.md in {folder}"), out[-1]
+    assert (folder / "model.ts").is_file() and not (folder / ONNX_FILE).exists()

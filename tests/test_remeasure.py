@@ -176,6 +176,8 @@ def test_baseline_values_known_now_replace_the_snapshot():
     (["--threads", "0"], "--threads: must be an integer >= 1"),
     (["--device", "cuda"], "--device: latency device 'cuda' requested but no CUDA GPU is available"),
     (["--device", "tpu"], "--device: unknown latency device 'tpu' (cpu, cuda or cuda:N)"),
+    # a batch that cannot be allocated: was a traceback from torch's allocator
+    (["--batch-size", str(10**12)], "cannot time the models (cpu, batch 1000000000000, 1 thread(s)): "),
 ])
 def test_bad_input_is_one_line_exit_2_and_keeps_the_earlier_record(run, args, message):
     if "cuda" in args:  # "tpu" is refused on any machine

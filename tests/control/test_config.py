@@ -127,3 +127,24 @@ def test_loading_a_config_does_not_import_torch():
             "print([m for m in ('torch', 'optuna', 'ray') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize("given, what", [
+    ("search_spaces/vision.yaml", "a search space"),
+    ("search_spaces/baselines/resnet.yaml", "an architecture spec"),
+])
+def test_a_space_or_a_spec_given_as_the_run_config_is_named_as_such(given, what):
+    """They were "missing key 'space'" and "unknown key 'input'": true, but not what went wrong."""
+    with pytest.raises(ConfigError) as info:
+        load_config(REPO / given)
+    assert info.value.one_line() == (f"{REPO / given}: is {what}, not a run config (a run config names its space: "
+                                     "space: vision or a file; see experiments/*.yaml)")
+
+
+def test_an_exported_arch_json_given_as_the_run_config_is_named_as_such(tmp_path):
+    import json
+
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps({"format": "patternnas-arch", "spec": {}}))
+    with pytest.raises(ConfigError, match=r"arch.json: is an exported architecture, not a run config"):
+        load_config(arch)
