@@ -69,7 +69,11 @@ CARD_FILE = "MODEL.md"
 METRICS_FILE = "metrics.json"
 
 DEFAULT_OPSET = 17
-ONNX_TOLERANCE = 1e-4  # max abs difference of logits, onnxruntime vs PyTorch, on seeded random inputs
+# Allowed max abs difference of the logits, exported file vs PyTorch, on seeded random inputs: ONNX_TOLERANCE plus
+# ONNX_RTOL times the largest |logit| (trained weights give logits of tens, and float32 kernels that sum in another
+# order differ in proportion: a trained net missed a fixed 1e-4 by 1.34e-4). rtol as torch.onnx's own check.
+ONNX_TOLERANCE = 1e-4
+ONNX_RTOL = 1e-3
 CHECK_SEED = 0
 INIT_SEED = 0  # initialisation of an export without weights (graph only)
 FORMATS = ("onnx", "torchscript")
@@ -376,6 +380,11 @@ def _check_inputs(input_shape: Sequence[int]):
     return [torch.randn(2, *input_shape, generator=gen), torch.randn(3, *input_shape, generator=gen)]
 
 
+def tolerance_for(scale: float) -> float:
+    """The allowed max abs difference for logits whose largest magnitude is ``scale``."""
+    return ONNX_TOLERANCE + ONNX_RTOL * float(scale)
+
+
 def _max_diff(ref, got) -> float:
     import numpy as np
 
@@ -434,8 +443,9 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
 
     Returns ``{"file", "exporter", "opset", "max_abs_diff", "tolerance"}``, ``opset`` as read back from the written
     file. An opset outside :func:`onnx_opsets` is refused before anything is written; an exporter that writes
-    another opset than asked for counts as failed. On an export failure or a difference above
-    :data:`ONNX_TOLERANCE` raises :class:`ExportError` naming the file, and leaves no file at ``path``.
+    another opset than asked for counts as failed. On an export failure or a difference above the tolerance
+    (:func:`tolerance_for` the largest |logit|) raises :class:`ExportError` naming the file, and leaves no file at
+    ``path``.
     """
     import torch
 
@@ -474,22 +484,26 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
         _remove(path)
         raise ExportError("ONNX export failed: " + "; ".join(errors), file=where)
     try:
-        diff = _onnx_diff(model, tmp, inputs)
+        diff, scale = _onnx_diff(model, tmp, inputs)
     except ExportError as e:
         _remove(tmp)
         _remove(path)
         raise ExportError(e.message, file=where) from None
-    if not diff <= ONNX_TOLERANCE:
+    tolerance = tolerance_for(scale)
+    if not diff <= tolerance:
         _remove(tmp)
         _remove(path)
         raise ExportError(f"ONNX check failed: onnxruntime output differs from PyTorch by {diff:.3g} (max abs, "
-                          f"tolerance {ONNX_TOLERANCE:g}); the file was not kept", file=where)
+                          f"tolerance {tolerance:.3g} for logits up to {scale:.3g}); the file was not kept",
+                          file=where)
     os.replace(tmp, path)
     return {"file": path.name, "exporter": exporter, "opset": written, "max_abs_diff": diff,
-            "tolerance": ONNX_TOLERANCE}
+            "tolerance": tolerance}
 
 
-def _onnx_diff(model, file: Path, inputs) -> float:
+def _onnx_diff(model, file: Path, inputs) -> tuple[float, float]:
+    """(max abs difference of onnxruntime's logits from PyTorch's, largest |logit| of PyTorch) over ``inputs``."""
+    import numpy as np
     import torch
 
     try:
@@ -503,15 +517,16 @@ def _onnx_diff(model, file: Path, inputs) -> float:
     try:
         session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        diff = 0.0
+        diff = scale = 0.0
         with torch.no_grad():
             for x in inputs:
                 ref = model(x).numpy()
                 got = session.run(None, {name: x.numpy()})[0]
                 diff = max(diff, _max_diff(ref, got))
+                scale = max(scale, float(np.abs(ref).max()) if ref.size else 0.0)
     except Exception as e:  # noqa: BLE001 - an invalid graph is an export failure
         raise ExportError(f"ONNX check failed: onnxruntime cannot run the file ({_one_line(e, 200)})") from None
-    return diff
+    return diff, scale
 
 
 def export_torchscript(model, input_shape: Sequence[int], path: str | os.PathLike) -> dict:
@@ -532,20 +547,24 @@ def export_torchscript(model, input_shape: Sequence[int], path: str | os.PathLik
             traced = torch.jit.trace(model, (inputs[0],), check_trace=False)
             traced.save(str(tmp))
             loaded = torch.jit.load(str(tmp), map_location="cpu")
-            diff = 0.0
+            diff = scale = 0.0
             for x in inputs:
-                diff = max(diff, _max_diff(model(x).numpy(), loaded(x).numpy()))
+                ref = model(x).numpy()
+                diff = max(diff, _max_diff(ref, loaded(x).numpy()))
+                scale = max(scale, float(abs(ref).max()) if ref.size else 0.0)
     except Exception as e:  # noqa: BLE001
         _remove(tmp)
         _remove(path)
         raise ExportError(f"TorchScript export failed: {_one_line(e, 200)}", file=where) from None
-    if not diff <= ONNX_TOLERANCE:
+    tolerance = tolerance_for(scale)
+    if not diff <= tolerance:
         _remove(tmp)
         _remove(path)
         raise ExportError(f"TorchScript check failed: the traced module differs from PyTorch by {diff:.3g} "
-                          f"(max abs, tolerance {ONNX_TOLERANCE:g}); the file was not kept", file=where)
+                          f"(max abs, tolerance {tolerance:.3g} for logits up to {scale:.3g}); the file was not "
+                          "kept", file=where)
     os.replace(tmp, path)
-    return {"file": path.name, "exporter": "torch.jit.trace", "max_abs_diff": diff, "tolerance": ONNX_TOLERANCE}
+    return {"file": path.name, "exporter": "torch.jit.trace", "max_abs_diff": diff, "tolerance": tolerance}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -872,7 +891,7 @@ def render_card(record: dict, out_dir: str | os.PathLike) -> str:
         elif fmt == "onnx":
             lines.append(f"- `{info['file']}`: ONNX opset {info['opset']} ({info['exporter']} exporter), batch "
                          f"axis dynamic; onnxruntime matches PyTorch to {info['max_abs_diff']:.2e} (max abs, "
-                         f"tolerance {info['tolerance']:g})")
+                         f"tolerance {info['tolerance']:.3g}: 1e-4 + 1e-3 x the largest logit)")
         else:
             lines.append(f"- `{info['file']}`: TorchScript (torch.jit.trace), batch axis dynamic; matches PyTorch "
                          f"to {info['max_abs_diff']:.2e}")

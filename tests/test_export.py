@@ -315,12 +315,43 @@ def test_onnx_failure_keeps_the_other_files(tmp_path, monkeypatch):
 def test_onnx_mismatch_is_an_export_error(tmp_path, monkeypatch):
     import nas.export as export
 
-    monkeypatch.setattr(export, "_onnx_diff", lambda *a: 0.5)
+    monkeypatch.setattr(export, "_onnx_diff", lambda *a: (0.5, 1.0))
     spec = make(spec_data("conv"))
     with pytest.raises(ExportError, match=r"model.onnx: ONNX check failed: onnxruntime output differs from PyTorch "
-                                          r"by 0.5"):
+                                          r"by 0.5 \(max abs, tolerance 0.0011 for logits up to 1\)"):
         quick_export(spec, tmp_path, IMAGE, model_of(spec, IMAGE), formats=("onnx",))
     assert not (tmp_path / ONNX_FILE).exists() and (tmp_path / ARCH_FILE).is_file()
+
+
+@pytest.mark.parametrize("diff,scale,kept", [(1.34e-4, 30.0, True), (1.34e-4, 0.01, False), (0.02, 30.0, True),
+                                             (0.05, 30.0, False), (float("inf"), 30.0, False)])
+def test_the_onnx_tolerance_grows_with_the_logits(tmp_path, monkeypatch, diff, scale, kept):
+    """A trained net's logits reach tens, and float32 kernels summing in another order differ in proportion: a fixed
+    1e-4 dropped the ONNX file of a sound export (1.34e-4 off). The tolerance is 1e-4 + 1e-3 x the largest |logit|;
+    a real mismatch (or a non-finite output) is still refused."""
+    import nas.export as export
+
+    monkeypatch.setattr(export, "_onnx_diff", lambda *a: (diff, scale))
+    spec = make(spec_data("conv"))
+    if kept:
+        info = export.export_onnx(model_of(spec, IMAGE), IMAGE, tmp_path / ONNX_FILE)
+        assert info["tolerance"] == pytest.approx(1e-4 + 1e-3 * scale) and (tmp_path / ONNX_FILE).is_file()
+    else:
+        with pytest.raises(ExportError, match="ONNX check failed"):
+            export.export_onnx(model_of(spec, IMAGE), IMAGE, tmp_path / ONNX_FILE)
+        assert not (tmp_path / ONNX_FILE).exists()
+
+
+def test_the_onnx_check_reports_the_logits_scale(tmp_path):
+    """On a real export: the check's scale is the largest |logit| PyTorch gave, and the card states the rule."""
+    import nas.export as export
+
+    spec = make(spec_data("conv"))
+    model = model_of(spec, IMAGE)
+    info = export.export_onnx(model, IMAGE, tmp_path / ONNX_FILE)
+    with torch.no_grad():
+        scale = max(float(model(x).abs().max()) for x in export._check_inputs(IMAGE))
+    assert info["tolerance"] == pytest.approx(export.tolerance_for(scale)) and info["max_abs_diff"] <= info["tolerance"]
 
 
 # -- nas export's entry point: a search run or a spec file -----------------------------------------------------------

@@ -146,7 +146,7 @@ def test_when_the_onnx_re_export_fails_the_cli_still_names_the_torchscript_file(
     from nas import cli, export as export_module
 
     folder = export(tmp_path / "a")
-    monkeypatch.setattr(export_module, "_onnx_diff", lambda *a: 0.5)  # the ONNX check fails; TorchScript is kept
+    monkeypatch.setattr(export_module, "_onnx_diff", lambda *a: (0.5, 1.0))  # the ONNX check fails; TorchScript is kept
     assert cli.main(["train", str(folder), "--dataset", "digits", "--epochs", "1", "--train-subset", "200"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[-1].endswith(f"; weights, TorchScript and MODEL.md in {folder}"), out[-1]
