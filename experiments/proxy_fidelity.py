@@ -1,7 +1,8 @@
-"""Proxy fidelity: how well zero-cost proxies and short proxy trainings rank architectures of the vision space.
+"""Proxy fidelity: how well zero-cost proxies and short proxy trainings rank architectures of a space (vision).
 
 What it measures
-    N architectures sampled from ``search_spaces/vision.yaml`` (seeds ``--sample-seed`` onwards; samples that
+    N architectures sampled from ``search_spaces/vision.yaml`` (``--space`` names another image space; its
+    results are written as ``proxy_fidelity_<space>``) (seeds ``--sample-seed`` onwards; samples that
     break the space's constraints at its reference input are skipped, as a search would) are, at a reduced
     width (every sampled width multiplier times ``--width-scale``) and input resolution (``--resolution``):
 
@@ -73,12 +74,12 @@ CACHE = RESULTS_DIR / "proxy_fidelity_cache.jsonl"
 ENGINE_SOURCES = ("nas/builder.py", "nas/blocks", "nas/data.py", "nas/spec.py", "nas/evaluate")
 PUBLISHED_NB201_C10_RHO = {"synflow": 0.74, "jacob_cov": 0.73, "grad_norm": 0.59, "snip": 0.59}
 
-DEFAULTS = dict(n=30, dataset="fashion_mnist", train_subset=2000, val_fraction=0.1, resolution=0.5, width_scale=0.5,
-                budgets="0.25,0.5,1", reference_epochs=10.0, batch_size=128, test_images=2000, proxy_batch=64,
-                device="cpu")
-FULL = dict(n=100, dataset="cifar10", train_subset=None, val_fraction=0.1, resolution=1.0, width_scale=1.0,
-            budgets="0.25,0.5,1", reference_epochs=10.0, batch_size=256, test_images=2000, proxy_batch=64,
-            device="cuda")
+DEFAULTS = dict(space="vision", n=30, dataset="fashion_mnist", train_subset=2000, val_fraction=0.1, resolution=0.5,
+                width_scale=0.5, budgets="0.25,0.5,1", reference_epochs=10.0, batch_size=128, test_images=2000,
+                proxy_batch=64, device="cpu")
+FULL = dict(space="vision", n=100, dataset="cifar10", train_subset=None, val_fraction=0.1, resolution=1.0,
+            width_scale=1.0, budgets="0.25,0.5,1", reference_epochs=10.0, batch_size=256, test_images=2000,
+            proxy_batch=64, device="cuda")
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -216,13 +217,15 @@ def reduced(spec: ArchSpec, width_scale: float) -> ArchSpec:
     return ArchSpec.from_data(data)
 
 
-def sample_archs(cache: Cache, n: int, first_seed: int, width_scale: float) -> list[tuple[int, ArchSpec, ArchSpec]]:
-    space = load_space("vision")
+def sample_archs(cache: Cache, n: int, first_seed: int, width_scale: float,
+                 space_name: str = "vision") -> list[tuple[int, ArchSpec, ArchSpec]]:
+    space = load_space(space_name)
     out, seen = [], set()
     seed = first_seed
     while len(out) < n:
         spec = space.sample(seed)
-        key = setting_key(spec.hash(), {"kind": "sample_check", "space": "vision", "file_sha": _space_sha()})
+        key = setting_key(spec.hash(), {"kind": "sample_check", "space": space_name,
+                                        "file_sha": _space_sha(space_name)})
         rec = cache.get(key)
         if rec is None:
             try:
@@ -241,16 +244,15 @@ def sample_archs(cache: Cache, n: int, first_seed: int, width_scale: float) -> l
     return out
 
 
-_SPACE_SHA: str | None = None
+_SPACE_SHA: dict[str, str] = {}
 
 
-def _space_sha() -> str:
-    global _SPACE_SHA
-    if _SPACE_SHA is None:
+def _space_sha(name: str = "vision") -> str:
+    if name not in _SPACE_SHA:
         from nas.grammar import shipped_spaces_dir
 
-        _SPACE_SHA = hashlib.sha256((shipped_spaces_dir() / "vision.yaml").read_bytes()).hexdigest()[:12]
-    return _SPACE_SHA
+        _SPACE_SHA[name] = hashlib.sha256((shipped_spaces_dir() / f"{name}.yaml").read_bytes()).hexdigest()[:12]
+    return _SPACE_SHA[name]
 
 
 def zero_cost_scores(spec: ArchSpec, data, input_shape, opt) -> dict:
@@ -294,6 +296,8 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true", help="the GPU setting (see the module doc)")
+    p.add_argument("--space", help="a shipped image space (default vision); another one writes "
+                                    "proxy_fidelity_<space>.md / .csv")
     p.add_argument("--n", type=int, help=f"architectures (default {DEFAULTS['n']}; --full {FULL['n']})")
     p.add_argument("--dataset")
     p.add_argument("--train-subset", type=int, help="0 = the whole training set")
@@ -308,7 +312,7 @@ def parse_args():
     p.add_argument("--device")
     p.add_argument("--threads", type=int, default=None, help="training threads (default: the trainer's own)")
     p.add_argument("--seed", type=int, default=0, help="data split / initialisation / proxy seed")
-    p.add_argument("--sample-seed", type=int, default=0, help="first vision.yaml sample seed")
+    p.add_argument("--sample-seed", type=int, default=0, help="first sample seed of the space")
     p.add_argument("--max-minutes", type=float, default=None, help="start no new architecture after this long")
     p.add_argument("--cache", default=str(CACHE))
     args = p.parse_args()
@@ -329,6 +333,9 @@ def main() -> None:
     t_start = time.perf_counter()
     info = machine_info()
     print_header(info)
+    global NAME
+    if opt.space != "vision":  # the vision page stays where it is; another space gets its own
+        NAME = f"proxy_fidelity_{opt.space}"
     report = Report(NAME, "Proxy fidelity: zero-cost proxies and short trainings vs. a long reference training",
                     info=info)
     cache = Cache(Path(opt.cache))
@@ -341,7 +348,7 @@ def main() -> None:
     common = {"dataset": opt.dataset, "train_subset": opt.train_subset, "val_fraction": opt.val_fraction,
               "seed": opt.seed, "resolution": opt.resolution, "width_scale": opt.width_scale,
               "device_type": torch.device(opt.device).type, "engine": source_hash(ENGINE_SOURCES)}
-    archs = sample_archs(cache, opt.n, opt.sample_seed, opt.width_scale)
+    archs = sample_archs(cache, opt.n, opt.sample_seed, opt.width_scale, opt.space)
     print(f"{len(archs)} architectures sampled (seeds {archs[0][0]}..{archs[-1][0]}); data {data}; "
           f"model input {input_shape}; cache {opt.cache} ({len(cache.items)} records)", flush=True)
 
@@ -392,7 +399,7 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
     compute = sum((r["zc"].get("wall_s") or 0) + sum((r["train"][lb].get("wall_s") or 0) + (r["train"][lb].get(
         "test_eval_s") or 0) for lb, _, _ in budgets) for r in rows)
     report.text(
-        f"**{kind}.** {len(rows)} architectures (of {len(archs)} requested) from `vision.yaml` (sample seeds from "
+        f"**{kind}.** {len(rows)} architectures (of {len(archs)} requested) from `{opt.space}.yaml` (sample seeds from "
         f"{opt.sample_seed}; constraint-violating samples skipped), width multiplier x{opt.width_scale}, "
         f"dataset `{opt.dataset}` (train_subset={opt.train_subset}: {data.size('train')} train / {data.size('val')} "
         f"val), model input {tuple(input_shape)} (resolution {opt.resolution}), batch {opt.batch_size}, device "

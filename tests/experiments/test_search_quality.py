@@ -95,3 +95,21 @@ def test_a_studys_settings_come_from_its_results_folder_first(sq, tmp_path, monk
     (tmp_path / "out" / "copy_64").mkdir(parents=True)
     (tmp_path / "out" / "copy_64" / "config.yaml").write_text("trials: 32\n")
     assert sq.study_config("copy_64") == {"trials": 32}
+
+
+def test_every_committed_study_has_the_config_summarize_reads(sq):
+    """A fresh checkout has no runs/: each study with committed results carries its run config beside them (the
+    older ones reconstructed in session 12), and it says what the study's definition and the CPU profile say."""
+    studies = [s for s in sq.STUDIES if (sq.OUT / s / f"trials-{sq.own_sampler(s)}.csv").exists()]
+    assert len(studies) >= 20
+    profile = sq.PROFILES["cpu"]
+    for study in studies:
+        cfg = sq.study_config(study)
+        assert cfg is not None, study
+        s = sq.STUDIES[study]
+        assert (cfg["space"], cfg["dataset"], cfg["sampler"]) == (s["space"], s["dataset"], sq.own_sampler(study))
+        assert cfg["budget"]["epochs"] == profile["epochs"] * s.get("epochs_factor", 1), study
+        assert cfg["trials"] == s.get("trials", profile["trials"]), study
+        assert cfg.get("seed", 0) == s.get("seed", 0), study
+        assert cfg["constraints"]["max_flops"] == s.get("max_flops", profile["max_flops"]), study
+        assert bool(cfg.get("warm_start")) == bool(s.get("warm_start")), study
