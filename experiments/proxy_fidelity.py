@@ -325,6 +325,8 @@ def parse_args():
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("device cuda requested (--full defaults to it) but no CUDA GPU; pass --device cpu")
     args.budget_list = [float(b) for b in args.budgets.split(",") if b.strip()]
+    # the results page and CSVs: the vision page stays where it is, another space gets its own
+    args.name = NAME if args.space == "vision" else f"{NAME}_{args.space}"
     return args
 
 
@@ -333,10 +335,7 @@ def main() -> None:
     t_start = time.perf_counter()
     info = machine_info()
     print_header(info)
-    global NAME
-    if opt.space != "vision":  # the vision page stays where it is; another space gets its own
-        NAME = f"proxy_fidelity_{opt.space}"
-    report = Report(NAME, "Proxy fidelity: zero-cost proxies and short trainings vs. a long reference training",
+    report = Report(opt.name, "Proxy fidelity: zero-cost proxies and short trainings vs. a long reference training",
                     info=info)
     cache = Cache(Path(opt.cache))
     data = load_dataset(opt.dataset, train_subset=opt.train_subset, val_fraction=opt.val_fraction, seed=opt.seed,
@@ -457,7 +456,7 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
                 "own val` rows show how well the small validation split reproduces the test-set ranking of the SAME "
                 "trained models: a noise ceiling for every val-accuracy row.", echo=False)
     report.table(["scorer", "n", "Kendall tau", "Spearman rho", "rho 95% CI", "published rho (NB201 C10)", "cost s"],
-                 corr, csv=f"{NAME}.csv")
+                 corr, csv=f"{opt.name}.csv")
 
     arch_rows = []
     for r in rows:
@@ -480,7 +479,7 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
                 "the input).",
                 echo=False)
     report.table(["seed", "hash", "summary", "params", "MFLOPs", *PROXIES, *[lb for lb, _, _ in budgets], "total s"],
-                 arch_rows, csv=f"{NAME}_archs.csv")
+                 arch_rows, csv=f"{opt.name}_archs.csv")
     failures = [(r["hash"], lb, r["train"][lb].get("status"), r["train"][lb].get("reason"))
                 for r in rows for lb, _, _ in budgets if r["train"][lb].get("status") != "ok"]
     failures += [(r["hash"], "zero-cost", r["zc"]["status"], r["zc"].get("reason")) for r in rows

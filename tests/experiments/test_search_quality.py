@@ -110,6 +110,8 @@ def test_every_committed_study_has_the_config_summarize_reads(sq):
         assert (cfg["space"], cfg["dataset"], cfg["sampler"]) == (s["space"], s["dataset"], sq.own_sampler(study))
         assert cfg["budget"]["epochs"] == profile["epochs"] * s.get("epochs_factor", 1), study
         assert cfg["trials"] == s.get("trials", profile["trials"]), study
+        subset = profile["seq_train_subset" if s["space"] == "sequence" else "train_subset"]
+        assert cfg["train_subset"] == int(subset * s.get("subset_factor", 1)), study
         assert cfg.get("seed", 0) == s.get("seed", 0), study
         assert cfg["constraints"]["max_flops"] == s.get("max_flops", profile["max_flops"]), study
         assert bool(cfg.get("warm_start")) == bool(s.get("warm_start")), study
