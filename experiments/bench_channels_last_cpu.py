@@ -74,9 +74,10 @@ def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     import torch
 
+    from nas.budget import Budget
     from nas.builder import build
     from nas.data import load_dataset
-    from nas.evaluate.train import Budget, train
+    from nas.evaluate.train import train
 
     torch.set_num_threads(args.threads)
     info = machine_info()

@@ -71,7 +71,7 @@ def fake_evaluate(spec, config, *, data=None, callback=None, precheck=None):
 def make_engine(storage_kind: str, folder: Path, sampler: str | None, extra: dict | None = None):
     from nas.control.config import dump_config
     from nas.control.rundir import RunDir
-    from nas.control.search import Engine, prepare
+    from nas.control.engine import Engine, prepare
 
     config = {"space": "vision", "dataset": "digits", "objectives": ["accuracy", "latency_ms"], "trials": 100000,
               "seed": 0, "device": "cpu", "zero_cost": False, "train_threads": 1}
@@ -122,12 +122,12 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
           window: int, extra: dict | None = None, on_trial=None) -> dict:
     """Run ``trials`` trials with the stand-in evaluator; per trial the parts' times. ``extra``: config keys;
     ``on_trial(engine, trial)``: called after each trial (e.g. to read what the sampler did)."""
-    import nas.builder
+    import nas.evaluate.costs
     import nas.evaluate.evaluate as ev
     from nas.control.progress import Progress
 
     ev.evaluate = fake_evaluate  # Engine._trial imports it from the module at call time
-    nas.builder._part_costs.clear()  # each run counts its parts afresh (the cache lives as long as the process)
+    nas.evaluate.costs.part_cost_cache.clear()  # each run counts its parts afresh (the cache lives with the process)
     with tempfile.TemporaryDirectory(prefix=f"bench-{storage_kind}-") as tmp:
         engine = make_engine(storage_kind, Path(tmp), sampler, extra)
         engine.tally = engine.load_tally()
@@ -169,7 +169,7 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
         prechecks = sum(1 for t in engine.study.get_trials(deepcopy=False) if "reused_from" not in t.user_attrs)
         return {"storage": storage_kind, "rows": rows, "elapsed": time.perf_counter() - start,
                 "profile": profile_text, "states": states,
-                "precheck_builds": len(engine.space._cost_cache), "prechecks": prechecks}
+                "precheck_builds": len(nas.evaluate.costs.network_cost_cache), "prechecks": prechecks}
 
 
 def whole_costs(spec, input_shape, num_classes) -> dict[str, int]:
@@ -188,7 +188,7 @@ def precheck_variants(n: int) -> list[list]:
     per space). The two counts are compared."""
     import random
 
-    from nas.builder import _part_costs, network_costs
+    from nas.evaluate.costs import network_costs, part_cost_cache
     from nas.grammar import load_space
 
     rows = []
@@ -199,7 +199,7 @@ def precheck_variants(n: int) -> list[list]:
         randoms = [space.sample(seed) for seed in range(100, 100 + n)]
         kinds = {"random": randoms, "mutation": [space.mutate(rng.choice(randoms), rng) for _ in range(n)]}
         whole_costs(space.sample(0), shape, classes)  # warm-up
-        _part_costs.clear()
+        part_cost_cache.clear()
         for kind, specs in kinds.items():
             whole, parts, equal = [], [], 0
             for spec in specs:

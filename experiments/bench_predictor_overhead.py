@@ -8,7 +8,7 @@ the controller's median ms per trial in a window around each point, with the rat
 
 * ``fresh16-whole``: the default before session 11 (16 new candidates per trial, each network built whole and
   counted: ``bench_controller_overhead.whole_costs``);
-* ``fresh16``: the default (16 new candidates per trial, counted by parts: :func:`nas.builder.network_costs`);
+* ``fresh16``: the default (16 new candidates per trial, counted by parts: :func:`nas.evaluate.costs.network_costs`);
 * ``pool4of16`` (``fresh_candidates: 4``): the unpicked candidates are kept, 4 new ones screened per trial;
 * ``pool4of32`` (``candidates: 32, fresh_candidates: 4``).
 
@@ -41,8 +41,9 @@ VARIANTS = {  # name -> (config keys, count each network whole)
 
 
 def run_variant(name: str, trials: int, max_seconds: float, window: int) -> dict:
-    import nas.builder
     from bench_controller_overhead import bench, whole_costs
+
+    import nas.evaluate.costs
 
     extra, whole = VARIANTS[name]
     notes: list[dict] = []
@@ -51,13 +52,13 @@ def run_variant(name: str, trials: int, max_seconds: float, window: int) -> dict
         last = engine.study.get_trials(deepcopy=False)[-1]
         notes.append({"trial": row["trial"], **(last.user_attrs.get("predictor") or {})})
 
-    by_parts = nas.builder.network_costs
-    nas.builder._part_costs.clear()
-    nas.builder.network_costs = whole_costs if whole else by_parts  # Space.constraint_costs imports it per call
+    by_parts = nas.evaluate.costs.network_costs
+    nas.evaluate.costs.part_cost_cache.clear()
+    nas.evaluate.costs.network_costs = whole_costs if whole else by_parts  # Space.constraint_costs imports it per call
     try:
         result = bench("journal", trials, max_seconds, "predictor", None, window, extra=extra, on_trial=on_trial)
     finally:
-        nas.builder.network_costs = by_parts
+        nas.evaluate.costs.network_costs = by_parts
     result["notes"] = notes
     return result
 

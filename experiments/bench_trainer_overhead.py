@@ -54,18 +54,26 @@ import copy
 import os
 import time
 
-from _common import Report, machine_info, median, print_header
-
 import torch
 import torch.nn.functional as F
+from _common import Report, machine_info, median, print_header
 
+from nas.budget import Budget
 from nas.builder import build
 from nas.data import load_dataset
 from nas.evaluate.measure import count_flops, count_params
-from nas.evaluate.train import (BN_RECALIBRATION_SAMPLES, CHECK_EVERY, CLIP_NORM, Budget, _BatchNormWindow,
-                                 channels_last_default, evaluate_accuracy, train)
+from nas.evaluate.train import (
+    BN_RECALIBRATION_SAMPLES,
+    CHECK_EVERY,
+    CLIP_NORM,
+    _BatchNormWindow,
+    channels_last_default,
+    evaluate_accuracy,
+    train,
+)
 from nas.grammar import load_space
 from nas.spec import ArchSpec
+from nas.evaluate.costs import violations
 
 NAME = "bench_trainer_overhead"
 TARGET = 0.95
@@ -110,7 +118,7 @@ def small_transformer(input_shape, max_mflops: float, first_seed: int = 0) -> tu
         if tokens < 2:
             continue
         try:
-            if space.violations(spec):
+            if violations(space, spec):
                 continue
             model = build(spec, input_shape, 10)
             if count_flops(model, torch.randn(2, *input_shape)) / 2 > max_mflops * 1e6:
@@ -179,7 +187,7 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
             if channels_last:  # (permute trick: for C == 1 .contiguous(channels_last) keeps NCHW strides)
                 xb = xb.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
             if "extras" in features:
-                lr = budget.lr * _lr_factor(step, total, warmup)
+                lr = budget.lr * lr_factor(step, total, warmup)
                 for g in opt.param_groups:
                     g["lr"] = lr
             with autocast:
@@ -211,8 +219,8 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
     return time.perf_counter() - t0
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
-    from nas.evaluate.train import _lr_factor as lr_factor
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    from nas.evaluate.train import lr_factor as lr_factor
 
     return lr_factor(step, total, warmup)
 

@@ -55,18 +55,19 @@ import random
 import time
 from pathlib import Path
 
+import torch
 from _common import RESULTS_DIR, Report, machine_info, median, print_header, source_hash
 
-import torch
-
+from nas.budget import Budget
 from nas.builder import build
 from nas.data import load_dataset
 from nas.evaluate.evaluate import EvalConfig, proxy_batch
 from nas.evaluate.measure import count_flops, count_params
-from nas.evaluate.train import Budget, evaluate_accuracy, train
+from nas.evaluate.train import evaluate_accuracy, train
 from nas.evaluate.zero_cost import PROXIES, score_all
 from nas.grammar import load_space
 from nas.spec import ArchSpec
+from nas.evaluate.costs import violations
 
 NAME = "proxy_fidelity"
 CACHE = RESULTS_DIR / "proxy_fidelity_cache.jsonl"
@@ -229,7 +230,7 @@ def sample_archs(cache: Cache, n: int, first_seed: int, width_scale: float,
         rec = cache.get(key)
         if rec is None:
             try:
-                problems = space.violations(spec)
+                problems = violations(space, spec)
             except Exception as e:  # noqa: BLE001
                 problems = [f"{type(e).__name__}: {e}"]
             rec = cache.put(key, {"kind": "sample_check", "seed": seed, "spec_hash": spec.hash(),

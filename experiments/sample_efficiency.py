@@ -91,7 +91,7 @@ def counted_trials(run_dir: Path) -> int | None:
         return None
     import optuna
 
-    from nas.control.search import counted
+    from nas.control.engine import counted
 
     run = RunDir.open(run_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -190,7 +190,7 @@ def curves(runs_dir: Path, samplers, seeds, target: int):
     """{sampler: [hypervolume after k trials for k = 1..target, one list per seed]}."""
     import numpy as np
 
-    from nas.control.search import counted
+    from nas.control.engine import counted
     from nas.pareto import hypervolume_history
 
     found = {}

@@ -189,7 +189,7 @@ def baseline_hashes(study: str) -> set[str]:
 
 
 def write_json(path: Path, data) -> None:
-    from nas.control.rundir import write_atomic
+    from nas.io import write_atomic
 
     write_atomic(path, json.dumps(data, indent=1, default=float))
 
@@ -240,10 +240,11 @@ def study_config(study: str) -> dict | None:
 
 
 def step_baselines(study: str, args) -> None:
+    from nas.control.baselines import evaluate_baselines
     from nas.control.config import load_config
     from nas.control.rundir import RunDir
     from nas.grammar import load_space, shipped_spaces_dir
-    from nas.report import evaluate_baselines, write_report
+    from nas.report import write_report
 
     run_dir = WORK / "runs" / study
     config, _ = load_config(run_dir / "config.yaml")
@@ -403,7 +404,7 @@ def step_retime(study: str, args) -> None:
     import numpy as np
 
     from nas import pareto
-    from nas.remeasure import remeasure
+    from nas.measure.timing import remeasure
     from nas.report import report_data
 
     run_dir = WORK / "runs" / study
@@ -445,7 +446,7 @@ def _paired_accuracy(done, baseline: dict) -> str:
 def _retimed(record: dict, name: str, objectives: dict) -> str:
     """A baseline's verdict on the latencies of ``nas measure`` (step ``retime``): its dominators with the paired
     rounds each was faster in, or the nearest miss (the fastest found front member at least as accurate)."""
-    from nas.remeasure import paired, remeasured_frame
+    from nas.measure.record import paired, remeasured_frame
 
     values = {name: {"accuracy": objectives.get("accuracy"), "latency_ms": objectives.get("latency_ms")}}
     frame = remeasured_frame(record, ["accuracy", "latency_ms"], ["maximize", "minimize"], values)
@@ -470,13 +471,14 @@ def step_measure(study: str, args) -> None:
     zero-cost proxies of each architecture at initialisation."""
     import torch
 
+    from nas.archjson import read_arch
     from nas.builder import build
     from nas.data import load_dataset
     from nas.evaluate.evaluate import EvalConfig, proxy_batch
     from nas.evaluate.measure import count_flops, count_params, measure_latency
     from nas.evaluate.zero_cost import score_all
-    from nas.export import load, read_arch
-    from nas.remeasure import time_in_rounds
+    from nas.export import load
+    from nas.measure.timing import time_in_rounds
 
     record_path = study_out(study) / "full.json"
     record = read_json(record_path, {}) or {}
@@ -611,8 +613,8 @@ def step_summarize(args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.ticker  # noqa: F401
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
     import pandas as pd
 
     info = machine_info()
@@ -707,7 +709,7 @@ def step_summarize(args) -> None:
         # (2) sequences: where each mixer family lands
         if s["space"] == "sequence" and len(done):
             front = done[done["on_front"]] if "on_front" in done else done.iloc[:0]
-            from nas.blocks.catalog import MIXERS
+            from nas.catalog import MIXERS
 
             for f in [m.abbreviation for m in MIXERS.values()]:  # every mixer of the catalogue
                 # the mixer in any stage: "<depth>x<width> <abbr>" then its options "(...)" or nothing

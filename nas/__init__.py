@@ -25,7 +25,7 @@ def search(config: Any, **overrides: Any):
     ``budget={"epochs": 0.5}``; a dotted key via ``**{"budget.epochs": 0.5}``), except the run options ``name``,
     ``runs_dir`` (default ``runs``), ``resume``, ``storage`` (an Optuna storage URL) and ``quiet``.
     """
-    from nas.control.search import search as _search
+    from nas.control.search import search as _search  # heavy: optuna
 
     options = {k: overrides.pop(k) for k in _RUN_OPTIONS if k in overrides}
     return _search(config, overrides, **options)
@@ -33,7 +33,7 @@ def search(config: Any, **overrides: Any):
 
 def resume(run_dir: Any, trials: int | None = None, **options: Any):
     """Continue the run in ``run_dir`` to its target (or to ``trials``); return the ``optuna.Study``."""
-    from nas.control.search import resume as _resume
+    from nas.control.search import resume as _resume  # heavy: optuna
 
     return _resume(run_dir, trials=trials, **options)
 
@@ -45,7 +45,7 @@ __all__ += ["build", "load", "report", "measure", "export"]
 
 def build(spec: Any, input_shape: Any = None, num_classes: int | None = None):
     """Build the ``nn.Module`` of a spec (an ArchSpec, plain data, a spec file, or an exported ``arch.json``)."""
-    from nas.builder import build as _build
+    from nas.builder import build as _build  # heavy: torch
 
     return _build(spec, input_shape, num_classes)
 
@@ -53,14 +53,14 @@ def build(spec: Any, input_shape: Any = None, num_classes: int | None = None):
 def load(path: Any):
     """Load an exported architecture (folder or ``arch.json``) as an ``nn.Module``, with its weights when present.
     The spec's hash is checked; weights are read with safetensors only."""
-    from nas.export import load as _load
+    from nas.export import load as _load  # heavy: torch, onnx
 
     return _load(path)
 
 
 def report(run_dir: Any, out_dir: Any = None, *, baselines: bool = True):
     """Write the run's report (report.html, pareto.png, trials.csv, pareto.csv, summary.md); return their paths."""
-    from nas.report import write_report
+    from nas.report import write_report  # heavy: plotly, pandas
 
     return write_report(run_dir, out_dir, baselines=baselines)
 
@@ -68,13 +68,13 @@ def report(run_dir: Any, out_dir: Any = None, *, baselines: bool = True):
 def measure(run_dir: Any, trials: Any = "front", **options: Any) -> dict:
     """Time the run's Pareto front (``trials``: "front", "all" or trial numbers) and the space's baselines again,
     together in one process, round by round; write and return ``latency.json`` (see :mod:`nas.remeasure`)."""
-    from nas.remeasure import remeasure
+    from nas.measure.timing import remeasure  # heavy: torch
 
     return remeasure(run_dir, trials=trials, **options)
 
 
 def export(target: Any, out_dir: Any = None, **options: Any):
     """Export a run's trial (``trial=N``, default the best) or a spec file as arch.json, ONNX, TorchScript, card."""
-    from nas.export import export_from
+    from nas.export import export_from  # heavy: torch, onnx
 
     return export_from(target, out_dir, **options)

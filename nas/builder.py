@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.archjson import read_spec
 from nas.blocks.cell import Cell, DenseStage
 from nas.blocks.fusion import ClassifierHead, FPNFusion
 from nas.blocks.layers import BlockContext, ConvNormAct, conv_nd, make_norm
@@ -288,8 +289,6 @@ def build(spec: ArchSpec | str | Path | dict, input_shape: Sequence[int] | None 
     """
     recorded = None
     if isinstance(spec, (str, Path)):
-        from nas.export import read_spec
-
         spec, recorded = read_spec(spec)
     elif isinstance(spec, dict):
         spec = ArchSpec.from_data(spec)
@@ -321,40 +320,3 @@ def lazy_model(spec: ArchSpec, input_shape: Sequence[int], num_classes: int, *,
 def example_input(model: Network, batch_size: int = 2) -> torch.Tensor:
     """A random input of the shape the model was built for: (B, *input_shape)."""
     return torch.randn(batch_size, *model.input_shape)
-
-
-PART_CACHE_SIZE = 8192  # distinct parts whose params and FLOPs are kept (a few hundred bytes each)
-_part_costs: dict[tuple, tuple[int, int]] = {}
-
-
-def part_costs(part: Part) -> tuple[int, int]:
-    """(params, FLOPs at batch one) of ``part``, counted on the part alone and cached per key: a network sampled
-    after many others mostly repeats parts already counted (a mutation changes one stage; cells of a stage past its
-    first are alike)."""
-    costs = _part_costs.get(part.key)
-    if costs is None:
-        from nas.evaluate.measure import count_flops, count_params
-
-        module = part.make()
-        costs = (count_params(module), count_flops(module, part.example()))
-        if len(_part_costs) >= PART_CACHE_SIZE:
-            _part_costs.pop(next(iter(_part_costs)))  # oldest first
-        _part_costs[part.key] = costs
-    return costs
-
-
-def network_costs(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> dict[str, int]:
-    """``params`` and ``flops`` (batch of one) of the network for ``spec``, as :func:`nas.evaluate.measure.
-    count_params` / :func:`~nas.evaluate.measure.count_flops` report them on the built network, without building
-    it: the sum over its parts (:func:`layout`), each counted once per distinct part. Exact because every
-    parameter and every counted op of a network lives in one of its parts (the resizing of the input and the
-    residual adds are not counted FLOPs); ``tests/test_builder.py`` checks it against the built network over
-    every shipped space and baseline."""
-    plan = layout(spec, input_shape, num_classes)
-    parts = [plan.stem, *(p for stage in plan.stages for p in stage), *([plan.fusion] if plan.fusion else []),
-             plan.head]
-    params = flops = 0
-    for part in parts:
-        p, f = part_costs(part)
-        params, flops = params + p, flops + f
-    return {"params": params, "flops": flops}

@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from nas.archjson import ARCH_FILE, read_spec
 from nas.errors import NasError
+from nas.grammar import load_space, shipped_spaces_dir
+from nas.io import load_yaml, read_text
 
 EXIT_USAGE = 2
 MAX_SEED = 2**31 - 2  # as a run config's seed: numpy / Optuna take seeds below 2**32, with room to derive others
@@ -112,13 +115,9 @@ def _is_spec_file(path: Path) -> bool:
     if path.suffix == ".json":
         return True
     if path.is_dir():
-        from nas.export import ARCH_FILE
-
         return (path / ARCH_FILE).is_file()
     if not path.exists():
         return False
-    from nas.yamlio import load_yaml, read_text
-
     data, _ = load_yaml(read_text(path, what="space or spec file"), file=str(path))
     return isinstance(data, dict) and "cell" not in data and "stem" in data and "stages" in data \
         and isinstance(data.get("stages"), list) and all(isinstance(s, dict) and "mixer" in s
@@ -128,26 +127,20 @@ def _is_spec_file(path: Path) -> bool:
 def _load_space(file: str):
     """The space ``file`` names, or one line saying what was given instead of a space: nothing, a run folder, a spec
     or an export (read as a space file, they gave '.: Is a directory' or 'unknown key ...')."""
-    from nas.grammar import load_space
-
     if not file.strip():
         raise NasError("empty space name; give a shipped space (vision, mobile, sequence) or a space file")
     path = Path(file)
     if path.is_dir():
-        from nas.control.rundir import RunDir
+        from nas.control.rundir import RunDir  # heavy: optuna
 
         if RunDir.is_run(path):
             raise NasError(f"is a search run folder, not a space (the run's space is {path / 'space.yaml'})",
                            file=file)
     if _is_spec_file(path):
-        from nas.export import read_spec
-
         spec = read_spec(path)[0]
         named = f" of space {spec.space!r}" if spec.space else ""
         raise NasError(f"is an architecture spec{named}, not a space (`nas space validate` checks a spec)", file=file)
     if path.is_file() and path.suffix in (".yaml", ".yml"):
-        from nas.yamlio import load_yaml, read_text
-
         data, _ = load_yaml(read_text(path, what="space file"), file=file)
         if isinstance(data, dict) and "space" in data and "stages" not in data \
                 and any(key in data for key in ("dataset", "objectives", "budget", "trials")):
@@ -157,9 +150,6 @@ def _load_space(file: str):
 
 
 def _space_validate(args) -> int:
-    from nas.export import read_spec
-    from nas.grammar import load_space, shipped_spaces_dir
-
     path = Path(args.file)
     if _is_spec_file(path):
         spec, recorded = read_spec(path)
@@ -179,7 +169,9 @@ def _space_validate(args) -> int:
         return 0
     space = _load_space(args.file)
     if not args.no_constraints:
-        space.check_feasible()
+        from nas.evaluate.costs import check_feasible  # heavy: torch
+
+        check_feasible(space)
     baselines = f", {len(space.baselines)} baseline(s) fit" if space.baselines else ""
     print(f"ok: {space.describe()}{baselines}")
     return 0
@@ -230,6 +222,8 @@ def _space_show(args) -> int:
 def _space_sample(args) -> int:
     if args.num < 1:
         raise NasError("-n must be at least 1", key="--num")
+    from nas.evaluate.costs import constraint_costs, violations  # heavy: torch
+
     space = _load_space(args.file)
     shape, classes = space.reference_input
     for i in range(args.num):
@@ -237,9 +231,9 @@ def _space_sample(args) -> int:
         if args.json:
             print(spec.to_json(indent=None))
             continue
-        costs = space.constraint_costs(spec, shape, classes, what=("params", "flops"))  # by parts, one count
+        costs = constraint_costs(space, spec, shape, classes, what=("params", "flops"))  # by parts, one count
         params, flops = costs["params"], costs["flops"]
-        problems = space.violations(spec, costs=costs) if space.constraints else []
+        problems = violations(space, spec, costs=costs) if space.constraints else []
         flag = f"  [violates: {'; '.join(problems)}]" if problems else ""
         print(f"{spec.hash()}  params={_si(params):>7}  flops={_si(flops):>7}  {spec.summary()}{flag}")
     return 0
@@ -256,8 +250,7 @@ def _si(n: float) -> str:
 
 
 def _eval(args) -> int:
-    from nas.evaluate.evaluate import EvalConfig, check_input_kind, evaluate, load_data
-    from nas.export import read_spec
+    from nas.evaluate.evaluate import EvalConfig, check_input_kind, evaluate, load_data  # heavy: torch
 
     path = Path(args.target)
     if _is_spec_file(path):
@@ -341,14 +334,14 @@ def _add_worker_options(p) -> None:
 
 
 def _parallel(args):
-    from nas.control.workers import resolve
+    from nas.control.workers import resolve  # heavy: optuna
 
     return resolve(args.workers, args.trials_per_gpu, args.max_trials_per_worker)
 
 
 def _search(args) -> int:
-    from nas.control.config import parse_set
-    from nas.control.search import search
+    from nas.control.config import parse_set  # heavy: optuna
+    from nas.control.search import search  # heavy: optuna
 
     overrides = parse_set(args.set)
     for key, value in (("trials", args.trials), ("time_budget_s", args.time_budget), ("sampler", args.sampler),
@@ -363,7 +356,7 @@ def _search(args) -> int:
 
 
 def _resume(args) -> int:
-    from nas.control.search import resume
+    from nas.control.search import resume  # heavy: optuna
 
     resume(args.run_dir, trials=args.trials, time_budget_s=args.time_budget, quiet=args.quiet,
            parallel=_parallel(args), ray_address=args.ray_address)
@@ -441,7 +434,8 @@ def _add_ship_commands(commands) -> None:
 
 
 def _measure(args) -> int:
-    from nas.remeasure import LATENCY_FILE, remeasure
+    from nas.measure.record import LATENCY_FILE  # heavy: pandas
+    from nas.measure.timing import remeasure  # heavy: torch
 
     record = remeasure(args.run_dir, trials=args.trials, baselines=not args.no_baselines, rounds=args.rounds,
                        device=args.device, threads=args.threads, batch_size=args.batch_size,
@@ -465,7 +459,7 @@ def _measure(args) -> int:
 
 
 def _report(args) -> int:
-    from nas.report import write_report
+    from nas.report import write_report  # heavy: plotly, pandas
 
     paths = write_report(args.run_dir, args.out, baselines=not args.no_baselines)
     print(f"report written to {paths['report.html'].parent}")
@@ -475,7 +469,7 @@ def _report(args) -> int:
 
 
 def _export(args) -> int:
-    from nas.export import export_from
+    from nas.export import export_from  # heavy: torch, onnx
 
     shape = None
     if args.input_shape is not None:  # positive and of the spec's rank: checked by export_from
@@ -501,7 +495,7 @@ def _export(args) -> int:
 
 
 def _train(args) -> int:
-    from nas.fulltrain import train_full
+    from nas.fulltrain import train_full  # heavy: torch
 
     result = train_full(args.export_dir, dataset=args.dataset, epochs=args.epochs, data_dir=args.data_dir,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,

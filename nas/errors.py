@@ -54,3 +54,13 @@ class RunError(NasError):
 
 class ExportError(NasError):
     """An export or load request cannot be satisfied."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """Any exception as one line of at most ``limit`` characters: a :class:`NasError` as it renders itself, any
+    other as ``Type: message`` with whitespace collapsed (for errors recorded in a result or a card)."""
+    if isinstance(error, NasError):
+        return error.one_line()
+    text = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -6,9 +6,9 @@
 The **test** split is evaluated exactly once, after the last epoch: it is the only place it is used.
 
 Optimisation is the proxy trainer's (:mod:`nas.evaluate.train`): AdamW with decoupled weight decay on weights of
-dim >= 2, linear warm-up then cosine decay per step (``_lr_factor``), label smoothing, gradient clipping, the same
-augmentation and batching (``Dataset.batches``), bf16 autocast / channels-last on CUDA (``_Runner``), the same
-evaluation (``_evaluate``). Defaults come from :class:`~nas.evaluate.train.Budget` (lr 2e-3, weight decay 0.05,
+dim >= 2, linear warm-up then cosine decay per step (``lr_factor``), label smoothing, gradient clipping, the same
+augmentation and batching (``Dataset.batches``), bf16 autocast / channels-last on CUDA (``Runner``), the same
+evaluation (``evaluate_split``). Defaults come from :class:`~nas.evaluate.train.Budget` (lr 2e-3, weight decay 0.05,
 label smoothing 0.1, warm-up 10% of the steps). :func:`nas.evaluate.train.train` itself is not called: it keeps its
 optimizer, step counter and RNG inside one call, so it can neither checkpoint between epochs nor resume; the loop
 here is the same loop with that state made explicit.
@@ -39,7 +39,27 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from nas.archjson import export_dir, read_arch
+from nas.budget import Budget
+from nas.builder import build
+from nas.data import load_dataset
 from nas.errors import BudgetError, ConfigError, ExportError
+from nas.evaluate.evaluate import check_input_kind
+from nas.evaluate.train import EpochStats, Runner, evaluate_split, lr_factor, param_groups, train_step
+from nas.export import (
+    METRICS_FILE,
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    WEIGHTS_FILE,
+    export_model,
+    load_weights,
+    preprocessing_of,
+    read_metrics,
+    save_weights,
+    update_card,
+)
+from nas.io import write_atomic
+from nas.significance import wilson_interval
 
 __all__ = ["train_full", "CHECKPOINT_DIR"]
 
@@ -105,9 +125,6 @@ def _save_checkpoint(folder: Path, *, spec_hash: str, settings: dict, epoch: int
                      model, opt, gen, curve: list, wall_s: float, device) -> None:
     import torch
 
-    from nas.control.rundir import write_atomic
-    from nas.export import save_weights
-
     stem = f"epoch-{epoch:04d}"
     weights, state_file = f"{stem}.safetensors", f"{stem}.pt"
     save_weights(model.state_dict(), folder / weights, spec_hash=spec_hash, extra={"epoch": epoch})
@@ -140,8 +157,6 @@ def _plain_name(meta: dict, key: str, where: str) -> str:
 def _load_checkpoint(folder: Path, *, spec_hash: str, settings: dict, model, opt, gen, device) -> dict | None:
     """Restore model, optimizer and RNG states from ``folder``; return the saved state (None: no checkpoint)."""
     import torch
-
-    from nas.export import load_weights
 
     latest = folder / LATEST_FILE
     if not latest.is_file():
@@ -196,8 +211,6 @@ def _load_checkpoint(folder: Path, *, spec_hash: str, settings: dict, model, opt
 
 def _check_data(data, spec, input_shape: tuple, num_classes: int, dataset: str, where: str) -> tuple | None:
     """The (H, W) to resize images to (None: none), after checking the dataset fits the architecture."""
-    from nas.evaluate.evaluate import check_input_kind
-
     check_input_kind(data, spec.input, dataset, what="the architecture", file=where, key="dataset",
                      error=ExportError)
     if int(data.num_classes) != num_classes:
@@ -236,16 +249,9 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     """
     import torch
 
-    from nas.builder import build
-    from nas.data import load_dataset
-    from nas.evaluate.train import Budget, EpochStats, _evaluate, _lr_factor, _param_groups, _Runner, _train_step
-    from nas.export import (METRICS_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, _export_dir, export_model,
-                            preprocessing_of, read_arch, read_metrics, update_card)
-    from nas.significance import wilson_interval
-
     say = log or (lambda line: None)
     spec, input_shape, num_classes, _ = read_arch(path)
-    out = _export_dir(path)
+    out = export_dir(path)
     where = str(out)
     spec_hash = spec.hash()
     previous = read_metrics(out) if (out / METRICS_FILE).is_file() else {}
@@ -269,7 +275,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     data = load_dataset(dataset, data_dir=data_dir, device=dev, val_fraction=VAL_FRACTION, seed=seed,
                         train_subset=train_subset)
     resize = _check_data(data, spec, input_shape, num_classes, dataset, where)
-    runner = _Runner(data, dev, resize)
+    runner = Runner(data, dev, resize)
     settings = {"dataset": dataset, "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(budget.lr),
                 "weight_decay": budget.weight_decay, "label_smoothing": budget.label_smoothing,
                 "warmup_fraction": budget.warmup_fraction, "seed": int(seed), "train_subset": train_subset,
@@ -278,7 +284,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     steps_per_epoch = max(1, n_train // batch_size)
     total_steps = epochs * steps_per_epoch
     warmup = int(round(budget.warmup_fraction * total_steps))
-    schedule = {"kind": "linear warm-up + cosine (nas.evaluate.train._lr_factor)", "total_steps": total_steps,
+    schedule = {"kind": "linear warm-up + cosine (nas.evaluate.train.lr_factor)", "total_steps": total_steps,
                 "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
     folder = out / CHECKPOINT_DIR
 
@@ -301,7 +307,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
             if runner.channels_last:
                 model.to(memory_format=torch.channels_last)
             opt_kwargs = {"fused": True} if dev.type == "cuda" else {}
-            opt = torch.optim.AdamW(_param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
+            opt = torch.optim.AdamW(param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
             params = [p for g in opt.param_groups for p in g["params"]]
             gen = torch.Generator().manual_seed(seed)
 
@@ -320,12 +326,12 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                 k, loss_sum = 0, torch.zeros((), device=dev)
                 for xb, yb in data.batches("train", batch_size, shuffle=True, generator=gen, augment=True,
                                            drop_last=True):
-                    lr_now = budget.lr * _lr_factor(steps, total_steps, warmup)
-                    loss_sum += _train_step(model, opt, params, runner, xb, yb, lr_now, budget.label_smoothing)
+                    lr_now = budget.lr * lr_factor(steps, total_steps, warmup)
+                    loss_sum += train_step(model, opt, params, runner, xb, yb, lr_now, budget.label_smoothing)
                     k += 1
                     steps += 1
                 train_loss = loss_sum.item() / max(k, 1)
-                val_loss, val_acc = _evaluate(model, runner, "val", EVAL_BATCH)
+                val_loss, val_acc = evaluate_split(model, runner, "val", EVAL_BATCH)
                 wall = wall_before + time.perf_counter() - t0
                 curve.append(asdict(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss,
                                                val_accuracy=val_acc, wall_s=wall)))
@@ -348,7 +354,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
 
             # -- the end: the test split, once ---------------------------------------------------------------------
             model.eval()
-            test_loss, test_acc = _evaluate(model, runner, "test", EVAL_BATCH)
+            test_loss, test_acc = evaluate_split(model, runner, "test", EVAL_BATCH)
             test_ci = [round(v, 4) for v in wilson_interval(test_acc, data.size("test"))]
             say(f"test accuracy {test_acc:.4f} (95% interval {test_ci[0]:.4f}-{test_ci[1]:.4f}; test loss "
                 f"{test_loss:.4f}, {data.size('test')} examples)")

@@ -9,7 +9,6 @@ run's proxy budget, the learning curves of the Pareto members with a fit diagnos
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,14 @@ import numpy as np
 import pandas as pd
 
 from nas import pareto
+from nas.control.rundir import open_run, read_baselines_cache
+from nas.grammar import shipped_spaces_dir
+from nas.io import make_dir
+from nas.measure.record import dominating_found, read_remeasured, remeasured_frame
+from nas.objectives import label
+from nas.significance import compare, wilson_interval
 
-LABELS = {"accuracy": "validation accuracy", "latency_ms": "latency (ms)", "params": "parameters", "flops": "FLOPs",
-          "activation_mb": "activation memory (MB)"}
+NOT_EVALUATED = "not evaluated"  # a baseline the run's cache does not hold yet
 
 
 @dataclass
@@ -52,20 +56,8 @@ class ReportData:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _open(run_dir: str | Path):
-    from nas.control.config import load_config
-    from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
-    from nas.grammar import Space
-
-    run = RunDir.open(run_dir)
-    study = run.load_study()
-    config, _ = load_config(run.path / CONFIG_FILE)
-    space = Space.load(run.path / SPACE_FILE, with_baselines=False)
-    return run, study, config, space
-
-
 def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
-    run, study, config, space = _open(run_dir)
+    run, study, config, space = open_run(run_dir)
     objectives = list(config.objectives)
     directions = list(config.directions)
     choices = [p.name for p in space.choices()]
@@ -93,6 +85,10 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
         notes.append("hypervolume history is computed for up to 3 objectives")
 
     base = baseline_frame(run, config, space, objectives) if baselines else pd.DataFrame()
+    missing = int((base["status"] == NOT_EVALUATED).sum()) if len(base) else 0
+    if missing:
+        notes.append(f"{missing} of {len(base)} baselines are not evaluated under this run's budget yet: "
+                     f"`nas measure {run.path}` trains them (the report only reads results).")
     curves, fit = {}, {}
     for _, row in front.iterrows():
         curve = pd.DataFrame(row["curve"] or [])
@@ -107,8 +103,6 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
     shares = choice_shares(trials[trials["state"] == "COMPLETE"], choices)
     val_size = _val_size(trials, base)
     if val_size and "accuracy" in objectives:
-        from nas.significance import wilson_interval
-
         notes.append(f"Accuracy is measured on {val_size} validation examples (one example = "
                      f"{1 / val_size:.2g}); `accuracy_95ci` is its Wilson interval, and margins between models are "
                      "in examples, with McNemar's exact p on the examples only one of the two got right.")
@@ -129,8 +123,6 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
 def _remeasured(run_path: Path, front: pd.DataFrame, objectives: list[str], directions: list[str],
                 baseline_values: dict[str, dict[str, float]]) -> tuple[pd.DataFrame, str]:
     """The run's ``nas measure`` record as a table, and a line saying what it is (and what it misses)."""
-    from nas.remeasure import read_remeasured, remeasured_frame
-
     record = read_remeasured(run_path)
     if record is None:
         return pd.DataFrame(), ""
@@ -166,8 +158,6 @@ def _packed(value: Any) -> str | None:
 
 def accuracy_margin(a: Mapping[str, Any], b: Mapping[str, Any], val_size: int):
     """:func:`nas.significance.compare` of two rows (``accuracy``, ``val_correct``): paired where both are stored."""
-    from nas.significance import compare
-
     return compare(float(a["accuracy"]), float(b["accuracy"]), val_size, _packed(a.get("val_correct")),
                    _packed(b.get("val_correct")))
 
@@ -178,8 +168,6 @@ def versus_found(base: pd.DataFrame, front: pd.DataFrame, objectives: list[str],
     margin in validation examples (and McNemar's p where both models' per-example results are stored); or, when
     none does, the most accurate member that costs at most as much on every other objective, and whether the
     baseline's accuracy lead over it is beyond chance (p < 0.05) or within noise."""
-    from nas.remeasure import dominating_found
-
     with_acc = "accuracy" in objectives and bool(val_size)
     costs = [j for j, o in enumerate(objectives) if o != "accuracy"]
     front_min = pareto.to_minimization(front[objectives].to_numpy(dtype=float), directions)
@@ -283,12 +271,15 @@ def reference_point(values: np.ndarray, objectives: list[str], directions: list[
 
 
 def baseline_frame(run, config, space, objectives: list[str]) -> pd.DataFrame:
-    """The space's hand-designed baselines, evaluated under the run's proxy budget (cached in the run dir)."""
-    cache = evaluate_baselines(run, config, space)
+    """The space's hand-designed baselines as evaluated under the run's proxy budget, read from the run's cache
+    (``nas measure`` and :func:`nas.control.baselines.evaluate_baselines` write it; the report never trains). A
+    baseline not evaluated yet has status ``not evaluated``."""
+    space.load_baselines(shipped_spaces_dir() / "baselines")
+    cache = read_baselines_cache(run.path)
     key_of = config.budget_key()
     rows = []
     for name, spec in space.baselines.items():
-        entry = cache[f"{spec.hash()}:{key_of}"]
+        entry = cache.get(f"{spec.hash()}:{key_of}") or {"status": NOT_EVALUATED, "objectives": {}}
         row = {"name": name, "spec_hash": spec.hash(), "summary": spec.summary(), "status": entry["status"],
                "val_size": entry.get("val_size"), "val_correct": entry.get("val_correct") or None}
         for o in objectives:
@@ -296,54 +287,6 @@ def baseline_frame(run, config, space, objectives: list[str]) -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows, columns=["name", "spec_hash", "summary", "status", *objectives, "val_size",
                                        "val_correct"])
-
-
-BASELINES_FILE = "baselines.json"
-
-
-def read_baselines_cache(run_path: Path) -> dict[str, dict]:
-    """The run's cache of baseline evaluations (``{}`` before the first); a damaged one is a one-line error that
-    says how to rebuild it, never silently replaced."""
-    path = Path(run_path) / BASELINES_FILE
-    if not path.exists():
-        return {}
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        cache = e
-    if not isinstance(cache, dict):
-        from nas.errors import RunError
-
-        raise RunError(f"the baselines cache is damaged ({type(cache).__name__}); delete it to evaluate the "
-                       "baselines again", file=str(path))
-    return cache
-
-
-def evaluate_baselines(run, config, space, *, deadline: float | None = None) -> dict[str, dict]:
-    """Evaluate the space's baselines not yet in the run's cache (``baselines.json``, keyed by spec hash and budget)
-    and return the cache. Each result is written as soon as it exists (atomically), so an interrupted evaluation
-    keeps what it finished; with ``deadline`` (a ``time.time()`` value) no new baseline starts after it."""
-    import time
-
-    from nas.control.rundir import write_atomic
-    from nas.evaluate.evaluate import evaluate
-    from nas.grammar import shipped_spaces_dir
-
-    space.load_baselines(shipped_spaces_dir() / "baselines")
-    cache_path = run.path / BASELINES_FILE
-    cache = read_baselines_cache(run.path)
-    key_of = config.budget_key()
-    for spec in space.baselines.values():
-        key = f"{spec.hash()}:{key_of}"
-        if key in cache:
-            continue
-        if deadline is not None and time.time() >= deadline:
-            break
-        result = evaluate(spec, config.to_eval_config())
-        cache[key] = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
-                      "val_size": result.training.get("val_size"), "val_correct": result.val_correct}
-        write_atomic(cache_path, json.dumps(cache, indent=1))
-    return cache
 
 
 def diagnose_fit(curve: pd.DataFrame) -> str:
@@ -467,10 +410,6 @@ def _step_line(front: pd.DataFrame, x: str, y: str, y_direction: str) -> tuple[l
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _label(name: str) -> str:
-    return LABELS.get(name, name)
-
-
 def scatter_figure(s: ScatterData, data: ReportData):
     import plotly.graph_objects as go
 
@@ -514,8 +453,8 @@ def scatter_figure(s: ScatterData, data: ReportData):
                                  customdata=timed[["model", "summary"]].to_numpy(),
                                  hovertemplate="%{customdata[0]} timed together: %{x}, %{y}<extra></extra>"))
     failed = f" — {len(s.failed)} failed trial(s) have no values (listed below)" if len(s.failed) else ""
-    fig.update_layout(title=f"{_label(s.y_name)} vs {_label(s.x_name)}{failed}", xaxis_title=_label(s.x_name),
-                      yaxis_title=_label(s.y_name), template="plotly_white", height=520)
+    fig.update_layout(title=f"{label(s.y_name)} vs {label(s.x_name)}{failed}", xaxis_title=label(s.x_name),
+                      yaxis_title=label(s.y_name), template="plotly_white", height=520)
     return fig
 
 
@@ -524,7 +463,6 @@ def accuracy_spans(frame: pd.DataFrame, val_size: int | None) -> tuple[np.ndarra
     validation examples; None when the size is not known (a run stored before it was recorded)."""
     if not val_size or not len(frame) or "accuracy" not in frame:
         return None
-    from nas.significance import wilson_interval
 
     acc = frame["accuracy"].to_numpy(dtype=float)
     ci = np.array([wilson_interval(a, val_size) if np.isfinite(a) else (a, a) for a in acc]).reshape(len(acc), 2)
@@ -561,7 +499,7 @@ def write_html(data: ReportData, path: Path) -> None:
     sections.append(("Accuracy vs. cost", figure(scatter_figure(s, data))))
 
     if len(data.objectives) > 2 and len(s.completed):
-        dims = [dict(label=_label(o), values=s.completed[o]) for o in data.objectives]
+        dims = [dict(label=label(o), values=s.completed[o]) for o in data.objectives]
         par = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=s.completed["on_front"].astype(int),
                                                                   colorscale=[[0, "#8aa4c8"], [1, "#d62728"]])))
         par.update_layout(title="All objectives (red: Pareto members)", height=420)
@@ -672,8 +610,8 @@ def write_png(data: ReportData, path: Path) -> None:
         for _, row in s.baselines.iterrows():
             ax.annotate(row["name"], (row[s.x_name], row[s.y_name]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
-    ax.set_xlabel(_label(s.x_name))
-    ax.set_ylabel(_label(s.y_name))
+    ax.set_xlabel(label(s.x_name))
+    ax.set_ylabel(label(s.y_name))
     ax.set_title(f"{data.name}: {data.space} on {data.dataset}")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing completed yet: no legend (and no matplotlib warning)
@@ -707,7 +645,6 @@ def write_tables(data: ReportData, out: Path) -> dict[str, Path]:
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, baselines: bool = True) -> dict[str, Path]:
     """Write report.html, pareto.png, trials.csv, pareto.csv and summary.md; return their paths."""
     data = report_data(run_dir, baselines=baselines)
-    from nas.control.rundir import make_dir
 
     out = make_dir(Path(out_dir) if out_dir else Path(run_dir) / "report", "--out")
     paths = write_tables(data, out)

@@ -19,8 +19,9 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas.blocks.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded
+from nas.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded
 from nas.errors import SpecError
+from nas.io import load_yaml, read_text
 
 SCHEMA_VERSION = 1
 FLOAT_DIGITS = 6
@@ -218,13 +219,9 @@ class ArchSpec(_Frozen):
     @classmethod
     def load(cls, path: str | Path) -> "ArchSpec":
         """Read a spec from a .json or .yaml file."""
-        from nas.yamlio import read_text
-
         path = Path(path)
         text = read_text(path, error=SpecError, what="spec")
         if path.suffix in (".yaml", ".yml"):
-            from nas.yamlio import load_yaml
-
             data, lines = load_yaml(text, file=str(path), error=SpecError)
             return cls.from_data(data, file=str(path), lines=lines)
         return cls.from_json(text, file=str(path))

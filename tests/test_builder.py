@@ -203,7 +203,8 @@ def test_network_costs_equal_the_built_network_counts(space_path):
     come from the cache), every baseline of the space, at the reference input and at another one."""
     import random
 
-    from nas.builder import _part_costs, example_input, network_costs
+    from nas.builder import example_input
+    from nas.evaluate.costs import network_costs, part_cost_cache
     from nas.evaluate.measure import count_flops, count_params
     from nas.grammar import Space
 
@@ -213,7 +214,7 @@ def test_network_costs_equal_the_built_network_counts(space_path):
     specs += [space.mutate(specs[i % 6], rng) for i in range(6)] + list(space.baselines.values())
     shape, classes = space.reference_input
     other = (1, 20, 20) if len(shape) == 3 else (24, 3)
-    _part_costs.clear()
+    part_cost_cache.clear()
     for s in specs:
         for at, k in ((shape, classes), (other, 7)):
             net = build(s, at, k)
@@ -224,22 +225,23 @@ def test_network_costs_equal_the_built_network_counts(space_path):
 def test_network_costs_count_each_distinct_part_once():
     """Cells of a stage past its first are alike: a deeper stage costs no new count, and a second network that
     only changes the last stage's mixer counts only its new part (stem, stage 1, downsampler and head are reused)."""
-    from nas.builder import _part_costs, layout, network_costs
+    from nas.builder import layout
+    from nas.evaluate.costs import network_costs, part_cost_cache
 
-    _part_costs.clear()
+    part_cost_cache.clear()
     network_costs(spec(), (3, 16, 16), 10)
-    first = len(_part_costs)
+    first = len(part_cost_cache)
     plan = layout(spec(), (3, 16, 16), 10)
     assert first == len({p.key for p in [plan.stem, *plan.stages[0], *plan.stages[1], plan.head]}) < 1 + 5 + 1
     deeper = spec(stages=[{"depth": 6, "width": 16, "mixer": {"type": "conv"}},
                           {"depth": 2, "width": 32, "downsample": "conv", "mixer": {"type": "mbconv"}}])
     costs = network_costs(deeper, (3, 16, 16), 10)
-    assert len(_part_costs) == first  # four more cells, all alike the second
+    assert len(part_cost_cache) == first  # four more cells, all alike the second
     assert costs["params"] > network_costs(spec(), (3, 16, 16), 10)["params"]
     other = spec(stages=[{"depth": 2, "width": 16, "mixer": {"type": "conv"}},
                          {"depth": 2, "width": 32, "downsample": "conv", "mixer": {"type": "conv"}}])
     network_costs(other, (3, 16, 16), 10)
-    assert len(_part_costs) == first + 1  # the new cell of stage 2 (both alike: the downsampler gives 32 channels)
+    assert len(part_cost_cache) == first + 1  # the new cell of stage 2 (both alike: the downsampler gives 32 channels)
 
 
 def test_a_layout_builds_the_network_it_describes():
@@ -267,7 +269,8 @@ def test_network_costs_equal_the_built_network_for_every_block(mixer, skip):
     """Every registered mixer under every skip pattern, in an image and a sequence network with a downsampler, SE,
     spatial attention and an FPN head: the count by parts equals the count of the built network (a block added to
     the registry is covered without a new test)."""
-    from nas.builder import _part_costs, example_input, network_costs
+    from nas.builder import example_input
+    from nas.evaluate.costs import network_costs, part_cost_cache
     from nas.errors import NasError
     from nas.evaluate.measure import count_flops, count_params
 
@@ -284,7 +287,7 @@ def test_network_costs_equal_the_built_network_for_every_block(mixer, skip):
             net = build(s, shape, 5)
         except NasError:  # a combination the spec or the block refuses is refused by both ways of counting
             continue
-        _part_costs.clear()
+        part_cost_cache.clear()
         whole = {"params": count_params(net), "flops": count_flops(net, example_input(net, 1))}
         assert network_costs(s, shape, 5) == whole, f"{mixer} {skip} {kind}"
         checked.append(kind)

@@ -134,7 +134,7 @@ def test_missing_file_is_one_line_exit_2(name):
     assert "No such file" in lines[0]
 
 
-@pytest.mark.parametrize("statement", ["import nas", "import nas.errors, nas.spec, nas.yamlio, nas.grammar, nas.cli"])
+@pytest.mark.parametrize("statement", ["import nas", "import nas.errors, nas.spec, nas.io, nas.grammar, nas.cli"])
 def test_import_is_cheap(statement):
     code = (f"import sys; {statement}; "
             "print(','.join(m for m in ('torch', 'optuna', 'ray') if m in sys.modules))")
@@ -156,7 +156,8 @@ def test_a_command_without_its_subcommand_prints_that_commands_help(capsys):
 @pytest.fixture(scope="module")
 def exported_arch(tmp_path_factory) -> Path:
     """The arch.json of an export folder as `nas export` writes it (no ONNX / TorchScript: not needed here)."""
-    from nas.export import ARCH_FILE, export_model
+    from nas.archjson import ARCH_FILE
+    from nas.export import export_model
 
     spec = ArchSpec.load(REPO / "search_spaces" / "baselines" / "resnet.yaml")
     out = tmp_path_factory.mktemp("export")

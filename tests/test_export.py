@@ -7,11 +7,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from nas.archjson import ARCH_FILE, read_arch
 from nas.blocks.registry import registered
 from nas.builder import build
 from nas.errors import ExportError, SpecError
-from nas.export import (ARCH_FILE, CARD_FILE, METRICS_FILE, ONNX_FILE, TORCHSCRIPT_FILE, WEIGHTS_FILE, export_from,
-                        export_model, export_onnx, load, read_arch, read_metrics, update_card)
+from nas.export import (
+    CARD_FILE,
+    METRICS_FILE,
+    ONNX_FILE,
+    TORCHSCRIPT_FILE,
+    WEIGHTS_FILE,
+    export_from,
+    export_model,
+    export_onnx,
+    load,
+    read_metrics,
+    update_card,
+)
 from nas.spec import ArchSpec
 
 IMAGE = (1, 8, 8)
@@ -408,8 +420,8 @@ def test_export_from_a_run_and_from_a_spec_file(tmp_path):
 
 
 def test_read_spec_takes_an_export_and_a_bare_spec(tmp_path):
+    from nas.archjson import read_spec
     from nas.control.warmstart import _read_spec
-    from nas.export import read_spec
 
     spec = make(spec_data("conv"))
     quick_export(spec, tmp_path / "e", IMAGE, formats=(), latency_repeats=0)

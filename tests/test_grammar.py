@@ -235,7 +235,7 @@ def _bounded_with(field: str, value: str) -> str:
 
 
 def test_every_bounded_field_is_tested_and_the_base_is_valid():
-    from nas.blocks.catalog import MAX_VALUE
+    from nas.catalog import MAX_VALUE
 
     assert set(BOUNDED_KEYS) == set(MAX_VALUE)
     Space.from_text(BOUNDED)
@@ -243,8 +243,8 @@ def test_every_bounded_field_is_tested_and_the_base_is_valid():
 
 @pytest.mark.parametrize("field", sorted(BOUNDED_KEYS))
 def test_structural_values_have_an_upper_bound(field, tmp_path):
+    from nas.catalog import MAX_VALUE
     from nas.errors import SpaceError
-    from nas.blocks.catalog import MAX_VALUE
 
     limit = MAX_VALUE[field]
     _, line, key = BOUNDED_KEYS[field]

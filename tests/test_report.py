@@ -180,8 +180,8 @@ def test_baselines_are_cached_one_by_one_and_a_deadline_stops_new_ones(tmp_path,
     from types import SimpleNamespace
 
     import nas.evaluate.evaluate as ev
-    from nas.control.search import prepare
-    from nas.report import evaluate_baselines
+    from nas.control.baselines import evaluate_baselines
+    from nas.control.engine import prepare
 
     prepared = prepare({"space": "vision", "dataset": "digits", "trials": 1, "device": "cpu"})
     config, space = prepared.config, prepared.space
@@ -280,7 +280,7 @@ def test_versus_found_names_dominators_with_margins_and_near_misses_with_their_t
 
 
 def test_the_remeasured_dominators_get_their_accuracy_margin():
-    from nas.remeasure import remeasured_frame
+    from nas.measure.record import remeasured_frame
     from nas.report import _with_margins
 
     n = 300
@@ -329,9 +329,9 @@ def test_the_report_of_a_run_without_a_completed_trial_draws_without_warnings(tm
 def test_a_damaged_baselines_cache_is_one_line_and_kept(tmp_path, content):
     from types import SimpleNamespace
 
-    from nas.control.search import prepare
+    from nas.control.baselines import evaluate_baselines
+    from nas.control.engine import prepare
     from nas.errors import RunError
-    from nas.report import evaluate_baselines
 
     (tmp_path / "baselines.json").write_text(content, errors="surrogateescape")
     before = (tmp_path / "baselines.json").read_bytes()

@@ -1,4 +1,4 @@
-"""nas.spec: a spec's structural values have the same upper bounds as a space's (nas.blocks.catalog.MAX_VALUE)."""
+"""nas.spec: a spec's structural values have the same upper bounds as a space's (nas.catalog.MAX_VALUE)."""
 from __future__ import annotations
 
 import copy
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nas.blocks.catalog import MAX_VALUE
+from nas.catalog import MAX_VALUE
 from nas.errors import SpecError
 from nas.spec import ArchSpec
 

@@ -14,9 +14,17 @@ import torch
 from torch import nn
 
 from nas.blocks import registry
-from nas.blocks.catalog import MIXERS
-from nas.blocks.layers import BlockContext, ConvNormAct, DropPath, SpatialAttention, SqueezeExcite, conv_nd, make_act, \
-    make_norm
+from nas.blocks.layers import (
+    BlockContext,
+    ConvNormAct,
+    DropPath,
+    SpatialAttention,
+    SqueezeExcite,
+    conv_nd,
+    make_act,
+    make_norm,
+)
+from nas.catalog import MIXERS
 from nas.spec import StageSpec
 
 

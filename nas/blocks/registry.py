@@ -2,7 +2,7 @@
 
 Every block is constructed as ``cls(in_channels, out_channels, ctx, **options)`` where ``ctx`` is a
 :class:`~nas.blocks.layers.BlockContext` and ``options`` are exactly the options the catalogue
-(:mod:`nas.blocks.catalog`) lists for that name; ``forward`` maps (N, C_in, *S) -> (N, C_out, *S) (channels-first,
+(:mod:`nas.catalog`) lists for that name; ``forward`` maps (N, C_in, *S) -> (N, C_out, *S) (channels-first,
 spatial shape unchanged). Registering a class whose keyword-only options differ from the catalogue fails at import.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from nas.blocks.catalog import MIXERS, mixer_info
 from nas.blocks.layers import BlockContext
+from nas.catalog import MIXERS, mixer_info
 from nas.errors import BuildError
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
@@ -40,18 +40,11 @@ def register(name: str):
     return wrap
 
 
-def _load_all() -> None:
-    # Importing the block modules runs their @register decorators.
-    from nas.blocks import attention, conv, gating, recurrent, ssm  # noqa: F401
-
-
 def registered() -> dict[str, type[nn.Module]]:
-    _load_all()
     return dict(_REGISTRY)
 
 
 def get(name: str) -> type[nn.Module]:
-    _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:

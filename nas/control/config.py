@@ -8,7 +8,7 @@ A run config names everything a search needs::
     train_subset: null               # cap on the training pool (class-balanced)
     objectives: [accuracy, latency_ms]   # accuracy is maximised; latency_ms, params, flops, activation_mb minimised
     constraints: {max_latency_ms: 5, max_params: 200000, max_flops: 5000000}
-    budget: {epochs: 2, batch_size: 32}  # the fields of nas.evaluate.train.Budget
+    budget: {epochs: 2, batch_size: 32}  # the fields of nas.budget.Budget
     rungs: [0.5]                     # optional multi-fidelity checks, as fractions of budget.epochs
     sampler: predictor               # tpe | nsga2 | random | gp | evolution | predictor
                                      # (default: predictor with >= 2 objectives, tpe with 1)
@@ -38,19 +38,20 @@ import copy
 import hashlib
 import json
 import re
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from nas.errors import ConfigError
-from nas.yamlio import load_yaml, read_text
+from nas.budget import Budget
+from nas.control.samplers import SAMPLERS
+from nas.errors import BudgetError, ConfigError
+from nas.grammar import shipped_spaces_dir
+from nas.io import load_yaml, read_text
+from nas.objectives import OBJECTIVES, direction
 
-# Kept in step with nas.evaluate.evaluate.OBJECTIVES (a test checks it) so that loading a config stays torch-free.
-OBJECTIVES: dict[str, str] = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize",
-                              "flops": "minimize", "activation_mb": "minimize"}
-SAMPLERS = ("tpe", "nsga2", "random", "gp", "evolution", "predictor")
 # Keys whose change would make the trials already in a run incomparable with new ones.
 INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives", "constraints", "budget", "rungs",
                 "rung_keep")
@@ -62,20 +63,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-class BudgetConfig(_Strict):
-    """Mirror of :class:`nas.evaluate.train.Budget` with its ranges (so that loading a config stays torch-free;
-    the search checks the real Budget again before it writes anything)."""
+def _check_budget(self):
+    try:
+        Budget(**self.model_dump())
+    except BudgetError as e:  # the ranges are Budget's own (one validation per fact); "@key:" names the field
+        raise ValueError(f"@{e.key}: {e.message}") from None
+    return self
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
-    epochs: float = Field(default=1.0, gt=0)
-    data_fraction: float = Field(default=1.0, gt=0, le=1)
-    resolution: float = Field(default=1.0, gt=0, le=8)
-    batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=2e-3, gt=0)
-    weight_decay: float = Field(default=0.05, ge=0)
-    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
-    warmup_fraction: float = Field(default=0.1, ge=0, le=1)
+# The run config's ``budget:`` mapping: Budget's fields and defaults, typed for pydantic (unknown keys and types),
+# ranges checked by Budget itself.
+BudgetConfig = create_model(
+    "BudgetConfig", __config__=ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False),
+    __validators__={"check_budget": model_validator(mode="after")(_check_budget)},
+    **{f.name: (get_type_hints(Budget)[f.name], f.default) for f in dataclass_fields(Budget)})
 
 
 class Constraints(_Strict):
@@ -88,7 +89,7 @@ class Constraints(_Strict):
 
 
 class RunConfig(_Strict):
-    """A validated run configuration (plain data; ``to_eval_config`` turns it into the evaluator's config)."""
+    """A validated run configuration (plain data; ``eval_options`` gives the evaluator's settings)."""
 
     name: str | None = None
     description: str = ""
@@ -156,7 +157,7 @@ class RunConfig(_Strict):
     @classmethod
     def _sampler(cls, value: str | None) -> str | None:
         if value is not None and value not in SAMPLERS:
-            raise ValueError(f"unknown sampler {value!r} (known: {', '.join(SAMPLERS)})")
+            raise ValueError(SAMPLERS.unknown(value))
         return value
 
     @field_validator("rungs")
@@ -188,7 +189,7 @@ class RunConfig(_Strict):
     # -- derived --------------------------------------------------------------------------------------------------
     @property
     def directions(self) -> list[str]:
-        return [OBJECTIVES[o] for o in self.objectives]
+        return [direction(o) for o in self.objectives]
 
     @property
     def sampler_name(self) -> str:
@@ -196,16 +197,12 @@ class RunConfig(_Strict):
         experiments/results/sample_efficiency.md) and ``tpe`` with one. A new run stores the resolved name."""
         return self.sampler or ("predictor" if len(self.objectives) >= 2 else "tpe")
 
-    def budget_obj(self):
-        from nas.evaluate.train import Budget
-
+    def budget_obj(self) -> Budget:
         return Budget(**self.budget.model_dump())
 
-    def to_eval_config(self):
-        """The :class:`~nas.evaluate.evaluate.EvalConfig` of this run (imports torch)."""
-        from nas.evaluate.evaluate import EvalConfig
-
-        return EvalConfig.from_options(
+    def eval_options(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`nas.evaluate.evaluate.EvalConfig.from_options` for this run."""
+        return dict(
             dataset=self.dataset, data_dir=self.data_dir, val_fraction=self.val_fraction,
             train_subset=self.train_subset, budget=self.budget.model_dump(), seed=self.seed, device=self.device,
             latency_device=self.latency_device, latency_batch_size=self.latency_batch_size,
@@ -406,8 +403,6 @@ def _located(message: str, loc: tuple, file: Path | None, lines: dict, touched: 
 
 def resolve_space_path(space: str, config_file: Path | None) -> Path:
     """A shipped name (vision, mobile, sequence) or a path relative to the config file's folder, then the cwd."""
-    from nas.grammar import shipped_spaces_dir
-
     candidates = []
     raw = Path(space).expanduser()
     if raw.is_absolute():

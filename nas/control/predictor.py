@@ -50,7 +50,9 @@ from typing import Any, Callable, Sequence
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.control.samplers import ReplaySampler
+from nas.control.replay import ReplaySampler
+from nas.grammar import RandomSuggest
+from nas.pareto import hypervolume_improvements, pareto_mask, to_minimization
 
 EXACT = ("params", "flops")  # objectives that the count gives exactly, before any training
 LIMIT_OF = {"latency_ms": "max_latency_ms", "params": "max_params", "flops": "max_flops"}
@@ -79,9 +81,10 @@ class PredictorSampler(ReplaySampler):
                  limits: dict[str, float] | None = None, input: tuple[Sequence[int], int] | None = None,
                  candidates: int = 16, fresh: int | None = None, startup: int = 8, mutate_share: float = 0.5,
                  seed: int | None = None, warmup: int = 0, scorer: Callable[[Any], float] | None = None,
-                 warmup_seed: int | None = None):
+                 warmup_seed: int | None = None, count: Callable[..., dict[str, int]]):
         super().__init__(seed)
         self.space = space
+        self.count = count  # count(space, spec, input_shape=None, num_classes=None, *, what): params / FLOPs
         self.objectives = list(objectives)
         self.directions = list(directions)
         self.limits = dict(limits or {})
@@ -184,8 +187,6 @@ class PredictorSampler(ReplaySampler):
 
     def _candidates(self, rng: random.Random, parents: list[FrozenTrial], seen: set[str],
                     want: int, attempts: int | None = None) -> tuple[list[Candidate], int]:
-        from nas.grammar import RandomSuggest
-
         pool: list[Candidate] = []
         hashes: set[str] = set()
         dropped = 0
@@ -222,11 +223,11 @@ class PredictorSampler(ReplaySampler):
         need = [n for n in EXACT if f"max_{n}" in self.limits or n in self.objectives]
         try:
             if not self.same_input:
-                costs = self.space.constraint_costs(spec, self.shape, self.classes, what=need) if need else {}
+                costs = self.count(self.space, spec, self.shape, self.classes, what=need) if need else {}
                 if self._breaks_limits(costs, need):
                     return None
-            ref = self.space.constraint_costs(spec, what=EXACT)
-            if self.space.constraints and self.space.violations(spec, costs=ref):
+            ref = self.count(self.space, spec, what=EXACT)
+            if self.space.constraints and self.space.violations(ref):
                 return None
         except Exception:  # noqa: BLE001 - a spec that does not build would only fail as a trial
             return None
@@ -255,8 +256,6 @@ class PredictorSampler(ReplaySampler):
     def _front(self, complete: list[FrozenTrial]) -> list[FrozenTrial]:
         import numpy as np
 
-        from nas.pareto import pareto_mask
-
         mask = pareto_mask(np.array([t.values for t in complete], dtype=float), self.directions)
         return [t for t, keep in zip(complete, mask) if keep]
 
@@ -264,7 +263,7 @@ class PredictorSampler(ReplaySampler):
         row = self._features.get(spec_hash)
         if row is None:
             spec = self._spec_of[spec_hash]
-            costs = self.space.constraint_costs(spec, what=EXACT)  # at the reference input (cached)
+            costs = self.count(self.space, spec, what=EXACT)  # at the reference input (cached)
             values = self.space.assignment(spec)
             row = [math.log1p(costs["params"]), math.log1p(costs["flops"])]
             for p in self.choice_params:
@@ -276,8 +275,6 @@ class PredictorSampler(ReplaySampler):
         """(index of the pick, its predicted means, its predicted spreads) by expected hypervolume improvement."""
         import numpy as np
         from sklearn.ensemble import RandomForestRegressor
-
-        from nas.pareto import hypervolume_improvements, pareto_mask, to_minimization
 
         history = sorted(complete, key=lambda t: t.number)[-MAX_TRAIN_ROWS:]
         x = np.array([self._row(self._hash(t)) for t in history])

@@ -56,8 +56,34 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, normalize_storage, now
+from nas.control.config import load_config
+from nas.control.engine import (
+    COPIED_ATTRS,
+    COUNTED,
+    Engine,
+    Prepared,
+    add_warm_starts,
+    clean_attrs,
+    counted,
+    front_report,
+    outcome,
+    prepare,
+)
+from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, normalize_storage
+from nas.control.runs import (
+    check_study_name_free,
+    keep_sampler,
+    locate_run,
+    new_run,
+    resume_header,
+    save_config,
+    search_header,
+)
+from nas.control.suggest import OptunaSuggest
 from nas.errors import BuildError, NasError, RunError, SpecError
+from nas.evaluate.evaluate import evaluate
+from nas.grammar import Space
+from nas.io import now
 
 RAY_DIR = "ray"
 CONTROL_FILE = "control.json"
@@ -75,9 +101,6 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
                runs_dir: str | Path = "runs", resume: bool = False, storage: str | None = None,
                quiet: bool = False, address: str | None = None):
     """Start a run on Ray (or continue it with ``resume=True``); return the ``optuna.Study``."""
-    from nas.control.search import (Engine, _check_study_name_free, add_warm_starts, locate_run, new_run, prepare,
-                                    search_header)
-
     overrides = dict(overrides or {})
     gpus = _pop_gpus(overrides)
     prepared = prepare(source, overrides, warm=False)
@@ -90,7 +113,7 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
     check_address(address)
     engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
     if storage_url is not None:
-        _check_study_name_free(storage_url, name)
+        check_study_name_free(storage_url, name)
     started = start_ray(address)  # an unreachable cluster fails here, before the run folder exists
     try:
         run = new_run(prepared, name, path, fingerprint, storage_url, backend="ray",
@@ -110,8 +133,6 @@ def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str 
 def ray_resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: float | None = None,
                quiet: bool = False, address: str | None = None):
     """Continue a Ray run to its target (``Tuner.restore`` of a cut-short experiment, then new ones)."""
-    from nas.control.search import prepare
-
     run = RunDir.open(run_dir)
     overrides: dict[str, Any] = {}
     if trials is not None:
@@ -129,8 +150,6 @@ def is_ray_run(run: RunDir) -> bool:
 
 def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: str | None, gpus: float | None,
               call_time_budget_s: float | None = None):
-    from nas.control.search import Engine, keep_sampler, resume_header, save_config
-
     if not is_ray_run(run):
         raise RunError("this run was made by the optuna backend; continue it without --backend ray",
                        file=str(run.path))
@@ -232,8 +251,6 @@ def stop_ray(started: bool) -> None:
 
 
 def _drive(run: RunDir, engine, prepared, *, header: str, quiet: bool) -> None:
-    from nas.control.search import counted, front_report
-
     config = prepared.config
     ray_dir = (run.path / RAY_DIR).resolve()
     ray_dir.mkdir(exist_ok=True)
@@ -356,8 +373,6 @@ def _searcher_class():
     from ray.tune.search import Searcher
     from ray.tune.search.optuna import OptunaSearch
 
-    from nas.control.search import COUNTED
-
     class NasOptunaSearch(OptunaSearch):
         """OptunaSearch on the run's study, with the run's target and the controller's trial states and attrs."""
 
@@ -412,8 +427,6 @@ def _searcher_class():
             """As :meth:`nas.control.search.Engine._trial` does: ``reused_from`` + the result attrs, same values."""
             from optuna.trial import TrialState
 
-            from nas.control.search import COPIED_ATTRS
-
             copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}
             values = list(previous.values)
             for key, value in {"reused_from": previous.number, **copied}.items():
@@ -437,7 +450,7 @@ def _searcher_class():
             self._completed_trials.add(trial_id)
             if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
                 return  # told before the experiment was cut short (Ray restored it from an older checkpoint)
-            state, values, attrs, constraints = outcome(result, error, self._objectives)
+            state, values, attrs, constraints = ray_outcome(result, error, self._objectives)
             try:
                 for key, amount in constraints.items():
                     ot_trial.set_constraint(key, amount)
@@ -474,8 +487,6 @@ class DefineByRun:
         self.budget_key = budget_key
 
     def __call__(self, trial):
-        from nas.control.suggest import OptunaSuggest
-
         try:
             spec = self.space.sample(OptunaSuggest(trial))
         except NasError as e:
@@ -487,7 +498,8 @@ class DefineByRun:
         return None
 
 
-def outcome(result: dict | None, error: bool, objectives: list[str]) -> tuple[str, list[float] | None, dict, dict]:
+def ray_outcome(result: dict | None, error: bool, objectives: list[str]
+                ) -> tuple[str, list[float] | None, dict, dict]:
     """(state, values, user attrs, constraint amounts) of a finished Ray trial, from its last result."""
     result = result or {}
     if result.get("nas_final"):
@@ -531,10 +543,6 @@ def _worker_engine(payload: dict):
     key = json.dumps(payload["config"], sort_keys=True) + payload["space_text"]
     engine = _ENGINES.get(key)
     if engine is None:
-        from nas.control.config import load_config
-        from nas.control.search import Engine, Prepared
-        from nas.grammar import Space
-
         config, _ = load_config(payload["config"])
         space = Space.from_text(payload["space_text"], file=payload["space_source"])
         engine = Engine(Prepared(config, None, space, payload["space_text"], payload["space_source"]), quiet=True)
@@ -544,9 +552,8 @@ def _worker_engine(payload: dict):
 
 
 def _trainable(params: dict, payload: dict) -> None:
-    from ray import tune
-
     import torch
+    from ray import tune
 
     engine = _worker_engine(payload)
     if engine.config.train_threads:
@@ -563,9 +570,6 @@ def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | 
     """One trial of the controller without the study (the Engine's steps 3-5): (state, values, attrs, constraints).
     ``report(dict)`` is called after each validation with ``epoch``, ``rung_accuracy`` (before the last epoch)
     and the curve so far."""
-    from nas.control.search import _clean, outcome
-    from nas.evaluate.evaluate import evaluate
-
     try:
         spec = engine.space.replay(params)
     except NasError as e:
@@ -576,7 +580,7 @@ def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | 
     def callback(stats) -> bool:
         point = {"epoch": stats.epoch, "train_loss": stats.train_loss, "val_loss": stats.val_loss,
                  "val_accuracy": stats.val_accuracy, "wall_s": stats.wall_s}
-        curve.append(_clean(point))
+        curve.append(clean_attrs(point))
         if report is not None and stats.epoch < epochs - 1e-9:
             report({"epoch": float(stats.epoch), "rung_accuracy": float(stats.val_accuracy),
                     "nas_curve": json.dumps(curve)})
@@ -588,4 +592,4 @@ def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | 
     except (BuildError, SpecError) as e:
         return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
     state, values, attrs, excess = outcome(result, engine.config.objectives)
-    return state, values, _clean(attrs), excess
+    return state, values, clean_attrs(attrs), excess

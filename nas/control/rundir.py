@@ -11,14 +11,16 @@ A directory without ``run.json`` is not a run; nothing is written into it.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.control.config import load_config
 from nas.errors import RunError
+from nas.grammar import Space
+from nas.io import make_dir, now, write_atomic
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
@@ -28,10 +30,7 @@ RUN_VERSION = 1  # run.json's layout version: a run folder of a later version is
 LOG_FILE = "search.log"
 LOCK_FILE = "lock"
 FORMAT = "patternnas-run"
-
-
-def now() -> str:
-    return _dt.datetime.now().isoformat(timespec="seconds")
+BASELINES_FILE = "baselines.json"  # the space's baselines evaluated under the run's budget (nas.control.baselines)
 
 
 def check_name(name: str) -> str:
@@ -87,24 +86,6 @@ def _journal_tail(f, size: int, chunk: int = 1 << 16) -> tuple[int, bytes]:
         if start == 0 or (end != -1 and data.rfind(b"\n", 0, end) != -1):
             return start, data
     return 0, b""
-
-
-def make_dir(path: Path, key: str) -> Path:
-    """``mkdir -p`` for a folder the user named; a file in the way (or no permission) is a one-line RunError."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        what = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
-        raise RunError(f"cannot make the folder: {what}", file=str(path), key=key) from None
-    return path
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or a crash) never sees half a
-    file. For the JSON files of a run folder (run.json, the baselines cache)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # Journal records written while a trial runs (a parameter, a user / system attribute, an intermediate value): their
@@ -318,3 +299,28 @@ class RunDir:
         if fd is not None:
             os.close(fd)  # releases the flock
             self._lock_fd = None
+
+
+def open_run(run_dir: str | Path):
+    """A finished or running run, opened for reading: ``(run, study, config, space)``."""
+    run = RunDir.open(run_dir)
+    study = run.load_study()
+    config, _ = load_config(run.path / CONFIG_FILE)
+    space = Space.load(run.path / SPACE_FILE, with_baselines=False)
+    return run, study, config, space
+
+
+def read_baselines_cache(run_path: Path) -> dict[str, dict]:
+    """The run's cache of baseline evaluations (``{}`` before the first); a damaged one is a one-line error that
+    says how to rebuild it, never silently replaced."""
+    path = Path(run_path) / BASELINES_FILE
+    if not path.exists():
+        return {}
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        cache = e
+    if not isinstance(cache, dict):
+        raise RunError(f"the baselines cache is damaged ({type(cache).__name__}); delete it to evaluate the "
+                       "baselines again", file=str(path))
+    return cache

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import random
 import warnings
-from typing import Any
+from typing import Callable
 
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.control.predictor import PredictorSampler
+from nas.control.replay import ReplaySampler
 from nas.errors import ConfigError
+from nas.pareto import pareto_mask
+from nas.registry import Registry
 
 
 def default_population(trials: int | None) -> int:
@@ -33,76 +36,65 @@ def default_population(trials: int | None) -> int:
     return max(4, min(50, trials // 2))
 
 
+# A factory: (config, space, *, seed, population, input, scorer) -> an Optuna sampler. ``population`` is the
+# startup / population size the run's trial count allows (:func:`default_population` unless the config sets it).
+SamplerFactory = Callable[..., BaseSampler]
+SAMPLERS: Registry[SamplerFactory] = Registry("sampler", error=ConfigError, key="sampler")
+
+
 def make_sampler(config, space, *, seed: int | None = None, input: tuple[tuple[int, ...], int] | None = None,
-                 scorer=None) -> BaseSampler:
+                 scorer=None, count=None) -> BaseSampler:
     """The sampler a run config names (``seed`` defaults to the config's). ``input``: the run's (input shape,
     number of classes), at which ``predictor`` counts a candidate's params and FLOPs (default: the space's
     reference input). ``scorer(spec) -> float``: the zero-cost score of ``predictor``'s warm-up (config
-    ``zero_cost_warmup``; without a scorer there is no warm-up)."""
-    name = config.sampler_name
+    ``zero_cost_warmup``; without a scorer there is no warm-up). ``count``: how ``predictor`` counts a candidate's
+    params and FLOPs (:func:`nas.evaluate.costs.constraint_costs`; the engine passes it)."""
+    factory = SAMPLERS.get(config.sampler_name)
     seed = config.seed if seed is None else seed
     population = config.population_size or default_population(config.trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "random":
-            return RandomSampler(seed=seed)
-        if name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              n_startup_trials=min(10, population), constant_liar=False)
-        if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
-        if name == "gp":
-            try:
-                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, population),
-                                                 warn_independent_sampling=False)
-            except ImportError as e:  # GPSampler needs torch and scipy
-                raise ConfigError(f"sampler gp is not available: {e}", key="sampler") from None
-        if name == "evolution":
-            return EvolutionSampler(space, directions=config.directions, population_size=population,
-                                    tournament_size=config.tournament_size or max(2, population // 4), seed=seed)
-        if name == "predictor":
-            from nas.control.predictor import PredictorSampler
-
-            return PredictorSampler(space, objectives=config.objectives, directions=config.directions,
-                                    limits=config.constraints.active(), input=input,
-                                    candidates=config.candidates, fresh=config.fresh_candidates, seed=seed,
-                                    startup=config.population_size or min(10, population),
-                                    warmup=config.zero_cost_warmup, scorer=scorer, warmup_seed=config.seed)
-    raise ConfigError(f"unknown sampler {name!r}", key="sampler")
+        return factory(config, space, seed=seed, population=population, input=input, scorer=scorer, count=count)
 
 
-class ReplaySampler(BaseSampler):
-    """A sampler that decides a whole spec in ``before_trial`` (``self._children[trial_id]``: the spec's parameter
-    values) and replays it through ``sample_independent``; a parameter it did not decide is sampled at random."""
+@SAMPLERS.register("tpe")
+def tpe(config, space, *, seed, population, **_) -> BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=min(10, population),
+                                      constant_liar=False)
 
-    def __init__(self, seed: int | None = None):
-        self.seed = seed
-        self._random = RandomSampler(seed=seed)
-        self._children: dict[int, dict[str, Any]] = {}
 
-    def reseed_rng(self) -> None:
-        self._random.reseed_rng()
+@SAMPLERS.register("nsga2")
+def nsga2(config, space, *, seed, population, **_) -> BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
 
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
 
-    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict:
-        return {}
+@SAMPLERS.register("random")
+def random_sampler(config, space, *, seed, **_) -> BaseSampler:
+    return RandomSampler(seed=seed)
 
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        values = self._children.get(trial._trial_id)
-        if values is not None and param_name in values:
-            value = values[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (ValueError, TypeError):
-                pass
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values) -> None:
-        self._children.pop(trial._trial_id, None)
+@SAMPLERS.register("gp")
+def gp(config, space, *, seed, population, **_) -> BaseSampler:
+    try:
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, population),
+                                         warn_independent_sampling=False)
+    except ImportError as e:  # GPSampler needs torch and scipy
+        raise ConfigError(f"sampler gp is not available: {e}", key="sampler") from None
+
+
+@SAMPLERS.register("evolution")
+def evolution(config, space, *, seed, population, **_) -> BaseSampler:
+    return EvolutionSampler(space, directions=config.directions, population_size=population,
+                            tournament_size=config.tournament_size or max(2, population // 4), seed=seed)
+
+
+@SAMPLERS.register("predictor")
+def predictor(config, space, *, seed, population, input=None, scorer=None, count=None) -> BaseSampler:
+    return PredictorSampler(space, objectives=config.objectives, directions=config.directions,
+                            limits=config.constraints.active(), input=input, candidates=config.candidates,
+                            fresh=config.fresh_candidates, seed=seed,
+                            startup=config.population_size or min(10, population),
+                            warmup=config.zero_cost_warmup, scorer=scorer, warmup_seed=config.seed, count=count)
 
 
 class EvolutionSampler(ReplaySampler):
@@ -143,8 +135,6 @@ class EvolutionSampler(ReplaySampler):
             pick = max if self.directions[0] == "maximize" else min
             return pick(sample, key=lambda t: t.values[0])
         import numpy as np
-
-        from nas.pareto import pareto_mask
 
         mask = pareto_mask(np.array([t.values for t in sample], dtype=float), self.directions)
         front = [t for t, keep in zip(sample, mask) if keep] or sample

@@ -1,582 +1,31 @@
-"""The search controller on one machine: Optuna ask/tell around :func:`nas.evaluate.evaluate.evaluate`.
-
-One trial:
-
-1. ``study.ask()``; the spec is sampled define-by-run (:class:`~nas.control.suggest.OptunaSuggest`), so only the
-   parameters a choice activates exist in the trial.
-2. **No repeats**: if a COMPLETE trial of this study has the same spec hash and budget, its values are told again
-   (user attr ``reused_from``) and nothing is trained.
-3. **Constraints**: the space's own constraints (at its reference input) and the config's ``max_params`` /
-   ``max_flops`` / ``max_latency_ms`` (at the dataset's input) are checked first, inside ``evaluate`` (its
-   ``precheck``: params and FLOPs are counted by parts without building the network,
-   :func:`nas.builder.network_costs`; a ``max_latency_ms`` check builds the model then measured and trained,
-   and the latency it measures is the objective). A violating spec is
-   told **PRUNED** with ``status: infeasible``, the reason, and Optuna constraint values (``trial.set_constraint``:
-   relative excess, so TPE ranks infeasible trials by how far off they are); it is never trained.
-4. ``evaluate`` builds, measures, scores (zero-cost) and trains the candidate. With ``rungs``, validation accuracy is
-   checked at each rung (a fraction of ``budget.epochs``; checked at the first validation at or after it, i.e.
-   after a whole epoch): a trial below the ``1 - rung_keep`` quantile of the earlier trials at that rung (once
-   ``rung_min_trials`` have reached it) is stopped and told PRUNED.
-5. ``study.tell``: COMPLETE with the objective values in the config's order; a candidate whose status is not ok
-   (diverged, oom, error, build failure) is told FAIL with ``status`` / ``reason`` in its user attrs.
-
-User attrs of a trial: ``spec`` (JSON), ``spec_hash``, ``summary``, ``budget_key``, ``status``, ``reason``,
-``objectives`` (every measured one), ``cost``, ``curve``, ``zero_cost``, ``training`` (with ``val_size``), ``wall_s``
-and, where they apply, ``val_correct`` (which validation examples the last evaluation got right, packed bits:
-:mod:`nas.significance`), ``reused_from``, ``rungs``, ``precheck``, ``retry_of``, ``stale``.
-
-**Counting and resume.** A run's target is a number of *counted* trials: COMPLETE + PRUNED + FAIL, leaving out
-FAIL trials marked ``stale``. A process that is killed leaves its trial RUNNING; the next ``nas resume`` (which
-holds the run's lock, so no live process owns that trial) marks it FAIL + ``stale`` and enqueues its parameters
-again (``retry_of``), so the count ends exact. Ctrl-C does the same at once.
-"""
+"""The front door of a search: ``search`` starts or continues a run, ``resume`` continues one, each driving the
+engine (:mod:`nas.control.engine`) through a backend: this process, worker processes sharing the storage
+(:mod:`nas.control.workers`) or a Ray Tune experiment (:mod:`nas.control.ray_run`)."""
 from __future__ import annotations
 
-import math
-import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.control.config import (RunConfig, describe_changes, dump_config, load_config, locate,
-                                resolve_space_path)
-from nas.control.progress import Progress, Tally, fmt_values
-from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage, now
-from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
-from nas.yamlio import read_text
-
-COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
-                "input_shape", "val_correct")
-COUNTED = ("COMPLETE", "PRUNED", "FAIL")
-
-
-@dataclass
-class Prepared:
-    config: RunConfig
-    config_file: Path | None
-    space: Any
-    space_text: str
-    space_source: str
-    overrides: Mapping[str, Any] | None = None
-    warm: list = field(default_factory=list)  # nas.control.warmstart.WarmStart: trials a new run enqueues first
-
-
-def prepare(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
-            space_file: Path | None = None, warm: bool = True) -> Prepared:
-    """Load the config and its space (``space_file`` replaces the config's space: a run's own copy). ``warm``:
-    also resolve the config's ``warm_start`` entries (:func:`add_warm_starts`; never for a run's own copy)."""
-    from nas.grammar import Space
-
-    config, file = load_config(source, overrides)
-    try:
-        path = space_file or resolve_space_path(config.space, file)
-    except ConfigError as e:  # name the line of `space:`, or the override that set it
-        raise locate(e, file, overrides) from None
-    text = read_text(path, error=ConfigError, what="space file", key="space")
-    space = Space.from_text(text, file=str(path))
-    prepared = Prepared(config, file, space, text, str(path), dict(overrides or {}))
-    if warm and space_file is None:  # a run's own copy: a resume, which enqueues nothing
-        add_warm_starts(prepared)
-    return prepared
-
-
-def add_warm_starts(prepared: Prepared) -> None:
-    """Resolve the config's ``warm_start`` entries into ``prepared.warm`` (the trials a NEW run enqueues first).
-    Only a new run needs them: ``search --resume`` of an existing run skips this, so a warm-start file deleted since
-    the run began cannot stop its resume. A bad entry is a ConfigError naming its config line."""
-    config, file = prepared.config, prepared.config_file
-    if not config.warm_start:
-        return
-    from nas.control.warmstart import resolve
-
-    try:
-        prepared.warm = resolve(config.warm_start, prepared.space, Path(prepared.space_source), file)
-    except ConfigError as e:
-        raise locate(e, file, prepared.overrides) from None
-
-
-def counted(trial) -> bool:
-    return trial.state.name in COUNTED and not (trial.state.name == "FAIL" and trial.user_attrs.get("stale"))
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe copy (non-finite floats -> None, tuples -> lists)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-class Engine:
-    """Everything one process needs to run trials of one run: data, eval config, space, study."""
-
-    def __init__(self, prepared: Prepared, *, quiet: bool = False):
-        try:
-            self._setup(prepared, quiet)
-        except BudgetError as e:
-            e.key = f"budget.{e.key}" if e.key else "budget"
-            raise locate(e, prepared.config_file, prepared.overrides) from None
-        except (ConfigError, DataError) as e:  # name the config line of the key at fault
-            raise locate(e, prepared.config_file, prepared.overrides) from None
-
-    def _setup(self, prepared: Prepared, quiet: bool) -> None:
-        from nas.evaluate.evaluate import check_input_kind, load_data
-        from nas.evaluate.zero_cost import PROXIES
-
-        self.config = prepared.config
-        self.space = prepared.space
-        self.quiet = quiet
-        self.eval_config = self.config.to_eval_config()
-        for name in self.eval_config.zero_cost:
-            if name not in PROXIES:
-                raise ConfigError(f"unknown zero-cost proxy {name!r} (known: {', '.join(PROXIES)})",
-                                  key="zero_cost")
-        self.device = self.eval_config.resolved_device()
-        self.eval_config.check_latency_device()
-        self.data = load_data(self.eval_config, self.device)
-        check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
-                         key="dataset")
-        budget = self.eval_config.budget
-        per_epoch = budget.examples_per_epoch(self.data.size("train"))
-        if per_epoch < 2:  # batches of one break BatchNorm
-            raise ConfigError(f"leaves {per_epoch} training example(s) of {self.data.size('train')} per epoch; at "
-                              "least 2 are needed", key="budget.data_fraction")
-        self.input_shape = tuple(budget.input_shape(self.data.input_shape))
-        self.num_classes = int(self.data.num_classes)
-        self.budget_key = self.config.budget_key()
-        self.study = None
-        self.run_dir: RunDir | None = None
-        self.warm = list(prepared.warm)
-
-    # -- study -----------------------------------------------------------------------------------------------------
-    def attach(self, run: RunDir, *, create: bool) -> None:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.run_dir = run
-        self.storage = run.storage(create=create)
-        if create:
-            self.study = optuna.create_study(study_name=run.study_name, storage=self.storage,
-                                             directions=self.config.directions, load_if_exists=False)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.study.set_metric_names(list(self.config.objectives))
-            self.study.set_user_attr("objectives", list(self.config.objectives))
-            self.study.set_user_attr("run_dir", str(run.path.resolve()))
-        else:
-            try:
-                self.study = optuna.load_study(study_name=run.study_name, storage=self.storage)
-            except KeyError:
-                raise RunError(f"study {run.study_name!r} is not in the run's storage {run.storage_url}",
-                               file=str(run.path)) from None
-        self.study.sampler = self.new_sampler()  # a new study: the config's seed (before any trial is enqueued)
-        if create and self.warm:
-            from nas.control.warmstart import enqueue
-
-            enqueue(self.study, self.warm)  # the search header names them
-
-    def new_sampler(self, seed: int | None = None):
-        """The run's sampler, counting candidates at this run's input. The default seed is the config's for a new
-        study and otherwise depends on the trials stored: a resumed run must not replay the sampler's random stream
-        from the start (that repeats old trials)."""
-        from nas.control.samplers import make_sampler
-
-        if seed is None:
-            n = len(self.study.get_trials(deepcopy=False))
-            seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        scorer = self.warmup_scorer() if self.config.zero_cost_warmup else None
-        return make_sampler(self.config, self.space, seed=seed, input=(self.input_shape, self.num_classes),
-                            scorer=scorer)
-
-    def warmup_scorer(self):
-        """``naswot(spec)``: the zero-cost score of a spec built at this run's input with the run's seed, on the
-        fixed proxy batch the evaluator scores trials on (for the predictor's ``zero_cost_warmup``): the same number
-        as the trial's own ``naswot`` where the run computes it. The global torch RNG is left as it was."""
-        from nas.evaluate.evaluate import proxy_batch
-
-        batch = proxy_batch(self.data, self.eval_config, self.input_shape)
-        seed, shape, classes = self.eval_config.seed, self.input_shape, self.num_classes
-
-        def naswot(spec) -> float:
-            import torch
-
-            from nas.builder import lazy_model
-            from nas.evaluate import zero_cost
-
-            with torch.random.fork_rng(devices=[]):
-                model = lazy_model(spec, shape, classes, seed=seed)()  # the initial weights the trial trains
-            return zero_cost.naswot(model, batch, seed=seed)
-
-        return naswot
-
-    def recover_stale(self) -> list[int]:
-        """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again."""
-        from optuna.trial import TrialState
-
-        from nas.control.workers import OWNER_ATTR, owner_alive
-
-        stale = []
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if owner_alive(t.user_attrs.get(OWNER_ATTR)):  # a live worker's trial (--workers) is not stale
-                continue
-            self.storage.set_trial_user_attr(t._trial_id, "stale", True)
-            self.storage.set_trial_user_attr(t._trial_id, "status", "stale")
-            self.storage.set_trial_user_attr(t._trial_id, "reason", "left RUNNING by a stopped process; re-enqueued")
-            self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            self.study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
-            stale.append(t.number)
-        return stale
-
-    def load_tally(self, trials: list | None = None) -> Tally:
-        tally = Tally()
-        self.done: dict[tuple[str, str], Any] = {}
-        self.rung_peers: list[list[float]] = [[] for _ in (self.config.rungs or [])]
-        for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
-            attrs = t.user_attrs
-            state = t.state.name
-            if state == "COMPLETE":
-                tally.complete += 1
-                if "reused_from" in attrs:
-                    tally.reused += 1
-                else:
-                    tally.values.append(list(t.values))
-                if "spec_hash" in attrs and "reused_from" not in attrs:
-                    self.done.setdefault((attrs["spec_hash"], attrs.get("budget_key", "")), t)
-            elif state == "PRUNED":
-                tally.pruned += 1
-                tally.infeasible += attrs.get("status") == "infeasible"
-            elif state == "FAIL" and not attrs.get("stale"):
-                tally.failed += 1
-            if "reused_from" not in attrs and attrs.get("budget_key") == self.budget_key:
-                for i, point in (attrs.get("rungs") or {}).items():
-                    if int(i) < len(self.rung_peers) and point.get("accuracy") is not None:
-                        self.rung_peers[int(i)].append(point["accuracy"])
-        return tally
-
-    def data_text(self) -> str:
-        """For a new search's first line: the split sizes, and with an accuracy objective what the validation size
-        lets it tell apart (the Wilson 95% interval at an accuracy of 0.9): a small split makes close verdicts noise."""
-        train, val = self.data.size("train"), self.data.size("val")
-        text = f"; data: {train} training / {val} validation examples"
-        if "accuracy" in self.config.objectives and val:
-            from nas.significance import wilson_interval
-
-            low, high = wilson_interval(0.9, val)
-            text += f" (an accuracy of 0.90 is known to {low:.3f}-{high:.3f}, 95%)"
-        return text
-
-    # -- the loop ----------------------------------------------------------------------------------------------------
-    def run(self, *, trials: int | None, time_budget_s: float | None, header: str) -> None:
-        self.tally = self.load_tally()
-        self.progress = Progress(objectives=self.config.objectives, directions=self.config.directions,
-                                 target=trials, time_budget_s=time_budget_s, quiet=self.quiet,
-                                 log=self.run_dir.log, tally=self.tally)
-        start = time.perf_counter()
-        self.progress.begin(header)
-        reason = "done"
-        import torch
-
-        threads = torch.get_num_threads()
-        if self.config.train_threads:  # also for the zero-cost proxies: more threads than free cores thrash
-            torch.set_num_threads(self.config.train_threads)
-        try:
-            while True:
-                if trials is not None and self.tally.counted >= trials:
-                    break
-                if time_budget_s is not None and time.perf_counter() - start >= time_budget_s:
-                    reason = "time budget reached"
-                    break
-                self.one_trial()
-        except KeyboardInterrupt:
-            reason = "interrupted"
-            raise
-        finally:
-            torch.set_num_threads(threads)
-            self.progress.end(f"{now()} stop ({reason}): {self.tally.counted} trials counted, "
-                              f"{self.tally.complete} complete, front {self.progress.front_size()}")
-        self.progress.print_block(front_report(self.study, self.config.objectives, self.config.directions))
-
-    def one_trial(self, trial=None) -> None:
-        if trial is None:  # (a --workers process asks under the run's claim lock and passes the trial in)
-            from nas.control.workers import OWNER_ATTR, owner
-
-            trial = self.study.ask()
-            trial.set_user_attr(OWNER_ATTR, owner())
-        t0 = time.perf_counter()
-        try:
-            state, values, note = self._trial(trial)
-        except BaseException as e:
-            self._abandon(trial, e)
-            raise
-        summary = trial.user_attrs.get("summary", "")
-        self.progress.finished(trial.number, state, values, time.perf_counter() - t0, summary, note)
-
-    def _tell(self, trial, state: str, values: list[float] | None = None, **attrs) -> None:
-        from optuna.trial import TrialState
-
-        for key, value in attrs.items():
-            trial.set_user_attr(key, _clean(value))
-        self.study.tell(trial, values=values, state=getattr(TrialState, state))
-
-    def _trial(self, trial) -> tuple[str, list[float] | None, str]:
-        from nas.control.suggest import OptunaSuggest
-
-        try:
-            spec = self.space.sample(OptunaSuggest(trial))
-        except NasError as e:
-            self._tell(trial, "FAIL", status="error", reason=e.one_line())
-            self.tally.failed += 1
-            return "failed", None, e.one_line()
-        spec_hash = spec.hash()
-        for key, value in (("spec", spec.to_json(indent=None)), ("spec_hash", spec_hash),
-                           ("summary", spec.summary()), ("budget_key", self.budget_key)):
-            trial.set_user_attr(key, value)
-        self.progress.running(trial.number, spec.summary())
-
-        previous = self.done.get((spec_hash, self.budget_key))
-        if previous is not None:
-            copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}
-            values = list(previous.values)
-            self._tell(trial, "COMPLETE", values, reused_from=previous.number, **copied)
-            self.tally.complete += 1
-            self.tally.reused += 1  # its values are already in the tally (front sizes count distinct specs)
-            return "reused", values, f"= #{previous.number}"
-
-        from nas.evaluate.evaluate import evaluate
-
-        rungs: dict[str, dict] = {}
-        try:  # the constraint check runs first inside evaluate, on the model it then evaluates
-            result = evaluate(spec, self.eval_config, data=self.data, callback=self._rung_callback(trial, rungs),
-                              precheck=self.check_constraints)
-        except (BuildError, SpecError) as e:
-            self._tell(trial, "FAIL", status="error", reason=e.one_line())
-            self.tally.failed += 1
-            return "failed", None, e.one_line()
-        state, values, attrs, excess = outcome(result, self.config.objectives, rungs)
-        for key, amount in excess.items():
-            trial.set_constraint(key, amount)
-        if state == "PRUNED":
-            self._tell(trial, "PRUNED", **attrs)
-            self.tally.pruned += 1
-            if attrs["status"] == "infeasible":
-                self.tally.infeasible += 1
-                return "pruned", None, "infeasible: " + (attrs["reason"] or "")
-            return "pruned", None, attrs["reason"] or ""
-        if state == "FAIL":
-            self._tell(trial, "FAIL", **attrs)
-            self.tally.failed += 1
-            return "failed", None, f"{attrs['status']}: {attrs['reason']}"
-        self._tell(trial, "COMPLETE", values, **attrs)
-        self.tally.complete += 1
-        self.tally.values.append(values)
-        self.done.setdefault((spec_hash, self.budget_key), _Frozen(trial.number, values, _clean(attrs)))
-        return "complete", values, ""
-
-    def _rung_callback(self, trial, rungs: dict):
-        if not self.config.rungs:
-            return None
-        epochs = self.config.budget.epochs
-        milestones = [r * epochs for r in self.config.rungs]
-        keep, minimum = self.config.rung_keep, self.config.rung_min_trials
-        state = {"next": 0}
-
-        def callback(stats) -> bool:
-            import numpy as np
-
-            stop = False
-            while state["next"] < len(milestones) and stats.epoch >= milestones[state["next"]] - 1e-9:
-                i = state["next"]
-                state["next"] += 1
-                peers = self.rung_peers[i]
-                acc = float(stats.val_accuracy)
-                threshold = float(np.quantile(peers, 1 - keep)) if len(peers) >= minimum else None
-                rungs[str(i)] = {"epoch": stats.epoch, "accuracy": acc, "threshold": threshold}
-                peers.append(acc)
-                if threshold is not None and acc < threshold and stats.epoch < epochs - 1e-9:
-                    stop = True
-                    break
-            return stop
-
-        return callback
-
-    def check_constraints(self, spec, get_model=None) -> tuple[list[str], dict[str, float], dict[str, Any]]:
-        """(violations, relative excess per constraint, what was measured at the evaluation input) before any
-        training; :func:`nas.evaluate.evaluate.evaluate` calls it first (its ``precheck``).
-
-        ``get_model()`` returns the model at the evaluation (dataset) input, built on first call; it is built here
-        only for a latency limit (params and FLOPs are counted without a build). The space's constraints are
-        checked at its reference input, the config's at the dataset's input. When both inputs are the same, one
-        count serves both checks and the evaluation; params and FLOPs are cached per spec and per part
-        (:meth:`nas.grammar.Space.constraint_costs`), so a spec sampled again is not counted again."""
-        from nas.grammar import COST_OF
-
-        if get_model is None:
-            from nas.builder import lazy_model
-
-            get_model = lazy_model(spec, self.input_shape, self.num_classes)
-
-        problems: list[str] = []
-        amounts: dict[str, float] = {}
-        measured: dict[str, Any] = {}
-        limits = self.config.constraints.active()
-        wanted = [name for name, key in (("params", "max_params"), ("flops", "max_flops")) if key in limits]
-        shape = tuple(self.input_shape)
-        ref_shape, ref_classes = tuple(self.space.reference_input[0]), int(self.space.reference_input[1])
-        same_input = (shape, self.num_classes) == (ref_shape, ref_classes)
-        costs: dict[str, Any] = {}
-        if self.space.constraints:
-            space_wanted = [COST_OF[k] for k in self.space.constraints]
-            # at the evaluation input both come from one count: evaluate takes them both
-            costs = self.space.constraint_costs(
-                spec, ref_shape, ref_classes, what=("params", "flops") if same_input else space_wanted)
-            for text in self.space.violations(spec, ref_shape, ref_classes, costs=costs):
-                problems.append(f"space constraint: {text}")
-                amounts["space"] = 1.0
-            if same_input:
-                measured.update(costs)  # measured at the evaluation input: evaluate does not count them again
-        if not limits:
-            return problems, amounts, measured
-        if wanted and not (same_input and self.space.constraints):
-            costs = self.space.constraint_costs(spec, shape, self.num_classes, what=wanted)
-        checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted]
-        if "max_latency_ms" in limits:
-            from nas.evaluate.evaluate import measure_latency_for
-
-            def latency_ms() -> float:
-                stats = measure_latency_for(get_model(), self.input_shape, self.eval_config)
-                measured["latency"] = stats.to_dict()  # evaluate's latency objective: not measured twice
-                return stats.median_ms
-
-            checks.append(("latency_ms", "max_latency_ms", latency_ms))
-        for name, key, get in checks:
-            value = get()
-            measured[name] = value
-            limit = limits[key]
-            if value > limit:
-                problems.append(f"{name} {value:,.4g} > {key} {limit:,.4g}")
-                amounts[key] = value / limit - 1.0
-        return problems, amounts, measured
-
-    def _abandon(self, trial, error: BaseException) -> None:
-        """A trial that an exception (Ctrl-C, a bad config) cut short: FAIL + stale, parameters enqueued again."""
-        try:
-            why = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-            self._tell(trial, "FAIL", stale=True, status="stale", reason=f"{why}; re-enqueued"[:500])
-            self.study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
-            self.run_dir.log(f"{now()} trial #{trial.number} abandoned ({why}); re-enqueued")
-        except Exception:  # noqa: BLE001 - the original error matters more
-            pass
-
-
-def outcome(result, objectives: list[str], rungs: dict | None = None
-            ) -> tuple[str, list[float] | None, dict[str, Any], dict[str, float]]:
-    """What a trial records for an :func:`~nas.evaluate.evaluate.evaluate` result, in both backends: (Optuna state
-    COMPLETE / PRUNED / FAIL, objective values, user attrs, relative excess per violated constraint)."""
-    if result.status == "infeasible":
-        return "PRUNED", None, {"status": "infeasible", "reason": result.reason,
-                                "precheck": result.precheck}, dict(result.constraint_excess)
-    attrs = {"status": result.status, "reason": result.reason, "objectives": result.objectives,
-             "cost": result.cost, "curve": result.curve, "zero_cost": result.zero_cost,
-             "training": result.training, "wall_s": result.wall_s, "input_shape": list(result.input_shape)}
-    if result.val_correct:
-        attrs["val_correct"] = result.val_correct
-    if rungs:
-        attrs["rungs"] = rungs
-    if result.precheck:
-        attrs["precheck"] = result.precheck
-    if result.status == "pruned":
-        return "PRUNED", None, attrs, {}
-    values = [result.objectives.get(o) for o in objectives]
-    if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
-    if attrs["status"] != "ok":
-        return "FAIL", None, attrs, {}
-    return "COMPLETE", [float(v) for v in values], attrs, {}
-
-
-@dataclass
-class _Frozen:
-    """The part of a finished trial the no-repeat table needs (saves re-reading the storage)."""
-
-    number: int
-    values: list[float]
-    user_attrs: dict[str, Any]
-
-
-def front_report(study, objectives: list[str], directions: list[str]) -> str:
-    """The Pareto front of the COMPLETE trials, one line per member (reused duplicates left out)."""
-    import numpy as np
-
-    from nas.pareto import pareto_mask
-
-    trials = [t for t in study.get_trials(deepcopy=False)
-              if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
-    if not trials:
-        return "Pareto front: no complete trials"
-    mask = pareto_mask(np.array([t.values for t in trials], dtype=float), directions)
-    front = sorted((t for t, m in zip(trials, mask) if m), key=lambda t: t.values[0],
-                   reverse=directions[0] == "maximize")
-    lines = [f"Pareto front ({len(front)} of {len(trials)} complete trials; objectives: {', '.join(objectives)}):"]
-    for t in front:
-        lines.append(f"  #{t.number:<4d} {fmt_values(objectives, list(t.values))}  {t.user_attrs.get('spec_hash', '')}"
-                     f"  {t.user_attrs.get('summary', '')}")
-    return "\n".join(lines)
-
+from nas.control.engine import Engine, Prepared, add_warm_starts, prepare
+from nas.control.ray_run import ray_resume, ray_search
+from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage
+from nas.control.runs import (
+    check_study_name_free,
+    is_ray_run,
+    keep_sampler,
+    locate_run,
+    new_run,
+    resume_header,
+    save_config,
+    search_header,
+)
+from nas.control.workers import run_parallel
+from nas.errors import ConfigError
+from nas.io import now
 
 # ---------------------------------------------------------------------------------------------------------------
 # Entry points (the CLI and nas.search / nas.resume call these)
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def locate_run(prepared: Prepared, *, name: str | None, runs_dir: str | Path, resume: bool,
-               storage: str | None) -> tuple[str, Path, dict[str, Any], RunDir | None]:
-    """Where a new search goes, for both backends: (name, path, fingerprint, the existing run when resuming).
-
-    Refuses an existing run without ``resume``, a config change that would invalidate its trials (saying what
-    changed), another storage than the run's, and a non-empty folder that is not a run. Writes nothing."""
-    config, file = prepared.config, prepared.config_file
-    name = check_name(name or config.name or (file.stem if file is not None else "search"))
-    path = Path(runs_dir) / name
-    fingerprint = config.fingerprint(prepared.space.fingerprint())
-    if RunDir.is_run(path):
-        if not resume:
-            raise RunError(f"run {name!r} already exists; add --resume to continue it (or `nas resume {path}`), "
-                           "or choose another --name", file=str(path))
-        run = RunDir.open(path)
-        stored = dict(run.meta.get("fingerprint", {}))
-        if "space" in stored and same_space(run, prepared.space):
-            stored["space"] = fingerprint["space"]
-        changes = describe_changes(stored, fingerprint)
-        if changes:
-            raise RunError("the config changes settings that would invalidate the run's trials: "
-                           + "; ".join(changes) + " (start a new run with another --name)", file=str(path))
-        if storage is not None and normalize_storage(storage) != run.meta.get("storage"):
-            raise RunError(f"the run keeps its trials in {run.storage_url}, not {storage}", key="--storage")
-        return name, path, fingerprint, run
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise RunError("exists and is not a run directory (no run.json); choose another --name or --runs-dir",
-                       file=str(path))
-    return name, path, fingerprint, None
-
-
-def same_space(run: RunDir, space) -> bool:
-    """Whether ``space`` is the run's space up to comments and layout: the run's fingerprint holds the hash of
-    ``space``'s canonical form, or the run's own copy of its space (space.yaml, what `nas resume` searches) parses to
-    the same canonical form. The second way covers runs made before spaces were fingerprinted by their canonical
-    form (their run.json holds a hash of the file's text), and canonical forms that a later version words
-    differently."""
-    from nas.grammar import Space
-
-    if run.meta.get("fingerprint", {}).get("space") == space.fingerprint():
-        return True
-    try:
-        return Space.load(run.path / SPACE_FILE, with_baselines=False).canonical() == space.canonical()
-    except NasError:  # an unreadable copy: the fingerprint alone decides
-        return False
 
 
 def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
@@ -588,11 +37,10 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
     ``backend="ray"``: a Ray Tune experiment (:mod:`nas.control.ray_run`; ``ray_address`` joins a cluster)."""
     if name is not None:
         check_name(name)  # an empty --name is a mistake, not "use the config's name"
-    if backend == "ray" or ray_address is not None or _is_ray_run(Path(runs_dir), name, resume):
+    if backend == "ray" or ray_address is not None or is_ray_run(Path(runs_dir), name, resume):
         if parallel is not None:
             raise ConfigError("--workers / --trials-per-gpu are for the optuna backend; on Ray, every trial is a "
                               "Ray task (set Ray's resources instead)", key="--workers")
-        from nas.control.ray_run import ray_search
 
         return ray_search(source, overrides, name=name, runs_dir=runs_dir, resume=resume, storage=storage,
                           quiet=quiet, address=ray_address)
@@ -607,7 +55,7 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
     storage_url = normalize_storage(storage) if storage else None
     engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
     if storage_url is not None:
-        _check_study_name_free(storage_url, name)
+        check_study_name_free(storage_url, name)
     run = new_run(prepared, name, path, fingerprint, storage_url)
     run.lock()
     try:
@@ -628,7 +76,6 @@ def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: flo
         if parallel is not None:
             raise ConfigError("--workers / --trials-per-gpu are for the optuna backend; this run is a Ray run",
                               key="--workers")
-        from nas.control.ray_run import ray_resume
 
         return ray_resume(run_dir, trials=trials, time_budget_s=time_budget_s, quiet=quiet, address=ray_address)
     overrides: dict[str, Any] = {}
@@ -639,53 +86,6 @@ def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: flo
     prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
     return _continue(run, prepared, quiet=quiet, snapshot=trials is not None, parallel=parallel,
                      call_time_budget_s=time_budget_s)
-
-
-def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, Any], storage_url: str | None,
-            **meta: Any) -> RunDir:
-    """The run folder of a new search (both backends): config and space snapshots, run.json (plus ``meta``).
-    The sampler is resolved into the config snapshot (the default becomes a name), so the run keeps it."""
-    prepared.config.sampler = prepared.config.sampler_name
-    run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(prepared.config),
-                        space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
-    if meta:
-        run.meta.update(meta)
-        run.save_meta()
-    return run
-
-
-def search_header(prepared: Prepared, name: str, path: Path, where: str = "") -> str:
-    """The first line of a new search (progress and search.log); ``where``: e.g. " on Ray (local)"."""
-    config = prepared.config
-    warm = (f"; warm start: {len(prepared.warm)} trial(s) first: {', '.join(w.label for w in prepared.warm)}"
-            if prepared.warm else "")
-    return (f"{now()} search {name}{where}: space {prepared.space.name}, dataset {config.dataset}, objectives "
-            f"{', '.join(config.objectives)}, sampler {config.sampler_name}, {_target_text(config)} -> {path}{warm}")
-
-
-def resume_header(prepared: Prepared, run: RunDir, where: str = "") -> str:
-    return f"{now()} resume {run.study_name}{where}: {_target_text(prepared.config)}"
-
-
-def keep_sampler(run: RunDir, prepared: Prepared) -> None:
-    """A continued run keeps its sampler unless the config names one: the one in its config snapshot (a new run's
-    default is resolved into it), or for a run made before that (``sampler: null``) the default of that time:
-    NSGA-II with several objectives, TPE with one."""
-    if prepared.config.sampler is not None:
-        return
-    stored = _stored_config(run).get("sampler")
-    prepared.config.sampler = stored or ("nsga2" if len(prepared.config.objectives) >= 2 else "tpe")
-
-
-def _stored_config(run: RunDir) -> dict[str, Any]:
-    """The run's config snapshot as raw data, unvalidated ({} when it cannot be read: the caller's defaults hold)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(read_text(run.path / CONFIG_FILE))
-    except (NasError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, parallel=None,
@@ -707,51 +107,12 @@ def _continue(run: RunDir, prepared: Prepared, *, quiet: bool, snapshot: bool, p
     return engine.study
 
 
-def save_config(run: RunDir, config: RunConfig, call_time_budget_s: float | None = None) -> None:
-    """Rewrite the run's config snapshot (a resume's new target). A time budget given for one call is not saved:
-    the stored one stays (both backends)."""
-    saved = config.model_copy()
-    if call_time_budget_s is not None:
-        saved.time_budget_s = _stored_config(run).get("time_budget_s")
-    (run.path / CONFIG_FILE).write_text(dump_config(saved))
-
-
 def _drive(engine: Engine, run: RunDir, header: str, parallel) -> None:
     """Run the trials in this process, or in worker processes (``parallel``, see :mod:`nas.control.workers`)."""
     if parallel is None:
         engine.run(trials=engine.config.trials, time_budget_s=engine.config.time_budget_s, header=header)
         return
-    from nas.control.workers import run_parallel
 
     run_parallel(engine, run, parallel=parallel, header=header)
 
 
-def _is_ray_run(runs_dir: Path, name: str | None, resume: bool) -> bool:
-    """``search --resume`` of an existing run made on Ray (the name given explicitly) continues on Ray."""
-    if not resume or not name:
-        return False
-    try:
-        return RunDir.open(runs_dir / name).meta.get("backend") == "ray"
-    except NasError:
-        return False
-
-
-def _target_text(config: RunConfig) -> str:
-    parts = []
-    if config.trials is not None:
-        parts.append(f"{config.trials} trials")
-    if config.time_budget_s is not None:
-        parts.append(f"time budget {config.time_budget_s:g} s")
-    return " / ".join(parts)
-
-
-def _check_study_name_free(url: str, name: str) -> None:
-    import optuna
-
-    try:
-        names = optuna.study.get_all_study_names(storage=url)
-    except Exception as e:  # noqa: BLE001
-        raise RunError(f"cannot open storage {url!r}: {type(e).__name__}: {e}", key="--storage") from None
-    if name in names:
-        raise RunError(f"storage {url} already holds a study named {name!r}; choose another --name",
-                       key="--storage")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.archjson import read_spec
 from nas.errors import ConfigError, NasError
 
 ALL_BASELINES = "baselines"
@@ -115,6 +116,4 @@ def _find(entry: str, config_file: Path | None) -> Path | None:
 
 def _read_spec(path: Path):
     """A spec from an export folder, an exported arch.json, or a bare spec file (.json / .yaml)."""
-    from nas.export import read_spec
-
     return read_spec(path)[0]

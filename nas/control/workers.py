@@ -28,64 +28,21 @@ worker's slot and generation, so workers never replay one random stream.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.control.engine import OWNER_ATTR, Engine, counted, front_report, owner, prepare
+from nas.control.progress import Progress
+from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
 from nas.errors import ConfigError, NasError, RunError
+from nas.io import now
 
 CLAIM_FILE = "claim"
-OWNER_ATTR = "worker"
 DEFAULT_MAX_TRIALS_PER_WORKER = 8
 MAX_FAILED_STARTS = 3  # workers in a row that exit with an error before finishing a trial: give up
-
-
-# -- owners --------------------------------------------------------------------------------------------------------
-def _start_time(pid: int) -> str | None:
-    """The process start time (clock ticks since boot, field 22 of /proc/PID/stat), or None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2:].split()[19]
-
-
-def owner() -> dict[str, Any]:
-    """This process as the owner of a trial."""
-    pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "started": _start_time(pid)}
-
-
-def owner_alive(record: Any) -> bool:
-    """Whether the process that recorded ``record`` (see :func:`owner`) still runs on this host."""
-    if not isinstance(record, dict) or record.get("host") != socket.gethostname():
-        return False
-    pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, another user's
-    started = record.get("started")
-    if started is not None:
-        now_started = _start_time(pid)
-        if now_started is not None and now_started != started:
-            return False  # the pid was reused by another process
-    try:  # a zombie (dead, not yet reaped by its parent) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-        if text[text.rfind(")") + 2:].split()[0] in ("Z", "X"):
-            return False
-    except OSError:
-        pass
-    return True
 
 
 # -- settings --------------------------------------------------------------------------------------------------------
@@ -133,9 +90,6 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
     run lock and has attached ``engine`` (create or resume + recover_stale)."""
     import multiprocessing
     from multiprocessing.connection import wait
-
-    from nas.control.rundir import now
-    from nas.control.search import counted, front_report
 
     config = engine.config
     target, budget = config.trials, config.time_budget_s
@@ -255,10 +209,6 @@ def worker_main(run_path: str, slot: int, generation: int, max_trials: int, dead
 def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline: float | None, parent: int) -> int:
     import fcntl
 
-    from nas.control.progress import Progress
-    from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
-    from nas.control.search import Engine, prepare
-
     run = RunDir.open(run_path)
     prepared = prepare(run.path / CONFIG_FILE, space_file=run.path / SPACE_FILE)
     engine = Engine(prepared, quiet=True)
@@ -297,9 +247,7 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
 
 
 def _busy(trial) -> bool:
-    from nas.control.search import counted
-
     return trial.state.name == "RUNNING" or counted(trial)
 
 
-__all__ = ["Parallel", "resolve", "run_parallel", "worker_main", "owner", "owner_alive", "OWNER_ATTR"]
+__all__ = ["Parallel", "resolve", "run_parallel", "worker_main", "OWNER_ATTR"]

@@ -16,16 +16,19 @@ from typing import Any, Callable
 
 import torch
 
+from nas.budget import Budget
+from nas.builder import example_input, lazy_model
+from nas.data import load_dataset
 from nas.errors import BuildError, ConfigError, NasError
-from nas.evaluate.train import Budget, EpochStats, train
+from nas.evaluate import measure, zero_cost
+from nas.evaluate.costs import network_costs
+from nas.evaluate.train import EpochStats, train
 from nas.spec import ArchSpec
 
 # (spec, get_model) -> (problems, relative excess per constraint, what was measured at the evaluation input)
 Precheck = Callable[[Any, Callable[[], Any]], "tuple[list[str], dict[str, float], dict[str, Any]]"]
 
 ZERO_COST_DEFAULT = ("synflow", "naswot", "grad_norm", "snip")
-OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize", "params": "minimize", "flops": "minimize",
-              "activation_mb": "minimize"}
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,6 @@ _DATA_CACHE: dict[tuple, Any] = {}
 
 def load_data(config: EvalConfig, device: str):
     """Load (and cache, per process) the dataset a config names, on ``device``."""
-    from nas.data import load_dataset
-
     key = (config.dataset, config.data_dir, config.val_fraction, config.seed, config.train_subset, device)
     if key not in _DATA_CACHE:
         if len(_DATA_CACHE) >= 2:
@@ -207,9 +208,6 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     the problems, ``constraint_excess``: ``excess``) and nothing is measured or trained; ``result.precheck`` holds
     ``measured`` either way.
     """
-    from nas.builder import example_input, lazy_model, network_costs
-    from nas.evaluate import measure, zero_cost
-
     config = config or EvalConfig()
     device = config.resolved_device()
     data = data if data is not None else load_data(config, device)
@@ -280,8 +278,6 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
 def measure_latency_for(model, input_shape, config: EvalConfig):
     """:func:`nas.evaluate.measure.measure_latency` with the latency settings of ``config`` (what the latency
     objective and the ``max_latency_ms`` pre-check both measure)."""
-    from nas.evaluate import measure
-
     return measure.measure_latency(model, input_shape, device=config.latency_device,
                                    batch_size=config.latency_batch_size, warmup=config.latency_warmup,
                                    repeats=config.latency_repeats, threads=config.latency_threads,

@@ -15,87 +15,21 @@ import gc
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from nas.budget import Budget, scaled_size
 from nas.errors import BudgetError
 from nas.significance import pack_correct
 
-__all__ = ["Budget", "EpochStats", "TrainResult", "train", "evaluate_accuracy"]
+__all__ = ["EpochStats", "TrainResult", "train", "evaluate_accuracy", "Runner", "train_step", "lr_factor",
+           "param_groups", "evaluate_split"]
 
 CLIP_NORM = 5.0
 CHECK_EVERY = 25  # steps between the (syncing) finite-loss checks inside an epoch
 MAX_REASON = 500
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much training a candidate gets. Constructing an invalid budget raises :class:`BudgetError`.
-
-    ``epochs`` may be fractional (0.5 = half an epoch of steps). ``data_fraction`` is the share of the training split
-    used (a fixed class-balanced subset). ``resolution`` scales image height and width (batches are resized on the
-    device; build the model for :meth:`input_shape`); sequence datasets ignore it.
-    """
-
-    epochs: float = 1.0
-    data_fraction: float = 1.0
-    resolution: float = 1.0
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    warmup_fraction: float = 0.1
-
-    def __post_init__(self):
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`BudgetError` naming the first field that is out of range."""
-
-        def bad(name, why):
-            raise BudgetError(f"{name}={getattr(self, name)!r} {why}", key=name)
-
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                bad(f.name, "must be a number")
-            if not math.isfinite(v):
-                bad(f.name, "must be finite")
-        if self.epochs <= 0:
-            bad("epochs", "must be > 0")
-        if not (0 < self.data_fraction <= 1):
-            bad("data_fraction", "must be in (0, 1]")
-        if not (0 < self.resolution <= 8):
-            bad("resolution", "must be in (0, 8]")
-        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
-            bad("batch_size", "must be an integer >= 1")
-        if self.lr <= 0:
-            bad("lr", "must be > 0")
-        if self.weight_decay < 0:
-            bad("weight_decay", "must be >= 0")
-        if not (0 <= self.label_smoothing < 1):
-            bad("label_smoothing", "must be in [0, 1)")
-        if not (0 <= self.warmup_fraction <= 1):
-            bad("warmup_fraction", "must be in [0, 1]")
-
-    def examples_per_epoch(self, train_size: int) -> int:
-        """Training examples one epoch uses: the first ``ceil(data_fraction * train_size)`` (at least 1)."""
-        return min(train_size, max(1, math.ceil(self.data_fraction * train_size)))
-
-    def input_shape(self, base_shape) -> tuple:
-        """The input shape the model must be built for: images ``(C, H, W)`` get ``round(H * resolution)`` and
-        ``round(W * resolution)`` (at least 1); sequences ``(L, C)`` are unchanged."""
-        base_shape = tuple(int(s) for s in base_shape)
-        if len(base_shape) != 3 or self.resolution == 1.0:
-            return base_shape
-        c, h, w = base_shape
-        return (c, _scaled(h, self.resolution), _scaled(w, self.resolution))
-
-
-def _scaled(n: int, r: float) -> int:
-    return max(1, int(round(n * r)))
 
 
 @dataclass
@@ -152,7 +86,7 @@ def channels_last_default(device: torch.device, kind: str) -> bool:
     return kind == "image"
 
 
-class _Runner:
+class Runner:
     """Per-device settings shared by the training and evaluation loops."""
 
     def __init__(self, data, device: torch.device, size: tuple[int, int] | None, channels_last: bool | None = None):
@@ -179,13 +113,13 @@ def _image_size(data, resolution: float) -> tuple[int, int] | None:
     if data.kind != "image" or resolution == 1.0:
         return None
     _, h, w = data.input_shape
-    return (_scaled(h, resolution), _scaled(w, resolution))
+    return (scaled_size(h, resolution), scaled_size(w, resolution))
 
 
 BN_RECALIBRATION_SAMPLES = 512
 
 
-def recalibrate_batchnorm(model, runner: _Runner, *, max_samples: int = BN_RECALIBRATION_SAMPLES,
+def recalibrate_batchnorm(model, runner: Runner, *, max_samples: int = BN_RECALIBRATION_SAMPLES,
                           batch_size: int = 256) -> bool:
     """Recompute BatchNorm running statistics as exact averages over up to ``max_samples`` training examples
     (512 by default: enough for stable per-channel statistics, a quarter of the cost of 2048 in the trainer
@@ -254,7 +188,7 @@ class _BatchNormWindow:
         self.is_open = False
 
 
-def _evaluate(model, runner: _Runner, split: str, batch_size: int, *, recalibrate: bool = True,
+def evaluate_split(model, runner: Runner, split: str, batch_size: int, *, recalibrate: bool = True,
               correct_out: list | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on ``split``. A model in training mode has its BatchNorm statistics
     re-estimated first (``recalibrate=False``: the caller has estimated them already). ``correct_out``: a list that
@@ -288,11 +222,11 @@ def evaluate_accuracy(model, data, split: str = "val", batch_size: int = 512, *,
     """``(mean cross-entropy, accuracy)`` of ``model`` on ``split``, on the data's device (move the model there).
     ``resolution`` resizes image batches as in training (pass the budget's resolution for a model built for it)."""
     device = data.x_train.device
-    runner = _Runner(data, device, _image_size(data, resolution))
-    return _evaluate(model, runner, split, batch_size)
+    runner = Runner(data, device, _image_size(data, resolution))
+    return evaluate_split(model, runner, split, batch_size)
 
 
-def _train_step(model, opt, params, runner: _Runner, xb, yb, lr: float, label_smoothing: float) -> torch.Tensor:
+def train_step(model, opt, params, runner: Runner, xb, yb, lr: float, label_smoothing: float) -> torch.Tensor:
     """One optimizer step at learning rate ``lr`` (autocast on CUDA, gradient clipping); returns the detached loss
     without synchronising. Shared by the proxy trainer and full training."""
     for g in opt.param_groups:
@@ -307,7 +241,7 @@ def _train_step(model, opt, params, runner: _Runner, xb, yb, lr: float, label_sm
     return loss.detach()
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
+def lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``. ``step`` is 0-based."""
     if warmup > 0 and step < warmup:
         return (step + 1) / (warmup + 1)
@@ -316,7 +250,7 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _param_groups(model, weight_decay: float):
+def param_groups(model, weight_decay: float):
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -365,13 +299,13 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
             gen = torch.Generator().manual_seed(seed)
             try:
                 run_data = data.to(device)
-                runner = _Runner(run_data, device, _image_size(run_data, budget.resolution), channels_last)
+                runner = Runner(run_data, device, _image_size(run_data, budget.resolution), channels_last)
                 model.to(device)
                 if runner.channels_last:
                     model.to(memory_format=torch.channels_last)
                 net = torch.compile(model) if compile else model
                 opt_kwargs = {"fused": True} if device.type == "cuda" else {}
-                opt = torch.optim.AdamW(_param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
+                opt = torch.optim.AdamW(param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
                 params = [p for g in opt.param_groups for p in g["params"]]
 
                 n_train = budget.examples_per_epoch(run_data.size("train"))
@@ -395,8 +329,8 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                     for xb, yb in itertools.islice(batches, epoch_steps):
                         if k == window_from:
                             bn_window.open()
-                        lr = budget.lr * _lr_factor(steps_done, total_steps, warmup)
-                        loss = _train_step(net, opt, params, runner, xb, yb, lr, budget.label_smoothing)
+                        lr = budget.lr * lr_factor(steps_done, total_steps, warmup)
+                        loss = train_step(net, opt, params, runner, xb, yb, lr, budget.label_smoothing)
                         since_check += loss
                         k += 1
                         steps_done += 1
@@ -414,7 +348,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                     recal = not bn_window.is_open  # (an epoch cut short before its window: re-estimate instead)
                     bn_window.close()
                     hits: list = []
-                    val_loss, val_acc = _evaluate(net, runner, "val", 512, recalibrate=recal, correct_out=hits)
+                    val_loss, val_acc = evaluate_split(net, runner, "val", 512, recalibrate=recal, correct_out=hits)
                     if not math.isfinite(val_loss):
                         raise _Diverged(f"non-finite validation loss after step {steps_done}")
                     val_correct = pack_correct(torch.cat(hits).cpu().numpy()) if hits else ""

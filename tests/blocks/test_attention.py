@@ -9,8 +9,8 @@ from torch import nn
 
 from nas.blocks import registry
 from nas.blocks.attention import usable_heads
-from nas.blocks.catalog import POS_ENCODINGS
 from nas.blocks.layers import BlockContext
+from nas.catalog import POS_ENCODINGS
 
 
 def ctx(dims: int = 1, tokens: int = 12, norm: str = "none") -> BlockContext:

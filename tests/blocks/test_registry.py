@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from nas.blocks import catalog, registry
+from nas import catalog
+from nas.blocks import registry
 from nas.blocks.layers import BlockContext
 from nas.errors import BuildError
 

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ENV, counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
 
 # ~0.7 s per trained trial: long enough to catch one RUNNING

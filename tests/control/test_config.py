@@ -4,12 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from nas.control.config import (OBJECTIVES, apply_overrides, describe_changes, load_config, parse_set,
-                                resolve_space_path)
-from nas.errors import ConfigError
-
 from conftest import REPO
+
+from nas.control.config import apply_overrides, describe_changes, load_config, parse_set, resolve_space_path
+from nas.errors import ConfigError
+from nas.objectives import OBJECTIVES
 
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 
@@ -29,7 +28,7 @@ def test_shipped_experiment_set():
 
 
 def test_objectives_match_the_evaluator():
-    from nas.evaluate.evaluate import OBJECTIVES as EVAL
+    from nas.objectives import OBJECTIVES as EVAL
 
     assert OBJECTIVES == EVAL
 

@@ -6,11 +6,11 @@ import pickle
 
 import optuna
 import pytest
-
-from nas.control.search import Engine, prepare
-from nas.grammar import load_space
-
 from conftest import TINY, TINY_SPACE, journal_study
+
+from nas.control.engine import Engine, prepare
+from nas.grammar import load_space
+from nas.evaluate.costs import constraint_costs, violations
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -76,10 +76,10 @@ def test_constraint_costs_equal_the_meters_and_are_cached(name, seed, monkeypatc
     shape, classes = space.reference_input
     model = build(spec, input_shape=shape, num_classes=classes)
     expected = {"params": count_params(model), "flops": count_flops(model, example_input(model, 1))}
-    assert space.constraint_costs(spec, what=("params", "flops")) == expected
+    assert constraint_costs(space, spec, what=("params", "flops")) == expected
     monkeypatch.setattr(nas.builder, "network_costs", lambda *a, **k: pytest.fail("counted a cached spec again"))
-    assert space.constraint_costs(spec, what=("flops", "params")) == expected
-    assert space.violations(load_space(name).sample(seed)) == space.violations(spec)  # a fresh space agrees
+    assert constraint_costs(space, spec, what=("flops", "params")) == expected
+    assert violations(space, load_space(name).sample(seed)) == violations(space, spec)  # a fresh space agrees
 
 
 def _counting_builds(monkeypatch) -> list:
@@ -135,7 +135,7 @@ def test_different_inputs_are_measured_separately(tmp_path, monkeypatch):
 
     model = build(spec, (1, 8, 8), 10)
     assert measured == {"flops": count_flops(model, example_input(model, 1))}
-    ref = engine.space.constraint_costs(spec, what=("flops",))["flops"]
+    ref = constraint_costs(engine.space, spec, what=("flops",))["flops"]
     assert ref != measured["flops"]  # 32x32 vs 8x8: really measured at each input
 
 
@@ -185,7 +185,7 @@ def test_incremental_front_size_equals_pareto_mask():
 def _ready_engine(tmp_path, config: dict) -> Engine:
     """An engine on a new run folder, ready for ``one_trial()`` (what ``search`` sets up before its loop)."""
     from nas.control.progress import Progress
-    from nas.control.search import new_run
+    from nas.control.runs import new_run
 
     prepared = prepare(config)
     engine = Engine(prepared, quiet=True)

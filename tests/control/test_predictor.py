@@ -4,21 +4,22 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
+from conftest import TINY, write_config
+from conftest import nas as nas_cli
 
 import nas
 from nas.control.samplers import make_sampler
-from nas.control.search import prepare
+from nas.control.engine import prepare
 from nas.control.suggest import OptunaSuggest
-
-from conftest import TINY, nas as nas_cli, write_config
+from nas.evaluate.costs import constraint_costs, violations
 
 INPUT = ((1, 8, 8), 10)  # digits
 
 
 def _drive(config, space, objective, trials: int, *, seed: int = 0, scorer=None):
     """A study over ``space`` with a stand-in objective (no training): (study, specs in trial order)."""
-    study = optuna.create_study(directions=config.directions, sampler=make_sampler(config, space, seed=seed,
-                                                                                   input=INPUT, scorer=scorer))
+    sampler = make_sampler(config, space, count=constraint_costs, seed=seed, input=INPUT, scorer=scorer)
+    study = optuna.create_study(directions=config.directions, sampler=sampler)
     specs = []
     for _ in range(trials):
         trial = study.ask()
@@ -45,16 +46,16 @@ def vision():
 def test_counted_constraint_breakers_never_become_trials(vision):
     config, space = vision
     study, specs = _drive(config, space, _stand_in, 10)
-    params = [space.constraint_costs(s, *INPUT, what=["params"])["params"] for s in specs]
+    params = [constraint_costs(space, s, *INPUT, what=["params"])["params"] for s in specs]
     assert all(p <= 150_000 for p in params), params
     for spec in specs:  # nor do the space's own constraints (at its reference input)
-        assert not space.violations(spec)
+        assert not violations(space, spec)
     screened = [t.user_attrs["predictor"] for t in study.trials]
     assert sum(note["dropped"] for note in screened) > 0  # the limit binds: some candidates were dropped
     # random sampling of the same space does propose such specs
     random_config = config.model_copy(update={"sampler": "random"})
     _, random_specs = _drive(random_config, space, _stand_in, 10)
-    assert any(space.constraint_costs(s, *INPUT, what=["params"])["params"] > 150_000 or space.violations(s)
+    assert any(constraint_costs(space, s, *INPUT, what=["params"])["params"] > 150_000 or violations(space, s)
                for s in random_specs)
 
 
@@ -78,10 +79,10 @@ def test_exact_objectives_are_counted_not_predicted():
                         "objectives": ["accuracy", "params"]})
     config, space = prepared.config, prepared.space
     study, specs = _drive(config, space, lambda s: [_stand_in(s)[0],
-                                                    space.constraint_costs(s, *INPUT, what=["params"])["params"]], 5)
+                                                    constraint_costs(space, s, *INPUT, what=["params"])["params"]], 5)
     last = study.trials[-1]
     mean, sd = last.user_attrs["predictor"]["predicted"]["params"]
-    assert sd == 0.0 and mean == space.constraint_costs(specs[-1], *INPUT, what=["params"])["params"]
+    assert sd == 0.0 and mean == constraint_costs(space, specs[-1], *INPUT, what=["params"])["params"]
 
 
 def test_seeded_and_guided_trials_improve_on_the_startup_ones():
@@ -94,7 +95,7 @@ def test_seeded_and_guided_trials_improve_on_the_startup_ones():
     config, space = prepared.config, prepared.space
 
     def sweet_spot(spec):
-        costs = space.constraint_costs(spec, *INPUT, what=["params", "flops"])
+        costs = constraint_costs(space, spec, *INPUT, what=["params", "flops"])
         return [math.exp(-(math.log10(costs["params"]) - 5.3) ** 2), math.log10(costs["flops"])]
 
     a, _ = _drive(config, space, sweet_spot, 12, seed=1)
@@ -119,7 +120,7 @@ def test_startup_is_the_population_size_when_given():
 
     for extra, startup in (({"population_size": 12}, 12), ({"trials": 40}, 10), ({"trials": 8}, 4)):
         prepared = prepare({**TINY, "sampler": "predictor", **extra})
-        sampler = make_sampler(prepared.config, prepared.space, input=INPUT)
+        sampler = make_sampler(prepared.config, prepared.space, input=INPUT, count=constraint_costs)
         assert isinstance(sampler, PredictorSampler) and sampler.startup == startup, extra
         assert sampler.n_candidates == 16
 
@@ -240,7 +241,7 @@ def test_zero_cost_warmup_takes_the_startup_trials_best_score_first(vision):
     assert [int(n.split("rank ")[1].split(" of")[0]) for n in notes[:4]] == [1, 2, 3, 4]
     scores = [float(sum(s.width * s.depth for s in spec.stages)) for spec in specs[:4]]
     assert scores == sorted(scores, reverse=True)
-    assert all(space.constraint_costs(s, *INPUT, what=["params"])["params"] <= 150_000 for s in specs)
+    assert all(constraint_costs(space, s, *INPUT, what=["params"])["params"] <= 150_000 for s in specs)
     assert all(not n.startswith("zero-cost") for n in notes[4:])
     assert "predicted" in study.trials[-1].user_attrs["predictor"]
 
@@ -253,7 +254,7 @@ def test_once_the_warmup_list_is_used_up_the_startup_goes_on_at_random(vision):
     assert [n.split(",")[1].strip() for n in notes[:2]] == ["rank 1 of 2", "rank 2 of 2"], notes
     assert notes[2:4] == ["random", "random"]
     assert len({s.hash() for s in specs}) == 5
-    assert all(space.constraint_costs(s, *INPUT, what=["params"])["params"] <= 150_000 for s in specs)
+    assert all(constraint_costs(space, s, *INPUT, what=["params"])["params"] <= 150_000 for s in specs)
 
 
 def test_zero_cost_warmup_of_a_run_scores_with_naswot_and_survives_a_resume(tmp_path):

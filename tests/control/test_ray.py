@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ENV, NAS, REPO, TINY, TINY_SPACE, counted, journal_study, nas, write_config
 
 ray = pytest.importorskip("ray")
@@ -71,7 +70,6 @@ def test_ray_search_restore_and_report(tmp_path, ray_session):
 def test_ray_backend_drives_the_predictor_sampler(tmp_path, ray_session):
     """The predictor decides a whole spec in before_trial and replays it: that works through OptunaSearch too."""
     from nas.control.search import search
-
     from nas.grammar import Space
 
     warm = Space.load(TINY_SPACE).sample(123)  # and a warm start: enqueued in the study, asked for by OptunaSearch
@@ -92,7 +90,8 @@ def test_ray_backend_drives_the_predictor_sampler(tmp_path, ray_session):
 def test_ray_reuses_a_spec_evaluated_before(tmp_path, ray_session):
     """No repeats on Ray: a spec already COMPLETE at the same budget is told its stored result (``reused_from``)
     by the searcher and never becomes a Ray trial."""
-    from nas.control.search import COPIED_ATTRS, search
+    from nas.control.engine import COPIED_ATTRS
+    from nas.control.search import search
 
     space = tmp_path / "space2.yaml"  # two architectures (relu / silu): 5 trials must repeat one
     space.write_text(TINY_SPACE.read_text().replace("kernel_size: [3, 5]", "kernel_size: 3")
@@ -146,7 +145,8 @@ def test_backend_does_not_import_ray_by_default():
 
 def test_scheduler_and_outcomes():
     from nas.control.config import load_config
-    from nas.control.ray_run import _pop_gpus, make_scheduler, outcome
+    from nas.control.ray_run import _pop_gpus, make_scheduler
+    from nas.control.ray_run import ray_outcome as outcome
     from nas.errors import RunError
 
     config, _ = load_config({**TINY, "budget": {"epochs": 4}, "rungs": [0.25, 0.5], "rung_keep": 0.5})

@@ -6,14 +6,14 @@ import math
 
 import optuna
 import pytest
+from conftest import REPO, TINY, counted, journal_study, write_config
 
 import nas
 from nas.control.config import SAMPLERS
-from nas.control.search import Engine, prepare
+from nas.control.engine import Engine, prepare
 from nas.errors import RunError
 from nas.spec import ArchSpec
-
-from conftest import REPO, TINY, counted, journal_study, write_config
+from nas.evaluate.costs import constraint_costs
 
 USER_ATTRS = ("spec", "spec_hash", "summary", "budget_key", "status", "objectives", "cost", "curve", "zero_cost")
 
@@ -138,7 +138,8 @@ def test_samplers_drive_define_by_run_sampling(tmp_path, sampler):
     prepared = prepare({**TINY, "space": "vision", "sampler": sampler, "trials": 12, "population_size": 4,
                         "tournament_size": 2})
     space, config = prepared.space, prepared.config
-    study = optuna.create_study(directions=config.directions, sampler=make_sampler(config, space))
+    sampler = make_sampler(config, space, count=constraint_costs)
+    study = optuna.create_study(directions=config.directions, sampler=sampler)
     for _ in range(12):
         trial = study.ask()
         spec = space.sample(OptunaSuggest(trial))
@@ -317,7 +318,7 @@ def make_sampler_for(name: str):
     from nas.control.samplers import make_sampler
 
     prepared = prepare({**TINY, "sampler": name})
-    return make_sampler(prepared.config, prepared.space)
+    return make_sampler(prepared.config, prepared.space, count=constraint_costs)
 
 
 def _resume_outcome(config, runs, **overrides) -> str:

@@ -4,16 +4,16 @@ from __future__ import annotations
 import random
 
 import pytest
+from conftest import TINY, TINY_SPACE, journal_study, write_config
+from conftest import nas as nas_cli
 
 import nas
 from nas.control.config import SAMPLERS
-from nas.control.search import prepare
+from nas.control.engine import prepare
 from nas.control.warmstart import ATTR, resolve
 from nas.errors import ConfigError
 from nas.export import export_from
 from nas.grammar import Space, shipped_spaces_dir
-
-from conftest import TINY, TINY_SPACE, journal_study, nas as nas_cli, write_config
 
 SHIPPED = sorted(p.stem for p in shipped_spaces_dir().glob("*.yaml"))
 

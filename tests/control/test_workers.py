@@ -8,9 +8,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from conftest import TINY_SPACE, counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
-from nas.control.workers import OWNER_ATTR, owner, owner_alive
+
+from nas.control.engine import OWNER_ATTR, owner, owner_alive
 
 SLOW = {"train_subset": 1000, "budget": {"epochs": 3, "batch_size": 16}}  # ~0.7 s per trained trial
 
@@ -105,7 +105,8 @@ def test_owner_alive():
 def test_resume_leaves_a_live_workers_trial_running(tmp_path):
     """Stale detection re-enqueues RUNNING trials of dead processes only."""
     from nas.control.rundir import RunDir
-    from nas.control.search import Engine, prepare, search
+    from nas.control.engine import Engine, prepare
+    from nas.control.search import search
 
     search(write_config(tmp_path, trials=1), runs_dir=tmp_path / "runs", quiet=True)
     run = RunDir.open(tmp_path / "runs" / "tiny")

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from nas.budget import Budget
 from nas.evaluate.evaluate import EvalConfig, TrialResult, evaluate, load_data
-from nas.evaluate.train import Budget
 from nas.spec import ArchSpec
 
 

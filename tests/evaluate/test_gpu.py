@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nas.budget import Budget
 from nas.evaluate.evaluate import EvalConfig, evaluate
-from nas.evaluate.train import Budget
 from tests.conftest import requires_gpu
 from tests.evaluate.test_evaluate import spec_with
 

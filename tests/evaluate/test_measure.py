@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import ConfigError, NasError
-from nas.grammar import shipped_spaces_dir
 from nas.evaluate.measure import (
     Latency,
     activation_memory_bytes,
@@ -19,6 +18,7 @@ from nas.evaluate.measure import (
     peak_memory_bytes,
     rnn_flops,
 )
+from nas.grammar import shipped_spaces_dir
 
 
 def test_conv2d_params_and_flops_closed_form():

@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
+from nas.budget import Budget
 from nas.data import load_dataset
 from nas.errors import BudgetError
-from nas.evaluate.train import Budget, EpochStats, TrainResult, evaluate_accuracy, train
+from nas.evaluate.train import EpochStats, TrainResult, evaluate_accuracy, train
 from nas.significance import unpack_correct
 
 
@@ -241,7 +242,7 @@ def test_batchnorm_statistics_from_last_batches(digits, epochs):
     """A short budget leaves momentum-0.1 running statistics near their initial values (eval-mode accuracy far
     below train-mode); the trainer averages the statistics over its last training batches instead, at no extra cost.
     The result must match a separate re-estimation pass within a few points and restore the layers' momentum."""
-    from nas.evaluate.train import BN_RECALIBRATION_SAMPLES, _Runner, recalibrate_batchnorm
+    from nas.evaluate.train import BN_RECALIBRATION_SAMPLES, Runner, recalibrate_batchnorm
 
     model = small_cnn()
     budget = Budget(epochs=epochs, batch_size=32, lr=3e-3)
@@ -260,7 +261,7 @@ def test_batchnorm_statistics_from_last_batches(digits, epochs):
     recal = small_cnn()
     recal.load_state_dict(model.state_dict())
     recal.train()
-    recalibrate_batchnorm(recal, _Runner(digits, torch.device("cpu"), None))
+    recalibrate_batchnorm(recal, Runner(digits, torch.device("cpu"), None))
     _, acc_recal = evaluate_accuracy(recal, digits, "val")
     assert acc_window > 0.5 and abs(acc_window - acc_recal) <= 0.05, (acc_window, acc_recal)
 

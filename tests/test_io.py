@@ -1,10 +1,10 @@
-"""nas.yamlio.read_text: every way a user file cannot be read is one NasError naming the file (and line)."""
+"""nas.io.read_text: every way a user file cannot be read is one NasError naming the file (and line)."""
 from __future__ import annotations
 
 import pytest
 
 from nas.errors import ConfigError, NasError, SpaceError, SpecError
-from nas.yamlio import read_text
+from nas.io import read_text
 
 
 @pytest.mark.parametrize("error", [NasError, SpaceError, SpecError, ConfigError])

@@ -13,7 +13,7 @@ file is a *domain*:
 
 Cell keys listed under ``cell.shared`` are chosen once for all stages; the others per stage. A stage may narrow or
 replace any per-stage cell key with its own ``cell:`` mapping. Structural values (depth, widths, kernel and patch
-sizes, heads, ratios, multipliers) have upper bounds (:data:`nas.blocks.catalog.MAX_VALUE`). Multipliers are
+sizes, heads, ratios, multipliers) have upper bounds (:data:`nas.catalog.MAX_VALUE`). Multipliers are
 independent (``width``, ``depth``, ``resolution``) or tied by an EfficientNet compound coefficient (``compound:
 {phi, alpha, beta, gamma}``).
 
@@ -21,8 +21,8 @@ Sampling goes through a :class:`Suggest` (an Optuna trial, a seeded RNG, or a re
 order so that conditional parameters are visible to the sampler (define-by-run). Parameter names are flat and stable:
 ``stem.type``, ``s2.mixer``, ``s2.mbconv.expansion_ratio``, ``cell.skip`` (shared), ``head.dropout``.
 
-This module does not import torch; only the constraint checks (:meth:`Space.constraint_costs`,
-:meth:`Space.violations`) build models.
+This module does not import torch: constraints are checked on costs counted elsewhere (:func:`nas.evaluate.costs.
+constraint_costs`).
 """
 from __future__ import annotations
 
@@ -32,89 +32,46 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable
 
-from nas.blocks.catalog import (ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, INPUTS, MIXERS, NORMS, SKIPS, STEMS,
-                                Option, bounded)
+from nas.catalog import (
+    INPUTS,
+    MAX_CLASSES,
+    MAX_REFERENCE_DIM,
+    MIXERS,
+    Option,
+    bounded,
+)
 from nas.errors import SpaceError, SpecError
+from nas.grammar.domains import (
+    CELL_KEYS,
+    CONSTRAINT_KEYS,
+    DEFAULT_REFERENCE,
+    FRACTION,
+    HEAD_KEYS,
+    POSITIVE,
+    REFERENCE_INPUT_KEYS,
+    STAGE_KEYS,
+    STEM_KEYS,
+    TOP_KEYS,
+    Domain,
+    Param,
+    SpaceSize,
+    active_only,
+    count_assignments,
+    get_path,
+    key_text,
+    other_value,
+    same_value,
+    set_path,
+)
+from nas.grammar.suggest import RandomSuggest, ReplaySuggest, SmallestSuggest, Suggest
+from nas.io import load_yaml, read_text
 from nas.spec import ArchSpec, canonical_float
-from nas.yamlio import load_yaml, read_text
 
 # ---------------------------------------------------------------------------------------------------------------
 # Suggest: who picks the values
 # ---------------------------------------------------------------------------------------------------------------
-
-
-class Suggest(Protocol):
-    """Picks a value for one named parameter. An Optuna trial, a seeded RNG or a replay all fit."""
-
-    def categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
-
-    def integer(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
-
-    def real(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float: ...
-
-
-class RandomSuggest:
-    """Seeded uniform sampling (log-uniform where the domain says log)."""
-
-    def __init__(self, seed_or_rng: int | random.Random | None = None):
-        self.rng = seed_or_rng if isinstance(seed_or_rng, random.Random) else random.Random(seed_or_rng)
-
-    def categorical(self, name, choices):
-        return choices[self.rng.randrange(len(choices))]
-
-    def integer(self, name, low, high, *, step=1, log=False):
-        if log:
-            value = math.exp(self.rng.uniform(math.log(low), math.log(high + 1)))
-            value = min(high, max(low, int(value)))
-            return low + (value - low) // step * step
-        return low + self.rng.randrange((high - low) // step + 1) * step
-
-    def real(self, name, low, high, *, step=None, log=False):
-        if step:
-            return low + self.rng.randrange(int(round((high - low) / step)) + 1) * step
-        if log:
-            return math.exp(self.rng.uniform(math.log(low), math.log(high)))
-        return self.rng.uniform(low, high)
-
-
-class ReplaySuggest:
-    """Replays stored values by name; a name with no stored value goes to ``fallback`` (or is an error)."""
-
-    def __init__(self, values: dict[str, Any], fallback: Suggest | None = None):
-        self.values = values
-        self.fallback = fallback
-
-    def _get(self, name: str, ask: Callable[[Suggest], Any]):
-        if name in self.values:
-            return self.values[name]
-        if self.fallback is None:
-            raise KeyError(f"no stored value for parameter {name!r}")
-        return ask(self.fallback)
-
-    def categorical(self, name, choices):
-        return self._get(name, lambda s: s.categorical(name, choices))
-
-    def integer(self, name, low, high, *, step=1, log=False):
-        return self._get(name, lambda s: s.integer(name, low, high, step=step, log=log))
-
-    def real(self, name, low, high, *, step=None, log=False):
-        return self._get(name, lambda s: s.real(name, low, high, step=step, log=log))
-
-
-class SmallestSuggest:
-    """Picks the first choice and the low end of every range: a cheap end of the space for feasibility checks."""
-
-    def categorical(self, name, choices):
-        numeric = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
-        return min(numeric) if len(numeric) == len(choices) else choices[0]
-
-    def integer(self, name, low, high, *, step=1, log=False):
-        return low
-
-    def real(self, name, low, high, *, step=None, log=False):
-        return low
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -122,174 +79,12 @@ class SmallestSuggest:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Domain:
-    """The values one parameter can take: fixed, categorical, or an int / float range (optionally log or stepped)."""
-
-    kind: str  # "fixed" | "categorical" | "int" | "float"
-    choices: tuple = ()
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    log: bool = False
-
-    def size(self) -> int | None:
-        """Number of distinct values; None for a continuous float range."""
-        if self.kind in ("fixed", "categorical"):
-            return len(self.choices)
-        if self.kind == "int":
-            return int((self.high - self.low) // (self.step or 1)) + 1
-        if self.step:
-            return int(round((self.high - self.low) / self.step)) + 1
-        return None if self.high > self.low else 1
-
-    def values(self) -> list:
-        """All values of a discrete domain."""
-        if self.kind in ("fixed", "categorical"):
-            return list(self.choices)
-        if self.kind == "int":
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
-        n = self.size()
-        if n is None:
-            raise ValueError("a continuous range has no finite list of values")
-        return [canonical_float(self.low + i * self.step) for i in range(n)] if self.step else [self.low]
-
-    def contains(self, value: Any) -> bool:
-        if self.kind in ("fixed", "categorical"):
-            return any(_same(value, c) for c in self.choices)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if self.kind == "int" and not float(value).is_integer():
-            return False
-        eps = 1e-9 * max(1.0, abs(self.high))
-        if not (self.low - eps <= value <= self.high + eps):
-            return False
-        if self.step:
-            k = (value - self.low) / self.step
-            return abs(k - round(k)) < 1e-6
-        return True
-
-    def suggest(self, name: str, suggest: Suggest) -> Any:
-        if self.kind == "fixed":
-            return self.choices[0]
-        if self.kind == "categorical":
-            return suggest.categorical(name, list(self.choices))
-        if self.kind == "int":
-            return int(suggest.integer(name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log))
-        return canonical_float(suggest.real(name, float(self.low), float(self.high), step=self.step, log=self.log))
-
-    def describe(self) -> str:
-        if self.kind == "fixed":
-            return repr(self.choices[0])
-        if self.kind == "categorical":
-            return "{" + ", ".join(map(str, self.choices)) + "}"
-        text = f"{self.kind} [{self.low:g}, {self.high:g}]"
-        if self.step:
-            text += f" step {self.step:g}"
-        return text + (" log" if self.log else "")
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
-    return a == b
-
-
-@dataclass(frozen=True)
-class Param:
-    """One named choice of the grammar, where its value goes in the spec, and when it is active."""
-
-    name: str
-    domain: Domain
-    target: tuple  # path into the spec's plain data; "*" as a stage index means every stage
-    when: tuple[tuple[str, tuple], ...] = ()  # (earlier parameter name, allowed values): all must hold
-    line: int | None = None
-    scope: str = ""  # "stem", "multipliers", "regularization", "cell" (shared), "s1", ... , "head"
-
-    @property
-    def is_choice(self) -> bool:
-        return self.domain.kind != "fixed" and self.domain.size() != 1
-
-    def active(self, values: dict[str, Any]) -> bool:
-        return all(name in values and any(_same(values[name], v) for v in allowed) for name, allowed in self.when)
-
-
-@dataclass(frozen=True)
-class SpaceSize:
-    """Distinct architectures: ``discrete`` counts every combination of discrete choices; ``continuous`` names the
-    float ranges without a step (each adds infinitely many variants)."""
-
-    discrete: int
-    continuous: tuple[str, ...] = ()
-
-    @property
-    def log10(self) -> float:
-        return math.log10(self.discrete) if self.discrete > 0 else float("-inf")
-
-    def __str__(self) -> str:
-        text = f"{self.discrete:,}" if self.discrete < 10**9 else f"~10^{self.log10:.1f}"
-        if self.continuous:
-            text += f" x {len(self.continuous)} continuous parameter(s)"
-        return text
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # What each key of a space file may hold
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _enum(values: tuple) -> Option:
-    return Option(str, values[0], allowed=values)
-
-
-def _int(minimum: int) -> Option:
-    return Option(int, minimum, check=lambda v: v >= minimum, expected=f"an integer >= {minimum}")
-
-
-_ODD = Option(int, 3, check=lambda v: v >= 1 and v % 2 == 1, expected="an odd integer >= 1")
-_FRACTION = Option(float, 0.0, check=lambda v: 0.0 <= v < 1.0, expected="a number in [0, 1)")
-_POSITIVE = Option(float, 1.0, check=lambda v: v > 0, expected="a number > 0")
-
-# key -> (what its values must be, default when the file leaves it out, inherent condition)
-STEM_KEYS: dict[str, tuple[Option, Any, tuple | None]] = {
-    "type": (_enum(STEMS), None, None),
-    "width": (_int(1), None, None),
-    "kernel_size": (_ODD, 3, ("type", ("conv",))),
-    "patch_size": (_int(1), 2, ("type", ("patchify",))),
-}
-STAGE_KEYS = {
-    "depth": (_int(1), None, None),
-    "width": (_int(1), None, None),
-    "downsample": (_enum(DOWNSAMPLES), "none", None),
-}
-CELL_KEYS = {  # the mixer comes first so that the other cell keys may be conditional on it
-    "skip": (_enum(SKIPS), "residual", None),
-    "growth_rate": (_int(1), 16, ("skip", ("dense",))),
-    "norm": (_enum(NORMS), "batch", None),
-    "norm_groups": (_int(1), 8, ("norm", ("group",))),
-    "act": (_enum(ACTIVATIONS), "relu", None),
-    "se_reduction": (_int(0), 0, None),
-    "spatial_attention": (Option(bool, False), False, None),
-}
-HEAD_KEYS = {
-    "type": (_enum(HEADS), "pool", None),
-    "fuse": (_enum(FUSIONS), "add", ("type", ("fpn",))),
-    "fpn_stages": (_int(2), 2, ("type", ("fpn",))),
-    "dropout": (_FRACTION, 0.0, None),
-}
-TOP_KEYS = ("name", "description", "input", "stem", "stages", "cell", "head", "regularization", "multipliers",
-            "constraints")
-CONSTRAINT_KEYS = {"max_params": _int(1), "max_flops": _int(1)}
-COST_OF = {"max_params": "params", "max_flops": "flops"}  # constraint key -> the cost it limits
-COST_CACHE_SIZE = 4096  # (spec, input) entries of Space.constraint_costs' cache
-REFERENCE_INPUT_KEYS = ("shape", "num_classes")
-DEFAULT_REFERENCE = {"image": ((3, 32, 32), 10), "sequence": ((64, 8), 10)}
-
-# The structural keys' upper bounds are nas.blocks.catalog.MAX_VALUE (via catalog.bounded), shared with nas.spec.
-MAX_REFERENCE_DIM = {"image": 4096, "sequence": 65536}  # constraints.reference_input.shape: each entry at most
-MAX_CLASSES = 1_000_000  # constraints.reference_input.num_classes
+# The structural keys' upper bounds are nas.catalog.MAX_VALUE (via catalog.bounded), shared with nas.spec.
 
 
 @dataclass
@@ -307,7 +102,6 @@ class Space:
     reference_input: tuple[tuple[int, ...], int] = ((3, 32, 32), 10)
     compound: tuple[float, float, float] | None = None  # (alpha: depth, beta: width, gamma: resolution)
     baselines: dict[str, ArchSpec] = field(default_factory=dict)
-    _cost_cache: dict = field(default_factory=dict, repr=False, compare=False)  # see constraint_costs
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
@@ -369,7 +163,7 @@ class Space:
         }
         for param in self.params:
             if param.name in values:
-                _set(data, param.target, values[param.name], self.num_stages)
+                set_path(data, param.target, values[param.name], self.num_stages)
         if "phi" in data:
             phi = data.pop("phi")
             alpha, beta, gamma = self.compound
@@ -400,7 +194,7 @@ class Space:
             if not param.domain.contains(value):
                 raise SpaceError(f"value {value!r} is not in the space's choices {param.domain.describe()} "
                                  f"(space {self.name!r}, parameter {param.name})", file=where,
-                                 key=_key_text(param.target))
+                                 key=key_text(param.target))
             values[param.name] = value
         if self._spec_from(values).canonical() != spec.canonical():
             raise SpaceError(f"spec does not fit space {self.name!r}: its fields disagree with the grammar's "
@@ -419,12 +213,12 @@ class Space:
             return canonical_float(phi)
         if "*" in param.target:
             i = param.target.index("*")
-            seen = [_get(data, param.target[:i] + (k,) + param.target[i + 1:]) for k in range(self.num_stages)]
-            if any(not _same(v, seen[0]) for v in seen):
+            seen = [get_path(data, param.target[:i] + (k,) + param.target[i + 1:]) for k in range(self.num_stages)]
+            if any(not same_value(v, seen[0]) for v in seen):
                 raise SpaceError(f"the space shares {param.target[-1]!r} across stages, the spec varies it: {seen}",
                                  file=where, key=param.name)
             return seen[0]
-        return _get(data, param.target)
+        return get_path(data, param.target)
 
     def check_contains(self, spec: ArchSpec, *, file: str | None = None) -> None:
         self.assignment(spec, file=file)
@@ -445,8 +239,8 @@ class Space:
         if not candidates:
             raise SpaceError("the space has a single architecture: nothing to mutate", file=self.file)
         param = rng.choice(candidates)
-        values[param.name] = _other_value(param.domain, values[param.name], rng)
-        child = self.sample(ReplaySuggest(_active_only(self.params, values), fallback=RandomSuggest(rng)))
+        values[param.name] = other_value(param.domain, values[param.name], rng)
+        child = self.sample(ReplaySuggest(active_only(self.params, values), fallback=RandomSuggest(rng)))
         return child
 
     # -- size and choices --------------------------------------------------------------------------------------
@@ -463,51 +257,17 @@ class Space:
             scopes.setdefault(p.scope, []).append(p)
         shared = scopes.pop("cell", [])
         total = 0
-        for context, weight in _count(shared, {}, referenced):
+        for context, weight in count_assignments(shared, {}, referenced):
             product = weight
             for params in scopes.values():
-                product *= sum(w for _, w in _count(params, context, referenced))
+                product *= sum(w for _, w in count_assignments(params, context, referenced))
             total += product
         return SpaceSize(total, continuous)
 
     # -- constraints ------------------------------------------------------------------------------------------
-    def constraint_costs(self, spec: ArchSpec, input_shape: Sequence[int] | None = None,
-                         num_classes: int | None = None, *, what: Iterable[str] | None = None) -> dict[str, int]:
-        """``params`` and / or ``flops`` (``what``; default: those the space constrains) of ``spec`` at
-        ``input_shape`` / ``num_classes`` (default: the space's reference input), as :func:`nas.evaluate.measure.
-        count_params` / :func:`~nas.evaluate.measure.count_flops` report them on the built network (batch of one).
-
-        Counted without building the network (:func:`nas.builder.network_costs`: the sum over its parts, each
-        distinct part built and counted once per process; imports torch), and cached per (spec hash, input): a spec
-        sampled again (e.g. an infeasible one) costs a dictionary lookup."""
-        wanted = tuple(what) if what is not None else tuple(COST_OF[k] for k in self.constraints)
-        for name in wanted:
-            if name not in COST_OF.values():
-                raise ValueError(f"unknown constraint cost {name!r} (known: {', '.join(COST_OF.values())})")
-        if not wanted:
-            return {}
-        shape = tuple(int(d) for d in (input_shape or self.reference_input[0]))
-        classes = int(num_classes or self.reference_input[1])
-        key = (spec.hash(64), shape, classes)
-        cache = self._cost_cache
-        costs = cache.get(key)
-        if costs is None:
-            from nas.builder import network_costs
-
-            costs = network_costs(spec, shape, classes)
-            if len(cache) >= COST_CACHE_SIZE:
-                cache.pop(next(iter(cache)))  # oldest first
-            cache[key] = costs
-        return {name: costs[name] for name in wanted}
-
-    def violations(self, spec: ArchSpec, input_shape: Sequence[int] | None = None,
-                   num_classes: int | None = None, *, costs: dict[str, int] | None = None) -> list[str]:
-        """Constraint violations of ``spec`` (builds the model unless cached, see :meth:`constraint_costs`).
-        ``costs``: the numbers already measured at that input (a superset of what the constraints need)."""
-        if not self.constraints:
-            return []
-        if costs is None or any(COST_OF[k] not in costs for k in self.constraints):
-            costs = self.constraint_costs(spec, input_shape, num_classes)
+    def violations(self, costs: dict[str, int]) -> list[str]:
+        """The constraints ``costs`` break (``params`` / ``flops`` of one spec at the space's reference input, as
+        :func:`nas.evaluate.costs.constraint_costs` counts them), as readable lines; ``[]`` when it meets them."""
         found = []
         if "max_params" in self.constraints:
             params = costs["params"]
@@ -519,15 +279,16 @@ class Space:
                 found.append(f"FLOPs {flops:,} > max_flops {self.constraints['max_flops']:,}")
         return found
 
-    def check_feasible(self, samples: int = 20, seed: int = 0) -> None:
+    def check_feasible(self, count: Callable[[ArchSpec], dict[str, int]], samples: int = 20, seed: int = 0) -> None:
         """Raise SpaceError when no spec tried (the cheapest end of the space, then random samples) meets the
-        constraints: a constraint that nothing can satisfy is a mistake in the file."""
+        constraints: a constraint that nothing can satisfy is a mistake in the file. ``count(spec)`` gives the
+        costs the constraints limit (:func:`nas.evaluate.costs.check_feasible` passes the count by parts)."""
         if not self.constraints:
             return
         tried = [self.sample(SmallestSuggest())] + [self.sample(seed + i) for i in range(samples)]
         reasons = []
         for spec in tried:
-            problems = self.violations(spec)
+            problems = self.violations(count(spec))
             if not problems:
                 return
             reasons.append(problems[0])
@@ -566,74 +327,6 @@ class Space:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _set(data: dict, target: tuple, value: Any, num_stages: int) -> None:
-    if "*" in target:
-        i = target.index("*")
-        for k in range(num_stages):
-            _set(data, target[:i] + (k,) + target[i + 1:], value, num_stages)
-        return
-    node = data
-    for key in target[:-1]:
-        node = node[key]
-    node[target[-1]] = value
-
-
-def _get(data: Any, target: tuple) -> Any:
-    node = data
-    for key in target:
-        if isinstance(node, dict):
-            node = node.get(key)
-        elif isinstance(node, (list, tuple)) and isinstance(key, int) and key < len(node):
-            node = node[key]
-        else:
-            return None
-    return node
-
-
-def _key_text(target: tuple) -> str:
-    return ".".join(str(t) for t in target)
-
-
-def _other_value(domain: Domain, current: Any, rng: random.Random) -> Any:
-    if domain.size() is not None:
-        options = [v for v in domain.values() if not _same(v, current)]
-        return rng.choice(options)
-    for _ in range(100):
-        value = RandomSuggest(rng).real("", domain.low, domain.high, log=domain.log)
-        if not _same(canonical_float(value), current):
-            return canonical_float(value)
-    raise SpaceError("could not draw a different value from a float range")
-
-
-def _active_only(params: list[Param], values: dict[str, Any]) -> dict[str, Any]:
-    """Drop values whose parameter is no longer active after a change (walking in sampling order)."""
-    kept: dict[str, Any] = {}
-    for p in params:
-        if p.active(kept) and p.name in values:
-            kept[p.name] = values[p.name]
-    return kept
-
-
-def _count(params: list[Param], context: dict[str, Any], referenced: set[str]) -> Iterable[tuple[dict, int]]:
-    """Enumerate (values of referenced params, number of combinations of the others) for one scope."""
-
-    def walk(i: int, values: dict[str, Any], weight: int):
-        if i == len(params):
-            yield values, weight
-            return
-        p = params[i]
-        if not p.active(values):
-            yield from walk(i + 1, values, weight)
-        elif p.name in referenced:
-            for v in p.domain.values():
-                yield from walk(i + 1, {**values, p.name: v}, weight)
-        else:
-            yield from walk(i + 1, values, weight * (p.domain.size() or 1))
-
-    for values, weight in walk(0, dict(context), 1):
-        yield values, weight
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------------------------
@@ -652,7 +345,7 @@ class _Parser:
             if path[:n] in self.lines:
                 line = self.lines[path[:n]]
                 break
-        return SpaceError(message, file=self.file, line=line, key=_key_text(path) or None)
+        return SpaceError(message, file=self.file, line=line, key=key_text(path) or None)
 
     def mapping(self, value: Any, path: tuple, allowed: Iterable[str] | None = None, *, required=True) -> dict:
         if value is None and not required:
@@ -803,7 +496,7 @@ class _Parser:
         # multipliers and regularization
         compound = self.multipliers(data.get("multipliers"))
         reg = self.mapping(data.get("regularization"), ("regularization",), ("drop_path",), required=False)
-        self.add("regularization.drop_path", reg.get("drop_path", 0.0), ("regularization", "drop_path"), _FRACTION,
+        self.add("regularization.drop_path", reg.get("drop_path", 0.0), ("regularization", "drop_path"), FRACTION,
                  ("drop_path",), "regularization", {}, None)
 
         # cell: shared keys once, then per stage
@@ -923,7 +616,7 @@ class _Parser:
                      "multipliers", {}, None)
             return tuple(bases)
         for key in ("width", "depth", "resolution"):
-            self.add(f"multipliers.{key}", data.get(key, 1.0), path + (key,), _POSITIVE, (f"{key}_multiplier",),
+            self.add(f"multipliers.{key}", data.get(key, 1.0), path + (key,), POSITIVE, (f"{key}_multiplier",),
                      "multipliers", {}, None)
         return None
 
@@ -974,4 +667,4 @@ def load_space(path: str | Path) -> Space:
 
 def shipped_spaces_dir() -> Path:
     """search_spaces/ of this checkout (the spaces ship next to the package)."""
-    return Path(__file__).resolve().parent.parent / "search_spaces"
+    return Path(__file__).resolve().parents[2] / "search_spaces"

@@ -20,12 +20,23 @@ import json
 import os
 import platform
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from nas.errors import ConfigError, NasError, RunError
+import numpy as np
+import torch
 
-LATENCY_FILE = "latency.json"
+from nas import pareto
+from nas.budget import Budget
+from nas.builder import build
+from nas.control.baselines import evaluate_baselines
+from nas.control.rundir import open_run
+from nas.data import load_dataset
+from nas.errors import ConfigError, NasError, RunError, one_line
+from nas.evaluate.evaluate import EvalConfig, measure_latency_for
+from nas.io import write_atomic
+from nas.measure.record import LATENCY_FILE, read_remeasured
+from nas.spec import ArchSpec
+
 SELECT = ("front", "all")
 
 
@@ -53,21 +64,9 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     the run's latency settings (``device`` / ``threads`` / ``batch_size`` override them). Writes and returns the
     record of ``latency.json``. It replaces an earlier record whole (times from two sessions are not comparable);
     ``replaced`` says which earlier models are not in the new one."""
-    import numpy as np
-    import torch
-
-    from nas import pareto
-    from nas.builder import build
-    from nas.control.rundir import write_atomic
-    from nas.evaluate.evaluate import measure_latency_for
-    from nas.export import _dataset_info
-    from nas.grammar import shipped_spaces_dir
-    from nas.report import _open, read_baselines_cache
-    from nas.spec import ArchSpec
-
     if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= 100:
         raise RunError(f"--rounds must be an integer in 1..100, got {rounds!r}", file=str(run_dir), key="--rounds")
-    run, study, config, space = _open(run_dir)
+    run, study, config, space = open_run(run_dir)
     where = str(run.path)
     selection = _parse_selection(trials, where)
     objectives, directions = list(config.objectives), list(config.directions)
@@ -95,14 +94,14 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise RunError(f"must be an integer >= 1, got {value!r}", file=where, key=key)
     overrides = {"latency_device": device, "latency_threads": threads, "latency_batch_size": batch_size}
-    eval_config = replace(config.to_eval_config(), **{k: v for k, v in overrides.items() if v is not None})
+    eval_config = replace(EvalConfig.from_options(**config.eval_options()),
+                          **{k: v for k, v in overrides.items() if v is not None})
     try:
         eval_config.check_latency_device()  # its syntax, and a GPU for cuda: the one check search and eval run
     except ConfigError as e:
         raise RunError(e.message, file=where, key="--device") from None
-    data, _ = _dataset_info(config.dataset, data_dir=config.data_dir, train_subset=config.train_subset,
-                            seed=config.seed, val_fraction=config.val_fraction)
-    from nas.evaluate.train import Budget
+    data = load_dataset(config.dataset, data_dir=config.data_dir, train_subset=config.train_subset,
+                        seed=config.seed, val_fraction=config.val_fraction)
 
     run_shape = tuple(int(s) for s in Budget(**config.budget.model_dump()).input_shape(data.input_shape))
     models: dict[str, dict[str, Any]] = {}
@@ -122,9 +121,8 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
         add(f"trial-{t.number:04d}", spec, shape, {"kind": "trial", "number": t.number,
                                                     "values": dict(zip(objectives, t.values)),
                                                     "stored_latency_ms": stored})
-    if baselines:
-        space.load_baselines(shipped_spaces_dir() / "baselines")
-        cache = read_baselines_cache(run.path)
+    if baselines:  # evaluated under the run's budget first where the run's cache lacks them (the report reads them)
+        cache = evaluate_baselines(run, config, space, progress=progress)
         for name, spec in space.baselines.items():
             entry = cache.get(f"{spec.hash()}:{config.budget_key()}") or {}
             values = {o: entry.get("objectives", {}).get(o) for o in objectives} if entry.get("status") == "ok" \
@@ -140,10 +138,9 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
                                lambda model, shape: measure_latency_for(model, shape, eval_config).median_ms,
                                progress=progress)
     except (RuntimeError, MemoryError) as e:  # e.g. a --batch-size that does not fit in memory
-        from nas.export import _one_line
 
         raise RunError(f"cannot time the models ({eval_config.latency_device}, batch {eval_config.latency_batch_size}, "
-                       f"{eval_config.latency_threads} thread(s)): {_one_line(e, 200)}", file=where) from None
+                       f"{eval_config.latency_threads} thread(s)): {one_line(e, 200)}", file=where) from None
     for label in built:
         rounds_ms = times[label]
         models[label].update({"rounds_ms": rounds_ms, "median_ms": float(np.median(rounds_ms)),
@@ -185,89 +182,3 @@ def time_in_rounds(models: dict[str, tuple[Any, Sequence[int]]], rounds: int,
         if progress:
             progress(f"round {r + 1}/{rounds}: {len(labels)} models")
     return times
-
-
-def read_remeasured(run_path: Path) -> dict[str, Any] | None:
-    """The run's ``latency.json``, or None when the run has none (or it cannot be read: a report still works)."""
-    path = Path(run_path) / LATENCY_FILE
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("models"), dict) else None
-
-
-def paired(a: Sequence[float], b: Sequence[float]) -> tuple[int, int]:
-    """(rounds where ``a`` was faster than ``b``, rounds compared): the rounds are paired, both were timed in each."""
-    n = min(len(a), len(b))
-    return sum(x < y for x, y in zip(a[:n], b[:n])), n
-
-
-def dominating_found(found, baseline, objectives: list[str], directions: list[str]):
-    """Mask of the rows of ``found`` (a frame of found nets) that dominate ``baseline`` (a row) on ``objectives``,
-    leaving out the baseline's own architecture (a warm-started baseline is a trial of the run, too)."""
-    from nas import pareto
-
-    mask = pareto.dominating(found[objectives].to_numpy(dtype=float),
-                             baseline[objectives].to_numpy(dtype=float), directions)
-    return mask & (found["spec_hash"] != baseline["spec_hash"]).to_numpy()
-
-
-def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: list[str],
-                     baseline_values: dict[str, dict[str, float]] | None = None):
-    """One row per re-measured model: its objectives with ``latency_ms`` replaced by the median of the rounds,
-    whether it is on the front of the re-measured trials, and for a baseline the trials that dominate it on the
-    re-measured latency, each with how many paired rounds it was faster in. ``baseline_values``: a baseline's
-    objectives under the run's budget where known now (the report evaluates them; ``nas measure`` may have run
-    before that)."""
-    import numpy as np
-    import pandas as pd
-
-    from nas import pareto
-
-    rows = []
-    for label, m in record["models"].items():
-        row = {"model": label, "kind": m.get("kind"), "number": m.get("number"), "summary": m.get("summary"),
-               "spec_hash": m.get("spec_hash")}
-        values = dict(m.get("values") or {})
-        if m.get("kind") == "baseline" and (baseline_values or {}).get(m.get("name")):
-            values = baseline_values[m["name"]]
-        for o in objectives:
-            v = values.get(o)
-            row[o] = float(v) if isinstance(v, (int, float)) else np.nan
-        row["stored_latency_ms"] = values.get("latency_ms") if m.get("kind") == "baseline" \
-            else m.get("stored_latency_ms")
-        row["latency_ms"] = m["median_ms"]
-        row["rounds"] = f"{m['min_ms']:.3f}-{m['max_ms']:.3f}"
-        row["latency_min_ms"], row["latency_max_ms"] = m["min_ms"], m["max_ms"]
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=["model", "kind", "number", *dict.fromkeys([*objectives, "latency_ms"]),
-                                        "stored_latency_ms", "rounds", "latency_min_ms", "latency_max_ms",
-                                        "summary", "spec_hash"])
-    found = frame[(frame["kind"] == "trial")]
-    found_values = found[objectives].to_numpy(dtype=float)
-    frame["on_front"] = False
-    if len(found) and np.isfinite(found_values).all():
-        frame.loc[found.index[pareto.pareto_mask(found_values, directions)], "on_front"] = True
-    dominated_by, dominators = [], []
-    for _, row in frame.iterrows():
-        hits = []
-        b = row[objectives].to_numpy(dtype=float)
-        if row["kind"] == "baseline" and np.isfinite(b).all():
-            for _, f in found[dominating_found(found, row, objectives, directions)].iterrows():
-                faster, n = paired(record["models"][f["model"]]["rounds_ms"],
-                                   record["models"][row["model"]]["rounds_ms"])
-                hits.append({"number": int(f["number"]), "faster_rounds": faster, "rounds": n})
-        dominators.append(hits)
-        if row["kind"] != "baseline":
-            dominated_by.append("")
-        elif not np.isfinite(b).all():
-            dominated_by.append("not evaluated")
-        else:
-            dominated_by.append(", ".join(f"#{h['number']} (faster in {h['faster_rounds']} of {h['rounds']} "
-                                          "rounds)" for h in hits) or "no")
-    frame["dominated_by"] = dominated_by
-    frame["dominators"] = dominators  # the same, as data: [{number, faster_rounds, rounds}]
-    return frame

@@ -199,3 +199,7 @@ def bounded(option: Option, field: Any) -> Option:
     check = option.check
     return Option(option.type, option.default, check=lambda v: (check is None or check(v)) and v <= limit,
                   expected=f"{option.describe()}, at most {limit:g}")
+
+# Reference inputs (a space's constraints.reference_input, an export's input_shape / num_classes): upper bounds.
+MAX_REFERENCE_DIM = {"image": 4096, "sequence": 65536}  # each entry of the shape at most
+MAX_CLASSES = 1_000_000

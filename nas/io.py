@@ -1,4 +1,5 @@
-"""Reading user files, and YAML loading that remembers the line of every key: errors name file, line and key.
+"""File helpers: reading user files, YAML loading that remembers the line of every key (errors name file, line and
+key), folders a user names, and atomic writes.
 
 Every file a user hands the engine (run configs, spaces, specs, a run's own config.yaml / space.yaml, warm-start
 files, exported arch.json) is read with :func:`read_text`, so a missing file, a folder, an unreadable file or bytes
@@ -6,13 +7,15 @@ that are not UTF-8 all become one-line :class:`~nas.errors.NasError` naming the 
 """
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nas.errors import NasError
+from nas.errors import NasError, RunError
 
 Path_ = tuple  # a key path: ("stages", 1, "width")
 
@@ -80,3 +83,32 @@ def _record_lines(node: yaml.Node, path: Path_, lines: dict, file, error) -> Non
         for i, item in enumerate(node.value):
             lines[path + (i,)] = item.start_mark.line + 1
             _record_lines(item, path + (i,), lines, file, error)
+
+
+def make_dir(path: Path, key: str) -> Path:
+    """``mkdir -p`` for a folder the user named; a file in the way (or no permission) is a one-line RunError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise RunError(f"cannot make the folder: {what}", file=str(path), key=key) from None
+    return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or a crash) never sees half a
+    file. For the JSON files of a run folder (run.json, the baselines cache)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def remove_file(path: Path) -> None:
+    """Delete ``path`` if it exists."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def now() -> str:
+    """The local time to the second, ISO 8601 (timestamps in run.json, metrics.json and logs)."""
+    return _dt.datetime.now().isoformat(timespec="seconds")
