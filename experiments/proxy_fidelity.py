@@ -72,7 +72,7 @@ from nas.evaluate.costs import violations
 NAME = "proxy_fidelity"
 CACHE = RESULTS_DIR / "proxy_fidelity_cache.jsonl"
 # The engine code a cached number depends on: a rerun after any change here recomputes instead of mixing versions.
-ENGINE_SOURCES = ("nas/builder.py", "nas/blocks", "nas/data.py", "nas/spec.py", "nas/evaluate")
+ENGINE_SOURCES = ("nas/builder.py", "nas/blocks", "nas/data", "nas/spec.py", "nas/evaluate")
 PUBLISHED_NB201_C10_RHO = {"synflow": 0.74, "jacob_cov": 0.73, "grad_norm": 0.59, "snip": 0.59}
 
 DEFAULTS = dict(space="vision", n=30, dataset="fashion_mnist", train_subset=2000, val_fraction=0.1, resolution=0.5,
