@@ -58,6 +58,20 @@ class Registry(Generic[T]):
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"unknown {self.kind} {name!r} (known: {', '.join(self.names())}){hint}"
 
+    def unregister(self, name: str) -> T:
+        """Remove and return an entry (a test that registered one undoes it; entries otherwise last the process)."""
+        try:
+            return self._entries.pop(name)
+        except KeyError:
+            raise self.error(self.unknown(name), key=self.key) from None
+
+    def snapshot(self) -> dict[str, T]:
+        """A copy of the entries, for :meth:`restore` (a test registering several entries puts the table back)."""
+        return dict(self._entries)
+
+    def restore(self, entries: dict[str, T]) -> None:
+        self._entries = dict(entries)
+
     def names(self) -> list[str]:
         return list(self._entries)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.errors import DataError
+from nas.errors import ConfigError, DataError
 from nas.registry import Registry
 
 
@@ -40,3 +40,16 @@ def test_second_registration_is_refused_unless_replacing():
     assert reg.get("tpe") is max
     with pytest.raises(TypeError):
         reg.register("", max)
+
+
+def test_unregister_and_snapshot_restore():
+    reg: Registry = Registry("format")
+    reg.register("onnx", 1)
+    saved = reg.snapshot()
+    reg.register("tflite", 2)
+    assert reg.unregister("tflite") == 2 and reg.names() == ["onnx"]
+    with pytest.raises(ConfigError, match="unknown format 'tflite'"):
+        reg.unregister("tflite")
+    reg.register("coreml", 3)
+    reg.restore(saved)
+    assert reg.names() == ["onnx"]

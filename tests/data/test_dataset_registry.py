@@ -22,10 +22,11 @@ LOADER_PARAMETERS = [("name", "POSITIONAL_OR_KEYWORD"), ("arg", "POSITIONAL_OR_K
 
 
 @pytest.fixture
-def restore_registry(monkeypatch):
-    """Undo the test's registrations afterwards. The registry has no public removal (a plugin's entries last for the
-    process), so the test works on a copy of its entry table."""
-    monkeypatch.setattr(DATASETS, "_entries", dict(DATASETS._entries))
+def restore_registry():
+    """Undo the test's registrations afterwards (a plugin's entries otherwise last for the process)."""
+    saved = DATASETS.snapshot()
+    yield
+    DATASETS.restore(saved)
 
 
 def _shared_file(name: str, *candidates: str):
