@@ -51,6 +51,7 @@ from nas.errors import BudgetError, ConfigError
 from nas.grammar import shipped_spaces_dir
 from nas.io import load_yaml, read_text
 from nas.objectives import OBJECTIVES, direction
+from nas.plugins import load_plugins
 
 # Keys whose change would make the trials already in a run incomparable with new ones.
 INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives", "constraints", "budget", "rungs",
@@ -123,6 +124,8 @@ class RunConfig(_Strict):
     train_threads: int | None = Field(default=None, ge=1)
     zero_cost: bool | list[str] = True
     warm_start: list[str] = Field(default_factory=list)  # trained first: baselines by name, "baselines", spec files
+    evaluator: str = "proxy"  # a name in nas.evaluate.evaluators.EVALUATORS (checked when the run is prepared)
+    plugins: list[str] = Field(default_factory=list)  # user modules imported before validation (nas.plugins)
 
     @field_validator("objectives")
     @classmethod
@@ -220,6 +223,8 @@ class RunConfig(_Strict):
         data = self.to_data()
         found = {k: data[k] for k in INVALIDATING if k != "space"}
         found["space"] = space_key
+        if self.evaluator != "proxy":  # runs of the default evaluator keep the fingerprint they always had
+            found["evaluator"] = self.evaluator
         if "latency_ms" in self.objectives or self.constraints.max_latency_ms is not None:
             for key in LATENCY_KEYS:
                 found[key] = data[key]
@@ -352,6 +357,11 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Mapping[str, 
         raise ConfigError(f"is {what}, not a run config (a run config names its space: space: vision or a file; see "
                           "experiments/*.yaml)", file=str(file) if file else None)
     data, touched = apply_overrides(data, overrides or {})
+    if data.get("plugins"):  # before validation: a plugin may add an objective, a dataset or a block
+        if any(("plugins",) == path[:1] for path in touched):
+            load_plugins(data["plugins"])
+        else:
+            load_plugins(data["plugins"], file=str(file) if file else None, lines=lines)
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as e:

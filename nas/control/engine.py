@@ -52,7 +52,8 @@ from nas.control.warmstart import enqueue, resolve
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
 from nas.evaluate import zero_cost
 from nas.evaluate.costs import constraint_costs, violations
-from nas.evaluate.evaluate import EvalConfig, check_input_kind, evaluate, load_data, measure_latency_for, proxy_batch
+from nas.evaluate.evaluate import EvalConfig, check_input_kind, load_data, measure_latency_for, proxy_batch
+from nas.evaluate.evaluators import EVALUATORS
 from nas.evaluate.zero_cost import PROXIES
 from nas.grammar import COST_OF, Space
 from nas.io import now, read_text
@@ -136,6 +137,7 @@ class Engine:
         self.space = prepared.space
         self.quiet = quiet
         self.eval_config = EvalConfig.from_options(**self.config.eval_options())
+        self.evaluator = EVALUATORS.get(self.config.evaluator)  # the run's evaluator (default: proxy training)
         for name in self.eval_config.zero_cost:
             if name not in PROXIES:
                 raise ConfigError(f"unknown zero-cost proxy {name!r} (known: {', '.join(PROXIES)})",
@@ -338,7 +340,8 @@ class Engine:
 
         rungs: dict[str, dict] = {}
         try:  # the constraint check runs first inside evaluate, on the model it then evaluates
-            result = evaluate(spec, self.eval_config, data=self.data, callback=self._rung_callback(trial, rungs),
+            result = self.evaluator(spec, self.eval_config, data=self.data,
+                                    callback=self._rung_callback(trial, rungs),
                               precheck=self.check_constraints)
         except (BuildError, SpecError) as e:
             self._tell(trial, "FAIL", status="error", reason=e.one_line())

@@ -81,7 +81,6 @@ from nas.control.runs import (
 )
 from nas.control.suggest import OptunaSuggest
 from nas.errors import BuildError, NasError, RunError, SpecError
-from nas.evaluate.evaluate import evaluate
 from nas.grammar import Space
 from nas.io import now
 
@@ -587,8 +586,8 @@ def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | 
         return False
 
     try:
-        result = evaluate(spec, engine.eval_config, data=engine.data, callback=callback,
-                          precheck=engine.check_constraints)
+        result = engine.evaluator(spec, engine.eval_config, data=engine.data, callback=callback,
+                                  precheck=engine.check_constraints)
     except (BuildError, SpecError) as e:
         return "FAIL", None, {"status": "error", "reason": e.one_line()}, {}
     state, values, attrs, excess = outcome(result, engine.config.objectives)

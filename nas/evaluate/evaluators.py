@@ -1,0 +1,27 @@
+"""The evaluators: what turns a spec and a run's settings into the objectives a trial records.
+
+An evaluator is a function with the signature of :func:`nas.evaluate.evaluate.evaluate`::
+
+    def my_evaluator(spec: ArchSpec, config: EvalConfig, *, data: Dataset, callback=None, precheck=None,
+                     **_) -> TrialResult
+
+``data`` is the run's dataset (loaded once per process); ``callback(EpochStats)`` returning True asks to stop (rungs);
+``precheck(spec, get_model) -> (problems, excess, measured)`` is the controller's constraint check, which an
+evaluator runs first (see :func:`~nas.evaluate.evaluate.evaluate`). It returns a
+:class:`~nas.evaluate.evaluate.TrialResult` whose ``objectives`` hold a value for each of the run's objectives
+(:mod:`nas.objectives`); it never raises for a failing candidate (a status says so). A run config selects one with
+``evaluator: NAME`` (default ``proxy``); a plugin module registers its own (docs/extending.md).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nas.errors import ConfigError
+from nas.evaluate.evaluate import TrialResult, evaluate
+from nas.registry import Registry
+
+Evaluator = Callable[..., TrialResult]
+EVALUATORS: Registry[Evaluator] = Registry("evaluator", error=ConfigError, key="evaluator")
+EVALUATORS.register("proxy", evaluate)  # build, measure, score and proxy-train (nas.evaluate.evaluate)
+
+__all__ = ["EVALUATORS", "Evaluator"]
