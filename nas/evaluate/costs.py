@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from nas.builder import Part, layout
-from nas.evaluate.measure import count_flops, count_params
+from nas.evaluate import measure
 from nas.grammar import COST_OF, Space
 from nas.spec import ArchSpec
 
@@ -25,7 +25,7 @@ def part_costs(part: Part) -> tuple[int, int]:
     costs = part_cost_cache.get(part.key)
     if costs is None:
         module = part.make()
-        costs = (count_params(module), count_flops(module, part.example()))
+        costs = (measure.count_params(module), measure.count_flops(module, part.example()))
         if len(part_cost_cache) >= PART_CACHE_SIZE:
             part_cost_cache.pop(next(iter(part_cost_cache)))  # oldest first
         part_cost_cache[part.key] = costs

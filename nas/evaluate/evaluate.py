@@ -20,8 +20,7 @@ from nas.budget import Budget
 from nas.builder import example_input, lazy_model
 from nas.data import load_dataset
 from nas.errors import BuildError, ConfigError, NasError
-from nas.evaluate import measure, zero_cost
-from nas.evaluate.costs import network_costs
+from nas.evaluate import costs, measure, zero_cost
 from nas.evaluate.train import EpochStats, train
 from nas.spec import ArchSpec
 
@@ -228,7 +227,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
                 return result
         model = get_model()
         if "params" not in measured or "flops" not in measured:  # counted by parts, as the pre-check does
-            measured = {**network_costs(spec, input_shape, data.num_classes), **measured}
+            measured = {**costs.network_costs(spec, input_shape, data.num_classes), **measured}
         params, flops = measured["params"], measured["flops"]
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
         latency = (measure.Latency.from_dict(measured["latency"])

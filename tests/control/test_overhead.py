@@ -67,7 +67,7 @@ SHIPPED = [(name, seed) for name in ("vision", "mobile", "sequence") for seed in
 def test_constraint_costs_equal_the_meters_and_are_cached(name, seed, monkeypatch):
     """The pre-check's params / FLOPs are exactly what the meters report on a freshly built model, and a spec
     checked again is not counted again."""
-    import nas.builder
+    import nas.evaluate.costs
     from nas.builder import build, example_input
     from nas.evaluate.measure import count_flops, count_params
 
@@ -77,23 +77,25 @@ def test_constraint_costs_equal_the_meters_and_are_cached(name, seed, monkeypatc
     model = build(spec, input_shape=shape, num_classes=classes)
     expected = {"params": count_params(model), "flops": count_flops(model, example_input(model, 1))}
     assert constraint_costs(space, spec, what=("params", "flops")) == expected
-    monkeypatch.setattr(nas.builder, "network_costs", lambda *a, **k: pytest.fail("counted a cached spec again"))
+    monkeypatch.setattr(nas.evaluate.costs, "network_costs", lambda *a, **k: pytest.fail("counted a cached spec again"))
     assert constraint_costs(space, spec, what=("flops", "params")) == expected
     assert violations(space, load_space(name).sample(seed)) == violations(space, spec)  # a fresh space agrees
 
 
 def _counting_builds(monkeypatch) -> list:
-    """Spec hashes, one per count of a network's params and FLOPs (:func:`nas.builder.network_costs`)."""
-    import nas.builder
+    """Spec hashes, one per count of a network's params and FLOPs (:func:`nas.evaluate.costs.network_costs`), from
+    an empty cache (the cache of whole-network counts lives as long as the process)."""
+    import nas.evaluate.costs
 
+    monkeypatch.setattr(nas.evaluate.costs, "network_cost_cache", {})
     builds = []
-    real = nas.builder.network_costs
+    real = nas.evaluate.costs.network_costs
 
     def counted(spec, *a, **k):
         builds.append(spec.hash())
         return real(spec, *a, **k)
 
-    monkeypatch.setattr(nas.builder, "network_costs", counted)
+    monkeypatch.setattr(nas.evaluate.costs, "network_costs", counted)
     return builds
 
 

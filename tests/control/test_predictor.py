@@ -8,8 +8,9 @@ from conftest import TINY, write_config
 from conftest import nas as nas_cli
 
 import nas
-from nas.control.samplers import make_sampler
+import nas.evaluate.costs
 from nas.control.engine import prepare
+from nas.control.samplers import make_sampler
 from nas.control.suggest import OptunaSuggest
 from nas.evaluate.costs import constraint_costs, violations
 
@@ -18,7 +19,8 @@ INPUT = ((1, 8, 8), 10)  # digits
 
 def _drive(config, space, objective, trials: int, *, seed: int = 0, scorer=None):
     """A study over ``space`` with a stand-in objective (no training): (study, specs in trial order)."""
-    sampler = make_sampler(config, space, count=constraint_costs, seed=seed, input=INPUT, scorer=scorer)
+    sampler = make_sampler(config, space, count=nas.evaluate.costs.constraint_costs, seed=seed, input=INPUT,
+                           scorer=scorer)
     study = optuna.create_study(directions=config.directions, sampler=sampler)
     specs = []
     for _ in range(trials):
@@ -120,7 +122,7 @@ def test_startup_is_the_population_size_when_given():
 
     for extra, startup in (({"population_size": 12}, 12), ({"trials": 40}, 10), ({"trials": 8}, 4)):
         prepared = prepare({**TINY, "sampler": "predictor", **extra})
-        sampler = make_sampler(prepared.config, prepared.space, input=INPUT, count=constraint_costs)
+        sampler = make_sampler(prepared.config, prepared.space, input=INPUT, count=nas.evaluate.costs.constraint_costs)
         assert isinstance(sampler, PredictorSampler) and sampler.startup == startup, extra
         assert sampler.n_candidates == 16
 
@@ -147,17 +149,17 @@ def test_a_breaker_of_the_runs_limits_is_dropped_before_its_reference_count(visi
     at the space's reference input (the features' input, the larger one here)."""
     config, space = vision
     at_run, at_ref = {}, set()
-    original = type(space).constraint_costs
+    original = nas.evaluate.costs.constraint_costs
 
-    def counting(self, spec, input_shape=None, num_classes=None, **kwargs):
-        costs = original(self, spec, input_shape, num_classes, **kwargs)
+    def counting(space, spec, input_shape=None, num_classes=None, **kwargs):
+        costs = original(space, spec, input_shape, num_classes, **kwargs)
         if input_shape is None:
             at_ref.add(spec.hash())
         else:
             at_run[spec.hash()] = costs
         return costs
 
-    monkeypatch.setattr(type(space), "constraint_costs", counting)
+    monkeypatch.setattr(nas.evaluate.costs, "constraint_costs", counting)
     _drive(config, space, _stand_in, 6)
     breakers = {h for h, costs in at_run.items() if costs["params"] > 150_000}
     assert breakers  # the limit binds
