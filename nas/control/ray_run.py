@@ -14,7 +14,8 @@
 * **Trainable**: runs on a Ray worker for every spec not evaluated before (see *No repeats*); it rebuilds the spec
   from the config (``Space.replay``), checks the constraints before training, and calls the same
   :func:`nas.evaluate.evaluate.evaluate`. Each validation is reported (``tune.report``: ``epoch``,
-  ``rung_accuracy``); the final report carries the objectives, the state and the attrs (as JSON).
+  ``rung_accuracy``, with every objective as NaN: :func:`tune_metrics`, as Tune's strict metric check wants); the
+  final report carries the objectives, the state and the attrs (as JSON).
 * **Multi-fidelity**: with ``rungs`` in the config, an ``ASHAScheduler`` on ``rung_accuracy`` (time attr
   ``epoch``, ``grace_period = rungs[0] * budget.epochs``, ``reduction_factor = 1 / rung_keep``, ``max_t =
   budget.epochs``): ASHA's rungs are geometric from the first configured rung. A trial it stops is told PRUNED
@@ -557,12 +558,26 @@ def _trainable(params: dict, payload: dict) -> None:
     engine = _worker_engine(payload)
     if engine.config.train_threads:
         torch.set_num_threads(engine.config.train_threads)
-    state, values, attrs, constraints = run_trial(engine, dict(params), report=tune.report)
+    objectives = engine.config.objectives
+    state, values, attrs, constraints = run_trial(
+        engine, dict(params), report=lambda result: tune.report({**tune_metrics(objectives), **result}))
     final = {"nas_final": True, "nas_state": state, "nas_attrs": json.dumps(attrs),
              "nas_constraints": json.dumps(constraints), "epoch": float(engine.config.budget.epochs)}
+    curve = attrs.get("curve") or []
+    accuracy = curve[-1].get("val_accuracy") if curve else None
+    tune.report({**tune_metrics(objectives, values, accuracy), **final})
+
+
+def tune_metrics(objectives: list[str], values: list[float] | None = None, accuracy: float | None = None) -> dict:
+    """The metrics Ray Tune checks on every report (strict metric checking): the searcher's objectives and the
+    scheduler's ``rung_accuracy``, with the values known at that report and NaN for those not known yet (an
+    objective is only known when the trial completes; the searcher reads the final report only)."""
+    nan = float("nan")
+    metrics = {o: nan for o in objectives}
     if values is not None:
-        final.update(zip(engine.config.objectives, values))
-    tune.report(final)
+        metrics.update(zip(objectives, (float(v) for v in values)))
+    metrics["rung_accuracy"] = float(accuracy) if isinstance(accuracy, (int, float)) and accuracy is not None else nan
+    return metrics
 
 
 def run_trial(engine, params: dict, *, report=None) -> tuple[str, list[float] | None, dict, dict]:

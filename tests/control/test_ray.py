@@ -67,6 +67,31 @@ def test_ray_search_restore_and_report(tmp_path, ray_session):
     assert "ray experiment tune-1 (restored)" in (run_dir / "search.log").read_text()
 
 
+def test_ray_search_with_several_validations_and_rungs(tmp_path, ray_session):
+    """A budget of 2 epochs validates twice and rungs stop trials in the middle: every report carries the metrics
+    Ray Tune checks (the objectives and rung_accuracy), so the search finishes with the exact count."""
+    from nas.control.search import search
+
+    cfg = write_config(tmp_path, trials=6, budget={"epochs": 2, "batch_size": 32}, rungs=[0.5], rung_keep=0.5)
+    search(cfg, name="rungs", runs_dir=tmp_path / "runs", backend="ray", quiet=True)
+    trials = journal_study(tmp_path / "runs" / "rungs").trials
+    assert counted(trials) == 6 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert complete and all([p["epoch"] for p in t.user_attrs["curve"]] == [1.0, 2.0] for t in complete)
+    for t in trials:
+        if t.state.name == "PRUNED":  # stopped by ASHA at the first validation, with its curve so far
+            assert t.user_attrs["status"] == "pruned" and [p["epoch"] for p in t.user_attrs["curve"]] == [1.0]
+
+
+def test_tune_metrics_name_every_checked_metric():
+    from nas.control.ray_run import tune_metrics
+
+    early = tune_metrics(["accuracy", "latency_ms"])
+    assert set(early) == {"accuracy", "latency_ms", "rung_accuracy"} and all(v != v for v in early.values())
+    final = tune_metrics(["accuracy", "latency_ms"], [0.9, 2.5], 0.9)
+    assert final == {"accuracy": 0.9, "latency_ms": 2.5, "rung_accuracy": 0.9}
+
+
 def test_ray_backend_drives_the_predictor_sampler(tmp_path, ray_session):
     """The predictor decides a whole spec in before_trial and replays it: that works through OptunaSearch too."""
     from nas.control.search import search
