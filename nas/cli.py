@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.archjson import ARCH_FILE, read_spec
+from nas.control.samplers import SAMPLERS
 from nas.errors import NasError
 from nas.grammar import load_space, shipped_spaces_dir
 from nas.io import load_yaml, read_text
+from nas.objectives import OBJECTIVES
 
 EXIT_USAGE = 2
 MAX_SEED = 2**31 - 2  # as a run config's seed: numpy / Optuna take seeds below 2**32, with room to derive others
@@ -285,7 +287,9 @@ def _eval(args) -> int:
 
 
 def _add_search_commands(commands) -> None:
-    p = commands.add_parser("search", help="run an architecture search from a run config (experiments/*.yaml)")
+    objectives = "; ".join(f"{o.name} ({o.direction}, {o.label})" for _, o in OBJECTIVES.items())
+    p = commands.add_parser("search", help="run an architecture search from a run config (experiments/*.yaml)",
+                            epilog=f"objectives: {objectives}. Samplers: {', '.join(SAMPLERS.names())}.")
     p.add_argument("config", help="a run config YAML (space, dataset, objectives, budget, sampler, trials)")
     p.add_argument("--name", default=None, help="run name: the folder under --runs-dir (default: the config's "
                                                 "name, else its file name)")
@@ -296,7 +300,7 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--trials", type=int, default=None, help="number of trials (COMPLETE + PRUNED + FAIL)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
-    p.add_argument("--sampler", default=None, help="tpe, nsga2, random, gp, evolution or predictor")
+    p.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS.names())}")
     p.add_argument("--seed", type=_seed, default=None)
     p.add_argument("--dataset", default=None)
     p.add_argument("--epochs", type=float, default=None, help="budget.epochs")

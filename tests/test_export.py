@@ -13,6 +13,7 @@ from nas.builder import build
 from nas.errors import ExportError, SpecError
 from nas.export import (
     CARD_FILE,
+    EXPORT_FORMATS,
     METRICS_FILE,
     ONNX_FILE,
     TORCHSCRIPT_FILE,
@@ -536,3 +537,26 @@ def test_two_bounds_that_no_trial_meets_together_say_so():
         select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.95, where="run")
     chosen, _ = select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.4, where="run")
     assert chosen.number == 2
+
+
+# -- the export formats registry ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", list(EXPORT_FORMATS))
+def test_every_registered_format_writes_a_checked_file_alone(tmp_path, fmt):
+    """Each format asked alone writes its file, checked against PyTorch, and no other format's file."""
+    spec = make(spec_data("conv"))
+    paths = quick_export(spec, tmp_path, IMAGE, model_of(spec, IMAGE), formats=(fmt,), latency_repeats=0)
+    entry = EXPORT_FORMATS.get(fmt)
+    assert paths[fmt] == str(tmp_path / entry.file) and (tmp_path / entry.file).is_file()
+    assert paths[f"{fmt}_max_abs_diff"] is not None and paths[f"{fmt}_max_abs_diff"] < 1e-3
+    others = [e.file for name, e in EXPORT_FORMATS.items() if name != fmt]
+    assert not any((tmp_path / f).exists() for f in others)
+    assert read_metrics(tmp_path)["files"][fmt]["max_abs_diff"] == paths[f"{fmt}_max_abs_diff"]
+
+
+def test_an_unknown_format_is_one_line_listing_the_registered_ones(tmp_path):
+    spec = make(spec_data("conv"))
+    with pytest.raises(ExportError, match=r"unknown export format 'tflite' \(known: torchscript, onnx\)"):
+        quick_export(spec, tmp_path, IMAGE, formats=("onnx", "tflite"))
+    assert not (tmp_path / "arch.json").exists()  # refused before anything is written

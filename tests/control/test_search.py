@@ -9,11 +9,11 @@ import pytest
 from conftest import REPO, TINY, counted, journal_study, write_config
 
 import nas
-from nas.control.config import SAMPLERS
 from nas.control.engine import Engine, prepare
+from nas.control.samplers import SAMPLERS
 from nas.errors import RunError
-from nas.spec import ArchSpec
 from nas.evaluate.costs import constraint_costs
+from nas.spec import ArchSpec
 
 USER_ATTRS = ("spec", "spec_hash", "summary", "budget_key", "status", "objectives", "cost", "curve", "zero_cost")
 

@@ -8,8 +8,8 @@ from conftest import TINY, TINY_SPACE, journal_study, write_config
 from conftest import nas as nas_cli
 
 import nas
-from nas.control.config import SAMPLERS
 from nas.control.engine import prepare
+from nas.control.samplers import SAMPLERS
 from nas.control.warmstart import ATTR, resolve
 from nas.errors import ConfigError
 from nas.export import export_from
