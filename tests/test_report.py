@@ -358,3 +358,28 @@ def test_the_scatter_draws_each_front_members_accuracy_interval(finished_run):
     old = data.__class__(**{**data.__dict__, "val_size": None})  # a run stored before the size was recorded
     members = next(t for t in scatter_figure(s, old).data if t.name.startswith("Pareto members"))
     assert members.error_y.array is None and members.error_x.array is None
+
+
+def test_the_report_trains_nothing_and_says_which_baselines_wait_for_nas_measure(finished_run, tmp_path, monkeypatch):
+    """A baseline the run's cache does not hold is listed as not evaluated, with the command that evaluates it; the
+    report writes no cache and, in a fresh process, never imports torch, the evaluator or the builder."""
+    import subprocess
+    import sys
+
+    from nas.report import NOT_EVALUATED
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    (copy / "baselines.json").unlink(missing_ok=True)
+    baseline = Space.load(TINY_SPACE, with_baselines=False).sample(5)
+    monkeypatch.setattr(Space, "load_baselines", lambda self, folder: setattr(self, "baselines", {"b": baseline}))
+    data = report_data(copy, baselines=True)
+    assert list(data.baselines["status"]) == [NOT_EVALUATED]
+    assert any(f"nas measure {copy}" in note for note in data.notes)
+    assert not (copy / "baselines.json").exists()
+    code = (f"import sys; from nas.report import write_report; write_report({str(copy)!r}, {str(tmp_path / 'r')!r}); "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('nas.evaluate', 'nas.builder'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert not (copy / "baselines.json").exists()
