@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from nas.errors import ConfigError, NasError
 
 T = TypeVar("T")
+_REQUIRED = object()  # no default given to Registry.get
 
 
 class Registry(Generic[T]):
@@ -46,10 +47,13 @@ class Registry(Generic[T]):
 
         return add if entry is None else add(entry)
 
-    def get(self, name: str) -> T:
+    def get(self, name: str, default: T | object = _REQUIRED) -> T:
+        """The entry of ``name``; an unknown name is the one-line error, unless a ``default`` is given (as dict.get)."""
         try:
             return self._entries[name]
         except (KeyError, TypeError):
+            if default is not _REQUIRED:
+                return default
             raise self.error(self.unknown(name), key=self.key) from None
 
     def unknown(self, name: object) -> str:
@@ -77,6 +81,15 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return list(self._entries.items())
+
+    def __getitem__(self, name: str) -> T:  # mapping access (KeyError), for code that reads a registry as a dict
+        return self._entries[name]
+
+    def __setitem__(self, name: str, entry: T) -> None:  # replaces on purpose (a test's stand-in)
+        self.register(name, entry, replace=True)
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -53,3 +53,15 @@ def test_unregister_and_snapshot_restore():
     reg.register("coreml", 3)
     reg.restore(saved)
     assert reg.names() == ["onnx"]
+
+
+def test_mapping_access_for_code_that_reads_a_registry_as_a_dict():
+    reg: Registry = Registry("proxy")
+    reg.register("naswot", min)
+    assert reg["naswot"] is min
+    reg["naswot"] = max  # a stand-in replaces on purpose
+    assert reg.get("naswot") is max
+    del reg["naswot"]
+    assert "naswot" not in reg
+    with pytest.raises(KeyError):
+        reg["naswot"]

@@ -78,6 +78,7 @@ from torch import nn
 
 from nas.errors import ConfigError
 from nas.evaluate.measure import count_flops, count_params
+from nas.registry import Registry
 
 __all__ = ["PROXIES", "flops", "grad_norm", "naswot", "params", "score_all", "snip", "synflow"]
 
@@ -255,14 +256,12 @@ def flops(model: nn.Module, batch: tuple, *, seed: int = 0) -> float:
         return float(count_flops(_copy(model), x))
 
 
-PROXIES: dict[str, Callable[..., float]] = {
-    "synflow": synflow,
-    "naswot": naswot,
-    "grad_norm": grad_norm,
-    "snip": snip,
-    "params": params,
-    "flops": flops,
-}
+# The zero-cost proxies registry: ``(model, batch, *, seed) -> float`` (higher = predicted better); a plugin adds one
+# with ``PROXIES.register("name", fn)``. score_all runs all of them by default, in this order.
+PROXIES: Registry[Callable[..., float]] = Registry("zero-cost proxy", error=ConfigError, key="zero_cost")
+for _name, _proxy in (("synflow", synflow), ("naswot", naswot), ("grad_norm", grad_norm), ("snip", snip),
+                      ("params", params), ("flops", flops)):
+    PROXIES.register(_name, _proxy)
 
 
 def score_all(model: nn.Module, batch: tuple, *, seed: int = 0,
