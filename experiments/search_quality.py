@@ -404,7 +404,7 @@ def step_retime(study: str, args) -> None:
     import numpy as np
 
     from nas import pareto
-    from nas.measure.timing import remeasure
+    from nas.remeasure.timing import remeasure
     from nas.report import report_data
 
     run_dir = WORK / "runs" / study
@@ -446,7 +446,7 @@ def _paired_accuracy(done, baseline: dict) -> str:
 def _retimed(record: dict, name: str, objectives: dict) -> str:
     """A baseline's verdict on the latencies of ``nas measure`` (step ``retime``): its dominators with the paired
     rounds each was faster in, or the nearest miss (the fastest found front member at least as accurate)."""
-    from nas.measure.record import paired, remeasured_frame
+    from nas.remeasure.record import paired, remeasured_frame
 
     values = {name: {"accuracy": objectives.get("accuracy"), "latency_ms": objectives.get("latency_ms")}}
     frame = remeasured_frame(record, ["accuracy", "latency_ms"], ["maximize", "minimize"], values)
@@ -478,7 +478,7 @@ def step_measure(study: str, args) -> None:
     from nas.evaluate.measure import count_flops, count_params, measure_latency
     from nas.evaluate.zero_cost import score_all
     from nas.export import load
-    from nas.measure.timing import time_in_rounds
+    from nas.remeasure.timing import time_in_rounds
 
     record_path = study_out(study) / "full.json"
     record = read_json(record_path, {}) or {}

@@ -68,7 +68,7 @@ def report(run_dir: Any, out_dir: Any = None, *, baselines: bool = True):
 def measure(run_dir: Any, trials: Any = "front", **options: Any) -> dict:
     """Time the run's Pareto front (``trials``: "front", "all" or trial numbers) and the space's baselines again,
     together in one process, round by round; write and return ``latency.json`` (see :mod:`nas.remeasure`)."""
-    from nas.measure.timing import remeasure  # heavy: torch
+    from nas.remeasure.timing import remeasure  # heavy: torch
 
     return remeasure(run_dir, trials=trials, **options)
 

@@ -438,8 +438,8 @@ def _add_ship_commands(commands) -> None:
 
 
 def _measure(args) -> int:
-    from nas.measure.record import LATENCY_FILE  # heavy: pandas
-    from nas.measure.timing import remeasure  # heavy: torch
+    from nas.remeasure.record import LATENCY_FILE  # heavy: pandas
+    from nas.remeasure.timing import remeasure  # heavy: torch
 
     record = remeasure(args.run_dir, trials=args.trials, baselines=not args.no_baselines, rounds=args.rounds,
                        device=args.device, threads=args.threads, batch_size=args.batch_size,

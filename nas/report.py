@@ -21,7 +21,7 @@ from nas import pareto
 from nas.control.rundir import open_run, read_baselines_cache
 from nas.grammar import shipped_spaces_dir
 from nas.io import make_dir
-from nas.measure.record import dominating_found, read_remeasured, remeasured_frame
+from nas.remeasure.record import dominating_found, read_remeasured, remeasured_frame
 from nas.objectives import label
 from nas.significance import compare, wilson_interval
 

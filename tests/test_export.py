@@ -326,7 +326,7 @@ def test_onnx_failure_keeps_the_other_files(tmp_path, monkeypatch):
 
 
 def test_onnx_mismatch_is_an_export_error(tmp_path, monkeypatch):
-    import nas.export as export
+    import nas.export.graph as export
 
     monkeypatch.setattr(export, "_onnx_diff", lambda *a: (0.5, 1.0))
     spec = make(spec_data("conv"))
@@ -342,7 +342,7 @@ def test_the_onnx_tolerance_grows_with_the_logits(tmp_path, monkeypatch, diff, s
     """A trained net's logits reach tens, and float32 kernels summing in another order differ in proportion: a fixed
     1e-4 dropped the ONNX file of a sound export (1.34e-4 off). The tolerance is 1e-4 + 1e-3 x the largest |logit|;
     a real mismatch (or a non-finite output) is still refused."""
-    import nas.export as export
+    import nas.export.graph as export
 
     monkeypatch.setattr(export, "_onnx_diff", lambda *a: (diff, scale))
     spec = make(spec_data("conv"))
@@ -357,7 +357,7 @@ def test_the_onnx_tolerance_grows_with_the_logits(tmp_path, monkeypatch, diff, s
 
 def test_the_onnx_check_reports_the_logits_scale(tmp_path):
     """On a real export: the check's scale is the largest |logit| PyTorch gave, and the card states the rule."""
-    import nas.export as export
+    import nas.export.graph as export
 
     spec = make(spec_data("conv"))
     model = model_of(spec, IMAGE)

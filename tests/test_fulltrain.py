@@ -144,7 +144,7 @@ def test_the_cli_names_the_folder_and_the_files_it_wrote(reexport, tmp_path, cap
 
 def test_when_the_onnx_re_export_fails_the_cli_still_names_the_torchscript_file(tmp_path, capsys, monkeypatch):
     from nas import cli
-    from nas import export as export_module
+    from nas.export import graph as export_module
 
     folder = export(tmp_path / "a")
     monkeypatch.setattr(export_module, "_onnx_diff", lambda *a: (0.5, 1.0))  # the ONNX check fails; TorchScript is kept

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nas.errors import RunError
-from nas.measure.record import LATENCY_FILE, read_remeasured, remeasured_frame
-from nas.measure.timing import remeasure, time_in_rounds
+from nas.remeasure.record import LATENCY_FILE, read_remeasured, remeasured_frame
+from nas.remeasure.timing import remeasure, time_in_rounds
 from nas.report import report_data, write_report
 from tests.control.conftest import nas, read_trials, write_config
 

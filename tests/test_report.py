@@ -182,6 +182,7 @@ def test_baselines_are_cached_one_by_one_and_a_deadline_stops_new_ones(tmp_path,
     import nas.evaluate.evaluate as ev
     from nas.control.baselines import evaluate_baselines
     from nas.control.engine import prepare
+    from nas.evaluate.evaluators import EVALUATORS
 
     prepared = prepare({"space": "vision", "dataset": "digits", "trials": 1, "device": "cpu"})
     config, space = prepared.config, prepared.space
@@ -196,7 +197,7 @@ def test_baselines_are_cached_one_by_one_and_a_deadline_stops_new_ones(tmp_path,
             raise Crash  # a crash in the middle of the second baseline
         return ev.TrialResult(spec.hash(), spec.summary(), "ok", objectives={"accuracy": 0.5, "latency_ms": 1.0})
 
-    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    monkeypatch.setitem(EVALUATORS, "proxy", fake_evaluate)
     run = SimpleNamespace(path=tmp_path)
     with pytest.raises(Crash):
         evaluate_baselines(run, config, space)
@@ -280,7 +281,7 @@ def test_versus_found_names_dominators_with_margins_and_near_misses_with_their_t
 
 
 def test_the_remeasured_dominators_get_their_accuracy_margin():
-    from nas.measure.record import remeasured_frame
+    from nas.remeasure.record import remeasured_frame
     from nas.report import _with_margins
 
     n = 300

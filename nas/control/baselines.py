@@ -1,6 +1,7 @@
 """The space's hand-designed baselines, evaluated under a run's proxy budget and cached in the run folder
 (``baselines.json``, keyed by spec hash and budget), so that the report and ``nas measure`` compare the search's
-finds with them. ``nas measure`` evaluates the ones missing; the report only reads the cache."""
+finds with them, by the run's own evaluator. ``nas measure`` evaluates the ones missing; the report only reads the
+cache."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ import time
 from collections.abc import Callable
 
 from nas.control.rundir import BASELINES_FILE, read_baselines_cache
-from nas.evaluate.evaluate import EvalConfig, evaluate
+from nas.evaluate.evaluate import EvalConfig
+from nas.evaluate.evaluators import EVALUATORS
 from nas.grammar import shipped_spaces_dir
 from nas.io import write_atomic
 
@@ -29,7 +31,7 @@ def evaluate_baselines(run, config, space, *, deadline: float | None = None,
         if progress:
             progress(f"baseline {done + 1}/{len(missing)}: {name} (training under the run's budget)")
         started = time.time()
-        result = evaluate(spec, EvalConfig.from_options(**config.eval_options()))
+        result = EVALUATORS.get(config.evaluator)(spec, EvalConfig.from_options(**config.eval_options()))
         cache[f"{spec.hash()}:{key_of}"] = {"status": result.status, "reason": result.reason,
                                             "objectives": result.objectives,
                                             "val_size": result.training.get("val_size"),

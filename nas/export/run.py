@@ -15,7 +15,7 @@ from nas.export.card import dataset_preprocessing, preprocessing_of
 from nas.export.choose import select_trial
 from nas.export.folder import check_target_dir, export_model
 from nas.export.graph import check_opset
-from nas.measure.record import read_remeasured
+from nas.remeasure.record import read_remeasured
 from nas.spec import ArchSpec
 
 

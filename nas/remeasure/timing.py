@@ -27,14 +27,14 @@ import torch
 
 from nas import pareto
 from nas.budget import Budget
-from nas.builder import build
+from nas import builder
 from nas.control.baselines import evaluate_baselines
 from nas.control.rundir import open_run
 from nas.data import load_dataset
 from nas.errors import ConfigError, NasError, RunError, one_line
 from nas.evaluate.evaluate import EvalConfig, measure_latency_for
 from nas.io import write_atomic
-from nas.measure.record import LATENCY_FILE, read_remeasured
+from nas.remeasure.record import LATENCY_FILE, read_remeasured
 from nas.spec import ArchSpec
 
 SELECT = ("front", "all")
@@ -110,7 +110,7 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
 
     def add(label: str, spec: ArchSpec, shape: Sequence[int], entry: dict[str, Any]) -> None:
         torch.manual_seed(config.seed)
-        model = build(spec, shape, data.num_classes).eval()
+        model = builder.build(spec, shape, data.num_classes).eval()
         built[label] = (model, tuple(int(s) for s in shape))
         models[label] = {**entry, "spec_hash": spec.hash(), "summary": spec.summary()}
 
