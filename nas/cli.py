@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.archjson import ARCH_FILE, read_spec
+from nas.control.config import parse_set
+from nas.control.rundir import RunDir
 from nas.control.samplers import SAMPLERS
 from nas.errors import NasError
 from nas.grammar import load_space, shipped_spaces_dir
@@ -133,8 +135,6 @@ def _load_space(file: str):
         raise NasError("empty space name; give a shipped space (vision, mobile, sequence) or a space file")
     path = Path(file)
     if path.is_dir():
-        from nas.control.rundir import RunDir  # heavy: optuna
-
         if RunDir.is_run(path):
             raise NasError(f"is a search run folder, not a space (the run's space is {path / 'space.yaml'})",
                            file=file)
@@ -344,7 +344,6 @@ def _parallel(args):
 
 
 def _search(args) -> int:
-    from nas.control.config import parse_set  # heavy: optuna
     from nas.control.search import search  # heavy: optuna
 
     overrides = parse_set(args.set)
