@@ -5,13 +5,12 @@
 (the curve in the result and the card) and never used to pick weights (the last epoch's weights are the result).
 The **test** split is evaluated exactly once, after the last epoch: it is the only place it is used.
 
-Optimisation is the proxy trainer's (:mod:`nas.evaluate.train`): AdamW with decoupled weight decay on weights of
-dim >= 2, linear warm-up then cosine decay per step (``lr_factor``), label smoothing, gradient clipping, the same
-augmentation and batching (``Dataset.batches``), bf16 autocast / channels-last on CUDA (``Runner``), the same
-evaluation (``evaluate_split``). Defaults come from :class:`~nas.evaluate.train.Budget` (lr 2e-3, weight decay 0.05,
-label smoothing 0.1, warm-up 10% of the steps). :func:`nas.evaluate.train.train` itself is not called: it keeps its
-optimizer, step counter and RNG inside one call, so it can neither checkpoint between epochs nor resume; the loop
-here is the same loop with that state made explicit.
+Optimisation is the proxy trainer's: both step a :class:`nas.evaluate.train.Trainer` (AdamW with decoupled weight
+decay on weights of dim >= 2, linear warm-up then cosine decay per step, label smoothing, gradient clipping, the same
+augmentation and batching, bf16 autocast / channels-last on CUDA, the same evaluation). Defaults come from
+:class:`~nas.budget.Budget` (lr 2e-3, weight decay 0.05, label smoothing 0.1, warm-up 10% of the steps). The loop
+here runs whole epochs and checkpoints the trainer's state between them; the proxy budget's loop
+(:func:`nas.evaluate.train.train`) adds fractional epochs, a BatchNorm window and a status for every failure.
 
 Checkpoints (``DIR/checkpoint/``), written after every ``checkpoint_every`` epochs and whenever a call stops::
 
@@ -45,7 +44,7 @@ from nas.builder import build
 from nas.data import load_dataset
 from nas.errors import BudgetError, ConfigError, ExportError
 from nas.evaluate.evaluate import check_input_kind
-from nas.evaluate.train import EpochStats, Runner, evaluate_split, lr_factor, param_groups, train_step
+from nas.evaluate.train import EpochStats, Runner, Trainer
 from nas.export import (
     METRICS_FILE,
     ONNX_FILE,
@@ -281,11 +280,6 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                 "warmup_fraction": budget.warmup_fraction, "seed": int(seed), "train_subset": train_subset,
                 "val_fraction": VAL_FRACTION}
     n_train = data.size("train")
-    steps_per_epoch = max(1, n_train // batch_size)
-    total_steps = epochs * steps_per_epoch
-    warmup = int(round(budget.warmup_fraction * total_steps))
-    schedule = {"kind": "linear warm-up + cosine (nas.evaluate.train.lr_factor)", "total_steps": total_steps,
-                "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
     folder = out / CHECKPOINT_DIR
 
     prev_threads = torch.get_num_threads()
@@ -303,19 +297,17 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                     with contextlib.suppress(FileNotFoundError):
                         old.unlink()
             torch.manual_seed(seed)
-            model = build(spec, input_shape, num_classes).to(dev)
-            if runner.channels_last:
-                model.to(memory_format=torch.channels_last)
-            opt_kwargs = {"fused": True} if dev.type == "cuda" else {}
-            opt = torch.optim.AdamW(param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
-            params = [p for g in opt.param_groups for p in g["params"]]
-            gen = torch.Generator().manual_seed(seed)
+            model = build(spec, input_shape, num_classes)
+            trainer = Trainer(model, data, budget, device=dev, seed=seed, runner=runner)
+            schedule = {"kind": "linear warm-up + cosine (nas.evaluate.train.lr_factor)",
+                        "total_steps": trainer.total_steps, "warmup_steps": trainer.warmup_steps,
+                        "steps_per_epoch": trainer.steps_per_epoch}
 
-            state = _load_checkpoint(folder, spec_hash=spec_hash, settings=settings, model=model, opt=opt, gen=gen,
-                                     device=dev)
-            start, steps, curve, wall_before = 0, 0, [], 0.0
+            state = _load_checkpoint(folder, spec_hash=spec_hash, settings=settings, model=model, opt=trainer.opt,
+                                     gen=trainer.generator, device=dev)
+            start, curve, wall_before = 0, [], 0.0
             if state is not None:
-                start, steps = int(state["epoch"]), int(state["steps"])
+                start, trainer.steps = int(state["epoch"]), int(state["steps"])
                 curve, wall_before = list(state.get("curve") or []), float(state.get("wall_s") or 0.0)
                 result["resumed_from"] = start
                 say(f"resumed from the checkpoint of epoch {start}/{epochs}")
@@ -324,14 +316,11 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
             model.train()
             for epoch in range(start, stop):
                 k, loss_sum = 0, torch.zeros((), device=dev)
-                for xb, yb in data.batches("train", batch_size, shuffle=True, generator=gen, augment=True,
-                                           drop_last=True):
-                    lr_now = budget.lr * lr_factor(steps, total_steps, warmup)
-                    loss_sum += train_step(model, opt, params, runner, xb, yb, lr_now, budget.label_smoothing)
+                for xb, yb in trainer.batches():
+                    loss_sum += trainer.step(xb, yb)
                     k += 1
-                    steps += 1
                 train_loss = loss_sum.item() / max(k, 1)
-                val_loss, val_acc = evaluate_split(model, runner, "val", EVAL_BATCH)
+                val_loss, val_acc = trainer.evaluate("val", EVAL_BATCH)
                 wall = wall_before + time.perf_counter() - t0
                 curve.append(asdict(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss,
                                                val_accuracy=val_acc, wall_s=wall)))
@@ -341,9 +330,9 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                     result.update(status="diverged", reason=f"non-finite loss in epoch {epoch + 1}")
                     break
                 if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == stop:
-                    _save_checkpoint(folder, spec_hash=spec_hash, settings=settings, epoch=epoch + 1, steps=steps,
-                                     schedule=schedule, model=model, opt=opt, gen=gen, curve=curve, wall_s=wall,
-                                     device=dev)
+                    _save_checkpoint(folder, spec_hash=spec_hash, settings=settings, epoch=epoch + 1,
+                                     steps=trainer.steps, schedule=schedule, model=model, opt=trainer.opt,
+                                     gen=trainer.generator, curve=curve, wall_s=wall, device=dev)
             result["curve"] = curve
             result["epochs_done"] = int(curve[-1]["epoch"]) if curve else start
             result["wall_s"] = wall_before + time.perf_counter() - t0
@@ -354,7 +343,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
 
             # -- the end: the test split, once ---------------------------------------------------------------------
             model.eval()
-            test_loss, test_acc = evaluate_split(model, runner, "test", EVAL_BATCH)
+            test_loss, test_acc = trainer.evaluate("test", EVAL_BATCH)
             test_ci = [round(v, 4) for v in wilson_interval(test_acc, data.size("test"))]
             say(f"test accuracy {test_acc:.4f} (95% interval {test_ci[0]:.4f}-{test_ci[1]:.4f}; test loss "
                 f"{test_loss:.4f}, {data.size('test')} examples)")

@@ -210,6 +210,21 @@ def check_address(address: str | None) -> None:
         raise RunError(f"cannot reach a Ray cluster at {address}: {e.strerror or e}", key="--ray-address") from None
 
 
+AUTH_TOKEN_FILE = Path("~/.ray/auth_token")
+
+
+def auth_hint(message: str, token_file: Path = AUTH_TOKEN_FILE) -> str:
+    """What to say about Ray's token authentication when joining failed: a cluster started with token authentication
+    refuses a client that does not send the token, and Ray's own error says only that it failed to connect."""
+    mode = os.environ.get("RAY_AUTH_MODE", "")
+    token = Path(token_file).expanduser().is_file() or bool(os.environ.get("RAY_AUTH_TOKEN"))
+    if "auth" in message.lower() or (token and mode != "token"):
+        found = f"; a token is in {token_file}" if Path(token_file).expanduser().is_file() else ""
+        return (f" (if the cluster uses token authentication, set RAY_AUTH_MODE=token in this shell{found}; the "
+                "token comes from ~/.ray/auth_token or RAY_AUTH_TOKEN)")
+    return ""
+
+
 def start_ray(address: str | None) -> bool:
     """Join ``address`` or start a local runtime; True when this call started (and must stop) the session."""
     import logging
@@ -234,7 +249,8 @@ def start_ray(address: str | None) -> bool:
             pass
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = f"join the Ray cluster at {address}" if kwargs.get("address") else "start a local Ray runtime"
-        raise RunError(f"cannot {where}: {first}", key="--ray-address" if kwargs.get("address") else None) from None
+        raise RunError(f"cannot {where}: {first}{auth_hint(str(e))}",
+                       key="--ray-address" if kwargs.get("address") else None) from None
     return True
 
 

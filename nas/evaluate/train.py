@@ -24,8 +24,8 @@ from nas.budget import Budget, scaled_size
 from nas.errors import BudgetError
 from nas.significance import pack_correct
 
-__all__ = ["EpochStats", "TrainResult", "train", "evaluate_accuracy", "Runner", "train_step", "lr_factor",
-           "param_groups", "evaluate_split"]
+__all__ = ["EpochStats", "TrainResult", "Trainer", "train", "evaluate_accuracy", "Runner", "train_step",
+           "lr_factor", "param_groups", "evaluate_split"]
 
 CLIP_NORM = 5.0
 CHECK_EVERY = 25  # steps between the (syncing) finite-loss checks inside an epoch
@@ -261,6 +261,65 @@ def param_groups(model, weight_decay: float):
     return groups
 
 
+class Trainer:
+    """One training run, a step at a time: the model on its device, AdamW over :func:`param_groups`, the step count on
+    the warm-up + cosine schedule (:func:`lr_factor`) and the CPU generator that shuffles and augments the batches.
+
+    :func:`train` (the proxy budget: fractional epochs, a BatchNorm window, divergence checks, a status for every
+    failure) and ``nas train`` (:mod:`nas.fulltrain`: whole epochs, checkpointed) drive it with their own loops; both
+    step through :meth:`batches` and :meth:`step`, so they train alike. :meth:`state_dict` /
+    :meth:`load_state_dict` hold what a checkpoint needs to continue bit-identically on the CPU (with the weights).
+    """
+
+    def __init__(self, model, data, budget: Budget, *, device, seed: int = 0, runner: Runner | None = None,
+                 channels_last: bool | None = None, compile: bool = False):
+        device = torch.device(device)
+        self.data, self.budget, self.device = data, budget, device
+        self.runner = runner or Runner(data, device, _image_size(data, budget.resolution), channels_last)
+        model.to(device)
+        if self.runner.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.net = torch.compile(model) if compile else model  # what steps and evaluations call
+        opt_kwargs = {"fused": True} if device.type == "cuda" else {}
+        self.opt = torch.optim.AdamW(param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
+        self.params = [p for g in self.opt.param_groups for p in g["params"]]
+        self.generator = torch.Generator().manual_seed(seed)
+        self.batch_size = int(budget.batch_size)
+        self.steps_per_epoch = max(1, budget.examples_per_epoch(data.size("train")) // self.batch_size)
+        self.total_steps = max(1, math.ceil(budget.epochs * self.steps_per_epoch))
+        self.warmup_steps = int(round(budget.warmup_fraction * self.total_steps))
+        self.steps = 0  # optimizer steps taken: the position on the LR schedule
+        self.samples = 0  # training examples seen by this object (not restored from a checkpoint)
+
+    def batches(self):
+        """One epoch's training batches: shuffled with the trainer's generator, augmented, the budget's data
+        fraction, the last short batch dropped."""
+        return self.data.batches("train", self.batch_size, shuffle=True, generator=self.generator, augment=True,
+                                 fraction=self.budget.data_fraction, drop_last=True)
+
+    def step(self, xb, yb) -> torch.Tensor:
+        """One optimizer step at the schedule's learning rate; the detached loss, without synchronising."""
+        lr = self.budget.lr * lr_factor(self.steps, self.total_steps, self.warmup_steps)
+        loss = train_step(self.net, self.opt, self.params, self.runner, xb, yb, lr, self.budget.label_smoothing)
+        self.steps += 1
+        self.samples += len(yb)
+        return loss
+
+    def evaluate(self, split: str = "val", batch_size: int = 512, **options) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) on ``split`` (see :func:`evaluate_split` for the options)."""
+        return evaluate_split(self.net, self.runner, split, batch_size, **options)
+
+    def state_dict(self) -> dict:
+        """The optimizer's state, the schedule position and the generator's state (tensors, numbers, dicts)."""
+        return {"optimizer": self.opt.state_dict(), "steps": self.steps, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        self.steps = int(state["steps"])
+        self.generator.set_state(state["generator"])
+
+
 def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=None, compile: bool = False,
           threads: int | None = None, channels_last: bool | None = None) -> TrainResult:
     """Train ``model`` (in place) on ``data`` for ``budget`` and return its validation curve and status.
@@ -296,45 +355,28 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
     try:
         with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            gen = torch.Generator().manual_seed(seed)
             try:
-                run_data = data.to(device)
-                runner = Runner(run_data, device, _image_size(run_data, budget.resolution), channels_last)
-                model.to(device)
-                if runner.channels_last:
-                    model.to(memory_format=torch.channels_last)
-                net = torch.compile(model) if compile else model
-                opt_kwargs = {"fused": True} if device.type == "cuda" else {}
-                opt = torch.optim.AdamW(param_groups(model, budget.weight_decay), lr=budget.lr, **opt_kwargs)
-                params = [p for g in opt.param_groups for p in g["params"]]
-
-                n_train = budget.examples_per_epoch(run_data.size("train"))
-                bs = int(budget.batch_size)
-                steps_per_epoch = max(1, n_train // bs)
-                total_steps = max(1, math.ceil(budget.epochs * steps_per_epoch))
-                warmup = int(round(budget.warmup_fraction * total_steps))
+                trainer = Trainer(model, data.to(device), budget, device=device, seed=seed,
+                                  channels_last=channels_last, compile=compile)
+                steps_per_epoch, total_steps = trainer.steps_per_epoch, trainer.total_steps
                 n_epochs = math.ceil(total_steps / steps_per_epoch)
 
-                bn_window = _BatchNormWindow(model, BN_RECALIBRATION_SAMPLES, bs)
+                bn_window = _BatchNormWindow(model, BN_RECALIBRATION_SAMPLES, trainer.batch_size)
                 model.train()
                 for epoch in range(n_epochs):
                     te = time.perf_counter()
-                    epoch_steps = min(steps_per_epoch, total_steps - steps_done)
+                    epoch_steps = min(steps_per_epoch, total_steps - trainer.steps)
                     window_from = max(0, epoch_steps - bn_window.steps)
                     loss_sum = torch.zeros((), device=device)
                     since_check = torch.zeros((), device=device)
                     k = 0
-                    batches = run_data.batches("train", bs, shuffle=True, generator=gen, augment=True,
-                                               fraction=budget.data_fraction, drop_last=True)
-                    for xb, yb in itertools.islice(batches, epoch_steps):
+                    for xb, yb in itertools.islice(trainer.batches(), epoch_steps):
                         if k == window_from:
                             bn_window.open()
-                        lr = budget.lr * lr_factor(steps_done, total_steps, warmup)
-                        loss = train_step(net, opt, params, runner, xb, yb, lr, budget.label_smoothing)
+                        loss = trainer.step(xb, yb)
                         since_check += loss
                         k += 1
-                        steps_done += 1
-                        samples += len(yb)
+                        steps_done, samples = trainer.steps, trainer.samples
                         if k % CHECK_EVERY == 0:
                             if not torch.isfinite(since_check).item():
                                 raise _Diverged(f"non-finite training loss by step {steps_done}")
@@ -348,7 +390,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                     recal = not bn_window.is_open  # (an epoch cut short before its window: re-estimate instead)
                     bn_window.close()
                     hits: list = []
-                    val_loss, val_acc = evaluate_split(net, runner, "val", 512, recalibrate=recal, correct_out=hits)
+                    val_loss, val_acc = trainer.evaluate("val", 512, recalibrate=recal, correct_out=hits)
                     if not math.isfinite(val_loss):
                         raise _Diverged(f"non-finite validation loss after step {steps_done}")
                     val_correct = pack_correct(torch.cat(hits).cpu().numpy()) if hits else ""
@@ -374,7 +416,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                     status, reason = "error", _one_line(e)
     finally:
         # Drop every reference to the optimizer / compiled wrapper before returning, so memory does not grow.
-        opt = params = net = loss = xb = yb = None  # noqa: F841
+        trainer = loss = xb = yb = None  # noqa: F841
         if bn_window is not None:
             bn_window.close()
         if compile:

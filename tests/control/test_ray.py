@@ -235,3 +235,18 @@ def test_join_existing_cluster(tmp_path):
             except ProcessLookupError:
                 pass
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_refused_join_names_ray_auth_mode_when_tokens_are_in_play(tmp_path, monkeypatch):
+    from nas.control.ray_run import auth_hint
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    none = tmp_path / "no_token"
+    token = tmp_path / "auth_token"
+    token.write_text("secret")
+    assert auth_hint("Failed to connect to GCS", none) == ""  # nothing points at authentication
+    assert "RAY_AUTH_MODE=token" in auth_hint("Failed to connect to GCS", token)  # a token file, mode not set
+    assert "RAY_AUTH_MODE=token" in auth_hint("Unauthenticated: invalid auth token", none)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert auth_hint("Failed to connect to GCS", token) == ""  # the mode is set: not the cause
