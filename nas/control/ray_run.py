@@ -38,7 +38,7 @@
   one-line error and nothing is written). A process that already has Ray initialised uses that session.
 * **No repeats**: when the searcher samples a spec that a COMPLETE trial of the study (not itself a reuse) already
   evaluated at the same budget (same ``spec_hash`` and ``budget_key``), it tells the new Optuna trial COMPLETE at
-  once with that trial's values, its result attrs and ``reused_from`` (as :meth:`nas.control.search.Engine._trial`
+  once with that trial's values, its result attrs and ``reused_from`` (as :meth:`nas.control.engine.Engine._trial`
   does), logs a ``reused`` line, and samples again for the same Ray trial. The repeat never becomes a Ray trial (no
   worker slot, no process start), and the lookup runs on the driver, which holds the storage, so it also works when
   the workers cannot reach it (a journal file on a cluster). A reused trial counts toward the target and has no
@@ -50,12 +50,11 @@ plain line per trial instead). Ray itself is imported only inside this module's 
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from nas.control.config import load_config
 from nas.control.engine import (
@@ -63,23 +62,12 @@ from nas.control.engine import (
     COUNTED,
     Engine,
     Prepared,
-    add_warm_starts,
     clean_attrs,
     counted,
     front_report,
     outcome,
-    prepare,
 )
-from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, normalize_storage
-from nas.control.runs import (
-    check_study_name_free,
-    keep_sampler,
-    locate_run,
-    new_run,
-    resume_header,
-    save_config,
-    search_header,
-)
+from nas.control.rundir import RunDir
 from nas.control.suggest import OptunaSuggest
 from nas.errors import BuildError, NasError, RunError, SpecError
 from nas.grammar import Space
@@ -89,106 +77,6 @@ RAY_DIR = "ray"
 CONTROL_FILE = "control.json"
 MAX_FAILURES = 2
 LOCAL_CPUS = 2
-GPU_KEYS = ("gpus_per_trial", "ray.gpus_per_trial")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Entry points (nas.control.search routes here for backend "ray")
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def ray_search(source, overrides: Mapping[str, Any] | None = None, *, name: str | None = None,
-               runs_dir: str | Path = "runs", resume: bool = False, storage: str | None = None,
-               quiet: bool = False, address: str | None = None):
-    """Start a run on Ray (or continue it with ``resume=True``); return the ``optuna.Study``."""
-    overrides = dict(overrides or {})
-    gpus = _pop_gpus(overrides)
-    prepared = prepare(source, overrides, warm=False)
-    name, path, fingerprint, existing = locate_run(prepared, name=name, runs_dir=runs_dir, resume=resume,
-                                                   storage=storage)
-    if existing is not None:
-        return _continue(existing, prepared, quiet=quiet, snapshot=True, address=address, gpus=gpus)
-    add_warm_starts(prepared)
-    storage_url = normalize_storage(storage) if storage else None
-    check_address(address)
-    engine = Engine(prepared, quiet=quiet)  # data, device, proxies: all checked before anything is written
-    if storage_url is not None:
-        check_study_name_free(storage_url, name)
-    started = start_ray(address)  # an unreachable cluster fails here, before the run folder exists
-    try:
-        run = new_run(prepared, name, path, fingerprint, storage_url, backend="ray",
-                      ray={"gpus_per_trial": gpus or 0.0, "experiments": []})
-        run.lock()
-        try:
-            engine.attach(run, create=True)
-            header = search_header(prepared, name, path, f" on Ray ({address or 'local'})") + engine.data_text()
-            _drive(run, engine, prepared, header=header, quiet=quiet)
-        finally:
-            run.unlock()
-    finally:
-        stop_ray(started)
-    return engine.study
-
-
-def ray_resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: float | None = None,
-               quiet: bool = False, address: str | None = None):
-    """Continue a Ray run to its target (``Tuner.restore`` of a cut-short experiment, then new ones)."""
-    run = RunDir.open(run_dir)
-    overrides: dict[str, Any] = {}
-    if trials is not None:
-        overrides["trials"] = trials
-    if time_budget_s is not None:
-        overrides["time_budget_s"] = time_budget_s
-    prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
-    return _continue(run, prepared, quiet=quiet, snapshot=trials is not None, address=address, gpus=None,
-                     call_time_budget_s=time_budget_s)
-
-
-def is_ray_run(run: RunDir) -> bool:
-    return run.meta.get("backend") == "ray"
-
-
-def _continue(run: RunDir, prepared, *, quiet: bool, snapshot: bool, address: str | None, gpus: float | None,
-              call_time_budget_s: float | None = None):
-    if not is_ray_run(run):
-        raise RunError("this run was made by the optuna backend; continue it without --backend ray",
-                       file=str(run.path))
-    check_address(address)
-    keep_sampler(run, prepared)
-    engine = Engine(prepared, quiet=quiet)
-    run.lock()
-    try:
-        started = start_ray(address)
-        try:
-            for repair in run.repair_journal():  # a damaged last line is refused here, one inside by the load
-                run.log(f"{now()} {repair}")
-            engine.attach(run, create=False)
-            if snapshot:  # after the load: a run whose storage cannot be read is left as it was
-                save_config(run, prepared.config, call_time_budget_s)
-            if gpus is not None:
-                run.meta.setdefault("ray", {})["gpus_per_trial"] = gpus
-                run.save_meta()
-            _drive(run, engine, prepared, header=resume_header(prepared, run, f" on Ray ({address or 'local'})"),
-                   quiet=quiet)
-        finally:
-            stop_ray(started)
-    finally:
-        run.unlock()
-    return engine.study
-
-
-def _pop_gpus(overrides: dict) -> float | None:
-    gpus = None
-    for key in GPU_KEYS:
-        if key in overrides:
-            value = overrides.pop(key)
-            try:
-                gpus = float(value)
-            except (TypeError, ValueError):
-                gpus = -1.0
-            if not (gpus >= 0 and math.isfinite(gpus)):
-                raise RunError(f"must be a number of GPUs >= 0 (fractions allowed), got {value!r}", key=key)
-    return gpus
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -266,7 +154,8 @@ def stop_ray(started: bool) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _drive(run: RunDir, engine, prepared, *, header: str, quiet: bool) -> None:
+def drive(run: RunDir, engine, prepared, *, header: str, quiet: bool) -> None:
+    """Ray Tune experiments over the run's study until its target is reached (a cut-short one is restored first)."""
     config = prepared.config
     ray_dir = (run.path / RAY_DIR).resolve()
     ray_dir.mkdir(exist_ok=True)
@@ -440,7 +329,7 @@ def _searcher_class():
             return None
 
         def _reuse(self, ot_trial, previous) -> None:
-            """As :meth:`nas.control.search.Engine._trial` does: ``reused_from`` + the result attrs, same values."""
+            """As :meth:`nas.control.engine.Engine._trial` does: ``reused_from`` + the result attrs, same values."""
             from optuna.trial import TrialState
 
             copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}

@@ -2,7 +2,7 @@
 
 The parent process holds the run's lock (so no second ``nas search`` / ``nas resume`` drives the run), creates or
 repairs the study, and starts ``N`` worker processes (``multiprocessing`` *spawn* context: a fresh interpreter, no
-CUDA state inherited). Each worker attaches its own :class:`~nas.control.search.Engine` to the same storage and runs
+CUDA state inherited). Each worker attaches its own :class:`~nas.control.engine.Engine` to the same storage and runs
 trials until the **shared** target is reached. Trials run in processes that are **recycled**: a worker exits after
 ``max_trials_per_worker`` trials and the parent starts a fresh one, so memory a trial leaks (GPU memory, allocator
 caches) cannot accumulate over a long search.

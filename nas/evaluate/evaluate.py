@@ -199,7 +199,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     given, receives the trained weights as safetensors (only for a candidate that trained successfully).
 
     ``precheck(spec, get_model) -> (problems, excess, measured)`` runs first (the controller's constraint check:
-    :meth:`nas.control.search.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
+    :meth:`nas.control.engine.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
     on first call (only a latency check needs it: params and FLOPs are counted by parts, without a build,
     :func:`nas.builder.network_costs`, here too); the model it built is the one evaluated, and what ``measured``
     holds is not measured again (``params``, ``flops``; ``latency``: a

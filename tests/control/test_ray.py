@@ -169,8 +169,9 @@ def test_backend_does_not_import_ray_by_default():
 
 
 def test_scheduler_and_outcomes():
+    from nas.control.backends import pop_gpus as _pop_gpus
     from nas.control.config import load_config
-    from nas.control.ray_run import _pop_gpus, make_scheduler
+    from nas.control.ray_run import make_scheduler
     from nas.control.ray_run import ray_outcome as outcome
     from nas.errors import RunError
 
