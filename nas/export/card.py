@@ -137,27 +137,23 @@ def _si(n: float) -> str:
 
 
 def render_card(record: dict, out_dir: str | os.PathLike) -> str:
-    """``MODEL.md`` from a ``metrics.json`` record."""
+    """``MODEL.md`` from a ``metrics.json`` record: a summary table, then its sections."""
     out = Path(out_dir)
+    lines = [f"# Model {record.get('hash', '?')}", "", f"`{record.get('summary', '')}`", ""]
+    for section in (_card_table, _card_metrics, _card_source, _card_preprocessing, _card_files, _card_usage):
+        lines += section(record, out)
+    return "\n".join(lines)
+
+
+def _card_table(record: dict, out: Path) -> list[str]:
     shape = record.get("input_shape") or []
-    image = len(shape) == 3
-    layout = "(N, C, H, W) = (N, " + ", ".join(map(str, shape)) + ")" if image else \
+    layout = "(N, C, H, W) = (N, " + ", ".join(map(str, shape)) + ")" if len(shape) == 3 else \
         "(N, L, C) = (N, " + ", ".join(map(str, shape)) + ")"
     weights = record.get("weights") or {}
     cost = record.get("cost") or {}
-    metrics = record.get("metrics") or {}
-    source = record.get("source") or {}
-    pre = record.get("preprocessing") or {}
-    files = record.get("files") or {}
-    dataset = (metrics.get("training") or {}).get("dataset") if isinstance(metrics.get("training"), dict) else None
-    dataset = dataset or source.get("dataset") or pre.get("dataset") or "DATASET"
-
-    lines = [f"# Model {record.get('hash', '?')}", "", f"`{record.get('summary', '')}`", ""]
-    lines.append("| | |")
-    lines.append("|---|---|")
-    lines.append(f"| architecture hash | `{record.get('hash', '?')}` |")
-    lines.append(f"| input | {layout}, float32 |")
-    lines.append(f"| classes | {record.get('num_classes')} (output: logits (N, {record.get('num_classes')})) |")
+    lines = ["| | |", "|---|---|", f"| architecture hash | `{record.get('hash', '?')}` |",
+             f"| input | {layout}, float32 |",
+             f"| classes | {record.get('num_classes')} (output: logits (N, {record.get('num_classes')})) |"]
     if "params" in cost:
         lines.append(f"| parameters | {cost['params']:,} ({_si(cost['params'])}) |")
     if "flops" in cost:
@@ -176,31 +172,41 @@ def render_card(record: dict, out_dir: str | os.PathLike) -> str:
     else:
         lines.append(f"| weights | **none**: architecture only (ONNX / TorchScript hold an untrained "
                      f"initialisation, seed {weights.get('init_seed', INIT_SEED)}); train it with `nas train` |")
-    lines.append("")
+    return lines + [""]
 
-    lines += ["## Metrics", ""]
+
+def _card_metrics(record: dict, out: Path) -> list[str]:
+    metrics = record.get("metrics") or {}
+    lines = ["## Metrics", ""]
     if metrics:
         for key, value in metrics.items():
             lines.append(f"- {_METRIC_LABELS.get(key, key)}: {_fmt_value(value)}")
     else:
         lines.append("- none recorded")
-    lines.append("")
+    return lines + [""]
 
-    if source:
-        lines += ["## Source", ""]
-        bits = []
-        if "run" in source:
-            bits.append(f"run `{source['run']}`")
-        if "trial" in source:
-            bits.append(f"trial #{source['trial']}")
-        if bits:
-            lines.append("- " + ", ".join(bits))
-        for key, value in source.items():
-            if key not in ("run", "trial"):
-                lines.append(f"- {key}: {_fmt_value(value)}")
-        lines.append("")
 
-    lines += ["## Input preprocessing", ""]
+def _card_source(record: dict, out: Path) -> list[str]:
+    source = record.get("source") or {}
+    if not source:
+        return []
+    lines = ["## Source", ""]
+    bits = []
+    if "run" in source:
+        bits.append(f"run `{source['run']}`")
+    if "trial" in source:
+        bits.append(f"trial #{source['trial']}")
+    if bits:
+        lines.append("- " + ", ".join(bits))
+    for key, value in source.items():
+        if key not in ("run", "trial"):
+            lines.append(f"- {key}: {_fmt_value(value)}")
+    return lines + [""]
+
+
+def _card_preprocessing(record: dict, out: Path) -> list[str]:
+    pre = record.get("preprocessing") or {}
+    lines = ["## Input preprocessing", ""]
     if pre:
         lines.append(f"- dataset: {pre.get('dataset', '?')}")
         if pre.get("scale"):
@@ -213,10 +219,13 @@ def render_card(record: dict, out_dir: str | os.PathLike) -> str:
     else:
         lines.append("- float32 inputs normalised as `nas.data` does: uint8 / 255, then (x - mean) / std per "
                      "channel with the training split's statistics (`nas.data.load_dataset(...).normalize`)")
-    lines.append("")
+    return lines + [""]
 
-    lines += ["## Files", ""]
-    lines.append(f"- `{ARCH_FILE}`: the architecture (spec + input shape + classes)")
+
+def _card_files(record: dict, out: Path) -> list[str]:
+    weights = record.get("weights") or {}
+    files = record.get("files") or {}
+    lines = ["## Files", "", f"- `{ARCH_FILE}`: the architecture (spec + input shape + classes)"]
     if weights.get("trained"):
         lines.append(f"- `{WEIGHTS_FILE}`: weights (safetensors; metadata `spec_hash`)")
     for fmt, label in (("onnx", "ONNX"), ("torchscript", "TorchScript")):
@@ -233,14 +242,24 @@ def render_card(record: dict, out_dir: str | os.PathLike) -> str:
             lines.append(f"- `{info['file']}`: TorchScript (torch.jit.trace), batch axis dynamic; matches PyTorch "
                          f"to {info['max_abs_diff']:.2e}")
     lines.append(f"- `{METRICS_FILE}`: the numbers on this card")
-    lines.append("")
+    return lines + [""]
 
+
+def _card_usage(record: dict, out: Path) -> list[str]:
+    shape = record.get("input_shape") or []
+    weights = record.get("weights") or {}
+    files = record.get("files") or {}
+    metrics = record.get("metrics") or {}
+    source = record.get("source") or {}
+    pre = record.get("preprocessing") or {}
+    dataset = (metrics.get("training") or {}).get("dataset") if isinstance(metrics.get("training"), dict) else None
+    dataset = dataset or source.get("dataset") or pre.get("dataset") or "DATASET"
     x = "x = torch.randn(1, " + ", ".join(map(str, shape)) + ")  # normalised input"
-    lines += ["## Load", "", "```python", "import nas.export", "",
-              f'model = nas.export.load("{out}")  # eval mode' + (", trained weights" if weights.get("trained")
-                                                                 else ", untrained"),
-              "import torch", x, "logits = model(x)", "", "from nas.builder import build",
-              f'model = build("{out / ARCH_FILE}")  # the architecture alone, freshly initialised', "```", ""]
+    lines = ["## Load", "", "```python", "import nas.export", "",
+             f'model = nas.export.load("{out}")  # eval mode' + (", trained weights" if weights.get("trained")
+                                                                else ", untrained"),
+             "import torch", x, "logits = model(x)", "", "from nas.builder import build",
+             f'model = build("{out / ARCH_FILE}")  # the architecture alone, freshly initialised', "```", ""]
     if "onnx" in files and "error" not in files["onnx"]:
         np_x = "x = np.random.randn(1, " + ", ".join(map(str, shape)) + ").astype(np.float32)"
         lines += ["```python", "import numpy as np, onnxruntime as ort", "",
@@ -250,7 +269,7 @@ def render_card(record: dict, out_dir: str | os.PathLike) -> str:
               "Trains from scratch on the training split (the validation split is kept for monitoring), "
               "checkpoints every epoch (an interrupted run continues where it stopped), evaluates once on the "
               "test split, writes the weights and re-exports.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def dataset_preprocessing(dataset: str, *, data_dir=None, train_subset=None, seed: int = 0,
