@@ -56,6 +56,45 @@ def _parse_selection(which: str | Sequence[int], where: str) -> str | list[int]:
     return numbers
 
 
+def _chosen_trials(study, complete: list, selection: str | list[int], directions: list[str], where: str) -> list:
+    """The trials to time: numbered ones (each a complete trial with an architecture), all complete ones, or the
+    Pareto front of the complete ones on the run's objectives."""
+    if isinstance(selection, list):
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for n in selection:
+            if n not in by_number:
+                raise RunError(f"no trial #{n} in this run (it has {len(by_number)})", file=where, key="--trials")
+            if by_number[n] not in complete:
+                raise RunError(f"trial #{n} is {by_number[n].state.name}, not a complete trial with an "
+                               "architecture", file=where, key="--trials")
+        chosen = [by_number[n] for n in dict.fromkeys(selection)]
+    elif selection == "all":
+        chosen = complete
+    else:
+        values = np.array([t.values for t in complete], dtype=float).reshape(len(complete), len(directions))
+        mask = pareto.pareto_mask(values, directions) if len(complete) else np.zeros(0, bool)
+        chosen = [t for t, on in zip(complete, mask) if on]
+    if not chosen:
+        raise RunError("the run has no complete trial to measure yet", file=where, key="--trials")
+    return chosen
+
+
+def _latency_settings(config, where: str, *, device: str | None, threads: int | None,
+                      batch_size: int | None) -> EvalConfig:
+    """The run's latency settings with the command's overrides, checked (syntax, and a GPU for cuda)."""
+    for key, value in (("--threads", threads), ("--batch-size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise RunError(f"must be an integer >= 1, got {value!r}", file=where, key=key)
+    overrides = {"latency_device": device, "latency_threads": threads, "latency_batch_size": batch_size}
+    eval_config = replace(EvalConfig.from_options(**config.eval_options()),
+                          **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        eval_config.check_latency_device()  # its syntax, and a GPU for cuda: the one check search and eval run
+    except ConfigError as e:
+        raise RunError(e.message, file=where, key="--device") from None
+    return eval_config
+
+
 def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "front", baselines: bool = True,
               rounds: int = 5, device: str | None = None, threads: int | None = None,
               batch_size: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -69,37 +108,11 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     run, study, config, space = open_run(run_dir)
     where = str(run.path)
     selection = _parse_selection(trials, where)
-    objectives, directions = list(config.objectives), list(config.directions)
+    objectives = list(config.objectives)
     complete = [t for t in study.get_trials(deepcopy=False)
                 if t.state.name == "COMPLETE" and t.values and "spec" in t.user_attrs]
-    if isinstance(selection, list):
-        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-        for n in selection:
-            if n not in by_number:
-                raise RunError(f"no trial #{n} in this run (it has {len(by_number)})", file=where, key="--trials")
-            if by_number[n] not in complete:
-                raise RunError(f"trial #{n} is {by_number[n].state.name}, not a complete trial with an "
-                               "architecture", file=where, key="--trials")
-        chosen = [by_number[n] for n in dict.fromkeys(selection)]
-    elif selection == "all":
-        chosen = complete
-    else:
-        values = np.array([t.values for t in complete], dtype=float).reshape(len(complete), len(objectives))
-        mask = pareto.pareto_mask(values, directions) if len(complete) else np.zeros(0, bool)
-        chosen = [t for t, on in zip(complete, mask) if on]
-    if not chosen:
-        raise RunError("the run has no complete trial to measure yet", file=where, key="--trials")
-
-    for key, value in (("--threads", threads), ("--batch-size", batch_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise RunError(f"must be an integer >= 1, got {value!r}", file=where, key=key)
-    overrides = {"latency_device": device, "latency_threads": threads, "latency_batch_size": batch_size}
-    eval_config = replace(EvalConfig.from_options(**config.eval_options()),
-                          **{k: v for k, v in overrides.items() if v is not None})
-    try:
-        eval_config.check_latency_device()  # its syntax, and a GPU for cuda: the one check search and eval run
-    except ConfigError as e:
-        raise RunError(e.message, file=where, key="--device") from None
+    chosen = _chosen_trials(study, complete, selection, config.directions, where)
+    eval_config = _latency_settings(config, where, device=device, threads=threads, batch_size=batch_size)
     data = load_dataset(config.dataset, data_dir=config.data_dir, train_subset=config.train_subset,
                         seed=config.seed, val_fraction=config.val_fraction)
 
