@@ -49,7 +49,9 @@ def _positive_int(what: str = "an integer >= 1") -> Option:
     return Option(int, 1, check=lambda v: v >= 1, expected=what)
 
 
-def _kernel(default: int) -> Option:
+def kernel_option(default: int) -> Option:
+    """A convolution's kernel size: an odd integer >= 1 (so that 'same' padding is symmetric). The one definition that
+    mixers' options, a space's stem and a spec's stem are checked against."""
     return Option(int, default, check=lambda v: v >= 1 and v % 2 == 1, expected="an odd integer >= 1")
 
 
@@ -82,31 +84,31 @@ MIXERS: dict[str, MixerInfo] = {
             "conv",
             "standard convolution: num_convs x (k x k conv, norm, act), ResNet basic block when num_convs=2",
             "conv",
-            {"kernel_size": _kernel(3), "num_convs": Option(int, 2, allowed=(1, 2, 3))},
+            {"kernel_size": kernel_option(3), "num_convs": Option(int, 2, allowed=(1, 2, 3))},
         ),
         MixerInfo(
             "dwsep",
             "depthwise separable convolution: k x k depthwise conv, norm, act, 1x1 pointwise conv, norm, act",
             "dwsep",
-            {"kernel_size": _kernel(3)},
+            {"kernel_size": kernel_option(3)},
         ),
         MixerInfo(
             "bottleneck",
             "bottleneck: 1x1 reduce to out/reduction_ratio, k x k conv, 1x1 expand (large -> small -> large)",
             "bneck",
-            {"kernel_size": _kernel(3), "reduction_ratio": _ratio(4.0, "a number > 0")},
+            {"kernel_size": kernel_option(3), "reduction_ratio": _ratio(4.0, "a number > 0")},
         ),
         MixerInfo(
             "mbconv",
             "inverted bottleneck (MBConv): 1x1 expand by expansion_ratio, k x k depthwise, 1x1 linear projection",
             "mbconv",
-            {"kernel_size": _kernel(3), "expansion_ratio": _ratio(4.0, "a number > 0")},
+            {"kernel_size": kernel_option(3), "expansion_ratio": _ratio(4.0, "a number > 0")},
         ),
         MixerInfo(
             "convnext",
             "ConvNeXt block: k x k depthwise (7 by default), LayerNorm, 1x1 expand x4, one activation, 1x1 project",
             "convnext",
-            {"kernel_size": _kernel(7), "expansion_ratio": _ratio(4.0, "a number > 0")},
+            {"kernel_size": kernel_option(7), "expansion_ratio": _ratio(4.0, "a number > 0")},
         ),
         MixerInfo(
             "attention",

@@ -19,9 +19,11 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded
+from nas.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded, kernel_option
 from nas.errors import SpecError
 from nas.io import load_yaml, read_text
+
+STEM_KERNEL = kernel_option(3)
 
 SCHEMA_VERSION = 1
 FLOAT_DIGITS = 6
@@ -49,8 +51,8 @@ class StemSpec(_Frozen):
     @model_validator(mode="after")
     def _conditional(self):
         if self.type == "conv":
-            if self.kernel_size is None or self.kernel_size < 1 or self.kernel_size % 2 == 0:
-                raise ValueError("@kernel_size: stem type conv needs kernel_size, an odd integer >= 1")
+            if self.kernel_size is None or not STEM_KERNEL.accepts(self.kernel_size):
+                raise ValueError(f"@kernel_size: stem type conv needs kernel_size, {STEM_KERNEL.describe()}")
             if self.patch_size is not None:
                 raise ValueError("@patch_size: patch_size is only for stem type patchify")
         else:

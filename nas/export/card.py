@@ -14,6 +14,7 @@ from nas.errors import ExportError
 from nas.export.graph import INIT_SEED, ONNX_FILE
 from nas.export.weights import WEIGHTS_FILE
 from nas.io import now, read_text, write_atomic
+from nas.objectives import label as objective_label
 from nas.version import __version__
 
 METRICS_FORMAT = "patternnas-metrics"
@@ -180,7 +181,7 @@ def _card_metrics(record: dict, out: Path) -> list[str]:
     lines = ["## Metrics", ""]
     if metrics:
         for key, value in metrics.items():
-            lines.append(f"- {_METRIC_LABELS.get(key, key)}: {_fmt_value(value)}")
+            lines.append(f"- {_METRIC_LABELS.get(key) or objective_label(key)}: {_fmt_value(value)}")
     else:
         lines.append("- none recorded")
     return lines + [""]

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from nas.catalog import ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, NORMS, SKIPS, STEMS, Option
+from nas.catalog import ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, NORMS, SKIPS, STEMS, Option, kernel_option
 from nas.errors import SpaceError
 from nas.grammar.suggest import RandomSuggest, Suggest
 from nas.spec import canonical_float
@@ -134,7 +134,7 @@ def int_option(minimum: int) -> Option:
     return Option(int, minimum, check=lambda v: v >= minimum, expected=f"an integer >= {minimum}")
 
 
-ODD = Option(int, 3, check=lambda v: v >= 1 and v % 2 == 1, expected="an odd integer >= 1")
+ODD = kernel_option(3)
 FRACTION = Option(float, 0.0, check=lambda v: 0.0 <= v < 1.0, expected="a number in [0, 1)")
 POSITIVE = Option(float, 1.0, check=lambda v: v > 0, expected="a number > 0")
 # key -> (what its values must be, default when the file leaves it out, inherent condition)
