@@ -256,12 +256,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     previous = read_metrics(out) if (out / METRICS_FILE).is_file() else {}
     if previous.get("hash") != spec_hash:  # stale (another architecture's): keep nothing of it
         previous = {}
-    if dataset is None:
-        dataset = ((previous.get("source") or {}).get("dataset")
-                   or (previous.get("preprocessing") or {}).get("dataset"))
-        if not dataset:
-            raise ExportError("no dataset given and none recorded in the export; pass --dataset", file=where,
-                              key="dataset")
+    dataset = dataset if dataset is not None else _recorded_dataset(previous, where)
     _check_int("epochs", epochs, 1)
     _check_int("batch_size", batch_size, 1)
     _check_int("checkpoint_every", checkpoint_every, 1)
@@ -352,27 +347,43 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
         if threads is not None:
             torch.set_num_threads(prev_threads)
 
-    last = curve[-1]
-    result.update(status="done", test_accuracy=test_acc, test_loss=test_loss, val_accuracy=last["val_accuracy"])
+    result.update(status="done", test_accuracy=test_acc, test_loss=test_loss, val_accuracy=curve[-1]["val_accuracy"])
+    training = {"dataset": dataset, "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(budget.lr),
+                "seed": int(seed), "train_subset": train_subset, "train_examples": n_train,
+                "val_examples": data.size("val"), "test_examples": data.size("test"), "device": str(dev),
+                "wall_s": round(result["wall_s"], 1)}
+    result["paths"], result["export_error"] = _write_trained(
+        spec, out, input_shape, num_classes, final, previous, preprocessing_of(data, resize=resize), reexport, say,
+        card={"test_accuracy": test_acc, "test_accuracy_95ci": test_ci, "test_loss": test_loss,
+              "val_accuracy": curve[-1]["val_accuracy"],
+              "training": {k: v for k, v in training.items() if v is not None}})
+    return result
+
+
+def _recorded_dataset(previous: dict, where: str) -> str:
+    """The dataset an export records (its source, else its preprocessing), for ``nas train`` without --dataset."""
+    dataset = (previous.get("source") or {}).get("dataset") or (previous.get("preprocessing") or {}).get("dataset")
+    if not dataset:
+        raise ExportError("no dataset given and none recorded in the export; pass --dataset", file=where,
+                          key="dataset")
+    return dataset
+
+
+def _write_trained(spec, out: Path, input_shape, num_classes: int, final: dict, previous: dict, preprocessing: dict,
+                   reexport: bool, say: Callable[[str], None], *, card: dict) -> tuple[dict, str | None]:
+    """The trained weights into the export folder, ONNX / TorchScript re-exported with them (``reexport``) and the
+    card updated with ``card``; returns (paths written, the re-export's error in one line or None). When the
+    re-export fails, the weights, metrics.json and the card are written regardless."""
     export_error = None
     try:
         paths = export_model(spec, out, input_shape=input_shape, num_classes=num_classes, state_dict=final,
                              metrics=previous.get("metrics") or {}, source=previous.get("source"),
-                             preprocessing=preprocessing_of(data, resize=resize),
-                             formats=("onnx", "torchscript") if reexport else ())
+                             preprocessing=preprocessing, formats=("onnx", "torchscript") if reexport else ())
     except ExportError as e:  # the ONNX / TorchScript part: weights, metrics.json and card are written
         export_error = e.one_line()
         say(f"warning: re-export: {export_error}")
         paths = {"weights": str(out / WEIGHTS_FILE)}
         paths.update({fmt: str(out / name) for fmt, name in (("onnx", ONNX_FILE), ("torchscript", TORCHSCRIPT_FILE))
                       if (out / name).is_file()})  # the format that did not fail is kept
-    training = {"dataset": dataset, "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(budget.lr),
-                "seed": int(seed), "train_subset": train_subset, "train_examples": n_train,
-                "val_examples": data.size("val"), "test_examples": data.size("test"), "device": str(dev),
-                "wall_s": round(result["wall_s"], 1)}
-    update_card(out, test_accuracy=test_acc, test_accuracy_95ci=test_ci, test_loss=test_loss,
-                val_accuracy=last["val_accuracy"],
-                training={k: v for k, v in training.items() if v is not None})
-    result["paths"] = paths
-    result["export_error"] = export_error
-    return result
+    update_card(out, **card)
+    return paths, export_error

@@ -95,31 +95,8 @@ def export_model(spec: ArchSpec | Mapping[str, Any], out_dir: str | os.PathLike,
     else:
         remove_file(out / WEIGHTS_FILE)  # never leave the weights of an earlier export next to a new arch.json
 
-    example = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(CHECK_SEED))
-    cost: dict[str, Any] = {"params": count_params(model), "flops": count_flops(model, example)}
-    if latency_repeats > 0:
-        latency = measure_latency(model, input_shape, device="cpu", batch_size=1, warmup=min(10, latency_repeats),
-                                  repeats=int(latency_repeats), threads=1)
-        cost["latency"] = latency.to_dict()
-    cost["latency_cpu"] = cpu_name()
-
-    files: dict[str, Any] = {}
-    failures: list[ExportError] = []
-    options = {"opset": opset}
-    for fmt, entry in EXPORT_FORMATS.items():
-        filename = entry.file
-        if fmt not in formats:
-            remove_file(out / filename)
-            continue
-        try:
-            info = entry.write(model, input_shape, out / filename, **{k: options[k] for k in entry.options})
-        except ExportError as e:
-            files[fmt] = {"file": filename, "error": e.message}
-            failures.append(e)
-            continue
-        files[fmt] = info
-        paths[fmt] = str(out / filename)
-        paths[f"{fmt}_max_abs_diff"] = info["max_abs_diff"]
+    cost = _costs(model, input_shape, latency_repeats)
+    files, failures = _write_formats(model, input_shape, out, formats, {"opset": opset}, paths)
 
     record = {
         "format": METRICS_FORMAT,
@@ -166,3 +143,41 @@ def check_target_dir(out: Path, spec_hash: str, force: bool) -> None:
     elif any(out.iterdir()):
         raise ExportError("is not empty and not an export folder; choose another folder or use --force",
                           file=str(out))
+
+
+def _costs(model, input_shape: Sequence[int], latency_repeats: int) -> dict[str, Any]:
+    """Params, FLOPs (on the seeded check input) and, unless ``latency_repeats`` is 0, the CPU latency (batch 1, one
+    thread) of the model, with the CPU's name."""
+    import torch
+
+    example = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(CHECK_SEED))
+    cost: dict[str, Any] = {"params": count_params(model), "flops": count_flops(model, example)}
+    if latency_repeats > 0:
+        latency = measure_latency(model, input_shape, device="cpu", batch_size=1, warmup=min(10, latency_repeats),
+                                  repeats=int(latency_repeats), threads=1)
+        cost["latency"] = latency.to_dict()
+    cost["latency_cpu"] = cpu_name()
+    return cost
+
+
+def _write_formats(model, input_shape: Sequence[int], out: Path, formats: Sequence[str], options: dict[str, Any],
+                   paths: dict[str, Any]) -> tuple[dict[str, Any], list[ExportError]]:
+    """Each registered format asked for, written and checked (a file of a format not asked for is removed); its
+    record or its error per format, the failures, and ``paths`` filled in for the files kept."""
+    files: dict[str, Any] = {}
+    failures: list[ExportError] = []
+    for fmt, entry in EXPORT_FORMATS.items():
+        filename = entry.file
+        if fmt not in formats:
+            remove_file(out / filename)
+            continue
+        try:
+            info = entry.write(model, input_shape, out / filename, **{k: options[k] for k in entry.options})
+        except ExportError as e:
+            files[fmt] = {"file": filename, "error": e.message}
+            failures.append(e)
+            continue
+        files[fmt] = info
+        paths[fmt] = str(out / filename)
+        paths[f"{fmt}_max_abs_diff"] = info["max_abs_diff"]
+    return files, failures
