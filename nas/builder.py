@@ -112,6 +112,16 @@ def _inputs(*shapes: tuple[int, ...]) -> Callable[[], tuple]:
 def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layout:
     """The parts of the network for ``spec`` at ``input_shape`` (without the batch) and ``num_classes``: the one
     place that turns a spec into channels, resolutions and blocks. Raises :class:`BuildError` as the build would."""
+    dims, in_channels, model_size = _geometry(spec, input_shape, num_classes)
+    stem, channels, size = _stem_part(spec, dims, in_channels, model_size)
+    stages, stage_widths, stage_sizes = _stage_parts(spec, dims, channels, size)
+    fusion, head = _head_parts(spec, dims, stage_widths, stage_sizes, int(num_classes))
+    return Layout(dims, model_size, stem, stages, stage_widths, stage_sizes, fusion, head)
+
+
+def _geometry(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> tuple[int, int, tuple[int, ...]]:
+    """(spatial dims, input channels, the spatial size the model runs at: the input's times the resolution
+    multiplier), with the input shape checked against the spec's kind."""
     input_shape = tuple(int(s) for s in input_shape)
     if spec.input == "image":
         if len(input_shape) != 3:
@@ -126,8 +136,12 @@ def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layo
         dims = 1
     if num_classes < 1:
         raise BuildError(f"num_classes must be >= 1, got {num_classes}")
-    model_size = tuple(scaled_size(s, spec.resolution_multiplier) for s in spatial)
+    return dims, in_channels, tuple(scaled_size(s, spec.resolution_multiplier) for s in spatial)
 
+
+def _stem_part(spec: ArchSpec, dims: int, in_channels: int, model_size: tuple[int, ...]
+               ) -> tuple[Part, int, list[int]]:
+    """The stem (a conv or a patchify layer), the channels it gives and the spatial size after it."""
     first = spec.stages[0]
     stem_ctx = BlockContext(dims, math.prod(model_size), _norm_at(first.norm, math.prod(model_size)), first.act,
                             first.norm_groups)
@@ -137,23 +151,26 @@ def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layo
         kernel = spec.stem.kernel_size
         stem = Part(("stem", "conv", in_channels, stem_width, kernel, stem_ctx, model_size),
                     lambda: ConvNormAct(in_channels, stem_width, kernel, stem_ctx), _inputs(stem_in))
-        size = list(model_size)
-    else:
-        patch = spec.stem.patch_size
-        if min(model_size) < patch:
-            raise BuildError(f"patch size {patch} is larger than the input {model_size}", key="stem")
-        patches = math.prod(s // patch for s in model_size)
-        norm = _norm_at(first.norm, patches)
+        return stem, stem_width, list(model_size)
+    patch = spec.stem.patch_size
+    if min(model_size) < patch:
+        raise BuildError(f"patch size {patch} is larger than the input {model_size}", key="stem")
+    patches = math.prod(s // patch for s in model_size)
+    norm = _norm_at(first.norm, patches)
 
-        def patchify() -> nn.Module:
-            return nn.Sequential(conv_nd(dims, in_channels, stem_width, patch, stride=patch, padding=0),
-                                 make_norm(norm, stem_width, dims, first.norm_groups))
+    def patchify() -> nn.Module:
+        return nn.Sequential(conv_nd(dims, in_channels, stem_width, patch, stride=patch, padding=0),
+                             make_norm(norm, stem_width, dims, first.norm_groups))
 
-        stem = Part(("stem", "patch", in_channels, stem_width, patch, dims, norm, first.norm_groups, model_size),
-                    patchify, _inputs(stem_in))
-        size = [s // patch for s in model_size]
+    stem = Part(("stem", "patch", in_channels, stem_width, patch, dims, norm, first.norm_groups, model_size),
+                patchify, _inputs(stem_in))
+    return stem, stem_width, [s // patch for s in model_size]
 
-    channels = stem_width
+
+def _stage_parts(spec: ArchSpec, dims: int, channels: int, size: list[int]
+                 ) -> tuple[list[list[Part]], list[int], list[tuple[int, ...]]]:
+    """Each stage's parts (its downsampler, then its cells or one dense stage), with the width and spatial size
+    each stage gives."""
     total_blocks = sum(scaled_depth(s.depth, spec.depth_multiplier) for s in spec.stages)
     block_index = 0
     stages: list[list[Part]] = []
@@ -195,8 +212,14 @@ def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layo
         stages.append(parts)
         stage_widths.append(width)
         stage_sizes.append(tuple(size))
+    return stages, stage_widths, stage_sizes
 
+
+def _head_parts(spec: ArchSpec, dims: int, stage_widths: list[int], stage_sizes: list[tuple[int, ...]],
+                num_classes: int) -> tuple[Part | None, Part]:
+    """The multi-scale fusion (an FPN head; None for a pooled head) and the classifier head."""
     fusion = None
+    channels = stage_widths[-1]
     head_size = stage_sizes[-1]
     if spec.head.type == "fpn":
         k = spec.head.fpn_stages
@@ -212,9 +235,9 @@ def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layo
         channels = FPNFusion.output_channels(widths, fuse)
         head_size = sizes[0]
     dropout = spec.head.dropout
-    head = Part(("head", channels, int(num_classes), head_size),
-                partial(ClassifierHead, channels, int(num_classes), dropout), _inputs((channels, *head_size)))
-    return Layout(dims, model_size, stem, stages, stage_widths, stage_sizes, fusion, head)
+    head = Part(("head", channels, num_classes, head_size),
+                partial(ClassifierHead, channels, num_classes, dropout), _inputs((channels, *head_size)))
+    return fusion, head
 
 
 class Network(nn.Module):
