@@ -320,6 +320,27 @@ class Trainer:
         self.generator.set_state(state["generator"])
 
 
+def _train_epoch(trainer: Trainer, bn_window: _BatchNormWindow, epoch_steps: int) -> float:
+    """``epoch_steps`` optimizer steps; the mean training loss. The BatchNorm window opens for the last steps; the
+    loss is checked for divergence every ``CHECK_EVERY`` steps (a sync; the caller checks the epoch's mean)."""
+    window_from = max(0, epoch_steps - bn_window.steps)
+    loss_sum = torch.zeros((), device=trainer.device)
+    since_check = torch.zeros((), device=trainer.device)
+    k = 0
+    for xb, yb in itertools.islice(trainer.batches(), epoch_steps):
+        if k == window_from:
+            bn_window.open()
+        since_check += trainer.step(xb, yb)
+        k += 1
+        if k % CHECK_EVERY == 0:
+            if not torch.isfinite(since_check).item():
+                raise _Diverged(f"non-finite training loss by step {trainer.steps}")
+            loss_sum += since_check
+            since_check.zero_()
+    loss_sum += since_check
+    return loss_sum.item() / max(k, 1)
+
+
 def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=None, compile: bool = False,
           threads: int | None = None, channels_last: bool | None = None) -> TrainResult:
     """Train ``model`` (in place) on ``data`` for ``budget`` and return its validation curve and status.
@@ -352,6 +373,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
     oom = False
     bn_window = None
     val_correct = ""
+    trainer = None
     try:
         with torch.random.fork_rng(devices=[device.index] if device.type == "cuda" else []):
             torch.manual_seed(seed)
@@ -365,25 +387,8 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                 model.train()
                 for epoch in range(n_epochs):
                     te = time.perf_counter()
-                    epoch_steps = min(steps_per_epoch, total_steps - trainer.steps)
-                    window_from = max(0, epoch_steps - bn_window.steps)
-                    loss_sum = torch.zeros((), device=device)
-                    since_check = torch.zeros((), device=device)
-                    k = 0
-                    for xb, yb in itertools.islice(trainer.batches(), epoch_steps):
-                        if k == window_from:
-                            bn_window.open()
-                        loss = trainer.step(xb, yb)
-                        since_check += loss
-                        k += 1
-                        steps_done, samples = trainer.steps, trainer.samples
-                        if k % CHECK_EVERY == 0:
-                            if not torch.isfinite(since_check).item():
-                                raise _Diverged(f"non-finite training loss by step {steps_done}")
-                            loss_sum += since_check
-                            since_check.zero_()
-                    loss_sum += since_check
-                    train_loss = loss_sum.item() / max(k, 1)
+                    train_loss = _train_epoch(trainer, bn_window, min(steps_per_epoch, total_steps - trainer.steps))
+                    steps_done, samples = trainer.steps, trainer.samples
                     train_time += time.perf_counter() - te
                     if not math.isfinite(train_loss):
                         raise _Diverged(f"non-finite training loss by step {steps_done}")
@@ -416,7 +421,9 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                     status, reason = "error", _one_line(e)
     finally:
         # Drop every reference to the optimizer / compiled wrapper before returning, so memory does not grow.
-        trainer = loss = xb = yb = None  # noqa: F841
+        if trainer is not None:  # what a failing epoch got through
+            steps_done, samples = trainer.steps, trainer.samples
+        trainer = None
         if bn_window is not None:
             bn_window.close()
         if compile:
