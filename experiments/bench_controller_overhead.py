@@ -70,8 +70,8 @@ def fake_evaluate(spec, config, *, data=None, callback=None, precheck=None):
 
 def make_engine(storage_kind: str, folder: Path, sampler: str | None, extra: dict | None = None):
     from nas.control.config import dump_config
-    from nas.control.rundir import RunDir
     from nas.control.engine import Engine, prepare
+    from nas.control.rundir import RunDir
 
     config = {"space": "vision", "dataset": "digits", "objectives": ["accuracy", "latency_ms"], "trials": 100000,
               "seed": 0, "device": "cpu", "zero_cost": False, "train_threads": 1}
@@ -85,8 +85,9 @@ def make_engine(storage_kind: str, folder: Path, sampler: str | None, extra: dic
                         space_text=prepared.space_text, space_source=prepared.space_source,
                         fingerprint=prepared.config.fingerprint(prepared.space.fingerprint()))
     if storage_kind == "journal-stock":  # Optuna's own JournalFileBackend: every record fsync-ed
-        import nas.control.rundir as rundir
         from optuna.storages.journal import JournalFileBackend
+
+        import nas.control.rundir as rundir
 
         ours, rundir.journal_backend = rundir.journal_backend, JournalFileBackend
         try:

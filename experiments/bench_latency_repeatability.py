@@ -30,6 +30,7 @@ import subprocess
 import sys
 
 from _common import Report, machine_info, median, print_header, rel_diff
+
 from nas.evaluate.costs import violations
 
 NAME = "bench_latency_repeatability"

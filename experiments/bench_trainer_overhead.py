@@ -61,6 +61,7 @@ from _common import Report, machine_info, median, print_header
 from nas.budget import Budget
 from nas.builder import build
 from nas.data import load_dataset
+from nas.evaluate.costs import violations
 from nas.evaluate.measure import count_flops, count_params
 from nas.evaluate.train import (
     BN_RECALIBRATION_SAMPLES,
@@ -73,7 +74,6 @@ from nas.evaluate.train import (
 )
 from nas.grammar import load_space
 from nas.spec import ArchSpec
-from nas.evaluate.costs import violations
 
 NAME = "bench_trainer_overhead"
 TARGET = 0.95

@@ -61,18 +61,19 @@ from _common import RESULTS_DIR, Report, machine_info, median, print_header, sou
 from nas.budget import Budget
 from nas.builder import build
 from nas.data import load_dataset
+from nas.evaluate.costs import violations
 from nas.evaluate.evaluate import EvalConfig, proxy_batch
 from nas.evaluate.measure import count_flops, count_params
 from nas.evaluate.train import evaluate_accuracy, train
 from nas.evaluate.zero_cost import PROXIES, score_all
 from nas.grammar import load_space
 from nas.spec import ArchSpec
-from nas.evaluate.costs import violations
 
 NAME = "proxy_fidelity"
 CACHE = RESULTS_DIR / "proxy_fidelity_cache.jsonl"
 # The engine code a cached number depends on: a rerun after any change here recomputes instead of mixing versions.
-ENGINE_SOURCES = ("nas/builder.py", "nas/blocks", "nas/data", "nas/spec.py", "nas/evaluate")
+ENGINE_SOURCES = ("nas/builder.py", "nas/blocks", "nas/catalog.py", "nas/budget.py", "nas/data", "nas/spec.py",
+                  "nas/evaluate")
 PUBLISHED_NB201_C10_RHO = {"synflow": 0.74, "jacob_cov": 0.73, "grad_norm": 0.59, "snip": 0.59}
 
 DEFAULTS = dict(space="vision", n=30, dataset="fashion_mnist", train_subset=2000, val_fraction=0.1, resolution=0.5,
@@ -406,7 +407,7 @@ def write_report(report, opt, rows, budgets, archs, data, input_shape, k, cache,
         f"`{opt.device}`. Proxy budgets {opt.budgets} epoch(s) (score: final val accuracy, and -val loss); reference "
         f"{opt.reference_epochs:g} epochs, scored on {k} test images. Zero-cost proxies on {opt.proxy_batch} seeded "
         f"training images. Correlations: {STATS_SOURCE}; 95% CI = bootstrap over architectures (1000 resamples). "
-        f"Engine sources hash {source_hash(ENGINE_SOURCES)} (builder, blocks, data, spec, evaluate/). "
+        f"Engine sources hash {source_hash(ENGINE_SOURCES)} (builder, blocks, catalog, budget, data, spec, evaluate/). "
         f"Compute time of these results {compute / 60:.1f} min (sum of their recorded seconds); wall time of this "
         f"invocation {wall / 60:.1f} min ({cache.hits} cached results reused)."
     )

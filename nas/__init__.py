@@ -4,11 +4,10 @@ Importing ``nas`` is cheap: torch, Optuna and Ray are imported only by the funct
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
 
-from typing import Any  # noqa: E402
-
-from nas.errors import NasError  # noqa: E402
+from nas.errors import NasError
+from nas.version import __version__
 
 __all__ = ["NasError", "__version__", "search", "resume"]
 

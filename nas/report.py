@@ -21,8 +21,8 @@ from nas import pareto
 from nas.control.rundir import open_run, read_baselines_cache
 from nas.grammar import shipped_spaces_dir
 from nas.io import make_dir
-from nas.remeasure.record import dominating_found, read_remeasured, remeasured_frame
 from nas.objectives import label
+from nas.remeasure.record import dominating_found, read_remeasured, remeasured_frame
 from nas.significance import compare, wilson_interval
 
 NOT_EVALUATED = "not evaluated"  # a baseline the run's cache does not hold yet

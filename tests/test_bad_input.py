@@ -23,9 +23,9 @@ import pytest
 
 from nas import cli
 from nas.errors import NasError, SpaceError, SpecError
+from nas.evaluate.costs import check_feasible
 from nas.grammar import Space
 from nas.spec import ArchSpec
-from nas.evaluate.costs import check_feasible
 
 # A small valid space: 2 stages, a shared norm, two productions. The trailing comments are the line numbers.
 BASE_SPACE = """\

@@ -270,8 +270,8 @@ def test_network_costs_equal_the_built_network_for_every_block(mixer, skip):
     spatial attention and an FPN head: the count by parts equals the count of the built network (a block added to
     the registry is covered without a new test)."""
     from nas.builder import example_input
-    from nas.evaluate.costs import network_costs, part_cost_cache
     from nas.errors import NasError
+    from nas.evaluate.costs import network_costs, part_cost_cache
     from nas.evaluate.measure import count_flops, count_params
 
     stage = {"mixer": {"type": mixer}, "skip": skip, "se_reduction": 4, "spatial_attention": True, "norm": "layer"}

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from nas.builder import build
+from nas.evaluate.costs import check_feasible
 from nas.grammar import Space
 from nas.spec import ArchSpec
 from tests.conftest import SMALL_INPUT, SPACES
-from nas.evaluate.costs import check_feasible
 
 SAMPLES = 100
 

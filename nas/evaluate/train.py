@@ -189,7 +189,7 @@ class _BatchNormWindow:
 
 
 def evaluate_split(model, runner: Runner, split: str, batch_size: int, *, recalibrate: bool = True,
-              correct_out: list | None = None) -> tuple[float, float]:
+                   correct_out: list | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on ``split``. A model in training mode has its BatchNorm statistics
     re-estimated first (``recalibrate=False``: the caller has estimated them already). ``correct_out``: a list that
     receives one boolean tensor per batch (on the device: no sync per batch), which examples the model got right,

@@ -274,7 +274,7 @@ def _card_usage(record: dict, out: Path) -> list[str]:
 
 
 def dataset_preprocessing(dataset: str, *, data_dir=None, train_subset=None, seed: int = 0,
-                  val_fraction: float = 0.1) -> tuple[Any, dict]:
+                          val_fraction: float = 0.1) -> tuple[Any, dict]:
     data = load_dataset(dataset, data_dir=data_dir, seed=seed, train_subset=train_subset, val_fraction=val_fraction)
     return data, preprocessing_of(data)
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Sequence
 
 from nas.archjson import ARCH_FILE, check_input_shape, check_num_classes, positive_shape, read_spec
-from nas.budget import Budget
 from nas.control.config import load_config
 from nas.control.rundir import CONFIG_FILE, RunDir
 from nas.errors import ExportError
@@ -57,11 +56,10 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
         selected = "asked for"
     spec = ArchSpec.from_json(chosen.user_attrs["spec"], file=f"{run.path} trial #{chosen.number}")
     data, pre = dataset_preprocessing(config.dataset, data_dir=config.data_dir, train_subset=config.train_subset,
-                              seed=config.seed, val_fraction=config.val_fraction)
+                                      seed=config.seed, val_fraction=config.val_fraction)
     shape = chosen.user_attrs.get("input_shape")
     if positive_shape(shape) is None:  # a trial stopped before evaluation (e.g. infeasible): the run's input shape
-
-        shape = Budget(**config.budget.model_dump()).input_shape(data.input_shape)
+        shape = config.budget_obj().input_shape(data.input_shape)
     shape = tuple(int(s) for s in shape)
     if data.kind == "image":
         pre = preprocessing_of(data, resize=shape[1:])

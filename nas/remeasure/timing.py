@@ -25,9 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from nas import pareto
-from nas.budget import Budget
-from nas import builder
+from nas import builder, pareto
 from nas.control.baselines import evaluate_baselines
 from nas.control.rundir import open_run
 from nas.data import load_dataset
@@ -116,7 +114,7 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     data = load_dataset(config.dataset, data_dir=config.data_dir, train_subset=config.train_subset,
                         seed=config.seed, val_fraction=config.val_fraction)
 
-    run_shape = tuple(int(s) for s in Budget(**config.budget.model_dump()).input_shape(data.input_shape))
+    run_shape = tuple(int(s) for s in config.budget_obj().input_shape(data.input_shape))
     models: dict[str, dict[str, Any]] = {}
     built: dict[str, tuple[Any, tuple[int, ...]]] = {}
     skipped: dict[str, str] = {}

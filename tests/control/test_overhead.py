@@ -9,8 +9,8 @@ import pytest
 from conftest import TINY, TINY_SPACE, journal_study
 
 from nas.control.engine import Engine, prepare
-from nas.grammar import load_space
 from nas.evaluate.costs import constraint_costs, violations
+from nas.grammar import load_space
 
 
 # ---------------------------------------------------------------------------------------------------------------

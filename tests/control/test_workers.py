@@ -104,8 +104,8 @@ def test_owner_alive():
 
 def test_resume_leaves_a_live_workers_trial_running(tmp_path):
     """Stale detection re-enqueues RUNNING trials of dead processes only."""
-    from nas.control.rundir import RunDir
     from nas.control.engine import Engine, prepare
+    from nas.control.rundir import RunDir
     from nas.control.search import search
 
     search(write_config(tmp_path, trials=1), runs_dir=tmp_path / "runs", quiet=True)
