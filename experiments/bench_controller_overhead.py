@@ -4,15 +4,15 @@ The evaluator is replaced by one that returns fixed objectives instantly (determ
 of realistic size: curve, cost, training info), so what is left is the controller: ``study.ask``, sampling the
 define-by-run spec from the space (vision.yaml: dozens of parameters), the no-repeat lookup, the user attrs, the
 ``study.tell`` (storage write), and the progress line + ``search.log``. The stand-in evaluator still runs the
-constraint check (the space's FLOPs cap: params / FLOPs at the space's reference input, counted by parts since
-session 11, :func:`nas.builder.network_costs`; cached per spec) exactly as ``evaluate`` runs it first, so the tables
-give the controller alone (the issue's "sample + store + bookkeeping") and the all-in time with that check. Measured
+constraint check (the space's FLOPs cap: params / FLOPs at the space's reference input, counted by parts,
+:func:`nas.evaluate.costs.network_costs`; cached per spec) exactly as ``evaluate`` runs it first, so the tables
+give the controller alone ("sample + store + bookkeeping") and the all-in time with that check. Measured
 on the default storage (the journal file, written by ``nas.control.rundir.journal_backend``), on the same journal
-written by Optuna's stock ``JournalFileBackend`` (every record fsync-ed: what the default was before) and on SQLite,
+written by Optuna's stock ``JournalFileBackend`` (every record fsync-ed) and on SQLite,
 with NSGA-II (``--sampler``, default nsga2: the controller's own cost; the run default ``predictor`` also screens
 candidates per trial, which ``bench_predictor_overhead.py`` measures), as the median ms per trial over a window of
-trials around trial 100 and trial 1000. A last table times that count whole (the network built and counted, as
-before session 11) against by parts.
+trials around trial 100 and trial 1000. A last table times that count whole (the network built and counted) against
+by parts.
 
 Target: <= 20 ms per trial, growing at most 2x from trial 100 to trial 1000.
 
@@ -174,7 +174,7 @@ def bench(storage_kind: str, trials: int, max_seconds: float, sampler: str | Non
 
 
 def whole_costs(spec, input_shape, num_classes) -> dict[str, int]:
-    """The way params / FLOPs were counted before session 11: build the whole network, count it."""
+    """Params / FLOPs counted whole: build the network, count it (what counting by parts is compared with)."""
     from nas.builder import build, example_input
     from nas.evaluate.measure import count_flops, count_params
 
@@ -184,8 +184,8 @@ def whole_costs(spec, input_shape, num_classes) -> dict[str, int]:
 
 def precheck_variants(n: int) -> list[list]:
     """The pre-check's count on ``n`` random specs of each shipped space, then ``n`` one-choice mutations of them
-    (what the predictor screens), median ms per spec: the whole network built and counted (before session 11)
-    against :func:`nas.builder.network_costs` (by parts, each distinct part counted once; its cache starts empty
+    (what the predictor screens), median ms per spec: the whole network built and counted against
+    :func:`nas.evaluate.costs.network_costs` (by parts, each distinct part counted once; its cache starts empty
     per space). The two counts are compared."""
     import random
 
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     parser.add_argument("--storages", default="journal,journal-stock,sqlite",
                         help="journal: the default storage (nas.control.rundir.journal_backend: mid-trial records "
                              "not fsync-ed); journal-stock: the same file with Optuna's stock JournalFileBackend "
-                             "(every record fsync-ed, as before); sqlite")
+                             "(every record fsync-ed); sqlite")
     parser.add_argument("--trials", type=int, default=1025, help="trials per storage (default 1025: window 1000)")
     parser.add_argument("--points", default="100,1000", help="trial numbers to measure around")
     parser.add_argument("--window", type=int, default=50, help="trials per window (median over them)")

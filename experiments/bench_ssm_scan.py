@@ -7,8 +7,8 @@ chunk (``selective_scan_chunked``, in float64 or float32). ``ssm.scan_plan`` pic
 device, for training and for inference. This script measures them at the shapes of the sequence space's Mamba
 baseline (d = 96 channels, n = 16 states) in two modes: ``train``, one forward plus backward at the proxy batch
 (64), and ``infer``, one forward at batch 1 without autograd (what the latency objective measures). The variants
-alternate round by round in one process; the table gives the median, the ratio to the setting every device used
-before (chunks of 64 in float64), the bytes autograd saves for the backward pass (its memory; a saved-tensors
+alternate round by round in one process; the table gives the median, the ratio to chunks of 64 in float64 (the plan
+on CUDA), the bytes autograd saves for the backward pass (its memory; a saved-tensors
 hook counts them), and the largest difference of the output from a float64 loop. Inputs come from a freshly
 initialised block (Mamba's Δ initialisation) on a random sequence, and, as a harder case, with Δ ten times larger
 (decays a trained block can reach), where float32 chunks pass exp's range and run step by step.
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Report, machine_info  # noqa: E402
 
 NAME = "bench_ssm_scan"
-# (label, implementation, chunk, precision); the first is the ratio's base: the setting of every device before
+# (label, implementation, chunk, precision); the first is the ratio's base: the plan on CUDA, chunks of 64 in float64
 VARIANTS = [("chunked 64, float64", "chunked", 64, "float64"), ("loop, blocks of 64", "reference", 64, None),
             ("loop, unblocked", "reference", None, None)] + [
     (f"chunked {c}, float32", "chunked", c, "float32") for c in (8, 16, 32)]
