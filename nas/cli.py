@@ -11,6 +11,7 @@ from nas.archjson import ARCH_FILE, read_spec
 from nas.control.config import parse_set
 from nas.control.rundir import RunDir
 from nas.control.samplers import SAMPLERS
+from nas.control.shared import DEFAULT_HEARTBEAT_S, GRACE_FACTOR
 from nas.errors import NasError
 from nas.grammar import load_space, shipped_spaces_dir
 from nas.io import load_yaml, read_text
@@ -313,7 +314,29 @@ def _add_search_commands(commands) -> None:
                    help="optuna: trials in this process (or --workers); ray: a Ray Tune experiment")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="with --backend ray: join this Ray cluster (HOST:PORT) instead of starting a local one")
+    p.add_argument("--heartbeat", type=int, default=None, metavar="SECONDS",
+                   help="with --storage on a database server: seconds between a running trial's heartbeats; a "
+                        f"trial silent for {GRACE_FACTOR}x that (its worker died) is retried (default "
+                        f"{DEFAULT_HEARTBEAT_S})")
     p.set_defaults(handler=_search)
+
+    p = commands.add_parser("worker", help="take trials of a run on a database server, from this or another host",
+                            description="Join a run whose trials live on a PostgreSQL / MySQL server (made by `nas "
+                            "search --storage postgresql://...`): the run's config and space are read from the "
+                            "storage, and this process takes trials until the run's target is counted there. Start "
+                            "as many as you like, on any host that reaches the database and has the data; a worker "
+                            "that dies mid-trial has its trial retried by the others once its heartbeat stops.")
+    p.add_argument("source", help="the storage URL (postgresql://USER@HOST/DB), or a worker's folder from an earlier "
+                                  "call")
+    p.add_argument("--study", default=None, help="the run's name in the storage (needed when it holds several)")
+    p.add_argument("--name", default=None, help="this worker's run folder under --runs-dir (default STUDY-HOST)")
+    p.add_argument("--runs-dir", default="runs", help="where runs live (default ./runs)")
+    p.add_argument("--data-dir", default=None, help="where this host keeps the data sets (default: the run's "
+                                                    "data_dir, else $NAS_DATA_DIR)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="take no new trial after this many seconds")
+    p.add_argument("-q", "--quiet", action="store_true", help="one plain line per trial, no live display")
+    p.set_defaults(handler=_worker)
 
     p = commands.add_parser("resume", help="continue a run (after a stop or a crash) to its target")
     p.add_argument("run_dir", help="the run folder, e.g. runs/digits_demo")
@@ -343,25 +366,33 @@ def _parallel(args):
     return resolve(args.workers, args.trials_per_gpu, args.max_trials_per_worker)
 
 
-def _search(args) -> int:
-    from nas.control.search import search  # heavy: optuna
+def _control():
+    import nas.control.search as control  # heavy: optuna
 
+    return control
+
+
+def _search(args) -> int:
     overrides = parse_set(args.set)
     for key, value in (("trials", args.trials), ("time_budget_s", args.time_budget), ("sampler", args.sampler),
                        ("seed", args.seed), ("dataset", args.dataset), ("budget.epochs", args.epochs),
                        ("device", args.device)):
         if value is not None:
             overrides[key] = value
-    search(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=args.resume,
-           storage=args.storage, quiet=args.quiet, parallel=_parallel(args), backend=args.backend,
-           ray_address=args.ray_address)
+    _control().search(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=args.resume,
+                      storage=args.storage, quiet=args.quiet, parallel=_parallel(args), backend=args.backend,
+                      ray_address=args.ray_address, heartbeat_s=args.heartbeat)
+    return 0
+
+
+def _worker(args) -> int:
+    _control().join(args.source, study=args.study, name=args.name, runs_dir=args.runs_dir, data_dir=args.data_dir,
+                    time_budget_s=args.time_budget, quiet=args.quiet)
     return 0
 
 
 def _resume(args) -> int:
-    from nas.control.search import resume  # heavy: optuna
-
-    resume(args.run_dir, trials=args.trials, time_budget_s=args.time_budget, quiet=args.quiet,
+    _control().resume(args.run_dir, trials=args.trials, time_budget_s=args.time_budget, quiet=args.quiet,
            parallel=_parallel(args), ray_address=args.ray_address)
     return 0
 

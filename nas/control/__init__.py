@@ -5,7 +5,8 @@
 ``runs``       a search run's life cycle: where a new run goes, its snapshots and headers, what a continued run keeps
 ``engine``     the trial loop: no-repeat reuse, constraints, rungs, outcome, tally, stale trials of killed processes
 ``search``     the front door, ``search()`` / ``resume()``, one path for every backend
-``backends``   in-process, worker processes (``workers``), a Ray Tune experiment (``ray_run``)
+``backends``   in-process, worker processes (``workers``), a Ray Tune experiment (``ray_run``), a joined worker
+``shared``     a run on a database server that workers of other hosts join: claim lock, heartbeats, settings
 ``samplers``   the samplers registry: tpe, nsga2, random, gp, ``evolution``, ``predictor`` (``replay`` is their base)
 ``baselines``  the space's baselines evaluated under the run's budget (``nas measure`` asks for them)
 ``warmstart``  the trials a new run enqueues first

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 from typing import Any, Iterator, Mapping
 
 from nas.control import ray_run
@@ -74,6 +76,14 @@ class Workers(Backend):
 
     def drive(self, engine: Engine, run: RunDir, prepared: Prepared, header: str, quiet: bool) -> None:
         run_parallel(engine, run, parallel=self.parallel, header=header)
+
+
+class Joined(Backend):
+    """This process as one of the workers of a run on a database server (``nas worker``), beside processes on other
+    hosts: every ask is claimed and counted in the storage (:mod:`nas.control.shared`)."""
+
+    def where(self) -> str:
+        return f" as a worker on {socket.gethostname()} (pid {os.getpid()})"
 
 
 class Ray(Backend):
@@ -151,4 +161,4 @@ def pop_gpus(overrides: dict) -> float | None:
     return gpus
 
 
-__all__ = ["Backend", "InProcess", "Workers", "Ray", "choose", "pop_gpus"]
+__all__ = ["Backend", "InProcess", "Workers", "Joined", "Ray", "choose", "pop_gpus"]

@@ -47,6 +47,7 @@ from nas.control.config import RunConfig, load_config, locate, resolve_space_pat
 from nas.control.progress import Progress, Tally, fmt_values
 from nas.control.rundir import RunDir
 from nas.control.samplers import make_sampler
+from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
 from nas.control.suggest import OptunaSuggest
 from nas.control.warmstart import enqueue, resolve
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
@@ -63,6 +64,7 @@ from nas.significance import wilson_interval
 COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
                 "input_shape", "val_correct")
 COUNTED = ("COMPLETE", "PRUNED", "FAIL")
+WAIT = "wait"  # Engine.claim_next: the target is taken, but not all of it is finished
 @dataclass
 class Prepared:
     config: RunConfig
@@ -106,7 +108,18 @@ def add_warm_starts(prepared: Prepared) -> None:
 
 
 def counted(trial) -> bool:
-    return trial.state.name in COUNTED and not (trial.state.name == "FAIL" and trial.user_attrs.get("stale"))
+    """Whether ``trial`` counts toward the run's target: COMPLETE, PRUNED, and FAIL unless stale. A stale FAIL is
+    marked ``stale`` (a process that was stopped, found by a resume) or was told by no engine at all (no ``status``:
+    Optuna's heartbeat failed it, :mod:`nas.control.shared`); either way its parameters were enqueued again."""
+    if trial.state.name == "FAIL":
+        return not stale(trial)
+    return trial.state.name in COUNTED
+
+
+def stale(trial) -> bool:
+    """A FAIL trial whose process stopped before it ended (see :func:`counted`)."""
+    attrs = trial.user_attrs
+    return trial.state.name == "FAIL" and (bool(attrs.get("stale")) or "status" not in attrs)
 
 
 def clean_attrs(value: Any) -> Any:
@@ -118,6 +131,15 @@ def clean_attrs(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [clean_attrs(v) for v in value]
     return value
+
+
+@dataclass
+class Claimed:
+    """A trial asked for this process: its spec (None: sampling failed, told FAIL) and its heartbeat (shared)."""
+
+    trial: Any
+    spec: Any
+    beat: Any = None
 
 
 class Engine:
@@ -155,6 +177,9 @@ class Engine:
         self.budget_key = self.config.budget_key()
         self.study = None
         self.run_dir: RunDir | None = None
+        self.shared = self.recount = False
+        self.heartbeat_s = 1
+        self.claim = None  # the run's claim lock (nas.control.shared.claim_lock), opened on first use
         self.warm = list(prepared.warm)
 
     # -- study -----------------------------------------------------------------------------------------------------
@@ -164,6 +189,9 @@ class Engine:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.run_dir = run
         self.storage = run.storage(create=create)
+        self.shared = is_server(run.storage_url)  # other hosts may take trials: heartbeats, the server's claim lock
+        self.recount = self.shared  # count in the storage before each ask (worker processes set it too)
+        self.heartbeat_s = run.heartbeat_s
         if create:
             self.study = optuna.create_study(study_name=run.study_name, storage=self.storage,
                                              directions=self.config.directions, load_if_exists=False)
@@ -172,6 +200,10 @@ class Engine:
                 self.study.set_metric_names(list(self.config.objectives))
             self.study.set_user_attr("objectives", list(self.config.objectives))
             self.study.set_user_attr("run_dir", str(run.path.resolve()))
+            if self.shared:  # what `nas worker` on another host reads
+                publish(self.study, config_text=run.config_text(), space_text=run.space_text(),
+                        space_source=run.meta.get("space_source", ""), fingerprint=run.meta.get("fingerprint", {}),
+                        heartbeat_s=self.heartbeat_s, backend=run.meta.get("backend", "optuna"))
         else:
             try:
                 self.study = optuna.load_study(study_name=run.study_name, storage=self.storage)
@@ -211,12 +243,16 @@ class Engine:
         return naswot
 
     def recover_stale(self) -> list[int]:
-        """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again."""
+        """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again. On a
+        shared storage only this host's trials are judged here, by their process; another host's trial is failed
+        when its heartbeat has stopped for the grace period (:mod:`nas.control.shared`)."""
         from optuna.trial import TrialState
 
         stale = []
+        if self.shared:
+            fail_stale(self.study)  # trials of stopped processes anywhere, once their heartbeat is over
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if owner_alive(t.user_attrs.get(OWNER_ATTR)):  # a live worker's trial (--workers) is not stale
+            if owner_alive(t.user_attrs.get(OWNER_ATTR), other_hosts=self.shared):  # a live worker's trial
                 continue
             self.storage.set_trial_user_attr(t._trial_id, "stale", True)
             self.storage.set_trial_user_attr(t._trial_id, "status", "stale")
@@ -244,7 +280,7 @@ class Engine:
             elif state == "PRUNED":
                 tally.pruned += 1
                 tally.infeasible += attrs.get("status") == "infeasible"
-            elif state == "FAIL" and not attrs.get("stale"):
+            elif state == "FAIL" and not stale(t):
                 tally.failed += 1
             if "reused_from" not in attrs and attrs.get("budget_key") == self.budget_key:
                 for i, point in (attrs.get("rungs") or {}).items():
@@ -278,12 +314,16 @@ class Engine:
             torch.set_num_threads(self.config.train_threads)
         try:
             while True:
-                if trials is not None and self.tally.counted >= trials:
-                    break
                 if time_budget_s is not None and time.perf_counter() - start >= time_budget_s:
                     reason = "time budget reached"
                     break
-                self.one_trial()
+                claimed = self.claim_next(trials)
+                if claimed is None:
+                    break
+                if claimed is WAIT:  # the target is taken, but another process's trial may yet go stale
+                    time.sleep(self.poll_s)
+                    continue
+                self.one_trial(claimed)
         except KeyboardInterrupt:
             reason = "interrupted"
             raise
@@ -293,40 +333,95 @@ class Engine:
                               f"{self.tally.complete} complete, front {self.progress.front_size()}")
         self.progress.print_block(front_report(self.study, self.config.objectives, self.config.directions))
 
-    def one_trial(self, trial=None) -> None:
-        if trial is None:  # (a --workers process asks under the run's claim lock and passes the trial in)
+    @property
+    def poll_s(self) -> float:
+        """How often a process waiting on others' trials looks again."""
+        return float(self.heartbeat_s) if self.shared else 1.0
 
+    def claim_next(self, target: int | None):
+        """The next trial to run, as a :class:`Claimed` (asked, owned, its heartbeat beating, its spec sampled), or
+        None when the target is reached, or :data:`WAIT` when the trials that would reach it are running elsewhere
+        (one may yet go stale). With ``recount`` (other processes take trials of this run) this happens under the
+        run's claim lock, counting in the storage: two processes never take the last slot, and a spec sampled here
+        is visible to every later claim (:meth:`running_peer`)."""
+        if not self.recount:
+            if target is not None and self.tally.counted >= target:
+                return None
+            return self._ask()
+        if self.claim is None:
+            self.claim = claim_lock(self.run_dir)
+        with self.claim():
+            if self.shared:
+                fail_stale(self.study)
+            trials = self.study.get_trials(deepcopy=False)
+            self.tally = self.load_tally(trials)  # what the other processes finished (no-repeat table, rungs)
+            self.progress.tally = self.tally
+            busy = sum(1 for t in trials if counted(t) or t.state.name == "RUNNING")
+            if target is not None and busy >= target:
+                return WAIT if self.shared and self.tally.counted < target else None
+            return self._ask()
+
+    def _ask(self) -> "Claimed":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Heartbeat ... supposed to be used with Study.optimize": beaten below
             trial = self.study.ask()
-            trial.set_user_attr(OWNER_ATTR, owner())
+        trial.set_user_attr(OWNER_ATTR, owner())
+        beat = Heartbeat(self.storage, self.study.study_name, trial.number, self.heartbeat_s) if self.shared else None
+        return Claimed(trial, self.sample(trial), beat)
+
+    def sample(self, trial):
+        """Sample the spec of ``trial`` (recorded in its user attrs); None when sampling failed (told FAIL)."""
+        try:
+            spec = self.space.sample(OptunaSuggest(trial))
+        except NasError as e:
+            self._tell(trial, "FAIL", status="error", reason=e.one_line())
+            self.tally.failed += 1
+            return None
+        for key, value in (("spec", spec.to_json(indent=None)), ("spec_hash", spec.hash()),
+                           ("summary", spec.summary()), ("budget_key", self.budget_key)):
+            trial.set_user_attr(key, value)
+        return spec
+
+    def one_trial(self, claimed: "Claimed | None" = None) -> None:
+        claimed = claimed or self._ask()
+        trial = claimed.trial
         t0 = time.perf_counter()
         try:
-            state, values, note = self._trial(trial)
+            if claimed.spec is None:
+                state, values, note = "failed", None, trial.user_attrs.get("reason", "")
+            else:
+                state, values, note = self._trial(trial, claimed.spec)
         except BaseException as e:
             self._abandon(trial, e)
             raise
+        finally:
+            if claimed.beat is not None:
+                claimed.beat.stop()
         summary = trial.user_attrs.get("summary", "")
         self.progress.finished(trial.number, state, values, time.perf_counter() - t0, summary, note)
 
     def _tell(self, trial, state: str, values: list[float] | None = None, **attrs) -> None:
         from optuna.trial import TrialState
 
-        for key, value in attrs.items():
-            trial.set_user_attr(key, clean_attrs(value))
-        self.study.tell(trial, values=values, state=getattr(TrialState, state))
-
-    def _trial(self, trial) -> tuple[str, list[float] | None, str]:
         try:
-            spec = self.space.sample(OptunaSuggest(trial))
-        except NasError as e:
-            self._tell(trial, "FAIL", status="error", reason=e.one_line())
-            self.tally.failed += 1
-            return "failed", None, e.one_line()
-        spec_hash = spec.hash()
-        for key, value in (("spec", spec.to_json(indent=None)), ("spec_hash", spec_hash),
-                           ("summary", spec.summary()), ("budget_key", self.budget_key)):
-            trial.set_user_attr(key, value)
-        self.progress.running(trial.number, spec.summary())
+            for key, value in attrs.items():
+                trial.set_user_attr(key, clean_attrs(value))
+            self.study.tell(trial, values=values, state=getattr(TrialState, state))
+        except Exception:
+            if not self.shared or not self.taken_as_stale(trial.number):
+                raise
+            self.run_dir.log(f"{now()} trial #{trial.number} was taken as stale by another process (no heartbeat for "
+                             "the grace period); its result is dropped, the retry counts")
 
+    def taken_as_stale(self, number: int) -> bool:
+        """Whether trial ``number`` was failed by another process since this one asked for it (heartbeat stale)."""
+        return any(t.number == number and t.state.name == "FAIL" for t in self.study.get_trials(deepcopy=False))
+
+    def _trial(self, trial, spec) -> tuple[str, list[float] | None, str]:
+        spec_hash = spec.hash()
+        self.progress.running(trial.number, spec.summary())
+        if self.recount and (spec_hash, self.budget_key) not in self.done:
+            self.wait_for_peer(trial.number, spec_hash)  # the same spec is training elsewhere: take its result
         previous = self.done.get((spec_hash, self.budget_key))
         if previous is not None:
             copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}
@@ -363,6 +458,36 @@ class Engine:
         self.tally.values.append(values)
         self.done.setdefault((spec_hash, self.budget_key), _Frozen(trial.number, values, clean_attrs(attrs)))
         return "complete", values, ""
+
+    def running_peer(self, number: int, spec_hash: str):
+        """Another RUNNING trial of this study with the same spec and budget (sampled before this one), or None."""
+        from optuna.trial import TrialState
+
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            attrs = t.user_attrs
+            same = attrs.get("spec_hash") == spec_hash and attrs.get("budget_key") == self.budget_key
+            if t.number != number and same:
+                return t
+        return None
+
+    def wait_for_peer(self, number: int, spec_hash: str) -> None:
+        """While another process trains the same spec, wait for it (it was claimed first), then take its result into
+        the no-repeat table: a spec is trained once however many processes sample it. A peer that fails or whose
+        process stops (stale, on a shared storage) leaves nothing, and this trial trains the spec itself."""
+        peer = self.running_peer(number, spec_hash)
+        if peer is None:
+            return
+        self.run_dir.log(f"{now()} trial #{number}: the same architecture is training as #{peer.number}; waiting")
+        while peer is not None:
+            time.sleep(self.poll_s)
+            if self.shared:
+                fail_stale(self.study)
+            peer = self.running_peer(number, spec_hash)
+        for t in self.study.get_trials(deepcopy=False):
+            attrs = t.user_attrs
+            if (t.state.name == "COMPLETE" and "reused_from" not in attrs and attrs.get("spec_hash") == spec_hash
+                    and attrs.get("budget_key") == self.budget_key):
+                self.done.setdefault((spec_hash, self.budget_key), t)
 
     def _rung_callback(self, trial, rungs: dict):
         if not self.config.rungs:
@@ -525,9 +650,13 @@ def owner() -> dict[str, Any]:
     return {"pid": pid, "host": socket.gethostname(), "started": process_start_time(pid)}
 
 
-def owner_alive(record: Any) -> bool:
-    """Whether the process that recorded ``record`` (see :func:`owner`) still runs on this host."""
-    if not isinstance(record, dict) or record.get("host") != socket.gethostname():
+def owner_alive(record: Any, *, other_hosts: bool = False) -> bool:
+    """Whether the process that recorded ``record`` (see :func:`owner`) still runs on this host. A process on
+    another host cannot be checked from here: taken as dead, or with ``other_hosts`` as alive (a shared storage,
+    where heartbeats decide)."""
+    if isinstance(record, dict) and record.get("host") != socket.gethostname():
+        return other_hosts
+    if not isinstance(record, dict):
         return False
     pid = record.get("pid")
     if not isinstance(pid, int) or pid <= 0:

@@ -59,7 +59,6 @@ from typing import Any
 from nas.control.config import load_config
 from nas.control.engine import (
     COPIED_ATTRS,
-    COUNTED,
     Engine,
     Prepared,
     clean_attrs,
@@ -308,7 +307,7 @@ def _searcher_class():
             if control.get("trials") is not None:
                 in_use = sum(1 for t in self._ot_study.get_trials(deepcopy=False)
                              if t.state.name == "RUNNING"
-                             or (t.state.name in COUNTED and not t.user_attrs.get("stale")))
+                             or counted(t))
                 return in_use >= control["trials"]
             return False
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.control.config import load_config
+from nas.control.shared import DEFAULT_HEARTBEAT_S, heartbeat_storage, is_server
 from nas.errors import RunError
 from nas.grammar import Space
 from nas.io import make_dir, now, write_atomic
@@ -210,6 +211,17 @@ class RunDir:
         return str(self.path / storage) if "://" not in storage else storage
 
     @property
+    def heartbeat_s(self) -> int:
+        """Seconds between the heartbeats of a running trial on a database server (:mod:`nas.control.shared`)."""
+        return int(self.meta.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+
+    def config_text(self) -> str:
+        return (self.path / CONFIG_FILE).read_text()
+
+    def space_text(self) -> str:
+        return (self.path / SPACE_FILE).read_text()
+
+    @property
     def uses_journal(self) -> bool:
         return "://" not in self.meta.get("storage", JOURNAL_FILE)
 
@@ -229,6 +241,8 @@ class RunDir:
                 raise RunError(journal_damage(Path(self.storage_url)) or f"unreadable journal: {e}",
                                file=self.storage_url) from None
         try:
+            if is_server(self.storage_url):  # shared with other hosts: heartbeats find their stopped trials
+                return heartbeat_storage(self.storage_url, self.heartbeat_s)
             return optuna.storages.RDBStorage(self.storage_url)
         except Exception as e:  # noqa: BLE001 - bad URL, missing driver, unreachable server
             raise RunError(f"cannot open storage {self.storage_url!r}: {type(e).__name__}: {e}",

@@ -3,12 +3,14 @@ path for every backend (:mod:`nas.control.backends`: this process, worker proces
 Tune experiment), which drives the engine (:mod:`nas.control.engine`) to the run's target."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.control.backends import Backend, choose
+from nas.control.backends import Backend, Joined, choose
 from nas.control.engine import Engine, Prepared, add_warm_starts, prepare
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage
+from nas.control.shared import DEFAULT_HEARTBEAT_S, check_heartbeat, is_server, published
 from nas.control.runs import (
     check_study_name_free,
     is_ray_run,
@@ -20,18 +22,26 @@ from nas.control.runs import (
     search_header,
 )
 from nas.control.workers import Parallel
+from nas.errors import RunError
 from nas.io import now
 
 
 def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *,
            name: str | None = None, runs_dir: str | Path = "runs", resume: bool = False,
            storage: str | None = None, quiet: bool = False, parallel: Parallel | None = None, backend: str = "optuna",
-           ray_address: str | None = None):
+           ray_address: str | None = None, heartbeat_s: int | None = None):
     """Start a run (or continue it with ``resume=True``); return the ``optuna.Study``. ``parallel``: a
     :class:`nas.control.workers.Parallel` (worker processes sharing the storage) instead of this process.
-    ``backend="ray"``: a Ray Tune experiment (:mod:`nas.control.ray_run`; ``ray_address`` joins a cluster)."""
+    ``backend="ray"``: a Ray Tune experiment (:mod:`nas.control.ray_run`; ``ray_address`` joins a cluster).
+    ``heartbeat_s``: on a database server (which ``nas worker`` on other hosts can join), the seconds between the
+    heartbeats of a running trial (:mod:`nas.control.shared`)."""
     if name is not None:
         check_name(name)  # an empty --name is a mistake, not "use the config's name"
+    if heartbeat_s is not None:
+        heartbeat_s = check_heartbeat(heartbeat_s)
+        if not is_server(storage):
+            raise RunError("heartbeats are for a run on a database server (--storage postgresql://... or mysql://...), "
+                           "which workers on other hosts can join", key="--heartbeat")
     chosen = choose(backend, ray_address=ray_address, parallel=parallel,
                     ray_run_found=is_ray_run(Path(runs_dir), name, resume))
     prepared = prepare(source, chosen.take_overrides(overrides), warm=False)
@@ -46,7 +56,10 @@ def search(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] 
     if storage_url is not None:
         check_study_name_free(storage_url, name)
     with chosen.session():  # a Ray cluster that cannot be joined fails here, before the run folder exists
-        run = new_run(prepared, name, path, fingerprint, storage_url, **chosen.run_meta())
+        meta = chosen.run_meta()
+        if is_server(storage_url):
+            meta["heartbeat_s"] = heartbeat_s or DEFAULT_HEARTBEAT_S
+        run = new_run(prepared, name, path, fingerprint, storage_url, **meta)
         run.lock()
         try:
             engine.attach(run, create=True)
@@ -96,3 +109,50 @@ def continue_run(run: RunDir, prepared: Prepared, backend: Backend, *, quiet: bo
     finally:
         run.unlock()
     return engine.study
+
+
+def join(source: str, *, study: str | None = None, name: str | None = None, runs_dir: str | Path = "runs",
+         data_dir: str | None = None, time_budget_s: float | None = None, quiet: bool = False):
+    """``nas worker``: take trials of a run kept on a database server, from any host, until its target is reached.
+
+    ``source`` is the storage URL (the run's settings are read from the storage itself: ``study`` names the run
+    when the storage holds several) or a worker's run folder made by an earlier call. The worker keeps a run folder
+    of its own (``<runs_dir>/<name>``, default ``<study>-<host>``: config and space snapshots, search.log, run.json
+    pointing at the shared storage), so ``nas report`` and ``nas export`` work from it too. ``data_dir``: where this
+    host keeps the data (saved in the worker's config snapshot)."""
+    if "://" not in source:
+        run = RunDir.open(source)
+        if not is_server(run.storage_url):
+            raise RunError("is a run on a journal or SQLite file, which only this host reaches; continue it with "
+                           "`nas resume` (or --workers N)", file=str(run.path))
+    else:
+        if not is_server(source):
+            raise RunError(f"storage {source!r} is a file; workers on several hosts need a database server "
+                           "(postgresql://... or mysql://...); on one host use --workers N", key="storage")
+        study_name, settings = published(source, study)
+        if settings.get("backend", "optuna") != "optuna":
+            raise RunError(f"run {study_name!r} is driven by Ray; add nodes to its Ray cluster instead", key="--study")
+        name = check_name(name or f"{study_name}-{socket.gethostname()}")
+        path = Path(runs_dir) / name
+        if RunDir.is_run(path):
+            run = RunDir.open(path)
+            if run.storage_url != source or run.study_name != study_name:
+                raise RunError(f"is the folder of run {run.study_name!r} in {run.storage_url}; choose another --name",
+                               file=str(path))
+        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunError("exists and is not a run directory; choose another --name or --runs-dir", file=str(path))
+        else:
+            run = RunDir.create(path, study_name=study_name, storage=source, config_text=settings["config"],
+                                space_text=settings["space"], space_source=settings.get("space_source", ""),
+                                fingerprint=settings["fingerprint"])
+            run.meta.update(role="worker", heartbeat_s=int(settings.get("heartbeat_s", DEFAULT_HEARTBEAT_S)))
+            run.save_meta()
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if time_budget_s is not None:
+        overrides["time_budget_s"] = time_budget_s
+    prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
+    if data_dir is not None:
+        save_config(run, prepared.config, time_budget_s)
+    return continue_run(run, prepared, Joined(), quiet=quiet, snapshot=False)

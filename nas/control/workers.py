@@ -8,16 +8,19 @@ trials until the **shared** target is reached. Trials run in processes that are 
 caches) cannot accumulate over a long search.
 
 **Exact count.** The target is counted in the storage, never locally. Before it asks for a trial, a worker takes the
-run's claim lock (``flock`` on ``<run>/claim``), counts ``COMPLETE + PRUNED + FAIL (not stale) + RUNNING`` and asks
-only when that is below the target; the ask and the owner record happen inside the lock, so two workers never
-both take the last slot. The storage must be shared by all workers: the journal (Optuna's
+run's claim lock (:func:`nas.control.shared.claim_lock`: ``flock`` on ``<run>/claim``, or the database server's own
+lock), counts ``COMPLETE + PRUNED + FAIL (not stale) + RUNNING`` and asks only when that is below the target; the
+ask, the owner record and the sampling of the spec happen inside the lock, so two workers never both take the last
+slot, and a worker that samples a spec another one is training waits for that result instead of training it again
+(:meth:`nas.control.engine.Engine.wait_for_peer`). The storage must be shared by all workers: the journal (Optuna's
 ``JournalFileBackend`` locks the file), SQLite, PostgreSQL / MySQL.
 
 **Owner of a trial.** Every trial records ``worker = {pid, host, started}`` (``started``: the process start time
 from ``/proc``, so a recycled pid is not mistaken for the owner). A RUNNING trial counts as stale (FAIL + ``stale``,
 parameters enqueued again) only when its owner is not alive on this host: ``nas resume`` after a crash, or the parent
 after a worker died (killed, out of memory) while the others go on. A RUNNING trial owned by another host is taken as
-stale too (the run lock says no other process drives this run).
+stale too (the run lock says no other process drives this run), except on a database server, where workers of other
+hosts may join the run (``nas worker``) and a trial's heartbeat decides (:mod:`nas.control.shared`).
 
 **Dying together.** Workers ask the kernel (``PR_SET_PDEATHSIG``) for SIGKILL when the parent dies, so ``kill -9``
 of the parent leaves no orphan writing to the storage; ``nas resume`` then re-enqueues every trial left RUNNING.
@@ -34,13 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.control.engine import OWNER_ATTR, Engine, counted, front_report, owner, prepare
+from nas.control.engine import OWNER_ATTR, WAIT, Engine, counted, front_report, prepare
 from nas.control.progress import Progress
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
 from nas.errors import ConfigError, NasError, RunError
 from nas.io import now
 
-CLAIM_FILE = "claim"
 DEFAULT_MAX_TRIALS_PER_WORKER = 8
 MAX_FAILED_STARTS = 3  # workers in a row that exit with an error before finishing a trial: give up
 
@@ -207,12 +209,11 @@ def worker_main(run_path: str, slot: int, generation: int, max_trials: int, dead
 
 
 def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline: float | None, parent: int) -> int:
-    import fcntl
-
     run = RunDir.open(run_path)
     prepared = prepare(run.path / CONFIG_FILE, space_file=run.path / SPACE_FILE)
     engine = Engine(prepared, quiet=True)
     engine.attach(run, create=False)
+    engine.recount = True  # the other workers take trials too: count in the storage, under the claim lock
     config = engine.config
     n = len(engine.study.get_trials(deepcopy=False))
     seed = (config.seed * 1_000_003 + n * 7919 + slot * 104_729 + generation * 15_485_863) % (2**31 - 1)
@@ -224,30 +225,19 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
 
     if config.train_threads:
         torch.set_num_threads(config.train_threads)
-    claim = os.open(run.path / CLAIM_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     done = 0
     while done < max_trials:
         if os.getppid() != parent or (deadline is not None and time.time() >= deadline):
             return 0
-        fcntl.flock(claim, fcntl.LOCK_EX)
-        try:
-            trials = engine.study.get_trials(deepcopy=False)
-            busy = sum(1 for t in trials if _busy(t))
-            if config.trials is not None and busy >= config.trials:
-                return 0
-            engine.tally = engine.load_tally(trials)  # what the other workers finished (no-repeat table, rungs)
-            engine.progress.tally = engine.tally
-            trial = engine.study.ask()
-            trial.set_user_attr(OWNER_ATTR, owner())
-        finally:
-            fcntl.flock(claim, fcntl.LOCK_UN)
-        engine.one_trial(trial)
+        claimed = engine.claim_next(config.trials)
+        if claimed is None:
+            return 0
+        if claimed is WAIT:
+            time.sleep(engine.poll_s)
+            continue
+        engine.one_trial(claimed)
         done += 1
     return 0
-
-
-def _busy(trial) -> bool:
-    return trial.state.name == "RUNNING" or counted(trial)
 
 
 __all__ = ["Parallel", "resolve", "run_parallel", "worker_main", "OWNER_ATTR"]

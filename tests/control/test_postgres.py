@@ -17,7 +17,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ENV, counted, nas, write_config
+import signal
+import time
+
+from conftest import ENV, counted, nas, start, write_config
 
 
 def _driver_missing() -> str | None:
@@ -130,3 +133,90 @@ def test_two_workers_on_postgresql_read_back_by_optuna_cli(tmp_path, postgres_ur
     again = nas("search", str(config), "--runs-dir", str(tmp_path / "other"), "--storage", postgres_url)
     assert again.returncode == 2 and "already holds a study named 'pg'" in again.stderr
     assert not (tmp_path / "other").exists()
+
+
+def _study(url: str, name: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=name, storage=url)
+    except KeyError:
+        return None
+
+
+def _wait_for(what: str, check, timeout: float = 120.0, procs=()):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = check()
+        if value:
+            return value
+        for proc in procs:
+            assert proc.poll() is None, f"{proc.args} exited early: {proc.communicate()}"
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_independent_workers_join_one_run_and_a_killed_worker_is_retried(tmp_path, postgres_url):
+    """`nas worker` from a separate run folder joins a run on PostgreSQL, reading its settings from the storage; the
+    worker is SIGKILLed mid-trial, its heartbeat stops, the other process fails that trial and runs its retry: the
+    target is counted exactly and no architecture is trained twice."""
+    config = write_config(tmp_path, "joined", space="vision", trials=6, train_subset=400,  # seconds a trial
+                          budget={"epochs": 1, "batch_size": 32})
+    creator = start("search", str(config), "--runs-dir", str(tmp_path / "host-a"), "--storage", postgres_url,
+                    "--heartbeat", "1", "--quiet")
+    try:
+        _wait_for("the run's settings in the storage",
+                  lambda: (s := _study(postgres_url, "joined")) is not None and "nas_run" in s.user_attrs,
+                  procs=[creator])
+        worker = start("worker", postgres_url, "--study", "joined", "--runs-dir", str(tmp_path / "host-b"), "-q")
+        try:
+            def worker_trial():
+                study = _study(postgres_url, "joined")
+                return [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"
+                        and t.user_attrs.get("worker", {}).get("pid") == worker.pid and "spec_hash" in t.user_attrs]
+
+            running = _wait_for("a trial of the worker", worker_trial, procs=[creator, worker])
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        out, err = creator.communicate(timeout=300)
+        assert creator.returncode == 0, err[-3000:]
+    finally:
+        if creator.poll() is None:
+            creator.kill()
+
+    trials = _study(postgres_url, "joined").get_trials()
+    assert counted(trials) == 6
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    killed = next(t for t in trials if t.number == running[0].number)
+    assert killed.state.name == "FAIL" and "status" not in killed.user_attrs  # failed by the heartbeat, not told
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params and retries[0].state.name != "FAIL"
+    assert retries[0].user_attrs["worker"]["pid"] == creator.pid
+    trained = [t.user_attrs["spec_hash"] for t in trials
+               if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
+    assert len(trained) == len(set(trained))  # no architecture trained twice
+    assert {t.user_attrs["worker"]["pid"] for t in trials} == {creator.pid, worker.pid}
+
+    # the worker's own folder: the run's settings from the storage; joining a finished run takes nothing
+    folder = tmp_path / "host-b" / f"joined-{socket.gethostname()}"
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["storage"] == postgres_url and meta["study_name"] == "joined" and meta["role"] == "worker"
+    assert (folder / "config.yaml").read_text() == (tmp_path / "host-a" / "joined" / "config.yaml").read_text()
+    again = nas("worker", str(folder), "-q")
+    assert again.returncode == 0, again.stderr
+    assert len(_study(postgres_url, "joined").get_trials()) == len(trials)
+
+
+def test_worker_refuses_what_it_cannot_join(tmp_path, postgres_url):
+    missing = nas("worker", postgres_url, "--study", "nothing-here")
+    assert missing.returncode == 2 and "study 'nothing-here' is not in the storage" in missing.stderr
+    file_url = nas("worker", f"sqlite:///{tmp_path / 'x.db'}")
+    assert file_url.returncode == 2 and "need a database server" in file_url.stderr
+    heartbeat = nas("search", str(write_config(tmp_path, "hb")), "--runs-dir", str(tmp_path / "runs"),
+                    "--heartbeat", "2")
+    assert heartbeat.returncode == 2 and "--heartbeat" in heartbeat.stderr and not (tmp_path / "runs").exists()
