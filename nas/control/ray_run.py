@@ -10,7 +10,8 @@
   ``objectives``, ``cost``, ``curve``, ``zero_cost``, ``training``, ``wall_s``, ``input_shape``, ``precheck``,
   ``val_correct``) when the trial completes, with the same COMPLETE / PRUNED (infeasible, stopped by the scheduler) /
   FAIL states. So ``nas report`` and ``nas export`` read a Ray run as they read an Optuna run. Every trial that ran
-  on Ray also carries ``ray_trial_id``.
+  on Ray also carries ``ray_trial_id``, ``ray_node`` (the address and id of the node it ran on last) and
+  ``ray_nodes`` (every node it ran on, in order: a trial retried after a node was lost names both).
 * **Trainable**: runs on a Ray worker for every spec not evaluated before (see *No repeats*); it rebuilds the spec
   from the config (``Space.replay``), checks the constraints before training, and calls the same
   :func:`nas.evaluate.evaluate.evaluate`. Each validation is reported (``tune.report``: ``epoch``,
@@ -343,7 +344,22 @@ def _searcher_class():
             print(line, flush=True)
 
         def on_trial_result(self, trial_id: str, result: dict):
-            return  # nothing to report to Optuna per epoch (pruning is the scheduler's)
+            """Per validation: record the node the trial runs on (``ray_nodes``: every node it ran on, in order,
+            so a trial Ray ran again elsewhere after a node was lost shows both); pruning is the scheduler's."""
+            ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is not None:
+                self._add_node(ot_trial, result)
+
+        def _add_node(self, ot_trial, result: dict | None) -> None:
+            if not (result or {}).get("nas_node"):
+                return
+            node = json.loads(result["nas_node"])
+            nodes = list(ot_trial.user_attrs.get("ray_nodes") or [])
+            if not nodes or nodes[-1] != node:
+                try:
+                    ot_trial.set_user_attr("ray_nodes", nodes + [node])
+                except Exception:  # noqa: BLE001 - told already (a restored experiment): nothing to add
+                    pass
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
             from optuna.trial import TrialState
@@ -354,6 +370,7 @@ def _searcher_class():
             self._completed_trials.add(trial_id)
             if self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished():
                 return  # told before the experiment was cut short (Ray restored it from an older checkpoint)
+            self._add_node(ot_trial, result)
             state, values, attrs, constraints = ray_outcome(result, error, self._objectives)
             try:
                 for key, amount in constraints.items():
@@ -404,20 +421,23 @@ class DefineByRun:
 
 def ray_outcome(result: dict | None, error: bool, objectives: list[str]
                 ) -> tuple[str, list[float] | None, dict, dict]:
-    """(state, values, user attrs, constraint amounts) of a finished Ray trial, from its last result."""
+    """(state, values, user attrs, constraint amounts) of a finished Ray trial, from its last result. The node the
+    trial ran on (last) is the user attr ``ray_node`` ({ip, id}); ``ray_nodes`` lists every node it ran on."""
     result = result or {}
+    node = {"ray_node": json.loads(result["nas_node"])} if result.get("nas_node") else {}
     if result.get("nas_final"):
         attrs = json.loads(result.get("nas_attrs") or "{}")
         constraints = json.loads(result.get("nas_constraints") or "{}")
         state = result.get("nas_state", "FAIL")
         values = [float(result[o]) for o in objectives] if state == "COMPLETE" else None
-        return state, values, attrs, constraints
+        return state, values, {**attrs, **node}, constraints
     if error:
-        return "FAIL", None, {"status": "error", "reason": f"Ray trial errored (after {MAX_FAILURES} retries)"}, {}
+        return "FAIL", None, {"status": "error", "reason": f"Ray trial errored (after {MAX_FAILURES} retries)",
+                              **node}, {}
     if "epoch" in result:
         attrs = {"status": "pruned", "curve": json.loads(result.get("nas_curve") or "[]"),
                  "reason": f"stopped by the ASHA scheduler after epoch {result['epoch']:g} "
-                           f"(val accuracy {result.get('rung_accuracy', float('nan')):.4f})"}
+                           f"(val accuracy {result.get('rung_accuracy', float('nan')):.4f})", **node}
         return "PRUNED", None, attrs, {}
     return "FAIL", None, {"status": "error", "reason": "Ray trial ended without a result"}, {}
 
@@ -463,13 +483,22 @@ def _trainable(params: dict, payload: dict) -> None:
     if engine.config.train_threads:
         torch.set_num_threads(engine.config.train_threads)
     objectives = engine.config.objectives
+    node = json.dumps(this_node())  # in every report: a trial the scheduler stops records its node too
     state, values, attrs, constraints = run_trial(
-        engine, dict(params), report=lambda result: tune.report({**tune_metrics(objectives), **result}))
-    final = {"nas_final": True, "nas_state": state, "nas_attrs": json.dumps(attrs),
+        engine, dict(params),
+        report=lambda result: tune.report({**tune_metrics(objectives), **result, "nas_node": node}))
+    final = {"nas_final": True, "nas_state": state, "nas_attrs": json.dumps(attrs), "nas_node": node,
              "nas_constraints": json.dumps(constraints), "epoch": float(engine.config.budget.epochs)}
     curve = attrs.get("curve") or []
     accuracy = curve[-1].get("val_accuracy") if curve else None
     tune.report({**tune_metrics(objectives, values, accuracy), **final})
+
+
+def this_node() -> dict:
+    """The Ray node this process runs on: its address and node id (a trial's ``ray_node``)."""
+    import ray
+
+    return {"ip": ray.util.get_node_ip_address(), "id": ray.get_runtime_context().get_node_id()}
 
 
 def tune_metrics(objectives: list[str], values: list[float] | None = None, accuracy: float | None = None) -> dict:
