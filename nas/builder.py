@@ -9,7 +9,7 @@ Inputs: images (N, C, H, W); sequences (N, L, C) (transposed to channels-first (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,7 +21,7 @@ from torch import nn
 from nas.archjson import read_spec
 from nas.blocks.cell import Cell, DenseStage
 from nas.blocks.fusion import ClassifierHead, FPNFusion
-from nas.blocks.layers import BlockContext, ConvNormAct, conv_nd, make_norm
+from nas.blocks.layers import BlockContext, ConvNormAct, conv_nd, make_act, make_norm
 from nas.errors import BuildError
 from nas.spec import ArchSpec, StageSpec
 
@@ -46,9 +46,30 @@ def scaled_size(size: int, multiplier: float) -> int:
     return max(1, int(round(size * multiplier)))
 
 
+class ResidualReduction(nn.Module):
+    """NAS-Bench-201's reduction block between stages: act -> 3x3 conv stride 2 -> norm, act -> 3x3 conv -> norm,
+    plus a shortcut of 2x2 average pooling (stride 2) then a 1x1 conv without norm (when the channels change).
+    (N, C_in, *S) -> (N, C_out, *ceil(S/2))."""
+
+    def __init__(self, in_channels: int, out_channels: int, ctx: BlockContext):
+        super().__init__()
+        norm = lambda c: make_norm(ctx.norm, c, ctx.dims, ctx.norm_groups)  # noqa: E731
+        self.conv_a = nn.Sequential(make_act(ctx.act), conv_nd(ctx.dims, in_channels, out_channels, 3, stride=2),
+                                    norm(out_channels))
+        self.conv_b = nn.Sequential(make_act(ctx.act), conv_nd(ctx.dims, out_channels, out_channels, 3),
+                                    norm(out_channels))
+        pool = {1: nn.AvgPool1d, 2: nn.AvgPool2d}[ctx.dims](2, stride=2, ceil_mode=True, count_include_pad=False)
+        self.shortcut = (nn.Sequential(pool, conv_nd(ctx.dims, in_channels, out_channels, 1))
+                         if in_channels != out_channels else pool)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
 class Downsample(nn.Module):
     """Halve the resolution between stages: strided 3x3 conv + norm (``conv``), max pooling (``pool``, channels
-    unchanged), or Swin-style patch merging (a 2x2 stride-2 conv, i.e. concat 2x2 neighbours + linear, then norm).
+    unchanged), Swin-style patch merging (a 2x2 stride-2 conv, i.e. concat 2x2 neighbours + linear, then norm), or
+    NAS-Bench-201's residual reduction block (``resblock``, :class:`ResidualReduction`).
 
     (N, C_in, *S) -> (N, C_out, *ceil(S/2)) for conv / pool; (N, C_out, *floor(S/2)) for patch merging.
     """
@@ -63,6 +84,8 @@ class Downsample(nn.Module):
                                     make_norm(ctx.norm, out_channels, ctx.dims, ctx.norm_groups))
         elif kind == "pool":
             self.op = {1: nn.MaxPool1d, 2: nn.MaxPool2d}[ctx.dims](2, ceil_mode=True)
+        elif kind == "resblock":
+            self.op = ResidualReduction(in_channels, out_channels, ctx)
         else:
             raise ValueError(kind)
         self.out_channels = self.output_channels(kind, in_channels, out_channels)
@@ -149,8 +172,11 @@ def _stem_part(spec: ArchSpec, dims: int, in_channels: int, model_size: tuple[in
     stem_in = (in_channels, *model_size)
     if spec.stem.type == "conv":
         kernel = spec.stem.kernel_size
+        act = spec.stem.act or first.act  # a stem's own activation ("none": conv + norm, as NAS-Bench-201's)
+        stem_ctx = replace(stem_ctx, act=act)
         stem = Part(("stem", "conv", in_channels, stem_width, kernel, stem_ctx, model_size),
-                    lambda: ConvNormAct(in_channels, stem_width, kernel, stem_ctx), _inputs(stem_in))
+                    lambda: ConvNormAct(in_channels, stem_width, kernel, stem_ctx, act=act != "none"),
+                    _inputs(stem_in))
         return stem, stem_width, list(model_size)
     patch = spec.stem.patch_size
     if min(model_size) < patch:
@@ -235,8 +261,14 @@ def _head_parts(spec: ArchSpec, dims: int, stage_widths: list[int], stage_sizes:
         channels = FPNFusion.output_channels(widths, fuse)
         head_size = sizes[0]
     dropout = spec.head.dropout
-    head = Part(("head", channels, num_classes, head_size),
-                partial(ClassifierHead, channels, num_classes, dropout), _inputs((channels, *head_size)))
+    norm_act = None
+    if spec.head.norm_act:  # norm + act before the pool (NAS-Bench-201's lastact): the last stage's
+        last = spec.stages[-1]
+        positions = math.prod(head_size)
+        norm_act = BlockContext(dims, positions, _norm_at(last.norm, positions, pooled=True), last.act,
+                                last.norm_groups)
+    head = Part(("head", channels, num_classes, head_size) + ((norm_act,) if norm_act else ()),
+                partial(ClassifierHead, channels, num_classes, dropout, norm_act), _inputs((channels, *head_size)))
     return fusion, head
 
 

@@ -77,6 +77,21 @@ class MixerInfo:
         return {k: o.default for k, o in self.options.items()}
 
 
+# The operations of a DAG cell's edges (NAS-Bench-201 / DARTS): none (zero), skip (identity), ReLU-conv-norm (1x1,
+# 3x3), 3x3 average / max pooling (stride 1), DARTS's separable (two ReLU-depthwise-pointwise-norm) and dilated
+# (ReLU-depthwise dilation 2-pointwise-norm) convolutions.
+DAG_OPS = ("none", "skip", "conv_1x1", "conv_3x3", "avg_pool_3x3", "max_pool_3x3", "sep_conv_3x3", "sep_conv_5x5",
+           "dil_conv_3x3", "dil_conv_5x5")
+DAG_MAX_NODES = 5  # node 0 is the cell's input, node N-1 its output; an edge i -> j (i < j) is option e{j}_{i}; a
+# spec sets the edges beyond its ``nodes`` to none (they do not exist), whatever a space sampled for them
+DAG_EDGES = tuple(f"e{j}_{i}" for j in range(1, DAG_MAX_NODES) for i in range(j))
+
+
+def dag_edges(nodes: int) -> tuple[str, ...]:
+    """The edge options a DAG cell of ``nodes`` nodes uses (the others must stay ``none``)."""
+    return tuple(f"e{j}_{i}" for j in range(1, nodes) for i in range(j))
+
+
 MIXERS: dict[str, MixerInfo] = {
     m.name: m
     for m in [
@@ -150,6 +165,16 @@ MIXERS: dict[str, MixerInfo] = {
         MixerInfo("gru", "GRU over the steps (or the raster order of pixels)", "gru",
                   {"bidirectional": Option(bool, False)}, token_mixer=True),
         MixerInfo(
+            "dag",
+            "a cell that is a small DAG (NASNet / DARTS / NAS-Bench-201): node j sums op(node i) over the edges i -> j "
+            "(i < j), each edge an operation (" + ", ".join(DAG_OPS) + "); the last node is the output",
+            "dag",
+            {"nodes": Option(int, 4, check=lambda v: 2 <= v <= DAG_MAX_NODES,
+                             expected=f"an integer in [2, {DAG_MAX_NODES}]"),
+             **{edge: Option(str, "conv_3x3" if edge in dag_edges(4) else "none", allowed=DAG_OPS)
+                for edge in DAG_EDGES}},
+        ),
+        MixerInfo(
             "glu",
             "gated MLP / GLU over channels: project(sigmoid(gate(x)) * value(x)), hidden = expansion_ratio x",
             "glu",
@@ -162,7 +187,7 @@ SKIPS = ("none", "residual", "preact", "dense")
 NORMS = ("batch", "layer", "group", "instance", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "hardswish")
 STEMS = ("conv", "patchify")
-DOWNSAMPLES = ("none", "conv", "pool", "patch_merge")
+DOWNSAMPLES = ("none", "conv", "pool", "patch_merge", "resblock")
 HEADS = ("pool", "fpn")
 FUSIONS = ("add", "concat")
 INPUTS = ("image", "sequence")

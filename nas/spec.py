@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas.catalog import MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded, kernel_option
+from nas.catalog import DAG_EDGES, MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded, dag_edges, kernel_option
 from nas.errors import SpecError
 from nas.io import load_yaml, read_text
 
@@ -47,6 +47,7 @@ class StemSpec(_Frozen):
     width: int = Field(ge=1, le=MAX_VALUE["width"])
     kernel_size: int | None = Field(default=None, le=MAX_VALUE["kernel_size"])
     patch_size: int | None = Field(default=None, le=MAX_VALUE["patch_size"])
+    act: Literal["relu", "gelu", "silu", "hardswish", "none"] | None = None  # conv stem; None: the first stage's
 
     @model_validator(mode="after")
     def _conditional(self):
@@ -60,6 +61,8 @@ class StemSpec(_Frozen):
                 raise ValueError("@patch_size: stem type patchify needs patch_size >= 1")
             if self.kernel_size is not None:
                 raise ValueError("@kernel_size: kernel_size is only for stem type conv")
+            if self.act is not None:
+                raise ValueError("@act: act is only for stem type conv")
         return self
 
 
@@ -92,6 +95,9 @@ class MixerSpec(_Frozen):
                 raise ValueError(f"@options.{key}: option {key!r} of block {name!r} is {value!r}, "
                                  f"expected {option.describe()}")
             options[key] = canonical_float(value) if option.type is float else value
+        if name == "dag":  # an edge beyond the cell's nodes does not exist: none, whatever was chosen for it
+            used = set(dag_edges(options["nodes"]))
+            options.update({e: "none" for e in DAG_EDGES if e not in used})
         return {**data, "options": dict(sorted(options.items()))}
 
 
@@ -100,7 +106,7 @@ class StageSpec(_Frozen):
 
     depth: int = Field(ge=1, le=MAX_VALUE["depth"])
     width: int = Field(ge=1, le=MAX_VALUE["width"])
-    downsample: Literal["none", "conv", "pool", "patch_merge"] = "none"
+    downsample: Literal["none", "conv", "pool", "patch_merge", "resblock"] = "none"
     mixer: MixerSpec
     skip: Literal["none", "residual", "preact", "dense"] = "residual"
     growth_rate: int | None = Field(default=None, ge=1, le=MAX_VALUE["growth_rate"])
@@ -137,6 +143,7 @@ class HeadSpec(_Frozen):
     fuse: Literal["add", "concat"] | None = None
     fpn_stages: int | None = Field(default=None, ge=2)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    norm_act: bool = False  # norm + activation (the last stage's) before pooling, as NAS-Bench-201's "lastact"
 
     @field_validator("dropout")
     @classmethod
@@ -150,6 +157,9 @@ class HeadSpec(_Frozen):
         if self.type == "pool" and (self.fuse is not None or self.fpn_stages is not None):
             raise ValueError("@fuse: fuse and fpn_stages are only for head type fpn")
         return self
+
+
+LATER_FIELDS = (("stem", "act", None), ("head", "norm_act", False))
 
 
 class ArchSpec(_Frozen):
@@ -190,6 +200,9 @@ class ArchSpec(_Frozen):
         """The canonical plain-data form (what the hash is taken of): every field, ``space`` left out."""
         data = self.model_dump(mode="json")
         data.pop("space", None)
+        for part, key, default in LATER_FIELDS:  # at their defaults, fields added later leave the hash as it was
+            if data[part].get(key, default) == default:
+                data[part].pop(key, None)
         return data
 
     def hash(self, length: int = 12) -> str:
@@ -238,10 +251,14 @@ class ArchSpec(_Frozen):
             stem = f"conv{self.stem.kernel_size}x{self.stem.width}"
         else:
             stem = f"patch{self.stem.patch_size}x{self.stem.width}"
+        if self.stem.act is not None:
+            stem += f" {self.stem.act}"
         parts = [f"stem={stem}"]
         for i, stage in enumerate(self.stages, 1):
             parts.append(f"s{i} {stage.depth}x{stage.width} {_mixer_summary(stage.mixer)} " + _cell_summary(stage))
         head = "pool" if self.head.type == "pool" else f"fpn({self.head.fuse},{self.head.fpn_stages})"
+        if self.head.norm_act:
+            head = "norm-act " + head
         if self.head.dropout:
             head += f" do{self.head.dropout:g}"
         parts.append(f"head={head}")
@@ -259,7 +276,16 @@ _OPTION_ABBREVIATIONS = {
 _VALUE_ABBREVIATIONS = {"sinusoidal": "sin", "learned": "pe", "none": "nope", "pre": "pre", "post": "post"}
 
 
+DAG_OP_ABBREVIATIONS = {"none": "0", "skip": "s", "conv_1x1": "c1", "conv_3x3": "c3", "avg_pool_3x3": "ap",
+                        "max_pool_3x3": "mp", "sep_conv_3x3": "sc3", "sep_conv_5x5": "sc5", "dil_conv_3x3": "dc3",
+                        "dil_conv_5x5": "dc5"}
+
+
 def _mixer_summary(mixer: MixerSpec) -> str:
+    if mixer.type == "dag":  # the incoming edges of each node, e.g. dag(c3|c3,s|c1,s,c3)
+        nodes = mixer.options["nodes"]
+        return "dag(" + "|".join(",".join(DAG_OP_ABBREVIATIONS[mixer.options[f"e{j}_{i}"]] for i in range(j))
+                                 for j in range(1, nodes)) + ")"
     bits = []
     for key in MIXERS[mixer.type].options:  # catalogue order reads better than alphabetical
         value = mixer.options[key]

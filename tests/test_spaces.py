@@ -83,7 +83,7 @@ def test_every_space_is_feasible_and_sized(space):
     size = space.size()
     assert size.discrete > 1000
     names = [p.name for p in space.choices()]
-    assert len(names) == len(set(names)) and len(names) >= 20
+    assert len(names) == len(set(names)) and len(names) >= (6 if space.name == "nb201" else 20)  # nb201: 6 edges
 
 
 def test_shipped_spaces_cover_the_catalogue():
@@ -93,7 +93,7 @@ def test_shipped_spaces_cover_the_catalogue():
     seen: dict[str, set] = {k: set() for k in ("mixer", "skip", "norm", "act", "stem", "downsample", "head")}
     for path in SPACES:
         for p in Space.load(path).params:
-            if not p.domain.size():
+            if not p.domain.size() or p.name == "stem.act":  # a stem's own activation may also be none
                 continue
             field = p.name.rsplit(".", 1)[-1] if p.name.count(".") == 1 else None
             key = {"mixer": "mixer", "skip": "skip", "norm": "norm", "act": "act",

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.blocks.layers import BlockContext, ConvNormAct
+from nas.blocks.layers import BlockContext, ConvNormAct, make_act, make_norm
 
 
 class FPNFusion(nn.Module):
@@ -46,12 +46,15 @@ class FPNFusion(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """Global average pool -> dropout -> linear: (N, C, *S) -> (N, num_classes)."""
+    """Global average pool -> dropout -> linear: (N, C, *S) -> (N, num_classes). With ``norm_act`` (a context), its
+    norm and activation come first (NAS-Bench-201's "lastact")."""
 
-    def __init__(self, channels: int, num_classes: int, dropout: float):
+    def __init__(self, channels: int, num_classes: int, dropout: float, norm_act: BlockContext | None = None):
         super().__init__()
+        self.pre = (nn.Sequential(make_norm(norm_act.norm, channels, norm_act.dims, norm_act.norm_groups),
+                                  make_act(norm_act.act)) if norm_act is not None else nn.Identity())
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x.flatten(2).mean(-1)))
+        return self.fc(self.dropout(self.pre(x).flatten(2).mean(-1)))

@@ -164,16 +164,22 @@ class Engine:
             PROXIES.get(name)  # an unknown proxy: one line naming the known ones (key zero_cost)
         self.device = self.eval_config.resolved_device()
         self.eval_config.check_latency_device()
-        self.data = load_data(self.eval_config, self.device)
-        check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
-                         key="dataset")
-        budget = self.eval_config.budget
-        per_epoch = budget.examples_per_epoch(self.data.size("train"))
-        if per_epoch < 2:  # batches of one break BatchNorm
-            raise ConfigError(f"leaves {per_epoch} training example(s) of {self.data.size('train')} per epoch; at "
-                              "least 2 are needed", key="budget.data_fraction")
-        self.input_shape = tuple(budget.input_shape(self.data.input_shape))
-        self.num_classes = int(self.data.num_classes)
+        table_input = getattr(self.evaluator, "table_input", None)
+        if table_input is not None:  # a tabular evaluator (nb201): looked up, not trained; no data set to load
+            self.data = None
+            shape, classes = table_input(self.config.dataset)
+            self.input_shape, self.num_classes = tuple(shape), int(classes)
+        else:
+            self.data = load_data(self.eval_config, self.device)
+            check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
+                             key="dataset")
+            budget = self.eval_config.budget
+            per_epoch = budget.examples_per_epoch(self.data.size("train"))
+            if per_epoch < 2:  # batches of one break BatchNorm
+                raise ConfigError(f"leaves {per_epoch} training example(s) of {self.data.size('train')} per epoch; "
+                                  "at least 2 are needed", key="budget.data_fraction")
+            self.input_shape = tuple(budget.input_shape(self.data.input_shape))
+            self.num_classes = int(self.data.num_classes)
         self.budget_key = self.config.budget_key()
         self.study = None
         self.run_dir: RunDir | None = None
@@ -221,7 +227,7 @@ class Engine:
         if seed is None:
             n = len(self.study.get_trials(deepcopy=False))
             seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        scorer = self.warmup_scorer() if self.config.zero_cost_warmup else None
+        scorer = self.warmup_scorer() if self.config.zero_cost_warmup and self.data is not None else None
         return make_sampler(self.config, self.space, seed=seed, input=(self.input_shape, self.num_classes),
                             count=constraint_costs,
                             scorer=scorer)
@@ -291,6 +297,8 @@ class Engine:
     def data_text(self) -> str:
         """For a new search's first line: the split sizes, and with an accuracy objective what the validation size
         lets it tell apart (the Wilson 95% interval at an accuracy of 0.9): a small split makes close verdicts noise."""
+        if self.data is None:
+            return f"; NAS-Bench-201 table of {self.config.dataset} (looked up, not trained)"
         train, val = self.data.size("train"), self.data.size("val")
         text = f"; data: {train} training / {val} validation examples"
         if "accuracy" in self.config.objectives and val:
@@ -600,6 +608,7 @@ def outcome(result, objectives: list[str], rungs: dict | None = None
     values = [result.objectives.get(o) for o in objectives]
     if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
         attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
+    attrs.update(getattr(result, "attrs", None) or {})
     if attrs["status"] != "ok":
         return "FAIL", None, attrs, {}
     return "COMPLETE", [float(v) for v in values], attrs, {}

@@ -122,6 +122,7 @@ class TrialResult:
     wall_s: float = 0.0
     precheck: dict[str, Any] = field(default_factory=dict)  # what the constraint check measured (evaluation input)
     constraint_excess: dict[str, float] = field(default_factory=dict)  # infeasible: relative excess per constraint
+    attrs: dict[str, Any] = field(default_factory=dict)  # an evaluator's own trial attributes (e.g. nb201_index)
 
     @property
     def ok(self) -> bool:

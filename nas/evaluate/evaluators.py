@@ -10,7 +10,9 @@ An evaluator is a function with the signature of :func:`nas.evaluate.evaluate.ev
 evaluator runs first (see :func:`~nas.evaluate.evaluate.evaluate`). It returns a
 :class:`~nas.evaluate.evaluate.TrialResult` whose ``objectives`` hold a value for each of the run's objectives
 (:mod:`nas.objectives`); it never raises for a failing candidate (a status says so). A run config selects one with
-``evaluator: NAME`` (default ``proxy``); a plugin module registers its own (docs/extending.md).
+``evaluator: NAME`` (default ``proxy``; ``nb201`` looks NAS-Bench-201 architectures up in its tables,
+:mod:`nas.evaluate.tabular`); a plugin module registers its own (docs/extending.md). An evaluator with a
+``table_input(dataset) -> (input_shape, num_classes)`` attribute is tabular: the engine loads no data set for it.
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ from collections.abc import Callable
 
 from nas.errors import ConfigError
 from nas.evaluate.evaluate import TrialResult, evaluate
+from nas.evaluate.tabular import nb201_evaluate
 from nas.registry import Registry
 
 Evaluator = Callable[..., TrialResult]
 EVALUATORS: Registry[Evaluator] = Registry("evaluator", error=ConfigError, key="evaluator")
 EVALUATORS.register("proxy", evaluate)  # build, measure, score and proxy-train (nas.evaluate.evaluate)
+EVALUATORS.register("nb201", nb201_evaluate)  # look the architecture up in NAS-Bench-201 (nas.evaluate.tabular)
 
 __all__ = ["EVALUATORS", "Evaluator"]

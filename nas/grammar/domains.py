@@ -137,12 +137,15 @@ def int_option(minimum: int) -> Option:
 ODD = kernel_option(3)
 FRACTION = Option(float, 0.0, check=lambda v: 0.0 <= v < 1.0, expected="a number in [0, 1)")
 POSITIVE = Option(float, 1.0, check=lambda v: v > 0, expected="a number > 0")
-# key -> (what its values must be, default when the file leaves it out, inherent condition)
+OPTIONAL = type("Optional", (), {"__repr__": lambda self: "OPTIONAL"})()  # a key that is no parameter unless given
+# key -> (what its values must be, default when the file leaves it out (None: required; OPTIONAL: left out of the
+# spec, which then takes its own default), inherent condition)
 STEM_KEYS: dict[str, tuple[Option, Any, tuple | None]] = {
     "type": (enum_option(STEMS), None, None),
     "width": (int_option(1), None, None),
     "kernel_size": (ODD, 3, ("type", ("conv",))),
     "patch_size": (int_option(1), 2, ("type", ("patchify",))),
+    "act": (enum_option(ACTIVATIONS + ("none",)), OPTIONAL, ("type", ("conv",))),  # default: the first stage's
 }
 
 
@@ -165,6 +168,7 @@ HEAD_KEYS = {
     "fuse": (enum_option(FUSIONS), "add", ("type", ("fpn",))),
     "fpn_stages": (int_option(2), 2, ("type", ("fpn",))),
     "dropout": (FRACTION, 0.0, None),
+    "norm_act": (Option(bool, False), OPTIONAL, None),  # norm + act before the pool (NAS-Bench-201)
 }
 TOP_KEYS = ("name", "description", "input", "stem", "stages", "cell", "head", "regularization", "multipliers",
             "constraints")

@@ -49,6 +49,7 @@ from nas.grammar.domains import (
     DEFAULT_REFERENCE,
     FRACTION,
     HEAD_KEYS,
+    OPTIONAL,
     POSITIVE,
     REFERENCE_INPUT_KEYS,
     STAGE_KEYS,
@@ -472,6 +473,8 @@ class _Parser:
                 value = raw[key]
             elif default is None:
                 raise self.error(f"missing key {key!r}", path)
+            elif default is OPTIONAL:
+                continue
             else:
                 value = default
             self.add(f"{prefix}.{key}", value, path + (key,), option, target + (key,), scope, names, inherent)
