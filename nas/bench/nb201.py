@@ -64,9 +64,33 @@ def to_index(spec: ArchSpec) -> str:
     return index
 
 
+WIDTHS = (16, 32, 64)  # the three stages' channels; 5 cells each
+CELLS_PER_STAGE = 5
+# parameters of the network around the cells: stem conv 3->16 + BN, the two residual reductions (16->32, 32->64), the
+# head's BN; the classifier (64 x classes + classes) is added per dataset
+REDUCTIONS = ((16, 32), (32, 64))
+FIXED_PARAMS = (3 * 16 * 9 + 2 * 16  # stem
+                + sum(9 * a * b + 2 * b + 9 * b * b + 2 * b + a * b for a, b in REDUCTIONS)  # conv_a, conv_b, shortcut
+                + 2 * 64)  # the head's BN
+
+
+def edge_params(op: str, width: int) -> int:
+    """Parameters of one edge's operation at ``width`` channels (conv + BN; none, skip and pooling have none)."""
+    return {"conv_1x1": width * width + 2 * width, "conv_3x3": 9 * width * width + 2 * width}.get(op, 0)
+
+
+def param_count(index: str, num_classes: int = 10) -> int:
+    """The parameters of NB201 network ``index`` with ``num_classes`` outputs, counted without building it (equal to
+    the built network's count for all 15,625 cells: tests/bench/test_nb201.py)."""
+    check_index(index)
+    cells = sum(edge_params(OPS[int(d)], w) for d in index for w in WIDTHS) * CELLS_PER_STAGE
+    return FIXED_PARAMS + cells + 64 * num_classes + num_classes
+
+
 def all_indices() -> list[str]:
     """The 15,625 indices, in order."""
     return ["".join(d) for d in itertools.product("01234", repeat=len(EDGES))]
 
 
-__all__ = ["SPACE", "space", "params_of", "check_index", "from_index", "to_index", "all_indices"]
+__all__ = ["SPACE", "space", "params_of", "check_index", "from_index", "to_index", "all_indices", "param_count",
+           "edge_params"]

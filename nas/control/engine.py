@@ -107,6 +107,13 @@ def add_warm_starts(prepared: Prepared) -> None:
         raise locate(e, file, prepared.overrides) from None
 
 
+def copied_attrs(previous: dict[str, Any]) -> dict[str, Any]:
+    """The user attrs a reused trial copies from the trial it reuses: the result's, and the evaluator's own
+    (``extra_attrs`` names them, e.g. ``nb201_index``)."""
+    keys = [*COPIED_ATTRS, *(previous.get("extra_attrs") or []), "extra_attrs"]
+    return {k: previous[k] for k in keys if k in previous}
+
+
 def counted(trial) -> bool:
     """Whether ``trial`` counts toward the run's target: COMPLETE, PRUNED, and FAIL unless stale. A stale FAIL is
     marked ``stale`` (a process that was stopped, found by a resume) or was told by no engine at all (no ``status``:
@@ -432,7 +439,7 @@ class Engine:
             self.wait_for_peer(trial.number, spec_hash)  # the same spec is training elsewhere: take its result
         previous = self.done.get((spec_hash, self.budget_key))
         if previous is not None:
-            copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}
+            copied = copied_attrs(previous.user_attrs)
             values = list(previous.values)
             self._tell(trial, "COMPLETE", values, reused_from=previous.number, **copied)
             self.tally.complete += 1
@@ -608,7 +615,9 @@ def outcome(result, objectives: list[str], rungs: dict | None = None
     values = [result.objectives.get(o) for o in objectives]
     if result.status == "ok" and not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
         attrs["status"], attrs["reason"] = "error", f"non-finite objective values {values}"
-    attrs.update(getattr(result, "attrs", None) or {})
+    extra = getattr(result, "attrs", None) or {}
+    if extra:  # the evaluator's own attributes, named so that a reuse copies them too
+        attrs.update(extra, extra_attrs=sorted(extra))
     if attrs["status"] != "ok":
         return "FAIL", None, attrs, {}
     return "COMPLETE", [float(v) for v in values], attrs, {}

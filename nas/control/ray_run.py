@@ -59,10 +59,10 @@ from typing import Any
 
 from nas.control.config import load_config
 from nas.control.engine import (
-    COPIED_ATTRS,
     Engine,
     Prepared,
     clean_attrs,
+    copied_attrs,
     counted,
     front_report,
     outcome,
@@ -332,7 +332,7 @@ def _searcher_class():
             """As :meth:`nas.control.engine.Engine._trial` does: ``reused_from`` + the result attrs, same values."""
             from optuna.trial import TrialState
 
-            copied = {k: previous.user_attrs[k] for k in COPIED_ATTRS if k in previous.user_attrs}
+            copied = copied_attrs(previous.user_attrs)
             values = list(previous.values)
             for key, value in {"reused_from": previous.number, **copied}.items():
                 ot_trial.set_user_attr(key, value)

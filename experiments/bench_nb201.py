@@ -1,0 +1,227 @@
+"""Search quality on NAS-Bench-201's table: our engine's samplers against Optuna's samplers run straight on the table.
+
+Every run is a real search through the engine (``nas.control.search.search``: journal storage, the run's sampler,
+no-repeat reuse, progress) with ``evaluator: nb201``: a trial's accuracy is ONE training seed's validation accuracy
+(200 epochs) drawn by the run's seed, and the architecture a run would pick after n trials (its best observed
+trial among the first n) is scored by its ground truth, the mean over NB201's seeds. The peers are Optuna's
+samplers asking the six edges directly, told the same drawn accuracy (no engine, no reuse of repeats).
+
+Studies:
+
+* ``one``: objective accuracy; median and quartiles of the picked ground truth (percent) after 25, 50, 100, 300
+  trials, and a one-sided Mann-Whitney test of the default sampler against Optuna's TPE at 25 and 50 trials.
+* ``two``: objectives accuracy and params; hypervolume of the ground-truth front of the trials run so far over that
+  of the true front of all 15,625 (reference point: the worst accuracy and the most parameters in the table), after
+  50 and 100 trials.
+* ``overhead``: wall seconds of 1,000 trials of the default sampler, and of NSGA-II, on the journal storage.
+
+    python experiments/bench_nb201.py                              # the studies below, about 15 min on 2 cores
+    python experiments/bench_nb201.py --study one --seeds 3 --trials 100 --no-write
+
+Writes experiments/results/bench_nb201.md and .csv.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Report, machine_info  # noqa: E402
+
+CHECKPOINTS_ONE = (25, 50, 100, 300)
+CHECKPOINTS_TWO = (50, 100)
+
+
+def engine_run(sampler: str, seed: int, trials: int, objectives: list[str], dataset: str) -> list[dict]:
+    """One search through the engine; its trials in order as {value(s), index, truth}."""
+    from nas.control.search import search
+
+    config = {"space": "nb201", "evaluator": "nb201", "dataset": dataset, "objectives": objectives,
+              "trials": trials, "seed": seed, "sampler": sampler}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        study = search(config, name="run", runs_dir=tmp, quiet=True)
+        trials_ = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        return [{"values": list(t.values), "index": t.user_attrs["nb201_index"]}
+                for t in trials_ if t.state.name == "COMPLETE"]
+
+
+def optuna_run(sampler: str, seed: int, trials: int, objectives: list[str], dataset: str) -> list[dict]:
+    """Optuna's sampler on the six edges directly (the peer): told the same drawn accuracy as the engine's runs."""
+    import optuna
+
+    from nas.bench.nb201 import param_count
+    from nas.bench.nb201_table import EDGES, OPS, Table
+    from nas.evaluate.tabular import NB201_INPUT, seed_of
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    table = Table.load(dataset)
+    classes = NB201_INPUT[dataset][1]
+    make = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed)}[sampler]
+    directions = ["maximize"] + ["minimize"] * (len(objectives) - 1)
+    study = optuna.create_study(directions=directions, sampler=make())
+    rows = []
+    for _ in range(trials):
+        trial = study.ask()
+        index = "".join(str(OPS.index(trial.suggest_categorical(e, list(OPS)))) for e in EDGES)
+        entry = table[index]
+        values = [entry.accuracy(seed_of(seed, index, len(entry.val_acc)))]
+        if len(objectives) > 1:
+            values.append(param_count(index, classes))
+        study.tell(trial, values)
+        rows.append({"values": values, "index": index})
+    return rows
+
+
+def picked_truth(rows: list[dict], n: int, dataset: str) -> float:
+    """The ground truth (mean accuracy, percent) of the best observed trial among the first ``n``."""
+    from nas.bench.nb201_table import Table
+
+    best = max(rows[:n], key=lambda r: r["values"][0])
+    return Table.load(dataset)[best["index"]].mean_accuracy * 100
+
+
+def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """2-D hypervolume of (accuracy to maximize, params to minimize) points against ``ref`` (worst of each)."""
+    front = sorted({p for p in points if p[0] > ref[0] and p[1] < ref[1]}, key=lambda p: (-p[0], p[1]))
+    volume, best_params = 0.0, ref[1]
+    for acc, params in front:  # by falling accuracy: each point adds the area its lower params opens
+        if params < best_params:
+            volume += (acc - ref[0]) * (best_params - params)
+            best_params = params
+    return volume
+
+
+def true_front_hv(dataset: str) -> tuple[float, tuple[float, float]]:
+    from nas.bench.nb201 import param_count
+    from nas.bench.nb201_table import Table
+    from nas.evaluate.tabular import NB201_INPUT
+
+    classes = NB201_INPUT[dataset][1]
+    points = [(e.mean_accuracy, param_count(e.index, classes)) for e in Table.load(dataset)]
+    ref = (min(p[0] for p in points), max(p[1] for p in points))
+    return hypervolume(points, ref), ref
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]
+
+
+def study_one(report: Report, args) -> list[list]:
+    from scipy.stats import mannwhitneyu
+
+    from nas.bench.nb201_table import Table
+
+    optimum = Table.load(args.dataset).best().mean_accuracy * 100
+    picks: dict[str, dict[int, list[float]]] = {}
+    runs = [(f"nas:{s}", s) for s in args.samplers] + [(f"optuna:{s}", s) for s in ("tpe", "random")]
+    for label, sampler in runs:
+        trials = args.predictor_trials if sampler == "predictor" and label.startswith("nas") else args.trials
+        seeds = args.predictor_seeds if sampler == "predictor" and label.startswith("nas") else args.seeds
+        start = time.perf_counter()
+        for seed in range(seeds):
+            run = engine_run if label.startswith("nas") else optuna_run
+            rows = run(sampler, seed, trials, ["accuracy"], args.dataset)
+            for n in CHECKPOINTS_ONE:
+                if n <= trials:
+                    picks.setdefault(label, {}).setdefault(n, []).append(picked_truth(rows, n, args.dataset))
+        print(f"{label}: {seeds} seeds x {trials} trials in {time.perf_counter() - start:.0f} s", flush=True)
+    rows = []
+    for label, by_n in picks.items():
+        for n, xs in sorted(by_n.items()):
+            q1, med, q3 = quartiles(xs)
+            at_optimum = sum(abs(x - optimum) < 1e-6 for x in xs)
+            rows.append([label, n, len(xs), round(med, 2), round(q1, 2), round(q3, 2), f"{at_optimum}/{len(xs)}"])
+    report.table(["sampler", "trials", "seeds", "median", "q1", "q3", "at optimum"], rows, csv="bench_nb201.csv",
+                 title=f"One objective ({args.dataset}): ground truth of the picked architecture, percent "
+                       f"(optimum {optimum:.2f})")
+    default = f"nas:{args.samplers[0]}"
+    tests = []
+    for n in (25, 50):
+        if n in picks.get(default, {}) and n in picks.get("optuna:tpe", {}):
+            p = mannwhitneyu(picks[default][n], picks["optuna:tpe"][n], alternative="greater").pvalue
+            tests.append([default, "optuna:tpe", n, f"{p:.3g}"])
+    if tests:
+        report.table(["ours", "peer", "trials", "p (ours > peer, Mann-Whitney)"], tests,
+                     title="Ahead of Optuna's TPE run straight on the table?")
+    return rows
+
+
+def study_two(report: Report, args) -> None:
+    true_hv, ref = true_front_hv(args.dataset)
+    from nas.bench.nb201_table import Table
+
+    table = Table.load(args.dataset)
+    ratios: dict[str, dict[int, list[float]]] = {}
+    runs = [(f"nas:{s}", s) for s in args.samplers_two] + [(f"optuna:{s}", s) for s in ("nsga2", "tpe")]
+    for label, sampler in runs:
+        start = time.perf_counter()
+        for seed in range(args.seeds_two):
+            run = engine_run if label.startswith("nas") else optuna_run
+            rows = run(sampler, seed, max(CHECKPOINTS_TWO), ["accuracy", "params"], args.dataset)
+            for n in CHECKPOINTS_TWO:
+                points = [(table[r["index"]].mean_accuracy, r["values"][1]) for r in rows[:n]]
+                ratios.setdefault(label, {}).setdefault(n, []).append(hypervolume(points, ref) / true_hv)
+        print(f"{label}: {args.seeds_two} seeds in {time.perf_counter() - start:.0f} s", flush=True)
+    rows = []
+    for label, by_n in ratios.items():
+        for n, xs in sorted(by_n.items()):
+            q1, med, q3 = quartiles(xs)
+            rows.append([label, n, len(xs), round(med, 4), round(q1, 4), round(q3, 4)])
+    report.table(["sampler", "trials", "seeds", "median HV ratio", "q1", "q3"], rows,
+                 title=f"Two objectives ({args.dataset}: accuracy, params): hypervolume of the found front over the "
+                       "true front's")
+
+
+def study_overhead(report: Report, args) -> None:
+    rows = []
+    for sampler, objectives in ((args.samplers[0], ["accuracy"]), ("nsga2", ["accuracy", "params"])):
+        start = time.perf_counter()
+        engine_run(sampler, 0, args.overhead_trials, objectives, args.dataset)
+        rows.append([sampler, len(objectives), args.overhead_trials, round(time.perf_counter() - start, 1)])
+    report.table(["sampler", "objectives", "trials", "wall s"], rows,
+                 title="Engine overhead on the table (journal storage, one process)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--study", choices=("one", "two", "overhead", "all"), default="all")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--samplers", nargs="+", default=["tpe", "random", "evolution", "nsga2", "predictor"],
+                        help="our samplers for the one-objective study; the first is the default's")
+    parser.add_argument("--samplers-two", nargs="+", default=["predictor", "nsga2", "tpe", "random"],
+                        help="our samplers for the two-objective study; the first is the default's")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--predictor-seeds", type=int, default=5)
+    parser.add_argument("--predictor-trials", type=int, default=100)
+    parser.add_argument("--seeds-two", type=int, default=5)
+    parser.add_argument("--overhead-trials", type=int, default=1000)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    import optuna
+
+    report = Report("bench_nb201", "Search quality on NAS-Bench-201's table",
+                    info={**machine_info(), "optuna": optuna.__version__})
+    report.text(__doc__.split("\n\n")[1] + "\n")
+    if args.study in ("one", "all"):
+        study_one(report, args)
+    if args.study in ("two", "all"):
+        study_two(report, args)
+    if args.study in ("overhead", "all"):
+        study_overhead(report, args)
+    if not args.no_write:
+        print(f"wrote {report.write()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
