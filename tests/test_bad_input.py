@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import pytest
 
+from nas.catalog import MIXERS
+
 from nas import cli
 from nas.errors import NasError, SpaceError, SpecError
 from nas.evaluate.costs import check_feasible
@@ -152,7 +154,7 @@ def _pop(path: tuple) -> Callable[[dict], None]:
     return change
 
 
-KNOWN_BLOCKS = "attention, bottleneck, conv, convnext, dwsep, glu, gru, lstm, mbconv, ssm, transformer"
+KNOWN_BLOCKS = ", ".join(sorted(MIXERS))  # the catalogue: a new block is named in the message too
 
 CASES: list = [
     # ---------------------------------------------------------------------------------------------- space: YAML

@@ -78,12 +78,8 @@ def resume(run_dir: str | Path, *, trials: int | None = None, time_budget_s: flo
     run = RunDir.open(run_dir)
     chosen = choose("optuna", ray_address=ray_address, parallel=parallel,
                     ray_run_found=run.meta.get("backend") == "ray")
-    overrides: dict[str, Any] = {}
-    if trials is not None:
-        overrides["trials"] = trials
-    if time_budget_s is not None:
-        overrides["time_budget_s"] = time_budget_s
-    prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
+    prepared = prepare(run.path / CONFIG_FILE, given(trials=trials, time_budget_s=time_budget_s),
+                       space_file=run.path / SPACE_FILE)
     return continue_run(run, prepared, chosen, quiet=quiet, snapshot=trials is not None,
                         call_time_budget_s=time_budget_s)
 
@@ -147,12 +143,13 @@ def join(source: str, *, study: str | None = None, name: str | None = None, runs
                                 fingerprint=settings["fingerprint"])
             run.meta.update(role="worker", heartbeat_s=int(settings.get("heartbeat_s", DEFAULT_HEARTBEAT_S)))
             run.save_meta()
-    overrides: dict[str, Any] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if time_budget_s is not None:
-        overrides["time_budget_s"] = time_budget_s
-    prepared = prepare(run.path / CONFIG_FILE, overrides, space_file=run.path / SPACE_FILE)
+    prepared = prepare(run.path / CONFIG_FILE, given(data_dir=data_dir, time_budget_s=time_budget_s),
+                       space_file=run.path / SPACE_FILE)
     if data_dir is not None:
         save_config(run, prepared.config, time_budget_s)
     return continue_run(run, prepared, Joined(), quiet=quiet, snapshot=False)
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """The config overrides of a call: the values given (not None)."""
+    return {key: value for key, value in values.items() if value is not None}
