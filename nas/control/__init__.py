@@ -6,6 +6,7 @@
 ``engine``     the trial loop: no-repeat reuse, constraints, rungs, outcome, tally, stale trials of killed processes
 ``search``     the front door, ``search()`` / ``resume()``, one path for every backend
 ``backends``   in-process, worker processes (``workers``), a Ray Tune experiment (``ray_run``), a joined worker
+``owners``     the process that holds a running trial, and whether it still lives
 ``shared``     a run on a database server that workers of other hosts join: claim lock, heartbeats, settings
 ``samplers``   the samplers registry: tpe, nsga2, random, gp, ``evolution``, ``predictor`` (``replay`` is their base)
 ``baselines``  the space's baselines evaluated under the run's budget (``nas measure`` asks for them)

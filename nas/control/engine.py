@@ -34,8 +34,6 @@ again (``retry_of``), so the count ends exact. Ctrl-C does the same at once.
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from nas.control.config import RunConfig, load_config, locate, resolve_space_pat
 from nas.control.progress import Progress, Tally, fmt_values
 from nas.control.rundir import RunDir
 from nas.control.samplers import make_sampler
+from nas.control.owners import OWNER_ATTR, owner, owner_alive
 from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
 from nas.control.suggest import OptunaSuggest
 from nas.control.warmstart import enqueue, resolve
@@ -175,6 +174,7 @@ class Engine:
         if table_input is not None:  # a tabular evaluator (nb201): looked up, not trained; no data set to load
             self.data = None
             shape, classes = table_input(self.config.dataset)
+            getattr(self.evaluator, "check_space", lambda space: None)(self.space)
             self.input_shape, self.num_classes = tuple(shape), int(classes)
         else:
             self.data = load_data(self.eval_config, self.device)
@@ -648,53 +648,3 @@ def front_report(study, objectives: list[str], directions: list[str]) -> str:
         lines.append(f"  #{t.number:<4d} {fmt_values(objectives, list(t.values))}  {t.user_attrs.get('spec_hash', '')}"
                      f"  {t.user_attrs.get('summary', '')}")
     return "\n".join(lines)
-
-
-OWNER_ATTR = "worker"
-# -- owners --------------------------------------------------------------------------------------------------------
-def process_start_time(pid: int) -> str | None:
-    """The process start time (clock ticks since boot, field 22 of /proc/PID/stat), or None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2:].split()[19]
-
-
-def owner() -> dict[str, Any]:
-    """This process as the owner of a trial."""
-    pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "started": process_start_time(pid)}
-
-
-def owner_alive(record: Any, *, other_hosts: bool = False) -> bool:
-    """Whether the process that recorded ``record`` (see :func:`owner`) still runs on this host. A process on
-    another host cannot be checked from here: taken as dead, or with ``other_hosts`` as alive (a shared storage,
-    where heartbeats decide)."""
-    if isinstance(record, dict) and record.get("host") != socket.gethostname():
-        return other_hosts
-    if not isinstance(record, dict):
-        return False
-    pid = record.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, another user's
-    started = record.get("started")
-    if started is not None:
-        now_started = process_start_time(pid)
-        if now_started is not None and now_started != started:
-            return False  # the pid was reused by another process
-    try:  # a zombie (dead, not yet reaped by its parent) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-        if text[text.rfind(")") + 2:].split()[0] in ("Z", "X"):
-            return False
-    except OSError:
-        pass
-    return True

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.control.engine import OWNER_ATTR, WAIT, Engine, counted, front_report, prepare
+from nas.control.engine import WAIT, Engine, counted, front_report, prepare
+from nas.control.owners import OWNER_ATTR
 from nas.control.progress import Progress
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
 from nas.errors import ConfigError, NasError, RunError

@@ -37,6 +37,16 @@ def table_input(dataset: str) -> tuple[tuple[int, ...], int]:
     return NB201_INPUT[dataset]
 
 
+def check_space(space) -> None:
+    """Refuse a space whose networks are not NAS-Bench-201's (before any trial): a one-line ConfigError."""
+    try:
+        to_index(space.sample(0))
+    except NasError as e:
+        raise ConfigError(f"evaluator nb201 looks architectures up in NAS-Bench-201, but space {space.name!r} is not "
+                          f"its space ({e.message}); use space: nb201",
+                          key="space") from None
+
+
 def seed_of(run_seed: int, index: str, seeds: int) -> int:
     """Which of the cell's ``seeds`` training seeds a run with ``run_seed`` sees for cell ``index``."""
     digest = hashlib.sha256(f"{run_seed}:{index}".encode()).digest()
@@ -78,6 +88,7 @@ def nb201_evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=Non
 
 
 nb201_evaluate.table_input = table_input  # a tabular evaluator: the engine loads no data set for it
+nb201_evaluate.check_space = check_space
 nb201_evaluate.datasets = tuple(DATASETS)
 
-__all__ = ["nb201_evaluate", "table_input", "seed_of", "NB201_INPUT"]
+__all__ = ["nb201_evaluate", "table_input", "check_space", "seed_of", "NB201_INPUT"]

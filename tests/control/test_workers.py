@@ -10,7 +10,7 @@ import optuna
 import pytest
 from conftest import TINY_SPACE, counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
 
-from nas.control.engine import OWNER_ATTR, owner, owner_alive
+from nas.control.owners import OWNER_ATTR, owner, owner_alive
 
 SLOW = {"train_subset": 1000, "budget": {"epochs": 3, "batch_size": 16}}  # ~0.7 s per trained trial
 

@@ -63,4 +63,6 @@ def test_search_on_the_table(tmp_path):
     assert Engine(prepare(config)).data is None
     with pytest.raises(ConfigError, match="dataset: evaluator nb201 looks architectures up"):
         Engine(prepare({**config, "dataset": "mnist"}))
+    with pytest.raises(ConfigError, match="space: evaluator nb201 .* space 'vision' is not its space"):
+        Engine(prepare({**config, "space": "vision", "dataset": "cifar10"}))
 
