@@ -9,7 +9,7 @@ Inputs: images (N, C, H, W); sequences (N, L, C) (transposed to channels-first (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -166,14 +166,13 @@ def _stem_part(spec: ArchSpec, dims: int, in_channels: int, model_size: tuple[in
                ) -> tuple[Part, int, list[int]]:
     """The stem (a conv or a patchify layer), the channels it gives and the spatial size after it."""
     first = spec.stages[0]
-    stem_ctx = BlockContext(dims, math.prod(model_size), _norm_at(first.norm, math.prod(model_size)), first.act,
+    act = spec.stem.act or first.act  # a conv stem's own activation ("none": conv + norm, as NAS-Bench-201's)
+    stem_ctx = BlockContext(dims, math.prod(model_size), _norm_at(first.norm, math.prod(model_size)), act,
                             first.norm_groups)
     stem_width = scaled_width(spec.stem.width, spec.width_multiplier)
     stem_in = (in_channels, *model_size)
     if spec.stem.type == "conv":
         kernel = spec.stem.kernel_size
-        act = spec.stem.act or first.act  # a stem's own activation ("none": conv + norm, as NAS-Bench-201's)
-        stem_ctx = replace(stem_ctx, act=act)
         stem = Part(("stem", "conv", in_channels, stem_width, kernel, stem_ctx, model_size),
                     lambda: ConvNormAct(in_channels, stem_width, kernel, stem_ctx, act=act != "none"),
                     _inputs(stem_in))

@@ -84,12 +84,14 @@ DAG_OPS = ("none", "skip", "conv_1x1", "conv_3x3", "avg_pool_3x3", "max_pool_3x3
            "dil_conv_3x3", "dil_conv_5x5")
 DAG_MAX_NODES = 5  # node 0 is the cell's input, node N-1 its output; an edge i -> j (i < j) is option e{j}_{i}; a
 # spec sets the edges beyond its ``nodes`` to none (they do not exist), whatever a space sampled for them
-DAG_EDGES = tuple(f"e{j}_{i}" for j in range(1, DAG_MAX_NODES) for i in range(j))
 
 
 def dag_edges(nodes: int) -> tuple[str, ...]:
-    """The edge options a DAG cell of ``nodes`` nodes uses (the others must stay ``none``)."""
+    """The edge options a DAG cell of ``nodes`` nodes uses (a spec sets the others to ``none``)."""
     return tuple(f"e{j}_{i}" for j in range(1, nodes) for i in range(j))
+
+
+DAG_EDGES = dag_edges(DAG_MAX_NODES)
 
 
 MIXERS: dict[str, MixerInfo] = {

@@ -11,9 +11,8 @@ on CIFAR-10 is ``333132``.
 from __future__ import annotations
 
 import functools
-import itertools
 
-from nas.bench.nb201_table import EDGES, OPS
+from nas.bench.nb201_table import EDGES, OPS, all_indices, index_of, is_index, ops_of
 from nas.errors import SpecError
 from nas.grammar import load_space
 from nas.spec import ArchSpec
@@ -31,12 +30,12 @@ def params_of(index: str) -> dict[str, object]:
     """The ``nb201`` space's parameter values (an Optuna trial's params) of the architecture ``index``."""
     check_index(index)
     values: dict[str, object] = {"cell.mixer": "dag", "cell.dag.nodes": 4}
-    values.update({f"cell.dag.{edge}": OPS[int(digit)] for edge, digit in zip(EDGES, index)})
+    values.update({f"cell.dag.{edge}": op for edge, op in ops_of(index).items()})
     return values
 
 
 def check_index(index: object) -> str:
-    if not (isinstance(index, str) and len(index) == len(EDGES) and all(c in "01234" for c in index)):
+    if not is_index(index):
         raise SpecError(f"{index!r} is not a NAS-Bench-201 index (six digits 0-4, one per edge e1_0, e2_0, e2_1, "
                         "e3_0, e3_1, e3_2)", key="nb201_index")
     return index
@@ -54,8 +53,8 @@ def to_index(spec: ArchSpec) -> str:
     if first.type != "dag" or first.options.get("nodes") != 4:
         raise SpecError("not a NAS-Bench-201 architecture (its cell is not a 4-node DAG)", key="stages.0.mixer")
     try:
-        index = "".join(str(OPS.index(first.options[edge])) for edge in EDGES)
-    except ValueError:
+        index = index_of({edge: first.options[edge] for edge in EDGES})
+    except SpecError:
         raise SpecError("not a NAS-Bench-201 architecture (an edge's operation is not one of "
                         f"{', '.join(OPS)})", key="stages.0.mixer") from None
     if from_index(index).hash() != spec.hash():
@@ -85,11 +84,6 @@ def param_count(index: str, num_classes: int = 10) -> int:
     check_index(index)
     cells = sum(edge_params(OPS[int(d)], w) for d in index for w in WIDTHS) * CELLS_PER_STAGE
     return FIXED_PARAMS + cells + 64 * num_classes + num_classes
-
-
-def all_indices() -> list[str]:
-    """The 15,625 indices, in order."""
-    return ["".join(d) for d in itertools.product("01234", repeat=len(EDGES))]
 
 
 __all__ = ["SPACE", "space", "params_of", "check_index", "from_index", "to_index", "all_indices", "param_count",

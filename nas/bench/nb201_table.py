@@ -58,7 +58,22 @@ class Entry:
     @property
     def ops(self) -> dict[str, str]:
         """The cell as ``{edge: op}`` in our names, e.g. ``{"e1_0": "conv_3x3", ...}``."""
-        return {edge: OPS[int(digit)] for edge, digit in zip(EDGES, self.index)}
+        return ops_of(self.index)
+
+
+def is_index(key: object) -> bool:
+    """Whether ``key`` is a table index: six digits 0-4."""
+    return isinstance(key, str) and len(key) == len(EDGES) and set(key) <= _DIGITS
+
+
+def all_indices() -> list[str]:
+    """The 15,625 indices, in ascending order ("000000" .. "444444")."""
+    return ["".join(digits) for digits in itertools.product("01234", repeat=len(EDGES))]
+
+
+def ops_of(index: str) -> dict[str, str]:
+    """The cell ``index`` as ``{edge: op}`` in our names."""
+    return {edge: OPS[int(digit)] for edge, digit in zip(EDGES, index)}
 
 
 def index_of(ops: Mapping[str, str]) -> str:
@@ -183,9 +198,9 @@ def read_entries(path: Path) -> dict[str, Entry]:
 def _entries(raw: object, file: str) -> dict[str, Entry]:
     if not isinstance(raw, dict):
         raise DataError(f"expected a dict of {SIZE} cells, found {type(raw).__name__}", file=file)
-    wanted = ["".join(digits) for digits in itertools.product("01234", repeat=len(EDGES))]
+    wanted = all_indices()
     if len(raw) != SIZE or not all(isinstance(k, str) for k in raw) or set(raw) != set(wanted):
-        odd = sorted(repr(k) for k in raw if not (isinstance(k, str) and len(k) == 6 and set(k) <= _DIGITS))
+        odd = sorted(repr(k) for k in raw if not is_index(k))
         detail = f"; e.g. key {odd[0]}" if odd else ""
         raise DataError(f"expected {SIZE} keys of six digits 0-4, found {len(raw)}{detail}", file=file)
     entries = {}

@@ -42,10 +42,10 @@ from typing import Any, Mapping
 
 from nas.builder import lazy_model
 from nas.control.config import RunConfig, load_config, locate, resolve_space_path
+from nas.control.owners import OWNER_ATTR, owner, owner_alive
 from nas.control.progress import Progress, Tally, fmt_values
 from nas.control.rundir import RunDir
 from nas.control.samplers import make_sampler
-from nas.control.owners import OWNER_ATTR, owner, owner_alive
 from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
 from nas.control.suggest import OptunaSuggest
 from nas.control.warmstart import enqueue, resolve
@@ -120,6 +120,11 @@ def counted(trial) -> bool:
     if trial.state.name == "FAIL":
         return not stale(trial)
     return trial.state.name in COUNTED
+
+
+def in_use(trials) -> int:
+    """How much of a run's target ``trials`` take: the counted ones and those running (a process's, or Ray's)."""
+    return sum(1 for t in trials if counted(t) or t.state.name == "RUNNING")
 
 
 def stale(trial) -> bool:
@@ -369,12 +374,16 @@ class Engine:
             if self.shared:
                 fail_stale(self.study)
             trials = self.study.get_trials(deepcopy=False)
-            self.tally = self.load_tally(trials)  # what the other processes finished (no-repeat table, rungs)
-            self.progress.tally = self.tally
-            busy = sum(1 for t in trials if counted(t) or t.state.name == "RUNNING")
-            if target is not None and busy >= target:
+            self.refresh_tally(trials)
+            if target is not None and in_use(trials) >= target:
                 return WAIT if self.shared and self.tally.counted < target else None
             return self._ask()
+
+    def refresh_tally(self, trials: list | None = None) -> None:
+        """The tally, the no-repeat table and the rung peers read again from the storage: what other processes
+        finished since."""
+        self.tally = self.load_tally(trials)
+        self.progress.tally = self.tally
 
     def _ask(self) -> "Claimed":
         with warnings.catch_warnings():
@@ -498,11 +507,7 @@ class Engine:
             if self.shared:
                 fail_stale(self.study)
             peer = self.running_peer(number, spec_hash)
-        for t in self.study.get_trials(deepcopy=False):
-            attrs = t.user_attrs
-            if (t.state.name == "COMPLETE" and "reused_from" not in attrs and attrs.get("spec_hash") == spec_hash
-                    and attrs.get("budget_key") == self.budget_key):
-                self.done.setdefault((spec_hash, self.budget_key), t)
+        self.refresh_tally()  # the peer's result (if it completed) is in the no-repeat table now
 
     def _rung_callback(self, trial, rungs: dict):
         if not self.config.rungs:

@@ -65,6 +65,7 @@ from nas.control.engine import (
     copied_attrs,
     counted,
     front_report,
+    in_use,
     outcome,
 )
 from nas.control.rundir import RunDir
@@ -306,10 +307,7 @@ def _searcher_class():
             if control.get("deadline") is not None and time.time() >= control["deadline"]:
                 return True
             if control.get("trials") is not None:
-                in_use = sum(1 for t in self._ot_study.get_trials(deepcopy=False)
-                             if t.state.name == "RUNNING"
-                             or counted(t))
-                return in_use >= control["trials"]
+                return in_use(self._ot_study.get_trials(deepcopy=False)) >= control["trials"]
             return False
 
         def _evaluated_before(self, ot_trial):

@@ -73,15 +73,12 @@ def published(url: str, study_name: str | None) -> tuple[str, dict]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = optuna.storages.RDBStorage(url)
-        names = [s.study_name for s in storage.get_all_studies()]
+        studies = optuna.storages.RDBStorage(url).get_all_studies()
     except Exception as e:  # noqa: BLE001 - bad URL, missing driver, unreachable server
         raise RunError(f"cannot open storage {url!r}: {type(e).__name__}: {e}", key="storage") from None
-    runs = {}
-    for summary in storage.get_all_studies():
-        settings = summary.user_attrs.get(RUN_ATTR)
-        if isinstance(settings, dict):
-            runs[summary.study_name] = settings
+    names = [summary.study_name for summary in studies]
+    runs = {summary.study_name: summary.user_attrs[RUN_ATTR] for summary in studies
+            if isinstance(summary.user_attrs.get(RUN_ATTR), dict)}
     if study_name is None:
         if len(runs) != 1:
             listed = ", ".join(sorted(runs)) or "none"

@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.control.engine import WAIT, Engine, counted, front_report, prepare
-from nas.control.owners import OWNER_ATTR
+from nas.control.engine import WAIT, Engine, counted, front_report, in_use, prepare
 from nas.control.progress import Progress
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
 from nas.errors import ConfigError, NasError, RunError
@@ -111,9 +110,7 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
             return False
         if target is None:
             return True
-        trials = engine.study.get_trials(deepcopy=False)
-        busy = sum(1 for t in trials if counted(t) or t.state.name == "RUNNING")
-        return busy < target
+        return in_use(engine.study.get_trials(deepcopy=False)) < target
 
     try:
         while True:
@@ -241,4 +238,4 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
     return 0
 
 
-__all__ = ["Parallel", "resolve", "run_parallel", "worker_main", "OWNER_ATTR"]
+__all__ = ["Parallel", "resolve", "run_parallel", "worker_main"]
