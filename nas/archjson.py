@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from nas.catalog import MAX_CLASSES, MAX_REFERENCE_DIM
 from nas.errors import ExportError, SpecError
-from nas.io import read_text
+from nas.io import load_yaml, read_text
 from nas.spec import ArchSpec
 
 FORMAT = "patternnas-arch"
@@ -127,17 +127,73 @@ def _declares_format(file: Path) -> bool:
         return False  # unreadable or not JSON: ArchSpec.load says why, naming the file and line
 
 
+NETWORK_KEYS = ("name", "description", "published", "input_shape", "num_classes", "spec")
+PUBLISHED_KEYS = ("params", "macs", "source")
+
+
+def read_network(path: str | os.PathLike) -> tuple[ArchSpec, tuple[tuple[int, ...], int], dict[str, Any]]:
+    """A network file (a zoo member, ``search_spaces/zoo/<name>.yaml``): a spec with the input it is defined for.
+
+        name: resnet18
+        description: ...
+        published: {params: 11689512, macs: 1.814e9, source: torchvision.models.resnet18}
+        input_shape: [3, 224, 224]
+        num_classes: 1000
+        spec: {input: image, stem: ..., stages: [...], head: ...}
+
+    Returns ``(spec, (input_shape, num_classes), data)``; any other key, or a bad value, is a one-line error naming
+    the file, line and key.
+    """
+    where = str(path)
+    data, lines = load_yaml(read_text(Path(path), error=SpecError, what="network file"), file=where, error=SpecError)
+    if not isinstance(data, dict) or "spec" not in data:
+        raise SpecError("a network file is a mapping with a spec", file=where, key="spec")
+    for key in data:
+        if key not in NETWORK_KEYS:
+            raise SpecError(f"unknown key {key!r} (expected one of: {', '.join(NETWORK_KEYS)})", file=where,
+                            line=lines.get((key,)), key=str(key))
+    published = data.get("published", {})
+    if not isinstance(published, dict) or any(k not in PUBLISHED_KEYS for k in published):
+        raise SpecError(f"published takes {', '.join(PUBLISHED_KEYS)}", file=where, line=lines.get(("published",)),
+                        key="published")
+    spec = ArchSpec.from_data(data["spec"], file=where,
+                              lines={k[1:]: v for k, v in lines.items() if k[:1] == ("spec",)})
+    for key in ("input_shape", "num_classes"):
+        if key not in data:
+            raise SpecError("missing key (the input the network is defined for)", file=where, key=key)
+    try:
+        input_shape = check_input_shape(data["input_shape"], spec.input, file=where)
+        classes = check_num_classes(data["num_classes"], file=where)
+    except ExportError as e:
+        raise SpecError(e.message, file=where, line=lines.get((e.key,)), key=e.key) from None
+    return spec, (input_shape, classes), data
+
+
+def is_network_file(path: Path) -> bool:
+    """Whether a .yaml file is a network file (a top-level ``spec`` key) rather than a bare spec."""
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return False
+    try:
+        return any(line.startswith("spec:") for line in path.read_text().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return False  # ArchSpec.load says why, naming the file
+
+
 def read_spec(path: str | os.PathLike) -> tuple[ArchSpec, tuple[tuple[int, ...], int] | None]:
-    """The spec of an export folder, an exported ``arch.json`` or a bare spec file (.json / .yaml).
+    """The spec of an export folder, an exported ``arch.json``, a network file (:func:`read_network`) or a bare spec
+    file (.json / .yaml).
 
     Returns ``(spec, recorded)``: ``recorded`` is ``(input_shape, num_classes)`` for an export (read and checked by
-    :func:`read_arch`), None for a bare spec. The one reader of the commands that take a spec file (``nas space
-    validate``, ``nas eval``, ``nas export``), of ``warm_start`` and of :func:`nas.builder.build`.
+    :func:`read_arch`) or a network file, None for a bare spec. The one reader of the commands that take a spec file
+    (``nas space validate``, ``nas eval``, ``nas export``), of ``warm_start`` and of :func:`nas.builder.build`.
     """
     path = Path(path)
     if path.is_dir() or (path.suffix == ".json" and _declares_format(path)):
         spec, input_shape, num_classes, _ = read_arch(path)
         return spec, (input_shape, num_classes)
+    if is_network_file(path):
+        spec, recorded, _ = read_network(path)
+        return spec, recorded
     return ArchSpec.load(path), None
 
 

@@ -8,6 +8,7 @@ Inputs: images (N, C, H, W); sequences (N, L, C) (transposed to channels-first (
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,6 +45,11 @@ def scaled_depth(depth: int, multiplier: float) -> int:
 
 def scaled_size(size: int, multiplier: float) -> int:
     return max(1, int(round(size * multiplier)))
+
+
+def conv_output(size: int, kernel: int, stride: int) -> int:
+    """The output length of a conv (or pooling) with 'same' padding ``kernel // 2`` and ``stride``."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
 class ResidualReduction(nn.Module):
@@ -172,11 +178,23 @@ def _stem_part(spec: ArchSpec, dims: int, in_channels: int, model_size: tuple[in
     stem_width = scaled_width(spec.stem.width, spec.width_multiplier)
     stem_in = (in_channels, *model_size)
     if spec.stem.type == "conv":
-        kernel = spec.stem.kernel_size
-        stem = Part(("stem", "conv", in_channels, stem_width, kernel, stem_ctx, model_size),
-                    lambda: ConvNormAct(in_channels, stem_width, kernel, stem_ctx, act=act != "none"),
-                    _inputs(stem_in))
-        return stem, stem_width, list(model_size)
+        kernel, stride, pool = spec.stem.kernel_size, spec.stem.stride, spec.stem.pool
+        size = [conv_output(s, kernel, stride) for s in model_size]
+        if pool == "max":
+            size = [conv_output(s, 3, 2) for s in size]
+        if min(size) < 1:
+            raise BuildError(f"the stem's stride leaves no positions of the input {model_size}", key="stem")
+
+        def conv_stem() -> nn.Module:
+            conv = ConvNormAct(in_channels, stem_width, kernel, stem_ctx, stride=stride, act=act != "none")
+            if pool == "max":  # ResNet: 3x3 max pooling, stride 2, padding 1
+                conv.append({1: nn.MaxPool1d, 2: nn.MaxPool2d}[dims](3, stride=2, padding=1))
+            return conv
+
+        key = ("stem", "conv", in_channels, stem_width, kernel, stem_ctx, model_size)
+        if stride != 1 or pool != "none":
+            key += (stride, pool)
+        return Part(key, conv_stem, _inputs(stem_in)), stem_width, size
     patch = spec.stem.patch_size
     if min(model_size) < patch:
         raise BuildError(f"patch size {patch} is larger than the input {model_size}", key="stem")
@@ -206,10 +224,14 @@ def _stage_parts(spec: ArchSpec, dims: int, channels: int, size: list[int]
         depth = scaled_depth(stage.depth, spec.depth_multiplier)
         parts: list[Part] = []
         kind = stage.downsample
-        if kind != "none" and min(Downsample.output_size(kind, s) for s in size) < 1:
+        if kind not in ("none", "stride") and min(Downsample.output_size(kind, s) for s in size) < 1:
             kind = "none"  # the map is already a single position: nothing left to halve
         pooled = stage is spec.stages[-1] and spec.head.type == "pool"
-        if kind != "none":
+        stride = 1
+        if kind == "stride":  # the first cell strides
+            stride = 2
+            in_size, size = size, [conv_output(s, 3, 2) for s in size]
+        elif kind != "none":
             out_size = [Downsample.output_size(kind, s) for s in size]
             ctx = BlockContext(dims, math.prod(out_size), _norm_at(stage.norm, math.prod(out_size), pooled),
                                stage.act, stage.norm_groups)
@@ -230,8 +252,14 @@ def _stage_parts(spec: ArchSpec, dims: int, channels: int, size: list[int]
             for i in range(depth):
                 rate = spec.drop_path * block_index / max(1, total_blocks - 1)  # no parameter, no FLOP
                 c_in = channels if i == 0 else width
-                parts.append(Part(("cell", c_in, width, ctx, cell, tuple(size)),
-                                  partial(Cell, c_in, width, ctx, stage, drop_path=rate), _inputs((c_in, *size))))
+                if i == 0 and stride != 1:
+                    first = dataclasses.replace(ctx, stride=stride)
+                    parts.append(Part(("cell", c_in, width, first, cell, tuple(in_size)),
+                                      partial(Cell, c_in, width, first, stage, drop_path=rate),
+                                      _inputs((c_in, *in_size))))
+                else:
+                    parts.append(Part(("cell", c_in, width, ctx, cell, tuple(size)),
+                                      partial(Cell, c_in, width, ctx, stage, drop_path=rate), _inputs((c_in, *size))))
                 block_index += 1
         channels = width
         stages.append(parts)
@@ -266,8 +294,18 @@ def _head_parts(spec: ArchSpec, dims: int, stage_widths: list[int], stage_sizes:
         positions = math.prod(head_size)
         norm_act = BlockContext(dims, positions, _norm_at(last.norm, positions, pooled=True), last.act,
                                 last.norm_groups)
-    head = Part(("head", channels, num_classes, head_size) + ((norm_act,) if norm_act else ()),
-                partial(ClassifierHead, channels, num_classes, dropout, norm_act), _inputs((channels, *head_size)))
+    key = ("head", channels, num_classes, head_size) + ((norm_act,) if norm_act else ())
+    conv_width = scaled_width(spec.head.conv_width, max(1.0, spec.width_multiplier))  # MobileNet: never narrower
+    extra = {}
+    if conv_width or spec.head.hidden:
+        last = spec.stages[-1]
+        positions = math.prod(head_size)
+        extra = dict(conv_width=conv_width, hidden=spec.head.hidden,
+                     ctx=BlockContext(dims, positions, _norm_at(last.norm, positions, pooled=True), last.act,
+                                      last.norm_groups))
+        key += (tuple(sorted(extra.items())),)
+    head = Part(key, partial(ClassifierHead, channels, num_classes, dropout, norm_act, **extra),
+                _inputs((channels, *head_size)))
     return fusion, head
 
 

@@ -72,6 +72,7 @@ class MixerInfo:
     options: dict[str, Option] = field(default_factory=dict)
     token_mixer: bool = False  # mixes across positions with attention / scan / recurrence (not a convolution)
     own_residual: bool = False  # the block has its own residual adds (transformer): no outer residual around it
+    strides: bool = False  # can take a stage's stride on its spatial conv (downsample: stride), as ResNet / MobileNet
 
     def defaults(self) -> dict[str, Any]:
         return {k: o.default for k, o in self.options.items()}
@@ -102,24 +103,28 @@ MIXERS: dict[str, MixerInfo] = {
             "standard convolution: num_convs x (k x k conv, norm, act), ResNet basic block when num_convs=2",
             "conv",
             {"kernel_size": kernel_option(3), "num_convs": Option(int, 2, allowed=(1, 2, 3))},
+            strides=True,
         ),
         MixerInfo(
             "dwsep",
             "depthwise separable convolution: k x k depthwise conv, norm, act, 1x1 pointwise conv, norm, act",
             "dwsep",
             {"kernel_size": kernel_option(3)},
+            strides=True,
         ),
         MixerInfo(
             "bottleneck",
             "bottleneck: 1x1 reduce to out/reduction_ratio, k x k conv, 1x1 expand (large -> small -> large)",
             "bneck",
             {"kernel_size": kernel_option(3), "reduction_ratio": _ratio(4.0, "a number > 0")},
+            strides=True,
         ),
         MixerInfo(
             "mbconv",
             "inverted bottleneck (MBConv): 1x1 expand by expansion_ratio, k x k depthwise, 1x1 linear projection",
             "mbconv",
             {"kernel_size": kernel_option(3), "expansion_ratio": _ratio(4.0, "a number > 0")},
+            strides=True,
         ),
         MixerInfo(
             "convnext",
@@ -187,9 +192,15 @@ MIXERS: dict[str, MixerInfo] = {
 
 SKIPS = ("none", "residual", "preact", "dense")
 NORMS = ("batch", "layer", "group", "instance", "none")
-ACTIVATIONS = ("relu", "gelu", "silu", "hardswish")
+ACTIVATIONS = ("relu", "gelu", "silu", "hardswish", "relu6")
 STEMS = ("conv", "patchify")
-DOWNSAMPLES = ("none", "conv", "pool", "patch_merge", "resblock")
+STEM_POOLS = ("none", "max")  # after a conv stem: nothing, or ResNet's 3x3 max pooling with stride 2
+# between stages: nothing, a strided conv, max pooling, patch merging, NAS-Bench-201's residual block, or the stride
+# of the stage's first cell (ResNet / MobileNet: its spatial conv and its shortcut are strided)
+DOWNSAMPLES = ("none", "conv", "pool", "patch_merge", "resblock", "stride")
+# what a cell adds when its input and output shapes differ (channels or stride): a 1x1 (strided) conv + norm
+# (ResNet's option B), a subsampled identity zero-padded with channels (option A), or no add (MobileNetV2)
+SHORTCUTS = ("projection", "zeropad", "none")
 HEADS = ("pool", "fpn")
 FUSIONS = ("add", "concat")
 INPUTS = ("image", "sequence")

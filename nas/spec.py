@@ -40,14 +40,20 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
 
+ACT = Literal["relu", "gelu", "silu", "hardswish", "relu6"]
+
+
 class StemSpec(_Frozen):
-    """conv: a k x k stride-1 conv-norm-act; patchify: non-overlapping patch_size x patch_size patches (ViT)."""
+    """conv: a k x k conv-norm-act with ``stride`` (1, or 2 as ResNet / MobileNet), then optionally ResNet's 3x3
+    stride-2 max pooling (``pool: max``); patchify: non-overlapping patch_size x patch_size patches (ViT)."""
 
     type: Literal["conv", "patchify"]
     width: int = Field(ge=1, le=MAX_VALUE["width"])
     kernel_size: int | None = Field(default=None, le=MAX_VALUE["kernel_size"])
     patch_size: int | None = Field(default=None, le=MAX_VALUE["patch_size"])
-    act: Literal["relu", "gelu", "silu", "hardswish", "none"] | None = None  # conv stem; None: the first stage's
+    act: Literal["relu", "gelu", "silu", "hardswish", "relu6", "none"] | None = None  # conv; None: the first stage's
+    stride: int = Field(default=1, ge=1, le=4)  # conv stem
+    pool: Literal["none", "max"] = "none"  # conv stem
 
     @model_validator(mode="after")
     def _conditional(self):
@@ -63,6 +69,8 @@ class StemSpec(_Frozen):
                 raise ValueError("@kernel_size: kernel_size is only for stem type conv")
             if self.act is not None:
                 raise ValueError("@act: act is only for stem type conv")
+            if self.stride != 1 or self.pool != "none":
+                raise ValueError("@stride: stride and pool are only for stem type conv")
         return self
 
 
@@ -106,15 +114,17 @@ class StageSpec(_Frozen):
 
     depth: int = Field(ge=1, le=MAX_VALUE["depth"])
     width: int = Field(ge=1, le=MAX_VALUE["width"])
-    downsample: Literal["none", "conv", "pool", "patch_merge", "resblock"] = "none"
+    downsample: Literal["none", "conv", "pool", "patch_merge", "resblock", "stride"] = "none"
     mixer: MixerSpec
     skip: Literal["none", "residual", "preact", "dense"] = "residual"
     growth_rate: int | None = Field(default=None, ge=1, le=MAX_VALUE["growth_rate"])
     norm: Literal["batch", "layer", "group", "instance", "none"] = "batch"
     norm_groups: int | None = Field(default=None, ge=1, le=MAX_VALUE["norm_groups"])
-    act: Literal["relu", "gelu", "silu", "hardswish"] = "relu"
+    act: ACT = "relu"
     se_reduction: int = Field(default=0, ge=0, le=MAX_VALUE["se_reduction"])  # 0: no squeeze-excitation
     spatial_attention: bool = False
+    shortcut: Literal["projection", "zeropad", "none"] = "projection"  # a residual cell whose shape changes
+    post_act: bool = False  # the activation after the residual add (ResNet); the mixer then ends linear
 
     @model_validator(mode="before")
     @classmethod
@@ -133,6 +143,14 @@ class StageSpec(_Frozen):
             raise ValueError("@growth_rate: growth_rate is set exactly when skip is dense")
         if (self.norm == "group") != (self.norm_groups is not None):
             raise ValueError("@norm_groups: norm_groups is set exactly when norm is group")
+        if self.downsample == "stride" and not MIXERS[self.mixer.type].strides:
+            able = ", ".join(name for name, info in MIXERS.items() if info.strides)
+            raise ValueError(f"@downsample: downsample stride needs a mixer that can stride ({able}), not "
+                             f"{self.mixer.type}")
+        if self.downsample == "stride" and self.skip == "dense":
+            raise ValueError("@downsample: downsample stride is not for a dense stage")
+        if self.post_act and self.skip in ("preact", "dense"):
+            raise ValueError(f"@post_act: post_act (the activation after the residual add) is not for skip {self.skip}")
         return self
 
 
@@ -144,6 +162,8 @@ class HeadSpec(_Frozen):
     fpn_stages: int | None = Field(default=None, ge=2)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     norm_act: bool = False  # norm + activation (the last stage's) before pooling, as NAS-Bench-201's "lastact"
+    conv_width: int = Field(default=0, ge=0, le=MAX_VALUE["width"])  # 1x1 conv-norm-act before pooling; 0: none
+    hidden: int = Field(default=0, ge=0, le=MAX_VALUE["width"])  # linear + act after pooling (MobileNetV3); 0: none
 
     @field_validator("dropout")
     @classmethod
@@ -159,7 +179,11 @@ class HeadSpec(_Frozen):
         return self
 
 
-LATER_FIELDS = (("stem", "act", None), ("head", "norm_act", False))
+# fields added after specs were first stored: at their defaults they are left out of the canonical form, so every
+# hash stays as it was; (part, key, default), part "stages" meaning every stage
+LATER_FIELDS = (("stem", "act", None), ("stem", "stride", 1), ("stem", "pool", "none"), ("head", "norm_act", False),
+                ("head", "conv_width", 0), ("head", "hidden", 0),
+                ("stages", "shortcut", "projection"), ("stages", "post_act", False))
 
 
 class ArchSpec(_Frozen):
@@ -201,8 +225,9 @@ class ArchSpec(_Frozen):
         data = self.model_dump(mode="json")
         data.pop("space", None)
         for part, key, default in LATER_FIELDS:  # at their defaults, fields added later leave the hash as it was
-            if data[part].get(key, default) == default:
-                data[part].pop(key, None)
+            for holder in (data[part] if part == "stages" else [data[part]]):
+                if holder.get(key, default) == default:
+                    holder.pop(key, None)
         return data
 
     def hash(self, length: int = 12) -> str:
@@ -251,14 +276,22 @@ class ArchSpec(_Frozen):
             stem = f"conv{self.stem.kernel_size}x{self.stem.width}"
         else:
             stem = f"patch{self.stem.patch_size}x{self.stem.width}"
+        if self.stem.type == "conv" and self.stem.stride != 1:
+            stem += f"/{self.stem.stride}"
         if self.stem.act is not None:
             stem += f" {self.stem.act}"
+        if self.stem.pool != "none":
+            stem += f" {self.stem.pool}pool"
         parts = [f"stem={stem}"]
         for i, stage in enumerate(self.stages, 1):
             parts.append(f"s{i} {stage.depth}x{stage.width} {_mixer_summary(stage.mixer)} " + _cell_summary(stage))
         head = "pool" if self.head.type == "pool" else f"fpn({self.head.fuse},{self.head.fpn_stages})"
         if self.head.norm_act:
             head = "norm-act " + head
+        if self.head.conv_width:
+            head = f"conv1x{self.head.conv_width} " + head
+        if self.head.hidden:
+            head += f" fc{self.head.hidden}"
         if self.head.dropout:
             head += f" do{self.head.dropout:g}"
         parts.append(f"head={head}")
@@ -309,6 +342,10 @@ def _cell_summary(stage: StageSpec) -> str:
         bits.append(f"se{stage.se_reduction}")
     if stage.spatial_attention:
         bits.append("sa")
+    if stage.post_act:
+        bits.append("post-act")
+    if stage.shortcut != "projection":
+        bits.append(f"sc-{stage.shortcut}")
     if stage.downsample != "none":
         bits.insert(0, f"↓{stage.downsample}")
     return " ".join(bits)

@@ -80,6 +80,16 @@ CASES["patchify-preact-dense-groupnorm"] = ({
                 "norm": "instance", "act": "hardswish", "mixer": {"type": "bottleneck"}},
                {"depth": 1, "width": 8, "downsample": "pool", "mixer": {"type": "glu"}}]}, IMAGE)
 
+CASES["resnet-stem-stride-pool-zeropad-post-act"] = ({
+    "input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3, "stride": 2, "pool": "max"},
+    "stages": [{"depth": 1, "width": 8, "mixer": {"type": "conv"}, "post_act": True},
+               {"depth": 2, "width": 16, "downsample": "stride", "shortcut": "zeropad", "post_act": True,
+                "mixer": {"type": "bottleneck"}}]}, (1, 16, 16))
+CASES["mobilenet-stride-no-shortcut-relu6-head-conv"] = ({
+    "input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3, "stride": 2, "act": "relu6"},
+    "stages": [{"depth": 2, "width": 16, "downsample": "stride", "shortcut": "none", "act": "relu6",
+                "mixer": {"type": "mbconv", "options": {"expansion_ratio": 6.0}}}],
+    "head": {"conv_width": 32, "hidden": 24, "dropout": 0.2}}, (1, 16, 16))
 
 def test_cases_cover_every_registered_block():
     covered = {data["stages"][0]["mixer"]["type"] for data, _ in CASES.values()}

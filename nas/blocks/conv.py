@@ -1,7 +1,9 @@
 """Convolutional mixers: plain conv stack, depthwise separable, bottleneck, inverted bottleneck (MBConv), ConvNeXt.
 
-Every block is only the transformation F of a cell, (N, C_in, *S) -> (N, C_out, *S) with stride 1; the skip
-connection, squeeze-excitation, spatial attention and drop-path are added around it by the cell wrapper.
+Every block is only the transformation F of a cell, (N, C_in, *S) -> (N, C_out, *S'); the skip connection,
+squeeze-excitation, spatial attention and drop-path are added around it by the cell wrapper. ``ctx.stride`` is the
+stride of the block's spatial (K x K) conv (S' = ceil(S / stride)), as in ResNet v1.5 and MobileNet;
+``ctx.linear_end`` drops a block's final activation (the cell applies it after the residual add, as ResNet).
 Norms and activations follow ``ctx.norm`` / ``ctx.act`` (except ConvNeXt, whose norm is always LayerNorm).
 
 Glossary: N batch, C_in / C_out input / output channels, S spatial dims ((H, W) or (L,)), K kernel size.
@@ -25,15 +27,15 @@ def _expanded(channels: int, ratio: float) -> int:
 class ConvBlock(nn.Sequential):
     """``num_convs`` x (K x K conv, norm, act): the ResNet basic block's F when ``num_convs == 2``.
 
-    The first conv maps C_in -> C_out, the others C_out -> C_out. The LAST conv keeps its activation too (so the
-    block is a uniform stack); with a residual wrapper this means F ends in an activation before the addition,
-    unlike the original ResNet, which applies the last ReLU after the sum.
+    The first conv maps C_in -> C_out (with the stride), the others C_out -> C_out. The last conv keeps its
+    activation (a uniform stack) unless ``ctx.linear_end``: ResNet's basic block, whose last ReLU follows the sum.
     """
 
     def __init__(self, in_channels: int, out_channels: int, ctx: BlockContext, *, kernel_size: int = 3,
                  num_convs: int = 2):
         super().__init__(*[
-            ConvNormAct(in_channels if i == 0 else out_channels, out_channels, kernel_size, ctx)
+            ConvNormAct(in_channels if i == 0 else out_channels, out_channels, kernel_size, ctx,
+                        stride=ctx.stride if i == 0 else 1, act=not (ctx.linear_end and i == num_convs - 1))
             for i in range(num_convs)
         ])
 
@@ -52,8 +54,8 @@ class DepthwiseSeparable(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, ctx: BlockContext, *, kernel_size: int = 3):
         super().__init__()
-        self.depthwise = ConvNormAct(in_channels, in_channels, kernel_size, ctx, groups=in_channels)
-        self.pointwise = ConvNormAct(in_channels, out_channels, 1, ctx)
+        self.depthwise = ConvNormAct(in_channels, in_channels, kernel_size, ctx, groups=in_channels, stride=ctx.stride)
+        self.pointwise = ConvNormAct(in_channels, out_channels, 1, ctx, act=not ctx.linear_end)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, *S) -> (N, C_in, *S) -> (N, C_out, *S)."""
@@ -74,7 +76,7 @@ class Bottleneck(nn.Module):
         hidden = max(1, int(round(out_channels / reduction_ratio)))
         self.hidden_channels = hidden
         self.reduce = ConvNormAct(in_channels, hidden, 1, ctx)
-        self.spatial = ConvNormAct(hidden, hidden, kernel_size, ctx)
+        self.spatial = ConvNormAct(hidden, hidden, kernel_size, ctx, stride=ctx.stride)  # ResNet v1.5's stride
         self.expand = ConvNormAct(hidden, out_channels, 1, ctx, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +103,7 @@ class MBConv(nn.Module):
             hidden = _expanded(in_channels, expansion_ratio)
             self.expand = ConvNormAct(in_channels, hidden, 1, ctx)
         self.hidden_channels = hidden
-        self.depthwise = ConvNormAct(hidden, hidden, kernel_size, ctx, groups=hidden)
+        self.depthwise = ConvNormAct(hidden, hidden, kernel_size, ctx, groups=hidden, stride=ctx.stride)
         self.project = ConvNormAct(hidden, out_channels, 1, ctx, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

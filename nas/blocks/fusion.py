@@ -46,15 +46,29 @@ class FPNFusion(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """Global average pool -> dropout -> linear: (N, C, *S) -> (N, num_classes). With ``norm_act`` (a context), its
-    norm and activation come first (NAS-Bench-201's "lastact")."""
+    """Global average pool -> dropout -> linear: (N, C, *S) -> (N, num_classes).
 
-    def __init__(self, channels: int, num_classes: int, dropout: float, norm_act: BlockContext | None = None):
+    Before the pool, in this order and each optional: ``norm_act`` (a context: its norm and activation, NAS-Bench-201's
+    "lastact"); a 1x1 conv-norm-act to ``conv_width`` channels (MobileNetV2 / V3, EfficientNet) in the context
+    ``ctx``. After the pool: a hidden linear layer of ``hidden`` units with ``ctx``'s activation and no norm
+    (MobileNetV3's 1280), before the dropout."""
+
+    def __init__(self, channels: int, num_classes: int, dropout: float, norm_act: BlockContext | None = None, *,
+                 conv_width: int = 0, hidden: int = 0, ctx: BlockContext | None = None):
         super().__init__()
         self.pre = (nn.Sequential(make_norm(norm_act.norm, channels, norm_act.dims, norm_act.norm_groups),
                                   make_act(norm_act.act)) if norm_act is not None else nn.Identity())
+        self.conv: nn.Module = nn.Identity()
+        if conv_width:
+            self.conv = ConvNormAct(channels, conv_width, 1, ctx)
+            channels = conv_width
+        self.hidden: nn.Module = nn.Identity()
+        if hidden:
+            self.hidden = nn.Sequential(nn.Linear(channels, hidden), make_act(ctx.act))
+            channels = hidden
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.pre(x).flatten(2).mean(-1)))
+        pooled = self.conv(self.pre(x)).flatten(2).mean(-1)  # (N, C)
+        return self.fc(self.dropout(self.hidden(pooled)))

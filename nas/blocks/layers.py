@@ -25,6 +25,8 @@ class BlockContext:
     norm: str = "batch"
     act: str = "relu"
     norm_groups: int | None = None
+    stride: int = 1  # the stride of the block's spatial conv (a stage's first cell under downsample: stride)
+    linear_end: bool = False  # the block ends without an activation (the cell applies it after the residual add)
 
 
 def conv_nd(dims: int, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
@@ -69,7 +71,8 @@ def make_norm(name: str, channels: int, dims: int, groups: int | None = None) ->
 def make_act(name: str) -> nn.Module:
     """Activation module by name (modules, not functions, so that hooks such as NASWOT's can see them)."""
     try:
-        return {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "hardswish": nn.Hardswish}[name]()
+        return {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "hardswish": nn.Hardswish, "relu6": nn.ReLU6,
+                "hardsigmoid": nn.Hardsigmoid}[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}") from None
 

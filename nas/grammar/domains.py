@@ -7,7 +7,19 @@ import random
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from nas.catalog import ACTIVATIONS, DOWNSAMPLES, FUSIONS, HEADS, NORMS, SKIPS, STEMS, Option, kernel_option
+from nas.catalog import (
+    ACTIVATIONS,
+    DOWNSAMPLES,
+    FUSIONS,
+    HEADS,
+    NORMS,
+    SHORTCUTS,
+    SKIPS,
+    STEM_POOLS,
+    STEMS,
+    Option,
+    kernel_option,
+)
 from nas.errors import SpaceError
 from nas.grammar.suggest import RandomSuggest, Suggest
 from nas.spec import canonical_float
@@ -146,6 +158,8 @@ STEM_KEYS: dict[str, tuple[Option, Any, tuple | None]] = {
     "kernel_size": (ODD, 3, ("type", ("conv",))),
     "patch_size": (int_option(1), 2, ("type", ("patchify",))),
     "act": (enum_option(ACTIVATIONS + ("none",)), OPTIONAL, ("type", ("conv",))),  # default: the first stage's
+    "stride": (Option(int, 1, allowed=(1, 2, 4)), OPTIONAL, ("type", ("conv",))),  # ResNet / MobileNet: 2
+    "pool": (enum_option(STEM_POOLS), OPTIONAL, ("type", ("conv",))),  # ResNet: max (3x3, stride 2)
 }
 
 
@@ -162,6 +176,8 @@ CELL_KEYS = {  # the mixer comes first so that the other cell keys may be condit
     "act": (enum_option(ACTIVATIONS), "relu", None),
     "se_reduction": (int_option(0), 0, None),
     "spatial_attention": (Option(bool, False), False, None),
+    "shortcut": (enum_option(SHORTCUTS), OPTIONAL, None),  # when the shape changes; default projection
+    "post_act": (Option(bool, False), OPTIONAL, None),  # the activation after the residual add (ResNet)
 }
 HEAD_KEYS = {
     "type": (enum_option(HEADS), "pool", None),
@@ -169,6 +185,8 @@ HEAD_KEYS = {
     "fpn_stages": (int_option(2), 2, ("type", ("fpn",))),
     "dropout": (FRACTION, 0.0, None),
     "norm_act": (Option(bool, False), OPTIONAL, None),  # norm + act before the pool (NAS-Bench-201)
+    "conv_width": (int_option(0), OPTIONAL, None),  # a 1x1 conv-norm-act before the pool (MobileNet, EfficientNet)
+    "hidden": (int_option(0), OPTIONAL, None),  # a linear layer + act after the pool (MobileNetV3)
 }
 TOP_KEYS = ("name", "description", "input", "stem", "stages", "cell", "head", "regularization", "multipliers",
             "constraints")

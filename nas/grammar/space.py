@@ -535,6 +535,7 @@ class _Parser:
             paths = {k: (path + ("cell", k) if k in override else ("cell", k)) for k in merged}
             self.cell_params(merged, None, prefix, ("stages", i), prefix, {**shared_names, **names}, skip=set(shared),
                              paths=paths)
+            self.check_stride(prefix, path, "cell" if "mixer" in shared else prefix)
 
         # head
         head = self.mapping(data.get("head"), ("head",), HEAD_KEYS, required=False)
@@ -552,6 +553,18 @@ class _Parser:
                      description=str(description or ""), constraints=constraints,
                      constraint_lines=constraint_lines, reference_input=reference, compound=compound)
 
+    def check_stride(self, prefix: str, path: tuple, mixer_scope: str) -> None:
+        """A stage that may downsample by its first cell's stride may only have mixers that can stride."""
+        by_name = {p.name: p for p in self.params}
+        downsample = by_name[f"{prefix}.downsample"].domain.values()
+        if "stride" not in downsample:
+            return
+        unable = [m for m in by_name[f"{mixer_scope}.mixer"].domain.values() if not MIXERS[m].strides]
+        if unable:
+            able = ", ".join(name for name, info in MIXERS.items() if info.strides)
+            raise self.error(f"downsample stride needs mixers that can stride ({able}); this stage may also have "
+                             f"{', '.join(unable)}", path + ("downsample",))
+
     def cell_params(self, cell: dict, base: tuple | None, prefix: str, target: tuple, scope: str,
                     names: dict[str, str], *, only: set | None = None, skip: set = frozenset(),
                     paths: dict | None = None) -> None:
@@ -566,7 +579,7 @@ class _Parser:
         if wanted("mixer"):
             self.mixer(cell["mixer"], path_of("mixer"), prefix, target, scope, names)
         for key, (option, default, inherent) in CELL_KEYS.items():
-            if not wanted(key):
+            if not wanted(key) or (default is OPTIONAL and key not in cell):
                 continue
             value = cell.get(key, default)
             if inherent is not None and inherent[0] not in names:
