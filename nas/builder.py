@@ -22,17 +22,10 @@ from torch import nn
 from nas.archjson import read_spec
 from nas.blocks.cell import Cell, DenseStage
 from nas.blocks.fusion import ClassifierHead, FPNFusion
-from nas.blocks.layers import BlockContext, ConvNormAct, conv_nd, make_act, make_norm
+from nas.blocks.layers import BlockContext, ConvNormAct, conv_nd, make_act, make_divisible, make_norm
 from nas.errors import BuildError
 from nas.spec import ArchSpec, StageSpec
 
-CHANNEL_DIVISOR = 8
-
-
-def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
-    """Round a scaled width to a multiple of ``divisor``, never below it nor more than 10% down (as in MobileNet)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 def scaled_width(width: int, multiplier: float) -> int:

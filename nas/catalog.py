@@ -73,6 +73,7 @@ class MixerInfo:
     token_mixer: bool = False  # mixes across positions with attention / scan / recurrence (not a convolution)
     own_residual: bool = False  # the block has its own residual adds (transformer): no outer residual around it
     strides: bool = False  # can take a stage's stride on its spatial conv (downsample: stride), as ResNet / MobileNet
+    inner_se: bool = False  # can squeeze-excite its expanded features inside (se_place: inner), as MobileNetV3
 
     def defaults(self) -> dict[str, Any]:
         return {k: o.default for k, o in self.options.items()}
@@ -125,6 +126,7 @@ MIXERS: dict[str, MixerInfo] = {
             "mbconv",
             {"kernel_size": kernel_option(3), "expansion_ratio": _ratio(4.0, "a number > 0")},
             strides=True,
+            inner_se=True,
         ),
         MixerInfo(
             "convnext",
@@ -201,6 +203,12 @@ DOWNSAMPLES = ("none", "conv", "pool", "patch_merge", "resblock", "stride")
 # what a cell adds when its input and output shapes differ (channels or stride): a 1x1 (strided) conv + norm
 # (ResNet's option B), a subsampled identity zero-padded with channels (option A), or no add (MobileNetV2)
 SHORTCUTS = ("projection", "zeropad", "none")
+# squeeze-excitation: where it acts (on the cell's output, as SE-ResNet; or inside the block on its expanded
+# features, as MobileNetV3 / EfficientNet), what its hidden width is a fraction of (the channels it gates, or the
+# block's input: EfficientNet), and its gate
+SE_PLACES = ("output", "inner")
+SE_BASES = ("gated", "input")
+SE_GATES = ("sigmoid", "hardsigmoid")
 HEADS = ("pool", "fpn")
 FUSIONS = ("add", "concat")
 INPUTS = ("image", "sequence")

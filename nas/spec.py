@@ -123,6 +123,11 @@ class StageSpec(_Frozen):
     act: ACT = "relu"
     se_reduction: int = Field(default=0, ge=0, le=MAX_VALUE["se_reduction"])  # 0: no squeeze-excitation
     spatial_attention: bool = False
+    se_place: Literal["output", "inner"] = "output"  # SE on the cell's output, or on the block's expanded features
+    se_base: Literal["gated", "input"] = "gated"  # SE hidden = base // se_reduction: the gated or the input channels
+    se_divisor: int = Field(default=1, ge=1, le=64)  # > 1: the SE hidden width rounded as MobileNet's (8)
+    se_gate: Literal["sigmoid", "hardsigmoid"] = "sigmoid"
+    se_act: ACT | None = None  # the SE's activation; None: the stage's
     shortcut: Literal["projection", "zeropad", "none"] = "projection"  # a residual cell whose shape changes
     post_act: bool = False  # the activation after the residual add (ResNet); the mixer then ends linear
 
@@ -149,6 +154,10 @@ class StageSpec(_Frozen):
                              f"{self.mixer.type}")
         if self.downsample == "stride" and self.skip == "dense":
             raise ValueError("@downsample: downsample stride is not for a dense stage")
+        if self.se_place == "inner" and self.se_reduction and not MIXERS[self.mixer.type].inner_se:
+            able = ", ".join(name for name, info in MIXERS.items() if info.inner_se)
+            raise ValueError(f"@se_place: se_place inner needs a block with expanded features ({able}), not "
+                             f"{self.mixer.type}")
         if self.post_act and self.skip in ("preact", "dense"):
             raise ValueError(f"@post_act: post_act (the activation after the residual add) is not for skip {self.skip}")
         return self
@@ -183,7 +192,9 @@ class HeadSpec(_Frozen):
 # hash stays as it was; (part, key, default), part "stages" meaning every stage
 LATER_FIELDS = (("stem", "act", None), ("stem", "stride", 1), ("stem", "pool", "none"), ("head", "norm_act", False),
                 ("head", "conv_width", 0), ("head", "hidden", 0),
-                ("stages", "shortcut", "projection"), ("stages", "post_act", False))
+                ("stages", "shortcut", "projection"), ("stages", "post_act", False), ("stages", "se_place", "output"),
+                ("stages", "se_base", "gated"), ("stages", "se_divisor", 1), ("stages", "se_gate", "sigmoid"),
+                ("stages", "se_act", None))
 
 
 class ArchSpec(_Frozen):
@@ -339,7 +350,18 @@ def _cell_summary(stage: StageSpec) -> str:
     bits.append(stage.norm + groups if stage.norm != "none" else "nonorm")
     bits.append(stage.act)
     if stage.se_reduction:
-        bits.append(f"se{stage.se_reduction}")
+        se = f"se{stage.se_reduction}"
+        if stage.se_place == "inner":
+            se += "-in"
+        if stage.se_base == "input":
+            se += "-of-input"
+        if stage.se_divisor > 1:
+            se += f"/{stage.se_divisor}"
+        if stage.se_gate != "sigmoid":
+            se += "-hsig"
+        if stage.se_act:
+            se += f"-{stage.se_act}"
+        bits.append(se)
     if stage.spatial_attention:
         bits.append("sa")
     if stage.post_act:

@@ -88,7 +88,8 @@ CASES["resnet-stem-stride-pool-zeropad-post-act"] = ({
 CASES["mobilenet-stride-no-shortcut-relu6-head-conv"] = ({
     "input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3, "stride": 2, "act": "relu6"},
     "stages": [{"depth": 2, "width": 16, "downsample": "stride", "shortcut": "none", "act": "relu6",
-                "mixer": {"type": "mbconv", "options": {"expansion_ratio": 6.0}}}],
+                "mixer": {"type": "mbconv", "options": {"expansion_ratio": 6.0}}, "se_reduction": 4,
+                "se_place": "inner", "se_divisor": 8, "se_gate": "hardsigmoid", "se_act": "relu"}],
     "head": {"conv_width": 32, "hidden": 24, "dropout": 0.2}}, (1, 16, 16))
 
 def test_cases_cover_every_registered_block():

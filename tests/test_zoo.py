@@ -20,11 +20,15 @@ from nas.spec import ArchSpec
 ZOO = Path(__file__).resolve().parents[1] / "search_spaces" / "zoo"
 NETWORKS = sorted(p.stem for p in ZOO.glob("*.yaml"))
 STAGE_SIZES = {"resnet18": [56, 28, 14, 7], "resnet50": [56, 28, 14, 7], "resnet20": [32, 16, 8],
-               "resnet20_b": [32, 16, 8], "mobilenetv2": [112, 56, 28, 14, 14, 7, 7]}
+               "resnet20_b": [32, 16, 8], "mobilenetv2": [112, 56, 28, 14, 14, 7, 7],
+               "mobilenetv3_large": [112, 56, 56, 28, 14, 14, 14, 14, 7],
+               "mobilenetv3_small": [56, 28, 28, 14, 14, 14, 7],
+               "efficientnet_b0": [112, 56, 28, 14, 14, 7, 7]}
 
 
 def test_the_zoo_has_its_networks():
-    assert {"resnet18", "resnet50", "resnet20", "resnet20_b", "mobilenetv2"} <= set(NETWORKS)
+    assert {"resnet18", "resnet50", "resnet20", "resnet20_b", "mobilenetv2", "mobilenetv3_large", "mobilenetv3_small",
+            "efficientnet_b0"} <= set(NETWORKS)
     assert set(STAGE_SIZES) == set(NETWORKS)
 
 
@@ -60,7 +64,8 @@ def test_a_network_file_builds_like_its_spec_with_its_recorded_input(member):
 
 
 def kinds(module: nn.Module) -> list[str]:
-    return [type(m).__name__ for m in module.modules() if not list(m.children())]
+    """The leaf layers in order, identities left out."""
+    return [type(m).__name__ for m in module.modules() if not list(m.children()) and not isinstance(m, nn.Identity)]
 
 
 def test_resnet_basic_block_layer_order_and_stride():
@@ -75,7 +80,7 @@ def test_resnet_basic_block_layer_order_and_stride():
     assert kinds(block.shortcut) == ["Conv2d", "BatchNorm2d"] and block.shortcut[0].stride == (2, 2)
     assert isinstance(block.post, nn.ReLU)  # the ReLU after the add
     assert all(m.bias is None for m in block.modules() if isinstance(m, nn.Conv2d))
-    assert kinds(model.head) == ["Identity", "Identity", "Identity", "Dropout", "Linear"]
+    assert kinds(model.head) == ["Dropout", "Linear"]
 
 
 def test_resnet50_bottleneck_strides_its_3x3():
@@ -93,8 +98,28 @@ def test_mobilenetv2_block_layer_order_and_shortcuts():
                                   "BatchNorm2d"]
     assert first.mixer.depthwise[0].stride == (2, 2) and first.mixer.depthwise[0].groups == 96
     assert not first.adds and second.adds and isinstance(second.shortcut, nn.Identity)
-    assert kinds(model.stages[0][0].mixer) == ["Identity", "Conv2d", "BatchNorm2d", "ReLU6", "Conv2d", "BatchNorm2d"]
+    assert kinds(model.stages[0][0].mixer) == ["Conv2d", "BatchNorm2d", "ReLU6", "Conv2d", "BatchNorm2d"]
     assert kinds(model.head.conv) == ["Conv2d", "BatchNorm2d", "ReLU6"] and model.head.fc.in_features == 1280
+
+
+def test_mobilenetv3_squeeze_excites_inside_the_block():
+    model = build(str(ZOO / "mobilenetv3_large.yaml")).eval()
+    block = model.stages[3][0]  # 24 -> 40, k5, exp 72, SE, ReLU, strided
+    assert kinds(block.mixer) == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Linear", "ReLU",
+                                  "Linear", "Hardsigmoid", "Conv2d", "BatchNorm2d"]
+    assert block.mixer.excite.reduce.out_features == 24  # make_divisible(72 // 4, 8)
+    assert block.mixer.depthwise[0].stride == (2, 2) and isinstance(block.attention, nn.Sequential)
+    assert len(block.attention) == 0 and not block.adds
+    head = model.head
+    assert kinds(head) == ["Conv2d", "BatchNorm2d", "Hardswish", "Linear", "Hardswish", "Dropout",
+                           "Linear"]
+    assert model.stem[2].__class__ is nn.Hardswish  # the stem's own activation, not stage 1's ReLU
+
+
+def test_efficientnet_squeezes_from_the_block_input():
+    block = build(str(ZOO / "efficientnet_b0.yaml")).stages[1][0]  # 16 -> 24, exp 96: SE hidden 16 // 4
+    assert block.mixer.excite.reduce.in_features == 96 and block.mixer.excite.reduce.out_features == 4
+    assert isinstance(block.mixer.excite.act, nn.SiLU) and isinstance(block.mixer.excite.gate, nn.Sigmoid)
 
 
 class ReferenceBlock(nn.Module):
@@ -164,6 +189,7 @@ def spec_of(*stages, **top):
      "needs a mixer that can stride"),
     (spec_of(stage(downsample="stride", skip="dense", growth_rate=4)), "downsample", "not for a dense stage"),
     (spec_of(stage(skip="preact", post_act=True)), "post_act", "not for skip preact"),
+    (spec_of(stage(se_reduction=4, se_place="inner")), "se_place", "needs a block with expanded features"),
     (spec_of(stage(shortcut="sideways")), "shortcut", ""),
     ({"input": "image", "stem": {"type": "patchify", "width": 8, "patch_size": 2, "stride": 2},
       "stages": [stage()]}, "stem", "only for stem type conv"),

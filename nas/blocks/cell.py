@@ -28,8 +28,8 @@ from nas.blocks.layers import (
     BlockContext,
     ConvNormAct,
     DropPath,
+    Excite,
     SpatialAttention,
-    SqueezeExcite,
     conv_nd,
     make_act,
     make_norm,
@@ -78,12 +78,18 @@ class Cell(nn.Module):
             adds = False  # MobileNetV2: a block that changes shape has no shortcut
         self.adds = adds
         self.shortcut_reads_pre = False  # preact's projection reads the normalised input
-        mixer_ctx = dataclasses.replace(ctx, linear_end=stage.post_act) if stage.post_act else ctx
+        excite = (Excite(stage.se_reduction, stage.se_base, stage.se_divisor, stage.se_gate, stage.se_act)
+                  if stage.se_reduction else None)
+        mixer_ctx = ctx
+        if stage.post_act:
+            mixer_ctx = dataclasses.replace(mixer_ctx, linear_end=True)
+        if excite and stage.se_place == "inner":
+            mixer_ctx = dataclasses.replace(mixer_ctx, excite=excite)
         self.mixer = registry.create(stage.mixer.type, in_channels, out_channels, mixer_ctx,
                                      dict(stage.mixer.options))
         attention = []
-        if stage.se_reduction:
-            attention.append(SqueezeExcite(out_channels, stage.se_reduction, act=ctx.act))
+        if excite and stage.se_place == "output":
+            attention.append(excite.make(out_channels, in_channels, ctx))
         if stage.spatial_attention:
             attention.append(SpatialAttention(ctx.dims))
         self.attention = nn.Sequential(*attention)

@@ -86,11 +86,12 @@ class Bottleneck(nn.Module):
 
 @register("mbconv")
 class MBConv(nn.Module):
-    """Inverted bottleneck (MobileNetV2 / EfficientNet MBConv, without SE: the wrapper adds SE).
+    """Inverted bottleneck (MobileNetV2 / V3, EfficientNet MBConv).
 
     1x1 expand to hidden = round(C_in * expansion_ratio) with norm + act (skipped when expansion_ratio == 1, as in
-    MobileNetV2, and then hidden = C_in), K x K depthwise with norm + act, 1x1 linear projection to C_out with norm
-    and no activation (the "linear bottleneck").
+    MobileNetV2, and then hidden = C_in), K x K depthwise with norm + act, squeeze-excitation of the hidden features
+    when the stage puts it inside (``ctx.excite``; else the cell adds SE on the output), 1x1 linear projection to
+    C_out with norm and no activation (the "linear bottleneck").
     """
 
     def __init__(self, in_channels: int, out_channels: int, ctx: BlockContext, *, kernel_size: int = 3,
@@ -104,11 +105,13 @@ class MBConv(nn.Module):
             self.expand = ConvNormAct(in_channels, hidden, 1, ctx)
         self.hidden_channels = hidden
         self.depthwise = ConvNormAct(hidden, hidden, kernel_size, ctx, groups=hidden, stride=ctx.stride)
+        # MobileNetV3 / EfficientNet: squeeze-excitation of the expanded features, before the projection
+        self.excite = ctx.excite.make(hidden, in_channels, ctx) if ctx.excite else nn.Identity()
         self.project = ConvNormAct(hidden, out_channels, 1, ctx, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, *S) -> (N, hidden, *S) -> (N, hidden, *S) -> (N, C_out, *S)."""
-        return self.project(self.depthwise(self.expand(x)))
+        return self.project(self.excite(self.depthwise(self.expand(x))))
 
 
 @register("convnext")

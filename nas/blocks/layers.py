@@ -27,6 +27,33 @@ class BlockContext:
     norm_groups: int | None = None
     stride: int = 1  # the stride of the block's spatial conv (a stage's first cell under downsample: stride)
     linear_end: bool = False  # the block ends without an activation (the cell applies it after the residual add)
+    excite: "Excite | None" = None  # squeeze-excitation inside the block (se_place: inner), made by the block
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a width to a multiple of ``divisor``, never below it nor more than 10% down (as in MobileNet)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+@dataclass(frozen=True)
+class Excite:
+    """A stage's squeeze-excitation: hidden width = base // reduction (MobileNet's rounding to ``divisor`` when it is
+    above 1), base = the gated channels or the block's input channels; its activation (None: the stage's) and
+    gate."""
+
+    reduction: int
+    base: str = "gated"
+    divisor: int = 1
+    gate: str = "sigmoid"
+    act: str | None = None
+
+    def make(self, channels: int, in_channels: int, ctx: "BlockContext") -> "SqueezeExcite":
+        """The module gating ``channels`` channels of a block whose input has ``in_channels``."""
+        base = channels if self.base == "gated" else in_channels
+        hidden = base // self.reduction
+        hidden = make_divisible(hidden, self.divisor) if self.divisor > 1 else max(1, hidden)
+        return SqueezeExcite(channels, self.reduction, act=self.act or ctx.act, hidden=hidden, gate=self.gate)
 
 
 def conv_nd(dims: int, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1,
@@ -92,21 +119,24 @@ class ConvNormAct(nn.Sequential):
 
 
 class SqueezeExcite(nn.Module):
-    """Channel attention (SE-Net): pool over positions, bottleneck MLP, sigmoid gate per channel.
+    """Channel attention (SE-Net): pool over positions, bottleneck MLP, a gate per channel (sigmoid, or
+    MobileNetV3's hard sigmoid).
 
-    (N, C, *S) -> (N, C, *S); hidden width = max(1, C // reduction).
+    (N, C, *S) -> (N, C, *S); hidden width = ``hidden``, by default max(1, C // reduction).
     """
 
-    def __init__(self, channels: int, reduction: int, act: str = "relu"):
+    def __init__(self, channels: int, reduction: int, act: str = "relu", *, hidden: int | None = None,
+                 gate: str = "sigmoid"):
         super().__init__()
-        hidden = max(1, channels // reduction)
+        hidden = hidden or max(1, channels // reduction)
         self.reduce = nn.Linear(channels, hidden)
         self.act = make_act(act)
         self.expand = nn.Linear(hidden, channels)
+        self.gate = nn.Sigmoid() if gate == "sigmoid" else make_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = x.flatten(2).mean(-1)  # (N, C)
-        gate = torch.sigmoid(self.expand(self.act(self.reduce(pooled))))  # (N, C)
+        gate = self.gate(self.expand(self.act(self.reduce(pooled))))  # (N, C)
         return x * gate.view(*gate.shape, *([1] * (x.dim() - 2)))
 
 

@@ -13,6 +13,9 @@ from nas.catalog import (
     FUSIONS,
     HEADS,
     NORMS,
+    SE_BASES,
+    SE_GATES,
+    SE_PLACES,
     SHORTCUTS,
     SKIPS,
     STEM_POOLS,
@@ -176,6 +179,11 @@ CELL_KEYS = {  # the mixer comes first so that the other cell keys may be condit
     "act": (enum_option(ACTIVATIONS), "relu", None),
     "se_reduction": (int_option(0), 0, None),
     "spatial_attention": (Option(bool, False), False, None),
+    "se_place": (enum_option(SE_PLACES), OPTIONAL, None),  # output (default) or inner (MobileNetV3)
+    "se_base": (enum_option(SE_BASES), OPTIONAL, None),  # gated (default) or input (EfficientNet)
+    "se_divisor": (Option(int, 1, check=lambda v: 1 <= v <= 64, expected="an integer in [1, 64]"), OPTIONAL, None),
+    "se_gate": (enum_option(SE_GATES), OPTIONAL, None),  # sigmoid (default) or hardsigmoid (MobileNetV3)
+    "se_act": (enum_option(ACTIVATIONS), OPTIONAL, None),  # default: the cell's act
     "shortcut": (enum_option(SHORTCUTS), OPTIONAL, None),  # when the shape changes; default projection
     "post_act": (Option(bool, False), OPTIONAL, None),  # the activation after the residual add (ResNet)
 }
