@@ -22,7 +22,15 @@ from torch import nn
 from nas.archjson import read_spec
 from nas.blocks.cell import Cell, DenseStage
 from nas.blocks.fusion import ClassifierHead, FPNFusion
-from nas.blocks.layers import BlockContext, ConvNormAct, conv_nd, make_act, make_divisible, make_norm
+from nas.blocks.layers import (
+    BlockContext,
+    ConvNormAct,
+    PatchEmbed,
+    conv_nd,
+    make_act,
+    make_divisible,
+    make_norm,
+)
 from nas.errors import BuildError
 from nas.spec import ArchSpec, StageSpec
 
@@ -67,8 +75,9 @@ class ResidualReduction(nn.Module):
 
 class Downsample(nn.Module):
     """Halve the resolution between stages: strided 3x3 conv + norm (``conv``), max pooling (``pool``, channels
-    unchanged), Swin-style patch merging (a 2x2 stride-2 conv, i.e. concat 2x2 neighbours + linear, then norm), or
-    NAS-Bench-201's residual reduction block (``resblock``, :class:`ResidualReduction`).
+    unchanged), Swin-style patch merging (a 2x2 stride-2 conv, i.e. concat 2x2 neighbours + linear, then norm),
+    ConvNeXt's (``norm_patch``: the norm, then a 2x2 stride-2 conv with bias), or NAS-Bench-201's residual reduction
+    block (``resblock``, :class:`ResidualReduction`).
 
     (N, C_in, *S) -> (N, C_out, *ceil(S/2)) for conv / pool; (N, C_out, *floor(S/2)) for patch merging.
     """
@@ -85,6 +94,9 @@ class Downsample(nn.Module):
             self.op = {1: nn.MaxPool1d, 2: nn.MaxPool2d}[ctx.dims](2, ceil_mode=True)
         elif kind == "resblock":
             self.op = ResidualReduction(in_channels, out_channels, ctx)
+        elif kind == "norm_patch":  # ConvNeXt: the norm first, then a 2x2 stride-2 conv with bias
+            self.op = nn.Sequential(make_norm(ctx.norm, in_channels, ctx.dims, ctx.norm_groups),
+                                    conv_nd(ctx.dims, in_channels, out_channels, 2, stride=2, padding=0, bias=True))
         else:
             raise ValueError(kind)
         self.out_channels = self.output_channels(kind, in_channels, out_channels)
@@ -95,7 +107,7 @@ class Downsample(nn.Module):
 
     @staticmethod
     def output_size(kind: str, size: int) -> int:
-        return size // 2 if kind == "patch_merge" else (size + 1) // 2
+        return size // 2 if kind in ("patch_merge", "norm_patch") else (size + 1) // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -136,8 +148,9 @@ def layout(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> Layo
     place that turns a spec into channels, resolutions and blocks. Raises :class:`BuildError` as the build would."""
     dims, in_channels, model_size = _geometry(spec, input_shape, num_classes)
     stem, channels, size = _stem_part(spec, dims, in_channels, model_size)
-    stages, stage_widths, stage_sizes = _stage_parts(spec, dims, channels, size)
-    fusion, head = _head_parts(spec, dims, stage_widths, stage_sizes, int(num_classes))
+    inner = 1 if spec.stem.class_token else dims  # a class token makes the patches one sequence of tokens
+    stages, stage_widths, stage_sizes = _stage_parts(spec, inner, channels, size)
+    fusion, head = _head_parts(spec, inner, stage_widths, stage_sizes, int(num_classes))
     return Layout(dims, model_size, stem, stages, stage_widths, stage_sizes, fusion, head)
 
 
@@ -166,8 +179,9 @@ def _stem_part(spec: ArchSpec, dims: int, in_channels: int, model_size: tuple[in
     """The stem (a conv or a patchify layer), the channels it gives and the spatial size after it."""
     first = spec.stages[0]
     act = spec.stem.act or first.act  # a conv stem's own activation ("none": conv + norm, as NAS-Bench-201's)
-    stem_ctx = BlockContext(dims, math.prod(model_size), _norm_at(first.norm, math.prod(model_size)), act,
-                            first.norm_groups)
+    stem_norm = spec.stem.norm or first.norm  # its own norm, else the first stage's
+    groups = first.norm_groups if stem_norm == "group" else None
+    stem_ctx = BlockContext(dims, math.prod(model_size), _norm_at(stem_norm, math.prod(model_size)), act, groups)
     stem_width = scaled_width(spec.stem.width, spec.width_multiplier)
     stem_in = (in_channels, *model_size)
     if spec.stem.type == "conv":
@@ -179,28 +193,36 @@ def _stem_part(spec: ArchSpec, dims: int, in_channels: int, model_size: tuple[in
             raise BuildError(f"the stem's stride leaves no positions of the input {model_size}", key="stem")
 
         def conv_stem() -> nn.Module:
-            conv = ConvNormAct(in_channels, stem_width, kernel, stem_ctx, stride=stride, act=act != "none")
+            conv = ConvNormAct(in_channels, stem_width, kernel, stem_ctx, stride=stride, act=act != "none",
+                               bias=spec.stem.bias or None)
             if pool == "max":  # ResNet: 3x3 max pooling, stride 2, padding 1
                 conv.append({1: nn.MaxPool1d, 2: nn.MaxPool2d}[dims](3, stride=2, padding=1))
             return conv
 
         key = ("stem", "conv", in_channels, stem_width, kernel, stem_ctx, model_size)
-        if stride != 1 or pool != "none":
-            key += (stride, pool)
+        if stride != 1 or pool != "none" or spec.stem.bias:
+            key += (stride, pool, spec.stem.bias)
         return Part(key, conv_stem, _inputs(stem_in)), stem_width, size
     patch = spec.stem.patch_size
     if min(model_size) < patch:
         raise BuildError(f"patch size {patch} is larger than the input {model_size}", key="stem")
-    patches = math.prod(s // patch for s in model_size)
-    norm = _norm_at(first.norm, patches)
+    grid = [s // patch for s in model_size]
+    patches = math.prod(grid)
+    norm = _norm_at(stem_norm, patches)
+    bias, cls, position = spec.stem.bias, spec.stem.class_token, spec.stem.position
+    if not (bias or cls or position != "none"):
+        def patchify() -> nn.Module:
+            return nn.Sequential(conv_nd(dims, in_channels, stem_width, patch, stride=patch, padding=0),
+                                 make_norm(norm, stem_width, dims, groups))
 
-    def patchify() -> nn.Module:
-        return nn.Sequential(conv_nd(dims, in_channels, stem_width, patch, stride=patch, padding=0),
-                             make_norm(norm, stem_width, dims, first.norm_groups))
-
-    stem = Part(("stem", "patch", in_channels, stem_width, patch, dims, norm, first.norm_groups, model_size),
-                patchify, _inputs(stem_in))
-    return stem, stem_width, [s // patch for s in model_size]
+        stem = Part(("stem", "patch", in_channels, stem_width, patch, dims, norm, groups, model_size),
+                    patchify, _inputs(stem_in))
+        return stem, stem_width, grid
+    embed = partial(PatchEmbed, dims, in_channels, stem_width, patch, grid, norm=norm, norm_groups=groups, bias=bias,
+                    class_token=cls, position=position)
+    stem = Part(("stem", "patch-embed", in_channels, stem_width, patch, dims, norm, groups, model_size, bias, cls,
+                 position), embed, _inputs(stem_in))
+    return stem, stem_width, [1 + patches] if cls else grid
 
 
 def _stage_parts(spec: ArchSpec, dims: int, channels: int, size: list[int]
@@ -290,10 +312,11 @@ def _head_parts(spec: ArchSpec, dims: int, stage_widths: list[int], stage_sizes:
     key = ("head", channels, num_classes, head_size) + ((norm_act,) if norm_act else ())
     conv_width = scaled_width(spec.head.conv_width, max(1.0, spec.width_multiplier))  # MobileNet: never narrower
     extra = {}
-    if conv_width or spec.head.hidden:
+    if conv_width or spec.head.hidden or spec.head.pool != "mean" or spec.head.final_norm:
         last = spec.stages[-1]
         positions = math.prod(head_size)
-        extra = dict(conv_width=conv_width, hidden=spec.head.hidden,
+        extra = dict(conv_width=conv_width, hidden=spec.head.hidden, pool=spec.head.pool,
+                     final_norm=spec.head.final_norm,
                      ctx=BlockContext(dims, positions, _norm_at(last.norm, positions, pooled=True), last.act,
                                       last.norm_groups))
         key += (tuple(sorted(extra.items())),)

@@ -198,8 +198,9 @@ ACTIVATIONS = ("relu", "gelu", "silu", "hardswish", "relu6")
 STEMS = ("conv", "patchify")
 STEM_POOLS = ("none", "max")  # after a conv stem: nothing, or ResNet's 3x3 max pooling with stride 2
 # between stages: nothing, a strided conv, max pooling, patch merging, NAS-Bench-201's residual block, or the stride
-# of the stage's first cell (ResNet / MobileNet: its spatial conv and its shortcut are strided)
-DOWNSAMPLES = ("none", "conv", "pool", "patch_merge", "resblock", "stride")
+# of the stage's first cell (ResNet / MobileNet: its spatial conv and its shortcut are strided), or the stage's norm
+# then a 2x2 stride-2 conv with bias (ConvNeXt)
+DOWNSAMPLES = ("none", "conv", "pool", "patch_merge", "resblock", "stride", "norm_patch")
 # what a cell adds when its input and output shapes differ (channels or stride): a 1x1 (strided) conv + norm
 # (ResNet's option B), a subsampled identity zero-padded with channels (option A), or no add (MobileNetV2)
 SHORTCUTS = ("projection", "zeropad", "none")
@@ -207,6 +208,8 @@ SHORTCUTS = ("projection", "zeropad", "none")
 # features, as MobileNetV3 / EfficientNet), what its hidden width is a fraction of (the channels it gates, or the
 # block's input: EfficientNet), and its gate
 SE_PLACES = ("output", "inner")
+STEM_POSITIONS = ("none", "learned")  # a patchify stem's position table, added once to every token (ViT)
+HEAD_POOLS = ("mean", "token")  # the global average, or the class token (ViT; needs a stem class token)
 SE_BASES = ("gated", "input")
 SE_GATES = ("sigmoid", "hardsigmoid")
 HEADS = ("pool", "fpn")

@@ -54,6 +54,11 @@ class StemSpec(_Frozen):
     act: Literal["relu", "gelu", "silu", "hardswish", "relu6", "none"] | None = None  # conv; None: the first stage's
     stride: int = Field(default=1, ge=1, le=4)  # conv stem
     pool: Literal["none", "max"] = "none"  # conv stem
+    norm: Literal["batch", "layer", "group", "instance", "none"] | None = None  # None: the first stage's
+    bias: bool = False  # the stem conv's bias (ViT's and ConvNeXt's patch embeddings have one)
+    class_token: bool = False  # patchify: a learned class token before the patches (ViT); the stages then see a
+    # sequence of 1 + patches tokens
+    position: Literal["none", "learned"] = "none"  # patchify: one learned position table, added once (ViT)
 
     @model_validator(mode="after")
     def _conditional(self):
@@ -71,6 +76,8 @@ class StemSpec(_Frozen):
                 raise ValueError("@act: act is only for stem type conv")
             if self.stride != 1 or self.pool != "none":
                 raise ValueError("@stride: stride and pool are only for stem type conv")
+        if self.type == "conv" and (self.class_token or self.position != "none"):
+            raise ValueError("@class_token: class_token and position are only for stem type patchify")
         return self
 
 
@@ -114,7 +121,7 @@ class StageSpec(_Frozen):
 
     depth: int = Field(ge=1, le=MAX_VALUE["depth"])
     width: int = Field(ge=1, le=MAX_VALUE["width"])
-    downsample: Literal["none", "conv", "pool", "patch_merge", "resblock", "stride"] = "none"
+    downsample: Literal["none", "conv", "pool", "patch_merge", "resblock", "stride", "norm_patch"] = "none"
     mixer: MixerSpec
     skip: Literal["none", "residual", "preact", "dense"] = "residual"
     growth_rate: int | None = Field(default=None, ge=1, le=MAX_VALUE["growth_rate"])
@@ -172,6 +179,8 @@ class HeadSpec(_Frozen):
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     norm_act: bool = False  # norm + activation (the last stage's) before pooling, as NAS-Bench-201's "lastact"
     conv_width: int = Field(default=0, ge=0, le=MAX_VALUE["width"])  # 1x1 conv-norm-act before pooling; 0: none
+    pool: Literal["mean", "token"] = "mean"  # the global average, or the class token (ViT)
+    final_norm: bool = False  # the last stage's norm on the pooled features, before the classifier (ConvNeXt, ViT)
     hidden: int = Field(default=0, ge=0, le=MAX_VALUE["width"])  # linear + act after pooling (MobileNetV3); 0: none
 
     @field_validator("dropout")
@@ -190,11 +199,15 @@ class HeadSpec(_Frozen):
 
 # fields added after specs were first stored: at their defaults they are left out of the canonical form, so every
 # hash stays as it was; (part, key, default), part "stages" meaning every stage
-LATER_FIELDS = (("stem", "act", None), ("stem", "stride", 1), ("stem", "pool", "none"), ("head", "norm_act", False),
-                ("head", "conv_width", 0), ("head", "hidden", 0),
-                ("stages", "shortcut", "projection"), ("stages", "post_act", False), ("stages", "se_place", "output"),
-                ("stages", "se_base", "gated"), ("stages", "se_divisor", 1), ("stages", "se_gate", "sigmoid"),
-                ("stages", "se_act", None))
+LATER_FIELDS = (
+    ("stem", "act", None), ("stem", "stride", 1), ("stem", "pool", "none"), ("stem", "norm", None),
+    ("stem", "bias", False), ("stem", "class_token", False), ("stem", "position", "none"),
+    ("head", "norm_act", False), ("head", "conv_width", 0), ("head", "hidden", 0), ("head", "pool", "mean"),
+    ("head", "final_norm", False),
+    ("stages", "shortcut", "projection"), ("stages", "post_act", False), ("stages", "se_place", "output"),
+    ("stages", "se_base", "gated"), ("stages", "se_divisor", 1), ("stages", "se_gate", "sigmoid"),
+    ("stages", "se_act", None),
+)
 
 
 class ArchSpec(_Frozen):
@@ -222,6 +235,19 @@ class ArchSpec(_Frozen):
     @classmethod
     def _round(cls, v: float) -> float:
         return canonical_float(v)
+
+    @model_validator(mode="after")
+    def _class_token(self):
+        if self.head.pool == "token" and not self.stem.class_token:
+            raise ValueError("@head.pool: pool token needs a class token (stem class_token: true)")
+        if self.stem.class_token:
+            for i, stage in enumerate(self.stages):
+                if stage.downsample != "none":
+                    raise ValueError(f"@stages.{i}.downsample: a network with a class token keeps its tokens (no "
+                                     "downsampling)")
+            if self.head.type != "pool":
+                raise ValueError("@head.type: a network with a class token has a pool head")
+        return self
 
     @model_validator(mode="after")
     def _head_fits(self):
@@ -291,6 +317,14 @@ class ArchSpec(_Frozen):
             stem += f"/{self.stem.stride}"
         if self.stem.act is not None:
             stem += f" {self.stem.act}"
+        if self.stem.norm is not None:
+            stem += f" {self.stem.norm}norm" if self.stem.norm != "none" else " nonorm"
+        if self.stem.bias:
+            stem += " bias"
+        if self.stem.class_token:
+            stem += " cls"
+        if self.stem.position != "none":
+            stem += f" pos-{self.stem.position}"
         if self.stem.pool != "none":
             stem += f" {self.stem.pool}pool"
         parts = [f"stem={stem}"]
@@ -301,6 +335,10 @@ class ArchSpec(_Frozen):
             head = "norm-act " + head
         if self.head.conv_width:
             head = f"conv1x{self.head.conv_width} " + head
+        if self.head.pool == "token":
+            head = head.replace("pool", "cls-token")
+        if self.head.final_norm:
+            head += " norm"
         if self.head.hidden:
             head += f" fc{self.head.hidden}"
         if self.head.dropout:

@@ -91,6 +91,18 @@ CASES["mobilenet-stride-no-shortcut-relu6-head-conv"] = ({
                 "mixer": {"type": "mbconv", "options": {"expansion_ratio": 6.0}}, "se_reduction": 4,
                 "se_place": "inner", "se_divisor": 8, "se_gate": "hardsigmoid", "se_act": "relu"}],
     "head": {"conv_width": 32, "hidden": 24, "dropout": 0.2}}, (1, 16, 16))
+CASES["vit-class-token-position-final-norm"] = ({
+    "input": "image", "stem": {"type": "patchify", "width": 8, "patch_size": 4, "bias": True, "norm": "none",
+                               "class_token": True, "position": "learned"},
+    "stages": [{"depth": 2, "width": 8, "norm": "layer", "act": "gelu",
+                "mixer": {"type": "transformer", "options": {"heads": 2, "pos_encoding": "none"}}}],
+    "head": {"pool": "token", "final_norm": True}}, (3, 16, 16))
+CASES["convnext-norm-patch-final-norm"] = ({
+    "input": "image", "stem": {"type": "patchify", "width": 8, "patch_size": 2, "bias": True},
+    "stages": [{"depth": 1, "width": 8, "norm": "layer", "act": "gelu", "mixer": {"type": "convnext"}},
+               {"depth": 1, "width": 16, "norm": "layer", "act": "gelu", "downsample": "norm_patch",
+                "mixer": {"type": "convnext"}}],
+    "head": {"final_norm": True}}, (3, 16, 16))
 
 def test_cases_cover_every_registered_block():
     covered = {data["stages"][0]["mixer"]["type"] for data, _ in CASES.values()}

@@ -23,12 +23,12 @@ STAGE_SIZES = {"resnet18": [56, 28, 14, 7], "resnet50": [56, 28, 14, 7], "resnet
                "resnet20_b": [32, 16, 8], "mobilenetv2": [112, 56, 28, 14, 14, 7, 7],
                "mobilenetv3_large": [112, 56, 56, 28, 14, 14, 14, 14, 7],
                "mobilenetv3_small": [56, 28, 28, 14, 14, 14, 7],
-               "efficientnet_b0": [112, 56, 28, 14, 14, 7, 7]}
+               "efficientnet_b0": [112, 56, 28, 14, 14, 7, 7], "convnext_tiny": [56, 28, 14, 7], "deit_tiny": [197]}
 
 
 def test_the_zoo_has_its_networks():
     assert {"resnet18", "resnet50", "resnet20", "resnet20_b", "mobilenetv2", "mobilenetv3_large", "mobilenetv3_small",
-            "efficientnet_b0"} <= set(NETWORKS)
+            "efficientnet_b0", "convnext_tiny", "deit_tiny"} == set(NETWORKS)
     assert set(STAGE_SIZES) == set(NETWORKS)
 
 
@@ -122,6 +122,32 @@ def test_efficientnet_squeezes_from_the_block_input():
     assert isinstance(block.mixer.excite.act, nn.SiLU) and isinstance(block.mixer.excite.gate, nn.Sigmoid)
 
 
+def test_convnext_downsamples_norm_first_and_ends_in_a_norm():
+    model = build(str(ZOO / "convnext_tiny.yaml")).eval()
+    assert kinds(model.stem) == ["Conv2d", "LayerNorm"] and model.stem.conv.bias is not None
+    down = model.stages[1][0].op
+    assert kinds(down) == ["LayerNorm", "Conv2d"] and down[1].kernel_size == (2, 2) and down[1].bias is not None
+    assert down[0].norm.normalized_shape == (96,)  # the norm reads the input channels
+    assert kinds(model.stages[1][1].mixer) == ["Conv2d", "LayerNorm", "Conv2d", "GELU", "Conv2d"]
+    assert kinds(model.head) == ["LayerNorm", "Dropout", "Linear"]
+
+
+def test_deit_has_one_class_token_and_one_position_table():
+    model = build(str(ZOO / "deit_tiny.yaml")).eval()
+    stem = model.stem
+    assert stem.class_token.shape == (1, 192, 1) and stem.position.shape == (1, 192, 197)
+    assert stem.conv.bias is not None and kinds(stem) == ["Conv2d"]
+    assert not [m for m in model.stages.modules() if type(m).__name__ == "PositionEncoding" and m.table is not None]
+    block = model.stages[0][0].mixer
+    layers = [k for k in kinds(block) if k != "PositionEncoding"]  # a table-less one (pos_encoding none), as above
+    assert layers == ["LayerNorm", "Linear", "Linear", "LayerNorm", "Linear", "GELU", "Linear"]
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        tokens = model.forward_features(x)[-1]  # (N, C, 197)
+        expected = model.head.fc(model.head.final_norm(tokens[:, :, :1]).squeeze(-1))
+        assert torch.allclose(model(x), expected, atol=1e-5)  # the class token is what is classified
+
+
 class ReferenceBlock(nn.Module):
     """He et al.'s CIFAR basic block with the option-A shortcut, written out independently of nas."""
 
@@ -190,6 +216,11 @@ def spec_of(*stages, **top):
     (spec_of(stage(downsample="stride", skip="dense", growth_rate=4)), "downsample", "not for a dense stage"),
     (spec_of(stage(skip="preact", post_act=True)), "post_act", "not for skip preact"),
     (spec_of(stage(se_reduction=4, se_place="inner")), "se_place", "needs a block with expanded features"),
+    (spec_of(stage(), head={"pool": "token"}), "head.pool", "needs a class token"),
+    ({"input": "image", "stem": {"type": "patchify", "width": 8, "patch_size": 2, "class_token": True},
+      "stages": [stage(), stage(downsample="conv")]}, "stages.1.downsample", "keeps its tokens"),
+    ({"input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3, "class_token": True},
+      "stages": [stage()]}, "stem", "only for stem type patchify"),
     (spec_of(stage(shortcut="sideways")), "shortcut", ""),
     ({"input": "image", "stem": {"type": "patchify", "width": 8, "patch_size": 2, "stride": 2},
       "stages": [stage()]}, "stem", "only for stem type conv"),
@@ -231,6 +262,27 @@ stages:
         Space.from_text(text, file="s.yaml")
     message = str(info.value)
     assert message.startswith("s.yaml:8:") and "downsample" in message and "attention" in message
+
+
+@pytest.mark.parametrize("stem, head, stages, line, words", [
+    ("{type: patchify, width: 8, patch_size: 2, class_token: [false, true]}", "{type: pool}",
+     "[none, conv]", 4, "stage 1 may not downsample"),
+    ("{type: patchify, width: 8, patch_size: 2, class_token: [false, true]}", "{pool: token}", "none", 9,
+     "pool token needs a class token"),
+])
+def test_a_space_whose_class_token_cannot_hold_is_refused(stem, head, stages, line, words):
+    text = f"""name: s
+input: image
+cell: {{mixer: {{transformer: {{heads: [2]}}}}}}
+stem: {stem}
+stages:
+  - {{width: 8, depth: 1, downsample: {stages}}}
+head: {head}
+"""
+    text = text.replace("head: {pool: token}", "head:\n  type: pool\n  pool: token")
+    with pytest.raises(SpaceError) as info:
+        Space.from_text(text, file="s.yaml")
+    assert str(info.value).startswith(f"s.yaml:{line}:") and words in str(info.value)
 
 
 def test_a_space_samples_and_builds_the_new_choices():

@@ -50,11 +50,13 @@ class ClassifierHead(nn.Module):
 
     Before the pool, in this order and each optional: ``norm_act`` (a context: its norm and activation, NAS-Bench-201's
     "lastact"); a 1x1 conv-norm-act to ``conv_width`` channels (MobileNetV2 / V3, EfficientNet) in the context
-    ``ctx``. After the pool: a hidden linear layer of ``hidden`` units with ``ctx``'s activation and no norm
-    (MobileNetV3's 1280), before the dropout."""
+    ``ctx``. The pool: the mean over positions, or (``pool="token"``) the first position, a class token (ViT).
+    After the pool: ``ctx``'s norm (``final_norm``: ConvNeXt's and ViT's last LayerNorm); a hidden linear layer of
+    ``hidden`` units with ``ctx``'s activation and no norm (MobileNetV3's 1280), before the dropout."""
 
     def __init__(self, channels: int, num_classes: int, dropout: float, norm_act: BlockContext | None = None, *,
-                 conv_width: int = 0, hidden: int = 0, ctx: BlockContext | None = None):
+                 conv_width: int = 0, hidden: int = 0, pool: str = "mean", final_norm: bool = False,
+                 ctx: BlockContext | None = None):
         super().__init__()
         self.pre = (nn.Sequential(make_norm(norm_act.norm, channels, norm_act.dims, norm_act.norm_groups),
                                   make_act(norm_act.act)) if norm_act is not None else nn.Identity())
@@ -62,6 +64,8 @@ class ClassifierHead(nn.Module):
         if conv_width:
             self.conv = ConvNormAct(channels, conv_width, 1, ctx)
             channels = conv_width
+        self.pool = pool
+        self.final_norm = make_norm(ctx.norm, channels, 1, ctx.norm_groups) if final_norm else nn.Identity()
         self.hidden: nn.Module = nn.Identity()
         if hidden:
             self.hidden = nn.Sequential(nn.Linear(channels, hidden), make_act(ctx.act))
@@ -70,5 +74,7 @@ class ClassifierHead(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.conv(self.pre(x)).flatten(2).mean(-1)  # (N, C)
+        x = self.conv(self.pre(x)).flatten(2)  # (N, C, T)
+        pooled = x[:, :, :1] if self.pool == "token" else x.mean(-1, keepdim=True)  # (N, C, 1)
+        pooled = self.final_norm(pooled).squeeze(-1)  # (N, C)
         return self.fc(self.dropout(self.hidden(pooled)))

@@ -108,14 +108,43 @@ class ConvNormAct(nn.Sequential):
     """conv -> norm -> act, for 1-D or 2-D channels-first input: (N, C_in, *S) -> (N, C_out, *S')."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, ctx: BlockContext, *, stride: int = 1,
-                 groups: int = 1, norm: bool = True, act: bool = True, padding: int | None = None):
+                 groups: int = 1, norm: bool = True, act: bool = True, padding: int | None = None,
+                 bias: bool | None = None):
+        if bias is None:  # a norm's shift replaces the bias
+            bias = not norm or ctx.norm == "none"
         layers = [conv_nd(ctx.dims, in_channels, out_channels, kernel_size, stride=stride, groups=groups,
-                          padding=padding, bias=not norm or ctx.norm == "none")]
+                          padding=padding, bias=bias)]
         if norm:
             layers.append(make_norm(ctx.norm, out_channels, ctx.dims, ctx.norm_groups))
         if act:
             layers.append(make_act(ctx.act))
         super().__init__(*layers)
+
+
+class PatchEmbed(nn.Module):
+    """A patchify stem with its options: non-overlapping ``patch`` x ``patch`` conv (with ``bias``), ``norm``; then
+    optionally (ViT) the patches as one sequence with a learned class token in front, and one learned position table
+    added to every token.
+
+    (N, C_in, *S) -> (N, C, *grid), or (N, C, 1 + prod(grid)) with a class token.
+    """
+
+    def __init__(self, dims: int, in_channels: int, width: int, patch: int, grid: list[int], *, norm: str,
+                 norm_groups: int | None, bias: bool, class_token: bool, position: str):
+        super().__init__()
+        self.conv = conv_nd(dims, in_channels, width, patch, stride=patch, padding=0, bias=bias)
+        self.norm = make_norm(norm, width, dims, norm_groups)
+        self.class_token = nn.Parameter(torch.zeros(1, width, 1)) if class_token else None
+        shape = [1 + math.prod(grid)] if class_token else list(grid)
+        self.position = (nn.Parameter(torch.randn(1, width, *shape) * 0.02) if position == "learned" else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(x))  # (N, C, *grid)
+        if self.class_token is not None:
+            x = torch.cat([self.class_token.expand(x.shape[0], -1, -1).to(x.dtype), x.flatten(2)], dim=2)
+        if self.position is not None:
+            x = x + self.position.to(x.dtype)
+        return x
 
 
 class SqueezeExcite(nn.Module):

@@ -11,6 +11,7 @@ from nas.catalog import (
     ACTIVATIONS,
     DOWNSAMPLES,
     FUSIONS,
+    HEAD_POOLS,
     HEADS,
     NORMS,
     SE_BASES,
@@ -19,6 +20,7 @@ from nas.catalog import (
     SHORTCUTS,
     SKIPS,
     STEM_POOLS,
+    STEM_POSITIONS,
     STEMS,
     Option,
     kernel_option,
@@ -163,6 +165,10 @@ STEM_KEYS: dict[str, tuple[Option, Any, tuple | None]] = {
     "act": (enum_option(ACTIVATIONS + ("none",)), OPTIONAL, ("type", ("conv",))),  # default: the first stage's
     "stride": (Option(int, 1, allowed=(1, 2, 4)), OPTIONAL, ("type", ("conv",))),  # ResNet / MobileNet: 2
     "pool": (enum_option(STEM_POOLS), OPTIONAL, ("type", ("conv",))),  # ResNet: max (3x3, stride 2)
+    "norm": (enum_option(NORMS), OPTIONAL, None),  # default: the first stage's
+    "bias": (Option(bool, False), OPTIONAL, None),
+    "class_token": (Option(bool, False), OPTIONAL, ("type", ("patchify",))),  # ViT
+    "position": (enum_option(STEM_POSITIONS), OPTIONAL, ("type", ("patchify",))),  # ViT: learned
 }
 
 
@@ -195,6 +201,8 @@ HEAD_KEYS = {
     "norm_act": (Option(bool, False), OPTIONAL, None),  # norm + act before the pool (NAS-Bench-201)
     "conv_width": (int_option(0), OPTIONAL, None),  # a 1x1 conv-norm-act before the pool (MobileNet, EfficientNet)
     "hidden": (int_option(0), OPTIONAL, None),  # a linear layer + act after the pool (MobileNetV3)
+    "pool": (enum_option(HEAD_POOLS), OPTIONAL, None),  # mean (default) or token (ViT's class token)
+    "final_norm": (Option(bool, False), OPTIONAL, None),  # a norm of the pooled features (ConvNeXt, ViT)
 }
 TOP_KEYS = ("name", "description", "input", "stem", "stages", "cell", "head", "regularization", "multipliers",
             "constraints")

@@ -43,6 +43,7 @@ from nas.catalog import (
     bounded,
 )
 from nas.errors import SpaceError, SpecError
+from nas.grammar.checks import class_token_problem, stride_problem
 from nas.grammar.domains import (
     CELL_KEYS,
     CONSTRAINT_KEYS,
@@ -547,23 +548,22 @@ class _Parser:
                 raise self.error(f"fpn_stages {v} exceeds the number of stages ({len(stages)})",
                                  ("head", "fpn_stages"))
 
+        self.check_class_token(len(stages))
         constraints, constraint_lines, reference = self.constraints(data.get("constraints"), input_kind)
         description = data.get("description", "")
         return Space(name=name, input=input_kind, params=self.params, num_stages=len(stages), file=self.file,
                      description=str(description or ""), constraints=constraints,
                      constraint_lines=constraint_lines, reference_input=reference, compound=compound)
 
+    def check_class_token(self, num_stages: int) -> None:
+        problem = class_token_problem(self.params, num_stages)
+        if problem:
+            raise self.error(*problem)
+
     def check_stride(self, prefix: str, path: tuple, mixer_scope: str) -> None:
-        """A stage that may downsample by its first cell's stride may only have mixers that can stride."""
-        by_name = {p.name: p for p in self.params}
-        downsample = by_name[f"{prefix}.downsample"].domain.values()
-        if "stride" not in downsample:
-            return
-        unable = [m for m in by_name[f"{mixer_scope}.mixer"].domain.values() if not MIXERS[m].strides]
-        if unable:
-            able = ", ".join(name for name, info in MIXERS.items() if info.strides)
-            raise self.error(f"downsample stride needs mixers that can stride ({able}); this stage may also have "
-                             f"{', '.join(unable)}", path + ("downsample",))
+        problem = stride_problem(self.params, prefix, mixer_scope)
+        if problem:
+            raise self.error(problem, path + ("downsample",))
 
     def cell_params(self, cell: dict, base: tuple | None, prefix: str, target: tuple, scope: str,
                     names: dict[str, str], *, only: set | None = None, skip: set = frozenset(),

@@ -1,0 +1,41 @@
+"""Checks across a space's keys that no single key's values can make: choices that would sample invalid specs.
+
+Each takes the parsed parameters (:class:`nas.grammar.domains.Param`) and returns the problem as a message (and
+where it is), or None; the parser turns a problem into a one-line SpaceError naming the file, line and key.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from nas.catalog import MIXERS
+from nas.grammar.domains import Param
+
+
+def stride_problem(params: Sequence[Param], prefix: str, mixer_scope: str) -> str | None:
+    """A stage that may downsample by its first cell's stride may only have mixers that can stride."""
+    by_name = {p.name: p for p in params}
+    if "stride" not in by_name[f"{prefix}.downsample"].domain.values():
+        return None
+    unable = [m for m in by_name[f"{mixer_scope}.mixer"].domain.values() if not MIXERS[m].strides]
+    if not unable:
+        return None
+    able = ", ".join(name for name, info in MIXERS.items() if info.strides)
+    return f"downsample stride needs mixers that can stride ({able}); this stage may also have {', '.join(unable)}"
+
+
+def class_token_problem(params: Sequence[Param], num_stages: int) -> tuple[str, tuple] | None:
+    """A class token keeps the tokens (no downsampling, a pool head); a class-token pool needs one in every net."""
+    by_name = {p.name: p for p in params}
+    token = by_name.get("stem.class_token")
+    pool = by_name.get("head.pool")
+    always = token is not None and token.domain.values() == [True]
+    if pool is not None and "token" in pool.domain.values() and not always:
+        return "pool token needs a class token in every network (stem class_token: true)", ("head", "pool")
+    if token is None or True not in token.domain.values():
+        return None
+    if by_name["head.type"].domain.values() != ["pool"]:
+        return "a class token needs a pool head", ("stem", "class_token")
+    for i in range(num_stages):
+        if by_name[f"s{i + 1}.downsample"].domain.values() != ["none"]:
+            return f"a class token keeps the tokens: stage {i + 1} may not downsample", ("stem", "class_token")
+    return None
