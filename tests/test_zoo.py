@@ -148,6 +148,16 @@ def test_deit_has_one_class_token_and_one_position_table():
         assert torch.allclose(model(x), expected, atol=1e-5)  # the class token is what is classified
 
 
+def test_a_network_file_exports_with_its_input(tmp_path):
+    from nas.archjson import read_arch
+    from nas.export import export_from
+
+    paths = export_from(ZOO / "resnet20.yaml", tmp_path / "out", latency_repeats=2)
+    spec, shape, classes, _ = read_arch(tmp_path / "out")
+    assert (shape, classes) == ((3, 32, 32), 10) and spec == read_network(ZOO / "resnet20.yaml")[0]
+    assert paths["onnx_max_abs_diff"] <= 1e-4
+
+
 class ReferenceBlock(nn.Module):
     """He et al.'s CIFAR basic block with the option-A shortcut, written out independently of nas."""
 
@@ -283,6 +293,29 @@ head: {head}
     with pytest.raises(SpaceError) as info:
         Space.from_text(text, file="s.yaml")
     assert str(info.value).startswith(f"s.yaml:{line}:") and words in str(info.value)
+
+
+@pytest.mark.parametrize("place, refused", [
+    ("inner", True), ("{values: [output, inner], when: {mixer: [mbconv]}}", False), ("[output, inner]", True)])
+def test_se_inside_is_refused_beside_a_mixer_without_expanded_features(place, refused):
+    text = f"""name: s
+input: image
+stem: {{type: conv, width: 8, kernel_size: 3}}
+cell:
+  mixer: {{dwsep: {{}}, mbconv: {{}}}}
+  se_reduction: [0, 4]
+  se_place: {place}
+stages:
+  - {{width: 8, depth: 1}}
+"""
+    if not refused:
+        space = Space.from_text(text, file="s.yaml")
+        for seed in range(16):
+            build(space.sample(seed), (3, 8, 8), 10)
+        return
+    with pytest.raises(SpaceError) as info:
+        Space.from_text(text, file="s.yaml")
+    assert str(info.value).startswith("s.yaml:7: cell.se_place:") and "dwsep" in str(info.value)
 
 
 def test_a_space_samples_and_builds_the_new_choices():

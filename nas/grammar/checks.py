@@ -39,3 +39,24 @@ def class_token_problem(params: Sequence[Param], num_stages: int) -> tuple[str, 
         if by_name[f"s{i + 1}.downsample"].domain.values() != ["none"]:
             return f"a class token keeps the tokens: stage {i + 1} may not downsample", ("stem", "class_token")
     return None
+
+
+def se_inner_problem(params: Sequence[Param], prefix: str, mixer_scope: str) -> str | None:
+    """Squeeze-excitation inside the block (se_place: inner) only where every mixer it may meet has expanded
+    features (mbconv): the choice is unconditional, or its ``when`` on the mixer leaves only such mixers."""
+    by_name = {p.name: p for p in params}
+    place = by_name.get(f"{prefix}.se_place") or by_name.get("cell.se_place")
+    reduction = by_name.get(f"{prefix}.se_reduction") or by_name.get("cell.se_reduction")
+    if place is None or "inner" not in place.domain.values() or reduction.domain.values() == [0]:
+        return None
+    mixer = by_name[f"{mixer_scope}.mixer"]
+    mixers = mixer.domain.values()
+    for name, allowed in place.when:
+        if name == mixer.name:
+            mixers = [m for m in mixers if m in allowed]
+    unable = [m for m in mixers if not MIXERS[m].inner_se]
+    if not unable:
+        return None
+    able = ", ".join(name for name, info in MIXERS.items() if info.inner_se)
+    return (f"se_place inner needs mixers with expanded features ({able}); this stage may also have "
+            f"{', '.join(unable)} (limit it with when: {{mixer: [...]}})")

@@ -43,7 +43,7 @@ from nas.catalog import (
     bounded,
 )
 from nas.errors import SpaceError, SpecError
-from nas.grammar.checks import class_token_problem, stride_problem
+from nas.grammar.checks import class_token_problem, se_inner_problem, stride_problem
 from nas.grammar.domains import (
     CELL_KEYS,
     CONSTRAINT_KEYS,
@@ -564,6 +564,9 @@ class _Parser:
         problem = stride_problem(self.params, prefix, mixer_scope)
         if problem:
             raise self.error(problem, path + ("downsample",))
+        problem = se_inner_problem(self.params, prefix, mixer_scope)
+        if problem:
+            raise self.error(problem, ("cell", "se_place"))
 
     def cell_params(self, cell: dict, base: tuple | None, prefix: str, target: tuple, scope: str,
                     names: dict[str, str], *, only: set | None = None, skip: set = frozenset(),
