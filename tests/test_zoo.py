@@ -57,6 +57,14 @@ def test_feature_map_sizes_after_each_stage(member):
     assert [f.shape[1] for f in features] == [s.width for s in spec.stages]
 
 
+def test_counting_by_parts_gives_the_built_network_counts(member):
+    from nas.evaluate.costs import network_costs
+
+    _, _, spec, shape, classes, _, model = member
+    whole = {"params": count_params(model), "flops": count_flops(model, torch.randn(1, *shape))}
+    assert network_costs(spec, shape, classes) == whole
+
+
 def test_a_network_file_builds_like_its_spec_with_its_recorded_input(member):
     _, path, spec, shape, classes, _, _ = member
     read, recorded = read_spec(path)
