@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, Report, machine_info, source_hash  # noqa: E402
-from proxy_fidelity import STATS_SOURCE, bootstrap_ci, finite_pairs, kendall, spearman  # noqa: E402
+from proxy_fidelity import STATS_SOURCE, Cache, bootstrap_ci, finite_pairs, kendall, spearman  # noqa: E402
 
 NAME = "nb201_proxies"
 CACHE = RESULTS_DIR / "nb201_proxies_cache.jsonl"
@@ -64,33 +64,25 @@ PUBLISHED = {
 }
 
 
-class Cache:
-    """Append-only JSON lines, one per finished architecture."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.rows: dict[str, dict] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:  # a line cut short by a kill
-                    continue
-                self.rows[rec["key"]] = rec
-
-    def get(self, key: str) -> dict | None:
-        return self.rows.get(key)
-
-    def put(self, key: str, rec: dict) -> dict:
-        rec = {"key": key, **rec}
-        self.rows[key] = rec
-        with self.path.open("a") as f:
-            f.write(json.dumps(rec) + "\n")
-        return rec
-
-
 def key_of(study: str, index: str, setting: dict) -> str:
     return f"{study}|{index}|{json.dumps(setting, sort_keys=True)}"
+
+
+def measure_all(cache: Cache, study: str, indices: list[str], setting: dict, compute, deadline: float,
+                progress) -> list[tuple[str, dict]]:
+    """(index, record) of every architecture, from the cache or computed and cached, until ``deadline``."""
+    done = []
+    start = time.monotonic()
+    for k, index in enumerate(indices):
+        key = key_of(study, index, setting)
+        rec = cache.get(key)
+        if rec is None:
+            if time.monotonic() > deadline:
+                break
+            rec = cache.put(key, compute(index))
+            progress(k, index, rec, time.monotonic() - start)
+        done.append((index, rec))
+    return done
 
 
 def zero_cost_sample(n: int, seed: int) -> list[str]:
@@ -205,18 +197,13 @@ def main() -> None:
         setting = {"batch": opt.batch, "seed": opt.seed, "engine": engine, "data": data.source}
         batch = proxy_batch(data, EvalConfig(seed=opt.seed, zero_cost_batch_size=opt.batch), INPUT)
         indices = zero_cost_sample(opt.n, opt.sample_seed)
-        done = []
-        t_start = time.monotonic()
-        for k, index in enumerate(indices):
-            key = key_of("zero-cost", index, setting)
-            rec = cache.get(key)
-            if rec is None:
-                if time.monotonic() > deadline:
-                    break
-                rec = cache.put(key, zero_cost_one(index, batch, opt.seed))
-                if k % 25 == 0:
-                    print(f"zero-cost {k + 1}/{len(indices)} ({time.monotonic() - t_start:.0f} s)", flush=True)
-            done.append((index, rec))
+
+        def zero_cost_progress(k, index, rec, elapsed):
+            if k % 25 == 0:
+                print(f"zero-cost {k + 1}/{len(indices)} ({elapsed:.0f} s)", flush=True)
+
+        done = measure_all(cache, "zero-cost", indices, setting, lambda i: zero_cost_one(i, batch, opt.seed),
+                           deadline, zero_cost_progress)
         rows = []
         for name in PROXIES:
             scores = [rec["scores"][name] for _, rec in done]
@@ -237,19 +224,15 @@ def main() -> None:
                    "data": data.source, "train_subset": opt.train_subset, "val_fraction": opt.val_fraction,
                    "threads": opt.threads}
         indices = fidelity_sample(opt.fidelity_n, truth)
-        done = []
-        t_start = time.monotonic()
-        for k, index in enumerate(indices):
-            key = key_of("fidelity", index, setting)
-            rec = cache.get(key)
-            if rec is None:
-                if time.monotonic() > deadline:
-                    break
-                rec = cache.put(key, fidelity_one(index, data, budgets, Budget, opt.seed, opt.batch_size))
-                print(f"fidelity {k + 1}/{len(indices)} {index} truth {truth[index]:.2f} "
-                      + " ".join(f"{b}: {rec[b]['val_accuracy']:.3f} ({rec[b]['cpu_s']:.0f} cpu-s)"
-                                 for b, _, _ in budgets) + f" ({time.monotonic() - t_start:.0f} s)", flush=True)
-            done.append((index, rec))
+
+        def fidelity_progress(k, index, rec, elapsed):
+            print(f"fidelity {k + 1}/{len(indices)} {index} truth {truth[index]:.2f} "
+                  + " ".join(f"{b}: {rec[b]['val_accuracy']:.3f} ({rec[b]['cpu_s']:.0f} cpu-s)" for b, _, _ in budgets)
+                  + f" ({elapsed:.0f} s)", flush=True)
+
+        done = measure_all(cache, "fidelity", indices, setting,
+                           lambda i: fidelity_one(i, data, budgets, Budget, opt.seed, opt.batch_size), deadline,
+                           fidelity_progress)
         rows = []
         for label, epochs, res in budgets:
             scores = [rec[label]["val_accuracy"] if rec[label]["val_accuracy"] is not None else float("nan")
