@@ -264,17 +264,14 @@ def _stage_parts(spec: ArchSpec, dims: int, channels: int, size: list[int]
                               partial(DenseStage, channels, width, ctx, stage, depth), _inputs((channels, *size))))
             block_index += depth
         else:
+            strided = dataclasses.replace(ctx, stride=stride)
             for i in range(depth):
                 rate = spec.drop_path * block_index / max(1, total_blocks - 1)  # no parameter, no FLOP
                 c_in = channels if i == 0 else width
-                if i == 0 and stride != 1:
-                    first = dataclasses.replace(ctx, stride=stride)
-                    parts.append(Part(("cell", c_in, width, first, cell, tuple(in_size)),
-                                      partial(Cell, c_in, width, first, stage, drop_path=rate),
-                                      _inputs((c_in, *in_size))))
-                else:
-                    parts.append(Part(("cell", c_in, width, ctx, cell, tuple(size)),
-                                      partial(Cell, c_in, width, ctx, stage, drop_path=rate), _inputs((c_in, *size))))
+                # the first cell of a strided stage reads the larger map with a strided context
+                at, at_size = (strided, in_size) if i == 0 and stride != 1 else (ctx, size)
+                parts.append(Part(("cell", c_in, width, at, cell, tuple(at_size)),
+                                  partial(Cell, c_in, width, at, stage, drop_path=rate), _inputs((c_in, *at_size))))
                 block_index += 1
         channels = width
         stages.append(parts)
@@ -303,22 +300,17 @@ def _head_parts(spec: ArchSpec, dims: int, stage_widths: list[int], stage_sizes:
         channels = FPNFusion.output_channels(widths, fuse)
         head_size = sizes[0]
     dropout = spec.head.dropout
-    norm_act = None
-    if spec.head.norm_act:  # norm + act before the pool (NAS-Bench-201's lastact): the last stage's
-        last = spec.stages[-1]
-        positions = math.prod(head_size)
-        norm_act = BlockContext(dims, positions, _norm_at(last.norm, positions, pooled=True), last.act,
-                                last.norm_groups)
+    last = spec.stages[-1]
+    positions = math.prod(head_size)
+    # the head's own layers take the last stage's norm and activation
+    head_ctx = BlockContext(dims, positions, _norm_at(last.norm, positions, pooled=True), last.act, last.norm_groups)
+    norm_act = head_ctx if spec.head.norm_act else None  # norm + act before the pool (NAS-Bench-201's lastact)
     key = ("head", channels, num_classes, head_size) + ((norm_act,) if norm_act else ())
     conv_width = scaled_width(spec.head.conv_width, max(1.0, spec.width_multiplier))  # MobileNet: never narrower
     extra = {}
     if conv_width or spec.head.hidden or spec.head.pool != "mean" or spec.head.final_norm:
-        last = spec.stages[-1]
-        positions = math.prod(head_size)
         extra = dict(conv_width=conv_width, hidden=spec.head.hidden, pool=spec.head.pool,
-                     final_norm=spec.head.final_norm,
-                     ctx=BlockContext(dims, positions, _norm_at(last.norm, positions, pooled=True), last.act,
-                                      last.norm_groups))
+                     final_norm=spec.head.final_norm, ctx=head_ctx)
         key += (tuple(sorted(extra.items())),)
     head = Part(key, partial(ClassifierHead, channels, num_classes, dropout, norm_act, **extra),
                 _inputs((channels, *head_size)))

@@ -219,6 +219,11 @@ INPUTS = ("image", "sequence")
 SKIP_ABBREVIATIONS = {"none": "plain", "residual": "res", "preact": "preact", "dense": "dense"}
 
 
+def capable(flag: str) -> str:
+    """The mixers whose catalogue entry has ``flag`` set (``strides``, ``inner_se``), as a list for messages."""
+    return ", ".join(name for name, info in MIXERS.items() if getattr(info, flag))
+
+
 def mixer_info(name: str) -> MixerInfo:
     """The catalogue entry of a mixer; an unknown name is a KeyError whose message lists the known ones."""
     try:

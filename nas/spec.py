@@ -19,7 +19,31 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas.catalog import DAG_EDGES, MAX_VALUE, MIXERS, SKIP_ABBREVIATIONS, bounded, dag_edges, kernel_option
+from nas.catalog import (
+    ACTIVATIONS,
+    DAG_EDGES,
+    DOWNSAMPLES,
+    FUSIONS,
+    HEAD_POOLS,
+    HEADS,
+    INPUTS,
+    MAX_VALUE,
+    MIXERS,
+    NORMS,
+    SE_BASES,
+    SE_GATES,
+    SE_PLACES,
+    SHORTCUTS,
+    SKIP_ABBREVIATIONS,
+    SKIPS,
+    STEM_POOLS,
+    STEM_POSITIONS,
+    STEMS,
+    bounded,
+    capable,
+    dag_edges,
+    kernel_option,
+)
 from nas.errors import SpecError
 from nas.io import load_yaml, read_text
 
@@ -40,25 +64,25 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
 
-ACT = Literal["relu", "gelu", "silu", "hardswish", "relu6"]
+ACT = Literal[ACTIVATIONS]
 
 
 class StemSpec(_Frozen):
     """conv: a k x k conv-norm-act with ``stride`` (1, or 2 as ResNet / MobileNet), then optionally ResNet's 3x3
     stride-2 max pooling (``pool: max``); patchify: non-overlapping patch_size x patch_size patches (ViT)."""
 
-    type: Literal["conv", "patchify"]
+    type: Literal[STEMS]
     width: int = Field(ge=1, le=MAX_VALUE["width"])
     kernel_size: int | None = Field(default=None, le=MAX_VALUE["kernel_size"])
     patch_size: int | None = Field(default=None, le=MAX_VALUE["patch_size"])
-    act: Literal["relu", "gelu", "silu", "hardswish", "relu6", "none"] | None = None  # conv; None: the first stage's
+    act: Literal[ACTIVATIONS + ("none",)] | None = None  # conv; None: the first stage's
     stride: int = Field(default=1, ge=1, le=4)  # conv stem
-    pool: Literal["none", "max"] = "none"  # conv stem
-    norm: Literal["batch", "layer", "group", "instance", "none"] | None = None  # None: the first stage's
+    pool: Literal[STEM_POOLS] = "none"  # conv stem
+    norm: Literal[NORMS] | None = None  # None: the first stage's
     bias: bool = False  # the stem conv's bias (ViT's and ConvNeXt's patch embeddings have one)
     class_token: bool = False  # patchify: a learned class token before the patches (ViT); the stages then see a
     # sequence of 1 + patches tokens
-    position: Literal["none", "learned"] = "none"  # patchify: one learned position table, added once (ViT)
+    position: Literal[STEM_POSITIONS] = "none"  # patchify: one learned position table, added once (ViT)
 
     @model_validator(mode="after")
     def _conditional(self):
@@ -121,21 +145,21 @@ class StageSpec(_Frozen):
 
     depth: int = Field(ge=1, le=MAX_VALUE["depth"])
     width: int = Field(ge=1, le=MAX_VALUE["width"])
-    downsample: Literal["none", "conv", "pool", "patch_merge", "resblock", "stride", "norm_patch"] = "none"
+    downsample: Literal[DOWNSAMPLES] = "none"
     mixer: MixerSpec
-    skip: Literal["none", "residual", "preact", "dense"] = "residual"
+    skip: Literal[SKIPS] = "residual"
     growth_rate: int | None = Field(default=None, ge=1, le=MAX_VALUE["growth_rate"])
-    norm: Literal["batch", "layer", "group", "instance", "none"] = "batch"
+    norm: Literal[NORMS] = "batch"
     norm_groups: int | None = Field(default=None, ge=1, le=MAX_VALUE["norm_groups"])
     act: ACT = "relu"
     se_reduction: int = Field(default=0, ge=0, le=MAX_VALUE["se_reduction"])  # 0: no squeeze-excitation
     spatial_attention: bool = False
-    se_place: Literal["output", "inner"] = "output"  # SE on the cell's output, or on the block's expanded features
-    se_base: Literal["gated", "input"] = "gated"  # SE hidden = base // se_reduction: the gated or the input channels
+    se_place: Literal[SE_PLACES] = "output"  # SE on the cell's output, or on the block's expanded features
+    se_base: Literal[SE_BASES] = "gated"  # SE hidden = base // se_reduction: the gated or the input channels
     se_divisor: int = Field(default=1, ge=1, le=64)  # > 1: the SE hidden width rounded as MobileNet's (8)
-    se_gate: Literal["sigmoid", "hardsigmoid"] = "sigmoid"
+    se_gate: Literal[SE_GATES] = "sigmoid"
     se_act: ACT | None = None  # the SE's activation; None: the stage's
-    shortcut: Literal["projection", "zeropad", "none"] = "projection"  # a residual cell whose shape changes
+    shortcut: Literal[SHORTCUTS] = "projection"  # a residual cell whose shape changes
     post_act: bool = False  # the activation after the residual add (ResNet); the mixer then ends linear
 
     @model_validator(mode="before")
@@ -156,15 +180,13 @@ class StageSpec(_Frozen):
         if (self.norm == "group") != (self.norm_groups is not None):
             raise ValueError("@norm_groups: norm_groups is set exactly when norm is group")
         if self.downsample == "stride" and not MIXERS[self.mixer.type].strides:
-            able = ", ".join(name for name, info in MIXERS.items() if info.strides)
-            raise ValueError(f"@downsample: downsample stride needs a mixer that can stride ({able}), not "
-                             f"{self.mixer.type}")
+            raise ValueError(f"@downsample: downsample stride needs a mixer that can stride ({capable('strides')}), "
+                             f"not {self.mixer.type}")
         if self.downsample == "stride" and self.skip == "dense":
             raise ValueError("@downsample: downsample stride is not for a dense stage")
         if self.se_place == "inner" and self.se_reduction and not MIXERS[self.mixer.type].inner_se:
-            able = ", ".join(name for name, info in MIXERS.items() if info.inner_se)
-            raise ValueError(f"@se_place: se_place inner needs a block with expanded features ({able}), not "
-                             f"{self.mixer.type}")
+            raise ValueError("@se_place: se_place inner needs a block with expanded features "
+                             f"({capable('inner_se')}), not {self.mixer.type}")
         if self.post_act and self.skip in ("preact", "dense"):
             raise ValueError(f"@post_act: post_act (the activation after the residual add) is not for skip {self.skip}")
         return self
@@ -173,13 +195,13 @@ class StageSpec(_Frozen):
 class HeadSpec(_Frozen):
     """pool: global average pool of the last stage; fpn: FPN-style top-down fusion of the last ``fpn_stages``."""
 
-    type: Literal["pool", "fpn"] = "pool"
-    fuse: Literal["add", "concat"] | None = None
+    type: Literal[HEADS] = "pool"
+    fuse: Literal[FUSIONS] | None = None
     fpn_stages: int | None = Field(default=None, ge=2)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     norm_act: bool = False  # norm + activation (the last stage's) before pooling, as NAS-Bench-201's "lastact"
     conv_width: int = Field(default=0, ge=0, le=MAX_VALUE["width"])  # 1x1 conv-norm-act before pooling; 0: none
-    pool: Literal["mean", "token"] = "mean"  # the global average, or the class token (ViT)
+    pool: Literal[HEAD_POOLS] = "mean"  # the global average, or the class token (ViT)
     final_norm: bool = False  # the last stage's norm on the pooled features, before the classifier (ConvNeXt, ViT)
     hidden: int = Field(default=0, ge=0, le=MAX_VALUE["width"])  # linear + act after pooling (MobileNetV3); 0: none
 
@@ -214,7 +236,7 @@ class ArchSpec(_Frozen):
     """A whole network. ``space`` names the space it came from and is not part of its identity (hash)."""
 
     schema_version: int = SCHEMA_VERSION
-    input: Literal["image", "sequence"]
+    input: Literal[INPUTS]
     stem: StemSpec
     stages: tuple[StageSpec, ...] = Field(min_length=1)
     head: HeadSpec = HeadSpec()

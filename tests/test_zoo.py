@@ -326,6 +326,21 @@ stages:
     assert str(info.value).startswith("s.yaml:7: cell.se_place:") and "dwsep" in str(info.value)
 
 
+def test_se_inside_set_by_a_stage_is_refused_at_that_stage():
+    text = """name: s
+input: image
+stem: {type: conv, width: 8, kernel_size: 3}
+cell:
+  mixer: {dwsep: {}}
+  se_reduction: 4
+stages:
+  - {width: 8, depth: 1, cell: {se_place: inner}}
+"""
+    with pytest.raises(SpaceError) as info:
+        Space.from_text(text, file="s.yaml")
+    assert str(info.value).startswith("s.yaml:8: stages.0.cell.se_place:") and "dwsep" in str(info.value)
+
+
 def test_a_space_samples_and_builds_the_new_choices():
     text = """
 name: s

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch.nn.functional as F
-
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas.blocks import registry

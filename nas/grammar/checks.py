@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from nas.catalog import MIXERS
+from nas.catalog import MIXERS, capable
 from nas.grammar.domains import Param
 
 
@@ -19,8 +19,8 @@ def stride_problem(params: Sequence[Param], prefix: str, mixer_scope: str) -> st
     unable = [m for m in by_name[f"{mixer_scope}.mixer"].domain.values() if not MIXERS[m].strides]
     if not unable:
         return None
-    able = ", ".join(name for name, info in MIXERS.items() if info.strides)
-    return f"downsample stride needs mixers that can stride ({able}); this stage may also have {', '.join(unable)}"
+    return (f"downsample stride needs mixers that can stride ({capable('strides')}); this stage may also have "
+            f"{', '.join(unable)}")
 
 
 def class_token_problem(params: Sequence[Param], num_stages: int) -> tuple[str, tuple] | None:
@@ -57,6 +57,5 @@ def se_inner_problem(params: Sequence[Param], prefix: str, mixer_scope: str) -> 
     unable = [m for m in mixers if not MIXERS[m].inner_se]
     if not unable:
         return None
-    able = ", ".join(name for name, info in MIXERS.items() if info.inner_se)
-    return (f"se_place inner needs mixers with expanded features ({able}); this stage may also have "
+    return (f"se_place inner needs mixers with expanded features ({capable('inner_se')}); this stage may also have "
             f"{', '.join(unable)} (limit it with when: {{mixer: [...]}})")

@@ -536,7 +536,7 @@ class _Parser:
             paths = {k: (path + ("cell", k) if k in override else ("cell", k)) for k in merged}
             self.cell_params(merged, None, prefix, ("stages", i), prefix, {**shared_names, **names}, skip=set(shared),
                              paths=paths)
-            self.check_stride(prefix, path, "cell" if "mixer" in shared else prefix)
+            self.check_stage(prefix, path, "cell" if "mixer" in shared else prefix, paths)
 
         # head
         head = self.mapping(data.get("head"), ("head",), HEAD_KEYS, required=False)
@@ -560,13 +560,14 @@ class _Parser:
         if problem:
             raise self.error(*problem)
 
-    def check_stride(self, prefix: str, path: tuple, mixer_scope: str) -> None:
+    def check_stage(self, prefix: str, path: tuple, mixer_scope: str, cell_paths: dict) -> None:
+        """The stage's choices that depend on its mixers: a strided first cell, squeeze-excitation inside."""
         problem = stride_problem(self.params, prefix, mixer_scope)
         if problem:
             raise self.error(problem, path + ("downsample",))
         problem = se_inner_problem(self.params, prefix, mixer_scope)
         if problem:
-            raise self.error(problem, ("cell", "se_place"))
+            raise self.error(problem, cell_paths.get("se_place", ("cell", "se_place")))
 
     def cell_params(self, cell: dict, base: tuple | None, prefix: str, target: tuple, scope: str,
                     names: dict[str, str], *, only: set | None = None, skip: set = frozenset(),
