@@ -1,12 +1,12 @@
 """The ``predictor`` sampler's cost per trial, with and without its candidate pool, at trial 100 and trial 1000.
 
 The default sampler screens candidates (counts each one's params and FLOPs) and fits two random forests before
-every trial. ``bench_controller_overhead.py`` measured that at 583 ms per trial at trial 100 (session 5), against
-the issue's 20 ms target for the controller. This script runs the same stand-in search (vision space, the journal
-storage, an instant evaluator: ``bench_controller_overhead.bench``) once per variant, in one process, and reports
-the controller's median ms per trial in a window around each point, with the ratio to the first variant:
+every trial. ``bench_controller_overhead.py`` measured that at 583 ms per trial at trial 100 (each candidate built
+whole), against the 20 ms target for the controller. This script runs the same stand-in search (vision space, the
+journal storage, an instant evaluator: ``bench_controller_overhead.bench``) once per variant, in one process, and
+reports the controller's median ms per trial in a window around each point, with the ratio to the first variant:
 
-* ``fresh16-whole``: the default before session 11 (16 new candidates per trial, each network built whole and
+* ``fresh16-whole``: 16 new candidates per trial, each network built whole and
   counted: ``bench_controller_overhead.whole_costs``);
 * ``fresh16``: the default (16 new candidates per trial, counted by parts: :func:`nas.evaluate.costs.network_costs`);
 * ``pool4of16`` (``fresh_candidates: 4``): the unpicked candidates are kept, 4 new ones screened per trial;

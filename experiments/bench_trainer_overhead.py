@@ -78,7 +78,7 @@ from nas.spec import ArchSpec
 NAME = "bench_trainer_overhead"
 TARGET = 0.95
 FEATURES = ("data", "clip", "extras", "eval", "bnwin")
-OPPORTUNITIES: tuple[str, ...] = ()  # speed-ups the trainer does not use (channels_last was one until session 3)
+OPPORTUNITIES: tuple[str, ...] = ()  # speed-ups the trainer does not use
 
 SMALL_CONV = {
     "input": "image",

@@ -3,7 +3,7 @@
 ``evaluate`` scores every trial with the default zero-cost proxies (synflow, naswot, grad_norm, snip) on a batch of
 64 training examples. SynFlow ignores the data: its input is all ones, so every example of the batch is the same
 and the score of the batch is the batch size times the score of one example. ``nas.evaluate.zero_cost.synflow``
-now runs one example and scales (session 7); before, it ran the whole batch in float64. This script measures both
+runs one example and scales; the alternative is the whole batch in float64. This script measures both
 on ``--per-space`` specs sampled from each shipped space (plus its baselines), at the space's reference input,
 batch ``--batch``: per model, the two in alternating order ``--rounds`` times after a warm-up of each, then the
 other three default proxies once, for the share of the zero-cost step SynFlow was. The table gives per space the
@@ -36,7 +36,7 @@ APART = 1e-6  # a relative difference above this is not float64 rounding of a we
 
 
 def synflow_whole_batch(model, x) -> float:
-    """SynFlow as computed before session 7: the float64 |theta| copy on the whole all-ones batch."""
+    """SynFlow on the whole all-ones batch: the float64 |theta| copy, every example computed."""
     import torch
 
     net = copy.deepcopy(model).double().eval()

@@ -8,7 +8,7 @@ again continues the unfinished runs where they stopped (``nas resume`` semantics
 proceeds in steps that fit a 10-minute command (``--max-minutes``, default 8: no new trial starts after that; a
 trial in flight finishes first). Once every run is complete the hypervolume curves are written.
 
-Target: the default sampler for two objectives (predictor since session 4; nsga2 before) reaches random search's
+Target: the default sampler for two objectives (predictor) reaches random search's
 final hypervolume (mean over the seeds) in at most half of random's trials.
 
 NOT RUN IN FULL HERE: 4 samplers x 3 seeds x 64 trials = 768 trainings take hours on a 2-core CPU (roughly 15-30 s
@@ -41,7 +41,7 @@ SAMPLERS = ("random", "tpe", "nsga2", "evolution", "predictor")
 # "pool4" / "pool4of32": the predictor keeping its unpicked candidates across trials and screening only 4 new ones
 # per trial (config fresh_candidates), ranking 16 / 32: does the cheaper sampler choose as well?
 # "zcwarm": the predictor whose random startup trials are the best of 64 screened random candidates by naswot
-# (config zero_cost_warmup, session 7): does a zero-cost warm-up start the search higher?
+# (config zero_cost_warmup): does a zero-cost warm-up start the search higher?
 CONTROLS = {"screened": lambda base: {"sampler": "predictor", "population_size": base["trials"]},
             "pool4": lambda base: {"sampler": "predictor", "fresh_candidates": 4},
             "pool4of32": lambda base: {"sampler": "predictor", "candidates": 32, "fresh_candidates": 4},

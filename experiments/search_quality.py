@@ -76,13 +76,13 @@ STUDIES: dict[str, dict] = {
                             "sampler": "predictor", "warm_start": ["baselines"], "trials": 32},
     "fmnist_mobile_warm": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
                            "warm_start": ["baselines"], "trials": 32},
-    # a second seed of each (session 6; the predictor's default, all fresh candidates, as in the seed-0 studies)
+    # a second seed of each (the predictor's default, all fresh candidates, as in the seed-0 studies)
     "cifar10_vision_warm_s1": {"space": "vision", "dataset": "cifar10", "full": True, "max_flops": 250e6,
                                "sampler": "predictor", "warm_start": ["baselines"], "trials": 32, "seed": 1},
     "fmnist_mobile_warm_s1": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
                               "warm_start": ["baselines"], "trials": 32, "seed": 1},
     "cifar10_mobile": {"space": "mobile", "dataset": "cifar10", "full": True},
-    # fmnist_mobile_warm at 2x the proxy epochs (session 12): MobileNetV3 is the one baseline no study dominated after
+    # fmnist_mobile_warm at 2x the proxy epochs: MobileNetV3 is the one baseline no study dominated after
     # longer training, and the mobile space's proxy ranking is the weakest (tau 0.33 over its 4 models trained longer
     # on Fashion-MNIST). Does a longer proxy budget rank BatchNorm mobile nets better, and find one that dominates it?
     "fmnist_mobile_warm_e4": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
@@ -92,14 +92,14 @@ STUDIES: dict[str, dict] = {
     "fmnist_mobile_warm_d8k": {"space": "mobile", "dataset": "fashion_mnist", "full": True, "sampler": "predictor",
                                "warm_start": ["baselines"], "trials": 32, "subset_factor": 8 / 3},
     "seqmnist_rows": {"space": "sequence", "dataset": "mnist:rows", "full": False},
-    # the classic pixel-by-pixel sequential MNIST (L=784, session 7): the long end of the mixer comparison on real data
+    # the classic pixel-by-pixel sequential MNIST (L=784): the long end of the mixer comparison on real data
     "seqmnist_pixels": {"space": "sequence", "dataset": "mnist:pixels", "full": False},
     "copy_64": {"space": "sequence", "dataset": "selective_copy:64", "full": False},
     "copy_256": {"space": "sequence", "dataset": "selective_copy:256", "full": False},
-    # copy_256 at 4x the proxy epochs (session 8): seq_budget.py found ssm and attention nets at chance after 2
+    # copy_256 at 4x the proxy epochs: seq_budget.py found ssm and attention nets at chance after 2
     # epochs solving the task after 8; does the front change when the budget is past that take-off point?
     "copy_256_e8": {"space": "sequence", "dataset": "selective_copy:256", "full": False, "epochs_factor": 4},
-    # the other sequence tasks at the same 4x budget (session 9): the mixer comparison across lengths (28 rows, 64,
+    # the other sequence tasks at the same 4x budget: the mixer comparison across lengths (28 rows, 64,
     # 256) with every study's budget past the take-off point that copy_256 needed
     "seqmnist_rows_e8": {"space": "sequence", "dataset": "mnist:rows", "full": False, "epochs_factor": 4},
     "copy_64_e8": {"space": "sequence", "dataset": "selective_copy:64", "full": False, "epochs_factor": 4},
@@ -424,7 +424,7 @@ def step_retime(study: str, args) -> None:
 
 def _paired_accuracy(done, baseline: dict) -> str:
     """The proxy-level accuracy margin that decides a baseline's verdict, paired (McNemar) where the trials CSV and
-    the baseline record hold per-example results (runs from session 10 on): against the most accurate dominating
+    the baseline record hold per-example results (runs that stored `val_correct`): against the most accurate dominating
     trial, or, for an undominated baseline, the most accurate trial at most as slow. ``-`` when not stored."""
     from nas.significance import compare
 
@@ -797,7 +797,7 @@ def step_summarize(args) -> None:
                 "which the dominating net was faster; `-` where the step has not run.", echo=False)
     proxy_columns = ["study", "level", "baseline", "proxy acc", "proxy latency ms", "dominated", "timed together",
                      "most accurate trial", "accuracy margin (paired)"]
-    if all(row[-1] == "-" for row in all_rows):  # no study stored per-example results (runs before session 10)
+    if all(row[-1] == "-" for row in all_rows):  # no study stored per-example results (`val_correct`)
         proxy_columns, all_rows = proxy_columns[:-1], [row[:-1] for row in all_rows]
     else:
         report.text("`accuracy margin (paired)`: the margin, in validation examples, of the most accurate "
