@@ -251,7 +251,7 @@ def _trial_processes(session: int) -> list[int]:
 @pytest.mark.slow
 def test_two_node_cluster_survives_a_node_loss_and_resumes(tmp_path):
     """A head on 127.0.0.2 and a second node on 127.0.0.3 (one CPU each, temp dirs of their own), joined by
-    `nas search --ray-address`; a search with a 6-epoch budget and rungs whose trials land on both nodes; the second
+    `nas search --ray-address`; a search with a 10-epoch budget and rungs whose trials land on both nodes; the second
     node is SIGKILLed while it trains a trial, which Ray runs again on the head: the count is exact; then `nas
     resume` to a higher target, and the report."""
     import os
@@ -289,8 +289,11 @@ def test_two_node_cluster_survives_a_node_loss_and_resumes(tmp_path):
                 time.sleep(0.5)
         node = _ray_node(ray_cmd, env, f"--address={address}", "--node-ip-address=127.0.0.3",
                          f"--temp-dir={node_temp}")
-        cfg = write_config(tmp_path, "two", trials=5, train_subset=800, rungs=[0.5], rung_keep=0.5,
-                           budget={"epochs": 6, "batch_size": 8})  # ~0.5 s an epoch: time to lose a node mid-trial
+        # 360 steps an epoch (0.7 s here, more on a loaded machine) and the first rung at epoch 8 of 10: the node
+        # is lost after a trial's first validation there (which the driver records a second or two late) and
+        # seconds before that trial could end or be stopped
+        cfg = write_config(tmp_path, "two", trials=5, train_subset=1600, rungs=[0.8], rung_keep=0.5,
+                           budget={"epochs": 10, "batch_size": 4})
         run_dir = tmp_path / "runs" / "two"
         search = subprocess.Popen([*NAS, "search", str(cfg), "--backend", "ray", "--ray-address", address, "-q",
                                    "--runs-dir", str(tmp_path / "runs")], cwd=REPO, env=env,
