@@ -2,7 +2,8 @@
 
 The population is the ``population_size`` most recent COMPLETE trials; a child is made by picking ``tournament_size``
 of them at random, taking the best (for several objectives: a random member of the sample's non-dominated set) and
-changing exactly one of its choices with :meth:`nas.grammar.Space.mutate`. Until the population is full, trials are
+changing exactly one of its choices with :meth:`nas.grammar.Space.mutate`; a child that an earlier trial already had
+(same spec hash) is drawn again, up to ``NOVELTY_TRIES`` tournaments, so the budget goes to new architectures. Until the population is full, trials are
 sampled at random. ``before_trial`` decides the child, ``sample_independent`` replays the child's values (the
 :class:`~nas.control.replay.ReplaySampler` base, shared with ``predictor``).
 """
@@ -23,6 +24,7 @@ class EvolutionSampler(ReplaySampler):
     """Aging evolution with tournament selection; a child changes exactly one choice of its parent."""
 
     PARENT_ATTR = "evolution_parent"
+    NOVELTY_TRIES = 20  # tournaments + mutations tried for a child whose spec no trial has had yet
 
     def __init__(self, space, *, directions: list[str], population_size: int = 20, tournament_size: int = 5,
                  seed: int | None = None):
@@ -42,14 +44,17 @@ class EvolutionSampler(ReplaySampler):
             return
         population = sorted(complete, key=lambda t: t.number)[-self.population_size:]
         rng = random.Random(f"evolution:{self.seed}:{trial.number}")
-        sample = rng.sample(population, self.tournament_size)
-        parent = self._best(sample, rng)
-        try:
-            child = self.space.mutate(self.space.replay(parent.params), rng)
-            values = self.space.assignment(child)
-        except Exception:  # noqa: BLE001 - a parent that no longer replays: fall back to random sampling
-            return
-        self._children[trial._trial_id] = values
+        seen = {t.user_attrs.get("spec_hash") for t in study.get_trials(deepcopy=False)} - {None}
+        for _ in range(self.NOVELTY_TRIES):  # a child not evaluated before, if a few tournaments find one
+            sample = rng.sample(population, self.tournament_size)
+            parent = self._best(sample, rng)
+            try:
+                child = self.space.mutate(self.space.replay(parent.params), rng)
+            except Exception:  # noqa: BLE001 - a parent that no longer replays: fall back to random sampling
+                return
+            if child.hash() not in seen:
+                break
+        self._children[trial._trial_id] = self.space.assignment(child)
         study._storage.set_trial_user_attr(trial._trial_id, self.PARENT_ATTR, parent.number)
 
     def _best(self, sample: list[FrozenTrial], rng: random.Random) -> FrozenTrial:
