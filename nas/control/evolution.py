@@ -3,9 +3,10 @@
 The population is the ``population_size`` most recent COMPLETE trials; a child is made by picking ``tournament_size``
 of them at random, taking the best (for several objectives: a random member of the sample's non-dominated set) and
 changing exactly one of its choices with :meth:`nas.grammar.Space.mutate`; a child that an earlier trial already had
-(same spec hash) is drawn again, up to ``NOVELTY_TRIES`` tournaments, so the budget goes to new architectures. Until the population is full, trials are
-sampled at random. ``before_trial`` decides the child, ``sample_independent`` replays the child's values (the
-:class:`~nas.control.replay.ReplaySampler` base, shared with ``predictor``).
+(same spec hash) is drawn again, up to ``NOVELTY_TRIES`` tournaments, so the budget goes to new architectures.
+Until the population is full, trials are sampled at random. ``before_trial`` decides the child,
+``sample_independent`` replays the child's values (the :class:`~nas.control.replay.ReplaySampler` base, shared with
+``predictor``).
 """
 from __future__ import annotations
 
