@@ -50,8 +50,11 @@ def make_sampler(config, space, *, seed: int | None = None, input: tuple[tuple[i
 def tpe(config, space, *, seed, population, **_):
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=min(10, population),
-                                      constant_liar=False)
+    from nas.control.novelty import NoveltySampler  # heavy: optuna
+
+    tpe = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=min(10, population),
+                                     constant_liar=False)
+    return NoveltySampler(tpe, space, seed=seed)
 
 
 @SAMPLERS.register("nsga2")
