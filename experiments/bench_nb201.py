@@ -10,15 +10,17 @@ Studies:
 
 * ``one``: objective accuracy; median and quartiles of the picked ground truth (percent) after 25, 50, 100, 300
   trials, and a one-sided Mann-Whitney test of the default sampler against Optuna's TPE at 25 and 50 trials.
-* ``two``: objectives accuracy and params; hypervolume of the ground-truth front of the trials run so far over that
-  of the true front of all 15,625 (reference point: the worst accuracy and the most parameters in the table), after
-  50 and 100 trials.
+* ``two``: objectives accuracy and params, then accuracy and latency_ms (NB201's measured latency); hypervolume of
+  the ground-truth front of the trials run so far over that of the true front of all 15,625 (reference point: the
+  worst accuracy and the largest cost in the table), after 50, 100 and 300 trials, and a one-sided Mann-Whitney test
+  of the default sampler against Optuna's NSGA-II and TPE at 50 and 100 trials.
 * ``overhead``: wall seconds of 1,000 trials of the default sampler, and of NSGA-II, on the journal storage.
 
-    python experiments/bench_nb201.py                              # the studies below, about 15 min on 2 cores
+    python experiments/bench_nb201.py                              # cifar10, all studies: about 50 min on 2 cores
+    python experiments/bench_nb201.py --dataset cifar100 --study one   # about 20 min
     python experiments/bench_nb201.py --study one --seeds 3 --trials 100 --no-write
 
-Writes experiments/results/bench_nb201.md and .csv.
+Writes experiments/results/bench_nb201.md and .csv (cifar10), bench_nb201_<dataset>.md and .csv (the others).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Report, machine_info  # noqa: E402
 
 CHECKPOINTS_ONE = (25, 50, 100, 300)
-CHECKPOINTS_TWO = (50, 100)
+CHECKPOINTS_TWO = (50, 100, 300)
 
 
 def engine_run(sampler: str, seed: int, trials: int, objectives: list[str], dataset: str) -> list[dict]:
@@ -55,7 +57,6 @@ def optuna_run(sampler: str, seed: int, trials: int, objectives: list[str], data
     """Optuna's sampler on the six edges directly (the peer): told the same drawn accuracy as the engine's runs."""
     import optuna
 
-    from nas.bench.nb201 import param_count
     from nas.bench.nb201_table import EDGES, OPS, Table
     from nas.evaluate.tabular import NB201_INPUT, seed_of
 
@@ -74,7 +75,7 @@ def optuna_run(sampler: str, seed: int, trials: int, objectives: list[str], data
         entry = table[index]
         values = [entry.accuracy(seed_of(seed, index, len(entry.val_acc)))]
         if len(objectives) > 1:
-            values.append(param_count(index, classes))
+            values.append(cost_of(entry, objectives[1], classes))
         study.tell(trial, values)
         rows.append({"values": values, "index": index})
     return rows
@@ -89,7 +90,7 @@ def picked_truth(rows: list[dict], n: int, dataset: str) -> float:
 
 
 def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
-    """2-D hypervolume of (accuracy to maximize, params to minimize) points against ``ref`` (worst of each)."""
+    """2-D hypervolume of (accuracy to maximize, cost to minimize) points against ``ref`` (worst of each)."""
     front = sorted({p for p in points if p[0] > ref[0] and p[1] < ref[1]}, key=lambda p: (-p[0], p[1]))
     volume, best_params = 0.0, ref[1]
     for acc, params in front:  # by falling accuracy: each point adds the area its lower params opens
@@ -99,13 +100,19 @@ def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> 
     return volume
 
 
-def true_front_hv(dataset: str) -> tuple[float, tuple[float, float]]:
+def cost_of(entry, objective: str, classes: int) -> float:
+    """The second objective of a two-objective run, as the tabular evaluator reports it."""
     from nas.bench.nb201 import param_count
+
+    return float(param_count(entry.index, classes)) if objective == "params" else entry.latency_s * 1000.0
+
+
+def true_front_hv(dataset: str, objective: str) -> tuple[float, tuple[float, float]]:
     from nas.bench.nb201_table import Table
     from nas.evaluate.tabular import NB201_INPUT
 
     classes = NB201_INPUT[dataset][1]
-    points = [(e.mean_accuracy, param_count(e.index, classes)) for e in Table.load(dataset)]
+    points = [(e.mean_accuracy, cost_of(e, objective, classes)) for e in Table.load(dataset)]
     ref = (min(p[0] for p in points), max(p[1] for p in points))
     return hypervolume(points, ref), ref
 
@@ -140,7 +147,7 @@ def study_one(report: Report, args) -> list[list]:
             q1, med, q3 = quartiles(xs)
             at_optimum = sum(abs(x - optimum) < 1e-6 for x in xs)
             rows.append([label, n, len(xs), round(med, 2), round(q1, 2), round(q3, 2), f"{at_optimum}/{len(xs)}"])
-    report.table(["sampler", "trials", "seeds", "median", "q1", "q3", "at optimum"], rows, csv="bench_nb201.csv",
+    report.table(["sampler", "trials", "seeds", "median", "q1", "q3", "at optimum"], rows, csv=f"{report.name}.csv",
                  title=f"One objective ({args.dataset}): ground truth of the picked architecture, percent "
                        f"(optimum {optimum:.2f})")
     default = f"nas:{args.samplers[0]}"
@@ -156,29 +163,44 @@ def study_one(report: Report, args) -> list[list]:
 
 
 def study_two(report: Report, args) -> None:
-    true_hv, ref = true_front_hv(args.dataset)
+    from scipy.stats import mannwhitneyu
+
     from nas.bench.nb201_table import Table
 
     table = Table.load(args.dataset)
-    ratios: dict[str, dict[int, list[float]]] = {}
-    runs = [(f"nas:{s}", s) for s in args.samplers_two] + [(f"optuna:{s}", s) for s in ("nsga2", "tpe")]
-    for label, sampler in runs:
-        start = time.perf_counter()
-        for seed in range(args.seeds_two):
-            run = engine_run if label.startswith("nas") else optuna_run
-            rows = run(sampler, seed, max(CHECKPOINTS_TWO), ["accuracy", "params"], args.dataset)
-            for n in CHECKPOINTS_TWO:
-                points = [(table[r["index"]].mean_accuracy, r["values"][1]) for r in rows[:n]]
-                ratios.setdefault(label, {}).setdefault(n, []).append(hypervolume(points, ref) / true_hv)
-        print(f"{label}: {args.seeds_two} seeds in {time.perf_counter() - start:.0f} s", flush=True)
-    rows = []
-    for label, by_n in ratios.items():
-        for n, xs in sorted(by_n.items()):
-            q1, med, q3 = quartiles(xs)
-            rows.append([label, n, len(xs), round(med, 4), round(q1, 4), round(q3, 4)])
-    report.table(["sampler", "trials", "seeds", "median HV ratio", "q1", "q3"], rows,
-                 title=f"Two objectives ({args.dataset}: accuracy, params): hypervolume of the found front over the "
-                       "true front's")
+    for cost in ("params", "latency_ms"):
+        true_hv, ref = true_front_hv(args.dataset, cost)
+        ratios: dict[str, dict[int, list[float]]] = {}
+        runs = [(f"nas:{s}", s) for s in args.samplers_two] + [(f"optuna:{s}", s) for s in ("nsga2", "tpe")]
+        for label, sampler in runs:
+            seeds = args.seeds_two
+            start = time.perf_counter()
+            for seed in range(seeds):
+                run = engine_run if label.startswith("nas") else optuna_run
+                rows = run(sampler, seed, max(CHECKPOINTS_TWO), ["accuracy", cost], args.dataset)
+                for n in CHECKPOINTS_TWO:
+                    points = [(table[r["index"]].mean_accuracy, r["values"][1]) for r in rows[:n]]
+                    ratios.setdefault(label, {}).setdefault(n, []).append(hypervolume(points, ref) / true_hv)
+            print(f"{label} ({cost}): {seeds} seeds in {time.perf_counter() - start:.0f} s", flush=True)
+        rows = []
+        for label, by_n in ratios.items():
+            for n, xs in sorted(by_n.items()):
+                q1, med, q3 = quartiles(xs)
+                rows.append([label, n, len(xs), round(med, 4), round(q1, 4), round(q3, 4)])
+        report.table(["sampler", "trials", "seeds", "median HV ratio", "q1", "q3"], rows,
+                     csv=f"{report.name}_{cost}.csv",
+                     title=f"Two objectives ({args.dataset}: accuracy, {cost}): hypervolume of the found front over "
+                           "the true front's")
+        default = f"nas:{args.samplers_two[0]}"
+        tests = []
+        for peer in ("optuna:nsga2", "optuna:tpe"):
+            for n in (50, 100):
+                if n in ratios.get(default, {}) and n in ratios.get(peer, {}):
+                    p = mannwhitneyu(ratios[default][n], ratios[peer][n], alternative="greater").pvalue
+                    tests.append([default, peer, n, f"{p:.3g}"])
+        if tests:
+            report.table(["ours", "peer", "trials", "p (ours > peer, Mann-Whitney)"], tests,
+                         title=f"Ahead of Optuna's samplers run straight on the table (accuracy, {cost})?")
 
 
 def study_overhead(report: Report, args) -> None:
@@ -199,17 +221,18 @@ def main(argv=None) -> int:
                         help="our samplers for the one-objective study; the first is the default's")
     parser.add_argument("--samplers-two", nargs="+", default=["predictor", "nsga2", "tpe", "random"],
                         help="our samplers for the two-objective study; the first is the default's")
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--trials", type=int, default=300)
-    parser.add_argument("--predictor-seeds", type=int, default=5)
+    parser.add_argument("--predictor-seeds", type=int, default=20)
     parser.add_argument("--predictor-trials", type=int, default=100)
-    parser.add_argument("--seeds-two", type=int, default=5)
+    parser.add_argument("--seeds-two", type=int, default=20)
     parser.add_argument("--overhead-trials", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     import optuna
 
-    report = Report("bench_nb201", "Search quality on NAS-Bench-201's table",
+    name = "bench_nb201" if args.dataset == "cifar10" else f"bench_nb201_{args.dataset}"
+    report = Report(name, f"Search quality on NAS-Bench-201's table ({args.dataset})",
                     info={**machine_info(), "optuna": optuna.__version__})
     report.text(__doc__.split("\n\n")[1] + "\n")
     if args.study in ("one", "all"):
