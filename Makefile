@@ -26,8 +26,10 @@ demo: setup
 	$(BIN)/nas report runs/demo
 	$(BIN)/nas export runs/demo --knee --out runs/demo/export --force
 
+# Two worker processes (pytest-xdist), a test file to a worker: module-scoped fixtures such as the Ray runtime
+# stay in one process.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
