@@ -49,7 +49,7 @@ _seed = _int_in(0, MAX_SEED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         getattr(args, "help_of", parser).print_help()  # `nas space` alone: the space commands' help
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nas", description="Neural architecture search over a pattern grammar.")
     commands = parser.add_subparsers(title="commands")
 
@@ -95,15 +95,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR or "
                                                      "~/.cache/nas/data)")
     p.add_argument("--seed", type=_seed, default=0, help="training seed (and of the sample, for a space)")
-    p.add_argument("--epochs", type=float, default=None)
-    p.add_argument("--data-fraction", type=float, default=None)
-    p.add_argument("--resolution", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--epochs", type=float, default=None, help="training epochs (fractions allowed; default 1, "
+                                                              "as a search budget)")
+    p.add_argument("--data-fraction", type=float, default=None, help="fraction of the training split used")
+    p.add_argument("--resolution", type=float, default=None, help="input resolution multiplier (e.g. 0.5)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size")
     p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
     p.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
     p.add_argument("--threads", type=_int_in(1), default=None,
                    help="torch CPU threads for training (default: torch's, which follows OMP_NUM_THREADS)")
-    p.add_argument("--latency-device", default="cpu")
+    p.add_argument("--latency-device", default="cpu", help="where latency is timed: cpu, cuda or cuda:N")
     p.add_argument("--no-zero-cost", action="store_true", help="skip the zero-cost proxies")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.set_defaults(handler=_eval)
@@ -302,8 +303,12 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
     p.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS.names())}")
-    p.add_argument("--seed", type=_seed, default=None)
-    p.add_argument("--dataset", default=None)
+    p.add_argument("--seed", type=_seed, default=None, help="the run's seed (sampler, splits, training); default: "
+                                                            "the config's, else 0")
+    p.add_argument("--dataset", default=None, help="digits, fashion_mnist, mnist, cifar10, npz:PATH, ... "
+                                                   "(default: the config's)")
+    p.add_argument("--data-dir", default=None, help="where .npz data sets are (data_dir; default $NAS_DATA_DIR or "
+                                                    "~/.cache/nas/data)")
     p.add_argument("--epochs", type=float, default=None, help="budget.epochs")
     p.add_argument("--device", default=None, help="training device: auto, cpu, cuda")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -343,7 +348,7 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--trials", type=int, default=None, help="new target number of trials (saved in the run)")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds (this call only; not saved in the run)")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="one plain line per trial, no live display")
     _add_worker_options(p)
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="a run made with --backend ray: join this Ray cluster instead of starting a local one")
@@ -352,7 +357,8 @@ def _add_search_commands(commands) -> None:
 
 def _add_worker_options(p) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="run trials in N worker processes sharing the run's storage (recycled, see below)")
+                   help="run trials in N worker processes sharing the run's storage; a worker is replaced by a "
+                        "fresh one after --max-trials-per-worker trials")
     p.add_argument("--trials-per-gpu", type=int, default=None, metavar="K",
                    help="CUDA only: K worker processes per GPU (workers = K x GPUs)")
     p.add_argument("--max-trials-per-worker", type=int, default=None, metavar="M",
@@ -375,8 +381,8 @@ def _control():
 def _search(args) -> int:
     overrides = parse_set(args.set)
     for key, value in (("trials", args.trials), ("time_budget_s", args.time_budget), ("sampler", args.sampler),
-                       ("seed", args.seed), ("dataset", args.dataset), ("budget.epochs", args.epochs),
-                       ("device", args.device)):
+                       ("seed", args.seed), ("dataset", args.dataset), ("data_dir", args.data_dir),
+                       ("budget.epochs", args.epochs), ("device", args.device)):
         if value is not None:
             overrides[key] = value
     _control().search(args.config, overrides, name=args.name, runs_dir=args.runs_dir, resume=args.resume,
@@ -435,7 +441,7 @@ def _add_ship_commands(commands) -> None:
                    help="export folder (default: RUN/exports/trial-NNNN, or exports/HASH for a spec file)")
     p.add_argument("--dataset", default=None, help="spec file only: the dataset giving input shape and classes "
                                                    "(default for an export: those it records)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR)")
     p.add_argument("--input-shape", default=None, metavar="C,H,W|L,C",
                    help="spec file only, with --num-classes, instead of --dataset")
     p.add_argument("--num-classes", type=int, default=None, help="spec file only, at least 2")
@@ -449,14 +455,15 @@ def _add_ship_commands(commands) -> None:
                                           "write weights + card")
     p.add_argument("export_dir", help="an export folder (or its arch.json), e.g. runs/NAME/exports/trial-0007")
     p.add_argument("--dataset", default=None, help="default: the dataset recorded in the export")
-    p.add_argument("--epochs", type=int, required=True)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, required=True, help="epochs of the full training (the schedule's length)")
+    p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR)")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3, as in the search)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="training seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
-    p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
+                   help="write a resumable checkpoint every EPOCHS epochs (default 1)")
     p.add_argument("--max-epochs", type=_int_in(1), default=None,
                    help="stop after this many epochs in this call (run again to continue)")
     p.add_argument("--restart", action="store_true", help="discard an existing checkpoint, train from scratch")

@@ -144,6 +144,25 @@ def test_import_is_cheap(statement):
     assert result.stdout.strip() == "", f"{statement!r} imported {result.stdout.strip()}"
 
 
+def _subparsers(parser, prefix=("nas",)):
+    import argparse
+
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subparsers(sub, (*prefix, name))
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    from nas.cli import build_parser
+
+    missing = [f"{' '.join(prefix)} {action.option_strings[-1]}"
+               for prefix, parser in _subparsers(build_parser()) for action in parser._actions
+               if action.option_strings and action.help is None]
+    assert missing == []
+
+
 def test_a_command_without_its_subcommand_prints_that_commands_help(capsys):
     from nas.cli import main
 

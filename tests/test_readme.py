@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.cli import _parser
+from nas.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -57,7 +57,7 @@ def test_readme_shows_nas_commands():
 def test_readme_nas_command_parses(line, argv):
     """The subcommand and every flag shown exist (parsing only: nothing runs)."""
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse prints the reason on stderr
         pytest.fail(f"README.md:{line}: `nas {shlex.join(argv)}` does not parse (exit {e.code})")
     assert callable(getattr(args, "handler", None)), f"README.md:{line}: `nas {shlex.join(argv)}` names no command"

@@ -67,6 +67,8 @@ def test_bad_configs_exit_2_with_one_line_and_write_nothing(tmp_path):
         (start("search", str(ok), "--runs-dir", runs, "--backend", "ray", "--workers", "2"),
          ["--workers: --workers / --trials-per-gpu are for the optuna backend"]),
         (start("search", str(ok), "--runs-dir", str(ok)), ["--runs-dir: cannot make the folder: a file is in the way"]),
+        (start("search", str(ok), "--runs-dir", runs, "--dataset", "mnist", "--data-dir", str(tmp_path / "nodata")),
+         [f"dataset 'mnist' not found: looked for {tmp_path / 'nodata' / 'mnist.npz'}"]),
     ]
     import torch
 
