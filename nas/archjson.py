@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.catalog import MAX_CLASSES, MAX_REFERENCE_DIM
-from nas.errors import ExportError, SpecError
+from nas.errors import ExportError, SpecError, unknown_key
 from nas.io import load_yaml, read_text
 from nas.spec import ArchSpec
 
@@ -41,6 +41,18 @@ def positive_shape(value: Any) -> tuple[int, ...] | None:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
         return None
     return tuple(value)
+
+
+ARCH_KEYS = ("format", "format_version", "hash", "summary", "spec", "input_shape", "num_classes")
+
+
+def key_line(text: str, key: str) -> int | None:
+    """The line of a JSON object's ``"key":`` (the first one in the text), for an error that names it."""
+    needle = json.dumps(key) + ":"
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line.replace('" :', '":'):
+            return number
+    return None
 
 
 def arch_record(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> dict:
@@ -80,6 +92,9 @@ def read_arch(path: str | os.PathLike) -> tuple[ArchSpec, tuple, int, dict]:
     if record["format"] != FORMAT:
         raise ExportError(f"not an exported architecture: format is {record['format']!r}, expected {FORMAT!r}",
                           file=where, key="format")
+    for key in record:
+        if key not in ARCH_KEYS:
+            raise ExportError(unknown_key(key, ARCH_KEYS), file=where, line=key_line(text, key))
     version = record.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ExportError(f"format_version must be an integer >= 1, got {version!r}", file=where,
@@ -150,7 +165,7 @@ def read_network(path: str | os.PathLike) -> tuple[ArchSpec, tuple[tuple[int, ..
         raise SpecError("a network file is a mapping with a spec", file=where, key="spec")
     for key in data:
         if key not in NETWORK_KEYS:
-            raise SpecError(f"unknown key {key!r} (expected one of: {', '.join(NETWORK_KEYS)})", file=where,
+            raise SpecError(unknown_key(key, NETWORK_KEYS), file=where,
                             line=lines.get((key,)), key=str(key))
     published = data.get("published", {})
     if not isinstance(published, dict) or any(k not in PUBLISHED_KEYS for k in published):

@@ -64,3 +64,38 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     text = " ".join(str(error).split())
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def unknown_key(key: object, allowed) -> str:
+    """``unknown key 'num_clases' (did you mean 'num_classes'? expected one of: ...)``: the message for a key that a
+    file or a mapping does not take, with the closest allowed key when one is close."""
+    import difflib
+
+    allowed = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key {key!r} ({hint}expected one of: {', '.join(allowed)})"
+
+
+def plain_message(error: dict) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) in this project's words: ``must be >= 1`` rather
+    than ``Input should be greater than or equal to 1``; a message the table below does not know is kept."""
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    bounds = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt"),
+              "less_than_equal": ("<=", "le")}
+    if kind in bounds and bounds[kind][1] in ctx:
+        op, name = bounds[kind]
+        return f"must be {op} {ctx[name]}"
+    words = {"int_parsing": "must be an integer", "int_type": "must be an integer",
+             "int_from_float": "must be a whole number", "float_parsing": "must be a number",
+             "float_type": "must be a number", "bool_parsing": "must be true or false",
+             "bool_type": "must be true or false", "string_type": "must be a string", "list_type": "must be a list",
+             "dict_type": "must be a mapping", "model_type": "must be a mapping",
+             "finite_number": "must be a finite number"}
+    if kind in words:
+        return words[kind]
+    if kind == "literal_error" and "expected" in ctx:
+        return f"must be one of {ctx['expected']}"
+    message = str(error.get("msg", "invalid value"))
+    return message[len("Value error, "):] if message.startswith("Value error, ") else message

@@ -44,7 +44,7 @@ from nas.catalog import (
     dag_edges,
     kernel_option,
 )
-from nas.errors import SpecError
+from nas.errors import SpecError, plain_message
 from nas.io import load_yaml, read_text
 
 STEM_KERNEL = kernel_option(3)
@@ -438,9 +438,7 @@ def spec_error_from(error: ValidationError, *, file: str | None, lines: dict | N
     first = error.errors()[0]
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     key = ".".join(str(p) for p in loc) or None
-    message = first["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+    message = plain_message(first)
     if message.startswith("@"):  # a model-level check naming the field it is about: "@sub.key: message"
         sub, message = message[1:].split(": ", 1)
         loc = loc + tuple(int(k) if k.isdigit() else k for k in sub.split("."))

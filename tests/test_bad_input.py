@@ -256,7 +256,7 @@ CASES: list = [
          name="spec.json"),
     Case("spec-growth-rate-without-dense", "spec", spec_json(_set(("stages", 0, "growth_rate"), 16)),
          ("growth_rate is set exactly when skip is dense",), "stages.0.growth_rate", None, name="spec.json"),
-    Case("spec-wrong-type", "spec", spec_json(_set(("stem", "width"), "big")), ("valid integer",), "stem.width",
+    Case("spec-wrong-type", "spec", spec_json(_set(("stem", "width"), "big")), ("must be an integer",), "stem.width",
          None, name="spec.json"),
     Case("spec-invalid-enum", "spec", spec_json(_set(("stages", 0, "norm"), "fancy")), ("'batch'",),
          "stages.0.norm", None, name="spec.json"),

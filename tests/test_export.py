@@ -295,6 +295,19 @@ def test_bad_records_name_the_key(exported):
         read_arch(exported)
 
 
+def test_an_unknown_key_in_arch_json_is_refused_naming_its_line(exported):
+    record = json.loads((exported / ARCH_FILE).read_text())
+    record["num_clases"] = record.pop("num_classes")  # a typo: the file is not read with a default instead
+    (exported / ARCH_FILE).write_text(json.dumps(record, indent=2))
+    line = next(i for i, text in enumerate((exported / ARCH_FILE).read_text().splitlines(), 1) if "num_clases" in text)
+    for fn in (read_arch, load):
+        with pytest.raises(ExportError) as info:
+            fn(exported)
+        assert info.value.one_line() == (
+            f"{exported / ARCH_FILE}:{line}: unknown key 'num_clases' (did you mean 'num_classes'? expected one of: "
+            "format, format_version, hash, summary, spec, input_shape, num_classes)")
+
+
 def test_invalid_spec_raises_spec_error_with_the_key(exported):
     _edit_arch(exported, lambda r: r["spec"]["stages"][0].update(depth=0))
     with pytest.raises(SpecError, match=r"arch.json: spec.stages.0.depth: "):

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from nas.budget import Budget
 from nas.control.samplers import SAMPLERS
-from nas.errors import BudgetError, ConfigError
+from nas.errors import BudgetError, ConfigError, plain_message, unknown_key
 from nas.grammar import shipped_spaces_dir
 from nas.io import load_yaml, read_text
 from nas.objectives import OBJECTIVES, direction
@@ -372,10 +372,8 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Mapping[str, 
 def _config_error(error: ValidationError, file: Path | None, lines: dict, touched: set[tuple]) -> ConfigError:
     first = error.errors()[0]
     loc = tuple(first.get("loc", ()))
-    message = str(first.get("msg", "invalid value"))
+    message = plain_message(first)
     kind = first.get("type", "")
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
     if message.startswith("@"):  # a whole-model check naming its key: "@key: message"
         key, _, message = message[1:].partition(": ")
         loc = loc + (key,)
@@ -388,8 +386,7 @@ def _config_error(error: ValidationError, file: Path | None, lines: dict, touche
             model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
             if model is None:
                 break
-        known = f" (expected one of: {', '.join(model.model_fields)})" if model is not None else ""
-        message = f"unknown key {loc[-1]!r}{known}"
+        message = unknown_key(loc[-1], model.model_fields) if model is not None else f"unknown key {loc[-1]!r}"
     elif kind == "missing":
         message = f"missing key {loc[-1]!r}"
     elif "input" in first and kind not in ("value_error",):

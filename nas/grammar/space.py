@@ -42,7 +42,7 @@ from nas.catalog import (
     Option,
     bounded,
 )
-from nas.errors import SpaceError, SpecError
+from nas.errors import SpaceError, SpecError, unknown_key
 from nas.grammar.checks import class_token_problem, se_inner_problem, stride_problem
 from nas.grammar.domains import (
     CELL_KEYS,
@@ -358,7 +358,7 @@ class _Parser:
             allowed = list(allowed)
             for key in value:
                 if key not in allowed:
-                    raise self.error(f"unknown key {key!r} (expected one of: {', '.join(allowed)})", path + (key,))
+                    raise self.error(unknown_key(key, allowed), path + (key,))
         return value
 
     # -- domains --------------------------------------------------------------------------------------------------
