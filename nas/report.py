@@ -668,20 +668,34 @@ def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
     columns = [c for c in columns if c in frame.columns]
     rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in frame.iterrows():
-        rows.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+        rows.append("| " + " | ".join(cell_text(row[c], c).replace("|", "\\|") for c in columns) + " |")
     return "\n".join(rows)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return str(value).replace("|", "\\|")
+def cell_text(value: Any, column: str = "") -> str:
+    """A table cell's text, the same in the Markdown and the HTML tables: counts (params, FLOPs, whole numbers
+    stored as floats) as integers with thousands separators, other numbers to 4 significant digits, NaN empty;
+    trial numbers as they are."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if column in ("trial", "number") and isinstance(value, (int, float, np.integer, np.floating)):
+        return "" if value != value else str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if math.isnan(value):
+            return ""
+        if value.is_integer() and abs(value) >= 1000:
+            return f"{int(value):,}"
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _html_table(frame: pd.DataFrame, columns: list[str], *, sortable: bool = False) -> str:
     columns = [c for c in columns if c in frame.columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in columns) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell_text(row[c], c))}</td>" for c in columns) + "</tr>"
                    for _, row in frame.iterrows())
     cls = " class='sortable'" if sortable else ""
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

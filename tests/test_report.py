@@ -42,6 +42,32 @@ def test_every_file_exists_and_parses(written):
     assert summary.count("\n|") >= 2 + len(pareto)
 
 
+def test_cells_read_the_same_in_html_and_markdown(finished_run, written):
+    """An architecture summary holds '|': escaped in the Markdown table only; a parameter count is one integer with
+    thousands separators in both tables."""
+    import re
+
+    html = written["report.html"].read_text()
+    cells = re.findall(r"<td>(.*?)</td>", html)
+    summary = written["summary.md"].read_text()
+    assert not [c for c in cells if "\\|" in c] and [c for c in cells if " | " in c] and "\\|" in summary
+    params = pd.read_csv(written["pareto.csv"])["params"]
+    for count in params:
+        assert f"{int(count):,}" in html and f"{int(count):,}" in summary
+        assert f"{count:.4g}" not in summary or f"{count:.4g}" == f"{int(count):,}"
+
+
+@pytest.mark.parametrize("value, column, text", [
+    (412874.0, "params", "412,874"), (412874, "params", "412,874"), (np.int64(5120), "flops", "5,120"),
+    (0.123456, "accuracy", "0.1235"), (1.0, "accuracy", "1"), (float("nan"), "latency_ms", ""), (1234, "trial", "1234"),
+    ("a | b", "summary", "a | b"), (np.bool_(True), "feasible", "True"),
+])
+def test_cell_text(value, column, text):
+    from nas.report import cell_text
+
+    assert cell_text(value, column) == text
+
+
 def test_csv_columns_match_the_grammar_choices(written):
     trials = pd.read_csv(written["trials.csv"])
     choices = [p.name for p in Space.load(TINY_SPACE, with_baselines=False).choices()]
