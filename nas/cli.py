@@ -506,7 +506,22 @@ def _report(args) -> int:
     print(f"report written to {paths['report.html'].parent}")
     for name, path in paths.items():
         print(f"  {path}")
+    states = _trial_states(paths["trials.csv"])
+    if not states.get("COMPLETE"):
+        counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items())) or "no trials"
+        print(f"note: no trial of this run has completed ({counts}): the report has no Pareto front yet",
+              file=sys.stderr)
     return 0
+
+
+def _trial_states(trials_csv) -> dict[str, int]:
+    import pandas as pd  # heavy
+
+    try:
+        frame = pd.read_csv(trials_csv)
+    except pd.errors.EmptyDataError:
+        return {}
+    return {str(k): int(v) for k, v in frame["state"].value_counts().items()} if "state" in frame else {}
 
 
 def _export(args) -> int:

@@ -338,7 +338,7 @@ def test_an_out_folder_that_is_a_file_is_one_line(finished_run):
     assert (finished_run / "run.json").read_bytes() == before
 
 
-def test_the_report_of_a_run_without_a_completed_trial_draws_without_warnings(tmp_path):
+def test_the_report_of_a_run_without_a_completed_trial_draws_without_warnings(tmp_path, capsys):
     import warnings
 
     import nas
@@ -350,6 +350,11 @@ def test_the_report_of_a_run_without_a_completed_trial_draws_without_warnings(tm
         warnings.simplefilter("error")
         paths = write_report(tmp_path / "r", baselines=False)
     assert paths["pareto.png"].stat().st_size > 0
+    from nas.cli import main
+
+    assert main(["report", str(tmp_path / "r"), "--no-baselines"]) == 0  # written, and says why it is empty
+    err = capsys.readouterr().err
+    assert err.startswith("note: no trial of this run has completed (1 ") and "no Pareto front yet" in err
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", "\xff"])
