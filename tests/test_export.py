@@ -210,7 +210,17 @@ def test_export_without_weights_says_so(tmp_path):
     card = (tmp_path / CARD_FILE).read_text()
     assert "**none**: architecture only" in card and "nas train" in card
     assert read_metrics(tmp_path)["weights"]["trained"] is False
-    load(tmp_path)  # loads, untrained
+    import onnxruntime as ort
+
+    torch.manual_seed(123)
+    x = torch.randn(2, *IMAGE)
+    state = torch.random.get_rng_state()
+    loaded = load(tmp_path)  # untrained, initialised as model.onnx was; the caller's random state untouched
+    assert torch.equal(torch.random.get_rng_state(), state)
+    session = ort.InferenceSession(str(tmp_path / ONNX_FILE), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), torch.from_numpy(onnx_out), atol=1e-5)
 
 
 def test_card_and_update_card(tmp_path):

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from nas.archjson import export_dir, read_arch
 from nas.builder import build
 from nas.errors import ExportError, one_line
+from nas.export.graph import INIT_SEED
 
 WEIGHTS_FORMAT = "patternnas-weights"
 WEIGHTS_FILE = "model.safetensors"
@@ -84,9 +85,14 @@ def save_weights(state_dict: Mapping[str, Any], path: str | os.PathLike, *, spec
 
 def load(path: str | os.PathLike, *, weights: bool = True):
     """The network of an export folder (or its ``arch.json``) in eval mode, with the weights of
-    ``model.safetensors`` when that file exists (and ``weights`` is true); untrained otherwise."""
+    ``model.safetensors`` when that file exists (and ``weights`` is true); untrained otherwise, initialised as the
+    export's graph files were (seed ``INIT_SEED``), so the model and a weightless ``model.onnx`` compute the same."""
+    import torch
+
     spec, input_shape, num_classes, _ = read_arch(path)
-    model = build(spec, input_shape, num_classes)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(INIT_SEED)
+        model = build(spec, input_shape, num_classes)
     weights_file = export_dir(path) / WEIGHTS_FILE
     if weights and weights_file.is_file():
         load_weights(model, weights_file, spec_hash=spec.hash())
