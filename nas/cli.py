@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -54,14 +55,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         getattr(args, "help_of", parser).print_help()  # `nas space` alone: the space commands' help
         return EXIT_USAGE
+    previous = _terminate_as_interrupt()
     try:
         return int(args.handler(args) or 0)
     except NasError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it stops as on Ctrl-C: the running trial is abandoned and
+    enqueued again, the stop line says how to continue, the live display gives the terminal its cursor back."""
+
+
+def _terminate_as_interrupt():
+    """Install the SIGTERM handler (main thread only); the handler it replaced, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ from typing import Any, Mapping
 from nas.builder import lazy_model
 from nas.control.config import RunConfig, load_config, locate, resolve_space_path
 from nas.control.owners import OWNER_ATTR, owner, owner_alive
-from nas.control.progress import Progress, Tally, fmt_values
+from nas.control.progress import Progress, Tally, fmt_values, resume_hint
 from nas.control.rundir import RunDir
 from nas.control.samplers import make_sampler
 from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
@@ -349,8 +349,9 @@ class Engine:
             raise
         finally:
             torch.set_num_threads(threads)
+            hint = resume_hint(self.run_dir.path) if reason == "interrupted" else ""
             self.progress.end(f"{now()} stop ({reason}): {self.tally.counted} trials counted, "
-                              f"{self.tally.complete} complete, front {self.progress.front_size()}")
+                              f"{self.tally.complete} complete, front {self.progress.front_size()}{hint}")
         self.progress.print_block(front_report(self.study, self.config.objectives, self.config.directions))
 
     @property
@@ -389,9 +390,14 @@ class Engine:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Heartbeat ... supposed to be used with Study.optimize": beaten below
             trial = self.study.ask()
-        trial.set_user_attr(OWNER_ATTR, owner())
+        try:
+            trial.set_user_attr(OWNER_ATTR, owner())
+            spec = self.sample(trial)
+        except BaseException as e:  # Ctrl-C while sampling: nothing trained, nothing to enqueue again
+            self._abandon(trial, e, requeue=False)
+            raise
         beat = Heartbeat(self.storage, self.study.study_name, trial.number, self.heartbeat_s) if self.shared else None
-        return Claimed(trial, self.sample(trial), beat)
+        return Claimed(trial, spec, beat)
 
     def sample(self, trial):
         """Sample the spec of ``trial`` (recorded in its user attrs); None when sampling failed (told FAIL)."""
@@ -588,13 +594,16 @@ class Engine:
                 amounts[key] = value / limit - 1.0
         return problems, amounts, measured
 
-    def _abandon(self, trial, error: BaseException) -> None:
-        """A trial that an exception (Ctrl-C, a bad config) cut short: FAIL + stale, parameters enqueued again."""
+    def _abandon(self, trial, error: BaseException, *, requeue: bool = True) -> None:
+        """A trial that an exception (Ctrl-C, a bad config) cut short: FAIL + stale, parameters enqueued again
+        (``requeue``; not for a trial cut short while its spec was being sampled)."""
         try:
             why = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-            self._tell(trial, "FAIL", stale=True, status="stale", reason=f"{why}; re-enqueued"[:500])
-            self.study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
-            self.run_dir.log(f"{now()} trial #{trial.number} abandoned ({why}); re-enqueued")
+            again = "; re-enqueued" if requeue else ""
+            self._tell(trial, "FAIL", stale=True, status="stale", reason=f"{why}{again}"[:500])
+            if requeue:
+                self.study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+            self.run_dir.log(f"{now()} trial #{trial.number} abandoned ({why}){again}")
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
 

@@ -196,5 +196,12 @@ class Progress:
         sys.stdout.flush()
 
 
+def resume_hint(run_path) -> str:
+    """What an interrupted run's stop line ends with: the command that continues it."""
+    import shlex
+
+    return f"; continue with: nas resume {shlex.quote(str(run_path))}"
+
+
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."

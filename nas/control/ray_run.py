@@ -68,6 +68,7 @@ from nas.control.engine import (
     in_use,
     outcome,
 )
+from nas.control.progress import resume_hint
 from nas.control.rundir import RunDir
 from nas.control.suggest import OptunaSuggest
 from nas.errors import BuildError, NasError, RunError, SpecError
@@ -204,7 +205,8 @@ def drive(run: RunDir, engine, prepared, *, header: str, quiet: bool) -> None:
     finally:
         tally = [t for t in engine.study.get_trials(deepcopy=False) if counted(t)]
         complete = sum(t.state.name == "COMPLETE" for t in tally)
-        _say(run, f"{now()} stop ({reason}): {len(tally)} trials counted, {complete} complete", quiet)
+        hint = resume_hint(run.path) if reason == "interrupted" else ""
+        _say(run, f"{now()} stop ({reason}): {len(tally)} trials counted, {complete} complete{hint}", quiet)
     text = front_report(engine.study, config.objectives, config.directions)
     run.log(text)
     if not quiet:

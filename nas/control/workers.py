@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.control.engine import WAIT, Engine, counted, front_report, in_use, prepare
-from nas.control.progress import Progress
+from nas.control.progress import Progress, resume_hint
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir
 from nas.errors import ConfigError, NasError, RunError
 from nas.io import now
@@ -144,8 +144,13 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
                         proc.start()
                         alive[slot] = proc
             wait([p.sentinel for p in alive.values()], timeout=2.0)
-    except BaseException:
+    except BaseException as e:
         _stop(alive)
+        if isinstance(e, KeyboardInterrupt):
+            stale = engine.recover_stale()  # the workers' trials, cut short: FAIL + stale, enqueued again
+            counted_now = sum(1 for t in engine.study.get_trials(deepcopy=False) if counted(t))
+            note = f", trial(s) {', '.join(f'#{n}' for n in stale)} re-enqueued" if stale else ""
+            say(f"{now()} stop (interrupted): {counted_now} trials counted{note}{resume_hint(run.path)}")
         raise
     trials = engine.study.get_trials(deepcopy=False)
     complete = sum(1 for t in trials if t.state.name == "COMPLETE")

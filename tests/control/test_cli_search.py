@@ -2,12 +2,25 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import ENV, counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
+from conftest import (
+    ENV,
+    counted,
+    journal_study,
+    kill_9_when,
+    nas,
+    read_trials,
+    running_after_done,
+    start,
+    write_config,
+)
 
 # ~0.7 s per trained trial: long enough to catch one RUNNING
 SLOW = {"train_subset": 1000, "budget": {"epochs": 3, "batch_size": 16}}
@@ -86,6 +99,37 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
     _one_line_error(nas("resume", str(tmp_path)), "not a run directory")
     _one_line_error(nas("resume", str(tmp_path / "missing")), "no such run directory")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_an_interrupted_search_says_how_to_continue_and_resume_is_exact(tmp_path, sig, code, word):
+    """Ctrl-C (SIGINT) or SIGTERM in the middle of a trial: the stop line names the command that continues the run,
+    the trial cut short is FAIL + stale and not counted, and `nas resume` reaches the target exactly."""
+    config = write_config(tmp_path, "k", trials=4, **SLOW)
+    run = tmp_path / "runs" / "k"
+    proc = start("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    deadline = time.time() + 90
+    while True:  # a trial RUNNING when the signal lands: frozen (SIGSTOP) while the journal is read again
+        assert proc.poll() is None and time.time() < deadline, _finish(proc).stderr
+        if running_after_done(1)(read_trials(run)):
+            os.kill(proc.pid, signal.SIGSTOP)
+            if running_after_done(1)(read_trials(run)):
+                os.kill(proc.pid, sig)  # delivered on SIGCONT
+                os.kill(proc.pid, signal.SIGCONT)
+                break
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.02)
+    done = _finish(proc)
+    assert done.returncode == code and done.stderr.strip().splitlines()[-1] == word, done.stderr
+    stop = [line for line in done.stdout.splitlines() if " stop (interrupted): " in line]
+    assert len(stop) == 1 and stop[0].endswith(f"; continue with: nas resume {run}"), done.stdout
+    trials = journal_study(run).trials
+    cut = [t for t in trials if t.state.name == "FAIL"]
+    assert len(cut) == 1, [(t.number, t.state.name, t.user_attrs.get("status")) for t in trials]
+    assert cut[0].user_attrs["stale"] and counted(trials) == int(stop[0].split(": ")[1].split()[0])
+    resumed = nas("resume", str(run), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert counted(journal_study(run).trials) == 4
 
 
 @pytest.fixture(scope="module")
