@@ -433,9 +433,22 @@ def _resume(args) -> int:
 
 
 def _add_ship_commands(commands) -> None:
+    p = commands.add_parser("runs", help="list the runs in a folder: state, trials trained / screened / reused / "
+                                         "failed, best values, front size, last activity")
+    p.add_argument("runs_dir", nargs="?", default="runs", help="the folder holding run folders (default ./runs)")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(handler=_runs)
+
+    p = commands.add_parser("show", help="one run (settings, counts, front) or one trial of it (spec, objectives, "
+                                         "costs, curve, failure reason, baselines it dominates)")
+    p.add_argument("run_dir", help="the run folder, e.g. runs/demo")
+    p.add_argument("--trial", type=_int_in(0), default=None, metavar="N", help="show trial N instead of the run")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+    p.set_defaults(handler=_show)
+
     p = commands.add_parser("report", help="write the run's report: report.html, pareto.png, trials.csv, "
                                            "pareto.csv, summary.md (also while the run is going)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run folder, e.g. runs/demo")
     p.add_argument("--out", default=None, help="output folder (default RUN/report)")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip evaluating the space's hand-designed baselines under the run's budget")
@@ -523,6 +536,29 @@ def _measure(args) -> int:
               f"models are not in this one ({', '.join(dropped[:6])}{' ...' if len(dropped) > 6 else ''}); times "
               "from two sessions do not mix, so measure every model you compare in one call")
     return 0
+
+
+def _runs(args) -> int:
+    rows = _inspection().list_runs(args.runs_dir)
+    print(json.dumps(rows, indent=2) if args.json else _inspection().runs_text(rows))
+    return 0
+
+
+def _show(args) -> int:
+    look = _inspection()
+    if args.trial is None:
+        data = look.run_overview(args.run_dir)
+        print(json.dumps(data, indent=2) if args.json else look.run_text(data))
+    else:
+        data = look.trial_detail(args.run_dir, args.trial)
+        print(json.dumps(data, indent=2) if args.json else look.trial_text(data))
+    return 0
+
+
+def _inspection():
+    import nas.inspection as inspection  # heavy: numpy, and optuna once a run is opened
+
+    return inspection
 
 
 def _report(args) -> int:

@@ -9,7 +9,6 @@ run's proxy budget, the learning curves of the Pareto members with a fit diagnos
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
@@ -24,6 +23,7 @@ from nas.io import make_dir
 from nas.objectives import label
 from nas.remeasure.record import dominating_found, read_remeasured, remeasured_frame
 from nas.significance import compare, wilson_interval
+from nas.tables import PAGE_CSS, SORT_JS, html_table, markdown_table
 
 NOT_EVALUATED = "not evaluated"  # a baseline the run's cache does not hold yet
 
@@ -515,7 +515,7 @@ def write_html(data: ReportData, path: Path) -> None:
         sections.append(("Hypervolume", figure(hv)))
 
     columns = ["number", *data.objectives, "accuracy_95ci", "fit", "summary", *_warm_column(data.pareto)]
-    sections.append(("Pareto set", _html_table(data.pareto, columns, sortable=True)))
+    sections.append(("Pareto set", html_table(data.pareto, columns, sortable=True)))
 
     if data.curves:
         curves = go.Figure()
@@ -537,7 +537,7 @@ def write_html(data: ReportData, path: Path) -> None:
             imp.add_trace(go.Bar(x=group["parameter"], y=group["importance"], name=name))
         imp.update_layout(title="Choice importance per objective (fANOVA)", barmode="group", height=420,
                           template="plotly_white")
-        insight += figure(imp) + _html_table(data.importance, ["parameter", "objective", "importance"],
+        insight += figure(imp) + html_table(data.importance, ["parameter", "objective", "importance"],
                                              sortable=True)
     if len(data.shares):
         top = data.shares[data.shares["front"] > 0]
@@ -547,20 +547,20 @@ def write_html(data: ReportData, path: Path) -> None:
                                   name="share of all trials")])
         share.update_layout(title="Options on the front vs. in all trials", barmode="group", height=460,
                             template="plotly_white")
-        insight += figure(share) + _html_table(data.shares, list(data.shares.columns), sortable=True)
+        insight += figure(share) + html_table(data.shares, list(data.shares.columns), sortable=True)
     sections.append(("Pattern insight", insight or "<p>Not enough completed trials yet.</p>"))
 
     if len(s.failed):
-        sections.append(("Failed trials", _html_table(s.failed, ["number", "status", "reason", "summary"])))
+        sections.append(("Failed trials", html_table(s.failed, ["number", "status", "reason", "summary"])))
     if len(data.baselines):
         sections.append(("Baselines (same proxy budget)",
-                         _html_table(data.baselines, ["name", *data.objectives, "status", "versus_found",
+                         html_table(data.baselines, ["name", *data.objectives, "status", "versus_found",
                                                       "summary"])))
 
     if len(data.remeasured):
         sections.append(("Latency measured again, together",
                          f"<p>{html.escape(data.remeasured_about)}</p>"
-                         + _html_table(data.remeasured, _remeasured_columns(data), sortable=True)))
+                         + html_table(data.remeasured, _remeasured_columns(data), sortable=True)))
 
     counts = data.trials["state"].value_counts().to_dict()
     header = (f"<h1>patternnas report: {html.escape(data.name)}</h1><p>space <b>{html.escape(data.space)}</b>, "
@@ -570,8 +570,8 @@ def write_html(data: ReportData, path: Path) -> None:
               + "".join(f"<p><i>{html.escape(n)}</i></p>" for n in data.notes))
     body = header + "".join(f"<h2>{html.escape(t)}</h2>{content}" for t, content in sections)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(data.name)} report</title>"
-            f"<style>{_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
-            f"<script>{_SORT_JS}</script></head><body>{body}</body></html>")
+            f"<style>{PAGE_CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script>"
+            f"<script>{SORT_JS}</script></head><body>{body}</body></html>")
     path.write_text(page, encoding="utf-8")
 
 
@@ -662,52 +662,3 @@ def _remeasured_columns(data: ReportData) -> list[str]:
 def _warm_column(frame: pd.DataFrame) -> list[str]:
     """["warm_start"] when a row of ``frame`` was a warm-start trial (config key warm_start), else []."""
     return ["warm_start"] if "warm_start" in frame and frame["warm_start"].notna().any() else []
-
-
-def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
-    columns = [c for c in columns if c in frame.columns]
-    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in frame.iterrows():
-        rows.append("| " + " | ".join(cell_text(row[c], c).replace("|", "\\|") for c in columns) + " |")
-    return "\n".join(rows)
-
-
-def cell_text(value: Any, column: str = "") -> str:
-    """A table cell's text, the same in the Markdown and the HTML tables: counts (params, FLOPs, whole numbers
-    stored as floats) as integers with thousands separators, other numbers to 4 significant digits, NaN empty;
-    trial numbers as they are."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if column in ("trial", "number") and isinstance(value, (int, float, np.integer, np.floating)):
-        return "" if value != value else str(int(value))
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if math.isnan(value):
-            return ""
-        if value.is_integer() and abs(value) >= 1000:
-            return f"{int(value):,}"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _html_table(frame: pd.DataFrame, columns: list[str], *, sortable: bool = False) -> str:
-    columns = [c for c in columns if c in frame.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell_text(row[c], c))}</td>" for c in columns) + "</tr>"
-                   for _, row in frame.iterrows())
-    cls = " class='sortable'" if sortable else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px}table{border-collapse:collapse;
-margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 6px;text-align:left}th{background:#f3f3f3}
-table.sortable th{cursor:pointer}h2{margin-top:32px}"""
-
-_SORT_JS = """document.addEventListener('click',function(e){var th=e.target.closest('table.sortable th');if(!th)return;
-var table=th.closest('table'),i=Array.prototype.indexOf.call(th.parentNode.children,th),body=table.tBodies[0];
-var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';var rows=Array.prototype.slice.call(body.rows);
-rows.sort(function(a,b){var x=a.cells[i].textContent,y=b.cells[i].textContent,p=parseFloat(x),q=parseFloat(y);
-var c=(!isNaN(p)&&!isNaN(q))?p-q:x.localeCompare(y);return asc?c:-c;});
-rows.forEach(function(r){body.appendChild(r);});});"""

@@ -63,7 +63,7 @@ def test_cells_read_the_same_in_html_and_markdown(finished_run, written):
     ("a | b", "summary", "a | b"), (np.bool_(True), "feasible", "True"),
 ])
 def test_cell_text(value, column, text):
-    from nas.report import cell_text
+    from nas.tables import cell_text
 
     assert cell_text(value, column) == text
 
@@ -148,9 +148,20 @@ def test_report_html_in_headless_chromium(written, tmp_path):
         assert len(points) >= 2
         severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == []
-        # the Pareto table sorts on a header click
-        header = browser.find_element("css selector", "table.sortable th:nth-child(2)")
+        # a sortable table sorts on a header click, numerically also for counts written with thousands separators
+        table = browser.find_element("css selector", "table.sortable")
+        names = [th.text for th in table.find_elements("css selector", "th")]
+        column = names.index("params") + 1
+        header = table.find_element("css selector", f"th:nth-child({column})")
+
+        def params() -> list[int]:
+            return [int(td.text.replace(",", "")) for td in
+                    table.find_elements("css selector", f"tbody td:nth-child({column})")]
+
         header.click()
+        assert params() == sorted(params()) and len(params()) >= 1
+        header.click()
+        assert params() == sorted(params(), reverse=True)
         shot = tmp_path / "report.png"
         browser.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000

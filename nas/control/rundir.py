@@ -281,6 +281,26 @@ class RunDir:
         self._lock_fd = fd
         return self
 
+    def holder(self) -> int | None:
+        """The pid of the process that holds the run now (a search, resume or measure going on), else None. Reads
+        only: the lock is tried shared and released at once."""
+        import fcntl
+
+        path = self.path / LOCK_FILE
+        if not path.is_file():
+            return None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def repair_journal(self) -> list[str]:
         """After a process was killed mid-write: drop the journal's leftover lock file (Optuna would wait 30 s
         for it) and a half-written last record. Only safe while holding the run's lock (no other writer)."""
