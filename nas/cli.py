@@ -301,9 +301,24 @@ def _eval(args) -> int:
         config.check_latency_device()  # named by its flag: it was "device: ...", which is another flag
     except NasError as e:
         raise NasError(e.message, key="--latency-device") from None
+    out = sys.stderr if args.json else sys.stdout  # progress; the result alone on stdout with --json
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    say(f"{what}: {spec.summary()}")
+    say(f"loading {args.dataset} ...")
     data = load_data(config, config.resolved_device())
     check_input_kind(data, spec.input, args.dataset, what=what, file=file, key="--dataset")
-    result = evaluate(spec, config, data=data)
+    say(f"data: {data.size('train'):,} training / {data.size('val'):,} validation examples; measuring the costs, "
+        f"then {config.budget.epochs:g} epoch(s) of training")
+
+    def epoch_line(stats) -> bool:
+        say(f"epoch {stats.epoch:g}: train loss {stats.train_loss:.4f}, val loss "
+            f"{stats.val_loss:.4f}, val acc {stats.val_accuracy:.4f} ({stats.wall_s:.1f} s of training)")
+        return False
+
+    result = evaluate(spec, config, data=data, callback=epoch_line)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -619,7 +634,8 @@ def _train(args) -> int:
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                         checkpoint_every=args.checkpoint_every, train_subset=args.train_subset,
                         max_epochs_this_call=args.max_epochs, restart=args.restart, threads=args.threads,
-                        reexport=not args.no_reexport, log=None if args.json else print)
+                        reexport=not args.no_reexport,
+                        log=None if args.json else lambda line: print(line, flush=True))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     elif result["status"] == "done":

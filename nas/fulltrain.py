@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from nas.archjson import export_dir, read_arch
 from nas.budget import Budget
+from nas.control.progress import fmt_duration
 from nas.builder import build
 from nas.data import load_dataset
 from nas.errors import BudgetError, ConfigError, ExportError
@@ -266,6 +267,7 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     budget = Budget(epochs=epochs, batch_size=batch_size, lr=Budget.lr if lr is None else lr)  # validates
     dev = _resolve_device(device)
 
+    say(f"loading {dataset} ...")
     data = load_dataset(dataset, data_dir=data_dir, device=dev, val_fraction=VAL_FRACTION, seed=seed,
                         train_subset=train_subset)
     resize = _check_data(data, spec, input_shape, num_classes, dataset, where)
@@ -298,6 +300,8 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                         "total_steps": trainer.total_steps, "warmup_steps": trainer.warmup_steps,
                         "steps_per_epoch": trainer.steps_per_epoch}
 
+            say(f"data: {n_train:,} training / {data.size('val'):,} validation / {data.size('test'):,} test examples; "
+                f"{epochs} epochs of {trainer.steps_per_epoch} steps on {dev} ({torch.get_num_threads()} thread(s))")
             state = _load_checkpoint(folder, spec_hash=spec_hash, settings=settings, model=model, opt=trainer.opt,
                                      gen=trainer.generator, device=dev)
             start, curve, wall_before = 0, [], 0.0
@@ -309,7 +313,9 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
             stop = epochs if max_epochs_this_call is None else min(epochs, start + max_epochs_this_call)
 
             model.train()
+            started = time.perf_counter()
             for epoch in range(start, stop):
+                epoch_start = time.perf_counter()
                 k, loss_sum = 0, torch.zeros((), device=dev)
                 for xb, yb in trainer.batches():
                     loss_sum += trainer.step(xb, yb)
@@ -319,8 +325,11 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
                 wall = wall_before + time.perf_counter() - t0
                 curve.append(asdict(EpochStats(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss,
                                                val_accuracy=val_acc, wall_s=wall)))
+                now_s = time.perf_counter()
+                per_epoch = (now_s - started) / (epoch + 1 - start)
                 say(f"epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                    f"val acc {val_acc:.4f} ({wall:.1f} s)")
+                    f"val acc {val_acc:.4f} ({now_s - epoch_start:.1f} s this epoch, {fmt_duration(wall)} in all, "
+                    f"ETA {fmt_duration(per_epoch * (stop - epoch - 1))})")
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     result.update(status="diverged", reason=f"non-finite loss in epoch {epoch + 1}")
                     break

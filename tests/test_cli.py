@@ -192,7 +192,11 @@ def test_an_exported_arch_json_is_read_by_validate_eval_and_export(exported_arch
     result = run("eval", str(exported_arch), "--dataset", "digits", "--epochs", "0.05", "--train-subset", "100",
                  "--no-zero-cost", "--device", "cpu", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["status"] == "ok"
+    assert json.loads(result.stdout)["status"] == "ok"  # the result alone on stdout; progress on stderr
+    progress = result.stderr.splitlines()
+    assert progress[0].startswith("the spec: ") and progress[1] == "loading digits ..."
+    assert progress[2].startswith("data: 90 training / 10 validation examples; ")
+    assert progress[-1].startswith("epoch ") and ": train loss " in progress[-1] and progress[-1].endswith(" s of training)")
     result = run("export", str(exported_arch), "--dataset", "digits", "-o", str(tmp_path / "again"))
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "again" / "arch.json").read_text())["hash"] == \

@@ -47,6 +47,10 @@ def test_interrupted_training_resumes_and_finishes(tmp_path):
     assert [point["epoch"] for point in second["curve"]] == [1, 2, 3]
     assert second["curve"][0] == first["curve"][0]
     assert any("resumed from the checkpoint of epoch 1/3" in line for line in lines)
+    assert lines[0] == "loading digits ..." and lines[1].startswith("data: ") and " epochs of " in lines[1]
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == 3 and all(" s this epoch, " in line and " in all, ETA " in line for line in epochs)
+    assert epochs[-1].endswith("ETA 0:00)")
     assert second["test_accuracy"] > 0.2  # 10 classes: chance is 0.1
     assert second["export_error"] is None
 
