@@ -196,7 +196,8 @@ def test_an_exported_arch_json_is_read_by_validate_eval_and_export(exported_arch
     progress = result.stderr.splitlines()
     assert progress[0].startswith("the spec: ") and progress[1] == "loading digits ..."
     assert progress[2].startswith("data: 90 training / 10 validation examples; ")
-    assert progress[-1].startswith("epoch ") and ": train loss " in progress[-1] and progress[-1].endswith(" s of training)")
+    last = progress[-1]
+    assert last.startswith("epoch ") and ": train loss " in last and last.endswith(" s of training)")
     result = run("export", str(exported_arch), "--dataset", "digits", "-o", str(tmp_path / "again"))
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "again" / "arch.json").read_text())["hash"] == \
