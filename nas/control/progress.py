@@ -69,6 +69,7 @@ class Progress:
         self.tally = tally
         self.start = time.perf_counter()
         self.session_trials = 0
+        self.trained_s: list[float] = []  # wall seconds of this session's trained trials (the ETA's unit)
         self.session_counted_start = tally.counted
         self._live = None
         self._console = None
@@ -109,11 +110,14 @@ class Progress:
         return len(cache[2])
 
     def eta(self) -> float | None:
+        """Seconds left: each trial still to count takes as long as this session's trained trials took on average
+        (reused and screened-out trials, which take a second, do not shorten it); with a time budget, at most what
+        is left of it. None before the first trained trial."""
         elapsed = time.perf_counter() - self.start
-        done = self.tally.counted - self.session_counted_start
         estimates = []
-        if self.target is not None and done > 0:
-            estimates.append(elapsed / done * max(0, self.target - self.tally.counted))
+        if self.target is not None and self.trained_s:
+            per_trial = sum(self.trained_s) / len(self.trained_s)
+            estimates.append(per_trial * max(0, self.target - self.tally.counted))
         if self.time_budget_s is not None:
             estimates.append(max(0.0, self.time_budget_s - elapsed))
         return min(estimates) if estimates else None
@@ -159,6 +163,8 @@ class Progress:
     def finished(self, number: int, state: str, values: list[float] | None, wall_s: float, summary: str,
                  note: str = "") -> None:
         self.session_trials += 1
+        if state == "complete" or (state == "pruned" and not note.startswith("infeasible")):
+            self.trained_s.append(wall_s)
         what = fmt_values(self.objectives, values)
         note = f" [{note}]" if note else ""
         line = (f"#{number:<4d} {state:<9s} {what}{note} ({wall_s:.1f}s) | {self.status()} | "
