@@ -340,7 +340,8 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run of that name if it exists")
     p.add_argument("--storage", default=None, help="Optuna storage URL (sqlite:///FILE, postgresql://...); "
                                                    "default: journal.log in the run folder")
-    p.add_argument("--trials", type=int, default=None, help="number of trials (COMPLETE + PRUNED + FAIL)")
+    p.add_argument("--trials", type=int, default=None, help="target number of counted trials: trained ones, and "
+                                                            "those screened out (infeasible), reused or failed")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
     p.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS.names())}")

@@ -63,6 +63,7 @@ from nas.significance import wilson_interval
 COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
                 "input_shape", "val_correct")
 COUNTED = ("COMPLETE", "PRUNED", "FAIL")
+LATENCY_RETIMES = 2  # more timings of a network over max_latency_ms before it is declared infeasible
 WAIT = "wait"  # Engine.claim_next: the target is taken, but not all of it is finished
 @dataclass
 class Prepared:
@@ -580,8 +581,17 @@ class Engine:
         checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted]
         if "max_latency_ms" in limits:
             def latency_ms() -> float:
+                """Timed again (up to LATENCY_RETIMES times) while over the cap, keeping the fastest timing: a
+                machine busy for a moment does not make a network infeasible; one over the cap every time is."""
                 stats = measure_latency_for(get_model(), self.input_shape, self.eval_config)
+                timings = [stats.median_ms]
+                while stats.median_ms > limits["max_latency_ms"] and len(timings) <= LATENCY_RETIMES:
+                    again = measure_latency_for(get_model(), self.input_shape, self.eval_config)
+                    timings.append(again.median_ms)
+                    stats = min(stats, again, key=lambda s: s.median_ms)
                 measured["latency"] = stats.to_dict()  # evaluate's latency objective: not measured twice
+                if len(timings) > 1:
+                    measured["latency"]["timings_ms"] = timings
                 return stats.median_ms
 
             checks.append(("latency_ms", "max_latency_ms", latency_ms))

@@ -250,3 +250,29 @@ def test_a_latency_constraint_measures_latency_once_and_it_is_the_objective(tmp_
         assert t.user_attrs["objectives"]["latency_ms"] == t.user_attrs["precheck"]["latency_ms"]
         assert t.user_attrs["cost"]["latency"] == t.user_attrs["precheck"]["latency"]
         assert t.values[1] == t.user_attrs["precheck"]["latency_ms"]
+
+
+@pytest.mark.parametrize("medians, problem, kept", [
+    ([0.5], False, 0.5),  # under the cap: timed once
+    ([3.0, 0.6], False, 0.6),  # a busy moment: timed again, the fastest timing kept
+    ([3.0, 2.5, 2.8], True, 2.5),  # over the cap every time: infeasible
+])
+def test_a_network_over_the_latency_cap_is_timed_again_before_it_is_infeasible(tmp_path, monkeypatch, medians,
+                                                                                problem, kept):
+    import nas.control.engine as engine_module
+    from nas.evaluate.measure import Latency
+
+    engine = Engine(prepare({**TINY, "constraints": {"max_latency_ms": 1.0}}), quiet=True)
+    timings = iter(medians)
+    calls = []
+
+    def fake_latency(model, input_shape, config):
+        calls.append(input_shape)
+        return Latency(device="cpu", batch_size=1, median_ms=next(timings), iqr_ms=0.0, repeats=5, warmup=0,
+                       threads=1)
+
+    monkeypatch.setattr(engine_module, "measure_latency_for", fake_latency)
+    problems, amounts, measured = engine.check_constraints(engine.space.sample(0))
+    assert len(calls) == len(medians) and measured["latency_ms"] == kept == measured["latency"]["median_ms"]
+    assert bool(problems) == problem and ("max_latency_ms" in amounts) == problem
+    assert measured["latency"].get("timings_ms", [medians[0]]) == medians
