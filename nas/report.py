@@ -324,6 +324,9 @@ def param_importance(study, objectives: list[str], directions: list[str]) -> pd.
     return pd.DataFrame(rows, columns=["parameter", "objective", "importance"])
 
 
+FEW_ON_FRONT = 5  # below this many front members the report says that the options' shares of the front are noisy
+
+
 def choice_shares(complete: pd.DataFrame, choices: list[str]) -> pd.DataFrame:
     """Per choice and option: its share of the Pareto front against its share of all completed trials."""
     rows = []
@@ -547,7 +550,11 @@ def write_html(data: ReportData, path: Path) -> None:
                                   name="share of all trials")])
         share.update_layout(title="Options on the front vs. in all trials", barmode="group", height=460,
                             template="plotly_white")
-        insight += figure(share) + html_table(data.shares, list(data.shares.columns), sortable=True)
+        front_size = int(data.trials["on_front"].sum()) if "on_front" in data.trials else 0
+        caveat = (f"<p>The front has {front_size} member{'s' if front_size != 1 else ''}: a share of the front (and "
+                  "its lift over the share of all trials) moves by a whole member at a time and says little "
+                  f"until the front has several.</p>" if front_size < FEW_ON_FRONT else "")
+        insight += figure(share) + caveat + html_table(data.shares, list(data.shares.columns), sortable=True)
     sections.append(("Pattern insight", insight or "<p>Not enough completed trials yet.</p>"))
 
     if len(s.failed):

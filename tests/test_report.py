@@ -42,6 +42,15 @@ def test_every_file_exists_and_parses(written):
     assert summary.count("\n|") >= 2 + len(pareto)
 
 
+def test_a_small_front_comes_with_a_caveat_on_its_shares(finished_run, written):
+    from nas.report import FEW_ON_FRONT
+
+    front = len(pd.read_csv(written["pareto.csv"]))
+    html = written["report.html"].read_text()
+    said = f"The front has {front} member" in html and "says little until the front has several" in html
+    assert said == (front < FEW_ON_FRONT)
+
+
 def test_cells_read_the_same_in_html_and_markdown(finished_run, written):
     """An architecture summary holds '|': escaped in the Markdown table only; a parameter count is one integer with
     thousands separators in both tables."""
