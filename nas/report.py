@@ -324,6 +324,19 @@ def param_importance(study, objectives: list[str], directions: list[str]) -> pd.
     return pd.DataFrame(rows, columns=["parameter", "objective", "importance"])
 
 
+LABEL_POSITIONS = ("top center", "bottom center", "top right", "bottom left", "top left", "bottom right")
+
+
+def label_positions(frame: pd.DataFrame, x: str, y: str) -> list[str]:
+    """Text positions for labelled markers: taken in order of height, neighbours get different positions (above /
+    below, then to the sides), so labels of baselines close together do not print over each other."""
+    order = frame.reset_index(drop=True).sort_values([y, x], kind="stable").index
+    positions = [""] * len(frame)
+    for rank, i in enumerate(order):
+        positions[i] = LABEL_POSITIONS[rank % len(LABEL_POSITIONS)]
+    return positions
+
+
 FEW_ON_FRONT = 5  # below this many front members the report says that the options' shares of the front are noisy
 
 
@@ -438,7 +451,8 @@ def scatter_figure(s: ScatterData, data: ReportData):
                                  customdata=s.front[["number", "summary"]].to_numpy(), hovertemplate=hover, **bars))
     if len(s.baselines):
         fig.add_trace(go.Scatter(x=s.baselines[s.x_name], y=s.baselines[s.y_name], mode="markers+text",
-                                 name="hand-designed baselines", text=s.baselines["name"], textposition="top center",
+                                 name="hand-designed baselines", text=s.baselines["name"],
+                                 textposition=label_positions(s.baselines, s.x_name, s.y_name),
                                  marker=dict(color="black", symbol="diamond", size=11),
                                  customdata=s.baselines[["name", "summary"]].to_numpy(),
                                  hovertemplate="%{customdata[0]}: %{customdata[1]}<extra></extra>",

@@ -42,6 +42,17 @@ def test_every_file_exists_and_parses(written):
     assert summary.count("\n|") >= 2 + len(pareto)
 
 
+def test_neighbouring_baseline_labels_take_different_positions():
+    from nas.report import LABEL_POSITIONS, label_positions
+
+    frame = pd.DataFrame({"latency_ms": [1.0, 1.1, 5.0, 1.05], "accuracy": [0.90, 0.91, 0.5, 0.905]},
+                         index=[7, 3, 9, 1])  # any index: positions follow the rows
+    positions = label_positions(frame, "latency_ms", "accuracy")
+    assert len(positions) == 4 and set(positions) <= set(LABEL_POSITIONS)
+    by_height = [positions[i] for i in np.argsort(frame["accuracy"].to_numpy(), kind="stable")]
+    assert all(a != b for a, b in zip(by_height, by_height[1:]))
+
+
 def test_a_small_front_comes_with_a_caveat_on_its_shares(finished_run, written):
     from nas.report import FEW_ON_FRONT
 
