@@ -555,8 +555,9 @@ def _measure(args) -> int:
 
 
 def _runs(args) -> int:
-    rows = _inspection().list_runs(args.runs_dir)
-    print(json.dumps(rows, indent=2) if args.json else _inspection().runs_text(rows))
+    look = _inspection()
+    rows = look.list_runs(args.runs_dir)
+    print(json.dumps(rows, indent=2) if args.json else look.runs_text(rows))
     return 0
 
 
@@ -572,7 +573,7 @@ def _show(args) -> int:
 
 
 def _inspection():
-    import nas.inspection as inspection  # heavy: numpy, and optuna once a run is opened
+    import nas.inspection as inspection  # heavy: pandas, numpy, and optuna once a run is opened
 
     return inspection
 

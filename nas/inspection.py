@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from nas import pareto
-from nas.control.rundir import RunDir, open_run, read_baselines_cache
+from nas.control.rundir import RunDir, open_run
+from nas.control.states import counted
 from nas.errors import NasError, RunError
-from nas.grammar import shipped_spaces_dir
+from nas.report import baseline_frame
 
 
 def counts_of(trials) -> dict[str, int]:
@@ -28,14 +29,16 @@ def counts_of(trials) -> dict[str, int]:
     counts = {"trained": 0, "screened": 0, "reused": 0, "failed": 0, "running": 0}
     for t in trials:
         attrs, state = t.user_attrs, t.state.name
-        if state == "COMPLETE":
+        if state == "RUNNING":
+            counts["running"] += 1
+        elif not counted(t):
+            continue  # a stale FAIL: its parameters were queued again
+        elif state == "COMPLETE":
             counts["reused" if "reused_from" in attrs else "trained"] += 1
         elif state == "PRUNED":
             counts["screened" if attrs.get("status") == "infeasible" else "trained"] += 1
-        elif state == "FAIL" and not attrs.get("stale") and "status" in attrs:
+        else:
             counts["failed"] += 1
-        elif state == "RUNNING":
-            counts["running"] += 1
     return counts
 
 
@@ -130,18 +133,12 @@ def _dominated_baselines(run, config, space, values: dict) -> list[str]:
     objectives, directions = list(config.objectives), list(config.directions)
     if len(values) != len(objectives):
         return []
-    space.load_baselines(shipped_spaces_dir() / "baselines")
-    cache = read_baselines_cache(run.path)
+    base = baseline_frame(run, config, space, objectives)
+    base = base[base["status"] == "ok"].dropna(subset=objectives)
     sign = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
     mine = sign * np.array([values[o] for o in objectives], dtype=float)
-    names = []
-    for name, spec in space.baselines.items():
-        entry = cache.get(f"{spec.hash()}:{config.budget_key()}") or {}
-        theirs = entry.get("objectives") or {}
-        if entry.get("status") == "ok" and all(o in theirs for o in objectives):
-            if pareto.dominates(mine, sign * np.array([theirs[o] for o in objectives], dtype=float)):
-                names.append(name)
-    return names
+    return [row["name"] for _, row in base.iterrows()
+            if pareto.dominates(mine, sign * row[objectives].to_numpy(dtype=float))]
 
 
 # -- text ----------------------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from nas.control.progress import Progress, Tally, fmt_values, resume_hint
 from nas.control.rundir import RunDir
 from nas.control.samplers import make_sampler
 from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
+from nas.control.states import in_use, stale
 from nas.control.suggest import OptunaSuggest
 from nas.control.warmstart import enqueue, resolve
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
@@ -62,7 +63,6 @@ from nas.significance import wilson_interval
 
 COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
                 "input_shape", "val_correct")
-COUNTED = ("COMPLETE", "PRUNED", "FAIL")
 LATENCY_RETIMES = 2  # more timings of a network over max_latency_ms before it is declared infeasible
 WAIT = "wait"  # Engine.claim_next: the target is taken, but not all of it is finished
 @dataclass
@@ -112,26 +112,6 @@ def copied_attrs(previous: dict[str, Any]) -> dict[str, Any]:
     (``extra_attrs`` names them, e.g. ``nb201_index``)."""
     keys = [*COPIED_ATTRS, *(previous.get("extra_attrs") or []), "extra_attrs"]
     return {k: previous[k] for k in keys if k in previous}
-
-
-def counted(trial) -> bool:
-    """Whether ``trial`` counts toward the run's target: COMPLETE, PRUNED, and FAIL unless stale. A stale FAIL is
-    marked ``stale`` (a process that was stopped, found by a resume) or was told by no engine at all (no ``status``:
-    Optuna's heartbeat failed it, :mod:`nas.control.shared`); either way its parameters were enqueued again."""
-    if trial.state.name == "FAIL":
-        return not stale(trial)
-    return trial.state.name in COUNTED
-
-
-def in_use(trials) -> int:
-    """How much of a run's target ``trials`` take: the counted ones and those running (a process's, or Ray's)."""
-    return sum(1 for t in trials if counted(t) or t.state.name == "RUNNING")
-
-
-def stale(trial) -> bool:
-    """A FAIL trial whose process stopped before it ended (see :func:`counted`)."""
-    attrs = trial.user_attrs
-    return trial.state.name == "FAIL" and (bool(attrs.get("stale")) or "status" not in attrs)
 
 
 def clean_attrs(value: Any) -> Any:

@@ -16,6 +16,7 @@ import numpy as np
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.control.novelty import evaluated_hashes
 from nas.control.replay import ReplaySampler
 from nas.errors import ConfigError
 from nas.pareto import pareto_mask
@@ -45,7 +46,7 @@ class EvolutionSampler(ReplaySampler):
             return
         population = sorted(complete, key=lambda t: t.number)[-self.population_size:]
         rng = random.Random(f"evolution:{self.seed}:{trial.number}")
-        seen = {t.user_attrs.get("spec_hash") for t in study.get_trials(deepcopy=False)} - {None}
+        seen = evaluated_hashes(study)
         for _ in range(self.NOVELTY_TRIES):  # a child not evaluated before, if a few tournaments find one
             sample = rng.sample(population, self.tournament_size)
             parent = self._best(sample, rng)

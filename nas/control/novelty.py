@@ -22,6 +22,11 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.errors import NasError
 
 
+def evaluated_hashes(study: Study) -> set[str]:
+    """The spec hashes of every trial of the run so far (what a new proposal should not repeat)."""
+    return {t.user_attrs.get("spec_hash") for t in study.get_trials(deepcopy=False)} - {None}
+
+
 class NoveltySampler(BaseSampler):
     """``sampler``, with joint proposals new to the run where a redraw or a neighbour gives one."""
 
@@ -44,7 +49,7 @@ class NoveltySampler(BaseSampler):
         spec = self._spec(params)
         if spec is None:
             return params
-        seen = {t.user_attrs.get("spec_hash") for t in study.get_trials(deepcopy=False)} - {None}
+        seen = evaluated_hashes(study)
         for _ in range(self.REDRAWS):
             if spec is None or spec.hash() not in seen:
                 return params

@@ -63,13 +63,12 @@ from nas.control.engine import (
     Prepared,
     clean_attrs,
     copied_attrs,
-    counted,
     front_report,
-    in_use,
     outcome,
 )
 from nas.control.progress import resume_hint
 from nas.control.rundir import RunDir
+from nas.control.states import counted, in_use
 from nas.control.suggest import OptunaSuggest
 from nas.errors import BuildError, NasError, RunError, SpecError
 from nas.grammar import Space

@@ -19,7 +19,7 @@ run folder's ``claim`` file (:func:`claim_lock`).
 heartbeat stopped for ``GRACE_FACTOR`` x ``heartbeat_s`` (its process was killed, its host lost) is failed by the next
 process that claims (``optuna.storages.fail_stale_trials``) and its parameters are enqueued again
 (:func:`retry_stale`, ``retry_of``); such a FAIL, which no engine told, is not counted
-(:func:`nas.control.engine.counted`), so the count ends exact.
+(:func:`nas.control.states.counted`), so the count ends exact.
 """
 from __future__ import annotations
 
