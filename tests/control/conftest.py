@@ -96,28 +96,36 @@ def _signal(pids: list[int], sig: int) -> None:
             pass
 
 
+def signal_when(proc: subprocess.Popen, run_dir: Path, ready: Callable[[list], bool], sig: int = signal.SIGKILL, *,
+                workers: bool = False, timeout: float = 90, interval: float = 0.02) -> list | None:
+    """Poll a running search's journal until ``ready(trials)``; then send ``sig`` to it (and to its worker processes
+    with ``workers``) and return the trials as they were at that moment.
+
+    No race with a trial that finishes between the look and the signal: the processes are frozen first (SIGSTOP),
+    the journal is read again and the signal is sent only if ``ready`` still holds; then they go on (SIGCONT), and a
+    signal other than SIGKILL lands where they were frozen. None when the search ended or ``timeout`` passed first.
+    The process is not reaped."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ready(read_trials(run_dir)):
+            os.kill(proc.pid, signal.SIGSTOP)  # first the parent: it cannot start new workers while stopped
+            pids = [proc.pid] + (child_pids(proc.pid) if workers else [])
+            _signal(pids[1:], signal.SIGSTOP)
+            trials = read_trials(run_dir)
+            if ready(trials):
+                _signal(pids, sig)
+                _signal(pids, signal.SIGCONT)
+                return trials
+            _signal(pids, signal.SIGCONT)
+        time.sleep(interval)
+    return None
+
+
 def kill_9_when(proc: subprocess.Popen, run_dir: Path, ready: Callable[[list], bool], *,
                 workers: bool = False, timeout: float = 90, interval: float = 0.02) -> list | None:
-    """Poll a running search's journal until ``ready(trials)``; then SIGKILL it (and its worker processes with
-    ``workers``) and return the trials as they were at the kill.
-
-    No race with a trial that finishes between the look and the kill: the processes are frozen first (SIGSTOP), the
-    journal is read again and the kill happens only if ``ready`` still holds (else they go on: SIGCONT). None when the
-    search ended or ``timeout`` passed first. The process is reaped either way."""
-    deadline = time.time() + timeout
+    """:func:`signal_when` with SIGKILL; the process is reaped either way."""
     try:
-        while time.time() < deadline and proc.poll() is None:
-            if ready(read_trials(run_dir)):
-                os.kill(proc.pid, signal.SIGSTOP)  # first the parent: it cannot start new workers while stopped
-                pids = [proc.pid] + (child_pids(proc.pid) if workers else [])
-                _signal(pids[1:], signal.SIGSTOP)
-                trials = read_trials(run_dir)
-                if ready(trials):
-                    _signal(pids, signal.SIGKILL)
-                    return trials
-                _signal(pids, signal.SIGCONT)
-            time.sleep(interval)
-        return None
+        return signal_when(proc, run_dir, ready, signal.SIGKILL, workers=workers, timeout=timeout, interval=interval)
     finally:
         if proc.poll() is None:
             proc.kill()

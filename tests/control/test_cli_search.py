@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +14,8 @@ from conftest import (
     journal_study,
     kill_9_when,
     nas,
-    read_trials,
     running_after_done,
+    signal_when,
     start,
     write_config,
 )
@@ -108,17 +106,7 @@ def test_an_interrupted_search_says_how_to_continue_and_resume_is_exact(tmp_path
     config = write_config(tmp_path, "k", trials=4, **SLOW)
     run = tmp_path / "runs" / "k"
     proc = start("search", str(config), "--runs-dir", str(tmp_path / "runs"), "--quiet")
-    deadline = time.time() + 90
-    while True:  # a trial RUNNING when the signal lands: frozen (SIGSTOP) while the journal is read again
-        assert proc.poll() is None and time.time() < deadline, _finish(proc).stderr
-        if running_after_done(1)(read_trials(run)):
-            os.kill(proc.pid, signal.SIGSTOP)
-            if running_after_done(1)(read_trials(run)):
-                os.kill(proc.pid, sig)  # delivered on SIGCONT
-                os.kill(proc.pid, signal.SIGCONT)
-                break
-            os.kill(proc.pid, signal.SIGCONT)
-        time.sleep(0.02)
+    assert signal_when(proc, run, running_after_done(1), sig) is not None, _finish(proc).stderr
     done = _finish(proc)
     assert done.returncode == code and done.stderr.strip().splitlines()[-1] == word, done.stderr
     stop = [line for line in done.stdout.splitlines() if " stop (interrupted): " in line]
