@@ -13,7 +13,7 @@ Studies (``--study``):
   table, beside the published figures (Abdelfattah et al. 2021; NAS-Bench-Suite-Zero 2022), and seconds per
   architecture.
 * ``fidelity``: ``--fidelity-n`` architectures (default 60) spread evenly over the table's accuracy ranks, each
-  proxy-trained by ``nas.evaluate.train.train`` at every budget of ``--budgets`` (``epochs@resolution``), from the
+  proxy-trained by ``nas.evaluate.train.train`` at every budget of ``--budgets`` (``epochs@resolution[:lr]``), from the
   same seeded initial weights; score = final validation accuracy (``--val-fraction`` of the pool). Kendall tau and
   Spearman rho against the table, and CPU seconds per architecture (process CPU time, all threads).
 
@@ -99,13 +99,20 @@ def fidelity_sample(n: int, truth: dict[str, float]) -> list[str]:
 
 
 def parse_budgets(text: str):
+    """``epochs@resolution[:lr]`` items, comma separated, as (label, epochs, resolution, lr or None)."""
     from nas.budget import Budget
 
     out = []
     for part in text.split(","):
-        epochs, _, res = part.partition("@")
-        out.append((part, float(epochs), float(res or 1.0)))
+        part = part.strip()
+        head, _, lr = part.partition(":")
+        epochs, _, res = head.partition("@")
+        out.append((part, float(epochs), float(res or 1.0), float(lr) if lr else None))
     return out, Budget
+
+
+def budget_label(epochs: float, res: float, lr: float | None) -> str:
+    return f"{epochs:g} epoch(s) at {int(32 * res)}x{int(32 * res)}" + (f", lr {lr:g}" if lr else "")
 
 
 def zero_cost_one(index: str, batch, seed: int) -> dict:
@@ -125,23 +132,22 @@ def zero_cost_one(index: str, batch, seed: int) -> dict:
     return {"scores": scores, "seconds": secs}
 
 
-def fidelity_one(index: str, data, budgets, Budget, seed: int, batch_size: int) -> dict:
+def fidelity_one(index: str, data, budget_item, Budget, seed: int, batch_size: int) -> dict:
+    """One architecture proxy-trained at one budget, from the seeded initial weights."""
     import torch
 
     from nas.bench.nb201 import from_index
     from nas.builder import build
     from nas.evaluate.train import train
 
-    out = {}
-    for label, epochs, res in budgets:
-        budget = Budget(epochs=epochs, resolution=res, batch_size=batch_size)
-        torch.manual_seed(seed)
-        model = build(from_index(index), budget.input_shape(data.input_shape), data.num_classes)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        r = train(model, data, budget, seed=seed)
-        out[label] = {"status": r.status, "val_accuracy": r.final.val_accuracy if r.final else None,
-                      "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
-    return out
+    _, epochs, res, lr = budget_item
+    budget = Budget(epochs=epochs, resolution=res, batch_size=batch_size, **({"lr": lr} if lr else {}))
+    torch.manual_seed(seed)
+    model = build(from_index(index), budget.input_shape(data.input_shape), data.num_classes)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    r = train(model, data, budget, seed=seed)
+    return {"status": r.status, "val_accuracy": r.final.val_accuracy if r.final else None,
+            "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
 
 
 def correlations(scores: list[float], truth: list[float]) -> tuple[float, float, tuple[float, float], int]:
@@ -156,7 +162,8 @@ def main() -> None:
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=64, help="images in the zero-cost proxies' batch")
     p.add_argument("--fidelity-n", type=int, default=60)
-    p.add_argument("--budgets", default="0.5@0.5,1@0.5,1@1", help="proxy budgets, epochs@resolution")
+    p.add_argument("--budgets", default="0.5@0.5,1@0.5,1@1", 
+                   help="proxy budgets, epochs@resolution[:lr] (lr: the Budget's default when left out)")
     p.add_argument("--batch-size", type=int, default=128, help="proxy training batch")
     p.add_argument("--train-subset", type=int, default=None, help="cap on the training pool (train + val)")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -220,29 +227,41 @@ def main() -> None:
 
     if opt.study in ("fidelity", "both"):
         budgets, Budget = parse_budgets(opt.budgets)
-        setting = {"budgets": opt.budgets, "batch_size": opt.batch_size, "seed": opt.seed, "engine": engine,
-                   "data": data.source, "train_subset": opt.train_subset, "val_fraction": opt.val_fraction,
-                   "threads": opt.threads}
+        setting = {"batch_size": opt.batch_size, "seed": opt.seed, "engine": engine, "data": data.source,
+                   "train_subset": opt.train_subset, "val_fraction": opt.val_fraction, "threads": opt.threads}
         indices = fidelity_sample(opt.fidelity_n, truth)
-
-        def fidelity_progress(k, index, rec, elapsed):
+        per_budget = {item[0]: {**setting, "budget": item[0]} for item in budgets}
+        start = time.monotonic()
+        done: dict[str, list[tuple[str, dict]]] = {label: [] for label in per_budget}
+        for k, index in enumerate(indices):  # architecture-major, so a deadline leaves every budget at k archs
+            recs = {}
+            for item in budgets:
+                key = key_of("fidelity", index, per_budget[item[0]])
+                rec = cache.get(key)
+                if rec is None:
+                    if time.monotonic() > deadline:
+                        break
+                    rec = cache.put(key, fidelity_one(index, data, item, Budget, opt.seed, opt.batch_size))
+                recs[item[0]] = rec
+            if len(recs) < len(budgets):
+                break
+            for label, rec in recs.items():
+                done[label].append((index, rec))
             print(f"fidelity {k + 1}/{len(indices)} {index} truth {truth[index]:.2f} "
-                  + " ".join(f"{b}: {rec[b]['val_accuracy']:.3f} ({rec[b]['cpu_s']:.0f} cpu-s)" for b, _, _ in budgets)
-                  + f" ({elapsed:.0f} s)", flush=True)
-
-        done = measure_all(cache, "fidelity", indices, setting,
-                           lambda i: fidelity_one(i, data, budgets, Budget, opt.seed, opt.batch_size), deadline,
-                           fidelity_progress)
+                  + " ".join(f"{label}: {rec['val_accuracy'] or float('nan'):.3f} ({rec['cpu_s']:.0f} cpu-s)"
+                             for label, rec in recs.items())
+                  + f" ({time.monotonic() - start:.0f} s)", flush=True)
         rows = []
-        for label, epochs, res in budgets:
-            scores = [rec[label]["val_accuracy"] if rec[label]["val_accuracy"] is not None else float("nan")
-                      for _, rec in done]
-            rho, tau, (lo, hi), m = correlations(scores, [truth[i] for i, _ in done])
-            cpu = statistics.median(rec[label]["cpu_s"] for _, rec in done)
-            rows.append([f"{epochs:g} epoch(s) at {int(32 * res)}x{int(32 * res)}", m, f"{tau:.3f}", f"{rho:.3f}",
-                         f"[{lo:.3f}, {hi:.3f}]", f"{cpu:.1f}"])
+        for label, epochs, res, lr in budgets:
+            pairs = done[label]
+            scores = [rec["val_accuracy"] if rec["val_accuracy"] is not None else float("nan") for _, rec in pairs]
+            rho, tau, (lo, hi), m = correlations(scores, [truth[i] for i, _ in pairs])
+            cpu = statistics.median(rec["cpu_s"] for _, rec in pairs)
+            rows.append([budget_label(epochs, res, lr), m, f"{tau:.3f}", f"{rho:.3f}", f"[{lo:.3f}, {hi:.3f}]",
+                         f"{cpu:.1f}"])
+        n_done = min(len(v) for v in done.values())
         report.table(["budget", "archs", "Kendall tau", "Spearman rho", "rho 95%", "median CPU s / arch"], rows,
-                     title=f"Proxy training of {len(done)} of {opt.fidelity_n} NB201 architectures at evenly spaced "
+                     title=f"Proxy training of {n_done} of {opt.fidelity_n} NB201 architectures at evenly spaced "
                      f"accuracy ranks, batch {opt.batch_size}",
                      csv=None if opt.no_write else "nb201_fidelity.csv")
     if not opt.no_write:

@@ -258,7 +258,7 @@ def _stage_parts(spec: ArchSpec, dims: int, channels: int, size: list[int]
         positions = math.prod(size)
         ctx = BlockContext(dims, positions, _norm_at(stage.norm, positions, pooled), stage.act, stage.norm_groups)
         # what a cell reads of its stage: not its depth, width (the channels are given) or downsampling
-        cell = stage.model_dump_json(exclude={"depth", "width", "downsample"})
+        cell = stage.model_dump_json(exclude={"depth", "width", "downsample", "per_block"})
         if stage.skip == "dense":
             parts.append(Part(("dense", channels, width, ctx, cell, depth, tuple(size)),
                               partial(DenseStage, channels, width, ctx, stage, depth), _inputs((channels, *size))))
@@ -270,8 +270,10 @@ def _stage_parts(spec: ArchSpec, dims: int, channels: int, size: list[int]
                 c_in = channels if i == 0 else width
                 # the first cell of a strided stage reads the larger map with a strided context
                 at, at_size = (strided, in_size) if i == 0 and stride != 1 else (ctx, size)
-                parts.append(Part(("cell", c_in, width, at, cell, tuple(at_size)),
-                                  partial(Cell, c_in, width, at, stage, drop_path=rate), _inputs((c_in, *at_size))))
+                this = stage.cell(i)  # per-cell values (an expansion list) in the mixer's options
+                key = cell if this is stage else this.model_dump_json(exclude={"depth", "width", "downsample"})
+                parts.append(Part(("cell", c_in, width, at, key, tuple(at_size)),
+                                  partial(Cell, c_in, width, at, this, drop_path=rate), _inputs((c_in, *at_size))))
                 block_index += 1
         channels = width
         stages.append(parts)

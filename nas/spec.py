@@ -105,6 +105,16 @@ class StemSpec(_Frozen):
         return self
 
 
+def option_value(mixer: str, key: str, value: Any, where: str) -> Scalar:
+    """``value`` of option ``key`` of block ``mixer``, checked and canonical (ints of a float option as floats)."""
+    option = bounded(MIXERS[mixer].options[key], key)
+    if option.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not option.accepts(value):
+        raise ValueError(f"@{where}: option {key!r} of block {mixer!r} is {value!r}, expected {option.describe()}")
+    return canonical_float(value) if option.type is float else value
+
+
 class MixerSpec(_Frozen):
     """The production chosen for a cell: a catalogue mixer and all of its options (defaults filled in)."""
 
@@ -127,13 +137,7 @@ class MixerSpec(_Frozen):
                              f"(accepted: {', '.join(sorted(info.options)) or 'none'})")
         options = info.defaults()
         for key, value in given.items():
-            option = bounded(info.options[key], key)
-            if option.type is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not option.accepts(value):
-                raise ValueError(f"@options.{key}: option {key!r} of block {name!r} is {value!r}, "
-                                 f"expected {option.describe()}")
-            options[key] = canonical_float(value) if option.type is float else value
+            options[key] = option_value(name, key, value, f"options.{key}")
         if name == "dag":  # an edge beyond the cell's nodes does not exist: none, whatever was chosen for it
             used = set(dag_edges(options["nodes"]))
             options.update({e: "none" for e in DAG_EDGES if e not in used})
@@ -161,6 +165,9 @@ class StageSpec(_Frozen):
     se_act: ACT | None = None  # the SE's activation; None: the stage's
     shortcut: Literal[SHORTCUTS] = "projection"  # a residual cell whose shape changes
     post_act: bool = False  # the activation after the residual add (ResNet); the mixer then ends linear
+    # mixer option -> one value per cell (MobileNetV3's expansions 6, 2.5, 2.3, 2.3 in one stage); the mixer's own
+    # option holds the first cell's value. Cells added by a depth multiplier take the last value.
+    per_block: dict[str, tuple[Scalar, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -172,6 +179,43 @@ class StageSpec(_Frozen):
             if info is not None and info.own_residual and data.get("skip", "residual") in ("none", "preact"):
                 data = {**data, "skip": "residual"}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_block(cls, data: Any):
+        # Per-cell values: checked as the mixer's options, a list as long as the stage; a list of one repeated value
+        # is that option (one canonical form, one hash), and the mixer's option is always the first cell's value.
+        if not (isinstance(data, dict) and data.get("per_block") and isinstance(data.get("mixer"), dict)):
+            return data
+        raw, mixer = data["per_block"], data["mixer"]
+        name, depth = mixer.get("type"), data.get("depth")
+        if not isinstance(raw, dict):
+            raise ValueError("@per_block: per_block maps a mixer option to a list of values, one per cell")
+        if name not in MIXERS or not isinstance(depth, int) or isinstance(depth, bool):
+            return data  # the mixer's or the depth's own error comes first
+        if data.get("skip") == "dense":
+            raise ValueError("@per_block: a dense stage has no per-cell values")
+        options = dict(mixer.get("options") or {})
+        kept = {}
+        for key, values in raw.items():
+            if key not in MIXERS[name].options:
+                raise ValueError(f"@per_block.{key}: block {name!r} takes no option {key!r} "
+                                 f"(accepted: {', '.join(sorted(MIXERS[name].options)) or 'none'})")
+            if not isinstance(values, (list, tuple)) or len(values) != depth:
+                raise ValueError(f"@per_block.{key}: expected a list of {depth} values (one per cell of the stage), "
+                                 f"found {values!r}")
+            values = tuple(option_value(name, key, v, f"per_block.{key}.{i}") for i, v in enumerate(values))
+            options[key] = values[0]
+            if any(v != values[0] for v in values):
+                kept[key] = values
+        return {**data, "mixer": {**mixer, "options": options}, "per_block": dict(sorted(kept.items()))}
+
+    def cell(self, i: int) -> "StageSpec":
+        """The stage as cell ``i`` sees it: its per-cell values in the mixer's options (the last value repeats)."""
+        if not self.per_block:
+            return self
+        options = {**self.mixer.options, **{k: v[min(i, len(v) - 1)] for k, v in self.per_block.items()}}
+        return self.model_copy(update={"mixer": MixerSpec(type=self.mixer.type, options=options), "per_block": {}})
 
     @model_validator(mode="after")
     def _conditional(self):
@@ -228,7 +272,7 @@ LATER_FIELDS = (
     ("head", "final_norm", False),
     ("stages", "shortcut", "projection"), ("stages", "post_act", False), ("stages", "se_place", "output"),
     ("stages", "se_base", "gated"), ("stages", "se_divisor", 1), ("stages", "se_gate", "sigmoid"),
-    ("stages", "se_act", None),
+    ("stages", "se_act", None), ("stages", "per_block", {}),
 )
 
 
@@ -351,7 +395,7 @@ class ArchSpec(_Frozen):
             stem += f" {self.stem.pool}pool"
         parts = [f"stem={stem}"]
         for i, stage in enumerate(self.stages, 1):
-            parts.append(f"s{i} {stage.depth}x{stage.width} {_mixer_summary(stage.mixer)} " + _cell_summary(stage))
+            parts.append(f"s{i} {stage.depth}x{stage.width} {_mixer_summary(stage.mixer, stage.per_block)} " + _cell_summary(stage))
         head = "pool" if self.head.type == "pool" else f"fpn({self.head.fuse},{self.head.fpn_stages})"
         if self.head.norm_act:
             head = "norm-act " + head
@@ -385,7 +429,7 @@ DAG_OP_ABBREVIATIONS = {"none": "0", "skip": "s", "conv_1x1": "c1", "conv_3x3": 
                         "dil_conv_5x5": "dc5"}
 
 
-def _mixer_summary(mixer: MixerSpec) -> str:
+def _mixer_summary(mixer: MixerSpec, per_block: dict | None = None) -> str:
     if mixer.type == "dag":  # the incoming edges of each node, e.g. dag(c3|c3,s|c1,s,c3)
         nodes = mixer.options["nodes"]
         return "dag(" + "|".join(",".join(DAG_OP_ABBREVIATIONS[mixer.options[f"e{j}_{i}"]] for i in range(j))
@@ -398,8 +442,9 @@ def _mixer_summary(mixer: MixerSpec) -> str:
                 bits.append("bi" if key == "bidirectional" else key)
         elif isinstance(value, str):
             bits.append(_VALUE_ABBREVIATIONS.get(value, value))
-        else:
-            bits.append(f"{_OPTION_ABBREVIATIONS.get(key, key)}{value:g}")
+        else:  # one value per cell: e6/2.5/2.3/2.3
+            values = (per_block or {}).get(key, (value,))
+            bits.append(f"{_OPTION_ABBREVIATIONS.get(key, key)}" + "/".join(f"{v:g}" for v in values))
     name = MIXERS[mixer.type].abbreviation
     return f"{name}({','.join(bits)})" if bits else name
 

@@ -292,3 +292,46 @@ def test_network_costs_equal_the_built_network_for_every_block(mixer, skip):
         assert network_costs(s, shape, 5) == whole, f"{mixer} {skip} {kind}"
         checked.append(kind)
     assert checked  # every block builds for images or sequences
+
+
+def test_per_cell_values_build_what_one_stage_per_value_builds():
+    """A stage with an expansion list (MobileNetV3's 6, 2.5, 2.3, 2.3 at one width) is the network written with one
+    stage per cell: the same modules, parameters, FLOPs and outputs; cells a depth multiplier adds take the last
+    value; network_costs (counting by parts) agrees with the built network."""
+    from nas.builder import example_input
+    from nas.evaluate.costs import network_costs
+    from nas.evaluate.measure import count_flops, count_params
+
+    mb = {"type": "mbconv", "options": {"kernel_size": 3}}
+    base = {"input": "image", "stem": {"type": "conv", "width": 16, "kernel_size": 3}}
+    listed = ArchSpec.from_data({**base, "stages": [
+        {"depth": 4, "width": 24, "downsample": "stride", "mixer": mb, "shortcut": "none",
+         "per_block": {"expansion_ratio": [6, 2.5, 2.3, 2.3]}}]})
+    one_each = ArchSpec.from_data({**base, "stages": [
+        {"depth": 1, "width": 24, "downsample": "stride", "shortcut": "none",
+         "mixer": {**mb, "options": {"kernel_size": 3, "expansion_ratio": 6}}},
+        {"depth": 1, "width": 24, "mixer": {**mb, "options": {"kernel_size": 3, "expansion_ratio": 2.5}}},
+        {"depth": 2, "width": 24, "mixer": {**mb, "options": {"kernel_size": 3, "expansion_ratio": 2.3}}}]})
+    assert listed.stages[0].mixer.options["expansion_ratio"] == 6.0  # the first cell's value
+    assert ArchSpec.from_json(listed.to_json()) == listed
+    torch.manual_seed(0)
+    a = build(listed, (3, 16, 16), 10).eval()
+    torch.manual_seed(0)
+    b = build(one_each, (3, 16, 16), 10).eval()
+    assert count_params(a) == count_params(b)
+    x = example_input(a, 2)
+    assert count_flops(a, x) == count_flops(b, x)
+    rename = {"stages.0.1.": "stages.1.0.", "stages.0.2.": "stages.2.0.", "stages.0.3.": "stages.2.1."}
+
+    def moved(key):
+        return next((key.replace(a_, b_) for a_, b_ in rename.items() if key.startswith(a_)), key)
+
+    b.load_state_dict({moved(k): v for k, v in a.state_dict().items()})
+    assert torch.equal(a(x), b(x))
+    hidden = [m.hidden_channels for m in a.modules() if hasattr(m, "hidden_channels")]
+    assert hidden == [96, 60, 55, 55]  # the first cell expands its input (16 x 6), then round(24 x 2.5), 24 x 2.3
+    deeper = build(listed.model_copy(update={"depth_multiplier": 1.5}), (3, 16, 16), 10)
+    assert [m.hidden_channels for m in deeper.modules() if hasattr(m, "hidden_channels")] == [96, 60, 55, 55, 55, 55]
+    net = build(listed, (3, 16, 16), 10)
+    assert network_costs(listed, (3, 16, 16), 10) == {"params": count_params(net),
+                                                       "flops": count_flops(net, example_input(net, 1))}

@@ -6,7 +6,9 @@ import random
 
 import pytest
 
+from nas.errors import SpaceError
 from nas.grammar import RandomSuggest, ReplaySuggest, Space
+from nas.spec import ArchSpec
 from tests.conftest import SPACES
 
 TINY = """
@@ -323,3 +325,68 @@ def test_fingerprint_ignores_comments_and_layout(variant):
 @pytest.mark.parametrize("variant", sorted(DIFFERENT_FROM_TINY))
 def test_fingerprint_sees_every_real_change(variant):
     assert Space.from_text(DIFFERENT_FROM_TINY[variant]).fingerprint() != Space.from_text(TINY).fingerprint()
+
+
+PER_BLOCK = """
+name: perblock
+input: image
+stem: {type: conv, width: 8, kernel_size: 3}
+cell:
+  mixer:
+    mbconv: {kernel_size: 3, expansion_ratio: {values: [1, 3, 6], per_block: true}}
+    dwsep: {kernel_size: 3}
+stages:
+  - {width: 8, depth: {int: [1, 3]}}
+"""
+
+
+def test_per_block_choices_are_one_per_cell_and_active_with_the_depth():
+    space = Space.from_text(PER_BLOCK)
+    names = [p.name for p in space.params if "expansion_ratio" in p.name]
+    assert names == ["s1.mbconv.expansion_ratio", "s1.mbconv.expansion_ratio.b2", "s1.mbconv.expansion_ratio.b3"]
+    # dwsep at 3 depths, mbconv with 3 ratios per cell at depth 1, 2, 3
+    assert space.size().discrete == 3 + 3 + 9 + 27 == brute_force_count(space)
+    lists = set()
+    for seed in range(200):
+        spec = space.sample(seed)
+        values = space.assignment(spec)
+        stage = spec.stages[0]
+        cells = [k for k in values if k.startswith("s1.mbconv.expansion_ratio")]
+        assert len(cells) == (stage.depth if stage.mixer.type == "mbconv" else 0)
+        if stage.mixer.type == "mbconv":
+            ratios = tuple(stage.cell(i).mixer.options["expansion_ratio"] for i in range(stage.depth))
+            assert ratios == tuple(values[n] for n in cells)
+            lists.add(ratios)
+        assert space.replay(values) == spec
+    assert (6.0, 1.0, 3.0) in lists and (1.0, 1.0) in lists
+
+
+def test_a_spec_with_per_cell_values_is_contained_and_mutates_one_cell():
+    space = Space.from_text(PER_BLOCK)
+    spec = ArchSpec.from_data({"input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3},
+                               "stages": [{"depth": 3, "width": 8, "mixer": {"type": "mbconv", "options": {
+                                   "kernel_size": 3}}, "per_block": {"expansion_ratio": [6, 3, 3]}}]})
+    values = space.assignment(spec)
+    assert [values[f"s1.mbconv.expansion_ratio{b}"] for b in ("", ".b2", ".b3")] == [6.0, 3.0, 3.0]
+    outside = spec.model_copy(update={"stages": (spec.stages[0].model_copy(
+        update={"per_block": {"expansion_ratio": (6.0, 4.0, 3.0)}}),)})
+    with pytest.raises(SpaceError, match=r"per_block.expansion_ratio.1: value 4.0 .*expansion_ratio\.b2"):
+        space.assignment(outside)
+    rng = random.Random(3)
+    for _ in range(30):
+        child = space.mutate(spec, rng)
+        after = space.assignment(child)
+        changed = [k for k in values if k in after and after[k] != values[k]]
+        assert len(changed) == 1, (values, after)
+
+
+@pytest.mark.parametrize("text, key, message", [
+    (PER_BLOCK.replace("cell:\n", "cell:\n  shared: [mixer]\n"), "per_block", "chosen per stage"),
+    (PER_BLOCK.replace("depth: {int: [1, 3]}", "depth: {int: [1, 3], per_block: true}"), "depth.per_block",
+     "options of a mixer"),
+    (PER_BLOCK.replace("per_block: true", "per_block: yes please"), "per_block", "true or false"),
+])
+def test_per_block_errors_name_the_line_and_key(text, key, message):
+    with pytest.raises(SpaceError, match=message) as e:
+        Space.from_text(text, file="space.yaml")
+    assert e.value.key.endswith(key) and e.value.line is not None

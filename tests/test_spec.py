@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,35 @@ def test_a_value_above_its_bound_is_refused_naming_the_key(key, name, path):
     with pytest.raises(SpecError) as info:
         ArchSpec.from_data(bad, file=name)
     assert ".".join(map(str, path)) in info.value.one_line()
+
+
+def _stage(**kw) -> dict:
+    return {"depth": 3, "width": 16, "mixer": {"type": "mbconv", "options": {"kernel_size": 3}}, **kw}
+
+
+def _arch(**kw) -> dict:
+    return {"input": "image", "stem": {"type": "conv", "width": 8, "kernel_size": 3}, "stages": [_stage(**kw)]}
+
+
+def test_per_block_values_are_canonical():
+    listed = ArchSpec.from_data(_arch(per_block={"expansion_ratio": [6, 3, 3]}))
+    assert listed.stages[0].per_block == {"expansion_ratio": (6.0, 3.0, 3.0)}
+    assert listed.stages[0].mixer.options["expansion_ratio"] == 6.0
+    # one value repeated is the option itself: the same architecture, the same hash
+    repeated = ArchSpec.from_data(_arch(per_block={"expansion_ratio": [3, 3, 3]}))
+    plain = ArchSpec.from_data(_arch(mixer={"type": "mbconv", "options": {"kernel_size": 3, "expansion_ratio": 3}}))
+    assert repeated == plain and repeated.hash() == plain.hash() and "per_block" not in plain.canonical()["stages"][0]
+    assert listed.hash() != plain.hash()
+    assert ArchSpec.from_json(listed.to_json()).hash() == listed.hash()
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"per_block": {"expansion_ratio": [6, 3]}}, "per_block.expansion_ratio: expected a list of 3 values"),
+    ({"per_block": {"heads": [1, 2, 2]}}, "per_block.heads: block 'mbconv' takes no option 'heads'"),
+    ({"per_block": {"expansion_ratio": [6, -1, 3]}}, "per_block.expansion_ratio.1: option 'expansion_ratio'"),
+    ({"per_block": {"expansion_ratio": [6, 3, 3]}, "skip": "dense", "growth_rate": 8}, "a dense stage"),
+    ({"per_block": [6, 3, 3]}, "per_block maps a mixer option to a list"),
+])
+def test_bad_per_block_values_name_the_key(kw, words):
+    with pytest.raises(SpecError, match=re.escape(words)):
+        ArchSpec.from_data(_arch(**kw), file="arch.json")

@@ -21,8 +21,8 @@ ZOO = Path(__file__).resolve().parents[1] / "search_spaces" / "zoo"
 NETWORKS = sorted(p.stem for p in ZOO.glob("*.yaml"))
 STAGE_SIZES = {"resnet18": [56, 28, 14, 7], "resnet50": [56, 28, 14, 7], "resnet20": [32, 16, 8],
                "resnet20_b": [32, 16, 8], "mobilenetv2": [112, 56, 28, 14, 14, 7, 7],
-               "mobilenetv3_large": [112, 56, 56, 28, 14, 14, 14, 14, 7],
-               "mobilenetv3_small": [56, 28, 28, 14, 14, 14, 7],
+               "mobilenetv3_large": [112, 56, 28, 14, 14, 7],
+               "mobilenetv3_small": [56, 28, 14, 14, 7],
                "efficientnet_b0": [112, 56, 28, 14, 14, 7, 7], "convnext_tiny": [56, 28, 14, 7], "deit_tiny": [197]}
 
 
@@ -112,12 +112,14 @@ def test_mobilenetv2_block_layer_order_and_shortcuts():
 
 def test_mobilenetv3_squeeze_excites_inside_the_block():
     model = build(str(ZOO / "mobilenetv3_large.yaml")).eval()
-    block = model.stages[3][0]  # 24 -> 40, k5, exp 72, SE, ReLU, strided
+    block = model.stages[2][0]  # 24 -> 40, k5, exp 72, SE, ReLU, strided
     assert kinds(block.mixer) == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Linear", "ReLU",
                                   "Linear", "Hardsigmoid", "Conv2d", "BatchNorm2d"]
     assert block.mixer.excite.reduce.out_features == 24  # make_divisible(72 // 4, 8)
     assert block.mixer.depthwise[0].stride == (2, 2) and isinstance(block.attention, nn.Sequential)
     assert len(block.attention) == 0 and not block.adds
+    hidden = [cell.mixer.hidden_channels for cell in model.stages[3]]  # one stage, expansions 6 / 2.5 / 2.3 / 2.3
+    assert hidden == [240, 200, 184, 184] and [c.adds for c in model.stages[3]] == [False, True, True, True]
     head = model.head
     assert kinds(head) == ["Conv2d", "BatchNorm2d", "Hardswish", "Linear", "Hardswish", "Dropout",
                            "Linear"]

@@ -2,7 +2,8 @@
 
     suggest.py   who picks the values (random, replayed, the smallest; Optuna's trial in nas.control.suggest)
     domains.py   a choice's values, a space's choices and size, the keys each level of a space file accepts
-    space.py     the Space (sample, replay, mutate, assignment, size, constraints on given costs) and its parser
+    parser.py    a space file -> the Space's choices, every error with its file, line and key
+    space.py     the Space (sample, replay, mutate, assignment, size, constraints on given costs)
 
 No torch: the grammar never builds or counts a network (:mod:`nas.evaluate.costs` counts, the grammar checks).
 """

@@ -220,7 +220,7 @@ def set_path(data: dict, target: tuple, value: Any, num_stages: int) -> None:
         return
     node = data
     for key in target[:-1]:
-        node = node[key]
+        node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
     node[target[-1]] = value
 
 
