@@ -4,7 +4,7 @@ The proxy trainer uses channels-last (model and batches) on CUDA only. On this C
 bench_trainer_overhead.py measured channels-last 22-29% faster for two conv nets. This script decides whether the
 trainer should use it on the CPU too, at the trainer level and over what a search really trains: ``--per-space``
 specs sampled from each image space (vision, mobile; seeds in order, those above ``--max-mflops`` at the dataset's
-input skipped) plus the resnet and mobilenetv3 baselines. Each spec is trained by ``nas.evaluate.train.train`` with
+input skipped) plus the resnet and mobilenetv3_large baselines. Each spec is trained by ``nas.evaluate.train.train`` with
 ``channels_last=False`` and ``True`` from the same initial weights, interleaved round by round (``--rounds``, after a
 warm-up run of each), and timed end to end. Reported per spec: median seconds of each and the median of the
 per-round time ratios (channels-last / contiguous; < 1 is faster), and the final validation accuracy of each
@@ -53,7 +53,7 @@ def pick_specs(input_shape, num_classes: int, per_space: int, max_mflops: float)
             found += 1
     from nas.spec import ArchSpec
 
-    for baseline in ("resnet", "mobilenetv3"):
+    for baseline in ("resnet", "mobilenetv3_large"):
         picked.append((f"baseline {baseline}", ArchSpec.load(shipped_spaces_dir() / "baselines" / f"{baseline}.yaml")))
     return picked
 

@@ -382,3 +382,38 @@ def test_a_network_file_with_an_unknown_key_names_file_line_and_key(tmp_path):
     missing.write_text((ZOO / "resnet20.yaml").read_text().replace("num_classes: 10\n", ""))
     with pytest.raises(SpecError, match="num_classes"):
         read_network(missing)
+
+
+BASELINES = Path(__file__).resolve().parents[1] / "search_spaces" / "baselines"
+ZOO_BASELINES = sorted(p.stem for p in BASELINES.glob("*.yaml") if p.stem in NETWORKS)
+
+
+def test_the_mobile_space_holds_its_published_networks():
+    assert set(ZOO_BASELINES) >= {"mobilenetv2", "mobilenetv3_large", "mobilenetv3_small", "efficientnet_b0"}
+    assert {name for name, spec in Space.load(ZOO.parent / "mobile.yaml").baselines.items()} == {
+        "mobilenetv2", "mobilenetv3_large", "mobilenetv3_small", "efficientnet_b0"}
+
+
+@pytest.mark.parametrize("name", ZOO_BASELINES)
+def test_a_baseline_named_after_a_zoo_network_is_that_network(name):
+    """At width 1.0 and the zoo network's input, a baseline has the zoo network's layers in order, each with the same
+    parameter shapes (only strides and the width multiplier may differ: its CIFAR stride plan); at its space's
+    reference input it is feasible under the space's constraints."""
+    from nas.evaluate.costs import network_costs
+
+    spec = ArchSpec.load(BASELINES / f"{name}.yaml")
+    zoo_spec, (shape, classes), _ = read_network(ZOO / f"{name}.yaml")
+    full = build(spec.model_copy(update={"width_multiplier": 1.0}), shape, classes)
+    published = build(zoo_spec, shape, classes)
+
+    def leaves(model):  # an unstrided block keeps its shape and adds the identity (DropPath at rate 0)
+        return [(type(m).__name__, tuple(tuple(p.shape) for p in m.parameters(recurse=False)))
+                for m in model.modules() if not list(m.children()) and type(m).__name__ not in ("DropPath", "Identity")]
+
+    assert leaves(full) == leaves(published)
+    space = Space.load(ZOO.parent / f"{spec.space}.yaml")
+    assert space.contains(spec)
+    at, k = space.reference_input
+    assert space.violations(network_costs(spec, at, k)) == []
+    features = build(spec, at, k).forward_features(torch.randn(1, *at))
+    assert features[-1].shape[-1] == at[-1] // 8  # three halvings at CIFAR size

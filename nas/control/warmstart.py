@@ -4,7 +4,7 @@ A practitioner rarely starts from nothing: there is a ResNet that works, or the 
 run config's ``warm_start`` lists such architectures::
 
     warm_start: [baselines]                 # every hand-designed baseline of the space (search_spaces/baselines)
-    warm_start: [resnet, mobilenetv3]       # baselines by name
+    warm_start: [mobilenetv2, efficientnet_b0]   # baselines by name
     warm_start: [exports/knee, arch.json]   # an export folder or arch.json (nas export), or a spec file (.json/.yaml)
 
 Each entry becomes an enqueued trial (``optuna.Study.enqueue_trial`` with the grammar parameters that produce it and
