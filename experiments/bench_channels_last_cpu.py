@@ -2,13 +2,13 @@
 
 The proxy trainer uses channels-last (model and batches) on CUDA only. On this CPU the bare-loop breakdown of
 bench_trainer_overhead.py measured channels-last 22-29% faster for two conv nets. This script decides whether the
-trainer should use it on the CPU too, at the trainer level and over what a search really trains: ``--per-space``
-specs sampled from each image space (vision, mobile; seeds in order, those above ``--max-mflops`` at the dataset's
-input skipped) plus the resnet and mobilenetv3_large baselines. Each spec is trained by ``nas.evaluate.train.train`` with
+trainer should use it on the CPU too, at the trainer level and over what a search really trains: ``--per-space`` specs
+sampled from each image space (vision, mobile; seeds in order, those above ``--max-mflops`` at the dataset's input
+skipped) plus the resnet and mobilenetv3_large baselines. Each spec is trained by ``nas.evaluate.train.train`` with
 ``channels_last=False`` and ``True`` from the same initial weights, interleaved round by round (``--rounds``, after a
-warm-up run of each), and timed end to end. Reported per spec: median seconds of each and the median of the
-per-round time ratios (channels-last / contiguous; < 1 is faster), and the final validation accuracy of each
-(the same seed: the two formats compute the same function, so accuracies should agree to noise).
+warm-up run of each), and timed end to end. Reported per spec: median seconds of each and the median of the per-round
+time ratios (channels-last / contiguous; < 1 is faster), and the final validation accuracy of each (the same seed: the
+two formats compute the same function, so accuracies should agree to noise).
 
     python experiments/bench_channels_last_cpu.py                      # 6 specs per space, 3 rounds
     python experiments/bench_channels_last_cpu.py --per-space 10 --rounds 5

@@ -395,7 +395,8 @@ class ArchSpec(_Frozen):
             stem += f" {self.stem.pool}pool"
         parts = [f"stem={stem}"]
         for i, stage in enumerate(self.stages, 1):
-            parts.append(f"s{i} {stage.depth}x{stage.width} {_mixer_summary(stage.mixer, stage.per_block)} " + _cell_summary(stage))
+            mixer = _mixer_summary(stage.mixer, stage.per_block)
+            parts.append(f"s{i} {stage.depth}x{stage.width} {mixer} " + _cell_summary(stage))
         head = "pool" if self.head.type == "pool" else f"fpn({self.head.fuse},{self.head.fpn_stages})"
         if self.head.norm_act:
             head = "norm-act " + head

@@ -10,6 +10,7 @@ file is a *domain*:
     depth: {int: [1, 4]}                      # integer range (add step: 2, log: true as needed)
     dropout: {float: [0.0, 0.3]}              # float range (add step / log as needed)
     norm_groups: {values: [4, 8], when: {norm: group}}   # conditional on an earlier choice
+    expansion_ratio: {values: [3, 6], per_block: true}   # a mixer option chosen for each cell of its stage
 
 Cell keys listed under ``cell.shared`` are chosen once for all stages; the others per stage. A stage may narrow or
 replace any per-stage cell key with its own ``cell:`` mapping. Structural values (depth, widths, kernel and patch
