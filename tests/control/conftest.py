@@ -50,9 +50,15 @@ def nas(*args: str, cwd: Path | None = None, timeout: float = TIMEOUT) -> subpro
                           timeout=timeout)
 
 
+def _default_sigint() -> None:
+    # A shell without job control starts background commands (`make test &`) with SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored: the search under test gets Ctrl-C's default, as in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen([*NAS, *args], cwd=cwd or REPO, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def journal_study(run_dir: Path):
