@@ -212,6 +212,9 @@ STEM_POSITIONS = ("none", "learned")  # a patchify stem's position table, added 
 HEAD_POOLS = ("mean", "token")  # the global average, or the class token (ViT; needs a stem class token)
 SE_BASES = ("gated", "input")
 SE_GATES = ("sigmoid", "hardsigmoid")
+# What runs a network while its latency is timed: PyTorch eager, or its ONNX graph in onnxruntime (CPU)
+LATENCY_RUNTIMES = ("torch", "onnxruntime")
+RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime (CPU)"}
 HEADS = ("pool", "fpn")
 FUSIONS = ("add", "concat")
 INPUTS = ("image", "sequence")

@@ -130,7 +130,8 @@ def _remeasured(run_path: Path, front: pd.DataFrame, objectives: list[str], dire
     st = record.get("settings", {})
     about = (f"Measured again by `nas measure` at {record.get('measured_at')}: {len(frame)} models in one process, "
              f"{record.get('rounds')} interleaved rounds ({st.get('device')}, batch {st.get('batch_size')}, "
-             f"{st.get('threads')} thread(s)). latency_ms is the median of the rounds, `rounds` their range, "
+             f"{st.get('threads')} thread(s), {st.get('runtime', 'torch')}). latency_ms is the median of the rounds, "
+             "`rounds` their range, "
              "`stored_latency_ms` what the trial measured in its own moment; `on_front` is the front of the "
              "re-measured trials; a baseline is dominated on these latencies by the trials listed, with the paired "
              "rounds in which each was faster.")

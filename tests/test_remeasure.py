@@ -48,7 +48,7 @@ def test_measures_the_front_together_and_leaves_the_storage_alone(run):
         assert m["median_ms"] == float(np.median(m["rounds_ms"]))
         assert isinstance(m["stored_latency_ms"], float) and m["values"]["latency_ms"] == m["stored_latency_ms"]
     assert record["settings"] == {"device": "cpu", "batch_size": 1, "threads": 1, "warmup": 0, "repeats": 2,
-                                  "min_time_s": 0.02}  # the run's own latency settings (tiny config)
+                                  "min_time_s": 0.02, "runtime": "torch"}  # the run's own latency settings (tiny config)
     assert json.loads((run / LATENCY_FILE).read_text()) == record
     after = _snapshot(run)
     assert {k: v for k, v in after.items() if k != LATENCY_FILE} == before  # the journal, config... untouched
@@ -178,7 +178,7 @@ def test_baseline_values_known_now_replace_the_snapshot():
     (["--device", "cuda"], "--device: latency device 'cuda' requested but no CUDA GPU is available"),
     (["--device", "tpu"], "--device: unknown latency device 'tpu' (cpu, cuda or cuda:N)"),
     # a batch that cannot be allocated: was a traceback from torch's allocator
-    (["--batch-size", str(10**12)], "cannot time the models (cpu, batch 1000000000000, 1 thread(s)): "),
+    (["--batch-size", str(10**12)], "cannot time the models (cpu, batch 1000000000000, 1 thread(s), torch): "),
 ])
 def test_bad_input_is_one_line_exit_2_and_keeps_the_earlier_record(run, args, message):
     if "cuda" in args:  # "tpu" is refused on any machine

@@ -40,12 +40,13 @@ import json
 import re
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any, Literal, Mapping, get_type_hints
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from nas.budget import Budget
+from nas.catalog import LATENCY_RUNTIMES
 from nas.control.samplers import SAMPLERS
 from nas.errors import BudgetError, ConfigError, plain_message, unknown_key
 from nas.grammar import shipped_spaces_dir
@@ -121,6 +122,7 @@ class RunConfig(_Strict):
     latency_warmup: int = Field(default=5, ge=0)
     latency_threads: int = Field(default=1, ge=1)
     latency_min_time_s: float = Field(default=0.5, ge=0, le=60)
+    latency_runtime: Literal[LATENCY_RUNTIMES] = "torch"  # what runs the network while it is timed
     train_threads: int | None = Field(default=None, ge=1)
     zero_cost: bool | list[str] = True
     warm_start: list[str] = Field(default_factory=list)  # trained first: baselines by name, "baselines", spec files
@@ -211,7 +213,7 @@ class RunConfig(_Strict):
             latency_device=self.latency_device, latency_batch_size=self.latency_batch_size,
             latency_repeats=self.latency_repeats, latency_warmup=self.latency_warmup,
             latency_threads=self.latency_threads, latency_min_time_s=self.latency_min_time_s,
-            train_threads=self.train_threads,
+            latency_runtime=self.latency_runtime, train_threads=self.train_threads,
             zero_cost=tuple(self.zero_cost) if isinstance(self.zero_cost, list) else self.zero_cost)
 
     def to_data(self) -> dict[str, Any]:
@@ -228,6 +230,8 @@ class RunConfig(_Strict):
         if "latency_ms" in self.objectives or self.constraints.max_latency_ms is not None:
             for key in LATENCY_KEYS:
                 found[key] = data[key]
+            if self.latency_runtime != "torch":  # runs timed by torch keep the fingerprint they always had
+                found["latency_runtime"] = self.latency_runtime
         return found
 
     def budget_key(self) -> str:
@@ -252,6 +256,9 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
                 changes.append(f"{prefix} ({_short(a)} -> {_short(b)})")
 
     old, new = dict(old), dict(new)
+    if "latency_device" in old and "latency_device" in new:  # a run timed by torch leaves its runtime out
+        old.setdefault("latency_runtime", "torch")
+        new.setdefault("latency_runtime", "torch")
     for key in LATENCY_KEYS:  # latency settings matter only while latency is measured for an objective/constraint
         if key not in old or key not in new:
             old.pop(key, None)

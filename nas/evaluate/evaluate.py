@@ -48,6 +48,7 @@ class EvalConfig:
     latency_warmup: int = 5
     latency_threads: int = 1
     latency_min_time_s: float = 0.5  # keep timing until the timed calls span this long (see measure_latency)
+    latency_runtime: str = "torch"  # torch (eager) or onnxruntime (the ONNX graph), see measure_latency
     zero_cost: tuple[str, ...] = ZERO_COST_DEFAULT
     zero_cost_batch_size: int = 64
     train_threads: int | None = None  # torch CPU threads while training; None: the process's (torch's default)
@@ -148,7 +149,8 @@ class TrialResult:
         latency = self.cost.get("latency")
         if latency:
             lines.append(f"latency: median {latency['median_ms']:.3f} ms, IQR {latency['iqr_ms']:.3f} ms "
-                         f"(batch {latency['batch_size']}, {latency['device']}, {latency['threads']} thread(s))")
+                         f"(batch {latency['batch_size']}, {latency['device']}, {latency['threads']} thread(s), "
+                         f"{latency.get('runtime', 'torch')})")
         if self.zero_cost:
             lines.append("zero-cost: " + ", ".join(f"{k}={_fmt(v)}" for k, v in self.zero_cost.items()))
         for point in self.curve:
@@ -281,7 +283,7 @@ def measure_latency_for(model, input_shape, config: EvalConfig):
     return measure.measure_latency(model, input_shape, device=config.latency_device,
                                    batch_size=config.latency_batch_size, warmup=config.latency_warmup,
                                    repeats=config.latency_repeats, threads=config.latency_threads,
-                                   min_time_s=config.latency_min_time_s)
+                                   min_time_s=config.latency_min_time_s, runtime=config.latency_runtime)
 
 
 def proxy_batch(data, config: EvalConfig, input_shape) -> tuple[torch.Tensor, torch.Tensor]:

@@ -67,6 +67,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nas.catalog import LATENCY_RUNTIMES
 from nas.errors import ConfigError
 
 __all__ = [
@@ -354,6 +355,7 @@ class Latency:
     repeats: int
     warmup: int
     threads: int | None
+    runtime: str = "torch"  # what ran the network: torch (eager PyTorch) or onnxruntime (its ONNX graph)
 
     @property
     def samples_per_s(self) -> float:
@@ -368,7 +370,7 @@ class Latency:
     @classmethod
     def from_dict(cls, data: dict) -> "Latency":
         """The inverse of :meth:`to_dict` (the derived ``samples_per_s`` is dropped: it follows from the rest)."""
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # runtime: torch before it was kept
 
 
 def _check_positive(name: str, value: int, minimum: int) -> None:
@@ -385,6 +387,7 @@ def _model_on(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 MAX_LATENCY_REPEATS = 10_000
+RUNTIMES = LATENCY_RUNTIMES
 
 
 def measure_latency(
@@ -398,6 +401,7 @@ def measure_latency(
     threads: int | None = 1,
     dtype: torch.dtype = torch.float32,
     min_time_s: float = 0.0,
+    runtime: str = "torch",
 ) -> Latency:
     """Median and interquartile range (75th - 25th percentile) of at least ``repeats`` timed forward calls.
 
@@ -413,6 +417,9 @@ def measure_latency(
     used is recorded). On CUDA each repeat is timed with ``torch.cuda.Event(enable_timing=True)`` and
     synchronisation, and ``threads`` is recorded as ``None``. If the model is not on ``device`` a copy is
     moved there; the caller's model (and its train/eval flags) is left as it was.
+
+    ``runtime="onnxruntime"`` (CPU only) times the model's ONNX graph, written in memory, in an onnxruntime session
+    with ``threads`` intra-op threads (:mod:`nas.evaluate.onnx_graph`), on the same input.
     """
     _check_positive("batch_size", batch_size, 1)
     _check_positive("warmup", warmup, 0)
@@ -429,6 +436,10 @@ def measure_latency(
         raise ConfigError(f"device {device!r} requested but CUDA is not available", key="device")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"latency is measured on 'cpu' or 'cuda', not {device!r}", key="device")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIMES)})", key="runtime")
+    if runtime == "onnxruntime" and dev.type != "cpu":
+        raise ConfigError("onnxruntime latency is measured on the cpu (CPUExecutionProvider)", key="device")
 
     shape = (batch_size, *tuple(int(s) for s in input_shape_without_batch))
     gen = torch.Generator().manual_seed(0)
@@ -439,6 +450,8 @@ def measure_latency(
     x = x.to(dev)
     net = _model_on(model, dev)
     times_ms: list[float] = []
+    if runtime == "onnxruntime":
+        return _onnxruntime_latency(net, x, warmup=warmup, repeats=repeats, threads=threads, min_time_s=min_time_s)
 
     prev_threads = torch.get_num_threads()
     used_threads: int | None = None
@@ -474,17 +487,35 @@ def measure_latency(
         if dev.type == "cpu":
             torch.set_num_threads(prev_threads)
 
+    return _latency_of(times_ms, str(dev), batch_size, warmup, used_threads, "torch")
+
+
+def _onnxruntime_latency(net: nn.Module, x: torch.Tensor, *, warmup: int, repeats: int, threads: int | None,
+                         min_time_s: float) -> Latency:
+    from nas.evaluate.onnx_graph import onnx_bytes, ort_session
+
+    with _ModesSaved(net):
+        session = ort_session(onnx_bytes(net, x), threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times_ms: list[float] = []
+    total_ms, min_total_ms = 0.0, 1000.0 * float(min_time_s)
+    while len(times_ms) < repeats or (total_ms < min_total_ms and len(times_ms) < MAX_LATENCY_REPEATS):
+        t0 = time.perf_counter_ns()
+        session.run(None, feed)
+        times_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        total_ms += times_ms[-1]
+    return _latency_of(times_ms, "cpu", int(x.shape[0]), warmup,
+                       session.get_session_options().intra_op_num_threads or None, "onnxruntime")
+
+
+def _latency_of(times_ms: list[float], device: str, batch_size: int, warmup: int, threads: int | None,
+                runtime: str) -> Latency:
     arr = np.asarray(times_ms, dtype=np.float64)
     q25, q50, q75 = np.percentile(arr, [25, 50, 75])
-    return Latency(
-        device=str(dev),
-        batch_size=batch_size,
-        median_ms=float(q50),
-        iqr_ms=float(max(0.0, q75 - q25)),
-        repeats=len(times_ms),
-        warmup=warmup,
-        threads=used_threads,
-    )
+    return Latency(device=device, batch_size=batch_size, median_ms=float(q50), iqr_ms=float(max(0.0, q75 - q25)),
+                   repeats=len(times_ms), warmup=warmup, threads=threads, runtime=runtime)
 
 
 def measure_throughput(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from nas.archjson import ARCH_FILE, export_dir, read_arch
+from nas.catalog import RUNTIME_NAMES
 from nas.data import load_dataset
 from nas.errors import ExportError
 from nas.export.graph import INIT_SEED, ONNX_FILE
@@ -164,7 +165,8 @@ def _card_table(record: dict, out: Path) -> list[str]:
     if latency:
         lines.append(f"| CPU latency | median {latency['median_ms']:.3f} ms, IQR {latency['iqr_ms']:.3f} ms "
                      f"(batch {latency['batch_size']}, {latency['threads']} thread(s), {latency['device']}, "
-                     f"PyTorch eager, {latency['repeats']} runs after {latency['warmup']} warm-up; "
+                     f"{RUNTIME_NAMES.get(latency.get('runtime', 'torch'))}, "
+                     f"{latency['repeats']} runs after {latency['warmup']} warm-up; "
                      f"{cost.get('latency_cpu', '')}) |")
     else:
         lines.append("| CPU latency | not measured |")

@@ -48,14 +48,15 @@ FORMATS = ("onnx", "torchscript")  # the built-in formats, written by default
 def export_model(spec: ArchSpec | Mapping[str, Any], out_dir: str | os.PathLike, *, input_shape: Sequence[int],
                  num_classes: int, state_dict: Mapping[str, Any] | None = None, metrics: dict | None = None,
                  source: dict | None = None, opset: int | None = None, preprocessing: dict | None = None,
-                 formats: Sequence[str] = FORMATS, latency_repeats: int = 50) -> dict:
+                 formats: Sequence[str] = FORMATS, latency_repeats: int = 50, latency_runtime: str = "torch") -> dict:
     """Write the export folder ``out_dir`` for ``spec`` built for ``input_shape`` / ``num_classes``.
 
     ``state_dict`` (the trained weights) is checked against the architecture and written as ``model.safetensors``;
     without it there are no weights (ONNX / TorchScript then hold the seeded initialisation, and the card says so).
     ``metrics`` (e.g. ``{"accuracy": 0.93}`` from the search's proxy training), ``source`` (e.g. ``{"run": name,
     "trial": 12}``) and ``preprocessing`` (normalisation) go into ``metrics.json`` and ``MODEL.md``. ``formats``
-    picks the runnable files (``onnx``, ``torchscript``); ``latency_repeats=0`` skips the latency measurement.
+    picks the runnable files (``onnx``, ``torchscript``); ``latency_repeats=0`` skips the latency measurement, and
+    ``latency_runtime`` (``torch`` or ``onnxruntime``) says what runs the network while it is timed.
 
     Returns the paths written (``arch``, ``weights``, ``onnx``, ``torchscript``, ``metrics``, ``card``; None for a
     file not written) and ``onnx_max_abs_diff`` / ``torchscript_max_abs_diff``. If the ONNX or TorchScript export or
@@ -95,7 +96,7 @@ def export_model(spec: ArchSpec | Mapping[str, Any], out_dir: str | os.PathLike,
     else:
         remove_file(out / WEIGHTS_FILE)  # never leave the weights of an earlier export next to a new arch.json
 
-    cost = _costs(model, input_shape, latency_repeats)
+    cost = _costs(model, input_shape, latency_repeats, latency_runtime)
     files, failures = _write_formats(model, input_shape, out, formats, {"opset": opset}, paths)
 
     record = {
@@ -145,16 +146,16 @@ def check_target_dir(out: Path, spec_hash: str, force: bool) -> None:
                           file=str(out))
 
 
-def _costs(model, input_shape: Sequence[int], latency_repeats: int) -> dict[str, Any]:
+def _costs(model, input_shape: Sequence[int], latency_repeats: int, runtime: str = "torch") -> dict[str, Any]:
     """Params, FLOPs (on the seeded check input) and, unless ``latency_repeats`` is 0, the CPU latency (batch 1, one
-    thread) of the model, with the CPU's name."""
+    thread, run by ``runtime``) of the model, with the CPU's name."""
     import torch
 
     example = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(CHECK_SEED))
     cost: dict[str, Any] = {"params": count_params(model), "flops": count_flops(model, example)}
     if latency_repeats > 0:
         latency = measure_latency(model, input_shape, device="cpu", batch_size=1, warmup=min(10, latency_repeats),
-                                  repeats=int(latency_repeats), threads=1)
+                                  repeats=int(latency_repeats), threads=1, runtime=runtime)
         cost["latency"] = latency.to_dict()
     cost["latency_cpu"] = cpu_name()
     return cost

@@ -2,14 +2,13 @@
 written (ONNX with onnxruntime). Why these exporters: see :mod:`nas.export`."""
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from nas.errors import ExportError, one_line
+from nas.evaluate.onnx_graph import quiet_exporters, torchscript_onnx_fixes
 from nas.io import remove_file
 
 ONNX_FILE = "model.onnx"
@@ -24,61 +23,6 @@ ONNX_TOLERANCE = 1e-4
 ONNX_RTOL = 1e-3
 CHECK_SEED = 0
 INIT_SEED = 0  # initialisation of an export without weights (graph only)
-
-
-def _movedim_symbolic():
-    """``aten::movedim`` for the TorchScript ONNX exporter with negative dims normalised (the stock symbolic
-    writes them into Transpose's ``perm`` as they are, which is invalid ONNX)."""
-    from torch.onnx import symbolic_helper
-
-    @symbolic_helper.parse_args("v", "t", "t")
-    def movedim(g, self, source, destination):
-        rank = symbolic_helper._get_tensor_rank(self)
-        if rank is None:
-            raise RuntimeError("movedim: the input rank is unknown")
-        src = [int(s) % rank for s in source.view(-1).tolist()]
-        dst = [int(d) % rank for d in destination.view(-1).tolist()]
-        perm: list[int | None] = [None] * rank
-        for s, d in zip(src, dst):
-            perm[d] = s
-        rest = iter(i for i in range(rank) if i not in src)
-        order = [p if p is not None else next(rest) for p in perm]
-        if order == list(range(rank)):
-            return self
-        return g.op("Transpose", self, perm_i=order)
-
-    return movedim
-
-
-@contextlib.contextmanager
-def _torchscript_onnx_fixes(opset: int):
-    import torch
-
-    torch.onnx.register_custom_op_symbolic("aten::movedim", _movedim_symbolic(), opset)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            torch.onnx.unregister_custom_op_symbolic("aten::movedim", opset)
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Silence the exporters' deprecation and tracer warnings and the dynamo exporter's log lines (they concern
-    torch, not the user's model; a failure is reported as one line)."""
-    import logging
-
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            for logger in loggers:
-                logger.setLevel(logging.CRITICAL)
-            yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
 
 
 def _check_inputs(input_shape: Sequence[int]):
@@ -169,9 +113,9 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
     for name in exporters:
         remove_file(tmp)
         try:
-            with _quiet(), torch.no_grad():
+            with quiet_exporters(), torch.no_grad():
                 if name == "torchscript":
-                    with _torchscript_onnx_fixes(opset):
+                    with torchscript_onnx_fixes(opset):
                         torch.onnx.export(model, (inputs[0],), str(tmp), dynamo=False, opset_version=opset,
                                           input_names=["input"], output_names=["logits"],
                                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
@@ -252,7 +196,7 @@ def export_torchscript(model, input_shape: Sequence[int], path: str | os.PathLik
     inputs = _check_inputs(input_shape)
     model.eval()
     try:
-        with _quiet(), torch.no_grad():
+        with quiet_exporters(), torch.no_grad():
             traced = torch.jit.trace(model, (inputs[0],), check_trace=False)
             traced.save(str(tmp))
             loaded = torch.jit.load(str(tmp), map_location="cpu")

@@ -74,7 +74,8 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     out = Path(out_dir) if out_dir is not None else run.path / "exports" / f"trial-{chosen.number:04d}"
     check_target_dir(out, spec.hash(), force)
     return export_model(spec, out, input_shape=shape, num_classes=int(data.num_classes), metrics=metrics,
-                        source=source, opset=opset, preprocessing=pre, latency_repeats=latency_repeats)
+                        source=source, opset=opset, preprocessing=pre, latency_repeats=latency_repeats,
+                        latency_runtime=config.latency_runtime)
 
 
 def export_from(target: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, trial: int | None = None,

@@ -151,7 +151,8 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
     except (RuntimeError, MemoryError) as e:  # e.g. a --batch-size that does not fit in memory
 
         raise RunError(f"cannot time the models ({eval_config.latency_device}, batch {eval_config.latency_batch_size}, "
-                       f"{eval_config.latency_threads} thread(s)): {one_line(e, 200)}", file=where) from None
+                       f"{eval_config.latency_threads} thread(s), {eval_config.latency_runtime}): {one_line(e, 200)}",
+                       file=where) from None
     for label in built:
         rounds_ms = times[label]
         models[label].update({"rounds_ms": rounds_ms, "median_ms": float(np.median(rounds_ms)),
@@ -162,7 +163,8 @@ def remeasure(run_dir: str | os.PathLike, *, trials: str | Sequence[int] = "fron
         "rounds": rounds,
         "settings": {"device": eval_config.latency_device, "batch_size": eval_config.latency_batch_size,
                      "threads": eval_config.latency_threads, "warmup": eval_config.latency_warmup,
-                     "repeats": eval_config.latency_repeats, "min_time_s": eval_config.latency_min_time_s},
+                     "repeats": eval_config.latency_repeats, "min_time_s": eval_config.latency_min_time_s,
+                     "runtime": eval_config.latency_runtime},
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name(0) if eval_config.latency_device.startswith("cuda") else None},

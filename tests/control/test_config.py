@@ -149,3 +149,13 @@ def test_an_exported_arch_json_given_as_the_run_config_is_named_as_such(tmp_path
     arch.write_text(json.dumps({"format": "patternnas-arch", "spec": {}}))
     with pytest.raises(ConfigError, match=r"arch.json: is an exported architecture, not a run config"):
         load_config(arch)
+
+
+def test_the_latency_runtime_is_part_of_a_latency_run_fingerprint():
+    torch_run, _ = load_config({"space": "vision", "trials": 2, "objectives": ["accuracy", "latency_ms"]})
+    assert "latency_runtime" not in torch_run.fingerprint("x")  # runs timed by torch keep their fingerprints
+    ort_run, _ = load_config({"space": "vision", "trials": 2, "objectives": ["accuracy", "latency_ms"],
+                              "latency_runtime": "onnxruntime"})
+    assert describe_changes(torch_run.fingerprint("x"), ort_run.fingerprint("x")) == [
+        "latency_runtime (torch -> onnxruntime)"]
+    assert ort_run.eval_options()["latency_runtime"] == "onnxruntime"

@@ -380,3 +380,24 @@ def test_a_run_whose_journal_is_gone_is_refused_and_not_recreated(tmp_path):
             read()
         assert e.value.file == str(run / "journal.log")
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_search_timed_by_onnxruntime_says_so_in_the_trial_show_and_card(tmp_path):
+    """latency_runtime: onnxruntime: each trial's latency is its ONNX graph's in onnxruntime, recorded with the
+    runtime, and `nas show` and the exported MODEL.md name it."""
+    from nas.export import export_trial
+    from nas.inspection import trial_detail, trial_text
+
+    config = write_config(tmp_path, "ort", trials=2, latency_runtime="onnxruntime")
+    study = nas.search(config, runs_dir=tmp_path / "runs", quiet=True)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert done
+    for t in done:
+        latency = t.user_attrs["cost"]["latency"]
+        assert latency["runtime"] == "onnxruntime" and latency["threads"] == 1
+        assert t.user_attrs["objectives"]["latency_ms"] == latency["median_ms"] > 0
+    run = tmp_path / "runs" / "ort"
+    assert "1 thread(s), onnxruntime)" in trial_text(trial_detail(run, done[0].number))
+    export_trial(run, trial=done[0].number, out_dir=tmp_path / "export", latency_repeats=3)
+    card = (tmp_path / "export" / "MODEL.md").read_text()
+    assert "ONNX Runtime (CPU)" in card and "PyTorch eager" not in card

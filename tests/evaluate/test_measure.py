@@ -202,6 +202,47 @@ def test_latency_bad_settings_are_user_errors(kwargs):
         measure_latency(nn.Linear(2, 2), (2,), **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, key", [({"runtime": "tensorrt"}, "runtime"),
+                                         ({"runtime": "onnxruntime", "device": "cuda"}, "device")])
+def test_latency_runtime_errors_name_the_key(kwargs, key):
+    with pytest.raises(ConfigError) as e:
+        measure_latency(nn.Linear(2, 2), (2,), **kwargs)
+    assert e.value.key == key
+
+
+def _baselines():
+    from nas.grammar import load_space
+
+    for name in ("vision", "mobile", "sequence"):
+        space = load_space(name)
+        for label, spec in sorted(space.baselines.items()):
+            yield pytest.param(spec, space.reference_input, id=f"{name}-{label}")
+
+
+@pytest.mark.parametrize("spec, reference", list(_baselines()))
+def test_onnxruntime_times_the_graph_of_every_baseline(spec, reference):
+    """Every baseline of the shipped spaces (conv, MBConv with SE, ConvNeXt, attention, transformer, Mamba) is timed by
+    onnxruntime on its ONNX graph written in memory, which computes what the torch model computes; the record says
+    which runtime ran it and is read back whole (an older record without the runtime reads as torch)."""
+    from nas.builder import build
+    from nas.evaluate.onnx_graph import onnx_bytes, ort_session
+
+    shape, classes = reference
+    torch.manual_seed(0)
+    model = build(spec, shape, classes).eval()
+    lat = measure_latency(model, shape, warmup=1, repeats=3, threads=1, runtime="onnxruntime")
+    assert lat.runtime == "onnxruntime" and lat.threads == 1 and lat.device == "cpu" and lat.median_ms > 0
+    assert Latency.from_dict(lat.to_dict()) == lat
+    older = {k: v for k, v in lat.to_dict().items() if k != "runtime"}
+    assert Latency.from_dict(older).runtime == "torch"
+    assert not model.training  # the caller's model is left as it was
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
+    session = ort_session(onnx_bytes(model, x[:1]), threads=1)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        assert float((model(x) - torch.from_numpy(got)).abs().max()) < 1e-3
+
+
 def test_peak_memory_needs_cuda():
     if torch.cuda.is_available():
         net = nn.Linear(64, 64).cuda()

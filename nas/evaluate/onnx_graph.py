@@ -1,0 +1,113 @@
+"""ONNX graphs of a network for the evaluator and the export: the TorchScript-based exporter with this package's
+fixes, quiet; a graph written in memory and an onnxruntime session over it, with fixed threads (how
+``latency_runtime: onnxruntime`` times a candidate: onnxruntime is what many deploy, and it runs the graph without
+PyTorch's eager overheads). The export's own writing and checking of model.onnx is :mod:`nas.export.graph`."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from typing import Any
+
+OPSET = 17  # the opset of the in-memory graph (nas export's default)
+
+
+def movedim_symbolic():
+    """``aten::movedim`` for the TorchScript ONNX exporter with negative dims normalised (the stock symbolic
+    writes them into Transpose's ``perm`` as they are, which is invalid ONNX)."""
+    from torch.onnx import symbolic_helper
+
+    @symbolic_helper.parse_args("v", "t", "t")
+    def movedim(g, self, source, destination):
+        rank = symbolic_helper._get_tensor_rank(self)
+        if rank is None:
+            raise RuntimeError("movedim: the input rank is unknown")
+        src = [int(s) % rank for s in source.view(-1).tolist()]
+        dst = [int(d) % rank for d in destination.view(-1).tolist()]
+        perm: list[int | None] = [None] * rank
+        for s, d in zip(src, dst):
+            perm[d] = s
+        rest = iter(i for i in range(rank) if i not in src)
+        order = [p if p is not None else next(rest) for p in perm]
+        if order == list(range(rank)):
+            return self
+        return g.op("Transpose", self, perm_i=order)
+
+    return movedim
+
+
+@contextlib.contextmanager
+def torchscript_onnx_fixes(opset: int):
+    import torch
+
+    torch.onnx.register_custom_op_symbolic("aten::movedim", movedim_symbolic(), opset)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            torch.onnx.unregister_custom_op_symbolic("aten::movedim", opset)
+
+
+@contextlib.contextmanager
+def quiet_exporters():
+    """Silence the exporters' deprecation and tracer warnings and the dynamo exporter's log lines (they concern
+    torch, not the user's model; a failure is reported as one line)."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for logger in loggers:
+                logger.setLevel(logging.CRITICAL)
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def onnx_bytes(model, example, *, opset: int = OPSET) -> bytes:
+    """``model`` (in eval mode) as an ONNX graph in memory, for inputs shaped as ``example`` with a free batch axis:
+    the TorchScript-based exporter with this package's fixes, else the dynamo exporter."""
+    import torch
+
+    model.eval()
+    errors = []
+    with quiet_exporters(), torch.no_grad():
+        try:
+            buffer = io.BytesIO()
+            with torchscript_onnx_fixes(opset):
+                torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset,
+                                  input_names=["input"], output_names=["logits"],
+                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+            return buffer.getvalue()
+        except Exception as e:  # noqa: BLE001 - try the other exporter, then report both
+            errors.append(f"torchscript exporter: {e}")
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                path = os.path.join(folder, "model.onnx")
+                torch.onnx.export(model, (example,), path, dynamo=True, opset_version=opset, input_names=["input"],
+                                  output_names=["logits"], external_data=False, verbose=False)
+                with open(path, "rb") as f:
+                    return f.read()
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"dynamo exporter: {e}")
+    raise RuntimeError("ONNX export for onnxruntime failed: " + "; ".join(errors))
+
+
+def ort_session(graph: bytes, threads: int | None = 1) -> Any:
+    """An onnxruntime CPU session over ``graph`` with ``threads`` intra-op threads (one inter-op thread, sequential
+    execution, full graph optimisation): the same settings in every process, so that timings compare."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
