@@ -48,7 +48,7 @@ def test_measures_the_front_together_and_leaves_the_storage_alone(run):
         assert m["median_ms"] == float(np.median(m["rounds_ms"]))
         assert isinstance(m["stored_latency_ms"], float) and m["values"]["latency_ms"] == m["stored_latency_ms"]
     assert record["settings"] == {"device": "cpu", "batch_size": 1, "threads": 1, "warmup": 0, "repeats": 2,
-                                  "min_time_s": 0.02, "runtime": "torch"}  # the run's own latency settings (tiny config)
+                                  "min_time_s": 0.02, "runtime": "torch"}  # the run's latency settings (tiny config)
     assert json.loads((run / LATENCY_FILE).read_text()) == record
     after = _snapshot(run)
     assert {k: v for k, v in after.items() if k != LATENCY_FILE} == before  # the journal, config... untouched

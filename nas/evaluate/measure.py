@@ -69,6 +69,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nas.catalog import LATENCY_RUNTIMES
 from nas.errors import ConfigError
+from nas.evaluate.onnx_graph import onnx_bytes, ort_session
 
 __all__ = [
     "Latency",
@@ -492,8 +493,6 @@ def measure_latency(
 
 def _onnxruntime_latency(net: nn.Module, x: torch.Tensor, *, warmup: int, repeats: int, threads: int | None,
                          min_time_s: float) -> Latency:
-    from nas.evaluate.onnx_graph import onnx_bytes, ort_session
-
     with _ModesSaved(net):
         session = ort_session(onnx_bytes(net, x), threads)
     feed = {session.get_inputs()[0].name: x.numpy()}
