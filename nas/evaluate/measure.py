@@ -57,9 +57,12 @@ the forward. :func:`peak_memory_bytes` (CUDA only) measures the real allocator p
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import platform
 import time
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -70,6 +73,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nas.catalog import LATENCY_RUNTIMES
 from nas.errors import ConfigError
 from nas.evaluate.onnx_graph import onnx_bytes, ort_session
+from nas.version import __version__
 
 __all__ = [
     "Latency",
@@ -345,6 +349,27 @@ def peak_memory_bytes(model: nn.Module, example_input: Any, *, backward: bool = 
 
 
 # ---------------------------------------------------------------------------------------------------- latency
+def versions() -> dict:
+    """The versions a measurement or an export was made with: this package, torch, python, onnxruntime."""
+    found = {"nas": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        found["onnxruntime"] = onnxruntime.__version__
+    return found
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform says."""
+    name = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return name or platform.processor() or platform.machine() or "unknown CPU"
+
+
 @dataclass
 class Latency:
     """Result of :func:`measure_latency` (times in milliseconds per forward call of ``batch_size`` samples)."""

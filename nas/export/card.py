@@ -1,7 +1,6 @@
 """metrics.json and MODEL.md: what an export holds, how it was made and measured, rendered as a model card."""
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -16,7 +15,6 @@ from nas.export.graph import INIT_SEED, ONNX_FILE
 from nas.export.weights import WEIGHTS_FILE
 from nas.io import now, read_text, write_atomic
 from nas.objectives import label as objective_label
-from nas.version import __version__
 
 METRICS_FORMAT = "patternnas-metrics"
 CARD_FILE = "MODEL.md"
@@ -42,31 +40,6 @@ def plain_data(value: Any) -> Any:
             return None
         return number
     return str(value)
-
-
-def versions() -> dict:
-    import platform
-
-    import torch
-
-    versions = {"nas": __version__, "torch": torch.__version__, "python": platform.python_version()}
-    with contextlib.suppress(ImportError):
-        import onnxruntime
-
-        versions["onnxruntime"] = onnxruntime.__version__
-    return versions
-
-
-def cpu_name() -> str:
-    import platform
-
-    name = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return name or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def read_metrics(out_dir: str | os.PathLike) -> dict:

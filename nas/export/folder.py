@@ -11,8 +11,8 @@ from typing import Any, Callable, Mapping, Sequence
 from nas.archjson import ARCH_FILE, arch_record
 from nas.builder import build
 from nas.errors import ExportError
-from nas.evaluate.measure import count_flops, count_params, measure_latency
-from nas.export.card import CARD_FILE, METRICS_FILE, METRICS_FORMAT, cpu_name, plain_data, render_card, versions
+from nas.evaluate.measure import count_flops, count_params, cpu_name, measure_latency, versions
+from nas.export.card import CARD_FILE, METRICS_FILE, METRICS_FORMAT, plain_data, render_card
 from nas.export.graph import (
     CHECK_SEED,
     INIT_SEED,
