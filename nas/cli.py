@@ -112,7 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num", type=int, default=5, help="how many (default 5)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the first sample (the next ones: +1, +2, ...)")
     p.add_argument("--json", action="store_true", help="print the spec JSON of each sample instead")
+    p.add_argument("--latency-table", default=None, metavar="FILE",
+                   help="also print each sample's latency predicted by this table (nas latency-table)")
     p.set_defaults(handler=_space_sample)
+
+    p = commands.add_parser("latency-table", help="measure the parts of a space's networks on this machine, for "
+                                                  "latency predicted without timing (resumable)")
+    p.add_argument("file", help="a search-space YAML or a shipped name")
+    p.add_argument("--out", required=True, help="the table file (JSON); an existing one is continued")
+    p.add_argument("--networks", type=_int_in(1), default=200, help="sampled networks whose parts are timed")
+    p.add_argument("--overhead-networks", type=_int_in(2), default=20,
+                   help="of them, timed whole to fit the per-network overhead (default 20)")
+    p.add_argument("--rounds", type=_int_in(1), default=3, help="interleaved rounds per part (default 3)")
+    p.add_argument("--threads", type=_int_in(1), default=1, help="CPU threads while timing (default 1)")
+    p.add_argument("--batch", type=_int_in(1), default=1, help="batch size (default 1)")
+    p.add_argument("--runtime", default="torch", choices=["torch"], help="what runs the parts (torch so far)")
+    p.add_argument("--device", default="cpu", choices=["cpu"], help="where the parts run (cpu so far)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the first sampled network")
+    p.set_defaults(handler=_latency_table)
 
     p = commands.add_parser("eval", help="evaluate one spec (or one sample of a space) on a dataset")
     p.add_argument("target", help="a spec file (.json/.yaml) or an export (its folder or arch.json), or a space "
@@ -256,6 +273,11 @@ def _space_sample(args) -> int:
 
     space = _load_space(args.file)
     shape, classes = space.reference_input
+    table = None
+    if args.latency_table:
+        from nas.evaluate.latency_table import LatencyTable  # heavy: torch
+
+        table = LatencyTable.load(args.latency_table).check_space(space)
     for i in range(args.num):
         spec = space.sample(args.seed + i)
         if args.json:
@@ -265,7 +287,21 @@ def _space_sample(args) -> int:
         params, flops = costs["params"], costs["flops"]
         problems = violations(space, spec, costs=costs) if space.constraints else []
         flag = f"  [violates: {'; '.join(problems)}]" if problems else ""
-        print(f"{spec.hash()}  params={_si(params):>7}  flops={_si(flops):>7}  {spec.summary()}{flag}")
+        predicted = f"  latency={table.predict(spec, fill=True):.3f}ms" if table else ""
+        print(f"{spec.hash()}  params={_si(params):>7}  flops={_si(flops):>7}{predicted}  {spec.summary()}{flag}")
+    return 0
+
+
+def _latency_table(args) -> int:
+    from nas.evaluate.latency_table import make_table  # heavy: torch
+
+    table = make_table(_load_space(args.file), args.out, networks=args.networks,
+                       overhead_networks=min(args.overhead_networks, args.networks), rounds=args.rounds,
+                       seed=args.seed, runtime=args.runtime, threads=args.threads, batch_size=args.batch,
+                       device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    fit = table.fit
+    print(f"{args.out}: {len(table.parts)} parts; whole = {fit['intercept_ms']:.3f} ms + {fit['slope']:.3f} x parts "
+          f"(fitted on {fit['networks']} networks)")
     return 0
 
 

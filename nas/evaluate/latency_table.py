@@ -1,0 +1,299 @@
+"""Latency predicted from a per-part table measured once on the target (Once-for-All's and nn-Meter's idea, on the
+parts this package already splits a network into for counting).
+
+A network is its parts (:func:`nas.builder.layout`: the stem, each downsampler, each cell, the fusion, the head),
+each keyed by what decides its cost. :func:`make_table` times the distinct parts of a set of networks, each part
+built alone and fed its own input at the table's batch size, in interleaved rounds after a warm-up, the median of
+the rounds kept; then it times ``overhead_networks`` whole networks and fits ``whole = intercept + slope x (sum of
+the parts)`` by least squares (what the parts do not see: the network's own glue, memory traffic between parts).
+:meth:`LatencyTable.predict` sums a network's parts and applies the fit: no build, no timing, the same number in
+every process and on every machine for the same table. A part the table lacks is measured on demand
+(:meth:`LatencyTable.fill`) and appended.
+
+The table is a JSON file: the settings (space and its fingerprint, input, classes, runtime, threads, batch, device),
+the machine and versions, every part (key hash -> median ms, its rounds, its kind) and the fit. Parts are written
+as they are measured (atomically, every chunk), so a killed table resumes where it stopped.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.builder import Part, build, layout
+from nas.errors import ConfigError
+from nas.evaluate.measure import cpu_name, measure_latency, versions
+from nas.io import write_atomic
+from nas.spec import ArchSpec
+
+TABLE_FORMAT = 1
+SETTINGS = ("space", "space_fingerprint", "input_shape", "num_classes", "runtime", "threads", "batch_size", "device")
+CHUNK = 24  # parts timed together in interleaved rounds, then written
+
+
+def part_key(part: Part) -> str:
+    """A stable name for a part: the hash of its key's text (channels, sizes, context, the cell's spec), the same in
+    every process for the same version of the builder."""
+    return hashlib.sha256(repr(part.key).encode()).hexdigest()[:20]
+
+
+def parts_of(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> list[Part]:
+    """Every part of the network, in build order, repeats included (a network's latency sums all of them)."""
+    plan = layout(spec, input_shape, num_classes)
+    return [plan.stem, *(p for stage in plan.stages for p in stage), *([plan.fusion] if plan.fusion else []),
+            plan.head]
+
+
+@dataclass
+class LatencyTable:
+    """A latency table: settings, measured parts and the whole-network fit (see the module docstring)."""
+
+    settings: dict[str, Any]
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fit: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    # -- prediction ---------------------------------------------------------------------------------------------
+    def missing(self, spec: ArchSpec) -> list[Part]:
+        shape, classes = self.settings["input_shape"], self.settings["num_classes"]
+        seen: set[str] = set()
+        out = []
+        for part in parts_of(spec, shape, classes):
+            key = part_key(part)
+            if key not in self.parts and key not in seen:
+                seen.add(key)
+                out.append(part)
+        return out
+
+    def parts_sum(self, spec: ArchSpec) -> float:
+        """The sum of the network's parts in ms; KeyError naming the first part the table lacks."""
+        shape, classes = self.settings["input_shape"], self.settings["num_classes"]
+        total = 0.0
+        for part in parts_of(spec, shape, classes):
+            entry = self.parts.get(part_key(part))
+            if entry is None:
+                raise KeyError(f"the table has no {part.key[0]} part of this network (measure it with fill)")
+            total += entry["ms"]
+        return total
+
+    def predict(self, spec: ArchSpec, *, fill: bool = False) -> float:
+        """Predicted latency in ms of the network at the table's input: the fit applied to the sum of its parts
+        (``fill``: parts the table lacks are measured first and appended)."""
+        if fill:
+            self.fill(spec)
+        total = self.parts_sum(spec)
+        return float(self.fit.get("intercept_ms", 0.0) + self.fit.get("slope", 1.0) * total)
+
+    def fill(self, spec: ArchSpec, *, rounds: int = 3, progress: Callable[[str], None] | None = None) -> int:
+        """Measure (and append, saving the file) the parts of ``spec`` the table lacks; how many were measured."""
+        parts = self.missing(spec)
+        if parts:
+            time_parts(self, parts, rounds=rounds, progress=progress)
+        return len(parts)
+
+    def check_space(self, space) -> "LatencyTable":
+        """This table, if it was made for ``space`` (its fingerprint); else a one-line error naming the file."""
+        if self.settings["space_fingerprint"] != space.fingerprint():
+            raise ConfigError(f"the table is for another space ({self.settings['space']!r}, or that space changed "
+                              f"since), not {space.name!r}", file=str(self.path) if self.path else None)
+        return self
+
+    # -- file ------------------------------------------------------------------------------------------------
+    def to_data(self) -> dict[str, Any]:
+        return {"format": TABLE_FORMAT, "settings": self.settings, "machine": self.machine, "fit": self.fit,
+                "parts": self.parts}
+
+    def save(self, path: str | os.PathLike | None = None) -> None:
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            return
+        write_atomic(target, json.dumps(self.to_data(), indent=1, sort_keys=True))
+        self.path = target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LatencyTable":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError("no such latency table", file=str(path)) from None
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"not a latency table (unreadable JSON: {e})", file=str(path)) from None
+        if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or not isinstance(data.get("parts"),
+                                                                                                dict):
+            raise ConfigError(f"not a latency table of format {TABLE_FORMAT}", file=str(path))
+        settings = data.get("settings") or {}
+        missing = [k for k in SETTINGS if k not in settings]
+        if missing:
+            raise ConfigError(f"latency table lacks setting {missing[0]!r}", file=str(path), key="settings")
+        settings["input_shape"] = tuple(settings["input_shape"])
+        return cls(settings=settings, parts=data["parts"], fit=data.get("fit") or {},
+                   machine=data.get("machine") or {}, path=path)
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(), **versions(),
+            "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+
+
+# -- timing --------------------------------------------------------------------------------------------------
+def _batch_inputs(part: Part, batch_size: int) -> tuple:
+    """The part's example inputs (tensors, or lists of them for the fusion) at ``batch_size``, seeded."""
+    gen = torch.Generator().manual_seed(0)
+
+    def at_batch(x):
+        if isinstance(x, (list, tuple)):
+            return type(x)(at_batch(v) for v in x)
+        return torch.randn(batch_size, *x.shape[1:], generator=gen)
+
+    return tuple(at_batch(x) for x in part.example())
+
+
+def _time_once(module: torch.nn.Module, inputs: tuple, repeats: int) -> float:
+    """Median ms of ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        module(*inputs)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return float(np.median(times))
+
+
+def time_parts(table: LatencyTable, parts: Sequence[Part], *, rounds: int = 3, repeats: int = 10, warmup: int = 3,
+               progress: Callable[[str], None] | None = None) -> None:
+    """Time ``parts`` into ``table``: chunks of :data:`CHUNK` parts, each chunk in ``rounds`` rounds of a shuffled
+    order (so that a burst of another process spreads over parts instead of landing on one), ``repeats`` calls per
+    part and round after ``warmup``; a part's value is the median of its rounds. The file is saved after each
+    chunk."""
+    s = table.settings
+    if s["runtime"] != "torch" or s["device"] != "cpu":
+        raise ConfigError("per-part tables are measured with the torch runtime on the cpu", key="runtime")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(s["threads"]))
+    rng = random.Random(0)
+    try:
+        for start in range(0, len(parts), CHUNK):
+            chunk = list(parts[start:start + CHUNK])
+            built = []
+            for part in chunk:
+                torch.manual_seed(0)
+                built.append((part, part.make().eval(), _batch_inputs(part, int(s["batch_size"]))))
+            times: dict[int, list[float]] = {i: [] for i in range(len(built))}
+            with torch.inference_mode():
+                for _, module, inputs in built:
+                    for _ in range(warmup):
+                        module(*inputs)
+                for _ in range(rounds):
+                    order = list(range(len(built)))
+                    rng.shuffle(order)
+                    for i in order:
+                        times[i].append(_time_once(built[i][1], built[i][2], repeats))
+            for i, (part, _, _) in enumerate(built):
+                table.parts[part_key(part)] = {"ms": float(np.median(times[i])), "rounds": times[i],
+                                               "kind": str(part.key[0])}
+            table.save()
+            if progress:
+                progress(f"parts {min(start + CHUNK, len(parts))}/{len(parts)}")
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int = 3, repeats: int = 10,
+                 progress: Callable[[str], None] | None = None) -> None:
+    """Time ``specs`` whole (interleaved rounds, the table's settings) and fit ``whole = intercept + slope x sum``."""
+    s = table.settings
+    shape, classes = s["input_shape"], s["num_classes"]
+    models = []
+    for spec in specs:
+        torch.manual_seed(0)
+        models.append((spec, build(spec, shape, classes).eval()))
+    whole: list[list[float]] = [[] for _ in models]
+    rng = random.Random(1)
+    for r in range(rounds):
+        order = list(range(len(models)))
+        rng.shuffle(order)
+        for i in order:
+            whole[i].append(measure_latency(models[i][1], shape, batch_size=int(s["batch_size"]), warmup=3,
+                                            repeats=repeats, threads=int(s["threads"])).median_ms)
+        if progress:
+            progress(f"whole networks: round {r + 1}/{rounds}")
+    sums = np.array([table.parts_sum(spec) for spec, _ in models])
+    measured = np.array([float(np.median(w)) for w in whole])
+    slope, intercept = np.polyfit(sums, measured, 1) if len(models) >= 2 else (1.0, 0.0)
+    if not slope > 0:  # a degenerate set (all alike): keep the parts' scale, fit the offset only
+        slope, intercept = 1.0, float(np.median(measured - sums))
+    table.fit = {"intercept_ms": float(intercept), "slope": float(slope), "networks": len(models),
+                 "points": [[float(a), float(b)] for a, b in zip(sums, measured)]}
+    table.save()
+
+
+def new_table(space, *, input_shape: Sequence[int] | None = None, num_classes: int | None = None,
+              runtime: str = "torch", threads: int = 1, batch_size: int = 1, device: str = "cpu",
+              path: str | os.PathLike | None = None) -> LatencyTable:
+    shape, classes = space.reference_input
+    settings = {"space": space.name, "space_fingerprint": space.fingerprint(),
+                "input_shape": tuple(int(x) for x in (input_shape or shape)),
+                "num_classes": int(num_classes or classes), "runtime": runtime, "threads": int(threads),
+                "batch_size": int(batch_size), "device": device}
+    return LatencyTable(settings=settings, machine=machine(), path=Path(path) if path is not None else None)
+
+
+def make_table(space, path: str | os.PathLike, *, networks: int = 200, overhead_networks: int = 20,
+               rounds: int = 3, seed: int = 0, input_shape: Sequence[int] | None = None,
+               num_classes: int | None = None, runtime: str = "torch", threads: int = 1, batch_size: int = 1,
+               device: str = "cpu", progress: Callable[[str], None] | None = None) -> LatencyTable:
+    """Measure a table for ``space`` at ``path`` (resuming one that a kill left there with the same settings): the
+    distinct parts of ``networks`` sampled networks (seeds ``seed`` ...), then the fit on ``overhead_networks`` of
+    them timed whole."""
+    table = new_table(space, input_shape=input_shape, num_classes=num_classes, runtime=runtime, threads=threads,
+                      batch_size=batch_size, device=device, path=path)
+    if Path(path).exists():
+        old = LatencyTable.load(path)
+        changed = [k for k in SETTINGS if _plain(old.settings.get(k)) != _plain(table.settings[k])]
+        if changed:
+            raise ConfigError(f"holds a table with another {changed[0]} ({old.settings.get(changed[0])!r}, not "
+                              f"{table.settings[changed[0]]!r}); choose another --out", file=str(path))
+        table.parts, table.machine = old.parts, old.machine or table.machine
+    specs = sample_networks(space, networks, seed, table)
+    todo: dict[str, Part] = {}
+    for spec in specs:
+        for part in table.missing(spec):
+            todo.setdefault(part_key(part), part)
+    if progress:
+        progress(f"{len(todo)} parts to time ({len(table.parts)} already in the table), from {len(specs)} networks")
+    time_parts(table, list(todo.values()), rounds=rounds, progress=progress)
+    fit_overhead(table, specs[:overhead_networks], rounds=rounds, progress=progress)
+    return table
+
+
+def sample_networks(space, n: int, seed: int, table: LatencyTable) -> list[ArchSpec]:
+    """``n`` distinct networks of ``space`` that build at the table's input (seeds ``seed``, ``seed + 1``, ...)."""
+    shape, classes = table.settings["input_shape"], table.settings["num_classes"]
+    found: dict[str, ArchSpec] = {}
+    k = seed
+    while len(found) < n and k < seed + 20 * n:
+        spec = space.sample(k)
+        k += 1
+        try:
+            parts_of(spec, shape, classes)
+        except Exception:  # noqa: BLE001 - a network that does not build at this input is not one to time
+            continue
+        found.setdefault(spec.hash(), spec)
+    return list(found.values())
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
+

@@ -1,0 +1,125 @@
+"""Latency tables: parts timed once, networks predicted from them (nas.evaluate.latency_table, nas latency-table)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas.errors import ConfigError
+from nas.evaluate.latency_table import LatencyTable, make_table, part_key, parts_of
+from nas.grammar import Space, load_space
+
+SPACE = """
+name: small
+input: image
+stem: {type: conv, width: 8, kernel_size: 3}
+cell:
+  mixer:
+    conv: {kernel_size: [3, 5]}
+    mbconv: {kernel_size: 3, expansion_ratio: [2, 4]}
+  act: [relu, silu]
+stages:
+  - {width: [8, 16], depth: {int: [1, 2]}}
+  - {width: 16, depth: 1, downsample: [conv, pool]}
+head: {type: pool}
+constraints: {reference_input: {shape: [3, 16, 16], num_classes: 10}}
+"""
+
+
+@pytest.fixture(scope="module")
+def space() -> Space:
+    return Space.from_text(SPACE)
+
+
+@pytest.fixture(scope="module")
+def table(space, tmp_path_factory) -> LatencyTable:
+    path = tmp_path_factory.mktemp("table") / "table.json"
+    return make_table(space, path, networks=6, overhead_networks=4, rounds=2)
+
+
+def test_a_table_predicts_its_networks_from_their_parts(space, table):
+    data = json.loads(table.path.read_text())
+    assert data["settings"]["space"] == "small" and data["settings"]["input_shape"] == [3, 16, 16]
+    assert data["settings"]["runtime"] == "torch" and data["settings"]["threads"] == 1
+    assert {"platform", "cpu", "torch", "nas", "created"} <= set(data["machine"])
+    fit = data["fit"]
+    assert fit["networks"] == 4 and fit["slope"] > 0 and len(fit["points"]) == 4
+    for entry in data["parts"].values():
+        assert entry["ms"] > 0 and len(entry["rounds"]) == 2 and entry["kind"] in ("stem", "cell", "downsample", "head")
+    loaded = LatencyTable.load(table.path)
+    for seed in range(6):
+        spec = space.sample(seed)
+        keys = [part_key(p) for p in parts_of(spec, (3, 16, 16), 10)]
+        if all(k in loaded.parts for k in keys):
+            total = sum(loaded.parts[k]["ms"] for k in keys)
+            assert loaded.predict(spec) == pytest.approx(fit["intercept_ms"] + fit["slope"] * total)
+            assert loaded.predict(spec) == table.predict(spec)
+
+
+def test_part_keys_and_predictions_are_the_same_in_another_process(space, table):
+    spec = space.sample(3)
+    code = (f"from nas.grammar import Space; from nas.evaluate.latency_table import LatencyTable, part_key, parts_of\n"
+            f"space = Space.from_text({SPACE!r}); spec = space.sample(3)\n"
+            f"print(','.join(part_key(p) for p in parts_of(spec, (3, 16, 16), 10)))\n"
+            f"print(repr(LatencyTable.load({str(table.path)!r}).predict(spec, fill=True)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == ",".join(part_key(p) for p in parts_of(spec, (3, 16, 16), 10))
+    assert float(out[1]) == LatencyTable.load(table.path).predict(spec)
+
+
+def test_a_missing_part_is_measured_on_demand_and_appended(space, table, tmp_path):
+    copy = tmp_path / "copy.json"
+    copy.write_text(table.path.read_text())
+    loaded = LatencyTable.load(copy)
+    unseen = next(s for s in (space.sample(k) for k in range(100, 400)) if loaded.missing(s))
+    with pytest.raises(KeyError, match="the table has no"):
+        loaded.predict(unseen)
+    before = len(loaded.parts)
+    predicted = loaded.predict(unseen, fill=True)
+    assert predicted > 0 and len(loaded.parts) > before
+    assert len(json.loads(copy.read_text())["parts"]) == len(loaded.parts)  # saved with the new parts
+    assert LatencyTable.load(copy).predict(unseen) == predicted
+
+
+def test_a_table_continues_where_it_stopped_and_refuses_other_settings(space, table, tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(table.path.read_text())
+    lines = []
+    more = make_table(space, path, networks=8, overhead_networks=4, rounds=2, progress=lines.append)
+    already = len(table.parts)
+    assert f"({already} already in the table)" in lines[0]
+    assert set(table.parts) <= set(more.parts)
+    with pytest.raises(ConfigError, match="holds a table with another threads"):
+        make_table(space, path, networks=2, overhead_networks=2, threads=2)
+    with pytest.raises(ConfigError, match="the table is for another space"):
+        LatencyTable.load(path).check_space(load_space("vision"))
+
+
+@pytest.mark.parametrize("text, words", [("{", "not a latency table"), ('{"format": 1, "parts": {}}',
+                                                                          "lacks setting 'space'")])
+def test_a_broken_table_is_a_one_line_error(tmp_path, text, words):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=words) as e:
+        LatencyTable.load(path)
+    assert str(path) in str(e.value)
+
+
+def test_the_cli_makes_a_table_and_space_sample_prints_predictions(tmp_path):
+    nas = [str(Path(sys.executable).with_name("nas"))]
+    space_file = tmp_path / "small.yaml"
+    space_file.write_text(SPACE)
+    out = tmp_path / "t.json"
+    made = subprocess.run([*nas, "latency-table", str(space_file), "--out", str(out), "--networks", "3",
+                           "--overhead-networks", "2", "--rounds", "1"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert "parts; whole =" in made.stdout and "parts to time" in made.stderr
+    sampled = subprocess.run([*nas, "space", "sample", str(space_file), "-n", "2", "--latency-table", str(out)],
+                             capture_output=True, text=True)
+    assert sampled.returncode == 0 and sampled.stdout.count("latency=") == 2, sampled.stderr
+    wrong = subprocess.run([*nas, "space", "sample", "vision", "--latency-table", str(out)], capture_output=True,
+                           text=True)
+    assert wrong.returncode == 2 and wrong.stderr.startswith(f"error: {out}: the table is for another space")
