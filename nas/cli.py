@@ -49,6 +49,14 @@ def _int_in(low: int, high: int | None = None):
 _seed = _int_in(0, MAX_SEED)
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    """An argparse type: an input shape without the batch, e.g. 3,32,32 or 784,1."""
+    try:
+        return tuple(int(s) for s in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers such as 3,32,32 or 784,1, got {text!r}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -112,8 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num", type=int, default=5, help="how many (default 5)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the first sample (the next ones: +1, +2, ...)")
     p.add_argument("--json", action="store_true", help="print the spec JSON of each sample instead")
-    p.add_argument("--latency-table", default=None, metavar="FILE",
-                   help="also print each sample's latency predicted by this table (nas latency-table)")
+    p.add_argument("--latency-table", metavar="FILE", help="also print each sample's latency predicted by this table")
     p.set_defaults(handler=_space_sample)
 
     p = commands.add_parser("latency-table", help="measure the parts of a space's networks on this machine, for "
@@ -121,14 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a search-space YAML or a shipped name")
     p.add_argument("--out", required=True, help="the table file (JSON); an existing one is continued")
     p.add_argument("--networks", type=_int_in(1), default=200, help="sampled networks whose parts are timed")
-    p.add_argument("--overhead-networks", type=_int_in(2), default=20,
-                   help="of them, timed whole to fit the per-network overhead (default 20)")
+    p.add_argument("--overhead-networks", type=_int_in(2), default=20, help="of them, timed whole (the overhead)")
     p.add_argument("--rounds", type=_int_in(1), default=3, help="interleaved rounds per part (default 3)")
     p.add_argument("--threads", type=_int_in(1), default=1, help="CPU threads while timing (default 1)")
     p.add_argument("--batch", type=_int_in(1), default=1, help="batch size (default 1)")
     p.add_argument("--runtime", default="torch", choices=["torch"], help="what runs the parts (torch so far)")
     p.add_argument("--device", default="cpu", choices=["cpu"], help="where the parts run (cpu so far)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the first sampled network")
+    p.add_argument("--input-shape", type=_shape, metavar="C,H,W|L,C", help="the networks' input (a run's: its data's "
+                   "at its resolution; default: the space's reference input)")
+    p.add_argument("--num-classes", type=_int_in(2), help="default: the space's reference classes")
     p.set_defaults(handler=_latency_table)
 
     p = commands.add_parser("eval", help="evaluate one spec (or one sample of a space) on a dataset")
@@ -297,11 +306,11 @@ def _latency_table(args) -> int:
 
     table = make_table(_load_space(args.file), args.out, networks=args.networks,
                        overhead_networks=min(args.overhead_networks, args.networks), rounds=args.rounds,
-                       seed=args.seed, runtime=args.runtime, threads=args.threads, batch_size=args.batch,
+                       seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
+                       runtime=args.runtime, threads=args.threads, batch_size=args.batch,
                        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
-    fit = table.fit
-    print(f"{args.out}: {len(table.parts)} parts; whole = {fit['intercept_ms']:.3f} ms + {fit['slope']:.3f} x parts "
-          f"(fitted on {fit['networks']} networks)")
+    print(f"{args.out}: {len(table.parts)} parts; a network = its parts + {table.fit['intercept_ms']:.3f} ms "
+          f"(the overhead, from {table.fit['networks']} networks timed whole)")
     return 0
 
 
@@ -533,7 +542,7 @@ def _add_ship_commands(commands) -> None:
     p.add_argument("--dataset", default=None, help="spec file only: the dataset giving input shape and classes "
                                                    "(default for an export: those it records)")
     p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR)")
-    p.add_argument("--input-shape", default=None, metavar="C,H,W|L,C",
+    p.add_argument("--input-shape", type=_shape, default=None, metavar="C,H,W|L,C",
                    help="spec file only, with --num-classes, instead of --dataset")
     p.add_argument("--num-classes", type=int, default=None, help="spec file only, at least 2")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; one that torch's TorchScript-based "
@@ -642,13 +651,7 @@ def _trial_states(trials_csv) -> dict[str, int]:
 def _export(args) -> int:
     from nas.export import export_from  # heavy: torch, onnx
 
-    shape = None
-    if args.input_shape is not None:  # positive and of the spec's rank: checked by export_from
-        try:
-            shape = tuple(int(s) for s in args.input_shape.replace("x", ",").split(","))
-        except ValueError:
-            raise NasError(f"expected integers such as 3,32,32 or 784,1, got {args.input_shape!r}",
-                           key="--input-shape") from None
+    shape = args.input_shape  # positive and of the spec's rank: checked by export_from
     if args.trial is not None and (args.max_latency_ms is not None or args.min_accuracy is not None):
         raise NasError("--trial cannot be combined with --max-latency-ms / --min-accuracy", key="--trial")
     if args.knee and (args.max_latency_ms is not None or args.min_accuracy is not None):

@@ -124,7 +124,8 @@ def trial_detail(path: str | Path, number: int) -> dict[str, Any]:
             "cost": {"params": cost.get("params"), "flops": cost.get("flops"),
                      "latency_ms": latency.get("median_ms"), "latency_device": latency.get("device"),
                      "latency_threads": latency.get("threads"),
-                     "latency_runtime": latency.get("runtime", "torch") if latency else None},
+                     "latency_runtime": latency.get("runtime", "torch") if latency else None,
+                     "latency_source": latency.get("source", "measured") if latency else None},
             "curve": attrs.get("curve") or [], "wall_s": attrs.get("wall_s"),
             "dominates": _dominated_baselines(run, config, space, values)}
 
@@ -192,7 +193,8 @@ def trial_text(d: dict[str, Any]) -> str:
         lines.append("  objectives: " + ", ".join(f"{k} {_value(k, v)}" for k, v in d["objectives"].items()))
     cost = d["cost"]
     if any(v is not None for v in cost.values()):
-        where = (f" ({cost['latency_device']}, {cost['latency_threads']} thread(s), {cost['latency_runtime']})"
+        table = ", predicted by the run's latency table" if cost.get("latency_source") == "table" else ""
+        where = (f" ({cost['latency_device']}, {cost['latency_threads']} thread(s), {cost['latency_runtime']}{table})"
                  if cost["latency_device"] else "")
         lines.append(f"  cost: params {_value('params', cost['params'])}, FLOPs {_value('flops', cost['flops'])}, "
                      f"latency {_value('latency_ms', cost['latency_ms'])} ms{where}")

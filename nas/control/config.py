@@ -123,6 +123,8 @@ class RunConfig(_Strict):
     latency_threads: int = Field(default=1, ge=1)
     latency_min_time_s: float = Field(default=0.5, ge=0, le=60)
     latency_runtime: Literal[LATENCY_RUNTIMES] = "torch"  # what runs the network while it is timed
+    latency_source: Literal["measured", "table"] = "measured"  # table: predicted from latency_table's parts
+    latency_table: str | None = None  # a table of `nas latency-table` (a path; relative: to the working directory)
     train_threads: int | None = Field(default=None, ge=1)
     zero_cost: bool | list[str] = True
     warm_start: list[str] = Field(default_factory=list)  # trained first: baselines by name, "baselines", spec files
@@ -186,6 +188,9 @@ class RunConfig(_Strict):
         if self.fresh_candidates is not None and self.fresh_candidates > self.candidates:
             raise ValueError(f"@fresh_candidates: {self.fresh_candidates} new candidates per trial is more than the "
                              f"{self.candidates} ranked per trial (candidates)")
+        if (self.latency_source == "table") != (self.latency_table is not None):
+            raise ValueError("@latency_table: latency_table (a file of `nas latency-table`) is given exactly when "
+                             "latency_source is table")
         if self.zero_cost_warmup and self.sampler_name != "predictor":
             raise ValueError(f"@zero_cost_warmup: the warm-up ranks the startup trials of the predictor sampler; "
                              f"this run's sampler is {self.sampler_name}")
@@ -213,7 +218,8 @@ class RunConfig(_Strict):
             latency_device=self.latency_device, latency_batch_size=self.latency_batch_size,
             latency_repeats=self.latency_repeats, latency_warmup=self.latency_warmup,
             latency_threads=self.latency_threads, latency_min_time_s=self.latency_min_time_s,
-            latency_runtime=self.latency_runtime, train_threads=self.train_threads,
+            latency_runtime=self.latency_runtime, latency_source=self.latency_source,
+            latency_table=self.latency_table, train_threads=self.train_threads,
             zero_cost=tuple(self.zero_cost) if isinstance(self.zero_cost, list) else self.zero_cost)
 
     def to_data(self) -> dict[str, Any]:
@@ -232,6 +238,8 @@ class RunConfig(_Strict):
                 found[key] = data[key]
             if self.latency_runtime != "torch":  # runs timed by torch keep the fingerprint they always had
                 found["latency_runtime"] = self.latency_runtime
+            if self.latency_source != "measured":  # the table's file may move; its settings are what counts
+                found["latency_source"] = self.latency_source
         return found
 
     def budget_key(self) -> str:

@@ -51,7 +51,7 @@ from nas.control.states import in_use, stale
 from nas.control.suggest import OptunaSuggest
 from nas.control.warmstart import enqueue, resolve
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
-from nas.evaluate import zero_cost
+from nas.evaluate import latency_table, zero_cost
 from nas.evaluate.costs import constraint_costs, violations
 from nas.evaluate.evaluate import EvalConfig, check_input_kind, load_data, measure_latency_for, proxy_batch
 from nas.evaluate.evaluators import EVALUATORS
@@ -173,6 +173,8 @@ class Engine:
                                   "at least 2 are needed", key="budget.data_fraction")
             self.input_shape = tuple(budget.input_shape(self.data.input_shape))
             self.num_classes = int(self.data.num_classes)
+        if self.eval_config.latency_source == "table":  # a missing or mismatched table: said before any training
+            latency_table.for_run(self.eval_config.latency_table, self.space, self.input_shape)
         self.budget_key = self.config.budget_key()
         self.study = None
         self.run_dir: RunDir | None = None
@@ -221,9 +223,12 @@ class Engine:
             n = len(self.study.get_trials(deepcopy=False))
             seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
         scorer = self.warmup_scorer() if self.config.zero_cost_warmup and self.data is not None else None
+        latency = None
+        if self.eval_config.latency_source == "table":
+            table = latency_table.cached(self.eval_config.latency_table)
+            latency = lambda spec: table.predict(spec, fill=True)  # noqa: E731 - the table's, at the run's input
         return make_sampler(self.config, self.space, seed=seed, input=(self.input_shape, self.num_classes),
-                            count=constraint_costs,
-                            scorer=scorer)
+                            count=constraint_costs, scorer=scorer, latency=latency)
 
     def warmup_scorer(self):
         """``naswot(spec)``: the zero-cost score of a spec built at this run's input with the run's seed, on the
@@ -562,7 +567,12 @@ class Engine:
         if "max_latency_ms" in limits:
             def latency_ms() -> float:
                 """Timed again (up to LATENCY_RETIMES times) while over the cap, keeping the fastest timing: a
-                machine busy for a moment does not make a network infeasible; one over the cap every time is."""
+                machine busy for a moment does not make a network infeasible; one over the cap every time is. With
+                a latency table: predicted, nothing built or timed."""
+                if self.eval_config.latency_source == "table":
+                    stats = measure_latency_for(None, self.input_shape, self.eval_config, spec)
+                    measured["latency"] = stats.to_dict()
+                    return stats.median_ms
                 stats = measure_latency_for(get_model(), self.input_shape, self.eval_config)
                 timings = [stats.median_ms]
                 while stats.median_ms > limits["max_latency_ms"] and len(timings) <= LATENCY_RETIMES:

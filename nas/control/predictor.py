@@ -16,9 +16,11 @@ many candidates and spends the trial on the most promising one:
    whole build and count (a few ms on a CPU), a random candidate's about two thirds. A
    candidate that breaks the space's constraints or the run's ``max_params`` / ``max_flops``, or that does not
    build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the
-   reference point below, and the engine still checks it.)
-3. **Prediction**: one random forest per objective that is not known exactly (accuracy, latency, ...) is fitted on
-   the study's COMPLETE trials (refitted every trial up to 31 of them, then once they grew by a sixteenth).
+   reference point below, and the engine still checks it; with a latency table, ``latency_source: table``, the
+   candidate's predicted latency is screened and used here as its params are.)
+3. **Prediction**: one random forest per objective that is not known exactly (accuracy, latency unless a latency
+   table gives it, ...) is fitted on the study's COMPLETE trials (refitted every trial up to 31 of them, then once
+   they grew by a sixteenth).
    Features: log params and log FLOPs (at the reference input) and every grammar choice (categorical choices by
    index, inactive ones as -1). ``params`` / ``flops`` objectives are known exactly
    from the count. The spread of the trees' predictions is the uncertainty.
@@ -81,10 +83,14 @@ class PredictorSampler(ReplaySampler):
                  limits: dict[str, float] | None = None, input: tuple[Sequence[int], int] | None = None,
                  candidates: int = 16, fresh: int | None = None, startup: int = 8, mutate_share: float = 0.5,
                  seed: int | None = None, warmup: int = 0, scorer: Callable[[Any], float] | None = None,
-                 warmup_seed: int | None = None, count: Callable[..., dict[str, int]]):
+                 warmup_seed: int | None = None, count: Callable[..., dict[str, int]],
+                 latency: Callable[[Any], float] | None = None):
         super().__init__(seed)
         self.space = space
         self.count = count  # count(space, spec, input_shape=None, num_classes=None, *, what): params / FLOPs
+        # latency(spec) -> ms at the run's input, from a latency table: then latency is known before training too
+        self.latency = latency
+        self.exact = EXACT + (("latency_ms",) if latency is not None else ())
         self.objectives = list(objectives)
         self.directions = list(directions)
         self.limits = dict(limits or {})
@@ -235,6 +241,11 @@ class PredictorSampler(ReplaySampler):
             costs = ref
             if self._breaks_limits(costs, need):
                 return None
+        if self.latency is not None and ("latency_ms" in self.objectives or "max_latency_ms" in self.limits):
+            costs = {**costs, "latency_ms": self.latency(spec)}  # predicted by the run's table, no timing
+            need = need + ["latency_ms"]
+            if self._breaks_limits(costs, ["latency_ms"]):
+                return None
         return {name: costs[name] for name in need}
 
     def _breaks_limits(self, costs: dict[str, int], names: list[str]) -> bool:
@@ -284,7 +295,7 @@ class PredictorSampler(ReplaySampler):
         if refit_due(self._forests[0] if self._forests else None, n):
             forests = []
             for j, objective in enumerate(self.objectives):
-                if objective in EXACT:
+                if objective in self.exact:
                     forests.append(None)
                     continue
                 # sklearn takes a seed in [0, 2**32): a resumed run's sampler seed is up to 2**31, times 7919 above

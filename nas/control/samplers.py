@@ -30,12 +30,14 @@ SAMPLERS: Registry[SamplerFactory] = Registry("sampler", error=ConfigError, key=
 
 
 def make_sampler(config, space, *, seed: int | None = None, input: tuple[tuple[int, ...], int] | None = None,
-                 scorer=None, count=None):
+                 scorer=None, count=None, latency=None):
     """The sampler a run config names (``seed`` defaults to the config's). ``input``: the run's (input shape,
     number of classes), at which ``predictor`` counts a candidate's params and FLOPs (default: the space's
     reference input). ``scorer(spec) -> float``: the zero-cost score of ``predictor``'s warm-up (config
     ``zero_cost_warmup``; without a scorer there is no warm-up). ``count``: how ``predictor`` counts a candidate's
-    params and FLOPs (:func:`nas.evaluate.costs.constraint_costs`; the engine passes it)."""
+    params and FLOPs (:func:`nas.evaluate.costs.constraint_costs`; the engine passes it). ``latency(spec) -> ms``:
+    a candidate's latency from the run's latency table, which ``predictor`` then screens and ranks on as on its
+    counts (``max_latency_ms`` never costs a trial)."""
     import optuna
 
     factory = SAMPLERS.get(config.sampler_name)
@@ -43,7 +45,8 @@ def make_sampler(config, space, *, seed: int | None = None, input: tuple[tuple[i
     population = config.population_size or default_population(config.trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return factory(config, space, seed=seed, population=population, input=input, scorer=scorer, count=count)
+        return factory(config, space, seed=seed, population=population, input=input, scorer=scorer, count=count,
+                       latency=latency)
 
 
 @SAMPLERS.register("tpe")
@@ -91,11 +94,12 @@ def evolution(config, space, *, seed, population, **_):
 
 
 @SAMPLERS.register("predictor")
-def predictor(config, space, *, seed, population, input=None, scorer=None, count=None):
+def predictor(config, space, *, seed, population, input=None, scorer=None, count=None, latency=None):
     from nas.control.predictor import PredictorSampler  # heavy: optuna, scikit-learn
 
     return PredictorSampler(space, objectives=config.objectives, directions=config.directions,
                             limits=config.constraints.active(), input=input, candidates=config.candidates,
                             fresh=config.fresh_candidates, seed=seed,
                             startup=config.population_size or min(10, population),
-                            warmup=config.zero_cost_warmup, scorer=scorer, warmup_seed=config.seed, count=count)
+                            warmup=config.zero_cost_warmup, scorer=scorer, warmup_seed=config.seed, count=count,
+                            latency=latency)

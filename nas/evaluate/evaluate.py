@@ -20,7 +20,7 @@ from nas.budget import Budget
 from nas.builder import example_input, lazy_model
 from nas.data import load_dataset
 from nas.errors import BuildError, ConfigError, NasError
-from nas.evaluate import costs, measure, zero_cost
+from nas.evaluate import costs, latency_table, measure, zero_cost
 from nas.evaluate.train import EpochStats, train
 from nas.spec import ArchSpec
 
@@ -49,6 +49,8 @@ class EvalConfig:
     latency_threads: int = 1
     latency_min_time_s: float = 0.5  # keep timing until the timed calls span this long (see measure_latency)
     latency_runtime: str = "torch"  # torch (eager) or onnxruntime (the ONNX graph), see measure_latency
+    latency_source: str = "measured"  # measured, or table: predicted from latency_table (nas.evaluate.latency_table)
+    latency_table: str | None = None
     zero_cost: tuple[str, ...] = ZERO_COST_DEFAULT
     zero_cost_batch_size: int = 64
     train_threads: int | None = None  # torch CPU threads while training; None: the process's (torch's default)
@@ -234,7 +236,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         params, flops = measured["params"], measured["flops"]
         activation = measure.activation_memory_bytes(model, example_input(model, 8)) / 8
         latency = (measure.Latency.from_dict(measured["latency"])
-                   if "latency" in measured else measure_latency_for(model, input_shape, config))
+                   if "latency" in measured else measure_latency_for(model, input_shape, config, spec))
         throughput = measure.measure_throughput(model, input_shape, device=config.latency_device,
                                                 batch_size=config.throughput_batch_size,
                                                 warmup=2, repeats=max(5, config.latency_repeats // 3),
@@ -277,9 +279,13 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     return result
 
 
-def measure_latency_for(model, input_shape, config: EvalConfig):
+def measure_latency_for(model, input_shape, config: EvalConfig, spec: ArchSpec | None = None):
     """:func:`nas.evaluate.measure.measure_latency` with the latency settings of ``config`` (what the latency
-    objective and the ``max_latency_ms`` pre-check both measure)."""
+    objective and the ``max_latency_ms`` pre-check both measure). With ``latency_source: table`` and the network's
+    ``spec``: its latency predicted by the table (no timing; ``model`` may be None), parts the table lacks measured
+    on demand and appended."""
+    if config.latency_source == "table" and spec is not None:
+        return latency_table.predicted(latency_table.cached(config.latency_table), spec, input_shape)
     return measure.measure_latency(model, input_shape, device=config.latency_device,
                                    batch_size=config.latency_batch_size, warmup=config.latency_warmup,
                                    repeats=config.latency_repeats, threads=config.latency_threads,

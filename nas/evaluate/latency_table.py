@@ -3,10 +3,11 @@ parts this package already splits a network into for counting).
 
 A network is its parts (:func:`nas.builder.layout`: the stem, each downsampler, each cell, the fusion, the head),
 each keyed by what decides its cost. :func:`make_table` times the distinct parts of a set of networks, each part
-built alone and fed its own input at the table's batch size, in interleaved rounds after a warm-up, the median of
-the rounds kept; then it times ``overhead_networks`` whole networks and fits ``whole = intercept + slope x (sum of
-the parts)`` by least squares (what the parts do not see: the network's own glue, memory traffic between parts).
-:meth:`LatencyTable.predict` sums a network's parts and applies the fit: no build, no timing, the same number in
+built alone and fed its own input at the table's batch size, called in turn with the other parts of its chunk (as in
+a network, no part runs hot from its own previous call), in rounds after a warm-up, the median kept; then it times
+``overhead_networks`` whole networks and takes the per-network overhead as the median of (whole - sum of the parts):
+what the parts do not see, the network's own glue between them.
+:meth:`LatencyTable.predict` sums a network's parts and adds the overhead: no build, no timing, the same number in
 every process and on every machine for the same table. A part the table lacks is measured on demand
 (:meth:`LatencyTable.fill`) and appended.
 
@@ -33,7 +34,7 @@ import torch
 
 from nas.builder import Part, build, layout
 from nas.errors import ConfigError
-from nas.evaluate.measure import cpu_name, measure_latency, versions
+from nas.evaluate.measure import Latency, cpu_name, measure_latency, versions
 from nas.io import write_atomic
 from nas.spec import ArchSpec
 
@@ -143,6 +144,41 @@ class LatencyTable:
                    machine=data.get("machine") or {}, path=path)
 
 
+_loaded: dict[str, LatencyTable] = {}
+
+
+def cached(path: str | os.PathLike) -> LatencyTable:
+    """The table at ``path``, loaded once per process (it grows as missing parts are measured)."""
+    key = str(Path(path).resolve())
+    if key not in _loaded:
+        _loaded[key] = LatencyTable.load(path)
+    return _loaded[key]
+
+
+def predicted(table: LatencyTable, spec: ArchSpec, input_shape: Sequence[int]) -> Latency:
+    """The network's latency as the table predicts it, as a :class:`~nas.evaluate.measure.Latency` record
+    (``source`` table, no spread, nothing timed), at the table's input, which must be ``input_shape``."""
+    s = table.settings
+    if tuple(int(x) for x in input_shape) != tuple(s["input_shape"]):
+        raise ConfigError(f"the latency table is for input {tuple(s['input_shape'])}, the run's networks take "
+                          f"{tuple(input_shape)} (make a table with --input-shape)", key="latency_table")
+    return Latency(device=s["device"], batch_size=int(s["batch_size"]), median_ms=table.predict(spec, fill=True),
+                   iqr_ms=0.0, repeats=0, warmup=0, threads=int(s["threads"]), runtime=s["runtime"], source="table")
+
+
+def for_run(path: str | os.PathLike, space, input_shape: Sequence[int]) -> LatencyTable:
+    """The run's table, checked before anything trains: a table of ``space`` at the run's input (else a ConfigError
+    with key ``latency_table``)."""
+    try:
+        table = cached(path).check_space(space)
+    except ConfigError as e:
+        raise ConfigError(e.message, file=e.file, key="latency_table") from None
+    if tuple(int(x) for x in input_shape) != tuple(table.settings["input_shape"]):
+        raise ConfigError(f"{path} is a table for input {tuple(table.settings['input_shape'])}; this run's networks "
+                          f"take {tuple(input_shape)} (nas latency-table --input-shape)", key="latency_table")
+    return table
+
+
 def machine() -> dict[str, Any]:
     return {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(), **versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
@@ -161,22 +197,20 @@ def _batch_inputs(part: Part, batch_size: int) -> tuple:
     return tuple(at_batch(x) for x in part.example())
 
 
-def _time_once(module: torch.nn.Module, inputs: tuple, repeats: int) -> float:
-    """Median ms of ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        module(*inputs)
-        times.append((time.perf_counter_ns() - t0) / 1e6)
-    return float(np.median(times))
+def _time_call(module: torch.nn.Module, inputs: tuple) -> float:
+    t0 = time.perf_counter_ns()
+    module(*inputs)
+    return (time.perf_counter_ns() - t0) / 1e6
 
 
 def time_parts(table: LatencyTable, parts: Sequence[Part], *, rounds: int = 3, repeats: int = 10, warmup: int = 3,
                progress: Callable[[str], None] | None = None) -> None:
-    """Time ``parts`` into ``table``: chunks of :data:`CHUNK` parts, each chunk in ``rounds`` rounds of a shuffled
-    order (so that a burst of another process spreads over parts instead of landing on one), ``repeats`` calls per
-    part and round after ``warmup``; a part's value is the median of its rounds. The file is saved after each
-    chunk."""
+    """Time ``parts`` into ``table``: chunks of :data:`CHUNK` parts; in each of ``rounds`` rounds every part of the
+    chunk is called ``repeats`` times, one call at a time in turn (a shuffled order per pass), after ``warmup`` calls
+    each. Calling the parts in turn, not one part many times in a row, leaves each call the caches a network leaves
+    it (its weights and inputs are not still hot from the call before), and a burst of another process spreads over
+    the parts instead of landing on one. A part's value is the median of its rounds' medians. The file is saved
+    after each chunk."""
     s = table.settings
     if s["runtime"] != "torch" or s["device"] != "cpu":
         raise ConfigError("per-part tables are measured with the torch runtime on the cpu", key="runtime")
@@ -196,10 +230,14 @@ def time_parts(table: LatencyTable, parts: Sequence[Part], *, rounds: int = 3, r
                     for _ in range(warmup):
                         module(*inputs)
                 for _ in range(rounds):
-                    order = list(range(len(built)))
-                    rng.shuffle(order)
-                    for i in order:
-                        times[i].append(_time_once(built[i][1], built[i][2], repeats))
+                    calls: dict[int, list[float]] = {i: [] for i in range(len(built))}
+                    for _ in range(repeats):
+                        order = list(range(len(built)))
+                        rng.shuffle(order)
+                        for i in order:
+                            calls[i].append(_time_call(built[i][1], built[i][2]))
+                    for i, found in calls.items():
+                        times[i].append(float(np.median(found)))
             for i, (part, _, _) in enumerate(built):
                 table.parts[part_key(part)] = {"ms": float(np.median(times[i])), "rounds": times[i],
                                                "kind": str(part.key[0])}
@@ -212,7 +250,8 @@ def time_parts(table: LatencyTable, parts: Sequence[Part], *, rounds: int = 3, r
 
 def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int = 3, repeats: int = 10,
                  progress: Callable[[str], None] | None = None) -> None:
-    """Time ``specs`` whole (interleaved rounds, the table's settings) and fit ``whole = intercept + slope x sum``."""
+    """Time ``specs`` whole (interleaved rounds, the table's settings); the fit is ``whole = overhead + sum`` (slope
+    1), the overhead the median difference."""
     s = table.settings
     shape, classes = s["input_shape"], s["num_classes"]
     models = []
@@ -231,10 +270,10 @@ def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int 
             progress(f"whole networks: round {r + 1}/{rounds}")
     sums = np.array([table.parts_sum(spec) for spec, _ in models])
     measured = np.array([float(np.median(w)) for w in whole])
-    slope, intercept = np.polyfit(sums, measured, 1) if len(models) >= 2 else (1.0, 0.0)
-    if not slope > 0:  # a degenerate set (all alike): keep the parts' scale, fit the offset only
-        slope, intercept = 1.0, float(np.median(measured - sums))
-    table.fit = {"intercept_ms": float(intercept), "slope": float(slope), "networks": len(models),
+    # The per-network overhead: the median of (whole - sum of parts), robust to the odd network a burst of another
+    # process slowed; a least-squares line would follow the largest networks (and did, with a negative intercept).
+    slope, intercept = 1.0, float(np.median(measured - sums))
+    table.fit = {"intercept_ms": intercept, "slope": slope, "networks": len(models),
                  "points": [[float(a), float(b)] for a, b in zip(sums, measured)]}
     table.save()
 

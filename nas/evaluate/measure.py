@@ -382,6 +382,7 @@ class Latency:
     warmup: int
     threads: int | None
     runtime: str = "torch"  # what ran the network: torch (eager PyTorch) or onnxruntime (its ONNX graph)
+    source: str = "measured"  # measured, or table: predicted from a latency table (nas.evaluate.latency_table)
 
     @property
     def samples_per_s(self) -> float:

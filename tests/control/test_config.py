@@ -159,3 +159,9 @@ def test_the_latency_runtime_is_part_of_a_latency_run_fingerprint():
     assert describe_changes(torch_run.fingerprint("x"), ort_run.fingerprint("x")) == [
         "latency_runtime (torch -> onnxruntime)"]
     assert ort_run.eval_options()["latency_runtime"] == "onnxruntime"
+
+
+@pytest.mark.parametrize("extra", [{"latency_source": "table"}, {"latency_table": "t.json"}])
+def test_a_latency_table_and_its_source_come_together(extra):
+    with pytest.raises(ConfigError, match="latency_table .* is given exactly when latency_source is table"):
+        load_config({"space": "vision", "trials": 2, **extra})

@@ -401,3 +401,60 @@ def test_a_search_timed_by_onnxruntime_says_so_in_the_trial_show_and_card(tmp_pa
     export_trial(run, trial=done[0].number, out_dir=tmp_path / "export", latency_repeats=3)
     card = (tmp_path / "export" / "MODEL.md").read_text()
     assert "ONNX Runtime (CPU)" in card and "PyTorch eager" not in card
+
+
+def test_a_search_with_a_latency_table_predicts_instead_of_timing(tmp_path):
+    """latency_source: table: every trial's latency is the table's prediction for its spec at the run's input (the
+    same number in any process, nothing timed), the max_latency_ms check uses it, `nas show` says so; a table for
+    another input or a missing file stops the run before anything trains, naming latency_table."""
+    from nas.errors import ConfigError
+    from nas.evaluate.latency_table import LatencyTable, make_table
+    from nas.grammar import Space
+    from nas.inspection import trial_detail, trial_text
+
+    space = Space.load(TINY["space"])
+    table_file = tmp_path / "table.json"
+    make_table(space, table_file, networks=4, overhead_networks=2, rounds=1, input_shape=(1, 8, 8), num_classes=10)
+    config = write_config(tmp_path, "lt", trials=3, latency_source="table", latency_table=str(table_file),
+                          constraints={"max_latency_ms": 1000.0})
+    study = nas.search(config, runs_dir=tmp_path / "runs", quiet=True)
+    table = LatencyTable.load(table_file)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert done
+    for t in done:
+        latency = t.user_attrs["cost"]["latency"]
+        assert latency["source"] == "table" and latency["repeats"] == 0
+        assert t.user_attrs["objectives"]["latency_ms"] == table.predict(ArchSpec.from_json(t.user_attrs["spec"]))
+    assert "predicted by the run's latency table" in trial_text(trial_detail(tmp_path / "runs" / "lt", done[0].number))
+    other = tmp_path / "other.json"
+    make_table(space, other, networks=2, overhead_networks=2, rounds=1, input_shape=(1, 16, 16), num_classes=10)
+    for path, words in ((other, r"is a table for input \(1, 16, 16\)"), (tmp_path / "none.json", "no such")):
+        bad = write_config(tmp_path, "bad", trials=1, latency_source="table", latency_table=str(path))
+        with pytest.raises(ConfigError, match=words) as e:
+            nas.search(bad, runs_dir=tmp_path / "runs2", quiet=True)
+        assert "latency_table" in str(e.value)
+
+
+def test_the_predictor_screens_and_ranks_on_the_latency_table(tmp_path):
+    """With a latency table the predictor drops candidates over max_latency_ms before they become trials and takes
+    their latency as known: no trial of the run breaks the cap, and none is infeasible."""
+    from nas.evaluate.latency_table import LatencyTable, make_table
+    from nas.grammar import Space
+
+    space = Space.load(TINY["space"])
+    table_file = tmp_path / "table.json"
+    make_table(space, table_file, networks=8, overhead_networks=2, rounds=1, input_shape=(1, 8, 8), num_classes=10)
+    table = LatencyTable.load(table_file)
+    cap = sorted(table.predict(space.sample(k), fill=True) for k in range(40))[20]  # about half the space is over
+    config = write_config(tmp_path, "p", trials=4, sampler="predictor", population_size=2, latency_source="table",
+                          latency_table=str(table_file), constraints={"max_latency_ms": cap})
+    study = nas.search(config, runs_dir=tmp_path / "runs", quiet=True)
+    states = [t.user_attrs.get("status") for t in study.trials]
+    assert "infeasible" not in states and states.count("ok") == 4
+    guided = [t for t in study.trials if "predicted" in t.user_attrs.get("predictor", {})]
+    assert guided  # after the 2 startup trials
+    for t in study.trials:
+        assert t.user_attrs["objectives"]["latency_ms"] <= cap
+    for t in guided:  # its latency was known (the table's, spread 0), not guessed by a forest
+        mean, sd = t.user_attrs["predictor"]["predicted"]["latency_ms"]
+        assert sd == 0 and mean == pytest.approx(t.user_attrs["objectives"]["latency_ms"], abs=1e-6)
