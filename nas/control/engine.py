@@ -54,6 +54,7 @@ from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError
 from nas.evaluate import latency_table, zero_cost
 from nas.evaluate.costs import constraint_costs, violations
 from nas.evaluate.evaluate import EvalConfig, check_input_kind, load_data, measure_latency_for, proxy_batch
+from nas.evaluate.train import step_progress
 from nas.evaluate.evaluators import EVALUATORS
 from nas.evaluate.zero_cost import PROXIES
 from nas.grammar import COST_OF, Space
@@ -449,8 +450,9 @@ class Engine:
 
         rungs: dict[str, dict] = {}
         try:  # the constraint check runs first inside evaluate, on the model it then evaluates
-            result = self.evaluator(spec, self.eval_config, data=self.data,
-                                    callback=self._rung_callback(trial, rungs), precheck=self.check_constraints)
+            with step_progress(lambda step, total, loss: self.progress.step(trial.number, step, total, loss)):
+                result = self.evaluator(spec, self.eval_config, data=self.data,
+                                        callback=self._rung_callback(trial, rungs), precheck=self.check_constraints)
         except (BuildError, SpecError) as e:
             self._tell(trial, "FAIL", status="error", reason=e.one_line())
             self.tally.failed += 1

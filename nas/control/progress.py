@@ -160,6 +160,16 @@ class Progress:
 
             self._live.update(Text(f"running #{number}: {_clip(summary, 70)}\n{self.status()}"))
 
+    def step(self, number: int, step: int, total: int, loss: float) -> None:
+        """Inside a trial: its training steps so far and the recent loss, on the live line (not in quiet mode or
+        the log: one line per event there)."""
+        if self._live is not None:
+            from rich.text import Text
+
+            bar = "#" * int(20 * step / max(total, 1))
+            self._live.update(Text(f"running #{number}: step {step}/{total} [{bar:<20s}] loss {loss:.4f}\n"
+                                   f"{self.status()}"))
+
     def finished(self, number: int, state: str, values: list[float] | None, wall_s: float, summary: str,
                  note: str = "") -> None:
         self.session_trials += 1

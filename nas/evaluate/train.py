@@ -11,6 +11,7 @@ deterministic for a seed (same seed, same model initialisation -> identical curv
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import math
@@ -29,6 +30,19 @@ __all__ = ["EpochStats", "TrainResult", "Trainer", "train", "evaluate_accuracy",
 
 CLIP_NORM = 5.0
 CHECK_EVERY = 25  # steps between the (syncing) finite-loss checks inside an epoch
+_step_listeners: list = []  # step_progress: who hears (step, total steps, recent loss) at every check
+
+
+@contextlib.contextmanager
+def step_progress(listener):
+    """While the block runs, every training in this thread calls ``listener(step, total_steps, loss)`` at each
+    finite-loss check (every :data:`CHECK_EVERY` steps; ``loss``: the mean of those steps), e.g. a live progress
+    line inside a trial. Evaluators need no argument for it: the controller wraps its evaluator call."""
+    _step_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _step_listeners.remove(listener)
 MAX_REASON = 500
 
 
@@ -335,6 +349,10 @@ def _train_epoch(trainer: Trainer, bn_window: _BatchNormWindow, epoch_steps: int
         if k % CHECK_EVERY == 0:
             if not torch.isfinite(since_check).item():
                 raise _Diverged(f"non-finite training loss by step {trainer.steps}")
+            if _step_listeners:
+                recent = since_check.item() / CHECK_EVERY
+                for listener in _step_listeners:
+                    listener(trainer.steps, trainer.total_steps, recent)
             loss_sum += since_check
             since_check.zero_()
     loss_sum += since_check

@@ -39,3 +39,17 @@ def test_a_time_budget_caps_the_eta():
 
 def test_resume_hint_quotes_the_path():
     assert resume_hint("runs/my run") == "; continue with: nas resume 'runs/my run'"
+
+
+def test_a_trial_shows_its_steps_and_loss_on_the_live_line():
+    class Live:
+        def update(self, text):
+            self.text = str(text)
+
+    p = progress()
+    p.step(3, 40, 100, 1.25)  # quiet: nothing shown, nothing logged
+    p._live = Live()
+    p.step(3, 40, 100, 1.25)
+    first, second = p._live.text.splitlines()
+    assert first == "running #3: step 40/100 [########            ] loss 1.2500"
+    assert second == p.status()

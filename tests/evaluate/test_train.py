@@ -304,3 +304,21 @@ def test_channels_last_on_cpu_trains_the_same_function_deterministically(digits)
         assert abs(acc_a - acc_b) <= 0.05
     loss, acc = evaluate_accuracy(cl, digits, "val")  # evaluation takes the model as trained
     assert acc == pytest.approx(curve_cl[-1][2])
+
+
+def test_step_progress_hears_the_steps_of_every_training_inside_the_block(digits):
+    from nas.evaluate.train import CHECK_EVERY, step_progress
+
+    heard = []
+    budget = Budget(epochs=2, batch_size=8)
+    with step_progress(lambda step, total, loss: heard.append((step, total, loss))):
+        res = train(small_cnn(), digits, budget, seed=0, threads=1)
+    steps_per_epoch = len(digits.y_train) // 8
+    assert len(heard) == 2 * (steps_per_epoch // CHECK_EVERY)  # at each check of each epoch
+    assert all(((step - 1) % steps_per_epoch + 1) % CHECK_EVERY == 0 for step, _, _ in heard)
+    assert [h[0] for h in heard] == sorted({h[0] for h in heard})
+    assert all(total == res.steps for _, total, _ in heard) and all(np.isfinite(loss) for *_, loss in heard)
+    assert heard[-1][2] < heard[0][2]  # it learns
+    before = len(heard)
+    train(small_cnn(), digits, Budget(epochs=0.5, batch_size=8), seed=0, threads=1)
+    assert len(heard) == before  # outside the block nobody hears
