@@ -309,7 +309,8 @@ def _latency_table(args) -> int:
                        seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
                        runtime=args.runtime, threads=args.threads, batch_size=args.batch,
                        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
-    print(f"{args.out}: {len(table.parts)} parts; a network = its parts + {table.fit['intercept_ms']:.3f} ms "
+    overhead = table.fit["intercept_ms"]
+    print(f"{args.out}: {len(table.parts)} parts; a network = its parts {'+-'[overhead < 0]} {abs(overhead):.3f} ms "
           f"(the overhead, from {table.fit['networks']} networks timed whole)")
     return 0
 

@@ -158,10 +158,7 @@ def cached(path: str | os.PathLike) -> LatencyTable:
 def predicted(table: LatencyTable, spec: ArchSpec, input_shape: Sequence[int]) -> Latency:
     """The network's latency as the table predicts it, as a :class:`~nas.evaluate.measure.Latency` record
     (``source`` table, no spread, nothing timed), at the table's input, which must be ``input_shape``."""
-    s = table.settings
-    if tuple(int(x) for x in input_shape) != tuple(s["input_shape"]):
-        raise ConfigError(f"the latency table is for input {tuple(s['input_shape'])}, the run's networks take "
-                          f"{tuple(input_shape)} (make a table with --input-shape)", key="latency_table")
+    s = check_input(table, input_shape).settings
     return Latency(device=s["device"], batch_size=int(s["batch_size"]), median_ms=table.predict(spec, fill=True),
                    iqr_ms=0.0, repeats=0, warmup=0, threads=int(s["threads"]), runtime=s["runtime"], source="table")
 
@@ -173,9 +170,14 @@ def for_run(path: str | os.PathLike, space, input_shape: Sequence[int]) -> Laten
         table = cached(path).check_space(space)
     except ConfigError as e:
         raise ConfigError(e.message, file=e.file, key="latency_table") from None
+    return check_input(table, input_shape)
+
+
+def check_input(table: LatencyTable, input_shape: Sequence[int]) -> LatencyTable:
+    """``table`` if it was made at ``input_shape``, else a ConfigError (key ``latency_table``) naming both."""
     if tuple(int(x) for x in input_shape) != tuple(table.settings["input_shape"]):
-        raise ConfigError(f"{path} is a table for input {tuple(table.settings['input_shape'])}; this run's networks "
-                          f"take {tuple(input_shape)} (nas latency-table --input-shape)", key="latency_table")
+        raise ConfigError(f"{table.path} is a table for input {tuple(table.settings['input_shape'])}; this run's "
+                          f"networks take {tuple(input_shape)} (nas latency-table --input-shape)", key="latency_table")
     return table
 
 
