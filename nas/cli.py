@@ -278,23 +278,21 @@ def _space_show(args) -> int:
 def _space_sample(args) -> int:
     if args.num < 1:
         raise NasError("-n must be at least 1", key="--num")
-    from nas.evaluate.costs import constraint_costs, violations  # heavy: torch
+    from nas.evaluate import costs, latency_table  # heavy: torch
 
     space = _load_space(args.file)
     shape, classes = space.reference_input
     table = None
     if args.latency_table:
-        from nas.evaluate.latency_table import LatencyTable  # heavy: torch
-
-        table = LatencyTable.load(args.latency_table).check_space(space)
+        table = latency_table.LatencyTable.load(args.latency_table).check_space(space)
     for i in range(args.num):
         spec = space.sample(args.seed + i)
         if args.json:
             print(spec.to_json(indent=None))
             continue
-        costs = constraint_costs(space, spec, shape, classes, what=("params", "flops"))  # by parts, one count
-        params, flops = costs["params"], costs["flops"]
-        problems = violations(space, spec, costs=costs) if space.constraints else []
+        counted = costs.constraint_costs(space, spec, shape, classes, what=("params", "flops"))  # by parts, once
+        params, flops = counted["params"], counted["flops"]
+        problems = costs.violations(space, spec, costs=counted) if space.constraints else []
         flag = f"  [violates: {'; '.join(problems)}]" if problems else ""
         predicted = f"  latency={table.predict(spec, fill=True):.3f}ms" if table else ""
         print(f"{spec.hash()}  params={_si(params):>7}  flops={_si(flops):>7}{predicted}  {spec.summary()}{flag}")
