@@ -165,12 +165,14 @@ def accuracy_margin(a: Mapping[str, Any], b: Mapping[str, Any], val_size: int):
 
 def versus_found(base: pd.DataFrame, front: pd.DataFrame, objectives: list[str], directions: list[str],
                  val_size: int | None) -> list[str]:
-    """One line per baseline on the stored values: the front members that dominate it, each with its accuracy
-    margin in validation examples (and McNemar's p where both models' per-example results are stored); or, when
-    none does, the most accurate member that costs at most as much on every other objective, and whether the
-    baseline's accuracy lead over it is beyond chance (p < 0.05) or within noise."""
+    """One line per baseline on the stored values: the front members that dominate it (front members that are
+    baselines, warm-started into the run, do not count as found), each with its accuracy margin in validation
+    examples (and McNemar's p where both models' per-example results are stored); or, when none does, the most
+    accurate member that costs at most as much on every other objective, and whether the baseline's accuracy lead
+    over it is beyond chance (p < 0.05) or within noise."""
     with_acc = "accuracy" in objectives and bool(val_size)
     costs = [j for j, o in enumerate(objectives) if o != "accuracy"]
+    front = front[~front["spec_hash"].isin(set(base["spec_hash"]))]  # a warm-started baseline is not a find
     front_min = pareto.to_minimization(front[objectives].to_numpy(dtype=float), directions)
     out = []
     for _, b in base.iterrows():
@@ -179,8 +181,7 @@ def versus_found(base: pd.DataFrame, front: pd.DataFrame, objectives: list[str],
             continue
         dominating = front[dominating_found(front, b, objectives, directions)]
         b_min = pareto.to_minimization(b[objectives].to_numpy(dtype=float), directions)[0]
-        as_cheap = front[np.all(front_min[:, costs] <= b_min[costs], axis=1)
-                         & (front["spec_hash"] != b["spec_hash"]).to_numpy()]
+        as_cheap = front[np.all(front_min[:, costs] <= b_min[costs], axis=1)]
         if len(dominating):
             if "accuracy" in objectives:
                 dominating = dominating.sort_values("accuracy", ascending=False, kind="stable")

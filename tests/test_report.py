@@ -335,6 +335,9 @@ def test_versus_found_names_dominators_with_margins_and_near_misses_with_their_t
     # the baseline warm-started into the run is not its own dominator
     same = front.assign(spec_hash=[base.iloc[0]["spec_hash"], "x", "y"])
     assert versus_found(base.iloc[:1], same, objectives, directions, n)[0].startswith("not dominated: #2")
+    # nor is another baseline warm-started into the run a found net that dominates it
+    other = front.assign(spec_hash=[base.iloc[1]["spec_hash"], "x", "y"])
+    assert versus_found(base.iloc[:2], other, objectives, directions, n)[0].startswith("not dominated: #2")
 
 
 def test_the_remeasured_dominators_get_their_accuracy_margin():
