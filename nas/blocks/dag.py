@@ -73,6 +73,11 @@ def edge_op(name: str, channels: int, ctx: BlockContext) -> nn.Module:
     raise ValueError(f"unknown DAG operation {name!r}")
 
 
+def input_projection(in_channels: int, out_channels: int, ctx: BlockContext) -> nn.Module:
+    """Node 0 when the cell changes the channel count: act -> 1x1 conv -> norm (DARTS's preprocessing)."""
+    return nn.Sequential(_act(ctx), conv_nd(ctx.dims, in_channels, out_channels, 1), _norm(ctx, out_channels))
+
+
 class DagCell(nn.Module):
     """A DAG cell of ``nodes`` nodes; the edge options beyond them are not read."""
 
@@ -81,8 +86,7 @@ class DagCell(nn.Module):
         self.nodes = nodes
         self.pre: nn.Module = nn.Identity()
         if in_channels != out_channels:
-            self.pre = nn.Sequential(_act(ctx), conv_nd(ctx.dims, in_channels, out_channels, 1),
-                                     _norm(ctx, out_channels))
+            self.pre = input_projection(in_channels, out_channels, ctx)
         self.edges = nn.ModuleDict({e: edge_op(edges[e], out_channels, ctx) for e in dag_edges(nodes)})
         self.incoming = [[(f"e{j}_{i}", i) for i in range(j)] for j in range(1, nodes)]
 

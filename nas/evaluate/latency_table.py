@@ -17,6 +17,7 @@ as they are measured (atomically, every chunk), so a killed table resumes where 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -26,13 +27,16 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from nas.blocks.dag import edge_op, input_projection
 from nas.builder import Part, build, layout
+from nas.catalog import dag_edges
 from nas.errors import ConfigError
 from nas.evaluate.measure import Latency, cpu_name, measure_latency, versions
 from nas.io import write_atomic
@@ -50,10 +54,40 @@ def part_key(part: Part) -> str:
 
 
 def parts_of(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> list[Part]:
-    """Every part of the network, in build order, repeats included (a network's latency sums all of them)."""
+    """Every part of the network to time, in build order, repeats included (a network's latency sums all of them):
+    the builder's parts, a DAG cell's split into its edges' operations (:func:`dag_parts`)."""
     plan = layout(spec, input_shape, num_classes)
-    return [plan.stem, *(p for stage in plan.stages for p in stage), *([plan.fusion] if plan.fusion else []),
-            plan.head]
+    built = [plan.stem, *(p for stage in plan.stages for p in stage), *([plan.fusion] if plan.fusion else []),
+             plan.head]
+    return [q for part in built for q in dag_parts(part)]
+
+
+def dag_parts(part: Part) -> list[Part]:
+    """A DAG cell (NAS-Bench-201, DARTS) as the parts its latency is the sum of: its input projection (when the
+    channels change) and one operation per edge, each keyed by the operation, channels, context and size. A space of
+    DAG cells has a few such parts (NB201: 5 operations x 3 widths) where it has thousands of cells; the nodes' sums
+    are left to the per-network overhead. Any other part is itself."""
+    if part.key[0] != "cell":
+        return [part]
+    _, c_in, width, ctx, cell, size = part.key
+    stage = json.loads(cell)
+    mixer = stage["mixer"]
+    if mixer["type"] != "dag":
+        return [part]
+    ctx = dataclasses.replace(ctx, stride=1)
+    out = []
+    if c_in != width:
+        out.append(Part(("dag_pre", c_in, width, ctx, size), partial(input_projection, c_in, width, ctx),
+                        _example((c_in, *size))))
+    for edge in dag_edges(mixer["options"]["nodes"]):
+        op = mixer["options"][edge]
+        out.append(Part(("dag_edge", op, width, ctx, size), partial(edge_op, op, width, ctx),
+                        _example((width, *size))))
+    return out
+
+
+def _example(shape: tuple) -> Callable[[], tuple]:
+    return lambda: (torch.randn(1, *shape),)
 
 
 @dataclass
