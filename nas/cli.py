@@ -307,9 +307,9 @@ def _latency_table(args) -> int:
                        seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
                        runtime=args.runtime, threads=args.threads, batch_size=args.batch,
                        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
-    overhead = table.fit["intercept_ms"]
-    print(f"{args.out}: {len(table.parts)} parts; a network = its parts {'+-'[overhead < 0]} {abs(overhead):.3f} ms "
-          f"(the overhead, from {table.fit['networks']} networks timed whole)")
+    fit = table.fit
+    print(f"{args.out}: {len(table.parts)} parts; a network = {fit['slope']:.3f} x its parts "
+          f"{'+-'[fit['intercept_ms'] < 0]} {abs(fit['intercept_ms']):.3f} ms (fitted on {fit['networks']} networks)")
     return 0
 
 

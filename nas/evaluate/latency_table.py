@@ -5,9 +5,10 @@ A network is its parts (:func:`nas.builder.layout`: the stem, each downsampler, 
 each keyed by what decides its cost. :func:`make_table` times the distinct parts of a set of networks, each part
 built alone and fed its own input at the table's batch size, called in turn with the other parts of its chunk (as in
 a network, no part runs hot from its own previous call), in rounds after a warm-up, the median kept; then it times
-``overhead_networks`` whole networks and takes the per-network overhead as the median of (whole - sum of the parts):
-what the parts do not see, the network's own glue between them.
-:meth:`LatencyTable.predict` sums a network's parts and adds the overhead: no build, no timing, the same number in
+``overhead_networks`` whole networks and fits ``whole = slope x (sum of the parts) + intercept`` robustly (the
+median ratio, then the median remainder): what the parts do not see, the network's own glue and how its parts share
+the caches.
+:meth:`LatencyTable.predict` sums a network's parts and applies the fit: no build, no timing, the same number in
 every process and on every machine for the same table. A part the table lacks is measured on demand
 (:meth:`LatencyTable.fill`) and appended.
 
@@ -286,8 +287,8 @@ def time_parts(table: LatencyTable, parts: Sequence[Part], *, rounds: int = 3, r
 
 def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int = 3, repeats: int = 10,
                  progress: Callable[[str], None] | None = None) -> None:
-    """Time ``specs`` whole (interleaved rounds, the table's settings); the fit is ``whole = overhead + sum`` (slope
-    1), the overhead the median difference."""
+    """Time ``specs`` whole (interleaved rounds, the table's settings) and fit ``whole = slope x sum + intercept``:
+    the slope the median ratio of whole to sum, the intercept the median remainder."""
     s = table.settings
     shape, classes = s["input_shape"], s["num_classes"]
     models = []
@@ -306,9 +307,12 @@ def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int 
             progress(f"whole networks: round {r + 1}/{rounds}")
     sums = np.array([table.parts_sum(spec) for spec, _ in models])
     measured = np.array([float(np.median(w)) for w in whole])
-    # The per-network overhead: the median of (whole - sum of parts), robust to the odd network a burst of another
-    # process slowed; a least-squares line would follow the largest networks (and did, with a negative intercept).
-    slope, intercept = 1.0, float(np.median(measured - sums))
+    # whole = slope x sum + intercept, fitted robustly: the slope is the median ratio (a network's parts together
+    # run slower or faster than alone in proportion to their work: 0.8-1.04 over the shipped spaces), the intercept
+    # the median remainder. Medians keep the odd network a burst of another process slowed from tilting the fit; a
+    # least-squares line followed the largest networks (with negative intercepts).
+    slope = float(np.median(measured / sums))
+    intercept = float(np.median(measured - slope * sums))
     table.fit = {"intercept_ms": intercept, "slope": slope, "networks": len(models),
                  "points": [[float(a), float(b)] for a, b in zip(sums, measured)]}
     table.save()
