@@ -188,7 +188,7 @@ def main() -> None:
     data = load_dataset("cifar10", val_fraction=opt.val_fraction, seed=opt.seed, train_subset=opt.train_subset)
     cache = Cache(CACHE)
     engine = opt.cache_engine or source_hash(ENGINE_SOURCES)
-    deadline = time.monotonic() + 60 * opt.max_minutes if opt.max_minutes else math.inf
+    deadline = time.monotonic() + 60 * opt.max_minutes if opt.max_minutes is not None else math.inf
     title = {"zero-cost": "zero-cost proxies", "fidelity": "proxy training"}.get(opt.study, "zero-cost proxies and "
                                                                                   "proxy training")
     report = Report(NAME if opt.study == "both" else f"nb201_{opt.study.replace('-', '_')}",
