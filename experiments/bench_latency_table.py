@@ -2,8 +2,8 @@
 
 For each shipped space this script makes a latency table (``nas.evaluate.latency_table.make_table``: the distinct
 parts of ``--table-networks`` sampled networks timed in interleaved rounds, ``whole = slope x parts + intercept``
-fitted on ``--overhead-networks`` of them timed whole), then takes ``--networks`` other random networks of the space (seeds
-from 10,000), predicts each from the table (parts the table lacks are measured on demand first, and counted) and
+fitted on ``--overhead-networks`` of them timed whole), then takes ``--networks`` other random networks of the space
+(seeds from 10,000), predicts each from the table (parts the table lacks are measured on demand first, and counted) and
 measures each whole in the same process: ``--rounds`` interleaved rounds of ``measure_latency`` (batch 1, one thread,
 30 calls), the median of the rounds. Reported per space: Spearman's rho and the median absolute percentage error
 between predicted and measured, the share of the test networks' parts that had to be measured on demand, the time

@@ -162,7 +162,9 @@ def test_independent_workers_join_one_run_and_a_killed_worker_is_retried(tmp_pat
     """`nas worker` from a separate run folder joins a run on PostgreSQL, reading its settings from the storage; the
     worker is SIGKILLed mid-trial, its heartbeat stops, the other process fails that trial and runs its retry: the
     target is counted exactly and no architecture is trained twice."""
-    config = write_config(tmp_path, "joined", space="vision", trials=6, train_subset=400,  # seconds a trial
+    # 12 trials of seconds each: the search must still be running when the worker (a fresh process importing torch)
+    # claims its first trial, also on a loaded machine
+    config = write_config(tmp_path, "joined", space="vision", trials=12, train_subset=400,
                           budget={"epochs": 1, "batch_size": 32})
     creator = start("search", str(config), "--runs-dir", str(tmp_path / "host-a"), "--storage", postgres_url,
                     "--heartbeat", "1", "--quiet")
@@ -190,7 +192,7 @@ def test_independent_workers_join_one_run_and_a_killed_worker_is_retried(tmp_pat
             creator.kill()
 
     trials = _study(postgres_url, "joined").get_trials()
-    assert counted(trials) == 6
+    assert counted(trials) == 12
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
     killed = next(t for t in trials if t.number == running[0].number)
     assert killed.state.name == "FAIL" and "status" not in killed.user_attrs  # failed by the heartbeat, not told
