@@ -520,7 +520,7 @@ def measure_latency(
 def _onnxruntime_latency(net: nn.Module, x: torch.Tensor, *, warmup: int, repeats: int, threads: int | None,
                          min_time_s: float) -> Latency:
     with _ModesSaved(net):
-        session = ort_session(onnx_bytes(net, x), threads)
+        session = ort_session(onnx_bytes(net, x)[0], threads)
     feed = {session.get_inputs()[0].name: x.numpy()}
     for _ in range(warmup):
         session.run(None, feed)

@@ -9,7 +9,9 @@ import io
 import os
 import tempfile
 import warnings
-from typing import Any
+from typing import Any, Iterable
+
+from nas.errors import one_line
 
 OPSET = 17  # the opset of the in-memory graph (nas export's default)
 
@@ -69,33 +71,63 @@ def quiet_exporters():
                 logger.setLevel(level)
 
 
-def onnx_bytes(model, example, *, opset: int = OPSET) -> bytes:
-    """``model`` (in eval mode) as an ONNX graph in memory, for inputs shaped as ``example`` with a free batch axis:
-    the TorchScript-based exporter with this package's fixes, else the dynamo exporter."""
+class OnnxExportError(RuntimeError):
+    """No exporter wrote the graph; ``errors`` holds one line per exporter tried."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+def written_opset(graph: bytes) -> int | None:
+    """The default-domain (ai.onnx) opset an ONNX graph declares."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _export(name: str, model, example, opset: int) -> bytes:
+    import torch
+
+    if name == "torchscript":
+        buffer = io.BytesIO()
+        with torchscript_onnx_fixes(opset):
+            torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
+                              output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        return buffer.getvalue()
+    if name == "dynamo":
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.onnx")
+            torch.onnx.export(model, (example,), path, dynamo=True, opset_version=opset, input_names=["input"],
+                              output_names=["logits"], dynamic_shapes=({0: "batch"},), external_data=False,
+                              verbose=False)
+            with open(path, "rb") as f:
+                return f.read()
+    raise ValueError(f"unknown exporter {name!r}")
+
+
+def onnx_bytes(model, example, *, opset: int = OPSET,
+               exporters: Iterable[str] = ("torchscript", "dynamo")) -> tuple[bytes, str]:
+    """``model`` (put in eval mode) as an ONNX graph in memory, for inputs shaped as ``example`` with a free batch
+    axis, and the exporter that wrote it: each of ``exporters`` in turn (the TorchScript-based one with this package's
+    fixes, then the dynamo one), quiet. A graph that declares another opset than ``opset`` counts as failed (the
+    dynamo exporter keeps opset 18 when its conversion fails). :class:`OnnxExportError` when none succeeds."""
     import torch
 
     model.eval()
     errors = []
-    with quiet_exporters(), torch.no_grad():
+    for name in exporters:
         try:
-            buffer = io.BytesIO()
-            with torchscript_onnx_fixes(opset):
-                torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset,
-                                  input_names=["input"], output_names=["logits"],
-                                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-            return buffer.getvalue()
-        except Exception as e:  # noqa: BLE001 - try the other exporter, then report both
-            errors.append(f"torchscript exporter: {e}")
-        try:
-            with tempfile.TemporaryDirectory() as folder:
-                path = os.path.join(folder, "model.onnx")
-                torch.onnx.export(model, (example,), path, dynamo=True, opset_version=opset, input_names=["input"],
-                                  output_names=["logits"], external_data=False, verbose=False)
-                with open(path, "rb") as f:
-                    return f.read()
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"dynamo exporter: {e}")
-    raise RuntimeError("ONNX export for onnxruntime failed: " + "; ".join(errors))
+            with quiet_exporters(), torch.no_grad():
+                graph = _export(name, model, example, opset)
+            written = written_opset(graph)
+            if written != opset:
+                raise RuntimeError(f"wrote ONNX opset {written}, not the {opset} asked for")
+            return graph, name
+        except Exception as e:  # noqa: BLE001 - any exporter failure is reported as one line
+            errors.append(f"{name} exporter: {one_line(e, 200)}")
+    raise OnnxExportError(errors)
 
 
 def ort_session(graph: bytes, threads: int | None = 1) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from nas.errors import ExportError, one_line
-from nas.evaluate.onnx_graph import quiet_exporters, torchscript_onnx_fixes
+from nas.evaluate.onnx_graph import OnnxExportError, onnx_bytes, quiet_exporters
 from nas.io import remove_file
 
 ONNX_FILE = "model.onnx"
@@ -82,14 +82,6 @@ def check_opset(opset: Any) -> int:
     return int(opset)
 
 
-def _written_opset(file: Path) -> int | None:
-    """The default-domain (ai.onnx) opset an ONNX file declares."""
-    import onnx
-
-    model = onnx.load(str(file), load_external_data=False)
-    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
 def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, opset: int | None = None,
                 exporters: Iterable[str] = ("torchscript", "dynamo")) -> dict:
     """Export ``model`` to ONNX at ``path`` and check it with onnxruntime against PyTorch.
@@ -100,42 +92,19 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
     (:func:`tolerance_for` the largest |logit|) raises :class:`ExportError` naming the file, and leaves no file at
     ``path``.
     """
-    import torch
 
     path = Path(path)
     where = str(path)
     opset = check_opset(opset)
     tmp = path.with_name(path.stem + ".tmp.onnx")
     inputs = _check_inputs(input_shape)
-    model.eval()
-    errors = []
-    exporter = None
-    for name in exporters:
-        remove_file(tmp)
-        try:
-            with quiet_exporters(), torch.no_grad():
-                if name == "torchscript":
-                    with torchscript_onnx_fixes(opset):
-                        torch.onnx.export(model, (inputs[0],), str(tmp), dynamo=False, opset_version=opset,
-                                          input_names=["input"], output_names=["logits"],
-                                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-                elif name == "dynamo":
-                    torch.onnx.export(model, (inputs[0],), str(tmp), dynamo=True, opset_version=opset,
-                                      input_names=["input"], output_names=["logits"],
-                                      dynamic_shapes=({0: "batch"},), external_data=False, verbose=False)
-                else:
-                    raise ValueError(f"unknown exporter {name!r}")
-            written = _written_opset(tmp)
-            if written != opset:  # e.g. the dynamo exporter keeps opset 18 when its conversion fails
-                raise RuntimeError(f"wrote ONNX opset {written}, not the {opset} asked for")
-            exporter = name
-            break
-        except Exception as e:  # noqa: BLE001 - any exporter failure is reported as one line
-            errors.append(f"{name} exporter: {one_line(e, 200)}")
-    if exporter is None:
-        remove_file(tmp)
+    remove_file(tmp)
+    try:
+        graph, exporter = onnx_bytes(model, inputs[0], opset=opset, exporters=exporters)
+    except OnnxExportError as e:
         remove_file(path)
-        raise ExportError("ONNX export failed: " + "; ".join(errors), file=where)
+        raise ExportError("ONNX export failed: " + "; ".join(e.errors), file=where) from None
+    tmp.write_bytes(graph)
     try:
         diff, scale = _onnx_diff(model, tmp, inputs)
     except ExportError as e:
@@ -150,7 +119,7 @@ def export_onnx(model, input_shape: Sequence[int], path: str | os.PathLike, *, o
                           f"tolerance {tolerance:.3g} for logits up to {scale:.3g}); the file was not kept",
                           file=where)
     os.replace(tmp, path)
-    return {"file": path.name, "exporter": exporter, "opset": written, "max_abs_diff": diff,
+    return {"file": path.name, "exporter": exporter, "opset": opset, "max_abs_diff": diff,
             "tolerance": tolerance}
 
 

@@ -237,7 +237,7 @@ def test_onnxruntime_times_the_graph_of_every_baseline(spec, reference):
     assert Latency.from_dict(older).runtime == "torch"
     assert not model.training  # the caller's model is left as it was
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
-    session = ort_session(onnx_bytes(model, x[:1]), threads=1)
+    session = ort_session(onnx_bytes(model, x[:1])[0], threads=1)
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     with torch.no_grad():
         assert float((model(x) - torch.from_numpy(got)).abs().max()) < 1e-3
