@@ -63,7 +63,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -414,7 +414,6 @@ def _model_on(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 MAX_LATENCY_REPEATS = 10_000
-RUNTIMES = LATENCY_RUNTIMES
 
 
 def measure_latency(
@@ -463,8 +462,8 @@ def measure_latency(
         raise ConfigError(f"device {device!r} requested but CUDA is not available", key="device")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"latency is measured on 'cpu' or 'cuda', not {device!r}", key="device")
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIMES)})", key="runtime")
+    if runtime not in LATENCY_RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r} (known: {', '.join(LATENCY_RUNTIMES)})", key="runtime")
     if runtime == "onnxruntime" and dev.type != "cpu":
         raise ConfigError("onnxruntime latency is measured on the cpu (CPUExecutionProvider)", key="device")
 
@@ -476,7 +475,6 @@ def measure_latency(
         x = torch.zeros(shape, dtype=dtype)
     x = x.to(dev)
     net = _model_on(model, dev)
-    times_ms: list[float] = []
     if runtime == "onnxruntime":
         return _onnxruntime_latency(net, x, warmup=warmup, repeats=repeats, threads=threads, min_time_s=min_time_s)
 
@@ -493,9 +491,8 @@ def measure_latency(
                 net(x)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-            min_total_ms = 1000.0 * float(min_time_s)
-            total_ms = 0.0
-            while len(times_ms) < repeats or (total_ms < min_total_ms and len(times_ms) < MAX_LATENCY_REPEATS):
+
+            def call_ms() -> float:
                 if dev.type == "cuda":
                     start = torch.cuda.Event(enable_timing=True)
                     end = torch.cuda.Event(enable_timing=True)
@@ -503,18 +500,28 @@ def measure_latency(
                     net(x)
                     end.record()
                     end.synchronize()
-                    ms = float(start.elapsed_time(end))
-                else:
-                    t0 = time.perf_counter_ns()
-                    net(x)
-                    ms = (time.perf_counter_ns() - t0) / 1e6
-                times_ms.append(ms)
-                total_ms += ms
+                    return float(start.elapsed_time(end))
+                t0 = time.perf_counter_ns()
+                net(x)
+                return (time.perf_counter_ns() - t0) / 1e6
+
+            times_ms = _timed_calls(call_ms, repeats, min_time_s)
     finally:
         if dev.type == "cpu":
             torch.set_num_threads(prev_threads)
 
     return _latency_of(times_ms, str(dev), batch_size, warmup, used_threads, "torch")
+
+
+def _timed_calls(call_ms: Callable[[], float], repeats: int, min_time_s: float) -> list[float]:
+    """The milliseconds of at least ``repeats`` calls of ``call_ms``, and more (up to ``MAX_LATENCY_REPEATS``) until
+    they add up to ``min_time_s``."""
+    times_ms: list[float] = []
+    total_ms, min_total_ms = 0.0, 1000.0 * float(min_time_s)
+    while len(times_ms) < repeats or (total_ms < min_total_ms and len(times_ms) < MAX_LATENCY_REPEATS):
+        times_ms.append(call_ms())
+        total_ms += times_ms[-1]
+    return times_ms
 
 
 def _onnxruntime_latency(net: nn.Module, x: torch.Tensor, *, warmup: int, repeats: int, threads: int | None,
@@ -524,14 +531,13 @@ def _onnxruntime_latency(net: nn.Module, x: torch.Tensor, *, warmup: int, repeat
     feed = {session.get_inputs()[0].name: x.numpy()}
     for _ in range(warmup):
         session.run(None, feed)
-    times_ms: list[float] = []
-    total_ms, min_total_ms = 0.0, 1000.0 * float(min_time_s)
-    while len(times_ms) < repeats or (total_ms < min_total_ms and len(times_ms) < MAX_LATENCY_REPEATS):
+
+    def call_ms() -> float:
         t0 = time.perf_counter_ns()
         session.run(None, feed)
-        times_ms.append((time.perf_counter_ns() - t0) / 1e6)
-        total_ms += times_ms[-1]
-    return _latency_of(times_ms, "cpu", int(x.shape[0]), warmup,
+        return (time.perf_counter_ns() - t0) / 1e6
+
+    return _latency_of(_timed_calls(call_ms, repeats, min_time_s), "cpu", int(x.shape[0]), warmup,
                        session.get_session_options().intra_op_num_threads or None, "onnxruntime")
 
 
