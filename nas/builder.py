@@ -138,6 +138,11 @@ class Layout:
     fusion: Part | None
     head: Part
 
+    def parts(self) -> list[Part]:
+        """Every part in build order, repeats included: stem, each stage's parts, the fusion, the head."""
+        return [self.stem, *(p for stage in self.stages for p in stage), *([self.fusion] if self.fusion else []),
+                self.head]
+
 
 def _inputs(*shapes: tuple[int, ...]) -> Callable[[], tuple]:
     return lambda: tuple(torch.randn(1, *s) for s in shapes)

@@ -39,11 +39,8 @@ def network_costs(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) 
     parameter and every counted op of a network lives in one of its parts (the resizing of the input and the
     residual adds are not counted FLOPs); ``tests/test_builder.py`` checks it against the built network over
     every shipped space and baseline."""
-    plan = layout(spec, input_shape, num_classes)
-    parts = [plan.stem, *(p for stage in plan.stages for p in stage), *([plan.fusion] if plan.fusion else []),
-             plan.head]
     params = flops = 0
-    for part in parts:
+    for part in layout(spec, input_shape, num_classes).parts():
         p, f = part_costs(part)
         params, flops = params + p, flops + f
     return {"params": params, "flops": flops}

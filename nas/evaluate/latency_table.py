@@ -57,10 +57,7 @@ def part_key(part: Part) -> str:
 def parts_of(spec: ArchSpec, input_shape: Sequence[int], num_classes: int) -> list[Part]:
     """Every part of the network to time, in build order, repeats included (a network's latency sums all of them):
     the builder's parts, a DAG cell's split into its edges' operations (:func:`dag_parts`)."""
-    plan = layout(spec, input_shape, num_classes)
-    built = [plan.stem, *(p for stage in plan.stages for p in stage), *([plan.fusion] if plan.fusion else []),
-             plan.head]
-    return [q for part in built for q in dag_parts(part)]
+    return [q for part in layout(spec, input_shape, num_classes).parts() for q in dag_parts(part)]
 
 
 def dag_parts(part: Part) -> list[Part]:
@@ -102,23 +99,24 @@ class LatencyTable:
     path: Path | None = None
 
     # -- prediction ---------------------------------------------------------------------------------------------
-    def missing(self, spec: ArchSpec) -> list[Part]:
+    def _parts(self, spec: ArchSpec) -> list[tuple[str, Part]]:
+        """(key, part) of every part of the network at the table's input."""
         shape, classes = self.settings["input_shape"], self.settings["num_classes"]
-        seen: set[str] = set()
-        out = []
-        for part in parts_of(spec, shape, classes):
-            key = part_key(part)
-            if key not in self.parts and key not in seen:
-                seen.add(key)
-                out.append(part)
-        return out
+        return [(part_key(part), part) for part in parts_of(spec, shape, classes)]
 
-    def parts_sum(self, spec: ArchSpec) -> float:
+    def _missing(self, keyed: list[tuple[str, Part]]) -> list[Part]:
+        found = {key: part for key, part in keyed if key not in self.parts}  # each distinct part once
+        return list(found.values())
+
+    def missing(self, spec: ArchSpec) -> list[Part]:
+        """The distinct parts of ``spec`` the table lacks."""
+        return self._missing(self._parts(spec))
+
+    def parts_sum(self, spec: ArchSpec, keyed: list[tuple[str, Part]] | None = None) -> float:
         """The sum of the network's parts in ms; KeyError naming the first part the table lacks."""
-        shape, classes = self.settings["input_shape"], self.settings["num_classes"]
         total = 0.0
-        for part in parts_of(spec, shape, classes):
-            entry = self.parts.get(part_key(part))
+        for key, part in keyed if keyed is not None else self._parts(spec):
+            entry = self.parts.get(key)
             if entry is None:
                 raise KeyError(f"the table has no {part.key[0]} part of this network (measure it with fill)")
             total += entry["ms"]
@@ -127,14 +125,19 @@ class LatencyTable:
     def predict(self, spec: ArchSpec, *, fill: bool = False) -> float:
         """Predicted latency in ms of the network at the table's input: the fit applied to the sum of its parts
         (``fill``: parts the table lacks are measured first and appended)."""
+        keyed = self._parts(spec)
         if fill:
-            self.fill(spec)
-        total = self.parts_sum(spec)
+            self._fill(keyed)
+        total = self.parts_sum(spec, keyed)
         return float(self.fit.get("intercept_ms", 0.0) + self.fit.get("slope", 1.0) * total)
 
     def fill(self, spec: ArchSpec, *, rounds: int = 3, progress: Callable[[str], None] | None = None) -> int:
         """Measure (and append, saving the file) the parts of ``spec`` the table lacks; how many were measured."""
-        parts = self.missing(spec)
+        return self._fill(self._parts(spec), rounds=rounds, progress=progress)
+
+    def _fill(self, keyed: list[tuple[str, Part]], *, rounds: int = 3,
+              progress: Callable[[str], None] | None = None) -> int:
+        parts = self._missing(keyed)
         if parts:
             time_parts(self, parts, rounds=rounds, progress=progress)
         return len(parts)
