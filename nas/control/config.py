@@ -58,6 +58,8 @@ from nas.plugins import load_plugins
 INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives", "constraints", "budget", "rungs",
                 "rung_keep")
 LATENCY_KEYS = ("latency_device", "latency_batch_size", "latency_threads")
+# latency settings added later: in a fingerprint only when not at their default, so runs made before keep theirs
+LATENCY_LATER = {"latency_runtime": "torch", "latency_source": "measured"}
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")  # the devices training and latency run on (torch.device strings)
 
 
@@ -236,10 +238,7 @@ class RunConfig(_Strict):
         if "latency_ms" in self.objectives or self.constraints.max_latency_ms is not None:
             for key in LATENCY_KEYS:
                 found[key] = data[key]
-            if self.latency_runtime != "torch":  # runs timed by torch keep the fingerprint they always had
-                found["latency_runtime"] = self.latency_runtime
-            if self.latency_source != "measured":  # the table's file may move; its settings are what counts
-                found["latency_source"] = self.latency_source
+            found.update({k: data[k] for k, default in LATENCY_LATER.items() if data[k] != default})
         return found
 
     def budget_key(self) -> str:
@@ -264,9 +263,10 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
                 changes.append(f"{prefix} ({_short(a)} -> {_short(b)})")
 
     old, new = dict(old), dict(new)
-    if "latency_device" in old and "latency_device" in new:  # a run timed by torch leaves its runtime out
-        old.setdefault("latency_runtime", "torch")
-        new.setdefault("latency_runtime", "torch")
+    if "latency_device" in old and "latency_device" in new:  # a later setting at its default is left out
+        for key, default in LATENCY_LATER.items():
+            old.setdefault(key, default)
+            new.setdefault(key, default)
     for key in LATENCY_KEYS:  # latency settings matter only while latency is measured for an objective/constraint
         if key not in old or key not in new:
             old.pop(key, None)

@@ -266,7 +266,7 @@ def test_a_network_over_the_latency_cap_is_timed_again_before_it_is_infeasible(t
     timings = iter(medians)
     calls = []
 
-    def fake_latency(model, input_shape, config):
+    def fake_latency(model, input_shape, config, spec=None):
         calls.append(input_shape)
         return Latency(device="cpu", batch_size=1, median_ms=next(timings), iqr_ms=0.0, repeats=5, warmup=0,
                        threads=1)
