@@ -35,7 +35,7 @@ _step_listeners: list = []  # step_progress: who hears (step, total steps, recen
 
 @contextlib.contextmanager
 def step_progress(listener):
-    """While the block runs, every training in this thread calls ``listener(step, total_steps, loss)`` at each
+    """While the block runs, every training in this process calls ``listener(step, total_steps, loss)`` at each
     finite-loss check (every :data:`CHECK_EVERY` steps; ``loss``: the mean of those steps), e.g. a live progress
     line inside a trial. Evaluators need no argument for it: the controller wraps its evaluator call."""
     _step_listeners.append(listener)
@@ -43,6 +43,8 @@ def step_progress(listener):
         yield
     finally:
         _step_listeners.remove(listener)
+
+
 MAX_REASON = 500
 
 
