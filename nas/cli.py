@@ -303,7 +303,7 @@ def _latency_table(args) -> int:
     from nas.evaluate.latency_table import make_table  # heavy: torch
 
     table = make_table(_load_space(args.file), args.out, networks=args.networks,
-                       overhead_networks=min(args.overhead_networks, args.networks), rounds=args.rounds,
+                       overhead_networks=args.overhead_networks, rounds=args.rounds,
                        seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
                        runtime=args.runtime, threads=args.threads, batch_size=args.batch,
                        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
