@@ -148,6 +148,22 @@ def test_a_baseline_run_as_a_trial_does_not_dominate_itself():
     assert frame.iloc[1]["dominated_by"] == "no" and frame.iloc[1]["dominators"] == []
 
 
+def test_a_warm_started_baseline_trial_dominates_no_other_baseline():
+    objectives, directions = ["accuracy", "latency_ms"], ["maximize", "minimize"]
+    resnet_trial = _model("trial", [0.9] * 3, number=0, accuracy=0.9, latency_ms=1.0)
+    resnet = _model("baseline", [1.0] * 3, name="resnet", accuracy=0.9, latency_ms=1.0)
+    resnet_trial["spec_hash"] = resnet["spec_hash"] = "abc"
+    found = _model("trial", [1.5] * 3, number=5, accuracy=0.85, latency_ms=1.5)
+    found["spec_hash"] = "new"
+    preact = _model("baseline", [2.0] * 3, name="preact", accuracy=0.8, latency_ms=2.0)
+    preact["spec_hash"] = "def"
+    frame = remeasured_frame(_record({"trial-0000": resnet_trial, "trial-0005": found, "baseline-resnet": resnet,
+                                      "baseline-preact": preact}), objectives, directions).set_index("model")
+    assert frame.loc["baseline-preact", "dominated_by"] == "#5 (faster in 3 of 3 rounds)"  # not #0, the ResNet
+    assert frame.loc["baseline-resnet", "dominated_by"] == "no"
+    assert frame.loc["trial-0000", "on_front"]  # still a trial of the run, on its front
+
+
 def test_objectives_without_latency_keep_their_front_and_get_the_latency_beside():
     objectives, directions = ["accuracy", "params"], ["maximize", "minimize"]
     record = _record({"trial-0001": _model("trial", [3.0] * 3, number=1, accuracy=0.9, params=1000),

@@ -44,7 +44,8 @@ def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: 
                      baseline_values: dict[str, dict[str, float]] | None = None):
     """One row per re-measured model: its objectives with ``latency_ms`` replaced by the median of the rounds,
     whether it is on the front of the re-measured trials, and for a baseline the trials that dominate it on the
-    re-measured latency, each with how many paired rounds it was faster in. ``baseline_values``: a baseline's
+    re-measured latency, each with how many paired rounds it was faster in (a trial that is one of the baselines,
+    warm-started into the run, is not a find and dominates none). ``baseline_values``: a baseline's
     objectives under the run's budget where known now (the report evaluates them; ``nas measure`` may have run
     before that)."""
     rows = []
@@ -71,12 +72,14 @@ def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: 
     frame["on_front"] = False
     if len(found) and np.isfinite(found_values).all():
         frame.loc[found.index[pareto.pareto_mask(found_values, directions)], "on_front"] = True
+    baseline_hashes = set(frame.loc[frame["kind"] == "baseline", "spec_hash"].dropna())
+    finds = found[~found["spec_hash"].isin(baseline_hashes)]  # a warm-started baseline is not a find
     dominated_by, dominators = [], []
     for _, row in frame.iterrows():
         hits = []
         b = row[objectives].to_numpy(dtype=float)
         if row["kind"] == "baseline" and np.isfinite(b).all():
-            for _, f in found[dominating_found(found, row, objectives, directions)].iterrows():
+            for _, f in finds[dominating_found(finds, row, objectives, directions)].iterrows():
                 faster, n = paired(record["models"][f["model"]]["rounds_ms"],
                                    record["models"][row["model"]]["rounds_ms"])
                 hits.append({"number": int(f["number"]), "faster_rounds": faster, "rounds": n})
