@@ -106,7 +106,7 @@ def test_sample_json_matches_the_table(samples):
     lines = result.stdout.splitlines()
     assert len(lines) == 3
     from nas.builder import build, example_input
-    from nas.cli import _si
+    from nas.cli.space import si as _si
     from nas.evaluate.measure import count_flops, count_params
     from nas.grammar import load_space
 
@@ -211,8 +211,8 @@ def test_an_exported_arch_json_is_read_by_validate_eval_and_export(exported_arch
      "error: search_spaces/baselines/mamba.yaml: --dataset: the spec is for sequence input but dataset 'digits' "
      "is image data"),
     (("export", "search_spaces/baselines/resnet.yaml", "--input-shape", "0,8,8", "--num-classes", "10"),
-     "error: search_spaces/baselines/resnet.yaml: --input-shape: must be 3 positive integers C,H,W such as "
-     "3,32,32 for image input, got 0,8,8"),
+     "error: nas export: argument --input-shape: expected positive integers such as 3,32,32 or 784,1, got "
+     "'0,8,8'"),
     (("export", "search_spaces/baselines/resnet.yaml", "--dataset", "digits", "--opset", "5"),
      "error: --opset: ONNX opset 5 is not supported: the TorchScript-based exporter of torch "),
 ])

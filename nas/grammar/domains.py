@@ -205,7 +205,9 @@ HEAD_KEYS = {
     "final_norm": (Option(bool, False), OPTIONAL, None),  # a norm of the pooled features (ConvNeXt, ViT)
 }
 TOP_KEYS = ("name", "description", "input", "stem", "stages", "cell", "head", "regularization", "multipliers",
-            "constraints")
+            "constraints", "families")
+BODY_KEYS = ("stem", "cell", "stages", "head")  # what a family may write (the rest is the space's)
+FAMILY = "family"  # the name of a space's first choice when it has families
 CONSTRAINT_KEYS = {"max_params": int_option(1), "max_flops": int_option(1)}
 COST_OF = {"max_params": "params", "max_flops": "flops"}  # constraint key -> the cost it limits
 REFERENCE_INPUT_KEYS = ("shape", "num_classes")

@@ -4,6 +4,13 @@
 A mixer option may take one value per cell of its stage (``{values: [...], per_block: true}``): the first cell's
 choice keeps the option's name (``s4.mbconv.expansion_ratio``), the others add ``.b2``, ``.b3``, ... and are
 active while the stage's depth reaches them.
+
+A space may be a union of *families* (``families: {resnet: {...}, vit: {...}}``): a first choice, ``family``, picks
+one, and each family is a space body of its own (``stem``, ``cell``, ``stages``, ``head``; any it leaves out, and any
+``stem`` / ``cell`` / ``head`` key it leaves out, comes from the file's top level). Its parameters are named after it
+(``resnet.s2.downsample``) and are active only when it is picked; multipliers, regularization and constraints are
+the space's. So a choice that only some networks can take (a strided first block, which attention cannot do; a class
+token, which forbids downsampling) lives in the family that can take it.
 """
 from __future__ import annotations
 
@@ -13,9 +20,11 @@ from nas.catalog import INPUTS, MAX_CLASSES, MAX_REFERENCE_DIM, MIXERS, Option, 
 from nas.errors import SpaceError, unknown_key
 from nas.grammar.checks import class_token_problem, se_inner_problem, stride_problem
 from nas.grammar.domains import (
+    BODY_KEYS,
     CELL_KEYS,
     CONSTRAINT_KEYS,
     DEFAULT_REFERENCE,
+    FAMILY,
     FRACTION,
     HEAD_KEYS,
     OPTIONAL,
@@ -38,6 +47,11 @@ class Parser:
         self.lines = lines
         self.file = file
         self.params: list[Param] = []
+        self.family: tuple = ()  # while a family is parsed: its condition (("family", (name,)),)
+
+    def param(self, name: str, domain: Domain, target: tuple, when: tuple, path: tuple, scope: str) -> None:
+        """Append a parameter; inside a family it is active only when the family is picked."""
+        self.params.append(Param(name, domain, target, self.family + tuple(when), self.lines.get(path), scope))
 
     def error(self, message: str, path: tuple) -> SpaceError:
         line = None
@@ -166,11 +180,12 @@ class Parser:
                         raise self.error(f"condition value {value!r} can never hold: {key} takes "
                                          f"{named.domain.describe()}", cpath)
             conditions.append((names_in_scope[key], allowed))
-        self.params.append(Param(name, domain, target, tuple(conditions), self.lines.get(path), scope))
+        self.param(name, domain, target, tuple(conditions), path, scope)
 
     def keys(self, raw: dict, path: tuple, table: dict, prefix: str, target: tuple, scope: str,
-             names: dict[str, str], *, stage_index: Any = None) -> None:
-        """Add the parameters of one scope (stem, head, or a stage's own keys) in the table's order."""
+             names: dict[str, str], paths: dict | None = None) -> None:
+        """Add the parameters of one scope (stem, head, or a stage's own keys) in the table's order; ``paths``: where
+        each key of ``raw`` was written, when not at ``path`` (a family's key or the top level's)."""
         for key, (option, default, inherent) in table.items():
             if key in raw:
                 value = raw[key]
@@ -180,12 +195,13 @@ class Parser:
                 continue
             else:
                 value = default
-            self.add(f"{prefix}.{key}", value, path + (key,), option, target + (key,), scope, names, inherent)
+            where = (paths or {}).get(key, path + (key,))
+            self.add(f"{prefix}.{key}", value, where, option, target + (key,), scope, names, inherent)
             names[key] = f"{prefix}.{key}"
 
     def parse(self) -> dict[str, Any]:
         data = self.mapping(self.data, (), TOP_KEYS)
-        for key in ("name", "input", "stem", "stages", "cell"):
+        for key in ("name", "input"):
             if key not in data:
                 raise self.error(f"missing key {key!r}", ())
         name = data["name"]
@@ -195,37 +211,99 @@ class Parser:
         if input_kind not in INPUTS:
             raise self.error(f"input is {input_kind!r}, expected one of: {', '.join(INPUTS)}", ("input",))
 
-        # stem
-        stem = self.mapping(data["stem"], ("stem",), STEM_KEYS)
-        self.keys(stem, ("stem",), STEM_KEYS, "stem", ("stem",), "stem", {})
+        families = None
+        if "families" in data:
+            families = self.mapping(data["families"], ("families",))
+            if not families:
+                raise self.error("families must name at least one family", ("families",))
+            for family in families:
+                if not isinstance(family, str) or not family.isidentifier():
+                    raise self.error(f"a family's name must be a plain identifier, found {family!r}",
+                                     ("families", family))
+                self.mapping(families[family], ("families", family), BODY_KEYS)
+            self.param(FAMILY, Domain("categorical" if len(families) > 1 else "fixed", tuple(families)), (FAMILY,),
+                       (), ("families",), FAMILY)
+        else:
+            for key in ("stem", "stages", "cell"):
+                if key not in data:
+                    raise self.error(f"missing key {key!r}", ())
 
-        # multipliers and regularization
+        if families is None:  # the stem's choices come first (sampling order), then the space's
+            stem_paths = self.stem(data, None, "")
         compound = self.multipliers(data.get("multipliers"))
         reg = self.mapping(data.get("regularization"), ("regularization",), ("drop_path",), required=False)
         self.add("regularization.drop_path", reg.get("drop_path", 0.0), ("regularization", "drop_path"), FRACTION,
                  ("drop_path",), "regularization", {}, None)
 
+        if families is None:
+            stage_counts = {"": self.body(data, None, "", stem_paths)}
+        else:
+            stage_counts = {}
+            for family in families:
+                self.family = ((FAMILY, (family,)),)
+                stage_counts[family] = self.body(data, family, f"{family}.", self.stem(data, family, f"{family}."))
+            self.family = ()
+        constraints, constraint_lines, reference = self.constraints(data.get("constraints"), input_kind)
+        description = data.get("description", "")
+        return dict(name=name, input=input_kind, params=self.params, num_stages=max(stage_counts.values()),
+                    file=self.file, description=str(description or ""), constraints=constraints,
+                    constraint_lines=constraint_lines, reference_input=reference, compound=compound,
+                    families=stage_counts if families is not None else {})
+
+    def part(self, data: dict, family: str | None, key: str, allowed: Iterable[str]) -> tuple[dict, dict, tuple]:
+        """One mapping of a space body (stem, cell or head): the top level's keys, replaced key by key by the
+        family's; returns (merged mapping, key -> the path it was written at, the path to name when one is missing)."""
+        top = self.mapping(data.get(key), (key,), allowed, required=False)
+        merged, paths = dict(top), {k: (key, k) for k in top}
+        where = (key,)
+        if family is not None:
+            fpath = ("families", family, key)
+            own = self.mapping(self.data["families"][family].get(key), fpath, allowed, required=False)
+            merged.update(own)
+            paths.update({k: fpath + (k,) for k in own})
+            if own or key not in data:
+                where = fpath
+        return merged, paths, where
+
+    def stem(self, data: dict, family: str | None, p: str) -> dict:
+        """The stem's parameters (the file's, or a family's over the file's); returns where each key was written."""
+        own = self.data["families"][family] if family is not None else {}
+        for key in ("stem", "stages", "cell"):
+            if key not in own and key not in data:
+                raise self.error(f"missing key {key!r}", ("families", family) if family is not None else ())
+        stem, stem_paths, stem_path = self.part(data, family, "stem", STEM_KEYS)
+        self.keys(stem, stem_path, STEM_KEYS, f"{p}stem", ("stem",), f"{p}stem", {}, stem_paths)
+        return stem_paths
+
+    def body(self, data: dict, family: str | None, p: str, stem_paths: dict) -> int:
+        """The parameters of one space body after its stem (the file's, or a family's over the file's): cell,
+        stages, head, named with the prefix ``p`` (``""`` or ``"<family>."``). Returns its number of stages."""
+        own = self.data["families"][family] if family is not None else {}
+
         # cell: shared keys once, then per stage
-        cell = self.mapping(data["cell"], ("cell",), ("shared", "mixer") + tuple(CELL_KEYS))
+        cell, cell_paths, cell_path = self.part(data, family, "cell", ("shared", "mixer") + tuple(CELL_KEYS))
         shared = cell.get("shared", [])
+        spath = cell_paths.get("shared", cell_path + ("shared",))
         if not isinstance(shared, list):
-            raise self.error("shared must be a list of cell keys", ("cell", "shared"))
+            raise self.error("shared must be a list of cell keys", spath)
         for i, key in enumerate(shared):
             if key != "mixer" and key not in CELL_KEYS:
                 raise self.error(f"unknown cell key {key!r} (expected one of: mixer, {', '.join(CELL_KEYS)})",
-                                 ("cell", "shared", i))
+                                 spath + (i,))
         if "mixer" not in cell:
-            raise self.error("missing key 'mixer' (the productions a cell can be)", ("cell",))
+            raise self.error("missing key 'mixer' (the productions a cell can be)", cell_path)
         shared_names: dict[str, str] = {}
-        self.cell_params(cell, ("cell",), "cell", ("stages", "*"), "cell", shared_names, only=set(shared))
+        self.cell_params(cell, None, f"{p}cell", ("stages", "*"), f"{p}cell", shared_names, only=set(shared),
+                         paths=cell_paths)
 
-        stages = data["stages"]
+        spath = ("families", family, "stages") if "stages" in own else ("stages",)
+        stages = own.get("stages", data.get("stages"))
         if not isinstance(stages, list) or not stages:
-            raise self.error("stages must be a non-empty list", ("stages",))
+            raise self.error("stages must be a non-empty list", spath)
         for i, raw_stage in enumerate(stages):
-            path = ("stages", i)
+            path = spath + (i,)
             stage = self.mapping(raw_stage, path, tuple(STAGE_KEYS) + ("cell",))
-            prefix = f"s{i + 1}"
+            prefix = f"{p}s{i + 1}"
             names: dict[str, str] = {}
             self.keys(stage, path, STAGE_KEYS, prefix, ("stages", i), prefix, names)
             override = self.mapping(stage.get("cell"), path + ("cell",), ("mixer",) + tuple(CELL_KEYS),
@@ -235,39 +313,33 @@ class Parser:
                     raise self.error(f"{key!r} is shared by all stages (cell.shared); a stage cannot override it",
                                      path + ("cell", key))
             merged = {**cell, **override}
-            paths = {k: (path + ("cell", k) if k in override else ("cell", k)) for k in merged}
+            paths = {k: (path + ("cell", k) if k in override else cell_paths[k]) for k in merged}
             self.cell_params(merged, None, prefix, ("stages", i), prefix, {**shared_names, **names}, skip=set(shared),
                              paths=paths)
-            self.check_stage(prefix, path, "cell" if "mixer" in shared else prefix, paths)
+            self.check_stage(prefix, path, f"{p}cell" if "mixer" in shared else prefix, paths, f"{p}cell")
 
         # head
-        head = self.mapping(data.get("head"), ("head",), HEAD_KEYS, required=False)
-        self.keys(head, ("head",), HEAD_KEYS, "head", ("head",), "head", {})
-        fpn = next(p for p in self.params if p.name == "head.fpn_stages")
-        head_types = next(p for p in self.params if p.name == "head.type").domain.values()
+        head, head_paths, head_path = self.part(data, family, "head", HEAD_KEYS)
+        self.keys(head, head_path, HEAD_KEYS, f"{p}head", ("head",), f"{p}head", {}, head_paths)
+        fpn = next(q for q in self.params if q.name == f"{p}head.fpn_stages")
+        head_types = next(q for q in self.params if q.name == f"{p}head.type").domain.values()
         for v in (fpn.domain.values() if "fpn" in head_types else []):
             if v > len(stages):
                 raise self.error(f"fpn_stages {v} exceeds the number of stages ({len(stages)})",
-                                 ("head", "fpn_stages"))
+                                 head_paths.get("fpn_stages", head_path + ("fpn_stages",)))
 
-        self.check_class_token(len(stages))
-        constraints, constraint_lines, reference = self.constraints(data.get("constraints"), input_kind)
-        description = data.get("description", "")
-        return dict(name=name, input=input_kind, params=self.params, num_stages=len(stages), file=self.file,
-                    description=str(description or ""), constraints=constraints,
-                    constraint_lines=constraint_lines, reference_input=reference, compound=compound)
-
-    def check_class_token(self, num_stages: int) -> None:
-        problem = class_token_problem(self.params, num_stages)
+        problem = class_token_problem(self.params, len(stages), p)
         if problem:
-            raise self.error(*problem)
+            message, where = problem
+            raise self.error(message, (stem_paths if where[0] == "stem" else head_paths).get(where[1], where))
+        return len(stages)
 
-    def check_stage(self, prefix: str, path: tuple, mixer_scope: str, cell_paths: dict) -> None:
+    def check_stage(self, prefix: str, path: tuple, mixer_scope: str, cell_paths: dict, cell_scope: str) -> None:
         """The stage's choices that depend on its mixers: a strided first cell, squeeze-excitation inside."""
         problem = stride_problem(self.params, prefix, mixer_scope)
         if problem:
             raise self.error(problem, path + ("downsample",))
-        problem = se_inner_problem(self.params, prefix, mixer_scope)
+        problem = se_inner_problem(self.params, prefix, mixer_scope, cell_scope)
         if problem:
             raise self.error(problem, cell_paths.get("se_place", ("cell", "se_place")))
 
@@ -305,8 +377,8 @@ class Parser:
                                  path + (name,))
         mixer_name = f"{prefix}.mixer"
         choices = list(productions)
-        self.params.append(Param(mixer_name, Domain("categorical" if len(choices) > 1 else "fixed", tuple(choices)),
-                                 target + ("mixer", "type"), (), self.lines.get(path), scope))
+        self.param(mixer_name, Domain("categorical" if len(choices) > 1 else "fixed", tuple(choices)),
+                   target + ("mixer", "type"), (), path, scope)
         names["mixer"] = mixer_name
         for name, options in productions.items():
             info = MIXERS[name]

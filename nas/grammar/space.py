@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from nas.errors import SpaceError, SpecError
 from nas.grammar.domains import (
+    FAMILY,
     Domain,
     Param,
     SpaceSize,
@@ -86,6 +87,7 @@ class Space:
     reference_input: tuple[tuple[int, ...], int] = ((3, 32, 32), 10)
     compound: tuple[float, float, float] | None = None  # (alpha: depth, beta: width, gamma: resolution)
     baselines: dict[str, ArchSpec] = field(default_factory=dict)
+    families: dict[str, int] = field(default_factory=dict)  # family -> its number of stages (a union of bodies)
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
@@ -140,14 +142,19 @@ class Space:
         except KeyError as e:
             raise SpaceError(str(e.args[0]), file=self.file) from None
 
+    def stages_of(self, values: dict[str, Any]) -> int:
+        """The number of stages of the networks ``values`` describe (their family's, in a space with families)."""
+        return self.families[values[FAMILY]] if self.families else self.num_stages
+
     def _spec_from(self, values: dict[str, Any]) -> ArchSpec:
+        n = self.stages_of(values)
         data: dict[str, Any] = {
             "input": self.input, "space": self.name, "stem": {}, "head": {},
-            "stages": [{"mixer": {"options": {}}} for _ in range(self.num_stages)],
+            "stages": [{"mixer": {"options": {}}} for _ in range(n)],
         }
         for param in self.params:
-            if param.name in values:
-                set_path(data, param.target, values[param.name], self.num_stages)
+            if param.name in values and param.name != FAMILY:
+                set_path(data, param.target, values[param.name], n)
         for stage in data["stages"]:  # per-cell values arrive keyed by cell index
             if "per_block" in stage:
                 stage["per_block"] = {k: [v[i] for i in sorted(v)] for k, v in stage["per_block"].items()}
@@ -164,31 +171,53 @@ class Space:
 
     # -- inverse: which values give this spec ---------------------------------------------------------------------
     def assignment(self, spec: ArchSpec, *, file: str | None = None) -> dict[str, Any]:
-        """The parameter values that produce ``spec``; raises SpaceError naming the key that does not fit."""
+        """The parameter values that produce ``spec``; raises SpaceError naming the key that does not fit. In a space
+        with families, the first family that writes ``spec``; when none does, the error of the family that came
+        closest (the most parameters matched)."""
         where = file or self.file
         if spec.input != self.input:
             raise SpaceError(f"spec is for {spec.input} input, space {self.name!r} for {self.input}", file=where,
                              key="input")
-        if len(spec.stages) != self.num_stages:
-            raise SpaceError(f"spec has {len(spec.stages)} stages, space {self.name!r} has {self.num_stages}",
-                             file=where, key="stages")
+        if not self.families:
+            values, error = self._assign(spec, where, {})
+            if error is not None:
+                raise error
+            return values
+        closest: tuple[int, SpaceError] | None = None
+        for family in self.families:
+            values, error = self._assign(spec, where, {FAMILY: family})
+            if error is None:
+                return values
+            if closest is None or len(values) > closest[0]:
+                closest = (len(values), SpaceError(f"{error.message} (closest family: {family})", file=error.file,
+                                                   line=error.line, key=error.key))
+        raise closest[1]
+
+    def _assign(self, spec: ArchSpec, where: str | None, values: dict[str, Any]) -> tuple[dict, SpaceError | None]:
+        """(the values read so far, the error that stopped the reading or None) for ``spec``, from ``values``."""
+        n = self.stages_of(values)
+        if len(spec.stages) != n:
+            return values, SpaceError(f"spec has {len(spec.stages)} stages, space {self.name!r} has {n}",
+                                      file=where, key="stages")
         data = spec.model_dump(mode="json")
-        values: dict[str, Any] = {}
         for param in self.params:
-            if not param.active(values):
+            if param.name in values or not param.active(values):
                 continue
-            value = self._read(data, param, spec, where)
+            try:
+                value = self._read(data, param, spec, where, n)
+            except SpaceError as e:
+                return values, e
             if not param.domain.contains(value):
-                raise SpaceError(f"value {value!r} is not in the space's choices {param.domain.describe()} "
-                                 f"(space {self.name!r}, parameter {param.name})", file=where,
-                                 key=key_text(param.target))
+                return values, SpaceError(f"value {value!r} is not in the space's choices "
+                                          f"{param.domain.describe()} (space {self.name!r}, parameter {param.name})",
+                                          file=where, key=key_text(param.target))
             values[param.name] = value
         if self._spec_from(values).canonical() != spec.canonical():
-            raise SpaceError(f"spec does not fit space {self.name!r}: its fields disagree with the grammar's "
-                             "fixed values", file=where)
-        return values
+            return values, SpaceError(f"spec does not fit space {self.name!r}: its fields disagree with the "
+                                      "grammar's fixed values", file=where)
+        return values, None
 
-    def _read(self, data: dict, param: Param, spec: ArchSpec, where: str | None) -> Any:
+    def _read(self, data: dict, param: Param, spec: ArchSpec, where: str | None, num_stages: int) -> Any:
         if "per_block" in param.target:  # a repeated value is kept as the mixer's option alone
             j = param.target.index("per_block")
             stage, key, k = get_path(data, param.target[:j]), param.target[j + 1], param.target[j + 2]
@@ -205,7 +234,7 @@ class Space:
             return canonical_float(phi)
         if "*" in param.target:
             i = param.target.index("*")
-            seen = [get_path(data, param.target[:i] + (k,) + param.target[i + 1:]) for k in range(self.num_stages)]
+            seen = [get_path(data, param.target[:i] + (k,) + param.target[i + 1:]) for k in range(num_stages)]
             if any(not same_value(v, seen[0]) for v in seen):
                 raise SpaceError(f"the space shares {param.target[-1]!r} across stages, the spec varies it: {seen}",
                                  file=where, key=param.name)
@@ -241,19 +270,23 @@ class Space:
         return [p for p in self.params if p.is_choice]
 
     def size(self) -> SpaceSize:
-        """Number of distinct architectures (exact for the discrete part)."""
+        """Number of distinct architectures (exact for the discrete part; in a space with families, the sum of the
+        families' sizes: a network two families can write counts in each)."""
         continuous = tuple(p.name for p in self.params if p.domain.size() is None)
         referenced = {name for p in self.params for name, _ in p.when}
         scopes: dict[str, list[Param]] = {}
         for p in self.params:
-            scopes.setdefault(p.scope, []).append(p)
-        shared = scopes.pop("cell", [])
+            if p.name != FAMILY:
+                scopes.setdefault(p.scope, []).append(p)
         total = 0
-        for context, weight in count_assignments(shared, {}, referenced):
-            product = weight
-            for params in scopes.values():
-                product *= sum(w for _, w in count_assignments(params, context, referenced))
-            total += product
+        for start in [{FAMILY: f} for f in self.families] or [{}]:
+            cell = f"{start[FAMILY]}.cell" if start else "cell"
+            others = [params for scope, params in scopes.items() if scope != cell]
+            for context, weight in count_assignments(scopes.get(cell, []), start, referenced):
+                product = weight
+                for params in others:  # another family's scopes are inactive here: a factor of 1
+                    product *= sum(w for _, w in count_assignments(params, context, referenced))
+                total += product
         return SpaceSize(total, continuous)
 
     # -- constraints ------------------------------------------------------------------------------------------
@@ -311,6 +344,7 @@ class Space:
             "constraints": dict(sorted(self.constraints.items())),
             "reference_input": [list(self.reference_input[0]), self.reference_input[1]],
             "compound": list(self.compound) if self.compound is not None else None,
+            **({"families": dict(self.families)} if self.families else {}),
         }
 
     def fingerprint(self) -> str:

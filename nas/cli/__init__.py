@@ -6,55 +6,16 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from nas.archjson import ARCH_FILE, read_spec
+from nas.archjson import read_spec
 from nas.control.config import parse_set
-from nas.control.rundir import RunDir
 from nas.control.samplers import SAMPLERS
 from nas.control.shared import DEFAULT_HEARTBEAT_S, GRACE_FACTOR
 from nas.errors import NasError
-from nas.grammar import load_space, shipped_spaces_dir
-from nas.io import load_yaml, read_text
+from nas.cli.args import EXIT_USAGE, Parser, int_in, seed, shape
+from nas.cli.space import add_space_commands, is_spec_file, load_space_arg
 from nas.objectives import OBJECTIVES
-
-EXIT_USAGE = 2
-MAX_SEED = 2**31 - 2  # as a run config's seed: numpy / Optuna take seeds below 2**32, with room to derive others
-
-
-class _Parser(argparse.ArgumentParser):
-    """A usage error (bad or missing argument) is one line, like every other bad input, and exit status 2."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _int_in(low: int, high: int | None = None):
-    """An argparse type: an integer in [low, high] (no upper bound when ``high`` is None)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(
-                f"expected an integer {f'in [{low}, {high}]' if high is not None else f'>= {low}'}, got {text!r}")
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in some messages
-    return parse
-
-
-_seed = _int_in(0, MAX_SEED)
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    """An argparse type: an input shape without the batch, e.g. 3,32,32 or 784,1."""
-    try:
-        return tuple(int(s) for s in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers such as 3,32,32 or 784,1, got {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,46 +60,10 @@ def _terminate_as_interrupt():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="nas", description="Neural architecture search over a pattern grammar.")
+    parser = Parser(prog="nas", description="Neural architecture search over a pattern grammar.")
     commands = parser.add_subparsers(title="commands")
 
-    space_parser = commands.add_parser("space", help="inspect search spaces")
-    space_parser.set_defaults(help_of=space_parser)
-    space = space_parser.add_subparsers(title="space commands")
-    p = space.add_parser("validate", help="check a space file (and its baselines) or a spec file")
-    p.add_argument("file", help="a search-space YAML (or a shipped name: vision, mobile, sequence), a spec file or "
-                                "an export's arch.json")
-    p.add_argument("--no-constraints", action="store_true", help="skip the feasibility check of the constraints")
-    p.set_defaults(handler=_space_validate)
-
-    p = space.add_parser("show", help="print the grammar as a tree, with its size")
-    p.add_argument("file")
-    p.set_defaults(handler=_space_show)
-
-    p = space.add_parser("sample", help="sample architectures: hash, summary, params, FLOPs")
-    p.add_argument("file")
-    p.add_argument("-n", "--num", type=int, default=5, help="how many (default 5)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the first sample (the next ones: +1, +2, ...)")
-    p.add_argument("--json", action="store_true", help="print the spec JSON of each sample instead")
-    p.add_argument("--latency-table", metavar="FILE", help="also print each sample's latency predicted by this table")
-    p.set_defaults(handler=_space_sample)
-
-    p = commands.add_parser("latency-table", help="measure the parts of a space's networks on this machine, for "
-                                                  "latency predicted without timing (resumable)")
-    p.add_argument("file", help="a search-space YAML or a shipped name")
-    p.add_argument("--out", required=True, help="the table file (JSON); an existing one is continued")
-    p.add_argument("--networks", type=_int_in(1), default=200, help="sampled networks whose parts are timed")
-    p.add_argument("--overhead-networks", type=_int_in(2), default=20, help="of them, timed whole (the overhead)")
-    p.add_argument("--rounds", type=_int_in(1), default=3, help="interleaved rounds per part (default 3)")
-    p.add_argument("--threads", type=_int_in(1), default=1, help="CPU threads while timing (default 1)")
-    p.add_argument("--batch", type=_int_in(1), default=1, help="batch size (default 1)")
-    p.add_argument("--runtime", default="torch", choices=["torch"], help="what runs the parts (torch so far)")
-    p.add_argument("--device", default="cpu", choices=["cpu"], help="where the parts run (cpu so far)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the first sampled network")
-    p.add_argument("--input-shape", type=_shape, metavar="C,H,W|L,C", help="the networks' input (a run's: its data's "
-                   "at its resolution; default: the space's reference input)")
-    p.add_argument("--num-classes", type=_int_in(2), help="default: the space's reference classes")
-    p.set_defaults(handler=_latency_table)
+    add_space_commands(commands)
 
     p = commands.add_parser("eval", help="evaluate one spec (or one sample of a space) on a dataset")
     p.add_argument("target", help="a spec file (.json/.yaml) or an export (its folder or arch.json), or a space "
@@ -146,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="digits", help="digits, fashion_mnist, mnist, cifar10, npz:PATH, ... ")
     p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR or "
                                                      "~/.cache/nas/data)")
-    p.add_argument("--seed", type=_seed, default=0, help="training seed (and of the sample, for a space)")
+    p.add_argument("--seed", type=seed, default=0, help="training seed (and of the sample, for a space)")
     p.add_argument("--epochs", type=float, default=None, help="training epochs (fractions allowed; default 1, "
                                                               "as a search budget)")
     p.add_argument("--data-fraction", type=float, default=None, help="fraction of the training split used")
@@ -154,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="training batch size")
     p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
     p.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
-    p.add_argument("--threads", type=_int_in(1), default=None,
+    p.add_argument("--threads", type=int_in(1), default=None,
                    help="torch CPU threads for training (default: torch's, which follows OMP_NUM_THREADS)")
     p.add_argument("--latency-device", default="cpu", help="where latency is timed: cpu, cuda or cuda:N")
     p.add_argument("--no-zero-cost", action="store_true", help="skip the zero-cost proxies")
@@ -165,161 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- space ------------------------------------------------------------------------------------------------------
-
-
-def _is_spec_file(path: Path) -> bool:
-    """A spec (.json / .yaml) or an export (its folder or arch.json), rather than a space."""
-    if path.suffix == ".json":
-        return True
-    if path.is_dir():
-        return (path / ARCH_FILE).is_file()
-    if not path.exists():
-        return False
-    data, _ = load_yaml(read_text(path, what="space or spec file"), file=str(path))
-    return isinstance(data, dict) and "cell" not in data and "stem" in data and "stages" in data \
-        and isinstance(data.get("stages"), list) and all(isinstance(s, dict) and "mixer" in s
-                                                         for s in data["stages"])
-
-
-def _load_space(file: str):
-    """The space ``file`` names, or one line saying what was given instead of a space: nothing, a run folder, a spec
-    or an export (read as a space file, they gave '.: Is a directory' or 'unknown key ...')."""
-    if not file.strip():
-        raise NasError("empty space name; give a shipped space (vision, mobile, sequence) or a space file")
-    path = Path(file)
-    if path.is_dir():
-        if RunDir.is_run(path):
-            raise NasError(f"is a search run folder, not a space (the run's space is {path / 'space.yaml'})",
-                           file=file)
-    if _is_spec_file(path):
-        spec = read_spec(path)[0]
-        named = f" of space {spec.space!r}" if spec.space else ""
-        raise NasError(f"is an architecture spec{named}, not a space (`nas space validate` checks a spec)", file=file)
-    if path.is_file() and path.suffix in (".yaml", ".yml"):
-        data, _ = load_yaml(read_text(path, what="space file"), file=file)
-        if isinstance(data, dict) and "space" in data and "stages" not in data \
-                and any(key in data for key in ("dataset", "objectives", "budget", "trials")):
-            named = f" of space {data['space']!r}" if isinstance(data["space"], str) else ""
-            raise NasError(f"is a run config (for `nas search`){named}, not a space", file=file)
-    return load_space(file)
-
-
-def _space_validate(args) -> int:
-    path = Path(args.file)
-    if _is_spec_file(path):
-        spec, recorded = read_spec(path)
-        where = ""
-        if spec.space:
-            candidates = [path.parent.parent / f"{spec.space}.yaml", path.parent / f"{spec.space}.yaml",
-                          shipped_spaces_dir() / f"{spec.space}.yaml"]
-            space_file = next((c for c in candidates if c.exists()), None)
-            if space_file is not None:
-                load_space(space_file).check_contains(spec, file=str(path))
-                where = f", fits space {spec.space!r}"
-            else:  # said, not skipped in silence
-                where = f", names space {spec.space!r}, which is not found (not checked against it)"
-        if recorded is not None:
-            where += f", exported for input {list(recorded[0])} and {recorded[1]} classes"
-        print(f"ok: spec {spec.hash()}{where}: {spec.summary()}")
-        return 0
-    space = _load_space(args.file)
-    if not args.no_constraints:
-        from nas.evaluate.costs import check_feasible  # heavy: torch
-
-        check_feasible(space)
-    baselines = f", {len(space.baselines)} baseline(s) fit" if space.baselines else ""
-    print(f"ok: {space.describe()}{baselines}")
-    return 0
-
-
-def _space_show(args) -> int:
-    from rich.console import Console
-    from rich.tree import Tree
-
-    space = _load_space(args.file)
-    tree = Tree(f"[bold]{space.name}[/] ({space.input}) — {space.size()} architectures, "
-                f"{len(space.choices())} choices")
-    if space.description:
-        tree.add(f"[dim]{space.description}[/]")
-    branches: dict[str, Any] = {}
-    titles = {"stem": "stem", "multipliers": "multipliers", "regularization": "regularization",
-              "cell": "cell (shared by all stages)", "head": "head"}
-    for param in space.params:
-        if not param.is_choice and param.when:
-            continue  # a conditional default (e.g. growth_rate when skip is dense): shown only when chosen
-        scope = param.scope
-        if scope not in branches:
-            title = titles.get(scope) or f"stage {scope[1:]}"
-            branches[scope] = tree.add(f"[bold cyan]{title}[/]")
-        local = param.name.split(".", 1)[1]
-        condition = ""
-        if param.when:
-            condition = " [dim]when " + ", ".join(
-                f"{n.split('.', 1)[1]} in {{{', '.join(map(str, vals))}}}" for n, vals in param.when) + "[/]"
-        style = "" if param.is_choice else "[dim]"
-        end = "" if param.is_choice else "[/]"
-        branches[scope].add(f"{style}{local} = {param.domain.describe()}{end}{condition}")
-    if space.compound:
-        alpha, beta, gamma = space.compound
-        tree.add(f"compound scaling: depth {alpha}^phi, width {beta}^phi, resolution {gamma}^phi")
-    if space.constraints:
-        shape, classes = space.reference_input
-        tree.add("constraints: " + ", ".join(f"{k} {v:,}" for k, v in space.constraints.items())
-                 + f" (at input {list(shape)}, {classes} classes)")
-    if space.baselines:
-        node = tree.add("[bold]baselines[/]")
-        for name, spec in space.baselines.items():
-            node.add(f"{name} [dim]{spec.hash()}[/] {spec.summary()}")
-    Console(width=160).print(tree)
-    return 0
-
-
-def _space_sample(args) -> int:
-    if args.num < 1:
-        raise NasError("-n must be at least 1", key="--num")
-    from nas.evaluate import costs, latency_table  # heavy: torch
-
-    space = _load_space(args.file)
-    shape, classes = space.reference_input
-    table = None
-    if args.latency_table:
-        table = latency_table.LatencyTable.load(args.latency_table).check_space(space)
-    for i in range(args.num):
-        spec = space.sample(args.seed + i)
-        if args.json:
-            print(spec.to_json(indent=None))
-            continue
-        counted = costs.constraint_costs(space, spec, shape, classes, what=("params", "flops"))  # by parts, once
-        params, flops = counted["params"], counted["flops"]
-        problems = costs.violations(space, spec, costs=counted) if space.constraints else []
-        flag = f"  [violates: {'; '.join(problems)}]" if problems else ""
-        predicted = f"  latency={table.predict(spec, fill=True):.3f}ms" if table else ""
-        print(f"{spec.hash()}  params={_si(params):>7}  flops={_si(flops):>7}{predicted}  {spec.summary()}{flag}")
-    return 0
-
-
-def _latency_table(args) -> int:
-    from nas.evaluate.latency_table import make_table  # heavy: torch
-
-    table = make_table(_load_space(args.file), args.out, networks=args.networks,
-                       overhead_networks=args.overhead_networks, rounds=args.rounds,
-                       seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
-                       runtime=args.runtime, threads=args.threads, batch_size=args.batch,
-                       device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
-    fit = table.fit
-    print(f"{args.out}: {len(table.parts)} parts; a network = {fit['slope']:.3f} x its parts "
-          f"{'+-'[fit['intercept_ms'] < 0]} {abs(fit['intercept_ms']):.3f} ms (fitted on {fit['networks']} networks)")
-    return 0
-
-
-def _si(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
-
-
 # -- eval -------------------------------------------------------------------------------------------------------
 
 
@@ -327,11 +97,11 @@ def _eval(args) -> int:
     from nas.evaluate.evaluate import EvalConfig, check_input_kind, evaluate, load_data  # heavy: torch
 
     path = Path(args.target)
-    if _is_spec_file(path):
+    if is_spec_file(path):
         spec = read_spec(path)[0]
         what, file = "the spec", str(path)
     else:
-        space = _load_space(args.target)
+        space = load_space_arg(args.target)
         spec = space.sample(args.seed)
         what, file = f"space {space.name!r}", None
     overrides = {k: v for k, v in {
@@ -389,7 +159,7 @@ def _add_search_commands(commands) -> None:
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
     p.add_argument("--sampler", default=None, help=f"one of {', '.join(SAMPLERS.names())}")
-    p.add_argument("--seed", type=_seed, default=None, help="the run's seed (sampler, splits, training); default: "
+    p.add_argument("--seed", type=seed, default=None, help="the run's seed (sampler, splits, training); default: "
                                                             "the config's, else 0")
     p.add_argument("--dataset", default=None, help="digits, fashion_mnist, mnist, cifar10, npz:PATH, ... "
                                                    "(default: the config's)")
@@ -502,7 +272,7 @@ def _add_ship_commands(commands) -> None:
     p = commands.add_parser("show", help="one run (settings, counts, front) or one trial of it (spec, objectives, "
                                          "costs, curve, failure reason, baselines it dominates)")
     p.add_argument("run_dir", help="the run folder, e.g. runs/demo")
-    p.add_argument("--trial", type=_int_in(0), default=None, metavar="N", help="show trial N instead of the run")
+    p.add_argument("--trial", type=int_in(0), default=None, metavar="N", help="show trial N instead of the run")
     p.add_argument("--json", action="store_true", help="print it as JSON")
     p.set_defaults(handler=_show)
 
@@ -541,7 +311,7 @@ def _add_ship_commands(commands) -> None:
     p.add_argument("--dataset", default=None, help="spec file only: the dataset giving input shape and classes "
                                                    "(default for an export: those it records)")
     p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR)")
-    p.add_argument("--input-shape", type=_shape, default=None, metavar="C,H,W|L,C",
+    p.add_argument("--input-shape", type=shape, default=None, metavar="C,H,W|L,C",
                    help="spec file only, with --num-classes, instead of --dataset")
     p.add_argument("--num-classes", type=int, default=None, help="spec file only, at least 2")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; one that torch's TorchScript-based "
@@ -558,12 +328,12 @@ def _add_ship_commands(commands) -> None:
     p.add_argument("--data-dir", default=None, help="where .npz data sets are (default $NAS_DATA_DIR)")
     p.add_argument("--batch-size", type=int, default=128, help="training batch size (default 128)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3, as in the search)")
-    p.add_argument("--seed", type=_seed, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="training seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--train-subset", type=int, default=None, help="class-balanced subset of the training pool")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS",
                    help="write a resumable checkpoint every EPOCHS epochs (default 1)")
-    p.add_argument("--max-epochs", type=_int_in(1), default=None,
+    p.add_argument("--max-epochs", type=int_in(1), default=None,
                    help="stop after this many epochs in this call (run again to continue)")
     p.add_argument("--restart", action="store_true", help="discard an existing checkpoint, train from scratch")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
