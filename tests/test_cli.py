@@ -57,7 +57,7 @@ def test_validate_baseline_spec_fits_its_space():
     result = run("space", "validate", "search_spaces/baselines/resnet.yaml")
     assert result.returncode == 0, result.stderr
     out = result.stdout.strip()
-    assert re.match(r"ok: spec [0-9a-f]{12}, fits space 'vision': stem=conv3x32 \| s1 ", out), out
+    assert re.match(r"ok: spec [0-9a-f]{12}, fits space 'vision': stem=conv3x16 relu batchnorm \| s1 3x16 ", out), out
     assert len(out.splitlines()) == 1
     assert result.stderr == ""
 
@@ -82,6 +82,19 @@ def test_show_lists_every_stage_and_the_size():
         assert title in out, title
     assert "stage 3" not in out  # sequence has two stages
     assert "mamba" in out and "transformer_encoder" in out
+
+
+def test_show_lists_each_familys_choices_under_its_name():
+    result = run("space", "show", "vision")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "family = {resnet, convnext, vit, hybrid}" in out
+    for title in ("resnet: stem", "resnet: stage 3", "convnext: stage 4", "vit: stage 1", "vit: head",
+                  "hybrid: cell (shared by all stages)"):
+        assert title in out, title
+    assert "vit: stage 2" not in out  # the vit family has one stage
+    assert "post_act = {True, False} when skip in {residual}" in out  # a condition, without the family's name
+    assert "family in" not in out
 
 
 def test_sample_prints_hash_params_flops(samples):

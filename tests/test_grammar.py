@@ -390,3 +390,101 @@ def test_per_block_errors_name_the_line_and_key(text, key, message):
     with pytest.raises(SpaceError, match=message) as e:
         Space.from_text(text, file="space.yaml")
     assert e.value.key.endswith(key) and e.value.line is not None
+
+
+FAMILIES = """
+name: fam
+input: image
+stem: {type: conv, width: 8, kernel_size: [3, 5]}
+cell:
+  mixer:
+    conv: {kernel_size: [3, 5]}
+  skip: [none, residual]
+stages:
+  - {width: [8, 16], depth: {int: [1, 2]}}
+head: {type: pool, dropout: [0.0, 0.1]}
+families:
+  cnn: {}
+  strided:
+    stages:
+      - {width: 8, depth: 1}
+      - {width: [16, 32], depth: 1, downsample: [none, stride]}
+  vit:
+    stem: {type: patchify, patch_size: 2, class_token: true, position: learned}
+    cell: {mixer: {transformer: {heads: [2, 4]}}, norm: layer, skip: residual}
+    stages: [{width: 8, depth: {int: [1, 3]}}]
+    head: {pool: token, final_norm: true}
+"""
+
+
+def test_families_are_a_first_choice_and_their_sizes_add_up():
+    space = Space.from_text(FAMILIES)
+    assert space.params[0].name == "family" and space.params[0].domain.values() == ["cnn", "strided", "vit"]
+    assert space.families == {"cnn": 1, "strided": 2, "vit": 1}
+    # cnn: stem kernel 2 x width 2 x depth 2 x conv kernel 2 x skip 2 x dropout 2; strided: stem 2 x (kernel 2 x
+    # skip 2) for each of its 2 stages x width 2 x downsample 2 x dropout 2; vit: depth 3 x heads 2 x dropout 2
+    sizes = {"cnn": 2 * 2 * 2 * 2 * 2 * 2, "strided": 2 * 4 * 4 * 2 * 2 * 2, "vit": 3 * 2 * 2}
+    assert space.size().discrete == sum(sizes.values()) == brute_force_count(space)
+
+
+def test_a_familys_keys_replace_the_top_levels_key_by_key():
+    space = Space.from_text(FAMILIES)
+    by_family = {}
+    for seed in range(60):
+        spec = space.sample(seed)
+        values = space.assignment(spec)
+        by_family.setdefault(values["family"], []).append(spec)
+        assert all(name == "family" or name.startswith(values["family"] + ".") or "." not in name
+                   or name.split(".")[0] in ("regularization", "multipliers") for name in values)
+        assert space.replay(values) == spec and space.contains(spec)
+    assert set(by_family) == {"cnn", "strided", "vit"}
+    vit = by_family["vit"][0]
+    assert vit.stem.type == "patchify" and vit.stem.class_token and vit.head.pool == "token"
+    assert vit.stem.width == 8 and vit.head.dropout in (0.0, 0.1)  # the top level's width and dropout
+    assert {len(s.stages) for s in by_family["strided"]} == {2}
+    assert any(s.stages[1].downsample == "stride" for s in by_family["strided"])
+    assert all(s.stages[0].mixer.type == "conv" for s in by_family["cnn"])
+
+
+def test_a_spec_no_family_writes_names_the_closest_family():
+    space = Space.from_text(FAMILIES)
+    spec = space.sample(ReplaySuggest({"family": "vit", "vit.s1.depth": 2, "vit.s1.transformer.heads": 4,
+                                       "vit.head.dropout": 0.0}))
+    assert space.assignment(spec)["family"] == "vit"
+    other = ArchSpec.from_data({**spec.model_dump(mode="json"), "head": {**spec.head.model_dump(mode="json"),
+                                                                          "dropout": 0.3}})
+    with pytest.raises(SpaceError, match=r"0\.3 is not in .*closest family: vit"):
+        space.assignment(other)
+
+
+def test_a_family_change_is_one_mutation():
+    space = Space.from_text(FAMILIES)
+    rng = random.Random(1)
+    crossed = 0
+    for seed in range(80):
+        parent = space.sample(seed)
+        child = space.mutate(parent, rng)
+        before, after = space.assignment(parent), space.assignment(child)
+        if before["family"] != after["family"]:
+            crossed += 1
+            assert [k for k in set(before) & set(after) if before[k] != after[k]] == ["family"]
+    assert crossed > 0
+
+
+@pytest.mark.parametrize("edit, key, message", [
+    (("  vit:\n", "  2vit:\n"), "families.2vit", "plain identifier"),
+    (("    head: {pool: token", "    heads: {pool: token"), "families.vit.heads", "unknown key 'heads'"),
+    (("    stages: [{width: 8, depth: {int: [1, 3]}}]\n", "    stages: []\n"), "families.vit.stages",
+     "non-empty list"),
+    (("    stages: [{width: 8, depth: {int: [1, 3]}}]", "    stages: [{width: 8, depth: 1, downsample: [none, conv]}]"),
+     "families.vit.stem.class_token", "stage 1 may not downsample"),
+    (("      - {width: [16, 32], depth: 1, downsample: [none, stride]}",
+      "      - {width: [16, 32], depth: 1, downsample: [none, stride]}\n    cell: {mixer: [conv, attention]}"),
+     "families.strided.stages.1.downsample", "stride needs mixers that can stride"),
+])
+def test_errors_inside_a_family_name_its_line_and_key(edit, key, message):
+    text = FAMILIES.replace(*edit)
+    assert text != FAMILIES
+    with pytest.raises(SpaceError, match=message) as e:
+        Space.from_text(text, file="fam.yaml")
+    assert e.value.key == key and e.value.line is not None, (e.value.key, e.value.line)

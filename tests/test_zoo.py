@@ -417,3 +417,34 @@ def test_a_baseline_named_after_a_zoo_network_is_that_network(name):
     assert space.violations(network_costs(spec, at, k)) == []
     features = build(spec, at, k).forward_features(torch.randn(1, *at))
     assert features[-1].shape[-1] == at[-1] // 8  # three halvings at CIFAR size
+
+
+def test_the_vision_space_holds_resnet20_and_the_convnext_and_deit_designs():
+    """vision's baselines are its families' published designs at 32x32: ResNet-20 (option A) is the zoo's network,
+    layer for layer; ConvNeXt-atto and the DeiT-Ti-style ViT have the zoo ConvNeXt-T's and DeiT-Ti's blocks, stem
+    and head, layer for layer, at their own widths and depths."""
+
+    def leaves(model, widths=False):
+        return [(type(m).__name__, tuple(tuple(p.shape) for p in m.parameters(recurse=False)) if widths else ())
+                for m in model.modules() if not list(m.children()) and type(m).__name__ not in ("DropPath", "Identity")]
+
+    space = Space.load(ZOO.parent / "vision.yaml")
+    families = {name: space.assignment(spec)["family"] for name, spec in space.baselines.items()}
+    assert families == {"resnet": "resnet", "preact_resnet": "resnet", "convnext": "convnext", "vit": "vit"}
+    resnet, (shape, classes), _ = read_network(ZOO / "resnet20.yaml")
+    assert leaves(build(space.baselines["resnet"], shape, classes), True) == leaves(build(resnet, shape, classes), True)
+    assert count_params(build(space.baselines["resnet"], shape, classes)) == 269_722
+
+    convnext = build(space.baselines["convnext"], (3, 32, 32), 10).eval()
+    tiny = build(str(ZOO / "convnext_tiny.yaml")).eval()
+    assert [len(s) for s in convnext.stages] == [2, 3, 7, 3]  # 2, 2, 6, 2 blocks; a downsample opens stages 2-4
+    assert [s[-1].mixer.depthwise.out_channels for s in convnext.stages] == [40, 80, 160, 320]
+    assert kinds(convnext.stem) == kinds(tiny.stem) and kinds(convnext.head) == kinds(tiny.head)
+    for ours, theirs in ((convnext.stages[1][0], tiny.stages[1][0]), (convnext.stages[1][1], tiny.stages[1][1])):
+        assert leaves(ours) == leaves(theirs)  # the downsample, then a block
+
+    vit = build(space.baselines["vit"], (3, 32, 32), 10).eval()
+    deit = build(str(ZOO / "deit_tiny.yaml")).eval()
+    assert vit.stem.class_token.shape == (1, 192, 1) and vit.stem.position.shape == (1, 192, 65)
+    assert leaves(vit.stages[0][0], True) == leaves(deit.stages[0][0], True)  # DeiT-Ti's block, weights alike
+    assert len(vit.stages[0]) == 6 and kinds(vit.head) == kinds(deit.head)

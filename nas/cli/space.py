@@ -62,9 +62,10 @@ def is_spec_file(path: Path) -> bool:
     if not path.exists():
         return False
     data, _ = load_yaml(read_text(path, what="space or spec file"), file=str(path))
-    return isinstance(data, dict) and "cell" not in data and "stem" in data and "stages" in data \
-        and isinstance(data.get("stages"), list) and all(isinstance(s, dict) and "mixer" in s
-                                                         for s in data["stages"])
+    if not isinstance(data, dict) or "cell" in data or "families" in data:  # a space's keys
+        return False
+    return "stem" in data and isinstance(data.get("stages"), list) and all(isinstance(s, dict) and "mixer" in s
+                                                                           for s in data["stages"])
 
 
 def load_space_arg(file: str):

@@ -363,10 +363,11 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Mapping[str, 
     what = None  # a space or a spec given as a run config: it was "missing key 'space'" or "unknown key 'input'"
     if "format" in data and "spec" in data:
         what = "an exported architecture"
-    elif "stages" in data and not any(key in data for key in ("dataset", "objectives", "budget", "trials")):
-        stages = data["stages"]
-        spec = "cell" not in data and isinstance(stages, list) and all(isinstance(st, dict) and "mixer" in st
-                                                                       for st in stages)
+    elif ("stages" in data or "families" in data) and not any(key in data for key in ("dataset", "objectives",
+                                                                                      "budget", "trials")):
+        stages = data.get("stages")
+        spec = "cell" not in data and "families" not in data and isinstance(stages, list) and all(
+            isinstance(st, dict) and "mixer" in st for st in stages)
         what = "an architecture spec" if spec else "a search space"
     if what:
         raise ConfigError(f"is {what}, not a run config (a run config names its space: space: vision or a file; see "

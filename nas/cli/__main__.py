@@ -1,0 +1,6 @@
+"""``python -m nas.cli``: the ``nas`` command."""
+import sys
+
+from nas.cli import main
+
+sys.exit(main())
