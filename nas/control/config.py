@@ -372,6 +372,7 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Mapping[str, 
     if what:
         raise ConfigError(f"is {what}, not a run config (a run config names its space: space: vision or a file; see "
                           "experiments/*.yaml)", file=str(file) if file else None)
+    data, lines = latency_block(data, lines, file)
     data, touched = apply_overrides(data, overrides or {})
     if data.get("plugins"):  # before validation: a plugin may add an objective, a dataset or a block
         if any(("plugins",) == path[:1] for path in touched):
@@ -383,6 +384,33 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Mapping[str, 
     except ValidationError as e:
         raise _config_error(e, file, lines, touched) from None
     return config, file
+
+
+LATENCY_BLOCK = ("source", "table", "runtime", "device", "threads", "batch_size", "repeats", "warmup", "min_time_s")
+
+
+def latency_block(data: dict, lines: dict, file: Path | None) -> tuple[dict, dict]:
+    """A run config's ``latency: {source, table, runtime, ...}`` block as the flat keys ``latency_source``, ... (the
+    form a run stores); a line number of the block's key serves the flat key's errors."""
+    if "latency" not in data:
+        return data, lines
+    where = str(file) if file else None
+    block = data["latency"]
+    if not isinstance(block, dict):
+        raise ConfigError("latency must be a mapping (source, table, runtime, device, threads, ...)", file=where,
+                          line=lines.get(("latency",)), key="latency")
+    data, lines = {k: v for k, v in data.items() if k != "latency"}, dict(lines)
+    for key, value in block.items():
+        line = lines.get(("latency", key))
+        if key not in LATENCY_BLOCK:
+            raise ConfigError(unknown_key(key, LATENCY_BLOCK), file=where, line=line, key=f"latency.{key}")
+        if f"latency_{key}" in data:
+            raise ConfigError(f"given twice: as latency.{key} and as latency_{key}", file=where, line=line,
+                              key=f"latency.{key}")
+        data[f"latency_{key}"] = value
+        if line is not None:
+            lines[(f"latency_{key}",)] = line
+    return data, lines
 
 
 def _config_error(error: ValidationError, file: Path | None, lines: dict, touched: set[tuple]) -> ConfigError:

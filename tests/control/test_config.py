@@ -70,6 +70,11 @@ def _error(tmp_path: Path, text: str, **overrides) -> ConfigError:
     ("space: vision\ntrials: 2\nobjectives: [latency_ms]\nrungs: [0.5]\n", 4, "rungs", "accuracy"),
     ("trials: 2\n", None, "space", "missing key 'space'"),
     ("space: vision\ntrials: [2\n", 3, None, "YAML syntax error"),
+    ("space: vision\ntrials: 2\nlatency:\n  runtime: tvm\n", 4, "latency_runtime", "'torch' or 'onnxruntime'"),
+    ("space: vision\ntrials: 2\nlatency:\n  sorce: table\n", 4, "latency.sorce", "did you mean 'source'?"),
+    ("space: vision\ntrials: 2\nlatency_threads: 2\nlatency: {threads: 4}\n", 4, "latency.threads",
+     "given twice"),
+    ("space: vision\ntrials: 2\nlatency: table\n", 3, "latency", "must be a mapping"),
 ])
 def test_errors_name_file_line_and_key(tmp_path, text, line, key, words):
     error = _error(tmp_path, text)
@@ -165,3 +170,11 @@ def test_the_latency_runtime_is_part_of_a_latency_run_fingerprint():
 def test_a_latency_table_and_its_source_come_together(extra):
     with pytest.raises(ConfigError, match="latency_table .* is given exactly when latency_source is table"):
         load_config({"space": "vision", "trials": 2, **extra})
+
+
+def test_a_latency_block_is_the_flat_latency_keys():
+    block, _ = load_config({"space": "vision", "trials": 2, "latency": {"source": "table", "table": "t.json",
+                                                                       "runtime": "onnxruntime", "threads": 2}})
+    flat, _ = load_config({"space": "vision", "trials": 2, "latency_source": "table", "latency_table": "t.json",
+                           "latency_runtime": "onnxruntime", "latency_threads": 2})
+    assert block == flat and block.latency_source == "table" and block.latency_threads == 2
