@@ -404,7 +404,7 @@ stages:
   - {width: [8, 16], depth: {int: [1, 2]}}
 head: {type: pool, dropout: [0.0, 0.1]}
 families:
-  cnn: {}
+  cnn:
   strided:
     stages:
       - {width: 8, depth: 1}

@@ -48,6 +48,7 @@ class Parser:
         self.file = file
         self.params: list[Param] = []
         self.family: tuple = ()  # while a family is parsed: its condition (("family", (name,)),)
+        self.bodies: dict[str, dict] = {}  # family -> what it writes (stem, cell, stages, head)
 
     def param(self, name: str, domain: Domain, target: tuple, when: tuple, path: tuple, scope: str) -> None:
         """Append a parameter; inside a family it is active only when the family is picked."""
@@ -220,7 +221,8 @@ class Parser:
                 if not isinstance(family, str) or not family.isidentifier():
                     raise self.error(f"a family's name must be a plain identifier, found {family!r}",
                                      ("families", family))
-                self.mapping(families[family], ("families", family), BODY_KEYS)
+                self.bodies[family] = self.mapping(families[family], ("families", family), BODY_KEYS,
+                                                   required=False)  # `name:` alone: the top level's body
             self.param(FAMILY, Domain("categorical" if len(families) > 1 else "fixed", tuple(families)), (FAMILY,),
                        (), ("families",), FAMILY)
         else:
@@ -258,7 +260,7 @@ class Parser:
         where = (key,)
         if family is not None:
             fpath = ("families", family, key)
-            own = self.mapping(self.data["families"][family].get(key), fpath, allowed, required=False)
+            own = self.mapping(self.bodies[family].get(key), fpath, allowed, required=False)
             merged.update(own)
             paths.update({k: fpath + (k,) for k in own})
             if own or key not in data:
@@ -267,7 +269,7 @@ class Parser:
 
     def stem(self, data: dict, family: str | None, p: str) -> dict:
         """The stem's parameters (the file's, or a family's over the file's); returns where each key was written."""
-        own = self.data["families"][family] if family is not None else {}
+        own = self.bodies[family] if family is not None else {}
         for key in ("stem", "stages", "cell"):
             if key not in own and key not in data:
                 raise self.error(f"missing key {key!r}", ("families", family) if family is not None else ())
@@ -278,7 +280,7 @@ class Parser:
     def body(self, data: dict, family: str | None, p: str, stem_paths: dict) -> int:
         """The parameters of one space body after its stem (the file's, or a family's over the file's): cell,
         stages, head, named with the prefix ``p`` (``""`` or ``"<family>."``). Returns its number of stages."""
-        own = self.data["families"][family] if family is not None else {}
+        own = self.bodies[family] if family is not None else {}
 
         # cell: shared keys once, then per stage
         cell, cell_paths, cell_path = self.part(data, family, "cell", ("shared", "mixer") + tuple(CELL_KEYS))
