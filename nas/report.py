@@ -21,7 +21,7 @@ from nas.control.rundir import open_run, read_baselines_cache
 from nas.grammar import shipped_spaces_dir
 from nas.io import make_dir
 from nas.objectives import label
-from nas.remeasure.record import dominating_found, read_remeasured, remeasured_frame
+from nas.remeasure.record import dominating_found, finds, read_remeasured, remeasured_frame
 from nas.significance import compare, wilson_interval
 from nas.tables import PAGE_CSS, SORT_JS, html_table, markdown_table
 
@@ -172,7 +172,7 @@ def versus_found(base: pd.DataFrame, front: pd.DataFrame, objectives: list[str],
     over it is beyond chance (p < 0.05) or within noise."""
     with_acc = "accuracy" in objectives and bool(val_size)
     costs = [j for j, o in enumerate(objectives) if o != "accuracy"]
-    front = front[~front["spec_hash"].isin(set(base["spec_hash"]))]  # a warm-started baseline is not a find
+    front = finds(front, base)
     front_min = pareto.to_minimization(front[objectives].to_numpy(dtype=float), directions)
     out = []
     for _, b in base.iterrows():

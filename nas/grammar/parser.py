@@ -225,12 +225,7 @@ class Parser:
                                                    required=False)  # `name:` alone: the top level's body
             self.param(FAMILY, Domain("categorical" if len(families) > 1 else "fixed", tuple(families)), (FAMILY,),
                        (), ("families",), FAMILY)
-        else:
-            for key in ("stem", "stages", "cell"):
-                if key not in data:
-                    raise self.error(f"missing key {key!r}", ())
-
-        if families is None:  # the stem's choices come first (sampling order), then the space's
+        else:  # the stem's choices come first (sampling order), then the space's
             stem_paths = self.stem(data, None, "")
         compound = self.multipliers(data.get("multipliers"))
         reg = self.mapping(data.get("regularization"), ("regularization",), ("drop_path",), required=False)
@@ -268,7 +263,8 @@ class Parser:
         return merged, paths, where
 
     def stem(self, data: dict, family: str | None, p: str) -> dict:
-        """The stem's parameters (the file's, or a family's over the file's); returns where each key was written."""
+        """The stem's parameters (the file's, or a family's over the file's), after checking that the body has its
+        stem, stages and cell; returns where each stem key was written."""
         own = self.bodies[family] if family is not None else {}
         for key in ("stem", "stages", "cell"):
             if key not in own and key not in data:
@@ -295,8 +291,7 @@ class Parser:
         if "mixer" not in cell:
             raise self.error("missing key 'mixer' (the productions a cell can be)", cell_path)
         shared_names: dict[str, str] = {}
-        self.cell_params(cell, None, f"{p}cell", ("stages", "*"), f"{p}cell", shared_names, only=set(shared),
-                         paths=cell_paths)
+        self.cell_params(cell, cell_paths, f"{p}cell", ("stages", "*"), f"{p}cell", shared_names, only=set(shared))
 
         spath = ("families", family, "stages") if "stages" in own else ("stages",)
         stages = own.get("stages", data.get("stages"))
@@ -316,8 +311,7 @@ class Parser:
                                      path + ("cell", key))
             merged = {**cell, **override}
             paths = {k: (path + ("cell", k) if k in override else cell_paths[k]) for k in merged}
-            self.cell_params(merged, None, prefix, ("stages", i), prefix, {**shared_names, **names}, skip=set(shared),
-                             paths=paths)
+            self.cell_params(merged, paths, prefix, ("stages", i), prefix, {**shared_names, **names}, skip=set(shared))
             self.check_stage(prefix, path, f"{p}cell" if "mixer" in shared else prefix, paths, f"{p}cell")
 
         # head
@@ -345,13 +339,13 @@ class Parser:
         if problem:
             raise self.error(problem, cell_paths.get("se_place", ("cell", "se_place")))
 
-    def cell_params(self, cell: dict, base: tuple | None, prefix: str, target: tuple, scope: str,
-                    names: dict[str, str], *, only: set | None = None, skip: set = frozenset(),
-                    paths: dict | None = None) -> None:
-        """Add a cell's parameters: the mixer production (and its options) first, then the other cell keys."""
+    def cell_params(self, cell: dict, paths: dict, prefix: str, target: tuple, scope: str,
+                    names: dict[str, str], *, only: set | None = None, skip: set = frozenset()) -> None:
+        """Add a cell's parameters: the mixer production (and its options) first, then the other cell keys.
+        ``paths``: where each key of ``cell`` was written (a key left out is named at ``cell``)."""
 
         def path_of(key):
-            return paths.get(key, ("cell", key)) if paths is not None else base + (key,)
+            return paths.get(key, ("cell", key))
 
         def wanted(key):
             return (only is None or key in only) and key not in skip

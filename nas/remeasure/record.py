@@ -32,12 +32,17 @@ def paired(a: Sequence[float], b: Sequence[float]) -> tuple[int, int]:
     return sum(x < y for x, y in zip(a[:n], b[:n])), n
 
 
+def finds(trials: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``trials`` that are found nets: not the architecture of one of ``baselines`` (a baseline
+    warm-started into the run is a trial of it, not a find)."""
+    return trials[~trials["spec_hash"].isin(set(baselines["spec_hash"].dropna()))]
+
+
 def dominating_found(found, baseline, objectives: list[str], directions: list[str]):
-    """Mask of the rows of ``found`` (a frame of found nets) that dominate ``baseline`` (a row) on ``objectives``,
-    leaving out the baseline's own architecture (a warm-started baseline is a trial of the run, too)."""
-    mask = pareto.dominating(found[objectives].to_numpy(dtype=float),
-                             baseline[objectives].to_numpy(dtype=float), directions)
-    return mask & (found["spec_hash"] != baseline["spec_hash"]).to_numpy()
+    """Mask of the rows of ``found`` (a frame of found nets, :func:`finds`) that dominate ``baseline`` (a row) on
+    ``objectives``."""
+    return pareto.dominating(found[objectives].to_numpy(dtype=float), baseline[objectives].to_numpy(dtype=float),
+                             directions)
 
 
 def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: list[str],
@@ -72,14 +77,13 @@ def remeasured_frame(record: dict[str, Any], objectives: list[str], directions: 
     frame["on_front"] = False
     if len(found) and np.isfinite(found_values).all():
         frame.loc[found.index[pareto.pareto_mask(found_values, directions)], "on_front"] = True
-    baseline_hashes = set(frame.loc[frame["kind"] == "baseline", "spec_hash"].dropna())
-    finds = found[~found["spec_hash"].isin(baseline_hashes)]  # a warm-started baseline is not a find
+    found_nets = finds(found, frame[frame["kind"] == "baseline"])
     dominated_by, dominators = [], []
     for _, row in frame.iterrows():
         hits = []
         b = row[objectives].to_numpy(dtype=float)
         if row["kind"] == "baseline" and np.isfinite(b).all():
-            for _, f in finds[dominating_found(finds, row, objectives, directions)].iterrows():
+            for _, f in found_nets[dominating_found(found_nets, row, objectives, directions)].iterrows():
                 faster, n = paired(record["models"][f["model"]]["rounds_ms"],
                                    record["models"][row["model"]]["rounds_ms"])
                 hits.append({"number": int(f["number"]), "faster_rounds": faster, "rounds": n})
