@@ -1,20 +1,22 @@
 """Latency predicted from a per-part table against latency measured whole, per shipped space.
 
 For each shipped space this script makes a latency table (``nas.evaluate.latency_table.make_table``: the distinct
-parts of ``--table-networks`` sampled networks timed in interleaved rounds, ``whole = slope x parts + intercept``
-fitted on ``--overhead-networks`` of them timed whole), then takes ``--networks`` other random networks of the space
-(seeds from 10,000), predicts each from the table (parts the table lacks are measured on demand first, and counted) and
-measures each whole in the same process: ``--rounds`` interleaved rounds of ``measure_latency`` (batch 1, one thread,
-30 calls), the median of the rounds. Reported per space: Spearman's rho and the median absolute percentage error
-between predicted and measured, the share of the test networks' parts that had to be measured on demand, the time
-to make the table and the median time of one prediction. Targets (issue 24): rho >= 0.95 and MAPE <= 10% per space;
-a prediction under 1 ms; nb201's table within 5 minutes on 2 cores.
+parts of ``--table-networks`` sampled networks timed network by network, ``whole = parts + intercept`` with the
+intercept the median remainder of ``--overhead-networks`` of them timed whole), then takes ``--networks`` other
+random networks of the space (seeds from 10,000), predicts each from the table (parts the table lacks are measured
+on demand first, and counted) and measures each whole in the same process as a search does: ``--rounds`` interleaved
+rounds of ``measure_latency`` (batch 1, one thread, 5 warm-up calls, 30 timed), the median of the rounds. Reported
+per space: Spearman's rho and the median absolute percentage error between predicted and measured, the share of the
+test networks' parts that had to be measured on demand, the time to make the table and the median time of one
+prediction. Targets (issue 24): rho >= 0.95 and MAPE <= 10% per space; a prediction under 1 ms; nb201's table within
+5 minutes on 2 cores.
 
     python experiments/bench_latency_table.py                          # 4 spaces, 100 networks each
+    python experiments/bench_latency_table.py --runtime onnxruntime          # the same with onnxruntime
     python experiments/bench_latency_table.py --spaces vision --networks 20 --table-networks 20 --no-write
 
-Writes experiments/results/bench_latency_table.md and .csv; the tables go to a temporary folder (they belong to
-this machine).
+Writes experiments/results/bench_latency_table.md and .csv (``_onnxruntime`` added to the name for that runtime);
+the tables go to a temporary folder (they belong to this machine).
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ def main() -> None:
     p.add_argument("--table-networks", type=int, default=100, help="networks whose parts make the table")
     p.add_argument("--overhead-networks", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"],
+                   help="what runs the parts and the networks (the table's and the measurement's runtime)")
     p.add_argument("--verbose", action="store_true", help="print each network's predicted and measured latency")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
@@ -53,7 +57,8 @@ def main() -> None:
     from nas.grammar import load_space
 
     torch.set_num_threads(1)
-    report = Report(NAME, "Latency tables: predicted against measured whole", info=machine_info())
+    name_out = NAME if args.runtime == "torch" else f"{NAME}_{args.runtime}"
+    report = Report(name_out, f"Latency tables ({args.runtime}): predicted against measured whole", info=machine_info())
     report.text(__doc__.split("\n\n", 1)[1].split("\n\n    python")[0].strip(), echo=False)
     rows = []
     folder = Path(tempfile.mkdtemp(prefix="latency_tables_"))
@@ -62,7 +67,7 @@ def main() -> None:
         shape, classes = space.reference_input
         t0 = time.perf_counter()
         table = make_table(space, folder / f"{name}.json", networks=args.table_networks,
-                           overhead_networks=args.overhead_networks, rounds=args.rounds,
+                           overhead_networks=args.overhead_networks, rounds=args.rounds, runtime=args.runtime,
                            progress=lambda line, n=name: print(f"{n}: {line}", flush=True))
         make_s = time.perf_counter() - t0
         specs = sample_networks(space, args.networks, 10_000, table)
@@ -86,7 +91,8 @@ def main() -> None:
             order = list(range(len(models)))
             rng.shuffle(order)
             for i in order:
-                measured[i].append(measure_latency(models[i], shape, warmup=3, repeats=30, threads=1).median_ms)
+                measured[i].append(measure_latency(models[i], shape, warmup=5, repeats=30, threads=1,
+                                                  runtime=args.runtime).median_ms)
             print(f"{name}: whole networks, round {r + 1}/{args.rounds}", flush=True)
         whole = np.array([statistics.median(m) for m in measured])
         pred = np.array(predicted)
@@ -97,12 +103,12 @@ def main() -> None:
         mape = float(np.median(np.abs(pred - whole) / whole))
         rows.append([name, len(specs), len(table.parts), f"{rho:.3f}", f"{100 * mape:.1f}%",
                      f"{100 * filled / max(1, total):.1f}%", f"{make_s:.0f}", f"{1000 * statistics.median(costs):.2f}",
-                     f"{table.fit['slope']:.3f} / {table.fit['intercept_ms']:.3f}",
+                     f"{table.fit['intercept_ms']:+.3f}",
                      f"{np.median(whole):.2f} ({whole.min():.2f}-{whole.max():.2f})"])
         print(rows[-1], flush=True)
     report.table(["space", "networks", "parts in table", "Spearman rho", "MAPE", "parts measured on demand",
-                  "table made in s", "ms per prediction", "fit slope / intercept ms", "measured ms: median (range)"],
-                 rows, csv=None if args.no_write else f"{NAME}.csv")
+                  "table made in s", "ms per prediction", "overhead ms", "measured ms: median (range)"],
+                 rows, csv=None if args.no_write else f"{name_out}.csv")
     if not args.no_write:
         print(f"wrote {report.write()}")
 

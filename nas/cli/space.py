@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.archjson import ARCH_FILE, read_spec
+from nas.catalog import LATENCY_RUNTIMES
 from nas.cli.args import int_in, seed, shape
 from nas.control.rundir import RunDir
 from nas.errors import NasError
@@ -44,7 +45,9 @@ def add_space_commands(commands) -> None:
     p.add_argument("--rounds", type=int_in(1), default=3, help="interleaved rounds per part (default 3)")
     p.add_argument("--threads", type=int_in(1), default=1, help="CPU threads while timing (default 1)")
     p.add_argument("--batch", type=int_in(1), default=1, help="batch size (default 1)")
-    p.add_argument("--runtime", default="torch", choices=["torch"], help="what runs the parts (torch so far)")
+    p.add_argument("--runtime", default="torch", choices=list(LATENCY_RUNTIMES),
+                   help="what runs the parts and the networks: torch, or onnxruntime (each part's ONNX graph in a "
+                        "session with --threads; as latency_runtime: onnxruntime times a network)")
     p.add_argument("--device", default="cpu", choices=["cpu"], help="where the parts run (cpu so far)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the first sampled network")
     p.add_argument("--input-shape", type=shape, metavar="C,H,W|L,C", help="the networks' input (a run's: its data's "
@@ -197,8 +200,8 @@ def latency_table_command(args) -> int:
                        runtime=args.runtime, threads=args.threads, batch_size=args.batch,
                        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
     fit = table.fit
-    print(f"{args.out}: {len(table.parts)} parts; a network = {fit['slope']:.3f} x its parts "
-          f"{'+-'[fit['intercept_ms'] < 0]} {abs(fit['intercept_ms']):.3f} ms (fitted on {fit['networks']} networks)")
+    print(f"{args.out}: {len(table.parts)} parts; a network = its parts {'+-'[fit['intercept_ms'] < 0]} "
+          f"{abs(fit['intercept_ms']):.3f} ms (the median of {fit['networks']} networks timed whole)")
     return 0
 
 

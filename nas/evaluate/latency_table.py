@@ -2,19 +2,19 @@
 parts this package already splits a network into for counting).
 
 A network is its parts (:func:`nas.builder.layout`: the stem, each downsampler, each cell, the fusion, the head),
-each keyed by what decides its cost. :func:`make_table` times the distinct parts of a set of networks, each part
-built alone and fed its own input at the table's batch size, called in turn with the other parts of its chunk (as in
-a network, no part runs hot from its own previous call), in rounds after a warm-up, the median kept; then it times
-``overhead_networks`` whole networks and fits ``whole = slope x (sum of the parts) + intercept`` robustly (the
-median ratio, then the median remainder): what the parts do not see, the network's own glue and how its parts share
-the caches.
+each keyed by what decides its cost. :func:`make_table` times the distinct parts of a set of networks, network by
+network: each part built alone and fed its own input at the table's batch size, called in turn with the other parts
+of its network (as in the network, no part runs hot from its own previous call), in rounds after a warm-up, the
+median kept; then it times ``overhead_networks`` whole networks as a search times them and takes the per-network
+overhead, ``whole = sum of the parts + intercept``, as the median remainder: what the parts do not see (the
+network's own glue, a DAG cell's node sums).
 :meth:`LatencyTable.predict` sums a network's parts and applies the fit: no build, no timing, the same number in
 every process and on every machine for the same table. A part the table lacks is measured on demand
 (:meth:`LatencyTable.fill`) and appended.
 
 The table is a JSON file: the settings (space and its fingerprint, input, classes, runtime, threads, batch, device),
 the machine and versions, every part (key hash -> median ms, its rounds, its kind) and the fit. Parts are written
-as they are measured (atomically, every chunk), so a killed table resumes where it stopped.
+as they are measured (atomically, every few networks), so a killed table resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -40,12 +40,13 @@ from nas.builder import Part, build, layout
 from nas.catalog import dag_edges
 from nas.errors import ConfigError
 from nas.evaluate.measure import Latency, cpu_name, measure_latency, versions
+from nas.evaluate.onnx_graph import input_names, onnx_bytes, ort_session
 from nas.io import write_atomic
 from nas.spec import ArchSpec
 
 TABLE_FORMAT = 1
 SETTINGS = ("space", "space_fingerprint", "input_shape", "num_classes", "runtime", "threads", "batch_size", "device")
-CHUNK = 24  # parts timed together in interleaved rounds, then written
+SAVE_EVERY = 10  # networks timed between two writes of the file
 
 
 def part_key(part: Part) -> str:
@@ -137,10 +138,9 @@ class LatencyTable:
 
     def _fill(self, keyed: list[tuple[str, Part]], *, rounds: int = 3,
               progress: Callable[[str], None] | None = None) -> int:
-        parts = self._missing(keyed)
-        if parts:
-            time_parts(self, parts, rounds=rounds, progress=progress)
-        return len(parts)
+        if all(key in self.parts for key, _ in keyed):
+            return 0
+        return time_networks(self, [distinct([part for _, part in keyed])], rounds=rounds, progress=progress)
 
     def check_space(self, space) -> "LatencyTable":
         """This table, if it was made for ``space`` (its fingerprint); else a one-line error naming the file."""
@@ -237,61 +237,139 @@ def _batch_inputs(part: Part, batch_size: int) -> tuple:
     return tuple(at_batch(x) for x in part.example())
 
 
-def _time_call(module: torch.nn.Module, inputs: tuple) -> float:
-    t0 = time.perf_counter_ns()
-    module(*inputs)
-    return (time.perf_counter_ns() - t0) / 1e6
+def distinct(parts: Sequence[Part]) -> list[Part]:
+    """``parts`` without repeats (by :func:`part_key`), in order."""
+    found: dict[str, Part] = {}
+    for part in parts:
+        found.setdefault(part_key(part), part)
+    return list(found.values())
 
 
-def time_parts(table: LatencyTable, parts: Sequence[Part], *, rounds: int = 3, repeats: int = 10, warmup: int = 3,
-               progress: Callable[[str], None] | None = None) -> None:
-    """Time ``parts`` into ``table``: chunks of :data:`CHUNK` parts; in each of ``rounds`` rounds every part of the
-    chunk is called ``repeats`` times, one call at a time in turn (a shuffled order per pass), after ``warmup`` calls
-    each. Calling the parts in turn, not one part many times in a row, leaves each call the caches a network leaves
-    it (its weights and inputs are not still hot from the call before), and a burst of another process spreads over
-    the parts instead of landing on one. A part's value is the median of its rounds' medians. The file is saved
-    after each chunk."""
+def time_networks(table: LatencyTable, networks: Sequence[Sequence[Part]], *, rounds: int = 3, repeats: int = 10,
+                  warmup: int = 3, progress: Callable[[str], None] | None = None) -> int:
+    """Time into ``table`` the parts it lacks, network by network: each of ``networks`` is the distinct parts of one
+    network, and a network with a part the table lacks has all its parts timed together in ``rounds`` rounds; in
+    each, the parts are built afresh, called ``warmup`` times each, then ``repeats`` times one call at a time in turn
+    (a shuffled order per pass). A part is so timed beside the parts it runs beside in its network, with the caches
+    such a network leaves it, and in the same way when the table is made and when a missing part is measured on
+    demand (timing a table's parts in larger mixed groups put their sums 6-15% off the same networks' on-demand
+    sums). A part's value is the median of its rounds' medians; only the parts the table lacks are recorded (the
+    first measurement of a part stands). The file is saved every :data:`SAVE_EVERY` networks and at the end, so a
+    killed table resumes there; returns how many parts were recorded."""
     s = table.settings
-    if s["runtime"] != "torch" or s["device"] != "cpu":
-        raise ConfigError("per-part tables are measured with the torch runtime on the cpu", key="runtime")
+    if s["device"] != "cpu":
+        raise ConfigError("per-part tables are measured on the cpu", key="device")
+    groups = [list(group) for group in networks]
     before = torch.get_num_threads()
     torch.set_num_threads(int(s["threads"]))
     rng = random.Random(0)
+    recorded = 0
     try:
-        for start in range(0, len(parts), CHUNK):
-            chunk = list(parts[start:start + CHUNK])
-            built = []
-            for part in chunk:
-                torch.manual_seed(0)
-                built.append((part, part.make().eval(), _batch_inputs(part, int(s["batch_size"]))))
-            times: dict[int, list[float]] = {i: [] for i in range(len(built))}
-            with torch.inference_mode():
-                for _, module, inputs in built:
-                    for _ in range(warmup):
-                        module(*inputs)
-                for _ in range(rounds):
-                    calls: dict[int, list[float]] = {i: [] for i in range(len(built))}
-                    for _ in range(repeats):
-                        order = list(range(len(built)))
-                        rng.shuffle(order)
-                        for i in order:
-                            calls[i].append(_time_call(built[i][1], built[i][2]))
-                    for i, found in calls.items():
-                        times[i].append(float(np.median(found)))
-            for i, (part, _, _) in enumerate(built):
-                table.parts[part_key(part)] = {"ms": float(np.median(times[i])), "rounds": times[i],
-                                               "kind": str(part.key[0])}
-            table.save()
-            if progress:
-                progress(f"parts {min(start + CHUNK, len(parts))}/{len(parts)}")
+        for n, group in enumerate(groups, 1):
+            if all(part_key(part) in table.parts for part in group):  # nothing new (an earlier network had them)
+                continue
+            found = [_time_together(group, s, repeats, warmup, rng) for _ in range(rounds)]
+            for i, part in enumerate(group):
+                key = part_key(part)
+                if key not in table.parts:
+                    rounds_ms = [r[i] for r in found]
+                    table.parts[key] = {"ms": float(np.median(rounds_ms)), "rounds": rounds_ms,
+                                        "kind": str(part.key[0])}
+                    recorded += 1
+            if n % SAVE_EVERY == 0:
+                table.save()
+                if progress:
+                    progress(f"networks {n}/{len(groups)}, {recorded} parts timed")
     finally:
         torch.set_num_threads(before)
+    if recorded:
+        table.save()
+    return recorded
 
 
-def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int = 3, repeats: int = 10,
-                 progress: Callable[[str], None] | None = None) -> None:
-    """Time ``specs`` whole (interleaved rounds, the table's settings) and fit ``whole = slope x sum + intercept``:
-    the slope the median ratio of whole to sum, the intercept the median remainder."""
+def _time_together(parts: Sequence[Part], settings: dict[str, Any], repeats: int, warmup: int,
+                   rng: random.Random) -> list[float]:
+    """Each part's median ms over ``repeats`` calls, the parts made afresh and called in turn (see
+    :func:`time_networks`). With onnxruntime a part's time is net of a session call's own cost (timed in turn with
+    the parts on a one-element graph): a network pays that once, not once per part."""
+    calls = [part_call(part, settings) for part in parts]
+    null = settings["runtime"] == "onnxruntime"
+    if null:
+        calls.append(_null_call(settings))
+    found: list[list[float]] = [[] for _ in calls]
+    with torch.inference_mode():
+        for call in calls:
+            for _ in range(warmup):
+                call()
+        for _ in range(repeats):
+            order = list(range(len(calls)))
+            rng.shuffle(order)
+            for i in order:
+                t0 = time.perf_counter_ns()
+                calls[i]()
+                found[i].append((time.perf_counter_ns() - t0) / 1e6)
+    medians = [float(np.median(times)) for times in found]
+    if null:
+        base = medians.pop()
+        medians = [max(0.0, ms - base) for ms in medians]
+    return medians
+
+
+def _null_call(settings: dict[str, Any]) -> Callable[[], Any]:
+    """A session call that does nearly nothing (a ReLU of one number): what every onnxruntime call costs."""
+    graph, _ = onnx_bytes(torch.nn.ReLU(), torch.zeros(1, 1))
+    session = ort_session(graph, int(settings["threads"]))
+    return partial(session.run, None, {"input": np.zeros((1, 1), dtype=np.float32)})
+
+
+def part_call(part: Part, settings: dict[str, Any]) -> Callable[[], Any]:
+    """One call of ``part`` on its example input at the table's batch size, in the table's runtime: the module itself
+    (torch), or its ONNX graph, written in memory, in an onnxruntime session with the table's threads (the graph's
+    inputs are the part's input tensors, flattened)."""
+    torch.manual_seed(0)
+    module = part.make().eval()
+    inputs = _batch_inputs(part, int(settings["batch_size"]))
+    if settings["runtime"] == "torch":
+        return partial(module, *inputs)
+    flat: list[torch.Tensor] = []
+    structure = _flatten(inputs, flat)
+    graph, _ = onnx_bytes(_Flat(module, structure), tuple(flat))
+    session = ort_session(graph, int(settings["threads"]))
+    feed = {name: x.numpy() for name, x in zip(input_names(len(flat)), flat)}
+    return partial(session.run, None, feed)
+
+
+def _flatten(value: Any, out: list[torch.Tensor]) -> Any:
+    """``value`` (tensors in tuples and lists) with each tensor replaced by its index in ``out``, appended there."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_flatten(v, out) for v in value)
+    out.append(value)
+    return len(out) - 1
+
+
+def _unflatten(structure: Any, tensors: Sequence[torch.Tensor]) -> Any:
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_unflatten(v, tensors) for v in structure)
+    return tensors[structure]
+
+
+class _Flat(torch.nn.Module):
+    """A part taking its inputs as flat tensors (an ONNX graph's inputs), rebuilt into the part's own structure."""
+
+    def __init__(self, module: torch.nn.Module, structure: tuple):
+        super().__init__()
+        self.module, self.structure = module, structure
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        return self.module(*_unflatten(self.structure, tensors))
+
+
+def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int = 3, repeats: int = 30,
+                 warmup: int = 5, progress: Callable[[str], None] | None = None) -> None:
+    """Time ``specs`` whole as a search times a network (``repeats`` calls after ``warmup``, the table's settings;
+    ``rounds`` interleaved rounds, the median kept) and fit the per-network overhead ``whole = sum + intercept``:
+    the intercept is the median of (whole - sum of the parts), what the parts do not see (the network's own glue, a
+    DAG cell's node sums). A median keeps the odd network a burst of another process slowed from moving it."""
     s = table.settings
     shape, classes = s["input_shape"], s["num_classes"]
     models = []
@@ -304,19 +382,14 @@ def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int 
         order = list(range(len(models)))
         rng.shuffle(order)
         for i in order:
-            whole[i].append(measure_latency(models[i][1], shape, batch_size=int(s["batch_size"]), warmup=3,
-                                            repeats=repeats, threads=int(s["threads"])).median_ms)
+            whole[i].append(measure_latency(models[i][1], shape, batch_size=int(s["batch_size"]), warmup=warmup,
+                                            repeats=repeats, threads=int(s["threads"]),
+                                            runtime=s["runtime"]).median_ms)
         if progress:
             progress(f"whole networks: round {r + 1}/{rounds}")
     sums = np.array([table.parts_sum(spec) for spec, _ in models])
     measured = np.array([float(np.median(w)) for w in whole])
-    # whole = slope x sum + intercept, fitted robustly: the slope is the median ratio (a network's parts together
-    # run slower or faster than alone in proportion to their work: 0.8-1.04 over the shipped spaces), the intercept
-    # the median remainder. Medians keep the odd network a burst of another process slowed from tilting the fit; a
-    # least-squares line followed the largest networks (with negative intercepts).
-    slope = float(np.median(measured / sums))
-    intercept = float(np.median(measured - slope * sums))
-    table.fit = {"intercept_ms": intercept, "slope": slope, "networks": len(models),
+    table.fit = {"intercept_ms": float(np.median(measured - sums)), "slope": 1.0, "networks": len(models),
                  "points": [[float(a), float(b)] for a, b in zip(sums, measured)]}
     table.save()
 
@@ -349,13 +422,12 @@ def make_table(space, path: str | os.PathLike, *, networks: int = 200, overhead_
                               f"{table.settings[changed[0]]!r}); choose another --out", file=str(path))
         table.parts, table.machine = old.parts, old.machine or table.machine
     specs = sample_networks(space, networks, seed, table)
-    todo: dict[str, Part] = {}
-    for spec in specs:
-        for part in table.missing(spec):
-            todo.setdefault(part_key(part), part)
+    shape, classes = table.settings["input_shape"], table.settings["num_classes"]
+    groups = [distinct(parts_of(spec, shape, classes)) for spec in specs]
     if progress:
-        progress(f"{len(todo)} parts to time ({len(table.parts)} already in the table), from {len(specs)} networks")
-    time_parts(table, list(todo.values()), rounds=rounds, progress=progress)
+        lacking = len({part_key(q) for group in groups for q in group} - set(table.parts))
+        progress(f"{lacking} parts to time ({len(table.parts)} already in the table), from {len(specs)} networks")
+    time_networks(table, groups, rounds=rounds, progress=progress)
     fit_overhead(table, specs[:overhead_networks], rounds=rounds, progress=progress)
     return table
 

@@ -87,21 +87,29 @@ def written_opset(graph: bytes) -> int | None:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
+def input_names(count: int) -> list[str]:
+    """The graph's input names: ``input`` for a network, ``input0``, ``input1``, ... for a part with several."""
+    return ["input"] if count == 1 else [f"input{i}" for i in range(count)]
+
+
 def _export(name: str, model, example, opset: int) -> bytes:
     import torch
 
+    args = example if isinstance(example, tuple) else (example,)
+    names = input_names(len(args))
     if name == "torchscript":
         buffer = io.BytesIO()
         with torchscript_onnx_fixes(opset):
-            torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
-                              output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+            torch.onnx.export(model, args, buffer, dynamo=False, opset_version=opset, input_names=names,
+                              output_names=["logits"],
+                              dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}})
         return buffer.getvalue()
     if name == "dynamo":
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.onnx")
-            torch.onnx.export(model, (example,), path, dynamo=True, opset_version=opset, input_names=["input"],
-                              output_names=["logits"], dynamic_shapes=({0: "batch"},), external_data=False,
-                              verbose=False)
+            torch.onnx.export(model, args, path, dynamo=True, opset_version=opset, input_names=names,
+                              output_names=["logits"], dynamic_shapes=tuple({0: "batch"} for _ in args),
+                              external_data=False, verbose=False)
             with open(path, "rb") as f:
                 return f.read()
     raise ValueError(f"unknown exporter {name!r}")
@@ -109,10 +117,11 @@ def _export(name: str, model, example, opset: int) -> bytes:
 
 def onnx_bytes(model, example, *, opset: int = OPSET,
                exporters: Iterable[str] = ("torchscript", "dynamo")) -> tuple[bytes, str]:
-    """``model`` (put in eval mode) as an ONNX graph in memory, for inputs shaped as ``example`` with a free batch
-    axis, and the exporter that wrote it: each of ``exporters`` in turn (the TorchScript-based one with this package's
-    fixes, then the dynamo one), quiet. A graph that declares another opset than ``opset`` counts as failed (the
-    dynamo exporter keeps opset 18 when its conversion fails). :class:`OnnxExportError` when none succeeds."""
+    """``model`` (put in eval mode) as an ONNX graph in memory, for inputs shaped as ``example`` (a tensor, or a
+    tuple of them for a model of several inputs, named by :func:`input_names`) with a free batch axis, and the
+    exporter that wrote it: each of ``exporters`` in turn (the TorchScript-based one with this package's fixes, then
+    the dynamo one), quiet. A graph that declares another opset than ``opset`` counts as failed (the dynamo exporter
+    keeps opset 18 when its conversion fails). :class:`OnnxExportError` when none succeeds."""
     import torch
 
     model.eval()

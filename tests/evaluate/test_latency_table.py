@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from nas.errors import ConfigError
-from nas.evaluate.latency_table import LatencyTable, make_table, part_key, parts_of
+from nas.evaluate.latency_table import (LatencyTable, distinct, make_table, new_table, part_call, part_key, parts_of,
+                                        time_networks)
 from nas.grammar import Space, load_space
 
 SPACE = """
@@ -46,7 +49,9 @@ def test_a_table_predicts_its_networks_from_their_parts(space, table):
     assert data["settings"]["runtime"] == "torch" and data["settings"]["threads"] == 1
     assert {"platform", "cpu", "torch", "nas", "created"} <= set(data["machine"])
     fit = data["fit"]
-    assert fit["networks"] == 4 and fit["slope"] > 0 and len(fit["points"]) == 4
+    assert fit["networks"] == 4 and fit["slope"] == 1.0 and len(fit["points"]) == 4
+    # the per-network overhead is the median remainder of the networks timed whole
+    assert fit["intercept_ms"] == pytest.approx(float(np.median([whole - parts for parts, whole in fit["points"]])))
     for entry in data["parts"].values():
         assert entry["ms"] > 0 and len(entry["rounds"]) == 2 and entry["kind"] in ("stem", "cell", "downsample", "head")
     loaded = LatencyTable.load(table.path)
@@ -116,7 +121,8 @@ def test_the_cli_makes_a_table_and_space_sample_prints_predictions(tmp_path):
     made = subprocess.run([*nas, "latency-table", str(space_file), "--out", str(out), "--networks", "3",
                            "--overhead-networks", "2", "--rounds", "1"], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    assert "parts; a network = " in made.stdout and " x its parts " in made.stdout and "parts to time" in made.stderr
+    assert "parts; a network = its parts " in made.stdout and "networks timed whole" in made.stdout
+    assert "parts to time" in made.stderr
     sampled = subprocess.run([*nas, "space", "sample", str(space_file), "-n", "2", "--latency-table", str(out)],
                              capture_output=True, text=True)
     assert sampled.returncode == 0 and sampled.stdout.count("latency=") == 2, sampled.stderr
@@ -138,3 +144,43 @@ def test_a_nas_bench_201_table_holds_every_part_of_the_space(tmp_path):
     for index in ("000000", "333132", "444444", "123401"):
         spec = from_index(index)
         assert table.missing(spec) == [] and table.predict(spec) > 0
+
+
+def test_parts_are_timed_network_by_network_and_the_first_measurement_stands(space):
+    """A network's parts are timed together (as they run beside each other); a part already in the table keeps its
+    value, and a network with nothing new is not timed again."""
+    table = new_table(space)
+    shape, classes = table.settings["input_shape"], table.settings["num_classes"]
+    groups = [distinct(parts_of(space.sample(k), shape, classes)) for k in range(4)]
+    every = {part_key(q) for group in groups for q in group}
+    assert time_networks(table, groups, rounds=1, repeats=2, warmup=1) == len(every) == len(table.parts)
+    before = {key: entry["ms"] for key, entry in table.parts.items()}
+    assert time_networks(table, groups, rounds=1, repeats=2, warmup=1) == 0
+    assert {key: entry["ms"] for key, entry in table.parts.items()} == before
+
+
+def test_an_onnxruntime_table_times_each_part_as_an_onnx_graph(space, tmp_path):
+    """``--runtime onnxruntime``: each part runs as its own ONNX graph in a session (its time net of a session call's
+    own cost), the networks timed whole the same way; predictions sum the parts plus the overhead."""
+    table = make_table(space, tmp_path / "ort.json", networks=3, overhead_networks=2, rounds=1,
+                       runtime="onnxruntime")
+    data = json.loads((tmp_path / "ort.json").read_text())
+    assert data["settings"]["runtime"] == "onnxruntime" and data["parts"]
+    assert all(entry["ms"] >= 0 for entry in data["parts"].values())
+    spec = space.sample(0)
+    total = sum(table.parts[part_key(q)]["ms"] for q in parts_of(spec, (3, 16, 16), 10))
+    assert table.predict(spec) == pytest.approx(total + table.fit["intercept_ms"])
+
+
+def test_a_part_of_several_inputs_runs_as_an_onnx_graph_and_computes_what_torch_computes():
+    """The fusion of a multi-scale network takes a list of maps: its graph takes them as flat inputs."""
+    space = load_space("sequence")
+    shape, classes = space.reference_input
+    fusion = next(q for k in range(200) for q in parts_of(space.sample(k), shape, classes) if q.key[0] == "fpn")
+    settings = {"runtime": "onnxruntime", "threads": 1, "batch_size": 2}
+    got = part_call(fusion, settings)()[0]
+    expected = part_call(fusion, {**settings, "runtime": "torch"})
+    with torch.inference_mode():
+        want = expected()
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
