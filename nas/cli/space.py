@@ -200,8 +200,12 @@ def latency_table_command(args) -> int:
                        runtime=args.runtime, threads=args.threads, batch_size=args.batch,
                        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
     fit = table.fit
-    print(f"{args.out}: {len(table.parts)} parts; a network = its parts {'+-'[fit['intercept_ms'] < 0]} "
-          f"{abs(fit['intercept_ms']):.3f} ms (the median of {fit['networks']} networks timed whole)")
+    if fit["slope"] == 1.0:
+        overhead = f"its parts {'+-'[fit['intercept_ms'] < 0]} {abs(fit['intercept_ms']):.3f} ms"
+    else:
+        overhead = f"{fit['slope']:.3f} x its parts"
+    print(f"{args.out}: {len(table.parts)} parts; a network = {overhead} (fitted on {fit['networks']} networks "
+          "timed whole)")
     return 0
 
 

@@ -5,9 +5,9 @@ A network is its parts (:func:`nas.builder.layout`: the stem, each downsampler, 
 each keyed by what decides its cost. :func:`make_table` times the distinct parts of a set of networks, network by
 network: each part built alone and fed its own input at the table's batch size, called in turn with the other parts
 of its network (as in the network, no part runs hot from its own previous call), in rounds after a warm-up, the
-median kept; then it times ``overhead_networks`` whole networks as a search times them and takes the per-network
-overhead, ``whole = sum of the parts + intercept``, as the median remainder: what the parts do not see (the
-network's own glue, a DAG cell's node sums).
+median kept; then it times ``overhead_networks`` whole networks as a search times them and fits the per-network
+overhead, what the parts do not see (the network's own glue, a DAG cell's node sums): ``whole = sum of the parts +
+intercept`` or ``whole = slope x sum``, whichever follows those networks better.
 :meth:`LatencyTable.predict` sums a network's parts and applies the fit: no build, no timing, the same number in
 every process and on every machine for the same table. A part the table lacks is measured on demand
 (:meth:`LatencyTable.fill`) and appended.
@@ -291,14 +291,16 @@ def _time_together(parts: Sequence[Part], settings: dict[str, Any], repeats: int
                    rng: random.Random) -> list[float]:
     """Each part's median ms over ``repeats`` calls, the parts made afresh and called in turn (see
     :func:`time_networks`). With onnxruntime a part's time is net of a session call's own cost (timed in turn with
-    the parts on a one-element graph): a network pays that once, not once per part."""
+    the parts on a one-element graph), since a network pays that once, not once per part; and a part that keeps its
+    input's shape runs :data:`ORT_CHAIN` times in a row in its graph, the time divided among them, so that the
+    session call's jitter (a few microseconds, as much as a small part computes) is divided too."""
     calls = [part_call(part, settings) for part in parts]
     null = settings["runtime"] == "onnxruntime"
     if null:
-        calls.append(_null_call(settings))
+        calls.append((_null_call(settings), 1))
     found: list[list[float]] = [[] for _ in calls]
     with torch.inference_mode():
-        for call in calls:
+        for call, _ in calls:
             for _ in range(warmup):
                 call()
         for _ in range(repeats):
@@ -306,13 +308,11 @@ def _time_together(parts: Sequence[Part], settings: dict[str, Any], repeats: int
             rng.shuffle(order)
             for i in order:
                 t0 = time.perf_counter_ns()
-                calls[i]()
+                calls[i][0]()
                 found[i].append((time.perf_counter_ns() - t0) / 1e6)
     medians = [float(np.median(times)) for times in found]
-    if null:
-        base = medians.pop()
-        medians = [max(0.0, ms - base) for ms in medians]
-    return medians
+    base = medians.pop() if null else 0.0
+    return [max(0.0, ms - base) / chain for ms, (_, chain) in zip(medians, calls)]
 
 
 def _null_call(settings: dict[str, Any]) -> Callable[[], Any]:
@@ -322,21 +322,31 @@ def _null_call(settings: dict[str, Any]) -> Callable[[], Any]:
     return partial(session.run, None, {"input": np.zeros((1, 1), dtype=np.float32)})
 
 
-def part_call(part: Part, settings: dict[str, Any]) -> Callable[[], Any]:
-    """One call of ``part`` on its example input at the table's batch size, in the table's runtime: the module itself
-    (torch), or its ONNX graph, written in memory, in an onnxruntime session with the table's threads (the graph's
-    inputs are the part's input tensors, flattened)."""
+ORT_CHAIN = 8  # calls of a shape-keeping part in one onnxruntime graph
+
+
+def part_call(part: Part, settings: dict[str, Any]) -> tuple[Callable[[], Any], int]:
+    """One call of ``part`` on its example input at the table's batch size, in the table's runtime, and how many
+    times that call runs the part: the module itself, once (torch); or its ONNX graph, written in memory, in an
+    onnxruntime session with the table's threads (the graph's inputs are the part's input tensors, flattened), which
+    runs a part of one input whose output has the input's shape :data:`ORT_CHAIN` times, each on the last one's
+    output."""
     torch.manual_seed(0)
     module = part.make().eval()
     inputs = _batch_inputs(part, int(settings["batch_size"]))
     if settings["runtime"] == "torch":
-        return partial(module, *inputs)
+        return partial(module, *inputs), 1
+    chain = 1
+    if len(inputs) == 1 and isinstance(inputs[0], torch.Tensor):
+        with torch.inference_mode():
+            if module(inputs[0]).shape == inputs[0].shape:
+                chain = ORT_CHAIN
     flat: list[torch.Tensor] = []
     structure = _flatten(inputs, flat)
-    graph, _ = onnx_bytes(_Flat(module, structure), tuple(flat))
+    graph, _ = onnx_bytes(_Flat(module, structure, chain), tuple(flat))
     session = ort_session(graph, int(settings["threads"]))
     feed = {name: x.numpy() for name, x in zip(input_names(len(flat)), flat)}
-    return partial(session.run, None, feed)
+    return partial(session.run, None, feed), chain
 
 
 def _flatten(value: Any, out: list[torch.Tensor]) -> Any:
@@ -354,22 +364,29 @@ def _unflatten(structure: Any, tensors: Sequence[torch.Tensor]) -> Any:
 
 
 class _Flat(torch.nn.Module):
-    """A part taking its inputs as flat tensors (an ONNX graph's inputs), rebuilt into the part's own structure."""
+    """A part taking its inputs as flat tensors (an ONNX graph's inputs), rebuilt into the part's own structure; with
+    ``chain`` > 1 (a part of one input that keeps its shape), the part applied that many times in a row."""
 
-    def __init__(self, module: torch.nn.Module, structure: tuple):
+    def __init__(self, module: torch.nn.Module, structure: tuple, chain: int = 1):
         super().__init__()
-        self.module, self.structure = module, structure
+        self.module, self.structure, self.chain = module, structure, chain
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        return self.module(*_unflatten(self.structure, tensors))
+        out = self.module(*_unflatten(self.structure, tensors))
+        for _ in range(self.chain - 1):
+            out = self.module(out)
+        return out
 
 
 def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int = 3, repeats: int = 30,
                  warmup: int = 5, progress: Callable[[str], None] | None = None) -> None:
     """Time ``specs`` whole as a search times a network (``repeats`` calls after ``warmup``, the table's settings;
-    ``rounds`` interleaved rounds, the median kept) and fit the per-network overhead ``whole = sum + intercept``:
-    the intercept is the median of (whole - sum of the parts), what the parts do not see (the network's own glue, a
-    DAG cell's node sums). A median keeps the odd network a burst of another process slowed from moving it."""
+    ``rounds`` interleaved rounds, the median kept) and fit the per-network overhead, what the parts do not see (the
+    network's own glue, a DAG cell's node sums), in one of two forms: added (``whole = sum + intercept``, the median
+    remainder) or in proportion (``whole = slope x sum``, the median ratio), whichever has the smaller median
+    relative error on these networks. Node sums grow with a network's work (NB201: whole / sum 1.19-1.26 over its
+    networks); a network's own glue does not. Medians keep the odd network a burst of another process slowed from
+    moving the fit."""
     s = table.settings
     shape, classes = s["input_shape"], s["num_classes"]
     models = []
@@ -389,7 +406,12 @@ def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int 
             progress(f"whole networks: round {r + 1}/{rounds}")
     sums = np.array([table.parts_sum(spec) for spec, _ in models])
     measured = np.array([float(np.median(w)) for w in whole])
-    table.fit = {"intercept_ms": float(np.median(measured - sums)), "slope": 1.0, "networks": len(models),
+    added = (1.0, float(np.median(measured - sums)))
+    proportional = (float(np.median(measured / sums)), 0.0)
+    slope, intercept = min((added, proportional),
+                           key=lambda f: float(np.median(np.abs(f[0] * sums + f[1] - measured) / measured)))
+    table.fit = {"form": "added" if (slope, intercept) == added else "proportional", "intercept_ms": intercept,
+                 "slope": slope, "networks": len(models),
                  "points": [[float(a), float(b)] for a, b in zip(sums, measured)]}
     table.save()
 
