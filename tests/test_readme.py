@@ -78,3 +78,14 @@ def test_readme_python_api_example_runs(capsys):
     printed = capsys.readouterr().out
     for key in re.findall(r"# (.+)$", code.splitlines()[-1])[0].split(", "):
         assert key in result.objectives and key in printed
+
+
+def test_the_configuration_page_shows_the_demo_config_as_shipped():
+    """docs/configuration.md opens with the demo's config: the same keys and values as experiments/digits_demo.yaml."""
+    import yaml
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    block = re.search(r"```yaml\n# experiments/digits_demo.yaml\n(.*?)```", page, re.S)
+    assert block, "docs/configuration.md lost its copy of experiments/digits_demo.yaml"
+    shipped = yaml.safe_load((ROOT / "experiments" / "digits_demo.yaml").read_text())
+    assert yaml.safe_load(block.group(1)) == shipped
