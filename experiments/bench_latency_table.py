@@ -103,11 +103,12 @@ def main() -> None:
         mape = float(np.median(np.abs(pred - whole) / whole))
         rows.append([name, len(specs), len(table.parts), f"{rho:.3f}", f"{100 * mape:.1f}%",
                      f"{100 * filled / max(1, total):.1f}%", f"{make_s:.0f}", f"{1000 * statistics.median(costs):.2f}",
-                     f"{table.fit['intercept_ms']:+.3f}",
+                     (f"x {table.fit['slope']:.3f}" if table.fit.get("form") == "proportional"
+                      else f"{table.fit['intercept_ms']:+.3f} ms"),
                      f"{np.median(whole):.2f} ({whole.min():.2f}-{whole.max():.2f})"])
         print(rows[-1], flush=True)
     report.table(["space", "networks", "parts in table", "Spearman rho", "MAPE", "parts measured on demand",
-                  "table made in s", "ms per prediction", "overhead ms", "measured ms: median (range)"],
+                  "table made in s", "ms per prediction", "overhead fit", "measured ms: median (range)"],
                  rows, csv=None if args.no_write else f"{name_out}.csv")
     if not args.no_write:
         print(f"wrote {report.write()}")
