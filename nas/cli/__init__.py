@@ -53,8 +53,14 @@ def _terminate_as_interrupt():
     if threading.current_thread() is not threading.main_thread():
         return None
 
-    def terminated(signum, frame):
+    def stop():
         raise Terminated()
+
+    def terminated(signum, frame):
+        from nas.control.rundir import defer
+
+        if not defer(stop):  # in the middle of a journal write: stop when it is done
+            stop()
 
     return signal.signal(signal.SIGTERM, terminated)
 

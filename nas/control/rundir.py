@@ -11,8 +11,10 @@ A directory without ``run.json`` is not a run; nothing is written into it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,31 @@ def journal_backend(path: str):
 
 
 _BACKEND_CLASS = None
+_shield = {"depth": 0, "pending": None}
+
+
+@contextlib.contextmanager
+def shielded():
+    """A journal write that a stop signal must not cut: a signal handler that calls :func:`defer` meanwhile runs
+    its action when the write is done. (Optuna's file lock, interrupted inside its own release, unlinks the lock
+    twice and turns the stop into a FileNotFoundError traceback.)"""
+    _shield["depth"] += 1
+    try:
+        yield
+    finally:
+        _shield["depth"] -= 1
+        action = _shield["pending"]
+        if _shield["depth"] == 0 and action is not None:
+            _shield["pending"] = None
+            action()
+
+
+def defer(action: Callable[[], None]) -> bool:
+    """Inside a :func:`shielded` write: keep ``action`` for its end and say True; else False (run it now)."""
+    if _shield["depth"] == 0:
+        return False
+    _shield["pending"] = action
+    return True
 
 
 def _backend_class():
@@ -123,18 +150,19 @@ def _backend_class():
 
         class JournalBackend(JournalFileBackend):
             def append_logs(self, logs):
-                lock = getattr(self, "_lock", None)
-                path = getattr(self, "_file_path", None)
-                if lock is None or path is None or any(log.get("op_code") not in UNSYNCED_OPS for log in logs):
-                    return super().append_logs(logs)
-                text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-                lock.acquire()
-                try:
-                    with open(path, "ab") as f:
-                        f.write(text.encode("utf-8"))
-                        f.flush()
-                finally:
-                    lock.release()
+                with shielded():
+                    lock = getattr(self, "_lock", None)
+                    path = getattr(self, "_file_path", None)
+                    if lock is None or path is None or any(log.get("op_code") not in UNSYNCED_OPS for log in logs):
+                        return super().append_logs(logs)
+                    text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+                    lock.acquire()
+                    try:
+                        with open(path, "ab") as f:
+                            f.write(text.encode("utf-8"))
+                            f.flush()
+                    finally:
+                        lock.release()
 
         JournalBackend.__module__ = __name__
         JournalBackend.__qualname__ = "JournalBackend"

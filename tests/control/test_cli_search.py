@@ -231,3 +231,22 @@ def test_a_run_whose_own_files_cannot_be_read(finished_run, command, damaged, ki
     else:
         assert str(target) in lines[0] or f"missing {damaged}" in lines[0], lines[0]
     assert sorted((p.relative_to(run), p.read_bytes() if p.is_file() else None) for p in run.rglob("*")) == before
+
+
+def test_a_stop_during_a_journal_write_waits_for_the_write():
+    """A stop signal whose handler defers inside a shielded journal write acts when the write is done (Optuna's file
+    lock, interrupted inside its release, would unlink the lock twice and end in a FileNotFoundError)."""
+    from nas.control.rundir import defer, shielded
+
+    happened = []
+
+    def stop():
+        happened.append("stopped")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with shielded():
+            assert defer(stop)  # the signal arrives mid-write
+            happened.append("written")
+    assert happened == ["written", "stopped"]
+    assert not defer(stop)  # outside a write the handler acts at once
