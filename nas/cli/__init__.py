@@ -57,7 +57,7 @@ def _terminate_as_interrupt():
         raise Terminated()
 
     def terminated(signum, frame):
-        from nas.control.rundir import defer
+        from nas.control.rundir import defer  # heavy: nas.control.config imports pydantic
 
         if not defer(stop):  # in the middle of a journal write: stop when it is done
             stop()
