@@ -10,6 +10,7 @@ from typing import Sequence
 
 from nas.archjson import read_spec
 from nas.control.config import parse_set
+from nas.control.rundir import defer
 from nas.control.samplers import SAMPLERS
 from nas.control.shared import DEFAULT_HEARTBEAT_S, GRACE_FACTOR
 from nas.errors import NasError
@@ -57,8 +58,6 @@ def _terminate_as_interrupt():
         raise Terminated()
 
     def terminated(signum, frame):
-        from nas.control.rundir import defer  # heavy: nas.control.config imports pydantic
-
         if not defer(stop):  # in the middle of a journal write: stop when it is done
             stop()
 
