@@ -123,7 +123,7 @@ def main() -> None:
                 rows = finished(run)
             results[(sampler, seed)] = rows
     marks = [budget_s * f for f in (0.25, 0.5, 1.0)]
-    headers = ["sampler", "seed", "trials", *[f"pick at {m / 60:.0f} min" for m in marks]]
+    headers = ["sampler", "seed", "trials", *[f"pick at {m / 60:.3g} min" for m in marks]]
     table_rows = []
     for (sampler, seed), rows in results.items():
         table_rows.append([sampler, seed, len(rows), *[_fmt(pick_truth(rows, m, table)) for m in marks]])
