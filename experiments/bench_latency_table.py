@@ -1,15 +1,15 @@
 """Latency predicted from a per-part table against latency measured whole, per shipped space.
 
 For each shipped space this script makes a latency table (``nas.evaluate.latency_table.make_table``: the distinct
-parts of ``--table-networks`` sampled networks timed network by network, ``whole = parts + intercept`` with the
-intercept the median remainder of ``--overhead-networks`` of them timed whole), then takes ``--networks`` other
-random networks of the space (seeds from 10,000), predicts each from the table (parts the table lacks are measured
-on demand first, and counted) and measures each whole in the same process as a search does: ``--rounds`` interleaved
-rounds of ``measure_latency`` (batch 1, one thread, 5 warm-up calls, 30 timed), the median of the rounds. Reported
-per space: Spearman's rho and the median absolute percentage error between predicted and measured, the share of the
-test networks' parts that had to be measured on demand, the time to make the table and the median time of one
-prediction. Targets (issue 24): rho >= 0.95 and MAPE <= 10% per space; a prediction under 1 ms; nb201's table within
-5 minutes on 2 cores.
+parts of ``--table-networks`` sampled networks timed network by network, then the overhead fitted on
+``--overhead-networks`` of them, each timed whole right after its parts: ``whole = parts + intercept``, or in a
+space of DAG cells a slope per edge operation), then takes ``--networks`` other random networks of the space (seeds
+from 10,000), predicts each from the table (parts the table lacks are measured on demand first, and counted) and
+measures each whole in the same process as a search does: ``--rounds`` interleaved rounds of ``measure_latency``
+(batch 1, one thread, 5 warm-up calls, 30 timed), the median of the rounds. Reported per space: Spearman's rho and
+the median absolute percentage error between predicted and measured, the share of the test networks' parts that had
+to be measured on demand, the time to make the table and the median time of one prediction. Targets (issue 24): rho
+>= 0.95 and MAPE <= 10% per space; a prediction under 1 ms; nb201's table within 5 minutes on 2 cores.
 
     python experiments/bench_latency_table.py                          # 4 spaces, 100 networks each
     python experiments/bench_latency_table.py --runtime onnxruntime          # the same with onnxruntime
@@ -52,7 +52,7 @@ def main() -> None:
     from scipy.stats import spearmanr
 
     from nas.builder import build
-    from nas.evaluate.latency_table import make_table, part_key, parts_of, sample_networks
+    from nas.evaluate.latency_table import fit_text, make_table, part_key, parts_of, sample_networks
     from nas.evaluate.measure import measure_latency
     from nas.grammar import load_space
 
@@ -103,8 +103,7 @@ def main() -> None:
         mape = float(np.median(np.abs(pred - whole) / whole))
         rows.append([name, len(specs), len(table.parts), f"{rho:.3f}", f"{100 * mape:.1f}%",
                      f"{100 * filled / max(1, total):.1f}%", f"{make_s:.0f}", f"{1000 * statistics.median(costs):.2f}",
-                     (f"x {table.fit['slope']:.3f}" if table.fit.get("form") == "proportional"
-                      else f"{table.fit['intercept_ms']:+.3f} ms"),
+                     fit_text(table.fit),
                      f"{np.median(whole):.2f} ({whole.min():.2f}-{whole.max():.2f})"])
         print(rows[-1], flush=True)
     report.table(["space", "networks", "parts in table", "Spearman rho", "MAPE", "parts measured on demand",

@@ -192,20 +192,15 @@ def space_sample(args) -> int:
 
 
 def latency_table_command(args) -> int:
-    from nas.evaluate.latency_table import make_table  # heavy: torch
+    from nas.evaluate.latency_table import fit_text, make_table  # heavy: torch
 
     table = make_table(load_space_arg(args.file), args.out, networks=args.networks,
                        overhead_networks=args.overhead_networks, rounds=args.rounds,
                        seed=args.seed, input_shape=args.input_shape, num_classes=args.num_classes,
                        runtime=args.runtime, threads=args.threads, batch_size=args.batch,
                        device=args.device, progress=lambda line: print(line, file=sys.stderr, flush=True))
-    fit = table.fit
-    if fit["slope"] == 1.0:
-        overhead = f"its parts {'+-'[fit['intercept_ms'] < 0]} {abs(fit['intercept_ms']):.3f} ms"
-    else:
-        overhead = f"{fit['slope']:.3f} x its parts"
-    print(f"{args.out}: {len(table.parts)} parts; a network = {overhead} (fitted on {fit['networks']} networks "
-          "timed whole)")
+    print(f"{args.out}: {len(table.parts)} parts; a network = {fit_text(table.fit)} (fitted on "
+          f"{table.fit['networks']} networks timed whole)")
     return 0
 
 

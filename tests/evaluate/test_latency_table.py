@@ -66,6 +66,46 @@ def test_a_table_predicts_its_networks_from_their_parts(space, table):
             assert loaded.predict(spec) == table.predict(spec)
 
 
+def test_the_overhead_is_fitted_on_networks_timed_beside_their_parts(space, table, monkeypatch):
+    """Each fit network is timed right after its own parts, and the overhead is read from those pairs: a machine
+    that slows down between the table's parts and the fit (here 1% per call, a clock faked in both timers) moves
+    both of a pair alike, so the fit is the network's own 0.25 ms, not the drift."""
+    import types
+
+    from nas.evaluate import latency_table as lt
+
+    clock = {"speed": 1.0}
+
+    def parts_together(parts, settings, repeats, warmup, rng):
+        clock["speed"] *= 1.01
+        return [clock["speed"] * 0.1 * (i + 1) for i in range(len(parts))]
+
+    def whole(model, shape, **kw):
+        spec = specs[id(model)]
+        parts = parts_of(spec, (3, 16, 16), 10)
+        group = distinct(parts)
+        ms = {part_key(q): clock["speed"] * 0.1 * (i + 1) for i, q in enumerate(group)}
+        return types.SimpleNamespace(median_ms=sum(ms[part_key(q)] for q in parts) + 0.25)
+
+    specs: dict[int, object] = {}
+    real_build = lt.build
+
+    def build(spec, shape, classes):
+        model = real_build(spec, shape, classes)
+        specs[id(model)] = spec
+        return model
+
+    monkeypatch.setattr(lt, "_time_together", parts_together)
+    monkeypatch.setattr(lt, "measure_latency", whole)
+    monkeypatch.setattr(lt, "build", build)
+    copy = LatencyTable(settings=dict(table.settings), parts=dict(table.parts))
+    lines = []
+    lt.fit_overhead(copy, [space.sample(k) for k in range(4)], rounds=3, progress=lines.append)
+    assert copy.fit["form"] == "added" and copy.fit["intercept_ms"] == pytest.approx(0.25)
+    assert copy.fit["networks"] == 4 and clock["speed"] > 1.1  # 12 rounds: the parts' times drifted 13%
+    assert lines == ["whole networks beside their parts: 4/4"]
+
+
 def test_part_keys_and_predictions_are_the_same_in_another_process(space, table):
     spec = space.sample(3)
     code = (f"from nas.grammar import Space; from nas.evaluate.latency_table import LatencyTable, part_key, parts_of\n"
@@ -138,18 +178,48 @@ def test_a_nas_bench_201_table_holds_every_part_of_the_space(tmp_path):
     widths, the stem, the two residual reductions, the head), so any of its 15,625 networks is predicted without
     timing anything."""
     space = load_space("nb201")
-    table = make_table(space, tmp_path / "nb201.json", networks=100, overhead_networks=3, rounds=1)
+    table = make_table(space, tmp_path / "nb201.json", networks=100, overhead_networks=8, rounds=1)
     kinds = sorted(entry["kind"] for entry in table.parts.values())
     assert kinds.count("dag_edge") == 15 and len(table.parts) == 19
-    # the nodes' sums are not parts: they grow with the cells' work, so the fit is a ratio
-    sums, whole = np.array(table.fit["points"]).T
-    assert table.fit["form"] == "proportional" and table.fit["intercept_ms"] == 0.0
-    assert table.fit["slope"] == pytest.approx(float(np.median(whole / sums)))
+    # the nodes' sums are not parts, and an edge's operation costs inside the whole graph what it does not alone:
+    # a slope per operation, non-negative, fitted by least squares on the networks timed whole
+    fit = table.fit
+    assert fit["form"] == "per_operation" and fit["intercept_ms"] >= 0 and len(fit["by_operation"]) == 8
+    assert set(fit["slopes"]) <= {"none", "skip", "conv_1x1", "conv_3x3", "avg_pool_3x3"}
+    assert all(b >= 0 for b in fit["slopes"].values())
+    x = np.array([[1.0] + [p.get(op, 0.0) for op in sorted(fit["slopes"])] for p in fit["by_operation"]])
+    y = np.array([w for _, w in fit["points"]]) - np.array([p[""] for p in fit["by_operation"]])
+    coef = np.array([fit["intercept_ms"]] + [fit["slopes"][op] for op in sorted(fit["slopes"])])
+    residual = np.sum((x @ coef - y) ** 2)
+    for k in range(len(coef)):  # no non-negative step away from the fit lowers the squared error
+        for step in (0.01, -0.01):
+            moved = coef.copy()
+            moved[k] = max(0.0, moved[k] + step * max(1.0, moved[k]))
+            assert np.sum((x @ moved - y) ** 2) >= residual - 1e-12
     from nas.bench.nb201 import from_index
 
     for index in ("000000", "333132", "444444", "123401"):
         spec = from_index(index)
         assert table.missing(spec) == [] and table.predict(spec) > 0
+    spec = from_index("333132")
+    ms = {op: 0.0 for op in ("", *fit["slopes"])}
+    for q in parts_of(spec, (3, 32, 32), 10):
+        ms[q.key[1] if q.key[0] == "dag_edge" else ""] += table.parts[part_key(q)]["ms"]
+    expected = fit["intercept_ms"] + ms[""] + sum(fit["slopes"].get(op, 1.0) * v for op, v in ms.items() if op)
+    assert table.predict(spec) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("fit, expected, words", [
+    ({"form": "added", "intercept_ms": 0.25, "slope": 1.0}, 0.25 + 1.0 + 2.0 + 0.5, "its parts + 0.250 ms"),
+    ({"form": "per_operation", "intercept_ms": 0.1, "slope": 1.0, "slopes": {"none": 2.0, "conv_3x3": 0.5}},
+     0.1 + 1.0 + 2.0 * 0.5 + 0.5 * 2.0, "0.100 ms + its parts, DAG edges x (conv_3x3 0.50, none 2.00)"),
+    ({"form": "proportional", "intercept_ms": 0.0, "slope": 1.2}, 1.2 * 3.5, "1.200 x its parts"),  # older tables
+])
+def test_each_form_of_the_fit_is_applied_and_told(fit, expected, words):
+    from nas.evaluate.latency_table import apply_fit, fit_text
+
+    assert apply_fit(fit, {"": 1.0, "conv_3x3": 2.0, "none": 0.5}) == pytest.approx(expected)
+    assert fit_text(fit) == words
 
 
 def test_parts_are_timed_network_by_network_and_the_first_measurement_stands(space):
@@ -175,7 +245,7 @@ def test_an_onnxruntime_table_times_each_part_as_an_onnx_graph(space, tmp_path):
     assert all(entry["ms"] >= 0 for entry in data["parts"].values())
     spec = space.sample(0)
     total = sum(table.parts[part_key(q)]["ms"] for q in parts_of(spec, (3, 16, 16), 10))
-    assert table.predict(spec) == pytest.approx(table.fit["slope"] * total + table.fit["intercept_ms"])
+    assert table.fit["form"] == "added" and table.predict(spec) == pytest.approx(total + table.fit["intercept_ms"])
 
 
 def test_a_part_of_several_inputs_runs_as_an_onnx_graph_and_computes_what_torch_computes():
