@@ -108,23 +108,15 @@ class LatencyTable:
         shape, classes = self.settings["input_shape"], self.settings["num_classes"]
         return [(part_key(part), part) for part in parts_of(spec, shape, classes)]
 
-    def _missing(self, keyed: list[tuple[str, Part]]) -> list[Part]:
-        found = {key: part for key, part in keyed if key not in self.parts}  # each distinct part once
-        return list(found.values())
-
     def missing(self, spec: ArchSpec) -> list[Part]:
         """The distinct parts of ``spec`` the table lacks."""
-        return self._missing(self._parts(spec))
+        return distinct([part for key, part in self._parts(spec) if key not in self.parts])
 
-    def parts_sum(self, spec: ArchSpec, keyed: list[tuple[str, Part]] | None = None) -> float:
-        """The sum of the network's parts in ms; KeyError naming the first part the table lacks."""
-        total = 0.0
-        for key, part in keyed if keyed is not None else self._parts(spec):
-            entry = self.parts.get(key)
-            if entry is None:
-                raise KeyError(f"the table has no {part.key[0]} part of this network (measure it with fill)")
-            total += entry["ms"]
-        return total
+    def _ms(self, key: str, part: Part) -> float:
+        entry = self.parts.get(key)
+        if entry is None:
+            raise KeyError(f"the table has no {part.key[0]} part of this network (measure it with fill)")
+        return float(entry["ms"])
 
     def predict(self, spec: ArchSpec, *, fill: bool = False) -> float:
         """Predicted latency in ms of the network at the table's input: the fit applied to the sum of its parts
@@ -132,9 +124,7 @@ class LatencyTable:
         keyed = self._parts(spec)
         if fill:
             self._fill(keyed)
-        self.parts_sum(spec, keyed)  # KeyError naming a part the table lacks
-        sums = by_operation([(part, self.parts[key]["ms"]) for key, part in keyed])
-        return apply_fit(self.fit, sums)
+        return apply_fit(self.fit, by_operation([(part, self._ms(key, part)) for key, part in keyed]))
 
     def fill(self, spec: ArchSpec, *, rounds: int = 3, progress: Callable[[str], None] | None = None) -> int:
         """Measure (and append, saving the file) the parts of ``spec`` the table lacks; how many were measured."""
