@@ -416,11 +416,11 @@ def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int 
     other parts + sum over the edges' operations of slope x the operation's edges``, the intercept and slopes fitted
     by non-negative least squares. The nodes' sums grow with the cells' work (torch: whole / sum 1.19-1.26 on NB201),
     and a tiny operation's cost inside the whole graph is not its cost alone: under onnxruntime NB201's ``none`` edge
-    (a multiply by zero) costs 2.4-2.6x and its pools and 1x1 convs 0.75-0.9x what each measures in its own graph
-    (three fits on 40 networks); one slope for all left Spearman's rho at 0.93 where the per-operation slopes give
-    0.97-0.98 on networks outside the fit. (Per-kind slopes in the other spaces fitted noise: the vision space's
-    error rose from 8.9 to 11.2%; and choosing the form per table by its error on the fit's networks followed their
-    noise too.)"""
+    (a multiply by zero) costs 2.3-3.4x and its pools 0.66-0.92x what each measures in its own graph (fits on 20-40
+    networks); one slope for all left Spearman's rho at 0.93 where the per-operation slopes give 0.97-0.98 on
+    networks outside the fit (experiments/bench_latency_table.py). (Per-kind slopes in the other spaces fitted
+    noise: the vision space's error rose from 8.9 to 11.2%; and choosing the form per table by its error on the
+    fit's networks followed their noise too.)"""
     s = table.settings
     shape, classes = s["input_shape"], s["num_classes"]
     before = torch.get_num_threads()
