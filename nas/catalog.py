@@ -215,6 +215,16 @@ SE_GATES = ("sigmoid", "hardsigmoid")
 # What runs a network while its latency is timed: PyTorch eager, or its ONNX graph in onnxruntime (CPU)
 LATENCY_RUNTIMES = ("torch", "onnxruntime")
 RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime (CPU)"}
+
+
+def latency_where(record: dict) -> str:
+    """Where a latency record (device, batch_size, threads, runtime) was timed: ``cpu, batch 1, 1 thread(s), PyTorch
+    eager``."""
+    runtime = record.get("runtime", "torch")
+    return (f"{record.get('device')}, batch {record.get('batch_size')}, {record.get('threads')} thread(s), "
+            f"{RUNTIME_NAMES.get(runtime, runtime)}")
+
+
 HEADS = ("pool", "fpn")
 FUSIONS = ("add", "concat")
 INPUTS = ("image", "sequence")

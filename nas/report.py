@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nas import pareto
+from nas.catalog import latency_where
 from nas.control.rundir import open_run, read_baselines_cache
 from nas.grammar import shipped_spaces_dir
 from nas.io import make_dir
@@ -64,7 +65,7 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
     trials = trials_frame(study, objectives, choices)
     complete = trials[trials["state"] == "COMPLETE"]
     values = complete[objectives].to_numpy(dtype=float) if len(complete) else np.zeros((0, len(objectives)))
-    notes: list[str] = []
+    notes: list[str] = [latency_note(config, study)] if "latency_ms" in objectives else []
 
     mask = pareto.pareto_mask(values, directions) if len(values) else np.zeros(0, bool)
     trials["on_front"] = False
@@ -118,6 +119,17 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
                       directions=directions, choices=choices, trials=trials, pareto=front, hypervolume=hv,
                       reference=list(reference), baselines=base, curves=curves, fit=fit, importance=importance,
                       shares=shares, notes=notes, remeasured=remeasured, remeasured_about=about, val_size=val_size)
+
+
+def latency_note(config, study) -> str:
+    """Which device and runtime the run's latencies belong to, as its trials recorded them (the run's settings until
+    a trial has), and whether they are a latency table's predictions."""
+    record = next((t.user_attrs["cost"]["latency"] for t in study.trials if (t.user_attrs.get("cost") or {}).get(
+        "latency")), None) or {"device": config.latency_device, "batch_size": config.latency_batch_size,
+                               "threads": config.latency_threads, "runtime": config.latency_runtime}
+    if record.get("source", config.latency_source) == "table":
+        return f"latency_ms is predicted by the latency table {config.latency_table} ({latency_where(record)})."
+    return f"latency_ms is measured while each trial ran ({latency_where(record)}), the median of its timed calls."
 
 
 def _remeasured(run_path: Path, front: pd.DataFrame, objectives: list[str], directions: list[str],

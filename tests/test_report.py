@@ -287,6 +287,13 @@ def test_accuracy_is_reported_with_its_validation_size_and_interval(finished_run
     assert "val_correct" not in pd.read_csv(written["trials.csv"]).columns  # bulky: stays in the storage
 
 
+def test_the_report_says_which_device_and_runtime_its_latencies_belong_to(finished_run, written):
+    data = report_data(finished_run, baselines=False)
+    note = "latency_ms is measured while each trial ran (cpu, batch 1, 1 thread(s), PyTorch eager)"
+    assert any(n.startswith(note) for n in data.notes)
+    assert note in written["summary.md"].read_text() and note in written["report.html"].read_text()
+
+
 def _row(number, accuracy, latency, correct, spec_hash=None, name=None):
     from nas.significance import pack_correct
 

@@ -401,6 +401,9 @@ def test_a_search_timed_by_onnxruntime_says_so_in_the_trial_show_and_card(tmp_pa
     export_trial(run, trial=done[0].number, out_dir=tmp_path / "export", latency_repeats=3)
     card = (tmp_path / "export" / "MODEL.md").read_text()
     assert "ONNX Runtime (CPU)" in card and "PyTorch eager" not in card
+    from nas.report import report_data
+
+    assert any("(cpu, batch 1, 1 thread(s), ONNX Runtime (CPU))" in n for n in report_data(run, baselines=False).notes)
 
 
 def test_a_search_with_a_latency_table_predicts_instead_of_timing(tmp_path):
@@ -426,6 +429,10 @@ def test_a_search_with_a_latency_table_predicts_instead_of_timing(tmp_path):
         assert latency["source"] == "table" and latency["repeats"] == 0
         assert t.user_attrs["objectives"]["latency_ms"] == table.predict(ArchSpec.from_json(t.user_attrs["spec"]))
     assert "predicted by the run's latency table" in trial_text(trial_detail(tmp_path / "runs" / "lt", done[0].number))
+    from nas.report import report_data
+
+    notes = report_data(tmp_path / "runs" / "lt", baselines=False).notes
+    assert any(n.startswith(f"latency_ms is predicted by the latency table {table_file} (cpu, batch 1") for n in notes)
     other = tmp_path / "other.json"
     make_table(space, other, networks=2, overhead_networks=2, rounds=1, input_shape=(1, 16, 16), num_classes=10)
     for path, words in ((other, r"is a table for input \(1, 16, 16\)"), (tmp_path / "none.json", "no such")):
