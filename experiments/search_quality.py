@@ -196,9 +196,9 @@ def baseline_hashes(study: str) -> set[str]:
     """Spec hashes of the study's baselines: trials of these architectures are not counted as found. Those the
     study evaluated (its baselines.json), since a study's warm start took the baselines of its day; else the space's
     baselines of today."""
-    recorded = OUT / study / "baselines.json"
-    if recorded.exists():
-        return {entry["spec_hash"] for entry in json.loads(recorded.read_text()).values() if entry.get("spec_hash")}
+    recorded = read_json(OUT / study / "baselines.json")
+    if recorded is not None:
+        return {entry["spec_hash"] for entry in recorded.values() if entry.get("spec_hash")}
     from nas.grammar import load_space, shipped_spaces_dir
 
     space = load_space(STUDIES[study]["space"])

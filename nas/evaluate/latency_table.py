@@ -255,28 +255,22 @@ def time_networks(table: LatencyTable, networks: Sequence[Sequence[Part]], *, ro
     if s["device"] != "cpu":
         raise ConfigError("per-part tables are measured on the cpu", key="device")
     groups = [list(group) for group in networks]
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(s["threads"]))
     rng = random.Random(0)
     recorded = 0
-    try:
-        for n, group in enumerate(groups, 1):
-            if all(part_key(part) in table.parts for part in group):  # nothing new (an earlier network had them)
-                continue
-            found = [_time_together(group, s, repeats, warmup, rng) for _ in range(rounds)]
-            for i, part in enumerate(group):
-                key = part_key(part)
-                if key not in table.parts:
-                    rounds_ms = [r[i] for r in found]
-                    table.parts[key] = {"ms": float(np.median(rounds_ms)), "rounds": rounds_ms,
-                                        "kind": str(part.key[0])}
-                    recorded += 1
-            if n % SAVE_EVERY == 0:
-                table.save()
-                if progress:
-                    progress(f"networks {n}/{len(groups)}, {recorded} parts timed")
-    finally:
-        torch.set_num_threads(before)
+    for n, group in enumerate(groups, 1):
+        if all(part_key(part) in table.parts for part in group):  # nothing new (an earlier network had them)
+            continue
+        found = [_time_together(group, s, repeats, warmup, rng) for _ in range(rounds)]
+        for i, part in enumerate(group):
+            key = part_key(part)
+            if key not in table.parts:
+                rounds_ms = [r[i] for r in found]
+                table.parts[key] = {"ms": float(np.median(rounds_ms)), "rounds": rounds_ms, "kind": str(part.key[0])}
+                recorded += 1
+        if n % SAVE_EVERY == 0:
+            table.save()
+            if progress:
+                progress(f"networks {n}/{len(groups)}, {recorded} parts timed")
     if recorded:
         table.save()
     return recorded
@@ -288,23 +282,29 @@ def _time_together(parts: Sequence[Part], settings: dict[str, Any], repeats: int
     :func:`time_networks`). With onnxruntime a part's time is net of a session call's own cost (timed in turn with
     the parts on a one-element graph), since a network pays that once, not once per part; and a DAG edge's operation
     runs :data:`ORT_CHAIN` times in a row in its graph, the time divided among them, so that the session call's
-    jitter (a few microseconds, as much as such a part computes) is divided too."""
+    jitter (a few microseconds, as much as such a part computes) is divided too. Torch runs with the table's threads
+    meanwhile (the setting before is restored)."""
     calls = [part_call(part, settings) for part in parts]
     null = settings["runtime"] == "onnxruntime"
     if null:
         calls.append((_null_call(settings), 1))
     found: list[list[float]] = [[] for _ in calls]
-    with torch.inference_mode():
-        for call, _ in calls:
-            for _ in range(warmup):
-                call()
-        for _ in range(repeats):
-            order = list(range(len(calls)))
-            rng.shuffle(order)
-            for i in order:
-                t0 = time.perf_counter_ns()
-                calls[i][0]()
-                found[i].append((time.perf_counter_ns() - t0) / 1e6)
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(settings["threads"]))
+    try:
+        with torch.inference_mode():
+            for call, _ in calls:
+                for _ in range(warmup):
+                    call()
+            for _ in range(repeats):
+                order = list(range(len(calls)))
+                rng.shuffle(order)
+                for i in order:
+                    t0 = time.perf_counter_ns()
+                    calls[i][0]()
+                    found[i].append((time.perf_counter_ns() - t0) / 1e6)
+    finally:
+        torch.set_num_threads(before)
     medians = [float(np.median(times)) for times in found]
     base = medians.pop() if null else 0.0
     return [max(0.0, ms - base) / chain for ms, (_, chain) in zip(medians, calls)]
@@ -423,34 +423,28 @@ def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int 
     fit's networks followed their noise too.)"""
     s = table.settings
     shape, classes = s["input_shape"], s["num_classes"]
-    before = torch.get_num_threads()
     rng = random.Random(1)
     points: list[tuple[dict[str, float], float]] = []
-    try:
-        for n, spec in enumerate(specs, 1):
-            parts = parts_of(spec, shape, classes)
-            group = distinct(parts)
-            counts = Counter(part_key(part) for part in parts)
-            torch.manual_seed(0)
-            model = build(spec, shape, classes).eval()
-            pair_sums, pair_whole = [], []
-            for _ in range(rounds):
-                torch.set_num_threads(int(s["threads"]))
-                ms = _time_together(group, s, PART_REPEATS, PART_WARMUP, rng)
-                pair_sums.append(by_operation([(part, counts[part_key(part)] * t) for part, t in zip(group, ms)]))
-                pair_whole.append(measure_latency(model, shape, batch_size=int(s["batch_size"]), warmup=warmup,
-                                                  repeats=repeats, threads=int(s["threads"]),
-                                                  runtime=s["runtime"]).median_ms)
-            points.append(({op: float(np.median([p[op] for p in pair_sums])) for op in pair_sums[0]},
-                           float(np.median(pair_whole))))
-            if progress and (n % SAVE_EVERY == 0 or n == len(specs)):
-                progress(f"whole networks beside their parts: {n}/{len(specs)}")
-    finally:
-        torch.set_num_threads(before)
+    for n, spec in enumerate(specs, 1):
+        parts = parts_of(spec, shape, classes)
+        group = distinct(parts)
+        counts = Counter(part_key(part) for part in parts)
+        torch.manual_seed(0)
+        model = build(spec, shape, classes).eval()
+        pair_sums, pair_whole = [], []
+        for _ in range(rounds):
+            ms = _time_together(group, s, PART_REPEATS, PART_WARMUP, rng)
+            pair_sums.append(by_operation([(part, counts[part_key(part)] * t) for part, t in zip(group, ms)]))
+            pair_whole.append(measure_latency(model, shape, batch_size=int(s["batch_size"]), warmup=warmup,
+                                              repeats=repeats, threads=int(s["threads"]),
+                                              runtime=s["runtime"]).median_ms)
+        points.append(({op: float(np.median([p[op] for p in pair_sums])) for op in pair_sums[0]},
+                       float(np.median(pair_whole))))
+        if progress and (n % SAVE_EVERY == 0 or n == len(specs)):
+            progress(f"whole networks beside their parts: {n}/{len(specs)}")
     sums = np.array([sum(p.values()) for p, _ in points])
     measured = np.array([w for _, w in points])
     ops = sorted({op for p, _ in points for op in p if op})
-    table.fit = {"form": "added", "intercept_ms": float(np.median(measured - sums)), "slope": 1.0}
     if ops:
         from scipy.optimize import nnls
 
@@ -458,6 +452,8 @@ def fit_overhead(table: LatencyTable, specs: Sequence[ArchSpec], *, rounds: int 
         coef, _ = nnls(x, measured - np.array([p.get("", 0.0) for p, _ in points]))
         table.fit = {"form": "per_operation", "intercept_ms": float(coef[0]), "slope": 1.0,
                      "slopes": {op: float(b) for op, b in zip(ops, coef[1:])}}
+    else:
+        table.fit = {"form": "added", "intercept_ms": float(np.median(measured - sums)), "slope": 1.0}
     table.fit.update(networks=len(specs), points=[[float(a), float(b)] for a, b in zip(sums, measured)],
                      by_operation=[p for p, _ in points])
     table.save()
