@@ -11,7 +11,10 @@ table's optimum (91.61) and the published one-hour-class results on NB201 (REA 9
 0.36, NB201's Table 5, cifar10-valid, which search on the table, not with proxy training).
 
 Resumable: every run is a folder under ``--work`` (default runs/nb201_e2e/); run the same command again after a kill
-and each run continues (``--resume``) until its trials' wall time reaches the budget, then the page is written.
+and each run continues (``--resume``) until its trials' wall time reaches the budget. A finished run's trials (accuracy,
+NB201 index, finish time) are kept in experiments/results/nb201_end_to_end_runs.jsonl with its settings, date and
+machine, so the runs of the study can be spread over several sessions or machines: a run recorded there with the same
+settings is not run again, and the page is written from the records of every run asked for.
 
     NAS_DATA_DIR=../shared/data python experiments/nb201_end_to_end.py                  # 1 h x 2 samplers x 3 seeds
     NAS_DATA_DIR=../shared/data python experiments/nb201_end_to_end.py --hours 0.03 --seeds 0 --no-write   # pilot
@@ -29,9 +32,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, Report, machine_info  # noqa: E402
+from _common import REPO_ROOT, RESULTS_DIR, Report, cpu_model, machine_info, usable_cores  # noqa: E402
 
 NAME = "nb201_end_to_end"
+RECORDS = RESULTS_DIR / f"{NAME}_runs.jsonl"
 SAMPLERS = {"default": None, "random": "random"}
 PUBLISHED = "NB201 Table 5 (cifar10-valid, searching the table): REA 91.19 +- 0.31, random search 90.93 +- 0.36"
 
@@ -70,6 +74,38 @@ def finished(run: Path) -> list[dict]:
     return rows
 
 
+def setting_of(args) -> dict:
+    """What a recorded run must share with this command to stand for one of its runs."""
+    return {"hours": args.hours, "epochs": args.epochs, "resolution": args.resolution, "batch_size": args.batch_size,
+            "workers": args.workers}
+
+
+def load_records(path: Path = RECORDS) -> dict[tuple[str, int, str], dict]:
+    """Finished runs by (sampler, seed, settings as JSON); a later record of the same run replaces an earlier one."""
+    records = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                records[(rec["sampler"], rec["seed"], json.dumps(rec["setting"], sort_keys=True))] = rec
+    return records
+
+
+def record_run(sampler: str, seed: int, setting: dict, rows: list[dict], run: Path, path: Path = RECORDS) -> dict:
+    """Append a finished run to the records: its trials, the sampler its config resolved to, date and machine."""
+    import datetime
+
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    rec = {"sampler": sampler, "seed": seed, "setting": setting, "resolved_sampler": config.get("sampler"),
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": f"{cpu_model()}, {usable_cores()} cores", "rows": rows}
+    with path.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return rec
+
+
 def spent(rows: list[dict], workers: int) -> float:
     """Wall seconds of the run so far: its trials' seconds over the workers that ran them side by side."""
     return sum(r["seconds"] for r in rows) / workers
@@ -104,9 +140,15 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     nas = str(Path(sys.executable).with_name("nas"))
-    results: dict[tuple[str, int], list[dict]] = {}
+    setting = setting_of(args)
+    records = load_records()
+    results: dict[tuple[str, int], dict] = {}
     for sampler in args.samplers:
         for seed in args.seeds:
+            rec = records.get((sampler, seed, json.dumps(setting, sort_keys=True)))
+            if rec is not None:
+                results[(sampler, seed)] = rec
+                continue
             name = f"{sampler}-s{seed}"
             run = work / name
             rows = finished(run) if (run / "config.yaml").exists() else []
@@ -121,18 +163,25 @@ def main() -> None:
                     command = [nas, "search", str(config), "--name", name, "--runs-dir", str(work)]
                 subprocess.run([*command, "--quiet", "--workers", str(args.workers)], check=True)
                 rows = finished(run)
-            results[(sampler, seed)] = rows
+            if args.no_write:
+                results[(sampler, seed)] = {"rows": rows, "date": "", "resolved_sampler": sampler}
+            else:
+                results[(sampler, seed)] = record_run(sampler, seed, setting, rows, run)
     marks = [budget_s * f for f in (0.25, 0.5, 1.0)]
-    headers = ["sampler", "seed", "trials", *[f"pick at {m / 60:.3g} min" for m in marks]]
+    headers = ["sampler", "seed", "trials", *[f"pick at {m / 60:.3g} min" for m in marks], "run on"]
     table_rows = []
-    for (sampler, seed), rows in results.items():
-        table_rows.append([sampler, seed, len(rows), *[_fmt(pick_truth(rows, m, table)) for m in marks]])
+    for (sampler, seed), rec in results.items():
+        rows = rec["rows"]
+        table_rows.append([f"{sampler} ({rec['resolved_sampler'] or sampler})", seed, len(rows),
+                           *[_fmt(pick_truth(rows, m, table)) for m in marks], rec["date"]])
     for sampler in args.samplers:
-        finals = [pick_truth(results[(sampler, s)], marks[-1], table) for s in args.seeds]
+        finals = [pick_truth(results[(sampler, s)]["rows"], marks[-1], table) for s in args.seeds]
         finals = [f for f in finals if f is not None]
         if finals:
-            spread = statistics.pstdev(finals) if len(finals) > 1 else 0.0
-            table_rows.append([sampler, "mean", "", "", "", f"{statistics.mean(finals):.2f} +- {spread:.2f}"])
+            middle = f"median {statistics.median(finals):.2f}, mean {statistics.mean(finals):.2f}"
+            if len(finals) > 1:
+                middle += f" +- {statistics.pstdev(finals):.2f}"
+            table_rows.append([sampler, f"{len(finals)} seed(s)", "", "", "", middle, ""])
     report = Report(NAME, "NAS-Bench-201 end to end: proxy-trained search, picks looked up in the table",
                     info=machine_info())
     report.text(__doc__.split("\n\n", 1)[1].split("\n\nResumable")[0].strip(), echo=False)
