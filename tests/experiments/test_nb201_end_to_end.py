@@ -2,25 +2,15 @@
 and the pick a run would make at a time mark (the runs themselves take an hour each)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "nb201_end_to_end.py"
-
 
 @pytest.fixture(scope="module")
-def e2e():
-    if str(SCRIPT.parent) not in sys.path:  # the script imports its sibling _common, as run from experiments/
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("nb201_end_to_end_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def e2e(experiment_script):
+    return experiment_script("nb201_end_to_end")
 
 
 def args(**over):

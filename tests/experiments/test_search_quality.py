@@ -2,23 +2,12 @@
 parts whose logic decides what the results page says)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "search_quality.py"
 
 
 @pytest.fixture(scope="module")
-def sq():
-    if str(SCRIPT.parent) not in sys.path:  # the script imports its sibling _common, as run from experiments/
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("search_quality_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def sq(experiment_script):
+    return experiment_script("search_quality")
 
 
 def model(acc, rounds):
