@@ -80,27 +80,36 @@ def setting_of(args) -> dict:
             "workers": args.workers}
 
 
+def record_key(sampler: str, seed: int, setting: dict) -> tuple[str, int, str]:
+    """How a run is found among the records: its sampler, seed and settings (as canonical JSON)."""
+    return sampler, seed, json.dumps(setting, sort_keys=True)
+
+
 def load_records(path: Path = RECORDS) -> dict[tuple[str, int, str], dict]:
-    """Finished runs by (sampler, seed, settings as JSON); a later record of the same run replaces an earlier one."""
+    """Finished runs by :func:`record_key`; a later record of the same run replaces an earlier one."""
     records = {}
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)
-                records[(rec["sampler"], rec["seed"], json.dumps(rec["setting"], sort_keys=True))] = rec
+                records[record_key(rec["sampler"], rec["seed"], rec["setting"])] = rec
     return records
 
 
-def record_run(sampler: str, seed: int, setting: dict, rows: list[dict], run: Path, path: Path = RECORDS) -> dict:
-    """Append a finished run to the records: its trials, the sampler its config resolved to, date and machine."""
+def run_record(sampler: str, seed: int, setting: dict, rows: list[dict], run: Path) -> dict:
+    """A finished run as a record: its trials, the sampler its config resolved to, date and machine."""
     import datetime
 
     import yaml
 
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
-    rec = {"sampler": sampler, "seed": seed, "setting": setting, "resolved_sampler": config.get("sampler"),
-           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "machine": f"{cpu_model()}, {usable_cores()} cores", "rows": rows}
+    return {"sampler": sampler, "seed": seed, "setting": setting, "resolved_sampler": config.get("sampler"),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{cpu_model()}, {usable_cores()} cores", "rows": rows}
+
+
+def append_record(rec: dict, path: Path = RECORDS) -> dict:
+    """Append a run's record to the records file; returns it."""
     with path.open("a") as f:
         f.write(json.dumps(rec) + "\n")
     return rec
@@ -145,7 +154,7 @@ def main() -> None:
     results: dict[tuple[str, int], dict] = {}
     for sampler in args.samplers:
         for seed in args.seeds:
-            rec = records.get((sampler, seed, json.dumps(setting, sort_keys=True)))
+            rec = records.get(record_key(sampler, seed, setting))
             if rec is not None:
                 results[(sampler, seed)] = rec
                 continue
@@ -163,10 +172,8 @@ def main() -> None:
                     command = [nas, "search", str(config), "--name", name, "--runs-dir", str(work)]
                 subprocess.run([*command, "--quiet", "--workers", str(args.workers)], check=True)
                 rows = finished(run)
-            if args.no_write:
-                results[(sampler, seed)] = {"rows": rows, "date": "", "resolved_sampler": sampler}
-            else:
-                results[(sampler, seed)] = record_run(sampler, seed, setting, rows, run)
+            rec = run_record(sampler, seed, setting, rows, run)
+            results[(sampler, seed)] = rec if args.no_write else append_record(rec)
     marks = [budget_s * f for f in (0.25, 0.5, 1.0)]
     headers = ["sampler", "seed", "trials", *[f"pick at {m / 60:.3g} min" for m in marks], "run on"]
     table_rows = []

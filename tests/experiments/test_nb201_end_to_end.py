@@ -24,13 +24,13 @@ def test_a_recorded_run_is_found_only_under_its_own_settings(e2e, tmp_path):
     run.mkdir()
     (run / "config.yaml").write_text("sampler: tpe\nspace: nb201\n")
     rows = [{"accuracy": 0.41, "index": "333132", "end_s": 35.0, "seconds": 35.0}]
-    rec = e2e.record_run("default", 0, e2e.setting_of(args()), rows, run, path=path)
+    rec = e2e.append_record(e2e.run_record("default", 0, e2e.setting_of(args()), rows, run), path=path)
     assert rec["resolved_sampler"] == "tpe" and rec["rows"] == rows
     records = e2e.load_records(path)
     assert records[("default", 0, json.dumps(e2e.setting_of(args()), sort_keys=True))]["rows"] == rows
-    assert ("default", 0, json.dumps(e2e.setting_of(args(hours=0.5)), sort_keys=True)) not in records
+    assert e2e.record_key("default", 0, e2e.setting_of(args(hours=0.5))) not in records
     # a later record of the same run replaces the earlier one
-    e2e.record_run("default", 0, e2e.setting_of(args()), rows + rows, run, path=path)
+    e2e.append_record(e2e.run_record("default", 0, e2e.setting_of(args()), rows + rows, run), path=path)
     assert len(e2e.load_records(path)) == 1
     assert len(next(iter(e2e.load_records(path).values()))["rows"]) == 2
 
