@@ -415,7 +415,7 @@ def test_the_onnx_check_reports_the_logits_scale(tmp_path):
 
 # -- nas export's entry point: a search run or a spec file -----------------------------------------------------------
 
-# As tests/control/conftest.py's TINY: 8 small CNNs on 8x8 digits, seconds per run.
+# As tests/control/control_helpers.py's TINY: 8 small CNNs on 8x8 digits, seconds per run.
 TINY_RUN = {
     "name": "tiny", "space": str(Path(__file__).parent / "control" / "tiny_space.yaml"), "dataset": "digits",
     "train_subset": 200, "objectives": ["accuracy", "latency_ms"], "budget": {"epochs": 0.5, "batch_size": 32},

@@ -11,7 +11,7 @@ from nas.cli import main
 from nas.control.rundir import RunDir
 from nas.errors import RunError
 from nas.inspection import list_runs, run_overview, trial_detail
-from tests.control.conftest import write_config
+from tests.control.control_helpers import write_config
 
 
 @pytest.fixture(scope="module")

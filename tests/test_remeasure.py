@@ -12,7 +12,7 @@ from nas.errors import RunError
 from nas.remeasure.record import LATENCY_FILE, read_remeasured, remeasured_frame
 from nas.remeasure.timing import remeasure, time_in_rounds
 from nas.report import report_data, write_report
-from tests.control.conftest import nas, read_trials, write_config
+from tests.control.control_helpers import nas, read_trials, write_config
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from nas.grammar import Space
 from nas.report import diagnose_fit, report_data, write_report
-from tests.control.conftest import TINY_SPACE, write_config
+from tests.control.control_helpers import TINY_SPACE, write_config
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import (
+from control_helpers import (
     ENV,
     counted,
     journal_study,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from control_helpers import REPO
 
 from nas.control.config import apply_overrides, describe_changes, load_config, parse_set, resolve_space_path
 from nas.errors import ConfigError

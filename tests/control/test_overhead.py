@@ -6,7 +6,7 @@ import pickle
 
 import optuna
 import pytest
-from conftest import TINY, TINY_SPACE, journal_study
+from control_helpers import TINY, TINY_SPACE, journal_study
 
 from nas.control.engine import Engine, prepare
 from nas.evaluate.costs import constraint_costs, violations
@@ -147,7 +147,7 @@ def test_a_resampled_infeasible_spec_is_not_counted_again_in_a_search(tmp_path, 
     builds = _counting_builds(monkeypatch)
     space = tmp_path / "space.yaml"  # 8 architectures, every one infeasible: each is resampled again and again
     space.write_text(TINY_SPACE.read_text() + "constraints: {max_params: 100000000, max_flops: 1}\n")
-    from conftest import write_config
+    from control_helpers import write_config
 
     study = nas.search(write_config(tmp_path, space=str(space), trials=16), runs_dir=tmp_path / "runs",
                        name="inf", quiet=True)

@@ -20,7 +20,7 @@ import pytest
 import signal
 import time
 
-from conftest import ENV, counted, nas, start, write_config
+from control_helpers import ENV, counted, nas, start, write_config
 
 
 def _driver_missing() -> str | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
-from conftest import TINY, write_config
-from conftest import nas as nas_cli
+from control_helpers import TINY, write_config
+from control_helpers import nas as nas_cli
 
 import nas
 import nas.evaluate.costs

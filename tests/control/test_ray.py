@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ENV, REPO, TINY, TINY_SPACE, counted, journal_study, nas, write_config
+from control_helpers import ENV, REPO, TINY, TINY_SPACE, counted, journal_study, nas, write_config
 
 ray = pytest.importorskip("ray")
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ENV, NAS, REPO, counted, journal_study, nas, read_trials, write_config
+from control_helpers import ENV, NAS, REPO, counted, journal_study, nas, read_trials, write_config
 
 ray = pytest.importorskip("ray")
 

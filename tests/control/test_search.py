@@ -6,7 +6,7 @@ import math
 
 import optuna
 import pytest
-from conftest import REPO, TINY, counted, journal_study, write_config
+from control_helpers import REPO, TINY, counted, journal_study, write_config
 
 import nas
 from nas.control.engine import Engine, prepare
@@ -335,7 +335,7 @@ def test_a_space_edit_of_comments_or_layout_does_not_block_resume(tmp_path, made
     before that (its run.json holds a hash of the space file's text) resumes the same way."""
     import hashlib
 
-    from conftest import TINY_SPACE
+    from control_helpers import TINY_SPACE
 
     space = tmp_path / "space.yaml"
     original = TINY_SPACE.read_text()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import TINY, TINY_SPACE, journal_study, write_config
-from conftest import nas as nas_cli
+from control_helpers import TINY, TINY_SPACE, journal_study, write_config
+from control_helpers import nas as nas_cli
 
 import nas
 from nas.control.engine import prepare

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY_SPACE, counted, journal_study, kill_9_when, nas, running_after_done, start, write_config
+from control_helpers import (TINY_SPACE, counted, journal_study, kill_9_when, nas, running_after_done, start,
+                             write_config)
 
 from nas.control.owners import OWNER_ATTR, owner, owner_alive
 
