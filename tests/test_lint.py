@@ -25,3 +25,14 @@ def test_ruff_config_sees_every_python_file():
     checked = {Path(line.strip()).resolve() for line in listed.splitlines() if line.strip().endswith(".py")}
     ours = {p.resolve() for d in ("nas", "tests", "experiments") for p in (ROOT / d).rglob("*.py")}
     assert ours <= checked, sorted(str(p.relative_to(ROOT)) for p in ours - checked)
+
+
+def test_no_test_imports_a_conftest_by_name():
+    """Several folders have a conftest.py, and pytest loads each as a module named ``conftest``: which one
+    ``from conftest import x`` finds depends on the order test files load (under xdist, on the worker). Shared helpers
+    live in modules with their own names (tests/control/control_helpers.py)."""
+    import re
+
+    pattern = re.compile(r"^\s*(from\s+conftest\s+import|import\s+conftest\b)", re.MULTILINE)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
