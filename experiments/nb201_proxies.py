@@ -132,6 +132,35 @@ def zero_cost_one(index: str, batch, seed: int) -> dict:
     return {"scores": scores, "seconds": secs}
 
 
+def naswot_scores(cache: Cache, indices, data, engine: str, seed: int = 0, batch_size: int = 64,
+                  progress=None) -> dict[str, float]:
+    """NASWOT of each index on the zero-cost study's batch (``batch_size`` seeded training images of ``data``),
+    from the cache: the zero-cost study's record of the same setting, else a naswot-only record, computed and cached
+    (about a second each)."""
+    import torch
+
+    from nas.bench.nb201 import from_index
+    from nas.builder import build
+    from nas.evaluate.evaluate import EvalConfig, proxy_batch
+    from nas.evaluate.zero_cost import score_all
+
+    setting = {"batch": batch_size, "seed": seed, "engine": engine, "data": data.source}
+    batch, out = None, {}
+    for n, index in enumerate(sorted(set(indices))):
+        rec = cache.get(key_of("zero-cost", index, setting)) or cache.get(key_of("naswot", index, setting))
+        if rec is None:
+            if batch is None:
+                batch = proxy_batch(data, EvalConfig(seed=seed, zero_cost_batch_size=batch_size), INPUT)
+            torch.manual_seed(seed)
+            model = build(from_index(index), INPUT, 10)
+            rec = cache.put(key_of("naswot", index, setting),
+                            {"scores": {"naswot": score_all(model, batch, seed=seed, names=["naswot"])["naswot"]}})
+            if progress and n % 50 == 0:
+                progress(f"naswot {n + 1}/{len(set(indices))}")
+        out[index] = rec["scores"]["naswot"]
+    return out
+
+
 def fidelity_one(index: str, data, budget_item, Budget, seed: int, batch_size: int) -> dict:
     """One architecture proxy-trained at one budget, from the seeded initial weights."""
     import torch
@@ -150,9 +179,36 @@ def fidelity_one(index: str, data, budget_item, Budget, seed: int, batch_size: i
             "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
 
 
-def correlations(scores: list[float], truth: list[float]) -> tuple[float, float, tuple[float, float], int]:
+def mean_rank(*columns: list[float]) -> list[float]:
+    """Each item's mean rank over the columns (average ranks for ties; NaN where any column is NaN)."""
+    from scipy.stats import rankdata
+
+    keep = [k for k in range(len(columns[0])) if all(c[k] == c[k] for c in columns)]
+    out = [float("nan")] * len(columns[0])
+    ranks = [rankdata([c[k] for k in keep]) for c in columns]
+    for n, k in enumerate(keep):
+        out[k] = sum(float(r[n]) for r in ranks) / len(columns)
+    return out
+
+
+def fidelity_row(label: str, scores: list[float], truth: list[float], upper: list[int],
+                 partners: dict[str, list[float]], cpu: str) -> list:
+    """A row of the fidelity table: correlations of ``scores`` with the truth over all, over the ``upper`` positions,
+    and of the mean rank with each of ``partners`` (naswot, params; blank if not given)."""
+    rho, tau, (lo, hi), m = correlations(scores, truth)
+    _, tau_upper, _, _ = correlations([scores[k] for k in upper], [truth[k] for k in upper], reps=0)
+    with_ = [f"{correlations(mean_rank(scores, partners[n]), truth, reps=0)[1]:.3f}" if n in partners else ""
+             for n in ("naswot", "params")]
+    return [label, m, f"{tau:.3f}", f"{rho:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{tau_upper:.3f}", *with_, cpu]
+
+
+def correlations(scores: list[float], truth: list[float],
+                 reps: int = 300) -> tuple[float, float, tuple[float, float], int]:
+    """Spearman rho, Kendall tau, rho's bootstrap 95% interval (``reps`` resamples; NaN with none) and the
+    number of pairs used."""
     s, t = finite_pairs(scores, truth)
-    return spearman(s, t), kendall(s, t), bootstrap_ci(s, t, spearman, reps=300), len(s)
+    ci = bootstrap_ci(s, t, spearman, reps=reps) if reps else (math.nan, math.nan)
+    return spearman(s, t), kendall(s, t), ci, len(s)
 
 
 def main() -> None:
@@ -177,6 +233,7 @@ def main() -> None:
 
     import torch
 
+    from nas.bench.nb201 import param_count
     from nas.bench.nb201_table import Table
     from nas.data import load_dataset
     from nas.evaluate.evaluate import EvalConfig, proxy_batch
@@ -251,19 +308,30 @@ def main() -> None:
                   + " ".join(f"{label}: {rec['val_accuracy'] or float('nan'):.3f} ({rec['cpu_s']:.0f} cpu-s)"
                              for label, rec in recs.items())
                   + f" ({time.monotonic() - start:.0f} s)", flush=True)
+        n_done = min(len(v) for v in done.values())
+        scored = indices[:n_done]
+        naswot = naswot_scores(cache, scored, data, source_hash(ENGINE_SOURCES), seed=opt.seed, batch_size=opt.batch,
+                               progress=print)  # scored by this checkout, whichever engine's trainings are re-reported
+        zero_cost = {"naswot": [naswot[i] for i in scored], "params": [float(param_count(i)) for i in scored]}
+        upper = [k for k, i in enumerate(scored) if truth[i] >= statistics.median(truth[j] for j in scored)]
         rows = []
         for label, epochs, res, lr in budgets:
             pairs = done[label]
             scores = [rec["val_accuracy"] if rec["val_accuracy"] is not None else float("nan") for _, rec in pairs]
-            rho, tau, (lo, hi), m = correlations(scores, [truth[i] for i, _ in pairs])
             cpu = statistics.median(rec["cpu_s"] for _, rec in pairs)
-            rows.append([budget_label(epochs, res, lr), m, f"{tau:.3f}", f"{rho:.3f}", f"[{lo:.3f}, {hi:.3f}]",
-                         f"{cpu:.1f}"])
-        n_done = min(len(v) for v in done.values())
-        report.table(["budget", "archs", "Kendall tau", "Spearman rho", "rho 95%", "median CPU s / arch"], rows,
+            rows.append(fidelity_row(budget_label(epochs, res, lr), scores, [truth[i] for i in scored], upper,
+                                     zero_cost, f"{cpu:.1f}"))
+        for name, column in zero_cost.items():
+            rows.append(fidelity_row(f"{name} alone (zero-cost)", column, [truth[i] for i in scored], upper, {}, ""))
+        report.table(["budget", "archs", "Kendall tau", "Spearman rho", "rho 95%", "tau, upper half",
+                      "tau, mean rank with naswot", "tau, mean rank with params", "median CPU s / arch"], rows,
                      title=f"Proxy training of {n_done} of {opt.fidelity_n} NB201 architectures at evenly spaced "
                      f"accuracy ranks, batch {opt.batch_size}",
                      csv=None if opt.no_write else "nb201_fidelity.csv")
+        report.text("*tau, upper half*: Kendall tau among the architectures at or above the sample's median table "
+                    "accuracy (the region a search works in). *Mean rank with naswot / params*: each architecture "
+                    "scored by the mean of its ranks under the proxy accuracy and under NASWOT (on the zero-cost "
+                    "study's batch) or the parameter count; failed trainings are left out.", echo=False)
     if not opt.no_write:
         print(f"wrote {report.write()}")
 

@@ -13,6 +13,13 @@ def e2e(experiment_script):
     return experiment_script("nb201_end_to_end")
 
 
+class Entry:
+    """A table entry: what the pick looks up."""
+
+    def __init__(self, mean):
+        self.mean_accuracy = mean
+
+
 def args(**over):
     base = {"hours": 1.0, "epochs": 5.0, "resolution": 0.5, "batch_size": 128, "workers": 2}
     return SimpleNamespace(**{**base, **over})
@@ -36,10 +43,6 @@ def test_a_recorded_run_is_found_only_under_its_own_settings(e2e, tmp_path):
 
 
 def test_the_pick_is_the_best_observed_trial_finished_by_the_mark(e2e):
-    class Entry:
-        def __init__(self, mean):
-            self.mean_accuracy = mean
-
     table = {"000000": Entry(0.10), "333132": Entry(0.9161), "111111": Entry(0.85)}
     rows = [{"accuracy": 0.30, "index": "111111", "end_s": 10.0},
             {"accuracy": 0.45, "index": "333132", "end_s": 100.0},
@@ -49,3 +52,46 @@ def test_the_pick_is_the_best_observed_trial_finished_by_the_mark(e2e):
     assert e2e.pick_truth(rows, 150.0, table) == pytest.approx(91.61)
     assert e2e.pick_truth(rows, 250.0, table) == pytest.approx(10.0)  # the observed value decides, not the truth
     assert e2e.spent([{"seconds": 30.0}, {"seconds": 50.0}], 2) == pytest.approx(40.0)
+
+
+def test_a_pick_rule_ranks_the_finished_trials_by_the_mean_of_its_scores_ranks(e2e):
+    table = {"a": Entry(0.90), "b": Entry(0.91), "c": Entry(0.80)}
+    rows = [{"accuracy": 0.50, "index": "a", "end_s": 10.0},
+            {"accuracy": 0.45, "index": "b", "end_s": 20.0},
+            {"accuracy": 0.40, "index": "c", "end_s": 30.0}]
+    scores = {"naswot": {"a": 1.0, "b": 3.0, "c": 2.0}}
+    assert e2e.pick_truth(rows, 60.0, table) == pytest.approx(90.0)  # proxy accuracy alone: a
+    assert e2e.pick_truth(rows, 60.0, table, ("naswot",), scores) == pytest.approx(91.0)
+    # ranks: accuracy a3 b2 c1, naswot a1 b3 c2 -> a4 b5 c3: b
+    assert e2e.pick_truth(rows, 60.0, table, ("accuracy", "naswot"), scores) == pytest.approx(91.0)
+    # a tie of the summed ranks goes to the higher proxy accuracy: a 3+1, b 2+2, c 1+3 -> a
+    tied = {"naswot": {"a": 1.0, "b": 2.0, "c": 3.0}}
+    assert e2e.pick_truth(rows, 60.0, table, ("accuracy", "naswot"), tied) == pytest.approx(90.0)
+    assert e2e.pick_truth(rows, 15.0, table, ("accuracy", "naswot"), scores) == pytest.approx(90.0)  # only a by then
+    assert set(e2e.PICK_RULES["mean rank of proxy accuracy and naswot"]) == {"accuracy", "naswot"}
+
+
+def test_zero_cost_scores_are_the_zero_cost_studys_naswot_and_are_cached(e2e, experiment_script, tmp_path):
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "cifar10_small.npz").exists() and not (SHARED_DATA / "cifar10.npz").exists():
+        pytest.skip("needs the shared CIFAR-10 data (NAS_DATA_DIR)")
+    import torch
+
+    from nas.bench.nb201 import param_count
+    from nas.data import load_dataset
+    from nas.evaluate.evaluate import EvalConfig, proxy_batch
+
+    cache = tmp_path / "cache.jsonl"
+    scores = e2e.zero_cost_scores({"333132", "000000"}, str(SHARED_DATA), progress=lambda _: None, cache_path=cache)
+    assert scores["params"] == {"333132": float(param_count("333132")), "000000": float(param_count("000000"))}
+    proxies = experiment_script("nb201_proxies")
+    data = load_dataset("cifar10", val_fraction=0.1, seed=0)
+    batch = proxy_batch(data, EvalConfig(seed=0, zero_cost_batch_size=64), proxies.INPUT)
+    torch.set_num_threads(1)
+    expected = proxies.zero_cost_one("333132", batch, 0)["scores"]["naswot"]
+    assert scores["naswot"]["333132"] == pytest.approx(expected, rel=1e-6)
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 2
+    again = e2e.zero_cost_scores({"333132"}, str(SHARED_DATA), progress=lambda _: None, cache_path=cache)
+    assert again["naswot"]["333132"] == scores["naswot"]["333132"] and cache.read_text().splitlines() == lines
