@@ -131,7 +131,7 @@ def main() -> None:
                        f"{100 * min(m for _, m in v):.1f}-{100 * max(m for _, m in v):.1f}%",
                        f"{sum(r >= 0.95 and m <= 0.10 for r, m in v)}/{len(v)}"] for name, v in found.items()])
     if not args.no_write:
-        print(f"wrote {report.write()}")
+        report.write()
 
 
 if __name__ == "__main__":

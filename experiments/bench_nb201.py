@@ -242,7 +242,7 @@ def main(argv=None) -> int:
     if args.study in ("overhead", "all"):
         study_overhead(report, args)
     if not args.no_write:
-        print(f"wrote {report.write()}")
+        report.write()
     return 0
 
 

@@ -252,7 +252,7 @@ def main() -> None:
                      title=f"Pick at {marks[-1] / 60:.3g} min by rule",
                      csv=None if args.no_write else f"{NAME}_rules.csv")
     if not args.no_write:
-        print(f"wrote {report.write()}")
+        report.write()
 
 
 def _fmt(value: float | None) -> str:

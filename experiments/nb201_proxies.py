@@ -333,7 +333,7 @@ def main() -> None:
                     "scored by the mean of its ranks under the proxy accuracy and under NASWOT (on the zero-cost "
                     "study's batch) or the parameter count; failed trainings are left out.", echo=False)
     if not opt.no_write:
-        print(f"wrote {report.write()}")
+        report.write()
 
 
 if __name__ == "__main__":
