@@ -59,7 +59,11 @@ class Tally:
 
 class Progress:
     def __init__(self, *, objectives: list[str], directions: list[str], target: int | None,
-                 time_budget_s: float | None, quiet: bool, log: Callable[[str], None], tally: Tally):
+                 time_budget_s: float | None, quiet: bool, log: Callable[[str], None], tally: Tally,
+                 started_at: float | None = None, workers: int = 1):
+        """``started_at`` (``time.time()``; default now) is when the session began: a worker process, started later
+        and again at each recycle, shows the session's elapsed time and what is left of its time budget, not its own.
+        ``workers`` trials run side by side, so the trials left take that much less wall time."""
         self.objectives = objectives
         self.directions = directions
         self.target = target
@@ -67,7 +71,8 @@ class Progress:
         self.quiet = quiet
         self.log = log
         self.tally = tally
-        self.start = time.perf_counter()
+        self.started_at = time.time() if started_at is None else started_at
+        self.workers = max(1, int(workers))
         self.session_trials = 0
         self.trained_s: list[float] = []  # wall seconds of this session's trained trials (the ETA's unit)
         self.session_counted_start = tally.counted
@@ -109,15 +114,19 @@ class Progress:
         cache[1] = len(values)
         return len(cache[2])
 
+    def elapsed(self) -> float:
+        """Wall seconds since the session began."""
+        return max(0.0, time.time() - self.started_at)
+
     def eta(self) -> float | None:
         """Seconds left: each trial still to count takes as long as this session's trained trials took on average
-        (reused and screened-out trials, which take a second, do not shorten it); with a time budget, at most what
-        is left of it. None before the first trained trial."""
-        elapsed = time.perf_counter() - self.start
+        (reused and screened-out trials, which take a second, do not shorten it), ``workers`` at a time; with a time
+        budget, at most what is left of it. None before the first trained trial and without a time budget."""
+        elapsed = self.elapsed()
         estimates = []
         if self.target is not None and self.trained_s:
             per_trial = sum(self.trained_s) / len(self.trained_s)
-            estimates.append(per_trial * max(0, self.target - self.tally.counted))
+            estimates.append(per_trial * max(0, self.target - self.tally.counted) / self.workers)
         if self.time_budget_s is not None:
             estimates.append(max(0.0, self.time_budget_s - elapsed))
         return min(estimates) if estimates else None
@@ -137,7 +146,7 @@ class Progress:
         if best is not None:
             parts.append(f"best acc {best:.4f}")
         parts.append(f"front {self.front_size()}")
-        parts.append(f"{fmt_duration(time.perf_counter() - self.start)} elapsed, ETA {fmt_duration(self.eta())}")
+        parts.append(f"{fmt_duration(self.elapsed())} elapsed, ETA {fmt_duration(self.eta())}")
         return " | ".join(parts)
 
     # -- events -------------------------------------------------------------------------------------------------------

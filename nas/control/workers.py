@@ -96,7 +96,8 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
 
     config = engine.config
     target, budget = config.trials, config.time_budget_s
-    deadline = time.time() + budget if budget is not None else None
+    session_start = time.time()  # the workers' progress lines count from here, not from their own start
+    deadline = session_start + budget if budget is not None else None
     quiet = engine.quiet
     ctx = multiprocessing.get_context("spawn")
     say = _say(run, quiet=True)
@@ -141,7 +142,8 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
                         gpu = parallel.gpus[slot] if parallel.gpus else None
                         proc = ctx.Process(target=worker_main, name=f"nas-worker-{slot}",
                                            args=(str(run.path), slot, generation, parallel.max_trials_per_worker,
-                                                 deadline, gpu, os.getpid(), quiet), daemon=False)
+                                                 deadline, gpu, os.getpid(), quiet, session_start, parallel.workers),
+                                           daemon=False)
                         proc.start()
                         alive[slot] = proc
             wait([p.sentinel for p in alive.values()], timeout=2.0)
@@ -196,13 +198,15 @@ def _die_with_parent(parent: int) -> None:
 
 
 def worker_main(run_path: str, slot: int, generation: int, max_trials: int, deadline: float | None,
-                gpu: int | None, parent: int, quiet: bool) -> None:
-    """Entry point of one worker process (spawned)."""
+                gpu: int | None, parent: int, quiet: bool, session_start: float | None = None,
+                workers: int = 1) -> None:
+    """Entry point of one worker process (spawned). ``session_start`` (``time.time()``) and ``workers`` are the
+    parent's: the worker's progress lines show the session's elapsed time and ETA."""
     _die_with_parent(parent)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     try:
-        code = _work(Path(run_path), slot, generation, max_trials, deadline, parent)
+        code = _work(Path(run_path), slot, generation, max_trials, deadline, parent, session_start, workers)
     except KeyboardInterrupt:
         code = 130
     except NasError as e:
@@ -212,7 +216,8 @@ def worker_main(run_path: str, slot: int, generation: int, max_trials: int, dead
     os._exit(code)  # no atexit / multiprocessing finalizers: nothing else to tidy
 
 
-def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline: float | None, parent: int) -> int:
+def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline: float | None, parent: int,
+          session_start: float | None = None, workers: int = 1) -> int:
     run = RunDir.open(run_path)
     prepared = prepare(run.path / CONFIG_FILE, space_file=run.path / SPACE_FILE)
     engine = Engine(prepared, quiet=True)
@@ -224,7 +229,8 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
     engine.study.sampler = engine.new_sampler(seed)
     engine.tally = engine.load_tally()
     engine.progress = Progress(objectives=config.objectives, directions=config.directions, target=config.trials,
-                               time_budget_s=None, quiet=True, log=run.log, tally=engine.tally)
+                               time_budget_s=deadline - session_start if deadline and session_start else None,
+                               quiet=True, log=run.log, tally=engine.tally, started_at=session_start, workers=workers)
     import torch
 
     if config.train_threads:

@@ -53,3 +53,22 @@ def test_a_trial_shows_its_steps_and_loss_on_the_live_line():
     first, second = p._live.text.splitlines()
     assert first == "running #3: step 40/100 [########            ] loss 1.2500"
     assert second == p.status()
+
+
+def test_a_worker_counts_the_sessions_time_not_its_own():
+    """A worker process is started after the session and again at every recycle: its line shows the session's
+    elapsed time and what is left of the session's time budget, and its ETA counts the trials left across all the
+    workers side by side."""
+    import time
+
+    started = time.time() - 125.0
+    p = Progress(objectives=["accuracy"], directions=["maximize"], target=None, time_budget_s=3600.0, quiet=True,
+                 log=lambda line: None, tally=Tally(), started_at=started, workers=2)
+    assert 125.0 <= p.elapsed() < 135.0
+    assert "2:0" in p.status() and "elapsed" in p.status()  # 2:05 or so, not 0:00
+    assert 3600.0 - 135.0 < p.eta() <= 3600.0 - 125.0
+    q = Progress(objectives=["accuracy"], directions=["maximize"], target=10, time_budget_s=None, quiet=True,
+                 log=lambda line: None, tally=Tally(), workers=2)
+    q.tally.complete += 2
+    q.finished(0, "complete", [0.5], 60.0, "s")
+    assert abs(q.eta() - 8 * 60.0 / 2) < 1e-6  # 8 trials left, two at a time
