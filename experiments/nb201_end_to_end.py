@@ -131,17 +131,14 @@ def pick_truth(rows: list[dict], until_s: float, table, rule: tuple[str, ...] = 
     its ranks under each score of ``rule`` (``accuracy``, the trial's proxy accuracy, or a score per NB201 index in
     ``scores``), ties to the higher proxy accuracy, then to the earlier trial. The default rule is the engine's: the
     best observed trial."""
-    from scipy.stats import rankdata
+    from nb201_proxies import mean_rank
 
     done = [r for r in rows if r["end_s"] <= until_s and r["index"]]
     if not done:
         return None
-    total = [0.0] * len(done)
-    for name in rule:
-        values = [r["accuracy"] if name == "accuracy" else scores[name][r["index"]] for r in done]
-        for k, rank in enumerate(rankdata(values)):
-            total[k] += rank
-    best = max(range(len(done)), key=lambda k: (total[k], done[k]["accuracy"], -k))
+    ranks = mean_rank(*[[r["accuracy"] if name == "accuracy" else scores[name][r["index"]] for r in done]
+                        for name in rule])
+    best = max(range(len(done)), key=lambda k: (ranks[k], done[k]["accuracy"], -k))
     return 100 * table[done[best]["index"]].mean_accuracy
 
 
@@ -155,9 +152,7 @@ def zero_cost_scores(indices: set[str], data_dir: str | None, progress=print,
     from nb201_proxies import CACHE, ENGINE_SOURCES, naswot_scores
     from proxy_fidelity import Cache
 
-    if data_dir:
-        os.environ["NAS_DATA_DIR"] = data_dir
-    data = load_dataset("cifar10", val_fraction=0.1, seed=0)
+    data = load_dataset("cifar10", data_dir=data_dir, val_fraction=0.1, seed=0)
     naswot = naswot_scores(Cache(cache_path or CACHE), indices, data, source_hash(ENGINE_SOURCES), progress=progress)
     return {"naswot": naswot, "params": {i: float(param_count(i)) for i in indices}}
 

@@ -115,7 +115,9 @@ def budget_label(epochs: float, res: float, lr: float | None) -> str:
     return f"{epochs:g} epoch(s) at {int(32 * res)}x{int(32 * res)}" + (f", lr {lr:g}" if lr else "")
 
 
-def zero_cost_one(index: str, batch, seed: int) -> dict:
+def zero_cost_one(index: str, batch, seed: int, names=None) -> dict:
+    """Each proxy of ``names`` (default: every one in ``PROXIES``) on the architecture built from the seeded weights,
+    and its seconds."""
     import torch
 
     from nas.bench.nb201 import from_index
@@ -125,7 +127,7 @@ def zero_cost_one(index: str, batch, seed: int) -> dict:
     torch.manual_seed(seed)
     model = build(from_index(index), INPUT, 10)
     scores, secs = {}, {}
-    for name in PROXIES:
+    for name in PROXIES if names is None else names:
         t = time.perf_counter()
         scores[name] = score_all(model, batch, seed=seed, names=[name])[name]
         secs[name] = time.perf_counter() - t
@@ -135,28 +137,21 @@ def zero_cost_one(index: str, batch, seed: int) -> dict:
 def naswot_scores(cache: Cache, indices, data, engine: str, seed: int = 0, batch_size: int = 64,
                   progress=None) -> dict[str, float]:
     """NASWOT of each index on the zero-cost study's batch (``batch_size`` seeded training images of ``data``),
-    from the cache: the zero-cost study's record of the same setting, else a naswot-only record, computed and cached
-    (about a second each)."""
-    import torch
-
-    from nas.bench.nb201 import from_index
-    from nas.builder import build
+    from the cache: the zero-cost study's record of the same setting, else a naswot-only record, computed by
+    :func:`zero_cost_one` and cached (about a second each)."""
     from nas.evaluate.evaluate import EvalConfig, proxy_batch
-    from nas.evaluate.zero_cost import score_all
 
     setting = {"batch": batch_size, "seed": seed, "engine": engine, "data": data.source}
+    wanted = sorted(set(indices))
     batch, out = None, {}
-    for n, index in enumerate(sorted(set(indices))):
+    for n, index in enumerate(wanted):
         rec = cache.get(key_of("zero-cost", index, setting)) or cache.get(key_of("naswot", index, setting))
         if rec is None:
             if batch is None:
                 batch = proxy_batch(data, EvalConfig(seed=seed, zero_cost_batch_size=batch_size), INPUT)
-            torch.manual_seed(seed)
-            model = build(from_index(index), INPUT, 10)
-            rec = cache.put(key_of("naswot", index, setting),
-                            {"scores": {"naswot": score_all(model, batch, seed=seed, names=["naswot"])["naswot"]}})
+            rec = cache.put(key_of("naswot", index, setting), zero_cost_one(index, batch, seed, names=["naswot"]))
             if progress and n % 50 == 0:
-                progress(f"naswot {n + 1}/{len(set(indices))}")
+                progress(f"naswot {n + 1}/{len(wanted)}")
         out[index] = rec["scores"]["naswot"]
     return out
 
@@ -313,16 +308,18 @@ def main() -> None:
         naswot = naswot_scores(cache, scored, data, source_hash(ENGINE_SOURCES), seed=opt.seed, batch_size=opt.batch,
                                progress=print)  # scored by this checkout, whichever engine's trainings are re-reported
         zero_cost = {"naswot": [naswot[i] for i in scored], "params": [float(param_count(i)) for i in scored]}
-        upper = [k for k, i in enumerate(scored) if truth[i] >= statistics.median(truth[j] for j in scored)]
+        scored_truth = [truth[i] for i in scored]
+        median_truth = statistics.median(scored_truth)
+        upper = [k for k, t in enumerate(scored_truth) if t >= median_truth]
         rows = []
         for label, epochs, res, lr in budgets:
             pairs = done[label]
             scores = [rec["val_accuracy"] if rec["val_accuracy"] is not None else float("nan") for _, rec in pairs]
             cpu = statistics.median(rec["cpu_s"] for _, rec in pairs)
-            rows.append(fidelity_row(budget_label(epochs, res, lr), scores, [truth[i] for i in scored], upper,
-                                     zero_cost, f"{cpu:.1f}"))
+            rows.append(fidelity_row(budget_label(epochs, res, lr), scores, scored_truth, upper, zero_cost,
+                                     f"{cpu:.1f}"))
         for name, column in zero_cost.items():
-            rows.append(fidelity_row(f"{name} alone (zero-cost)", column, [truth[i] for i in scored], upper, {}, ""))
+            rows.append(fidelity_row(f"{name} alone (zero-cost)", column, scored_truth, upper, {}, ""))
         report.table(["budget", "archs", "Kendall tau", "Spearman rho", "rho 95%", "tau, upper half",
                       "tau, mean rank with naswot", "tau, mean rank with params", "median CPU s / arch"], rows,
                      title=f"Proxy training of {n_done} of {opt.fidelity_n} NB201 architectures at evenly spaced "
