@@ -428,7 +428,7 @@ TINY_RUN = {
 def test_export_from_a_run_and_from_a_spec_file(tmp_path):
     import nas
 
-    nas.search(TINY_RUN, runs_dir=tmp_path / "runs", quiet=True)
+    nas.search({**TINY_RUN, "zero_cost": ["naswot"]}, runs_dir=tmp_path / "runs", quiet=True)
     run = tmp_path / "runs" / "tiny"
     paths = export_from(run, latency_repeats=2)
     folder = Path(paths["dir"])
@@ -441,6 +441,14 @@ def test_export_from_a_run_and_from_a_spec_file(tmp_path):
 
     paths = export_from(run, tmp_path / "t1", trial=1, latency_repeats=2)
     assert read_metrics(paths["dir"])["source"]["trial"] == 1
+    paths = export_from(run, tmp_path / "ranked", rank_with="naswot", latency_repeats=2)
+    assert read_metrics(paths["dir"])["source"]["selected"].startswith("best mean rank under accuracy and the "
+                                                                        "zero-cost proxy naswot of ")
+    with pytest.raises(ExportError, match=r"--rank-with: no complete trial recorded the zero-cost proxy 'nope'; "
+                                          r"recorded: naswot$"):
+        export_from(run, tmp_path / "t97", rank_with="nope")
+    with pytest.raises(ExportError, match=r"choose one of --trial, .*--rank-with"):
+        export_from(run, tmp_path / "t96", trial=1, rank_with="naswot")
     with pytest.raises(ExportError, match=r"--trial: no trial #99"):
         export_from(run, tmp_path / "t99", trial=99)
     for kwargs, key in (({"dataset": "digits"}, "--dataset"), ({"input_shape": (1, 8, 8)}, "--input-shape"),
@@ -539,6 +547,7 @@ def test_an_exporter_writing_another_opset_counts_as_failed(tmp_path):
     ({"max_latency_ms": 2.0}, r"--max-latency-ms: for a search run folder only"),
     ({"min_accuracy": 0.5}, r"--min-accuracy: for a search run folder only"),
     ({"trial": 1}, r"--trial: for a search run folder only"),
+    ({"rank_with": "naswot"}, r"--rank-with: for a search run folder only"),
 ])
 def test_bad_spec_file_options_are_one_line_errors(tmp_path, kwargs, message):
     spec_file = tmp_path / "spec.json"
@@ -559,11 +568,12 @@ def test_sequence_input_shape_needs_two_numbers(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def _fake_study(rows):
+def _fake_study(rows, zero_cost=None):
     from types import SimpleNamespace
 
     trials = [SimpleNamespace(number=i, state=SimpleNamespace(name="COMPLETE"), values=[acc, lat],
-                              user_attrs={"spec": "{}"}) for i, (acc, lat) in enumerate(rows)]
+                              user_attrs={"spec": "{}", **({"zero_cost": zero_cost[i]} if zero_cost else {})})
+              for i, (acc, lat) in enumerate(rows)]
     return SimpleNamespace(get_trials=lambda deepcopy=False: trials)
 
 
@@ -583,6 +593,28 @@ def test_two_bounds_that_no_trial_meets_together_say_so():
         select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.95, where="run")
     chosen, _ = select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.4, where="run")
     assert chosen.number == 2
+
+
+def test_rank_with_picks_the_best_mean_rank_of_the_first_objective_and_the_proxy():
+    from nas.export import select_trial
+
+    rows = [(0.90, 5.0), (0.88, 1.0), (0.70, 2.0), (0.95, 3.0)]
+    proxy = [{"naswot": 10.0}, {"naswot": 30.0}, {"naswot": 40.0}, {"naswot": float("nan")}]
+    # accuracy ranks (of the 3 scored) 2, 1, 0 and naswot ranks 0, 1, 2: trials 0 and 1 tie, the more accurate wins
+    chosen, why = select_trial(_fake_study(rows, proxy), ["accuracy", "latency_ms"], rank_with="naswot", where="run")
+    assert chosen.number == 0
+    assert why == "best mean rank under accuracy and the zero-cost proxy naswot of 3 complete trials; 1 without a " \
+                  "finite naswot left out"
+    # a minimized first objective ranks the other way: latency ranks 0 (5 ms), 2 (1 ms), 1 (2 ms) and naswot ranks
+    # 1, 0, 2 give trial 2 the best mean; were latency maximized, trial 0 would win
+    proxy[0]["naswot"] = 35.0
+    chosen, _ = select_trial(_fake_study(rows, proxy), ["latency_ms", "accuracy"], rank_with="naswot", where="run")
+    assert chosen.number == 2
+    with pytest.raises(ExportError, match=r"^run: --rank-with: no complete trial recorded the zero-cost proxy "
+                                          r"'synflow'; recorded: naswot$"):
+        select_trial(_fake_study(rows, proxy), ["accuracy"], rank_with="synflow", where="run")
+    with pytest.raises(ExportError, match=r"recorded: none \(the run was configured with zero_cost: \[\]\)$"):
+        select_trial(_fake_study(rows), ["accuracy"], rank_with="naswot", where="run")
 
 
 # -- the export formats registry ----------------------------------------------------------------------------------

@@ -190,8 +190,8 @@ def test_report_html_in_headless_chromium(written, tmp_path):
 
 
 def test_export_selection_rules(finished_run, tmp_path, capsys):
-    """nas export --knee / --max-latency-ms / --min-accuracy pick from the front; an unmet bound says what the
-    closest trial offers, exit 2."""
+    """nas export --knee / --max-latency-ms / --min-accuracy pick from the front, --rank-with by mean rank; an unmet
+    bound says what the closest trial offers, exit 2."""
     import json as _json
 
     from nas.cli import main
@@ -216,6 +216,19 @@ def test_export_selection_rules(finished_run, tmp_path, capsys):
     assert not (tmp_path / "none").exists()
     assert main(["export", str(finished_run), "--min-accuracy", "1.01", "-o", str(tmp_path / "none")]) == 2
     assert "no trial reaches accuracy 1.01" in capsys.readouterr().err
+
+    # --rank-with: the best mean of the ranks under accuracy and a recorded zero-cost proxy (ties: more accurate)
+    scored = complete.dropna(subset=["accuracy", "zc_naswot"]).copy()
+    scored["mean_rank"] = (scored["accuracy"].rank() + scored["zc_naswot"].rank()) / 2
+    best = scored.sort_values(["mean_rank", "accuracy", "number"], ascending=[False, False, True]).iloc[0]
+    assert main(["export", str(finished_run), "--rank-with", "naswot", "-o", str(tmp_path / "ranked")]) == 0
+    assert _json.loads((tmp_path / "ranked" / "arch.json").read_text())["hash"] == best["spec_hash"]
+    capsys.readouterr()
+    assert main(["export", str(finished_run), "--rank-with", "naswot", "--min-accuracy", "0.5", "-o",
+                 str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--rank-with cannot be combined with --max-latency-ms / --min-accuracy" in err[0]
+    assert not (tmp_path / "none").exists()
 
 
 def test_export_from_a_run_with_no_completed_trial_is_one_line_exit_2(tmp_path, capsys):

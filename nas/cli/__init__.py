@@ -309,6 +309,9 @@ def _add_ship_commands(commands) -> None:
     rule.add_argument("--trial", type=int, default=None, help="trial number")
     rule.add_argument("--knee", action="store_true",
                       help="the knee of the Pareto front (on the latencies of `nas measure` when they cover it)")
+    rule.add_argument("--rank-with", default=None, metavar="PROXY",
+                      help="the best mean of the ranks under the first objective and this zero-cost proxy recorded "
+                           "by every trial (e.g. naswot: docs/benchmarks.md, NAS-Bench-201 end to end)")
     p.add_argument("--max-latency-ms", type=float, default=None, help="the most accurate trial within this latency")
     p.add_argument("--min-accuracy", type=float, default=None, help="the fastest trial reaching this accuracy")
     p.add_argument("-o", "--out", default=None,
@@ -430,9 +433,12 @@ def _export(args) -> int:
         raise NasError("--trial cannot be combined with --max-latency-ms / --min-accuracy", key="--trial")
     if args.knee and (args.max_latency_ms is not None or args.min_accuracy is not None):
         raise NasError("--knee cannot be combined with --max-latency-ms / --min-accuracy", key="--knee")
+    if args.rank_with is not None and (args.max_latency_ms is not None or args.min_accuracy is not None):
+        raise NasError("--rank-with cannot be combined with --max-latency-ms / --min-accuracy", key="--rank-with")
     paths = export_from(args.target, args.out, trial=args.trial, dataset=args.dataset, data_dir=args.data_dir,
                         input_shape=shape, num_classes=args.num_classes, opset=args.opset, force=args.force,
-                        max_latency_ms=args.max_latency_ms, min_accuracy=args.min_accuracy, knee=args.knee)
+                        max_latency_ms=args.max_latency_ms, min_accuracy=args.min_accuracy, knee=args.knee,
+                        rank_with=args.rank_with)
     print(f"exported to {paths['dir']}")
     for key in ("arch", "weights", "onnx", "torchscript", "card"):
         if paths.get(key):

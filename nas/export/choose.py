@@ -1,5 +1,5 @@
-"""Choosing the trial to export from a run: by number, the knee of the front, or the most accurate within a latency
-cap / the fastest above an accuracy floor."""
+"""Choosing the trial to export from a run: by number, the knee of the front, the most accurate within a latency
+cap / the fastest above an accuracy floor, or the best mean rank under the first objective and a zero-cost proxy."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,9 +11,11 @@ from nas.objectives import direction
 
 def select_trial(study, objectives: list[str], *, max_latency_ms: float | None = None,
                  min_accuracy: float | None = None, knee: bool = False, where: str | None = None,
-                 remeasured: dict | None = None):
+                 remeasured: dict | None = None, rank_with: str | None = None):
     """Pick a COMPLETE trial by a rule: the most accurate within a latency bound, the fastest reaching an accuracy,
-    or the knee of the Pareto front. A bound that no trial meets is an error saying what the closest trial offers.
+    the knee of the Pareto front, or (``rank_with``, a zero-cost proxy the trials recorded) the best mean of each
+    trial's ranks under the first objective and that proxy. A bound that no trial meets is an error saying what the
+    closest trial offers.
 
     ``remeasured``: the run's ``nas measure`` record (``latency.json``). When latency is an objective and the record
     timed every member of the front, the knee is taken on the front with those latencies (the members timed
@@ -31,6 +33,8 @@ def select_trial(study, objectives: list[str], *, max_latency_ms: float | None =
             raise ExportError(f"trial #{t.number} has no measured {name}", file=where)
         return float(value)
 
+    if rank_with is not None:
+        return _by_mean_rank(complete, objectives, rank_with, where)
     if knee:
         values = np.array([t.values for t in complete], dtype=float)
         directions = [direction(o) for o in objectives]
@@ -82,3 +86,32 @@ def select_trial(study, objectives: list[str], *, max_latency_ms: float | None =
         chosen = min(fits, key=lambda t: (measured(t, "latency_ms"), -measured(t, "accuracy")))
         return chosen, f"fastest of {len(fits)} trials reaching accuracy {min_accuracy:g}"
     raise ValueError("select_trial needs a rule")
+
+
+def _by_mean_rank(complete: list, objectives: list[str], proxy: str, where: str | None):
+    """The trial with the best mean of its ranks under the first objective (its direction) and the zero-cost proxy
+    ``proxy`` (higher is better), over the trials that recorded a finite value of both; ties go to the better first
+    objective, then the earlier trial."""
+    from scipy.stats import rankdata
+
+    def score(t) -> float:
+        value = (t.user_attrs.get("zero_cost") or {}).get(proxy)
+        return float(value) if isinstance(value, (int, float)) else float("nan")
+
+    scored = [(t, float(t.values[0]), score(t)) for t in complete]
+    scored = [row for row in scored if np.isfinite(row[1]) and np.isfinite(row[2])]
+    if not scored:
+        recorded = sorted({k for t in complete for k, v in (t.user_attrs.get("zero_cost") or {}).items()
+                           if isinstance(v, (int, float)) and np.isfinite(v)})
+        raise ExportError(f"no complete trial recorded the zero-cost proxy {proxy!r}; recorded: "
+                          f"{', '.join(recorded) or 'none (the run was configured with zero_cost: [])'}",
+                          file=where, key="--rank-with")
+    sign = 1.0 if direction(objectives[0]) == "maximize" else -1.0
+    first = rankdata([sign * row[1] for row in scored])
+    second = rankdata([row[2] for row in scored])
+    mean = (first + second) / 2
+    best = max(range(len(scored)), key=lambda k: (mean[k], sign * scored[k][1], -scored[k][0].number))
+    left = len(complete) - len(scored)
+    note = f"; {left} without a finite {proxy} left out" if left else ""
+    return scored[best][0], (f"best mean rank under {objectives[0]} and the zero-cost proxy {proxy} of "
+                             f"{len(scored)} complete trials{note}")

@@ -20,22 +20,27 @@ from nas.spec import ArchSpec
 
 def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, trial: int | None = None,
                  max_latency_ms: float | None = None, min_accuracy: float | None = None, knee: bool = False,
-                 opset: int | None = None, force: bool = False, latency_repeats: int = 50) -> dict:
+                 opset: int | None = None, force: bool = False, latency_repeats: int = 50,
+                 rank_with: str | None = None) -> dict:
     """Export the architecture of ``trial`` of a search run (default: the best COMPLETE trial by the run's first
-    objective). A search keeps no weights, so the folder holds the architecture and its proxy metrics; train it
-    with :func:`nas.fulltrain.train_full`. Default folder: ``<run_dir>/exports/trial-<N>``."""
+    objective; other rules: :func:`nas.export.choose.select_trial`). A search keeps no weights, so the folder holds
+    the architecture and its proxy metrics; train it with :func:`nas.fulltrain.train_full`.
+    Default folder: ``<run_dir>/exports/trial-<N>``."""
     run = RunDir.open(run_dir)
     config, _ = load_config(run.path / CONFIG_FILE)
     study = run.load_study()
     trials = [t for t in study.get_trials(deepcopy=False) if "spec" in t.user_attrs]
     objectives = list(study.user_attrs.get("objectives") or config.objectives)
-    rules = [trial is not None, max_latency_ms is not None or min_accuracy is not None, bool(knee)]
+    rules = [trial is not None, max_latency_ms is not None or min_accuracy is not None, bool(knee),
+             rank_with is not None]
     if sum(rules) > 1:
-        raise ExportError("choose one of --trial, --max-latency-ms / --min-accuracy, --knee", file=str(run.path))
-    if trial is None and (knee or max_latency_ms is not None or min_accuracy is not None):
+        raise ExportError("choose one of --trial, --max-latency-ms / --min-accuracy, --knee, --rank-with",
+                          file=str(run.path))
+    if trial is None and any(rules):
         chosen, selected = select_trial(study, objectives, max_latency_ms=max_latency_ms,
                                         min_accuracy=min_accuracy, knee=knee, where=str(run.path),
-                                        remeasured=read_remeasured(run.path) if knee else None)
+                                        remeasured=read_remeasured(run.path) if knee else None,
+                                        rank_with=rank_with)
     elif trial is None:
         complete = [t for t in trials if t.state.name == "COMPLETE" and t.values]
         if not complete:
@@ -82,7 +87,7 @@ def export_from(target: str | os.PathLike, out_dir: str | os.PathLike | None = N
                 dataset: str | None = None, data_dir: str | None = None, input_shape: Sequence[int] | None = None,
                 num_classes: int | None = None, opset: int | None = None, force: bool = False,
                 latency_repeats: int = 50, max_latency_ms: float | None = None, min_accuracy: float | None = None,
-                knee: bool = False) -> dict:
+                knee: bool = False, rank_with: str | None = None) -> dict:
     """``nas export``: ``target`` is a search run folder (exports a trial, see :func:`export_trial`) or a spec file
     (.json / .yaml; the input shape and classes come from ``dataset`` or from ``input_shape`` + ``num_classes``).
     Default folder for a spec: ``exports/<hash>``. An existing folder holding another export is left alone unless
@@ -96,8 +101,9 @@ def export_from(target: str | os.PathLike, out_dir: str | os.PathLike | None = N
                 raise ExportError("for a spec file only; a run's trials are exported for the run's dataset",
                                   file=str(path), key=key)
         return export_trial(path, out_dir, trial=trial, max_latency_ms=max_latency_ms, min_accuracy=min_accuracy,
-                            knee=knee, opset=opset, force=force, latency_repeats=latency_repeats)
-    for key, given in (("--trial", trial is not None), ("--knee", knee),
+                            knee=knee, opset=opset, force=force, latency_repeats=latency_repeats,
+                            rank_with=rank_with)
+    for key, given in (("--trial", trial is not None), ("--knee", knee), ("--rank-with", rank_with is not None),
                        ("--max-latency-ms", max_latency_ms is not None), ("--min-accuracy", min_accuracy is not None)):
         if given:
             raise ExportError("for a search run folder only; this is not one", file=str(path), key=key)
