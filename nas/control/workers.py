@@ -98,9 +98,8 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
     target, budget = config.trials, config.time_budget_s
     session_start = time.time()  # the workers' progress lines count from here, not from their own start
     deadline = session_start + budget if budget is not None else None
-    quiet = engine.quiet
     ctx = multiprocessing.get_context("spawn")
-    say = _say(run, quiet=True)
+    say = _say(run)
     say(f"{header} [{parallel.workers} worker processes, recycled every {parallel.max_trials_per_worker} trials]")
     alive: dict[int, Any] = {}
     generation = 0
@@ -140,10 +139,11 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
                     if slot not in alive:
                         generation += 1
                         gpu = parallel.gpus[slot] if parallel.gpus else None
-                        proc = ctx.Process(target=worker_main, name=f"nas-worker-{slot}",
-                                           args=(str(run.path), slot, generation, parallel.max_trials_per_worker,
-                                                 deadline, gpu, os.getpid(), quiet, session_start, parallel.workers),
-                                           daemon=False)
+                        job = WorkerJob(run_path=str(run.path), slot=slot, generation=generation,
+                                        max_trials=parallel.max_trials_per_worker, deadline=deadline, gpu=gpu,
+                                        parent=os.getpid(), session_start=session_start,
+                                        workers=parallel.workers)
+                        proc = ctx.Process(target=worker_main, name=f"nas-worker-{slot}", args=(job,), daemon=False)
                         proc.start()
                         alive[slot] = proc
             wait([p.sentinel for p in alive.values()], timeout=2.0)
@@ -174,7 +174,8 @@ def _stop(alive: dict[int, Any], grace_s: float = 20.0) -> None:
             proc.join(5)
 
 
-def _say(run, *, quiet: bool):
+def _say(run):
+    """Log a line to the run's search.log and print it (the workers' own lines go to the log only)."""
     def say(line: str) -> None:
         run.log(line)
         print(line, flush=True)
@@ -197,47 +198,62 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def worker_main(run_path: str, slot: int, generation: int, max_trials: int, deadline: float | None,
-                gpu: int | None, parent: int, quiet: bool, session_start: float | None = None,
-                workers: int = 1) -> None:
-    """Entry point of one worker process (spawned). ``session_start`` (``time.time()``) and ``workers`` are the
-    parent's: the worker's progress lines show the session's elapsed time and ETA."""
-    _die_with_parent(parent)
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+@dataclass(frozen=True)
+class WorkerJob:
+    """What a worker process is started with (pickled to the spawned process). ``generation`` counts the starts of
+    all slots, so a recycled worker's sampler gets a new seed; ``parent`` is the driving process's pid (a worker
+    exits when it is gone); ``session_start`` (``time.time()``) and ``workers`` are the parent's: the worker's
+    progress lines show the session's elapsed time and ETA."""
+    run_path: str
+    slot: int
+    generation: int
+    max_trials: int
+    deadline: float | None
+    gpu: int | None
+    parent: int
+    session_start: float | None = None
+    workers: int = 1
+
+
+def worker_main(job: WorkerJob) -> None:
+    """Entry point of one worker process (spawned)."""
+    _die_with_parent(job.parent)
+    if job.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(job.gpu)
     try:
-        code = _work(Path(run_path), slot, generation, max_trials, deadline, parent, session_start, workers)
+        code = _work(job)
     except KeyboardInterrupt:
         code = 130
     except NasError as e:
-        print(f"error: worker {slot}: {e.one_line()}", file=sys.stderr, flush=True)
+        print(f"error: worker {job.slot}: {e.one_line()}", file=sys.stderr, flush=True)
         code = 2
     sys.stdout.flush()
     os._exit(code)  # no atexit / multiprocessing finalizers: nothing else to tidy
 
 
-def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline: float | None, parent: int,
-          session_start: float | None = None, workers: int = 1) -> int:
-    run = RunDir.open(run_path)
+def _work(job: WorkerJob) -> int:
+    run = RunDir.open(Path(job.run_path))
     prepared = prepare(run.path / CONFIG_FILE, space_file=run.path / SPACE_FILE)
     engine = Engine(prepared, quiet=True)
     engine.attach(run, create=False)
     engine.recount = True  # the other workers take trials too: count in the storage, under the claim lock
     config = engine.config
     n = len(engine.study.get_trials(deepcopy=False))
-    seed = (config.seed * 1_000_003 + n * 7919 + slot * 104_729 + generation * 15_485_863) % (2**31 - 1)
+    seed = (config.seed * 1_000_003 + n * 7919 + job.slot * 104_729 + job.generation * 15_485_863) % (2**31 - 1)
     engine.study.sampler = engine.new_sampler(seed)
     engine.tally = engine.load_tally()
+    deadline, session_start = job.deadline, job.session_start
     engine.progress = Progress(objectives=config.objectives, directions=config.directions, target=config.trials,
                                time_budget_s=deadline - session_start if deadline and session_start else None,
-                               quiet=True, log=run.log, tally=engine.tally, started_at=session_start, workers=workers)
+                               quiet=True, log=run.log, tally=engine.tally, started_at=session_start,
+                               workers=job.workers)
     import torch
 
     if config.train_threads:
         torch.set_num_threads(config.train_threads)
     done = 0
-    while done < max_trials:
-        if os.getppid() != parent or (deadline is not None and time.time() >= deadline):
+    while done < job.max_trials:
+        if os.getppid() != job.parent or (deadline is not None and time.time() >= deadline):
             return 0
         claimed = engine.claim_next(config.trials)
         if claimed is None:
@@ -250,4 +266,4 @@ def _work(run_path: Path, slot: int, generation: int, max_trials: int, deadline:
     return 0
 
 
-__all__ = ["Parallel", "resolve", "run_parallel", "worker_main"]
+__all__ = ["Parallel", "WorkerJob", "resolve", "run_parallel", "worker_main"]
