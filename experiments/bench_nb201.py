@@ -19,6 +19,7 @@ Studies:
     python experiments/bench_nb201.py                              # cifar10, all studies: about 50 min on 2 cores
     python experiments/bench_nb201.py --dataset cifar100 --study one   # about 20 min
     python experiments/bench_nb201.py --study one --seeds 3 --trials 100 --no-write
+    python experiments/bench_nb201.py --study two --costs params --samplers-two predictor:candidates=64 predictor
 
 Writes experiments/results/bench_nb201.md and .csv (cifar10), bench_nb201_<dataset>.md and .csv (the others).
 """
@@ -40,12 +41,29 @@ CHECKPOINTS_ONE = (25, 50, 100, 300)
 CHECKPOINTS_TWO = (50, 100, 300)
 
 
+def sampler_setting(text: str) -> tuple[str, dict]:
+    """``NAME`` or ``NAME:KEY=VALUE,...`` (run config keys for that sampler, values read as YAML, e.g.
+    ``predictor:candidates=64``) -> (name, keys)."""
+    import yaml
+
+    name, _, rest = text.partition(":")
+    keys = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SystemExit(f"error: sampler {text!r}: {item!r} is not KEY=VALUE")
+        keys[key.strip()] = yaml.safe_load(value)
+    return name, keys
+
+
 def engine_run(sampler: str, seed: int, trials: int, objectives: list[str], dataset: str) -> list[dict]:
-    """One search through the engine; its trials in order as {value(s), index, truth}."""
+    """One search through the engine (``sampler``: see :func:`sampler_setting`); its trials in order as
+    {value(s), index}."""
     from nas.control.search import search
 
+    name, keys = sampler_setting(sampler)
     config = {"space": "nb201", "evaluator": "nb201", "dataset": dataset, "objectives": objectives,
-              "trials": trials, "seed": seed, "sampler": sampler}
+              "trials": trials, "seed": seed, **keys, "sampler": name}
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         study = search(config, name="run", runs_dir=tmp, quiet=True)
         trials_ = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -131,8 +149,9 @@ def study_one(report: Report, args) -> list[list]:
     picks: dict[str, dict[int, list[float]]] = {}
     runs = [(f"nas:{s}", s) for s in args.samplers] + [(f"optuna:{s}", s) for s in ("tpe", "random")]
     for label, sampler in runs:
-        trials = args.predictor_trials if sampler == "predictor" and label.startswith("nas") else args.trials
-        seeds = args.predictor_seeds if sampler == "predictor" and label.startswith("nas") else args.seeds
+        slow = sampler_setting(sampler)[0] == "predictor" and label.startswith("nas")
+        trials = args.predictor_trials if slow else args.trials
+        seeds = args.predictor_seeds if slow else args.seeds
         start = time.perf_counter()
         for seed in range(seeds):
             run = engine_run if label.startswith("nas") else optuna_run
@@ -168,7 +187,7 @@ def study_two(report: Report, args) -> None:
     from nas.bench.nb201_table import Table
 
     table = Table.load(args.dataset)
-    for cost in ("params", "latency_ms"):
+    for cost in args.costs:
         true_hv, ref = true_front_hv(args.dataset, cost)
         ratios: dict[str, dict[int, list[float]]] = {}
         runs = [(f"nas:{s}", s) for s in args.samplers_two] + [(f"optuna:{s}", s) for s in ("nsga2", "tpe")]
@@ -218,7 +237,8 @@ def main(argv=None) -> int:
     parser.add_argument("--study", choices=("one", "two", "overhead", "all"), default="all")
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--samplers", nargs="+", default=["tpe", "random", "evolution", "nsga2", "predictor"],
-                        help="our samplers for the one-objective study; the first is the default's")
+                        help="our samplers for the one-objective study; the first is the default's (NAME or "
+                             "NAME:KEY=VALUE,... with run config keys, e.g. predictor:candidates=64)")
     parser.add_argument("--samplers-two", nargs="+", default=["predictor", "nsga2", "tpe", "random"],
                         help="our samplers for the two-objective study; the first is the default's")
     parser.add_argument("--seeds", type=int, default=50)
@@ -226,6 +246,8 @@ def main(argv=None) -> int:
     parser.add_argument("--predictor-seeds", type=int, default=20)
     parser.add_argument("--predictor-trials", type=int, default=100)
     parser.add_argument("--seeds-two", type=int, default=20)
+    parser.add_argument("--costs", nargs="+", choices=("params", "latency_ms"), default=["params", "latency_ms"],
+                        help="the second objectives of the two-objective study")
     parser.add_argument("--overhead-trials", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
