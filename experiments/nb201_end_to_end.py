@@ -38,10 +38,13 @@ NAME = "nb201_end_to_end"
 RECORDS = RESULTS_DIR / f"{NAME}_runs.jsonl"
 SAMPLERS = {"default": None, "random": "random"}
 # How a run's pick is made from its finished trials (:func:`pick_truth`): the engine picks by proxy accuracy; the
-# others rank the same trials by a zero-cost score, or by the mean of the ranks under proxy accuracy and one
+# others rank the same trials by a zero-cost score, or by the mean of the ranks under proxy accuracy and one.
+# ``naswot`` is scored for this page at 32x32 on seed 0's batch; ``run_naswot`` is what each trial recorded itself
+# (at the run's input, on its seed's batch): the rule of ``nas export RUN --rank-with naswot``
 PICK_RULES = {"proxy accuracy (the engine's)": ("accuracy",), "naswot": ("naswot",), "params": ("params",),
               "mean rank of proxy accuracy and naswot": ("accuracy", "naswot"),
-              "mean rank of proxy accuracy and params": ("accuracy", "params")}
+              "mean rank of proxy accuracy and params": ("accuracy", "params"),
+              "mean rank of proxy accuracy and the run's naswot (--rank-with naswot)": ("accuracy", "run_naswot")}
 PUBLISHED = "NB201 Table 5 (cifar10-valid, searching the table): REA 91.19 +- 0.31, random search 90.93 +- 0.36"
 
 
@@ -57,7 +60,8 @@ def run_config(args, sampler: str | None, seed: int, budget_s: float) -> dict:
 
 
 def finished(run: Path) -> list[dict]:
-    """The run's complete trials in the order they finished: accuracy, NB201 index, seconds since the run's start."""
+    """The run's complete trials in the order they finished: accuracy, NB201 index, seconds since the run's start,
+    and the trial's own NASWOT score where it recorded one (``run_naswot``)."""
     import optuna
 
     from nas.bench.nb201 import to_index
@@ -74,8 +78,12 @@ def finished(run: Path) -> list[dict]:
     for t in sorted(trials, key=lambda t: t.datetime_complete):
         spec = ArchSpec.from_json(t.user_attrs["spec"]) if "spec" in t.user_attrs else None
         index = t.user_attrs.get("nb201_index") or (to_index(spec) if spec is not None else None)
-        rows.append({"accuracy": t.values[0], "index": index, "end_s": (t.datetime_complete - start).total_seconds(),
-                     "seconds": (t.datetime_complete - t.datetime_start).total_seconds()})
+        row = {"accuracy": t.values[0], "index": index, "end_s": (t.datetime_complete - start).total_seconds(),
+               "seconds": (t.datetime_complete - t.datetime_start).total_seconds()}
+        naswot = (t.user_attrs.get("zero_cost") or {}).get("naswot")
+        if isinstance(naswot, (int, float)) and naswot == naswot:
+            row["run_naswot"] = float(naswot)
+        rows.append(row)
     return rows
 
 
@@ -120,6 +128,18 @@ def append_record(rec: dict, path: Path = RECORDS) -> dict:
     return rec
 
 
+def with_run_naswot(rec: dict, run: Path) -> dict:
+    """A record made before rows kept each trial's own NASWOT, filled in from its run folder where that still holds
+    the same trials (else the record as it is)."""
+    if all("run_naswot" in r for r in rec["rows"]) or not (run / "config.yaml").exists():
+        return rec
+    rows = finished(run)
+    if [(r["index"], r["accuracy"]) for r in rows] != [(r["index"], r["accuracy"]) for r in rec["rows"]]:
+        return rec
+    return {**rec, "rows": [{**old, **({"run_naswot": new["run_naswot"]} if "run_naswot" in new else {})}
+                            for old, new in zip(rec["rows"], rows)]}
+
+
 def spent(rows: list[dict], workers: int) -> float:
     """Wall seconds of the run so far: its trials' seconds over the workers that ran them side by side."""
     return sum(r["seconds"] for r in rows) / workers
@@ -128,16 +148,19 @@ def spent(rows: list[dict], workers: int) -> float:
 def pick_truth(rows: list[dict], until_s: float, table, rule: tuple[str, ...] = ("accuracy",),
                scores: dict[str, dict[str, float]] | None = None) -> float | None:
     """Ground truth (percent) of the trial a run picks among those finished by ``until_s``: the best by the mean of
-    its ranks under each score of ``rule`` (``accuracy``, the trial's proxy accuracy, or a score per NB201 index in
-    ``scores``), ties to the higher proxy accuracy, then to the earlier trial. The default rule is the engine's: the
-    best observed trial."""
+    its ranks under each score of ``rule`` (a value the row holds, as ``accuracy``, the trial's proxy accuracy, or
+    a score per NB201 index in ``scores``), ties to the higher proxy accuracy, then to the earlier trial. The
+    default rule is the engine's: the best observed trial. None when no trial has finished, or (a score neither
+    the rows nor ``scores`` hold, as ``run_naswot`` in a record made before trials kept it) the rule does not
+    apply."""
     from nb201_proxies import mean_rank
 
     done = [r for r in rows if r["end_s"] <= until_s and r["index"]]
     if not done:
         return None
-    ranks = mean_rank(*[[r["accuracy"] if name == "accuracy" else scores[name][r["index"]] for r in done]
-                        for name in rule])
+    if any(name not in r and name not in (scores or {}) for name in rule for r in done):
+        return None
+    ranks = mean_rank(*[[r[name] if name in r else scores[name][r["index"]] for r in done] for name in rule])
     best = max(range(len(done)), key=lambda k: (ranks[k], done[k]["accuracy"], -k))
     return 100 * table[done[best]["index"]].mean_accuracy
 
@@ -185,12 +208,15 @@ def main() -> None:
     results: dict[tuple[str, int], dict] = {}
     for sampler in args.samplers:
         for seed in args.seeds:
-            rec = records.get(record_key(sampler, seed, setting))
-            if rec is not None:
-                results[(sampler, seed)] = rec
-                continue
             name = f"{sampler}-s{seed}"
             run = work / name
+            rec = records.get(record_key(sampler, seed, setting))
+            if rec is not None:
+                fuller = with_run_naswot(rec, run)
+                if fuller is not rec and not args.no_write:
+                    append_record(fuller)
+                results[(sampler, seed)] = fuller
+                continue
             rows = finished(run) if (run / "config.yaml").exists() else []
             left = budget_s - spent(rows, args.workers)
             if left > 1:

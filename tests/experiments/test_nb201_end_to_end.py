@@ -69,6 +69,29 @@ def test_a_pick_rule_ranks_the_finished_trials_by_the_mean_of_its_scores_ranks(e
     assert e2e.pick_truth(rows, 60.0, table, ("accuracy", "naswot"), tied) == pytest.approx(90.0)
     assert e2e.pick_truth(rows, 15.0, table, ("accuracy", "naswot"), scores) == pytest.approx(90.0)  # only a by then
     assert set(e2e.PICK_RULES["mean rank of proxy accuracy and naswot"]) == {"accuracy", "naswot"}
+    # a score the rows hold (each trial's own naswot, as nas export --rank-with naswot ranks); a rule whose score
+    # neither the rows nor the scores hold does not apply
+    own = [{**r, "run_naswot": v} for r, v in zip(rows, (1.0, 3.0, 2.0))]
+    assert e2e.pick_truth(own, 60.0, table, ("accuracy", "run_naswot")) == pytest.approx(91.0)
+    assert e2e.pick_truth(rows, 60.0, table, ("accuracy", "run_naswot"), scores) is None
+    assert ("accuracy", "run_naswot") in e2e.PICK_RULES.values()
+
+
+def test_a_record_is_filled_in_with_the_trials_own_naswot_from_its_run_folder(e2e, tmp_path, monkeypatch):
+    rec = {"sampler": "default", "seed": 2, "rows": [{"accuracy": 0.5, "index": "a", "end_s": 1.0},
+                                                     {"accuracy": 0.4, "index": "b", "end_s": 2.0}]}
+    run = tmp_path / "default-s2"
+    assert e2e.with_run_naswot(rec, run) is rec  # no run folder
+    (run).mkdir()
+    (run / "config.yaml").write_text("sampler: tpe\n")
+    monkeypatch.setattr(e2e, "finished", lambda _: [{**rec["rows"][0], "run_naswot": 7.0},
+                                                    {**rec["rows"][1], "run_naswot": 9.0}])
+    filled = e2e.with_run_naswot(rec, run)
+    assert [r["run_naswot"] for r in filled["rows"]] == [7.0, 9.0] and filled["seed"] == 2
+    assert "run_naswot" not in rec["rows"][0]  # the loaded record is not changed in place
+    assert e2e.with_run_naswot(filled, run) is filled  # already complete
+    monkeypatch.setattr(e2e, "finished", lambda _: [{**rec["rows"][0], "run_naswot": 7.0}])  # other trials
+    assert e2e.with_run_naswot(rec, run) is rec
 
 
 def test_zero_cost_scores_are_the_zero_cost_studys_naswot_and_are_cached(e2e, experiment_script, tmp_path):
