@@ -150,15 +150,15 @@ def pick_truth(rows: list[dict], until_s: float, table, rule: tuple[str, ...] = 
     """Ground truth (percent) of the trial a run picks among those finished by ``until_s``: the best by the mean of
     its ranks under each score of ``rule`` (a value the row holds, as ``accuracy``, the trial's proxy accuracy, or
     a score per NB201 index in ``scores``), ties to the higher proxy accuracy, then to the earlier trial. The
-    default rule is the engine's: the best observed trial. None when no trial has finished, or (a score neither
-    the rows nor ``scores`` hold, as ``run_naswot`` in a record made before trials kept it) the rule does not
-    apply."""
+    default rule is the engine's: the best observed trial. A row without a score the rule takes from the rows (as
+    ``run_naswot``, where a trial's NASWOT failed or a record was made before trials kept it) is left out, as
+    ``nas export --rank-with`` leaves it out; None when no row is left."""
     from nb201_proxies import mean_rank
 
     done = [r for r in rows if r["end_s"] <= until_s and r["index"]]
+    held = [name for name in rule if name not in (scores or {})]  # scores the rows hold: rows without one left out
+    done = [r for r in done if all(name in r for name in held)]
     if not done:
-        return None
-    if any(name not in r and name not in (scores or {}) for name in rule for r in done):
         return None
     ranks = mean_rank(*[[r[name] if name in r else scores[name][r["index"]] for r in done] for name in rule])
     best = max(range(len(done)), key=lambda k: (ranks[k], done[k]["accuracy"], -k))
@@ -267,8 +267,9 @@ def main() -> None:
             runs = [results[(sampler, s)]["rows"] for s in args.seeds if (sampler, s) in results]
             per_rule = [[v for rows in runs if (v := pick_truth(rows, marks[-1], table, rule, scores)) is not None]
                         for rule in PICK_RULES.values()]
-            rule_rows.append([sampler, f"median of {len(per_rule[0])}",
-                              *[_fmt(statistics.median(v)) if v else "" for v in per_rule]])
+            rule_rows.append([sampler, f"median of {len(runs)}",
+                              *[(_fmt(statistics.median(v)) + ("" if len(v) == len(runs) else f" (of {len(v)})"))
+                                if v else "" for v in per_rule]])
         report.table(["sampler", "seed", *PICK_RULES], rule_rows,
                      title=f"Pick at {marks[-1] / 60:.3g} min by rule",
                      csv=None if args.no_write else f"{NAME}_rules.csv")

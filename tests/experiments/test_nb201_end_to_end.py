@@ -74,6 +74,8 @@ def test_a_pick_rule_ranks_the_finished_trials_by_the_mean_of_its_scores_ranks(e
     own = [{**r, "run_naswot": v} for r, v in zip(rows, (1.0, 3.0, 2.0))]
     assert e2e.pick_truth(own, 60.0, table, ("accuracy", "run_naswot")) == pytest.approx(91.0)
     assert e2e.pick_truth(rows, 60.0, table, ("accuracy", "run_naswot"), scores) is None
+    # a row without the score is left out (b's naswot failed): among a and c, a 2+1, c 1+2: a tie, a by accuracy
+    assert e2e.pick_truth([own[0], rows[1], own[2]], 60.0, table, ("accuracy", "run_naswot")) == pytest.approx(90.0)
     assert ("accuracy", "run_naswot") in e2e.PICK_RULES.values()
 
 
@@ -109,7 +111,7 @@ def test_zero_cost_scores_are_the_zero_cost_studys_naswot_and_are_cached(e2e, ex
     scores = e2e.zero_cost_scores({"333132", "000000"}, str(SHARED_DATA), progress=lambda _: None, cache_path=cache)
     assert scores["params"] == {"333132": float(param_count("333132")), "000000": float(param_count("000000"))}
     proxies = experiment_script("nb201_proxies")
-    data = load_dataset("cifar10", val_fraction=0.1, seed=0)
+    data = load_dataset("cifar10", val_fraction=0.1, seed=0, data_dir=str(SHARED_DATA))
     batch = proxy_batch(data, EvalConfig(seed=0, zero_cost_batch_size=64), proxies.INPUT)
     torch.set_num_threads(1)
     expected = proxies.zero_cost_one("333132", batch, 0)["scores"]["naswot"]
