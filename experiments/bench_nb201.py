@@ -166,7 +166,8 @@ def study_one(report: Report, args) -> list[list]:
             q1, med, q3 = quartiles(xs)
             at_optimum = sum(abs(x - optimum) < 1e-6 for x in xs)
             rows.append([label, n, len(xs), round(med, 2), round(q1, 2), round(q3, 2), f"{at_optimum}/{len(xs)}"])
-    report.table(["sampler", "trials", "seeds", "median", "q1", "q3", "at optimum"], rows, csv=f"{report.name}.csv",
+    report.table(["sampler", "trials", "seeds", "median", "q1", "q3", "at optimum"], rows,
+                 csv=None if args.no_write else f"{report.name}.csv",
                  title=f"One objective ({args.dataset}): ground truth of the picked architecture, percent "
                        f"(optimum {optimum:.2f})")
     default = f"nas:{args.samplers[0]}"
@@ -207,7 +208,7 @@ def study_two(report: Report, args) -> None:
                 q1, med, q3 = quartiles(xs)
                 rows.append([label, n, len(xs), round(med, 4), round(q1, 4), round(q3, 4)])
         report.table(["sampler", "trials", "seeds", "median HV ratio", "q1", "q3"], rows,
-                     csv=f"{report.name}_{cost}.csv",
+                     csv=None if args.no_write else f"{report.name}_{cost}.csv",
                      title=f"Two objectives ({args.dataset}: accuracy, {cost}): hypervolume of the found front over "
                            "the true front's")
         default = f"nas:{args.samplers_two[0]}"

@@ -39,3 +39,14 @@ def test_the_pick_and_the_hypervolume(bench):
     assert bench.picked_truth(rows, 3, "cifar10") == pytest.approx(table["111111"].mean_accuracy * 100)
     # two points against ref (0, 10): (0.5, 2) adds 0.5 x 8; (0.8, 6) above it adds 0.3 x 4; a dominated one nothing
     assert bench.hypervolume([(0.5, 2.0), (0.8, 6.0), (0.4, 7.0)], (0.0, 10.0)) == pytest.approx(0.5 * 8 + 0.3 * 4)
+
+
+def test_no_write_leaves_the_results_alone(bench, capsys):
+    from tests.conftest import EXPERIMENTS
+
+    results = EXPERIMENTS / "results"
+    before = {p.name: p.read_bytes() for p in results.glob("bench_nb201*")}
+    assert bench.main(["--study", "two", "--costs", "params", "--samplers-two", "random", "--seeds-two", "1",
+                       "--no-write"]) == 0
+    assert "Two objectives (cifar10: accuracy, params)" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in results.glob("bench_nb201*")} == before
