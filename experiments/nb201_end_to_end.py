@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -81,7 +82,7 @@ def finished(run: Path) -> list[dict]:
         row = {"accuracy": t.values[0], "index": index, "end_s": (t.datetime_complete - start).total_seconds(),
                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()}
         naswot = (t.user_attrs.get("zero_cost") or {}).get("naswot")
-        if isinstance(naswot, (int, float)) and naswot == naswot:
+        if isinstance(naswot, (int, float)) and math.isfinite(naswot):  # as nas export --rank-with keeps them
             row["run_naswot"] = float(naswot)
         rows.append(row)
     return rows
@@ -153,7 +154,7 @@ def pick_truth(rows: list[dict], until_s: float, table, rule: tuple[str, ...] = 
     default rule is the engine's: the best observed trial. A row without a score the rule takes from the rows (as
     ``run_naswot``, where a trial's NASWOT failed or a record was made before trials kept it) is left out, as
     ``nas export --rank-with`` leaves it out; None when no row is left."""
-    from nb201_proxies import mean_rank
+    from nas.export.choose import mean_rank  # as nas export --rank-with combines them
 
     done = [r for r in rows if r["end_s"] <= until_s and r["index"]]
     held = [name for name in rule if name not in (scores or {})]  # scores the rows hold: rows without one left out

@@ -174,22 +174,12 @@ def fidelity_one(index: str, data, budget_item, Budget, seed: int, batch_size: i
             "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
 
 
-def mean_rank(*columns: list[float]) -> list[float]:
-    """Each item's mean rank over the columns (average ranks for ties; NaN where any column is NaN)."""
-    from scipy.stats import rankdata
-
-    keep = [k for k in range(len(columns[0])) if all(c[k] == c[k] for c in columns)]
-    out = [float("nan")] * len(columns[0])
-    ranks = [rankdata([c[k] for k in keep]) for c in columns]
-    for n, k in enumerate(keep):
-        out[k] = sum(float(r[n]) for r in ranks) / len(columns)
-    return out
-
-
 def fidelity_row(label: str, scores: list[float], truth: list[float], upper: list[int],
                  partners: dict[str, list[float]], cpu: str) -> list:
     """A row of the fidelity table: correlations of ``scores`` with the truth over all, over the ``upper`` positions,
     and of the mean rank with each of ``partners`` (naswot, params; blank if not given)."""
+    from nas.export.choose import mean_rank  # the rank combination of nas export --rank-with
+
     rho, tau, (lo, hi), m = correlations(scores, truth)
     _, tau_upper, _, _ = correlations([scores[k] for k in upper], [truth[k] for k in upper], reps=0)
     with_ = [f"{correlations(mean_rank(scores, partners[n]), truth, reps=0)[1]:.3f}" if n in partners else ""

@@ -88,12 +88,23 @@ def select_trial(study, objectives: list[str], *, max_latency_ms: float | None =
     raise ValueError("select_trial needs a rule")
 
 
+def mean_rank(*columns) -> list[float]:
+    """Each item's mean rank over the columns, higher values ranking higher (average ranks for ties; NaN where any
+    column is NaN, the others ranked among themselves)."""
+    from scipy.stats import rankdata
+
+    keep = [k for k in range(len(columns[0])) if all(c[k] == c[k] for c in columns)]
+    out = [float("nan")] * len(columns[0])
+    ranks = [rankdata([c[k] for k in keep]) for c in columns]
+    for n, k in enumerate(keep):
+        out[k] = sum(float(r[n]) for r in ranks) / len(columns)
+    return out
+
+
 def _by_mean_rank(complete: list, objectives: list[str], proxy: str, where: str | None):
     """The trial with the best mean of its ranks under the first objective (its direction) and the zero-cost proxy
     ``proxy`` (higher is better), over the trials that recorded a finite value of both; ties go to the better first
     objective, then the earlier trial."""
-    from scipy.stats import rankdata
-
     def score(t) -> float:
         value = (t.user_attrs.get("zero_cost") or {}).get(proxy)
         return float(value) if isinstance(value, (int, float)) else float("nan")
@@ -107,9 +118,7 @@ def _by_mean_rank(complete: list, objectives: list[str], proxy: str, where: str 
                           f"{', '.join(recorded) or 'none (the run was configured with zero_cost: [])'}",
                           file=where, key="--rank-with")
     sign = 1.0 if direction(objectives[0]) == "maximize" else -1.0
-    first = rankdata([sign * row[1] for row in scored])
-    second = rankdata([row[2] for row in scored])
-    mean = (first + second) / 2
+    mean = mean_rank([sign * row[1] for row in scored], [row[2] for row in scored])
     best = max(range(len(scored)), key=lambda k: (mean[k], sign * scored[k][1], -scored[k][0].number))
     left = len(complete) - len(scored)
     note = f"; {left} without a finite {proxy} left out" if left else ""
