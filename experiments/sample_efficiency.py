@@ -20,7 +20,8 @@ Smoke test (digits, 6 trials, 2 samplers x 1 seed, about a minute; writes nothin
 
     python experiments/sample_efficiency.py --smoke --runs-dir /tmp/se_smoke --no-write
 
-Writes experiments/results/sample_efficiency.md and .csv (hypervolume at checkpoints; mean and spread over seeds).
+Writes experiments/results/sample_efficiency.md and .csv (hypervolume at checkpoints; mean and spread over seeds);
+with ``--cost params`` (accuracy against the exactly counted parameters) sample_efficiency_params.md and .csv.
 """
 from __future__ import annotations
 
@@ -46,16 +47,22 @@ CONTROLS = {"screened": lambda base: {"sampler": "predictor", "population_size":
             "pool4": lambda base: {"sampler": "predictor", "fresh_candidates": 4},
             "pool4of32": lambda base: {"sampler": "predictor", "candidates": 32, "fresh_candidates": 4},
             "zcwarm": lambda base: {"sampler": "predictor", "zero_cost_warmup": 64}}
-OBJECTIVES = ["accuracy", "latency_ms"]
 MAX_LATENCY_MS = 20.0
-REFERENCE = [0.0, MAX_LATENCY_MS]  # hypervolume reference point: accuracy 0, latency at the constraint
+MAX_PARAMS = 2_000_000
+# the second objective (--cost): its hypervolume reference (the run's limit on it), the run's constraints, the page
+COSTS = {
+    "latency_ms": {"reference": MAX_LATENCY_MS, "unit": "ms", "scale": 1.0, "page": "sample_efficiency",
+                   "constraints": {"max_params": MAX_PARAMS, "max_latency_ms": MAX_LATENCY_MS}},
+    "params": {"reference": MAX_PARAMS / 1e6, "unit": "M parameters", "scale": 1e-6, "page": "sample_efficiency_params",
+               "constraints": {"max_params": MAX_PARAMS}},
+}
 
 FULL = {
     "space": "vision",
     "dataset": "fashion_mnist",
     "train_subset": 6000,
-    "objectives": OBJECTIVES,
-    "constraints": {"max_params": 2_000_000, "max_latency_ms": MAX_LATENCY_MS},
+    "objectives": ["accuracy", "latency_ms"],
+    "constraints": COSTS["latency_ms"]["constraints"],
     "budget": {"epochs": 1, "batch_size": 128, "lr": 0.002},
     "population_size": 16,
     "trials": 64,
@@ -91,7 +98,7 @@ def counted_trials(run_dir: Path) -> int | None:
         return None
     import optuna
 
-    from nas.control.engine import counted
+    from nas.control.states import counted
 
     run = RunDir.open(run_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -163,7 +170,7 @@ def timings(runs_dir: Path, samplers, seeds, target: int) -> list[list]:
     return rows
 
 
-def prediction_quality(runs_dir: Path, seeds) -> list[list]:
+def prediction_quality(runs_dir: Path, seeds, objectives: list[str]) -> list[list]:
     """How well the predictor's forest predicted the trials it chose (user attr ``predictor``): per objective,
     Spearman's rho of predicted mean vs. measured value, mean absolute error, share within one predicted sd."""
     import numpy as np
@@ -175,7 +182,7 @@ def prediction_quality(runs_dir: Path, seeds) -> list[list]:
             predicted = (t.user_attrs.get("predictor") or {}).get("predicted")
             if t.state.name != "COMPLETE" or not predicted or "reused_from" in t.user_attrs:
                 continue
-            for objective, value in zip(OBJECTIVES, t.values):
+            for objective, value in zip(objectives, t.values):
                 mean, sd = predicted[objective]
                 pairs.setdefault(objective, []).append((mean, sd, value))
     rows = []
@@ -186,11 +193,12 @@ def prediction_quality(runs_dir: Path, seeds) -> list[list]:
     return rows
 
 
-def curves(runs_dir: Path, samplers, seeds, target: int):
-    """{sampler: [hypervolume after k trials for k = 1..target, one list per seed]}."""
+def curves(runs_dir: Path, samplers, seeds, target: int, reference: list[float], scale: float = 1.0):
+    """{sampler: [hypervolume after k trials for k = 1..target, one list per seed]} (accuracy maximised, the cost
+    times ``scale`` minimised, from ``reference``)."""
     import numpy as np
 
-    from nas.control.engine import counted
+    from nas.control.states import counted
     from nas.pareto import hypervolume_history
 
     found = {}
@@ -201,10 +209,11 @@ def curves(runs_dir: Path, samplers, seeds, target: int):
             for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
                 if not counted(t):
                     continue  # stale (re-enqueued) trials do not count
-                rows.append(list(t.values) if t.state.name == "COMPLETE" else [float("nan")] * len(OBJECTIVES))
+                rows.append(list(t.values) if t.state.name == "COMPLETE" else [float("nan")] * 2)
             rows = rows[:target]
             if rows:
-                hv = hypervolume_history(np.array(rows, dtype=float), ["maximize", "minimize"], REFERENCE)
+                rows = np.array(rows, dtype=float) * [1.0, scale]
+                hv = hypervolume_history(rows, ["maximize", "minimize"], reference)
                 found[sampler].append([float(x) for x in hv])
     return found
 
@@ -216,7 +225,8 @@ def trials_to_reach(curve: list[float], level: float) -> int | None:
     return None
 
 
-def summarize(report: Report, found: dict, target: int, default: str, *, write_csv: bool = True) -> None:
+def summarize(report: Report, found: dict, target: int, default: str, *, cost: str = "latency_ms",
+              write_csv: bool = True) -> None:
     checkpoints = sorted({c for c in (4, 8, 16, 32, 48, 64, target) if c <= target})
     headers = ["sampler", "seeds", *[f"HV@{c}" for c in checkpoints]]
     rows = []
@@ -230,9 +240,10 @@ def summarize(report: Report, found: dict, target: int, default: str, *, write_c
             else:
                 row.append("")
         rows.append(row)
-    report.table(headers, rows, title=f"Hypervolume (reference: accuracy 0, latency {MAX_LATENCY_MS:g} ms) after k "
-                                      "trials, mean ± sd over seeds",
-                 csv="sample_efficiency.csv" if write_csv else None)
+    ref = COSTS[cost]
+    report.table(headers, rows, title=f"Hypervolume (reference: accuracy 0, {cost} {ref['reference']:,g} "
+                                      f"{ref['unit']}) after k trials, mean ± sd over seeds",
+                 csv=f"{ref['page']}.csv" if write_csv else None)
     random_final = [r[-1] for r in found.get("random", []) if len(r) >= target]
     if not random_final or not found.get(default):
         report.text("Target not evaluated: random or the default sampler has no complete runs yet.")
@@ -277,11 +288,17 @@ def main(argv=None) -> int:
     parser.add_argument("--latency-min-time", type=float, default=None, metavar="S",
                         help="latency_min_time_s: keep timing a candidate until the timed calls span S seconds "
                              "(default: the config default)")
+    parser.add_argument("--cost", choices=sorted(COSTS), default="latency_ms",
+                        help="the second objective beside accuracy (default latency_ms; params: exactly counted, "
+                             "written to sample_efficiency_params.md)")
     parser.add_argument("--report-only", action="store_true", help="write the curves of what is there, run nothing")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write experiments/results")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     base = dict(SMOKE if args.smoke else FULL)
+    cost = COSTS[args.cost]
+    base["objectives"] = ["accuracy", args.cost]
+    base["constraints"] = cost["constraints"]
     if args.trials is not None:
         base["trials"] = args.trials
     if args.train_subset is not None:
@@ -312,21 +329,22 @@ def main(argv=None) -> int:
     from nas.control.config import RunConfig
 
     default = RunConfig.model_validate({k: v for k, v in base.items()}).sampler_name
-    found = curves(runs_dir, samplers, seeds, base["trials"])
-    report = Report("sample_efficiency", "Sample efficiency: hypervolume vs. trials per sampler", info=info)
+    found = curves(runs_dir, samplers, seeds, base["trials"], [0.0, cost["reference"]], cost["scale"])
+    report = Report(cost["page"], "Sample efficiency: hypervolume vs. trials per sampler", info=info)
     report.text(f"Runs: `{runs_dir}`; {len(samplers)} samplers x {len(seeds)} seeds x {base['trials']} trials; "
                 f"dataset {base['dataset']} (train_subset {base['train_subset']}), budget {base['budget']}, "
                 f"population {base['population_size']}, train_threads {base['train_threads']}, constraints "
                 f"{base['constraints']}, latency_min_time_s {base.get('latency_min_time_s', 'default')}; "
-                f"{'complete' if complete else 'INCOMPLETE (partial curves)'}.")
-    summarize(report, found, base["trials"], default, write_csv=not args.no_write and complete)
+                f"objectives {base['objectives']}; {'complete' if complete else 'INCOMPLETE (partial curves)'}.")
+    summarize(report, found, base["trials"], default, cost=args.cost, write_csv=not args.no_write and complete)
     report.table(["sampler", "runs", "outside evaluate, ms per trial (median)", "minutes per run, mean (range)",
                   "trials trained per run (mean)"], timings(runs_dir, samplers, seeds, base["trials"]),
                  title="What the runs cost in time (trial start to completion, from the journal; 'outside evaluate' "
                        "is the sampler's choice plus storage and bookkeeping)")
     if "predictor" in samplers:
         report.table(["objective", "trials chosen by the forest", "Spearman rho (predicted vs. measured)",
-                      "mean absolute error", "share within one predicted sd"], prediction_quality(runs_dir, seeds),
+                      "mean absolute error", "share within one predicted sd"],
+                     prediction_quality(runs_dir, seeds, base["objectives"]),
                      title="The predictor's forecasts for the trials it chose (after its random startup)")
     if not args.no_write and complete:
         report.write()
