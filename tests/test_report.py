@@ -362,7 +362,7 @@ def test_versus_found_names_dominators_with_margins_and_near_misses_with_their_t
 
 def test_the_remeasured_dominators_get_their_accuracy_margin():
     from nas.remeasure.record import remeasured_frame
-    from nas.report import _with_margins
+    from nas.report.data import _with_margins
 
     n = 300
     base_ok = np.ones(n, bool)
