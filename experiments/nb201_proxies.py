@@ -178,7 +178,7 @@ def fidelity_row(label: str, scores: list[float], truth: list[float], upper: lis
                  partners: dict[str, list[float]], cpu: str) -> list:
     """A row of the fidelity table: correlations of ``scores`` with the truth over all, over the ``upper`` positions,
     and of the mean rank with each of ``partners`` (naswot, params; blank if not given)."""
-    from nas.export.choose import mean_rank  # the rank combination of nas export --rank-with
+    from nas.control.pick import mean_rank  # the rank combination of nas export --rank-with
 
     rho, tau, (lo, hi), m = correlations(scores, truth)
     _, tau_upper, _, _ = correlations([scores[k] for k in upper], [truth[k] for k in upper], reps=0)

@@ -215,6 +215,8 @@ SE_GATES = ("sigmoid", "hardsigmoid")
 # What runs a network while its latency is timed: PyTorch eager, or its ONNX graph in onnxruntime (CPU)
 LATENCY_RUNTIMES = ("torch", "onnxruntime")
 RUNTIME_NAMES = {"torch": "PyTorch eager", "onnxruntime": "ONNX Runtime (CPU)"}
+# The zero-cost proxies every trial records unless the run's config says otherwise (zero_cost: true)
+ZERO_COST_DEFAULT = ("synflow", "naswot", "grad_norm", "snip")
 
 
 def latency_where(record: dict) -> str:

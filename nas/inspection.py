@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas import pareto
+from nas.control.pick import complete_trials, run_pick
 from nas.control.rundir import RunDir, open_run
 from nas.control.states import counted
 from nas.errors import NasError, RunError
@@ -57,6 +58,12 @@ def _best(complete, objectives: list[str], directions: list[str]) -> dict[str, f
     return best
 
 
+def _pick(study, config) -> dict[str, Any] | None:
+    """The trial the run picks (what ``nas export RUN`` exports) and why; None before any trial completes."""
+    picked = run_pick(complete_trials(study), config.objectives, config.directions, config.rank_with)
+    return None if picked is None else {"number": picked[0].number, "reason": picked[1]}
+
+
 def _last_activity(run: RunDir, trials) -> str | None:
     stamps = [s for t in trials for s in (t.datetime_complete, t.datetime_start) if s is not None]
     log = run.path / "search.log"
@@ -84,7 +91,7 @@ def run_overview(path: str | Path) -> dict[str, Any]:
     return {"name": run.path.name, "path": str(run.path), "state": state, "space": space.name,
             "dataset": config.dataset, "evaluator": config.evaluator, "objectives": objectives,
             "directions": directions, "sampler": config.sampler_name, "target": target, "counted": counted,
-            **counts, "best": _best(complete, objectives, directions),
+            **counts, "best": _best(complete, objectives, directions), "pick": _pick(study, config),
             "front": [t.number for t in sorted(_front(complete, directions), key=lambda t: t.number)],
             "last_activity": _last_activity(run, trials)}
 
@@ -179,6 +186,7 @@ def run_text(r: dict[str, Any]) -> str:
         f"  trials: {r['counted']} of {r['target'] if r['target'] is not None else '-'} counted: {r['trained']} "
         f"trained, {r['screened']} screened, {r['reused']} reused, {r['failed']} failed; {r['running']} running",
         f"  best: {best}",
+        "  pick: " + (f"#{r['pick']['number']} ({r['pick']['reason']})" if r.get("pick") else "-"),
         f"  front ({len(r['front'])}): {', '.join(f'#{n}' for n in r['front']) or '-'}",
         f"  last activity: {r['last_activity'] or '-'}",
     ])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -594,16 +593,6 @@ def test_two_bounds_that_no_trial_meets_together_say_so():
         select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.95, where="run")
     chosen, _ = select_trial(study, objectives, max_latency_ms=4, min_accuracy=0.4, where="run")
     assert chosen.number == 2
-
-
-def test_mean_rank_averages_each_columns_ranks_and_leaves_out_a_nan():
-    from nas.export.choose import mean_rank
-
-    assert mean_rank([0.1, 0.3, 0.2], [3.0, 1.0, 2.0]) == [2.0, 2.0, 2.0]
-    assert mean_rank([0.1, 0.3, 0.2], [1.0, 3.0, 2.0]) == [1.0, 3.0, 2.0]
-    assert mean_rank([0.1, 0.1, 0.5]) == [1.5, 1.5, 3.0]  # ties share the average rank
-    out = mean_rank([0.1, float("nan"), 0.5], [5.0, 6.0, 7.0])
-    assert out[0] == 1.0 and math.isnan(out[1]) and out[2] == 2.0  # ranked among the rows every column has
 
 
 def test_rank_with_picks_the_best_mean_rank_of_the_first_objective_and_the_proxy():

@@ -310,8 +310,9 @@ def _add_ship_commands(commands) -> None:
     rule.add_argument("--knee", action="store_true",
                       help="the knee of the Pareto front (on the latencies of `nas measure` when they cover it)")
     rule.add_argument("--rank-with", default=None, metavar="PROXY",
-                      help="the best mean of the ranks under the first objective and this zero-cost proxy recorded "
-                           "by every trial (e.g. naswot: docs/benchmarks.md, NAS-Bench-201 end to end)")
+                      help="the best mean of the ranks under the first objective and this zero-cost proxy the "
+                           "trials recorded (e.g. naswot: docs/benchmarks.md, which trial a run picks); none: the "
+                           "best first objective (default: the run's pick, config rank_with)")
     p.add_argument("--max-latency-ms", type=float, default=None, help="the most accurate trial within this latency")
     p.add_argument("--min-accuracy", type=float, default=None, help="the fastest trial reaching this accuracy")
     p.add_argument("-o", "--out", default=None,

@@ -16,6 +16,9 @@ A run config names everything a search needs::
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
     zero_cost_warmup: 0              # predictor: its random startup trials become the top of this many screened
                                      # random candidates ranked by the naswot zero-cost proxy (0: off)
+    rank_with: naswot                # the trial the run picks (nas export's default): the best mean rank under the
+                                     # first objective and this zero-cost proxy; none: the best first objective
+                                     # (default: naswot with one objective, proxy training and naswot recorded)
     trials: 16                       # and/or time_budget_s
     seed: 0
     device: auto                     # training device
@@ -46,7 +49,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from nas.budget import Budget
-from nas.catalog import LATENCY_RUNTIMES
+from nas.catalog import LATENCY_RUNTIMES, ZERO_COST_DEFAULT
 from nas.control.samplers import SAMPLERS
 from nas.errors import BudgetError, ConfigError, plain_message, unknown_key
 from nas.grammar import shipped_spaces_dir
@@ -129,6 +132,7 @@ class RunConfig(_Strict):
     latency_table: str | None = None  # a table of `nas latency-table` (a path; relative: to the working directory)
     train_threads: int | None = Field(default=None, ge=1)
     zero_cost: bool | list[str] = True
+    rank_with: str | None = None  # the run's pick: a zero-cost proxy to rank with, or "none" (see rank_with_name)
     warm_start: list[str] = Field(default_factory=list)  # trained first: baselines by name, "baselines", spec files
     evaluator: str = "proxy"  # a name in nas.evaluate.evaluators.EVALUATORS (checked when the run is prepared)
     plugins: list[str] = Field(default_factory=list)  # user modules imported before validation (nas.plugins)
@@ -193,6 +197,10 @@ class RunConfig(_Strict):
         if (self.latency_source == "table") != (self.latency_table is not None):
             raise ValueError("@latency_table: latency_table (a file of `nas latency-table`) is given exactly when "
                              "latency_source is table")
+        if self.rank_with not in (None, "none") and self.rank_with not in self.zero_cost_names:
+            raise ValueError(f"@rank_with: {self.rank_with} is not among the zero-cost proxies the trials record "
+                             f"({', '.join(self.zero_cost_names) or 'none: zero_cost is off'}); add it to zero_cost "
+                             "or pick with rank_with: none")
         if self.zero_cost_warmup and self.sampler_name != "predictor":
             raise ValueError(f"@zero_cost_warmup: the warm-up ranks the startup trials of the predictor sampler; "
                              f"this run's sampler is {self.sampler_name}")
@@ -209,6 +217,26 @@ class RunConfig(_Strict):
         experiments/results/sample_efficiency.md) and ``tpe`` with one. A new run stores the resolved name."""
         return self.sampler or ("predictor" if len(self.objectives) >= 2 else "tpe")
 
+    @property
+    def zero_cost_names(self) -> tuple[str, ...]:
+        """The zero-cost proxies each trial records."""
+        if self.zero_cost is True:
+            return ZERO_COST_DEFAULT
+        return tuple(self.zero_cost) if isinstance(self.zero_cost, list) else ()
+
+    @property
+    def rank_with_name(self) -> str:
+        """How the run picks its trial (:mod:`nas.control.pick`): its own ``rank_with``, else the default: ``naswot``
+        for accuracy alone with proxy training (the default evaluator) recording naswot, where the mean rank of the
+        short training's accuracy and NASWOT ranks architectures better than the accuracy alone (measured:
+        docs/benchmarks.md, "Which trial a run picks"), and ``none`` (the best first objective) otherwise. A new run
+        stores the resolved value."""
+        if self.rank_with is not None:
+            return self.rank_with
+        if self.objectives == ["accuracy"] and self.evaluator == "proxy" and "naswot" in self.zero_cost_names:
+            return "naswot"
+        return "none"
+
     def budget_obj(self) -> Budget:
         return Budget(**self.budget.model_dump())
 
@@ -222,7 +250,7 @@ class RunConfig(_Strict):
             latency_threads=self.latency_threads, latency_min_time_s=self.latency_min_time_s,
             latency_runtime=self.latency_runtime, latency_source=self.latency_source,
             latency_table=self.latency_table, train_threads=self.train_threads,
-            zero_cost=tuple(self.zero_cost) if isinstance(self.zero_cost, list) else self.zero_cost)
+            zero_cost=self.zero_cost_names)
 
     def to_data(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

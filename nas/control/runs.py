@@ -61,8 +61,10 @@ def same_space(run: RunDir, space) -> bool:
 def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, Any], storage_url: str | None,
             **meta: Any) -> RunDir:
     """The run folder of a new search (both backends): config and space snapshots, run.json (plus ``meta``).
-    The sampler is resolved into the config snapshot (the default becomes a name), so the run keeps it."""
+    The sampler and the pick rule are resolved into the config snapshot (a default becomes a name), so the run keeps
+    them."""
     prepared.config.sampler = prepared.config.sampler_name
+    prepared.config.rank_with = prepared.config.rank_with_name
     run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(prepared.config),
                         space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
     if meta:
@@ -92,6 +94,13 @@ def keep_sampler(run: RunDir, prepared: Prepared) -> None:
         return
     stored = stored_config(run).get("sampler")
     prepared.config.sampler = stored or ("nsga2" if len(prepared.config.objectives) >= 2 else "tpe")
+
+
+def keep_pick(run: RunDir, prepared: Prepared) -> None:
+    """A continued run keeps its pick rule (``rank_with``) unless the config names one: the one in its config
+    snapshot, or for a run made before the rule was stored, ``none`` (the best first objective, as it was)."""
+    if prepared.config.rank_with is None:
+        prepared.config.rank_with = stored_config(run).get("rank_with") or "none"
 
 
 def stored_config(run: RunDir) -> dict[str, Any]:

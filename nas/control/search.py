@@ -14,6 +14,7 @@ from nas.control.shared import DEFAULT_HEARTBEAT_S, check_heartbeat, is_server, 
 from nas.control.runs import (
     check_study_name_free,
     is_ray_run,
+    keep_pick,
     keep_sampler,
     locate_run,
     new_run,
@@ -91,6 +92,7 @@ def continue_run(run: RunDir, prepared: Prepared, backend: Backend, *, quiet: bo
     backend.check_run(run)
     backend.check()
     keep_sampler(run, prepared)
+    keep_pick(run, prepared)
     engine = Engine(prepared, quiet=quiet)
     run.lock()
     try:

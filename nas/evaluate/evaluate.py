@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from nas.catalog import ZERO_COST_DEFAULT
 from nas.budget import Budget
 from nas.builder import example_input, lazy_model
 from nas.data import load_dataset
@@ -26,9 +27,6 @@ from nas.spec import ArchSpec
 
 # (spec, get_model) -> (problems, relative excess per constraint, what was measured at the evaluation input)
 Precheck = Callable[[Any, Callable[[], Any]], "tuple[list[str], dict[str, float], dict[str, Any]]"]
-
-ZERO_COST_DEFAULT = ("synflow", "naswot", "grad_norm", "snip")
-
 
 @dataclass(frozen=True)
 class EvalConfig:

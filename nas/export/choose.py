@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nas import pareto
+from nas.control.pick import complete_trials, ranked_trial, recorded_proxies
 from nas.errors import ExportError
 from nas.objectives import direction
 
@@ -20,8 +21,7 @@ def select_trial(study, objectives: list[str], *, max_latency_ms: float | None =
     ``remeasured``: the run's ``nas measure`` record (``latency.json``). When latency is an objective and the record
     timed every member of the front, the knee is taken on the front with those latencies (the members timed
     together, in one process), and the reason says so."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values
-                and "spec" in t.user_attrs]
+    complete = complete_trials(study)
     if not complete:
         raise ExportError("the run has no complete trial to export yet", file=where)
 
@@ -88,39 +88,13 @@ def select_trial(study, objectives: list[str], *, max_latency_ms: float | None =
     raise ValueError("select_trial needs a rule")
 
 
-def mean_rank(*columns) -> list[float]:
-    """Each item's mean rank over the columns, higher values ranking higher (average ranks for ties; NaN where any
-    column is NaN, the others ranked among themselves)."""
-    from scipy.stats import rankdata
-
-    keep = [k for k in range(len(columns[0])) if all(c[k] == c[k] for c in columns)]
-    out = [float("nan")] * len(columns[0])
-    ranks = [rankdata([c[k] for k in keep]) for c in columns]
-    for n, k in enumerate(keep):
-        out[k] = sum(float(r[n]) for r in ranks) / len(columns)
-    return out
-
-
 def _by_mean_rank(complete: list, objectives: list[str], proxy: str, where: str | None):
-    """The trial with the best mean of its ranks under the first objective (its direction) and the zero-cost proxy
-    ``proxy`` (higher is better), over the trials that recorded a finite value of both; ties go to the better first
-    objective, then the earlier trial."""
-    def score(t) -> float:
-        value = (t.user_attrs.get("zero_cost") or {}).get(proxy)
-        return float(value) if isinstance(value, (int, float)) else float("nan")
-
-    scored = [(t, float(t.values[0]), score(t)) for t in complete]
-    scored = [row for row in scored if np.isfinite(row[1]) and np.isfinite(row[2])]
-    if not scored:
-        recorded = sorted({k for t in complete for k, v in (t.user_attrs.get("zero_cost") or {}).items()
-                           if isinstance(v, (int, float)) and np.isfinite(v)})
+    """``--rank-with``: :func:`nas.control.pick.ranked_trial`; a proxy that no trial recorded is an error naming the
+    ones recorded."""
+    found = ranked_trial(complete, objectives, [direction(o) for o in objectives], proxy)
+    if found is None:
+        recorded = recorded_proxies(complete)
         raise ExportError(f"no complete trial recorded the zero-cost proxy {proxy!r}; recorded: "
                           f"{', '.join(recorded) or 'none (the run was configured with zero_cost: [])'}",
                           file=where, key="--rank-with")
-    sign = 1.0 if direction(objectives[0]) == "maximize" else -1.0
-    mean = mean_rank([sign * row[1] for row in scored], [row[2] for row in scored])
-    best = max(range(len(scored)), key=lambda k: (mean[k], sign * scored[k][1], -scored[k][0].number))
-    left = len(complete) - len(scored)
-    note = f"; {left} without a finite {proxy} left out" if left else ""
-    return scored[best][0], (f"best mean rank under {objectives[0]} and the zero-cost proxy {proxy} of "
-                             f"{len(scored)} complete trials{note}")
+    return found

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from nas.archjson import ARCH_FILE, check_input_shape, check_num_classes, positive_shape, read_spec
 from nas.control.config import load_config
+from nas.control.pick import NO_RANK, complete_trials, run_pick
 from nas.control.rundir import CONFIG_FILE, RunDir
 from nas.errors import ExportError
 from nas.evaluate.evaluate import check_input_kind
@@ -22,33 +23,33 @@ def export_trial(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
                  max_latency_ms: float | None = None, min_accuracy: float | None = None, knee: bool = False,
                  opset: int | None = None, force: bool = False, latency_repeats: int = 50,
                  rank_with: str | None = None) -> dict:
-    """Export the architecture of ``trial`` of a search run (default: the best COMPLETE trial by the run's first
-    objective; other rules: :func:`nas.export.choose.select_trial`). A search keeps no weights, so the folder holds
+    """Export the architecture of ``trial`` of a search run (default: the run's pick, :func:`nas.control.pick.run_pick`
+    by its config's ``rank_with``; ``rank_with="none"``: the best first objective; other rules:
+    :func:`nas.export.choose.select_trial`). A search keeps no weights, so the folder holds
     the architecture and its proxy metrics; train it with :func:`nas.fulltrain.train_full`.
     Default folder: ``<run_dir>/exports/trial-<N>``."""
     run = RunDir.open(run_dir)
     config, _ = load_config(run.path / CONFIG_FILE)
     study = run.load_study()
-    trials = [t for t in study.get_trials(deepcopy=False) if "spec" in t.user_attrs]
     objectives = list(study.user_attrs.get("objectives") or config.objectives)
     rules = [trial is not None, max_latency_ms is not None or min_accuracy is not None, bool(knee),
              rank_with is not None]
     if sum(rules) > 1:
         raise ExportError("choose one of --trial, --max-latency-ms / --min-accuracy, --knee, --rank-with",
                           file=str(run.path))
-    if trial is None and any(rules):
+    if trial is None and any(rules) and rank_with != NO_RANK:
         chosen, selected = select_trial(study, objectives, max_latency_ms=max_latency_ms,
                                         min_accuracy=min_accuracy, knee=knee, where=str(run.path),
                                         remeasured=read_remeasured(run.path) if knee else None,
                                         rank_with=rank_with)
-    elif trial is None:
-        complete = [t for t in trials if t.state.name == "COMPLETE" and t.values]
-        if not complete:
+    elif trial is None:  # the run's own pick (config rank_with), or --rank-with none: the best first objective
+        rule = rank_with if rank_with is not None else config.rank_with
+        picked = run_pick(complete_trials(study), objectives, [d.name.lower() for d in study.directions], rule)
+        if picked is None:
             raise ExportError("the run has no complete trial to export yet", file=str(run.path), key="--trial")
-        maximize = study.directions[0].name == "MAXIMIZE"
-        chosen = (max if maximize else min)(complete, key=lambda t: (t.values[0], -t.number) if maximize
-                                            else (t.values[0], t.number))
-        selected = f"best {objectives[0]} of {len(complete)} complete trials"
+        chosen, selected = picked
+        if rank_with is None and rule not in (None, NO_RANK):
+            selected += " (the run's pick, config rank_with; --rank-with none: the best alone)"
     else:
         found = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
         if not found:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from nas import pareto
 from nas.catalog import latency_where
+from nas.control.pick import complete_trials, run_pick
 from nas.control.rundir import open_run, read_baselines_cache
 from nas.grammar import shipped_spaces_dir
 from nas.remeasure.record import dominating_found, finds, read_remeasured, remeasured_frame
@@ -42,6 +43,7 @@ class ReportData:
     remeasured: pd.DataFrame = field(default_factory=pd.DataFrame)  # `nas measure`: latency.json, one row a model
     remeasured_about: str = ""
     val_size: int | None = None  # validation examples every trial was scored on (None: not stored, an older run)
+    pick: dict[str, Any] | None = None  # the run's pick (nas.control.pick.run_pick): {"number", "reason"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -58,6 +60,12 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
     complete = trials[trials["state"] == "COMPLETE"]
     values = complete[objectives].to_numpy(dtype=float) if len(complete) else np.zeros((0, len(objectives)))
     notes: list[str] = [latency_note(config, study)] if "latency_ms" in objectives else []
+    picked = run_pick(complete_trials(study), objectives, directions, config.rank_with)
+    pick = None if picked is None else {"number": picked[0].number, "reason": picked[1]}
+    if pick is not None:
+        values_of = ", ".join(f"{o} {v:.4g}" for o, v in zip(objectives, picked[0].values))
+        notes.append(f"The run's pick (what `nas export` exports): trial #{pick['number']} ({values_of}), "
+                     f"{pick['reason']}.")
 
     mask = pareto.pareto_mask(values, directions) if len(values) else np.zeros(0, bool)
     trials["on_front"] = False
@@ -110,7 +118,8 @@ def report_data(run_dir: str | Path, *, baselines: bool = True) -> ReportData:
     return ReportData(name=run.path.name, space=space.name, dataset=config.dataset, objectives=objectives,
                       directions=directions, choices=choices, trials=trials, pareto=front, hypervolume=hv,
                       reference=list(reference), baselines=base, curves=curves, fit=fit, importance=importance,
-                      shares=shares, notes=notes, remeasured=remeasured, remeasured_about=about, val_size=val_size)
+                      shares=shares, notes=notes, remeasured=remeasured, remeasured_about=about, val_size=val_size,
+                      pick=pick)
 
 
 def latency_note(config, study) -> str:

@@ -120,3 +120,23 @@ def test_zero_cost_scores_are_the_zero_cost_studys_naswot_and_are_cached(e2e, ex
     assert len(lines) == 2
     again = e2e.zero_cost_scores({"333132"}, str(SHARED_DATA), progress=lambda _: None, cache_path=cache)
     assert again["naswot"]["333132"] == scores["naswot"]["333132"] and cache.read_text().splitlines() == lines
+
+
+def test_a_rescored_naswot_is_the_one_the_trials_of_a_run_recorded(e2e):
+    """Seed 2's runs kept each trial's own NASWOT: rescoring their architectures gives the same numbers, so records
+    made before trials kept them can be filled in."""
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "cifar10_small.npz").exists() and not (SHARED_DATA / "cifar10.npz").exists():
+        pytest.skip("needs the shared CIFAR-10 data (NAS_DATA_DIR)")
+    kept = [r for r in e2e.load_records().values() if r["seed"] == 2 and any("run_naswot" in x for x in r["rows"])]
+    assert kept, "the recorded study has seed 2's runs with their trials' own NASWOT"
+    rows = [x for x in kept[0]["rows"] if "run_naswot" in x][:3]
+    scores = e2e.run_naswot_scores({x["index"] for x in rows}, 2, args(data_dir=str(SHARED_DATA)),
+                                   progress=lambda *_, **__: None)
+    assert {x["index"]: x["run_naswot"] for x in rows} == {i: scores[i] for i in scores}
+
+    bare = {**kept[0], "rows": [{k: v for k, v in x.items() if k != "run_naswot"} for x in rows]}
+    filled = e2e.rescored_run_naswot(bare, args(data_dir=str(SHARED_DATA)), progress=lambda *_, **__: None)
+    assert filled["run_naswot"] == "rescored" and filled["rows"] == rows
+    assert e2e.rescored_run_naswot(kept[0], args()) is kept[0]  # the trials kept their own: left as it is
