@@ -5,10 +5,11 @@ Each run is ``nas search`` on a run config of the nb201 space, on the CIFAR-10 s
 or NAS_DATA_DIR), objective accuracy, proxy budget ``--epochs`` at ``--resolution`` (default 5 epochs at 16x16, the
 budget of the best Kendall tau in experiments/results/nb201_fidelity.md), ``--workers`` worker processes of one torch
 thread each, for a wall-clock budget of ``--hours``: the default sampler (resolved at run creation) against random
-search, ``--seeds`` each. A run's *pick* after t minutes is its best observed trial among the trials finished by then;
-its ground truth is the table's CIFAR-10 validation accuracy after 200 epochs (mean over NB201's seeds), beside the
-table's optimum (91.61) and the published one-hour-class results on NB201 (REA 91.19 +- 0.31, random search 90.93 +-
-0.36, NB201's Table 5, cifar10-valid, which search on the table, not with proxy training).
+search, ``--seeds`` each. A run's *pick* after t minutes is the trial its default rule picks among the trials finished
+by then (config rank_with: naswot, the best mean rank under proxy accuracy and the trial's own NASWOT); its ground
+truth is the table's CIFAR-10 validation accuracy after 200 epochs (mean over NB201's seeds), beside the table's
+optimum (91.61) and the published one-hour-class results on NB201 (REA 91.19 +- 0.31, random search 90.93 +- 0.36,
+NB201's Table 5, cifar10-valid, which search on the table, not with proxy training).
 
 Resumable: every run is a folder under ``--work`` (default runs/nb201_e2e/); run the same command again after a kill
 and each run continues (``--resume``) until its trials' wall time reaches the budget. A finished run's trials (accuracy,
@@ -38,14 +39,16 @@ from _common import REPO_ROOT, RESULTS_DIR, Report, cpu_model, machine_info, sou
 NAME = "nb201_end_to_end"
 RECORDS = RESULTS_DIR / f"{NAME}_runs.jsonl"
 SAMPLERS = {"default": None, "random": "random"}
-# How a run's pick is made from its finished trials (:func:`pick_truth`): the engine picks by proxy accuracy; the
-# others rank the same trials by a zero-cost score, or by the mean of the ranks under proxy accuracy and one.
-# ``naswot`` is scored for this page at 32x32 on seed 0's batch; ``run_naswot`` is what each trial recorded itself
-# (at the run's input, on its seed's batch): the rule of ``nas export RUN --rank-with naswot``
-PICK_RULES = {"proxy accuracy (the engine's)": ("accuracy",), "naswot": ("naswot",), "params": ("params",),
-              "mean rank of proxy accuracy and naswot": ("accuracy", "naswot"),
+# How a run's pick is made from its finished trials (:func:`pick_truth`). A run picks by its config's rank_with
+# (nas.control.pick): a new one-objective run of proxy training by the mean of its trials' ranks under proxy accuracy
+# and each trial's own NASWOT (``run_naswot``: at the run's input, on its seed's batch): DEFAULT_RULE. The others rank
+# the same trials by proxy accuracy alone (rank_with: none), by a zero-cost score alone, or by the mean rank with one
+# (``naswot`` here scored for this page at 32x32 on seed 0's batch; ``params`` NB201's parameter count).
+DEFAULT_RULE = ("accuracy", "run_naswot")
+PICK_RULES = {"proxy accuracy alone (rank_with: none)": ("accuracy",), "naswot": ("naswot",), "params": ("params",),
+              "mean rank of proxy accuracy and naswot (32x32, seed 0's batch)": ("accuracy", "naswot"),
               "mean rank of proxy accuracy and params": ("accuracy", "params"),
-              "mean rank of proxy accuracy and the run's naswot (--rank-with naswot)": ("accuracy", "run_naswot")}
+              "mean rank of proxy accuracy and the trial's own naswot (rank_with: naswot, the default)": DEFAULT_RULE}
 PUBLISHED = "NB201 Table 5 (cifar10-valid, searching the table): REA 91.19 +- 0.31, random search 90.93 +- 0.36"
 
 
@@ -281,9 +284,9 @@ def main() -> None:
     for (sampler, seed), rec in results.items():
         rows = rec["rows"]
         table_rows.append([f"{sampler} ({rec['resolved_sampler'] or sampler})", seed, len(rows),
-                           *[_fmt(pick_truth(rows, m, table)) for m in marks], rec["date"]])
+                           *[_fmt(pick_truth(rows, m, table, DEFAULT_RULE)) for m in marks], rec["date"]])
     for sampler in args.samplers:
-        finals = [pick_truth(results[(sampler, s)]["rows"], marks[-1], table) for s in args.seeds]
+        finals = [pick_truth(results[(sampler, s)]["rows"], marks[-1], table, DEFAULT_RULE) for s in args.seeds]
         finals = [f for f in finals if f is not None]
         if finals:
             middle = f"median {statistics.median(finals):.2f}, mean {statistics.mean(finals):.2f}"
