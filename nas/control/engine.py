@@ -44,6 +44,7 @@ from nas.builder import lazy_model
 from nas.control.config import RunConfig, load_config, locate, resolve_space_path
 from nas.control.owners import OWNER_ATTR, owner, owner_alive
 from nas.control.progress import Progress, Tally, fmt_values, resume_hint
+from nas.control.pick import complete_trials, run_pick
 from nas.control.rundir import RunDir
 from nas.control.samplers import make_sampler
 from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
@@ -339,7 +340,8 @@ class Engine:
             hint = resume_hint(self.run_dir.path) if reason == "interrupted" else ""
             self.progress.end(f"{now()} stop ({reason}): {self.tally.counted} trials counted, "
                               f"{self.tally.complete} complete, front {self.progress.front_size()}{hint}")
-        self.progress.print_block(front_report(self.study, self.config.objectives, self.config.directions))
+        self.progress.print_block(front_report(self.study, self.config.objectives, self.config.directions,
+                                                 self.config.rank_with))
 
     @property
     def poll_s(self) -> float:
@@ -646,8 +648,9 @@ class _Frozen:
     user_attrs: dict[str, Any]
 
 
-def front_report(study, objectives: list[str], directions: list[str]) -> str:
-    """The Pareto front of the COMPLETE trials, one line per member (reused duplicates left out)."""
+def front_report(study, objectives: list[str], directions: list[str], rank_with: str | None = None) -> str:
+    """The Pareto front of the COMPLETE trials, one line per member (reused duplicates left out), then the trial the
+    run picks by its ``rank_with`` (:func:`nas.control.pick.run_pick`: what ``nas export RUN`` exports)."""
     import numpy as np
 
     trials = [t for t in study.get_trials(deepcopy=False)
@@ -661,4 +664,8 @@ def front_report(study, objectives: list[str], directions: list[str]) -> str:
     for t in front:
         lines.append(f"  #{t.number:<4d} {fmt_values(objectives, list(t.values))}  {t.user_attrs.get('spec_hash', '')}"
                      f"  {t.user_attrs.get('summary', '')}")
+    picked = run_pick(complete_trials(study), objectives, directions, rank_with)
+    if picked is not None:
+        lines.append(f"The run's pick (nas export's default): #{picked[0].number} "
+                     f"{fmt_values(objectives, list(picked[0].values))}, {picked[1]}")
     return "\n".join(lines)

@@ -33,9 +33,10 @@ def mean_rank(*columns: Sequence[float]) -> list[float]:
 
 
 def complete_trials(study) -> list:
-    """The run's COMPLETE trials that have values and an architecture (the ones a pick can name)."""
+    """The run's COMPLETE trials that have values and an architecture (the ones a pick can name), less the trials
+    that reused an earlier trial's result (a repeat of the same architecture would count its ranks twice)."""
     return [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values
-            and "spec" in t.user_attrs]
+            and "spec" in t.user_attrs and "reused_from" not in t.user_attrs]
 
 
 def proxy_value(trial, proxy: str) -> float:

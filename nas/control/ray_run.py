@@ -206,7 +206,7 @@ def drive(run: RunDir, engine, prepared, *, header: str, quiet: bool) -> None:
         complete = sum(t.state.name == "COMPLETE" for t in tally)
         hint = resume_hint(run.path) if reason == "interrupted" else ""
         _say(run, f"{now()} stop ({reason}): {len(tally)} trials counted, {complete} complete{hint}", quiet)
-    text = front_report(engine.study, config.objectives, config.directions)
+    text = front_report(engine.study, config.objectives, config.directions, config.rank_with)
     run.log(text)
     if not quiet:
         print(text, flush=True)

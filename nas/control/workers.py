@@ -160,7 +160,7 @@ def run_parallel(engine, run, *, parallel: Parallel, header: str) -> None:
     reason = "done" if deadline is None or time.time() < deadline else "time budget reached"
     say(f"{now()} stop ({reason}): {sum(1 for t in trials if counted(t))} trials counted, {complete} complete, "
         f"{time.perf_counter() - started:.0f} s with {parallel.workers} workers")
-    print(front_report(engine.study, config.objectives, config.directions), flush=True)
+    print(front_report(engine.study, config.objectives, config.directions, config.rank_with), flush=True)
 
 
 def _stop(alive: dict[int, Any], grace_s: float = 20.0) -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from nas.control.config import RunConfig, load_config
-from nas.control.pick import best_trial, mean_rank, ranked_trial, recorded_proxies, run_pick
+from nas.control.pick import best_trial, complete_trials, mean_rank, ranked_trial, recorded_proxies, run_pick
 from nas.errors import ConfigError
 from tests.control.control_helpers import TINY
 
@@ -54,6 +54,14 @@ def test_a_trial_without_a_finite_proxy_is_left_out_and_none_recorded_falls_back
     assert run_pick(trials, ["accuracy"], ["maximize"], "none")[0].number == 0
     assert run_pick(trials, ["accuracy"], ["maximize"], None)[0].number == 0  # a run stored before the rule
     assert run_pick([], ["accuracy"], ["maximize"], "naswot") is None
+
+
+def test_a_trial_that_reused_an_earlier_result_is_not_ranked_twice():
+    trials = [SimpleNamespace(number=i, state=SimpleNamespace(name="COMPLETE"), values=[0.5],
+                              user_attrs={"spec": "{}", **({"reused_from": 0} if i == 1 else {})}) for i in range(3)]
+    trials.append(SimpleNamespace(number=3, state=SimpleNamespace(name="FAIL"), values=None, user_attrs={}))
+    study = SimpleNamespace(get_trials=lambda deepcopy=False: trials)
+    assert [t.number for t in complete_trials(study)] == [0, 2]
 
 
 def test_a_minimised_first_objective_ranks_the_other_way():
@@ -108,7 +116,6 @@ def test_a_run_stores_its_rule_and_export_show_and_report_name_one_pick(tmp_path
     assert stored["rank_with"] == "naswot"  # the default, resolved into the snapshot
 
     from nas.control.rundir import RunDir
-    from nas.control.pick import complete_trials
 
     complete = complete_trials(RunDir.open(run).load_study())
     expected, why = ranked_trial(complete, ["accuracy"], ["maximize"], "naswot")
@@ -120,6 +127,10 @@ def test_a_run_stores_its_rule_and_export_show_and_report_name_one_pick(tmp_path
     paths = export_from(run, tmp_path / "best", rank_with="none", latency_repeats=0)
     assert read_metrics(paths["dir"])["source"]["trial"] == best.number
 
+    from nas.control.engine import front_report
+
+    last = front_report(RunDir.open(run).load_study(), ["accuracy"], ["maximize"], "naswot").splitlines()[-1]
+    assert last.startswith(f"The run's pick (nas export's default): #{expected.number} acc=") and last.endswith(why)
     overview = run_overview(run)
     assert overview["pick"] == {"number": expected.number, "reason": why}
     assert f"  pick: #{expected.number} ({why})" in run_text(overview).splitlines()
