@@ -172,7 +172,8 @@ def runs_text(rows: list[dict[str, Any]]) -> str:
         best = ", ".join(f"{k} {_value(k, v)}" for k, v in r["best"].items()) or "no result yet"
         lines.append(f"{r['name']}  {r['state']}  {r['counted']}/{target} counted: {r['trained']} trained, "
                      f"{r['screened']} screened, {r['reused']} reused, {r['failed']} failed"
-                     f"{', ' + str(r['running']) + ' running' if r['running'] else ''} | best {best} | front "
+                     f"{', ' + str(r['running']) + ' running' if r['running'] else ''} | best {best} | pick "
+                     f"{'#' + str(r['pick']['number']) if r.get('pick') else '-'} | front "
                      f"{len(r['front'])} | {r['space']} on {r['dataset']} | last {r['last_activity'] or '-'}")
     return "\n".join(lines)
 

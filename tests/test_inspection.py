@@ -56,6 +56,9 @@ def test_runs_command_text_and_json(runs, capsys):
     assert main(["runs", str(runs)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and lines[0].startswith("a  done  4/4 counted: ") and "| front " in lines[0]
+    # a two-objective run picks its best first objective (rank_with: none): the most accurate trial
+    pick = run_overview(runs / "a")["pick"]
+    assert f"| pick #{pick['number']} | front " in lines[0] and pick["reason"].startswith("best accuracy of ")
     assert lines[1].startswith("b  done  2/2 counted: ") and lines[2].startswith("broken  unreadable: ")
     assert main(["runs", str(runs), "--json"]) == 0
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["a", "b", "broken", "v"]
