@@ -269,7 +269,7 @@ def _resume(args) -> int:
 
 def _add_ship_commands(commands) -> None:
     p = commands.add_parser("runs", help="list the runs in a folder: state, trials trained / screened / reused / "
-                                         "failed, best values, front size, last activity")
+                                         "failed, best values, the pick, front size, last activity")
     p.add_argument("runs_dir", nargs="?", default="runs", help="the folder holding run folders (default ./runs)")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(handler=_runs)
