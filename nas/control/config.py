@@ -14,8 +14,8 @@ A run config names everything a search needs::
                                      # (default: predictor with >= 2 objectives, tpe with 1)
     candidates: 16                   # predictor: candidates ranked per trial
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
-    zero_cost_warmup: 0              # predictor: its random startup trials become the top of this many screened
-                                     # random candidates ranked by the naswot zero-cost proxy (0: off)
+    zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
+                                     # candidates ranked by the naswot zero-cost proxy (0: off)
     rank_with: naswot                # the trial the run picks (nas export's default): the best mean rank under the
                                      # first objective and this zero-cost proxy; none: the best first objective
                                      # (default: naswot with one objective, proxy training and naswot recorded)
@@ -116,7 +116,7 @@ class RunConfig(_Strict):
     tournament_size: int | None = Field(default=None, ge=1)
     candidates: int = Field(default=16, ge=1)  # predictor: candidates ranked per trial
     fresh_candidates: int | None = Field(default=None, ge=1)  # predictor: new ones screened per trial (the rest kept)
-    zero_cost_warmup: int = Field(default=0, ge=0, le=100_000)  # predictor: startup = top of this many by naswot
+    zero_cost_warmup: int = Field(default=0, ge=0, le=100_000)  # startup trials = the top of this many by naswot
     trials: int | None = Field(default=None, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0, le=2**31 - 2)  # numpy / Optuna samplers take seeds below 2**32; room to derive
@@ -201,9 +201,6 @@ class RunConfig(_Strict):
             raise ValueError(f"@rank_with: {self.rank_with} is not among the zero-cost proxies the trials record "
                              f"({', '.join(self.zero_cost_names) or 'none: zero_cost is off'}); add it to zero_cost "
                              "or pick with rank_with: none")
-        if self.zero_cost_warmup and self.sampler_name != "predictor":
-            raise ValueError(f"@zero_cost_warmup: the warm-up ranks the startup trials of the predictor sampler; "
-                             f"this run's sampler is {self.sampler_name}")
         return self
 
     # -- derived --------------------------------------------------------------------------------------------------

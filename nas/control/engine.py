@@ -46,11 +46,11 @@ from nas.control.owners import OWNER_ATTR, owner, owner_alive
 from nas.control.progress import Progress, Tally, fmt_values, resume_hint
 from nas.control.pick import complete_trials, run_pick
 from nas.control.rundir import RunDir
-from nas.control.samplers import make_sampler
+from nas.control.samplers import make_sampler, startup_trials
 from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
 from nas.control.states import in_use, stale
 from nas.control.suggest import OptunaSuggest
-from nas.control.warmstart import enqueue, resolve
+from nas.control.warmstart import enqueue, resolve, zero_cost_warm_up
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
 from nas.evaluate import latency_table, zero_cost
 from nas.evaluate.costs import constraint_costs, violations
@@ -158,12 +158,15 @@ class Engine:
             PROXIES.get(name)  # an unknown proxy: one line naming the known ones (key zero_cost)
         self.device = self.eval_config.resolved_device()
         self.eval_config.check_latency_device()
+        self.proxy_data = None  # the images zero_cost_warmup scores candidates on (the training data, if any)
         table_input = getattr(self.evaluator, "table_input", None)
         if table_input is not None:  # a tabular evaluator (nb201): looked up, not trained; no data set to load
             self.data = None
             shape, classes = table_input(self.config.dataset)
             getattr(self.evaluator, "check_space", lambda space: None)(self.space)
             self.input_shape, self.num_classes = tuple(shape), int(classes)
+            if self.config.zero_cost_warmup:  # the warm-up scores candidates on the data set's images
+                self.proxy_data = load_data(self.eval_config, self.device)
         else:
             self.data = load_data(self.eval_config, self.device)
             check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
@@ -175,6 +178,7 @@ class Engine:
                                   "at least 2 are needed", key="budget.data_fraction")
             self.input_shape = tuple(budget.input_shape(self.data.input_shape))
             self.num_classes = int(self.data.num_classes)
+            self.proxy_data = self.data
         if self.eval_config.latency_source == "table":  # a missing or mismatched table: said before any training
             latency_table.for_run(self.eval_config.latency_table, self.space, self.input_shape)
         self.budget_key = self.config.budget_key()
@@ -216,6 +220,10 @@ class Engine:
         self.study.sampler = self.new_sampler()  # a new study: the config's seed (before any trial is enqueued)
         if create and self.warm:
             enqueue(self.study, self.warm)  # the search header names them
+        if create and self.config.zero_cost_warmup and self.config.sampler_name != "predictor":
+            # the predictor ranks its own startup candidates; another sampler's first trials are enqueued
+            enqueue(self.study, zero_cost_warm_up(self.space, self.warmup_scorer(), self.config.zero_cost_warmup,
+                                                  startup_trials(self.config), seed=self.config.seed))
 
     def new_sampler(self, seed: int | None = None):
         """The run's sampler, counting candidates at this run's input. The default seed is the config's for a new
@@ -224,7 +232,7 @@ class Engine:
         if seed is None:
             n = len(self.study.get_trials(deepcopy=False))
             seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        scorer = self.warmup_scorer() if self.config.zero_cost_warmup and self.data is not None else None
+        scorer = self.warmup_scorer() if self.config.zero_cost_warmup and self.proxy_data is not None else None
         latency = None
         if self.eval_config.latency_source == "table":
             table = latency_table.cached(self.eval_config.latency_table)
@@ -234,9 +242,9 @@ class Engine:
 
     def warmup_scorer(self):
         """``naswot(spec)``: the zero-cost score of a spec built at this run's input with the run's seed, on the
-        fixed proxy batch the evaluator scores trials on (for the predictor's ``zero_cost_warmup``): the same number
-        as the trial's own ``naswot`` where the run computes it. The global torch RNG is left as it was."""
-        batch = proxy_batch(self.data, self.eval_config, self.input_shape)
+        fixed proxy batch the evaluator scores trials on (for ``zero_cost_warmup``): the same number as the trial's
+        own ``naswot`` where the run computes it. The global torch RNG is left as it was."""
+        batch = proxy_batch(self.proxy_data, self.eval_config, self.input_shape)
         seed, shape, classes = self.eval_config.seed, self.input_shape, self.num_classes
 
         def naswot(spec) -> float:

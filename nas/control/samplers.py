@@ -23,6 +23,18 @@ def default_population(trials: int | None) -> int:
     return max(4, min(50, trials // 2))
 
 
+def startup_trials(config) -> int:
+    """How many first trials the run's sampler draws before it learns from results: NSGA-II's and evolution's first
+    population, the random startup of TPE and GP (at most 10), the predictor's (``population_size``, else at most
+    10); random search: as TPE. ``zero_cost_warmup`` replaces these trials."""
+    population = config.population_size or default_population(config.trials)
+    if config.sampler_name in ("nsga2", "evolution"):
+        return population
+    if config.sampler_name == "predictor":
+        return config.population_size or min(10, population)
+    return min(10, population)
+
+
 # A factory: (config, space, *, seed, population, input, scorer) -> an Optuna sampler. ``population`` is the
 # startup / population size the run's trial count allows (:func:`default_population` unless the config sets it).
 SamplerFactory = Callable[..., Any]  # -> optuna.samplers.BaseSampler

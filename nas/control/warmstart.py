@@ -64,6 +64,37 @@ def resolve(entries: list[str], space: Any, space_path: Path | None, config_file
     return found
 
 
+def zero_cost_warm_up(space: Any, scorer: Any, candidates: int, keep: int, *, seed: int) -> list[WarmStart]:
+    """The zero-cost warm-up of a new run (config ``zero_cost_warmup``; Abdelfattah et al. 2021): ``candidates``
+    distinct random specs of the space (drawn from ``seed``) scored by ``scorer`` (naswot), the best ``keep`` as the
+    run's first trials, best first. A spec that does not build or scores no finite value is left out; one that
+    breaks the run's constraints is found so by its trial, as any trial is (the predictor's own warm-up screens its
+    candidates first)."""
+    import math
+    import random
+
+    from nas.grammar import RandomSuggest
+
+    rng = random.Random(seed * 7_919 + 17)
+    scored, seen = [], set()
+    for _ in range(4 * candidates + 8):
+        if len(seen) >= candidates:
+            break
+        spec = space.sample(RandomSuggest(rng))
+        if spec.hash() in seen:
+            continue
+        seen.add(spec.hash())
+        try:
+            score = float(scorer(spec))
+        except Exception:  # noqa: BLE001 - a candidate that does not build is no warm-up trial
+            continue
+        if math.isfinite(score):
+            scored.append((score, len(scored), spec))
+    scored.sort(key=lambda row: (-row[0], row[1]))
+    return [WarmStart(f"zero-cost warm-up: naswot {rank} of {len(scored)}", space.assignment(spec), spec.hash())
+            for rank, (_, _, spec) in enumerate(scored[:keep], 1)]
+
+
 def enqueue(study, warm: list[WarmStart]) -> None:
     """Enqueue the warm-start trials of a new run, in order (they are the run's first trials)."""
     for w in warm:

@@ -200,8 +200,6 @@ def test_the_pool_keeps_unpicked_candidates_and_screens_only_the_fresh_ones(visi
     ("fresh_candidates", {"sampler": "predictor", "fresh_candidates": 20}, {"sampler": "predictor",
                                                                             "fresh_candidates": 0},
      "fresh_candidates: 20 new candidates per trial is more than the 16"),
-    ("zero_cost_warmup", {"sampler": "nsga2", "zero_cost_warmup": 8}, {"sampler": "tpe", "zero_cost_warmup": 8},
-     "zero_cost_warmup: the warm-up ranks the startup trials of the predictor"),
 ])
 def test_a_bad_predictor_option_is_a_one_line_config_error(tmp_path, key, bad, worse, message):
     from nas.errors import ConfigError

@@ -64,6 +64,27 @@ def test_warm_starts_are_the_first_trials_with_every_sampler(tmp_path, sampler):
     assert len(study.trials) == 4
 
 
+@pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "predictor"])  # the predictor ranks its own
+def test_a_zero_cost_warm_up_makes_the_startup_trials_of_every_sampler_best_naswot_first(tmp_path, sampler):
+    from nas.control.config import RunConfig
+    from nas.control.samplers import startup_trials
+
+    changes = dict(sampler=sampler, trials=5, population_size=3, zero_cost_warmup=8, zero_cost=["naswot"])
+    config = write_config(tmp_path, **changes)
+    nas.search(config, runs_dir=tmp_path / "runs", name="z", quiet=True)
+    trials = journal_study(tmp_path / "runs" / "z").get_trials()
+    keep = startup_trials(RunConfig.model_validate({**TINY, **changes}))
+    assert keep == 3  # nsga2 / evolution: the population; tpe / gp / random: min(10, population)
+    labels = [t.user_attrs.get(ATTR) for t in trials]
+    assert [label.split(" of ")[0] for label in labels[:keep]] == [f"zero-cost warm-up: naswot {i}"
+                                                                   for i in range(1, keep + 1)]
+    assert all(label is None for label in labels[keep:])
+    # the warm-up ranks by the score each trial then records itself (same model seed, input and batch)
+    scores = [t.user_attrs["zero_cost"]["naswot"] for t in trials[:keep]]
+    assert scores == sorted(scores, reverse=True)
+    assert len({t.user_attrs["spec_hash"] for t in trials[:keep]}) == keep
+
+
 def test_a_resumed_run_does_not_warm_start_again(tmp_path):
     (a,) = tiny_specs(1)
     a.save(tmp_path / "a.json")
