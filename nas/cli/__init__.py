@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         getattr(args, "help_of", parser).print_help()  # `nas space` alone: the space commands' help
         return EXIT_USAGE
-    previous = _terminate_as_interrupt()
+    previous = install_stop_handlers()
     try:
         return int(args.handler(args) or 0)
     except NasError as e:
@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in (previous or {}).items():
+            signal.signal(signum, handler)
 
 
 class Terminated(KeyboardInterrupt):
@@ -47,8 +47,10 @@ class Terminated(KeyboardInterrupt):
     enqueued again, the stop line says how to continue, the live display gives the terminal its cursor back."""
 
 
-def _terminate_as_interrupt():
-    """Install the SIGTERM handler (main thread only); the handler it replaced, or None."""
+def install_stop_handlers() -> dict | None:
+    """Install the SIGTERM and SIGINT handlers (main thread only); the handlers they replaced, or None. Both stop the
+    command where it is, except in the middle of a journal write, which they let finish first (an interrupt inside
+    Optuna's file lock would leave a FileNotFoundError traceback instead of the stop line)."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -57,11 +59,21 @@ def _terminate_as_interrupt():
     def stop():
         raise Terminated()
 
+    def interrupt():
+        raise KeyboardInterrupt()
+
     def terminated(signum, frame):
         if not defer(stop):  # in the middle of a journal write: stop when it is done
             stop()
 
-    return signal.signal(signal.SIGTERM, terminated)
+    def interrupted(signum, frame):
+        if not defer(interrupt):
+            interrupt()
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminated)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored or taken
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupted)
+    return previous
 
 
 def build_parser() -> argparse.ArgumentParser:

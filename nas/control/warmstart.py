@@ -20,12 +20,15 @@ Relative paths are read relative to the config file's folder, then the working d
 """
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.archjson import read_spec
 from nas.errors import ConfigError, NasError
+from nas.grammar import RandomSuggest
 
 ALL_BASELINES = "baselines"
 ATTR = "warm_start"
@@ -70,11 +73,6 @@ def zero_cost_warm_up(space: Any, scorer: Any, candidates: int, keep: int, *, se
     run's first trials, best first. A spec that does not build or scores no finite value is left out; one that
     breaks the run's constraints is found so by its trial, as any trial is (the predictor's own warm-up screens its
     candidates first)."""
-    import math
-    import random
-
-    from nas.grammar import RandomSuggest
-
     rng = random.Random(seed * 7_919 + 17)
     scored, seen = [], set()
     for _ in range(4 * candidates + 8):

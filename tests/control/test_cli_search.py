@@ -250,3 +250,27 @@ def test_a_stop_during_a_journal_write_waits_for_the_write():
             happened.append("written")
     assert happened == ["written", "stopped"]
     assert not defer(stop)  # outside a write the handler acts at once
+
+
+@pytest.mark.parametrize("sig, stop", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, KeyboardInterrupt)])
+def test_the_cli_handlers_of_ctrl_c_and_sigterm_wait_for_a_journal_write(sig, stop):
+    """Both stop signals of a `nas` command defer inside a journal write (Ctrl-C with Python's own handler would
+    raise inside Optuna's lock and end in a FileNotFoundError traceback, exit 1)."""
+    import os
+
+    from nas.cli import install_stop_handlers
+    from nas.control.rundir import shielded
+
+    previous = install_stop_handlers()
+    try:
+        assert sig in previous
+        happened = []
+        with pytest.raises(stop):
+            with shielded():
+                os.kill(os.getpid(), sig)
+                happened.append("written")  # the handler ran, and deferred
+        assert happened == ["written"]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
