@@ -159,14 +159,16 @@ class Engine:
         self.device = self.eval_config.resolved_device()
         self.eval_config.check_latency_device()
         self.proxy_data = None  # the images zero_cost_warmup scores candidates on (the training data, if any)
+        self.warmup_input: tuple[int, ...] | None = None  # the input it scores at (default: the run's input)
         table_input = getattr(self.evaluator, "table_input", None)
         if table_input is not None:  # a tabular evaluator (nb201): looked up, not trained; no data set to load
             self.data = None
             shape, classes = table_input(self.config.dataset)
             getattr(self.evaluator, "check_space", lambda space: None)(self.space)
             self.input_shape, self.num_classes = tuple(shape), int(classes)
-            if self.config.zero_cost_warmup:  # the warm-up scores candidates on the data set's images
-                self.proxy_data = load_data(self.eval_config, self.device)
+            if self.config.zero_cost_warmup:  # the warm-up scores candidates on the data set's images, at the
+                self.proxy_data = load_data(self.eval_config, self.device)  # budget's resolution
+                self.warmup_input = tuple(self.eval_config.budget.input_shape(self.proxy_data.input_shape))
         else:
             self.data = load_data(self.eval_config, self.device)
             check_input_kind(self.data, self.space.input, self.config.dataset, what=f"space {self.space.name!r}",
@@ -243,9 +245,11 @@ class Engine:
     def warmup_scorer(self):
         """``naswot(spec)``: the zero-cost score of a spec built at this run's input with the run's seed, on the
         fixed proxy batch the evaluator scores trials on (for ``zero_cost_warmup``): the same number as the trial's
-        own ``naswot`` where the run computes it. The global torch RNG is left as it was."""
-        batch = proxy_batch(self.proxy_data, self.eval_config, self.input_shape)
-        seed, shape, classes = self.eval_config.seed, self.input_shape, self.num_classes
+        own ``naswot`` where the run computes it. A tabular run, which trains nothing, scores at its budget's
+        resolution (``budget.resolution: 0.5``: a quarter of the pixels). The global torch RNG is left as it was."""
+        shape = self.warmup_input or self.input_shape
+        batch = proxy_batch(self.proxy_data, self.eval_config, shape)
+        seed, classes = self.eval_config.seed, self.num_classes
 
         def naswot(spec) -> float:
             import torch

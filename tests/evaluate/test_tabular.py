@@ -66,3 +66,26 @@ def test_search_on_the_table(tmp_path):
     with pytest.raises(ConfigError, match="space: evaluator nb201 .* space 'vision' is not its space"):
         Engine(prepare({**config, "space": "vision", "dataset": "cifar10"}))
 
+
+
+def test_a_zero_cost_warm_up_on_the_table_scores_the_data_sets_images_at_the_budgets_resolution(tmp_path):
+    """A tabular run trains nothing, but its warm-up ranks candidates by naswot on the data set's images: loaded for
+    it, at the budget's resolution; the first trials are the best of them, best first."""
+    from nas.control.engine import Engine, prepare
+    from nas.control.search import search
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "cifar10_small.npz").exists() and not (SHARED_DATA / "cifar10.npz").exists():
+        pytest.skip("needs the shared CIFAR-10 data (NAS_DATA_DIR)")
+    config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "data_dir": str(SHARED_DATA),
+              "objectives": ["accuracy"], "trials": 4, "seed": 1, "sampler": "tpe", "population_size": 3,
+              "zero_cost_warmup": 6, "budget": {"resolution": 0.5}}
+    engine = Engine(prepare(config))
+    assert engine.data is None and engine.proxy_data is not None and engine.warmup_input == (3, 16, 16)
+    scorer = engine.warmup_scorer()
+    trials = search(config, name="wu", runs_dir=tmp_path, quiet=True).get_trials()
+    labels = [t.user_attrs.get("warm_start") for t in trials]
+    assert [label.split(" of ")[0] for label in labels[:3]] == [f"zero-cost warm-up: naswot {i}" for i in (1, 2, 3)]
+    assert labels[3] is None
+    scores = [scorer(from_index(t.user_attrs["nb201_index"])) for t in trials[:3]]
+    assert scores == sorted(scores, reverse=True)
