@@ -261,6 +261,7 @@ def test_the_cli_handlers_of_ctrl_c_and_sigterm_wait_for_a_journal_write(sig, st
     from nas.cli import install_stop_handlers
     from nas.control.rundir import shielded
 
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (nohup ignores SIGINT)
     previous = install_stop_handlers()
     try:
         assert sig in previous
@@ -273,4 +274,13 @@ def test_the_cli_handlers_of_ctrl_c_and_sigterm_wait_for_a_journal_write(sig, st
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, outer)
+    # where SIGINT is ignored (a background job), the command leaves it so
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        previous = install_stop_handlers()
+        assert signal.SIGINT not in previous and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGTERM, previous[signal.SIGTERM])
+    finally:
+        signal.signal(signal.SIGINT, outer)
