@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from nas.budget import Budget
 from nas.catalog import LATENCY_RUNTIMES, ZERO_COST_DEFAULT
+from nas.control.pick import NO_RANK
 from nas.control.samplers import SAMPLERS
 from nas.errors import BudgetError, ConfigError, plain_message, unknown_key
 from nas.grammar import shipped_spaces_dir
@@ -197,7 +198,7 @@ class RunConfig(_Strict):
         if (self.latency_source == "table") != (self.latency_table is not None):
             raise ValueError("@latency_table: latency_table (a file of `nas latency-table`) is given exactly when "
                              "latency_source is table")
-        if self.rank_with not in (None, "none") and self.rank_with not in self.zero_cost_names:
+        if self.rank_with not in (None, NO_RANK) and self.rank_with not in self.zero_cost_names:
             raise ValueError(f"@rank_with: {self.rank_with} is not among the zero-cost proxies the trials record "
                              f"({', '.join(self.zero_cost_names) or 'none: zero_cost is off'}); add it to zero_cost "
                              "or pick with rank_with: none")
@@ -232,7 +233,7 @@ class RunConfig(_Strict):
             return self.rank_with
         if self.objectives == ["accuracy"] and self.evaluator == "proxy" and "naswot" in self.zero_cost_names:
             return "naswot"
-        return "none"
+        return NO_RANK
 
     def budget_obj(self) -> Budget:
         return Budget(**self.budget.model_dump())

@@ -665,8 +665,7 @@ def front_report(study, objectives: list[str], directions: list[str], rank_with:
     run picks by its ``rank_with`` (:func:`nas.control.pick.run_pick`: what ``nas export RUN`` exports)."""
     import numpy as np
 
-    trials = [t for t in study.get_trials(deepcopy=False)
-              if t.state.name == "COMPLETE" and "reused_from" not in t.user_attrs]
+    trials = complete_trials(study)
     if not trials:
         return "Pareto front: no complete trials"
     mask = pareto_mask(np.array([t.values for t in trials], dtype=float), directions)
@@ -676,7 +675,7 @@ def front_report(study, objectives: list[str], directions: list[str], rank_with:
     for t in front:
         lines.append(f"  #{t.number:<4d} {fmt_values(objectives, list(t.values))}  {t.user_attrs.get('spec_hash', '')}"
                      f"  {t.user_attrs.get('summary', '')}")
-    picked = run_pick(complete_trials(study), objectives, directions, rank_with)
+    picked = run_pick(trials, objectives, directions, rank_with)
     if picked is not None:
         lines.append(f"The run's pick (nas export's default): #{picked[0].number} "
                      f"{fmt_values(objectives, list(picked[0].values))}, {picked[1]}")

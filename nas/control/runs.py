@@ -7,6 +7,7 @@ from typing import Any
 
 from nas.control.config import RunConfig, describe_changes, dump_config
 from nas.control.engine import Prepared
+from nas.control.pick import NO_RANK
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir, check_name, normalize_storage
 from nas.errors import NasError, RunError
 from nas.grammar import Space
@@ -100,7 +101,7 @@ def keep_pick(run: RunDir, prepared: Prepared) -> None:
     """A continued run keeps its pick rule (``rank_with``) unless the config names one: the one in its config
     snapshot, or for a run made before the rule was stored, ``none`` (the best first objective, as it was)."""
     if prepared.config.rank_with is None:
-        prepared.config.rank_with = stored_config(run).get("rank_with") or "none"
+        prepared.config.rank_with = stored_config(run).get("rank_with") or NO_RANK
 
 
 def stored_config(run: RunDir) -> dict[str, Any]:
