@@ -161,24 +161,18 @@ def rescored_run_naswot(rec: dict, args, progress=print) -> dict:
 
 def run_naswot_scores(indices: set[str], seed: int, args, progress=print) -> dict[str, float]:
     """NASWOT of each NB201 index as a trial of a run of this study with ``seed`` scores it (see
-    :func:`rescored_run_naswot`)."""
+    :func:`rescored_run_naswot`): the engine's own scorer for the run's config
+    (:meth:`nas.control.engine.Engine.warmup_scorer`)."""
     import torch
 
     from nas.bench.nb201 import from_index
-    from nas.builder import lazy_model
-    from nas.control.config import RunConfig
-    from nas.evaluate import zero_cost
-    from nas.evaluate.evaluate import EvalConfig, load_data, proxy_batch
+    from nas.control.engine import Engine, prepare
 
     torch.set_num_threads(1)
-    config = EvalConfig.from_options(**RunConfig.model_validate(run_config(args, None, seed, 3600.0)).eval_options())
-    data = load_data(config, "cpu")
-    shape = config.budget.input_shape(data.input_shape)
-    batch = proxy_batch(data, config, shape)
+    naswot = Engine(prepare(run_config(args, None, seed, 3600.0)), quiet=True).warmup_scorer()
     out = {}
     for n, index in enumerate(sorted(indices)):
-        model = lazy_model(from_index(index), shape, data.num_classes, seed=config.seed)()
-        out[index] = float(zero_cost.score_all(model, batch, seed=config.seed, names=["naswot"])["naswot"])
+        out[index] = float(naswot(from_index(index)))
         if (n + 1) % 100 == 0:
             progress(f"  seed {seed}: NASWOT of {n + 1} of {len(indices)} architectures rescored", flush=True)
     return out
