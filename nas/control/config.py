@@ -19,6 +19,10 @@ A run config names everything a search needs::
     rank_with: naswot                # the trial the run picks (nas export's default): the best mean rank under the
                                      # first objective and this zero-cost proxy; none: the best first objective
                                      # (default: naswot with one objective, proxy training and naswot recorded)
+    confirm_best: 3                  # one objective: the leading architecture is evaluated again (independent
+                                     # seeds) until it has this many evaluations, and the run picks by the mean
+                                     # (1: off; default 3 with evaluator nb201, 1 otherwise)
+    confirm_share: 0.2               # at most this share of the counted trials are such repeats
     trials: 16                       # and/or time_budget_s
     seed: 0
     device: auto                     # training device
@@ -118,6 +122,8 @@ class RunConfig(_Strict):
     candidates: int = Field(default=16, ge=1)  # predictor: candidates ranked per trial
     fresh_candidates: int | None = Field(default=None, ge=1)  # predictor: new ones screened per trial (the rest kept)
     zero_cost_warmup: int = Field(default=0, ge=0, le=100_000)  # startup trials = the top of this many by naswot
+    confirm_best: int | None = Field(default=None, ge=1, le=10)  # evaluations of the leader (see confirm_best_n)
+    confirm_share: float = Field(default=0.2, gt=0, le=1)  # most of the counted trials that are repeats
     trials: int | None = Field(default=None, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0, le=2**31 - 2)  # numpy / Optuna samplers take seeds below 2**32; room to derive
@@ -202,6 +208,9 @@ class RunConfig(_Strict):
             raise ValueError(f"@rank_with: {self.rank_with} is not among the zero-cost proxies the trials record "
                              f"({', '.join(self.zero_cost_names) or 'none: zero_cost is off'}); add it to zero_cost "
                              "or pick with rank_with: none")
+        if (self.confirm_best or 1) > 1 and len(self.objectives) > 1:
+            raise ValueError(f"@confirm_best: confirming the leader needs one objective (it ranks architectures by "
+                             f"the first); this run has {len(self.objectives)}: {', '.join(self.objectives)}")
         return self
 
     # -- derived --------------------------------------------------------------------------------------------------
@@ -234,6 +243,16 @@ class RunConfig(_Strict):
         if self.objectives == ["accuracy"] and self.evaluator == "proxy" and "naswot" in self.zero_cost_names:
             return "naswot"
         return NO_RANK
+
+    @property
+    def confirm_best_n(self) -> int:
+        """How many evaluations the leading architecture gets (:mod:`nas.control.confirm`): its own
+        ``confirm_best``, else the default: 3 for one objective on NAS-Bench-201's table (``evaluator: nb201``, whose
+        three training seeds disagree by up to a few tenths of a percent), where it doubles how often a run picks
+        the best cell (docs/benchmarks.md), and 1 (off) otherwise. A new run stores the resolved value."""
+        if self.confirm_best is not None:
+            return self.confirm_best
+        return 3 if self.evaluator == "nb201" and len(self.objectives) == 1 else 1
 
     def budget_obj(self) -> Budget:
         return Budget(**self.budget.model_dump())

@@ -33,6 +33,7 @@ again (``retry_of``), so the count ends exact. Ctrl-C does the same at once.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas.builder import lazy_model
+from nas.control.confirm import KEPT_ON_RETRY, REPEAT, REPEAT_OF, Confirmations
 from nas.control.config import RunConfig, load_config, locate, resolve_space_path
 from nas.control.owners import OWNER_ATTR, owner, owner_alive
 from nas.control.progress import Progress, Tally, fmt_values, resume_hint
@@ -276,7 +278,8 @@ class Engine:
             self.storage.set_trial_user_attr(t._trial_id, "status", "stale")
             self.storage.set_trial_user_attr(t._trial_id, "reason", "left RUNNING by a stopped process; re-enqueued")
             self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            self.study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number})
+            kept = {k: t.user_attrs[k] for k in KEPT_ON_RETRY if k in t.user_attrs}  # a repeat stays a repeat
+            self.study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number, **kept})
             stale.append(t.number)
         return stale
 
@@ -284,7 +287,8 @@ class Engine:
         tally = Tally()
         self.done: dict[tuple[str, str], Any] = {}
         self.rung_peers: list[list[float]] = [[] for _ in (self.config.rungs or [])]
-        for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
+        trials_read = self.study.get_trials(deepcopy=False) if trials is None else trials
+        for t in trials_read:
             attrs = t.user_attrs
             state = t.state.name
             if state == "COMPLETE":
@@ -304,6 +308,8 @@ class Engine:
                 for i, point in (attrs.get("rungs") or {}).items():
                     if int(i) < len(self.rung_peers) and point.get("accuracy") is not None:
                         self.rung_peers[int(i)].append(point["accuracy"])
+        self.confirm = Confirmations.from_trials(trials_read, self.config.confirm_best_n, self.config.confirm_share,
+                                                 self.config.directions[0])
         return tally
 
     def data_text(self) -> str:
@@ -388,6 +394,10 @@ class Engine:
         self.progress.tally = self.tally
 
     def _ask(self) -> "Claimed":
+        repeat = self.confirm.next(self.tally.counted)  # the leader evaluated again (confirm_best), or None
+        if repeat is not None:
+            group, k = repeat
+            self.study.enqueue_trial(group.params, user_attrs={REPEAT_OF: group.number, REPEAT: k})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Heartbeat ... supposed to be used with Study.optimize": beaten below
             trial = self.study.ask()
@@ -451,6 +461,9 @@ class Engine:
     def _trial(self, trial, spec) -> tuple[str, list[float] | None, str]:
         spec_hash = spec.hash()
         self.progress.running(trial.number, spec.summary())
+        group = self.confirm.group(trial.user_attrs.get(REPEAT_OF))
+        if group is not None and group.spec_hash == spec_hash:  # the leader again: trained from another seed
+            return self._evaluate(trial, spec, spec_hash, repeat=(group, int(trial.user_attrs.get(REPEAT, 1))))
         if self.recount and (spec_hash, self.budget_key) not in self.done:
             self.wait_for_peer(trial.number, spec_hash)  # the same spec is training elsewhere: take its result
         previous = self.done.get((spec_hash, self.budget_key))
@@ -461,11 +474,16 @@ class Engine:
             self.tally.complete += 1
             self.tally.reused += 1  # its values are already in the tally (front sizes count distinct specs)
             return "reused", values, f"= #{previous.number}"
+        return self._evaluate(trial, spec, spec_hash)
 
+    def _evaluate(self, trial, spec, spec_hash: str, repeat: tuple | None = None) -> tuple[str, list[float] | None, str]:
+        """Evaluate ``spec`` for ``trial`` and tell the outcome; ``repeat``: (the architecture's group, k) when the
+        trial is the k-th repeat of a leader (:mod:`nas.control.confirm`)."""
+        eval_config = self.eval_config if repeat is None else dataclasses.replace(self.eval_config, repeat=repeat[1])
         rungs: dict[str, dict] = {}
         try:  # the constraint check runs first inside evaluate, on the model it then evaluates
             with step_progress(lambda step, total, loss: self.progress.step(trial.number, step, total, loss)):
-                result = self.evaluator(spec, self.eval_config, data=self.data,
+                result = self.evaluator(spec, eval_config, data=self.data,
                                         callback=self._rung_callback(trial, rungs), precheck=self.check_constraints)
         except (BuildError, SpecError) as e:
             self._tell(trial, "FAIL", status="error", reason=e.one_line())
@@ -488,7 +506,13 @@ class Engine:
         self._tell(trial, "COMPLETE", values, **attrs)
         self.tally.complete += 1
         self.tally.values.append(values)
+        if repeat is not None:
+            group, k = repeat
+            self.confirm.repeated(group.number, values[0])
+            return "complete", values, (f"evaluation {k + 1} of #{group.number}: mean {self.config.objectives[0]} "
+                                        f"{group.mean:.4g} over {len(group.values)}")
         self.done.setdefault((spec_hash, self.budget_key), _Frozen(trial.number, values, clean_attrs(attrs)))
+        self.confirm.first(trial.number, trial.params, spec_hash, values[0])
         return "complete", values, ""
 
     def running_peer(self, number: int, spec_hash: str):

@@ -10,11 +10,16 @@ A run's config key ``rank_with`` sets the rule, resolved when the run is created
   one-objective run of proxy training that records naswot: a short training ranks architectures poorly on its own,
   and the mean rank with NASWOT ranks them better on every space measured (docs/benchmarks.md, "Which trial a run
   picks").
+
+An architecture evaluated more than once (config ``confirm_best``: :mod:`nas.control.confirm`) counts once, by the mean
+of its evaluations.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Sequence
+
+from nas.control.confirm import evaluations_of, merged
 
 NO_RANK = "none"  # rank_with: the best first objective alone
 
@@ -33,10 +38,25 @@ def mean_rank(*columns: Sequence[float]) -> list[float]:
 
 
 def complete_trials(study) -> list:
-    """The run's COMPLETE trials that have values and an architecture (the ones a pick can name), less the trials
-    that reused an earlier trial's result (a repeat of the same architecture would count its ranks twice)."""
-    return [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values
-            and "spec" in t.user_attrs and "reused_from" not in t.user_attrs]
+    """The run's COMPLETE trials that have values and an architecture (the ones a pick can name), one per
+    architecture evaluation: less the trials that reused an earlier trial's result (a repeat of the same
+    architecture would count its ranks twice), and with the re-evaluations of ``confirm_best`` folded into the
+    architecture's first trial, its first objective their mean (:func:`nas.control.confirm.merged`)."""
+    return merged([t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values
+                   and "spec" in t.user_attrs and "reused_from" not in t.user_attrs])
+
+
+def mean_note(trial) -> str:
+    """``" (the mean of its k evaluations)"`` for an architecture evaluated k > 1 times, else nothing."""
+    k = evaluations_of(trial)
+    return f" (the mean of its {k} evaluations)" if k > 1 else ""
+
+
+def pool_text(complete: Sequence) -> str:
+    """What the pick chose among: ``N complete trials``, or ``N architectures`` where some were evaluated again."""
+    if any(evaluations_of(t) > 1 for t in complete):
+        return f"{len(complete)} architectures"
+    return f"{len(complete)} complete trials"
 
 
 def proxy_value(trial, proxy: str) -> float:
@@ -55,7 +75,7 @@ def best_trial(complete: Sequence, objectives: Sequence[str], directions: Sequen
     """The trial with the best first objective (ties: the earlier trial)."""
     sign = 1.0 if directions[0] == "maximize" else -1.0
     chosen = max(complete, key=lambda t: (sign * t.values[0], -t.number))
-    return chosen, f"best {objectives[0]} of {len(complete)} complete trials"
+    return chosen, f"best {objectives[0]}{mean_note(chosen)} of {pool_text(complete)}"
 
 
 def ranked_trial(complete: Sequence, objectives: Sequence[str], directions: Sequence[str],
@@ -72,8 +92,8 @@ def ranked_trial(complete: Sequence, objectives: Sequence[str], directions: Sequ
     best = max(range(len(scored)), key=lambda k: (mean[k], scored[k][1], -scored[k][0].number))
     left = len(complete) - len(scored)
     note = f"; {left} without a finite {proxy} left out" if left else ""
-    return scored[best][0], (f"best mean rank under {objectives[0]} and the zero-cost proxy {proxy} of "
-                             f"{len(scored)} complete trials{note}")
+    return scored[best][0], (f"best mean rank under {objectives[0]}{mean_note(scored[best][0])} and the zero-cost "
+                             f"proxy {proxy} of {pool_text([row[0] for row in scored])}{note}")
 
 
 def run_pick(complete: Sequence, objectives: Sequence[str], directions: Sequence[str],
@@ -91,5 +111,5 @@ def run_pick(complete: Sequence, objectives: Sequence[str], directions: Sequence
     return chosen, f"{reason} (no trial recorded a finite {rank_with}, the run's rank_with)"
 
 
-__all__ = ["NO_RANK", "mean_rank", "complete_trials", "proxy_value", "recorded_proxies", "best_trial", "ranked_trial",
+__all__ = ["NO_RANK", "mean_rank", "complete_trials", "mean_note", "proxy_value", "recorded_proxies", "best_trial", "ranked_trial",
            "run_pick"]

@@ -62,10 +62,11 @@ def same_space(run: RunDir, space) -> bool:
 def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, Any], storage_url: str | None,
             **meta: Any) -> RunDir:
     """The run folder of a new search (both backends): config and space snapshots, run.json (plus ``meta``).
-    The sampler and the pick rule are resolved into the config snapshot (a default becomes a name), so the run keeps
-    them."""
+    The sampler, the pick rule and the leader's evaluations are resolved into the config snapshot (a default becomes
+    a value), so the run keeps them."""
     prepared.config.sampler = prepared.config.sampler_name
     prepared.config.rank_with = prepared.config.rank_with_name
+    prepared.config.confirm_best = prepared.config.confirm_best_n
     run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(prepared.config),
                         space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
     if meta:
@@ -98,10 +99,14 @@ def keep_sampler(run: RunDir, prepared: Prepared) -> None:
 
 
 def keep_pick(run: RunDir, prepared: Prepared) -> None:
-    """A continued run keeps its pick rule (``rank_with``) unless the config names one: the one in its config
-    snapshot, or for a run made before the rule was stored, ``none`` (the best first objective, as it was)."""
+    """A continued run keeps its pick rule (``rank_with``) and its leader's evaluations (``confirm_best``) unless the
+    config names them: the ones in its config snapshot, or for a run made before they were stored, ``none`` (the
+    best first objective) and 1 (no repeats), as it ran."""
     if prepared.config.rank_with is None:
         prepared.config.rank_with = stored_config(run).get("rank_with") or NO_RANK
+    if prepared.config.confirm_best is None:  # a run made before confirm_best: no repeats, as it was
+        stored = stored_config(run).get("confirm_best")
+        prepared.config.confirm_best = stored if isinstance(stored, int) and stored >= 1 else 1
 
 
 def stored_config(run: RunDir) -> dict[str, Any]:

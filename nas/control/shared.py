@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+from nas.control.confirm import KEPT_ON_RETRY
 from nas.errors import RunError
 from nas.version import __version__
 
@@ -166,7 +167,8 @@ def claim_lock(run):
 def retry_stale(study, trial) -> None:
     """Optuna's heartbeat-stale callback: enqueue the parameters of ``trial`` (failed by
     ``fail_stale_trials``: its process stopped beating) again, as a retry of it."""
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+    kept = {k: trial.user_attrs[k] for k in KEPT_ON_RETRY if k in trial.user_attrs}  # a repeat stays a repeat
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number, **kept})
 
 
 def fail_stale(study) -> None:

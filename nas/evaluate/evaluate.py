@@ -52,6 +52,7 @@ class EvalConfig:
     zero_cost: tuple[str, ...] = ZERO_COST_DEFAULT
     zero_cost_batch_size: int = 64
     train_threads: int | None = None  # torch CPU threads while training; None: the process's (torch's default)
+    repeat: int = 0  # which evaluation of one architecture this is: 0 the first, k > 0 the k-th repeat (confirm_best)
 
     @classmethod
     def from_options(cls, *, budget: dict | Budget | None = None, zero_cost: bool | tuple = True,
@@ -64,6 +65,13 @@ class EvalConfig:
             zero_cost = ()
         options = {k: v for k, v in options.items() if v is not None}
         return cls(budget=budget or Budget(), zero_cost=tuple(zero_cost), **options)
+
+    @property
+    def model_seed(self) -> int:
+        """The seed of the network's initialisation and of the training order: the run's ``seed`` for a first
+        evaluation, another seed for each repeat (an independent training of the same architecture). The data split
+        and the zero-cost batch keep ``seed``: a repeat is measured on the same validation examples."""
+        return self.seed if not self.repeat else (self.seed + 1_000_003 * self.repeat) % (2**31 - 1)
 
     def resolved_device(self) -> str:
         if self.device == "auto":
@@ -217,7 +225,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     result = TrialResult(spec.hash(), spec.summary(), "ok", input_shape=tuple(input_shape),
                          num_classes=int(data.num_classes))
     start = time.perf_counter()
-    get_model = lazy_model(spec, input_shape, data.num_classes, seed=config.seed)
+    get_model = lazy_model(spec, input_shape, data.num_classes, seed=config.model_seed)
     try:
         measured: dict[str, Any] = {}
         if precheck is not None:
@@ -257,7 +265,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         result.wall_s = time.perf_counter() - start
         return result
 
-    trained = train(model, data, config.budget, device=device, seed=config.seed, callback=callback,
+    trained = train(model, data, config.budget, device=device, seed=config.model_seed, callback=callback,
                     threads=config.train_threads)
     result.curve = [dataclasses.asdict(point) for point in trained.curve]
     result.training = {k: v for k, v in trained.to_dict().items()

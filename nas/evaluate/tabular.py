@@ -5,7 +5,9 @@ The run's space must be ``nb201`` (search_spaces/nb201.yaml) and its dataset one
 :mod:`nas.bench.nb201_table`; no data set is loaded). A trial's objectives:
 
     accuracy    the validation accuracy of ONE of the seeds NB201 trained the cell with (200 epochs), drawn from the
-                run's seed and the cell (a real, noisy evaluation; the same cell in the same run draws the same seed)
+                run's seed and the cell (a real, noisy evaluation; the same cell in the same run draws the same seed).
+                A repeat (``EvalConfig.repeat`` k, a run's ``confirm_best``) draws the k-th next seed: a cell's
+                first three evaluations see three different seeds (two-seed cells: the first again)
     latency_ms  NB201's measured latency of the network (its GPU, batch as in the paper), in ms
     params      the network's parameters (counted as the builder builds them; the table's ``model_size`` agrees for
                 every cell, where its seeds disagree with one of them)
@@ -74,7 +76,7 @@ def nb201_evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=Non
             result.status, result.reason = "infeasible", "; ".join(problems)
             result.constraint_excess = excess
             return result
-    draw = seed_of(config.seed, index, len(entry.val_acc))
+    draw = (seed_of(config.seed, index, len(entry.val_acc)) + config.repeat) % len(entry.val_acc)
     params = param_count(index, classes)
     result.objectives = {"accuracy": entry.accuracy(draw), "latency_ms": entry.latency_s * 1000.0, "params": params}
     if "flops" in result.precheck:
