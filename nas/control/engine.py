@@ -476,7 +476,8 @@ class Engine:
             return "reused", values, f"= #{previous.number}"
         return self._evaluate(trial, spec, spec_hash)
 
-    def _evaluate(self, trial, spec, spec_hash: str, repeat: tuple | None = None) -> tuple[str, list[float] | None, str]:
+    def _evaluate(self, trial, spec, spec_hash: str,
+                  repeat: tuple | None = None) -> tuple[str, list[float] | None, str]:
         """Evaluate ``spec`` for ``trial`` and tell the outcome; ``repeat``: (the architecture's group, k) when the
         trial is the k-th repeat of a leader (:mod:`nas.control.confirm`)."""
         eval_config = self.eval_config if repeat is None else dataclasses.replace(self.eval_config, repeat=repeat[1])

@@ -111,5 +111,5 @@ def run_pick(complete: Sequence, objectives: Sequence[str], directions: Sequence
     return chosen, f"{reason} (no trial recorded a finite {rank_with}, the run's rank_with)"
 
 
-__all__ = ["NO_RANK", "mean_rank", "complete_trials", "mean_note", "proxy_value", "recorded_proxies", "best_trial", "ranked_trial",
-           "run_pick"]
+__all__ = ["NO_RANK", "mean_rank", "complete_trials", "mean_note", "pool_text", "proxy_value", "recorded_proxies",
+           "best_trial", "ranked_trial", "run_pick"]

@@ -166,6 +166,9 @@ def drive(run: RunDir, engine, prepared, *, header: str, quiet: bool) -> None:
     control = {"trials": config.trials, "deadline": deadline}
     (ray_dir / CONTROL_FILE).write_text(json.dumps(control))
     _say(run, header, quiet)
+    if config.confirm_best > 1:  # the searcher asks Optuna for each trial itself; the engine's repeats are not there
+        _say(run, f"{now()} note: confirm_best {config.confirm_best} is not applied on Ray: every architecture is "
+                  "evaluated once, and the run picks by one evaluation each", quiet)
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C raises here; `nas resume` restores the experiment
     reason = "done"
 

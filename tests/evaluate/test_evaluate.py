@@ -128,3 +128,18 @@ def test_an_infeasible_precheck_stops_before_measuring_or_training(monkeypatch):
     assert result.constraint_excess == {"max_params": 8.0} and result.precheck == {"params": 9}
     assert result.curve == [] and result.cost == {} and result.objectives == {}
     assert TrialResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_a_repeat_trains_the_same_architecture_from_another_seed_on_the_same_examples():
+    """EvalConfig.repeat (confirm_best): another initialisation and training order, the same validation split and
+    zero-cost batch; the same repeat again gives the same result."""
+    import dataclasses
+
+    config = fast_config(epochs=0.5)
+    first = evaluate(spec_with("conv"), config)
+    again = evaluate(spec_with("conv"), dataclasses.replace(config, repeat=1))
+    twice = evaluate(spec_with("conv"), dataclasses.replace(config, repeat=1))
+    assert first.ok and again.ok
+    assert [p["train_loss"] for p in again.curve] == [p["train_loss"] for p in twice.curve]
+    assert [p["train_loss"] for p in again.curve] != [p["train_loss"] for p in first.curve]
+    assert again.training["val_size"] == first.training["val_size"]
