@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas import pareto
+from nas.control.confirm import REPEAT, REPEAT_OF
 from nas.control.pick import complete_trials, run_pick
 from nas.control.rundir import RunDir, open_run
 from nas.control.states import counted
@@ -126,6 +127,7 @@ def trial_detail(path: str | Path, number: int) -> dict[str, Any]:
     latency = cost.get("latency") or {}
     return {"run": run.path.name, "number": number, "state": t.state.name, "status": attrs.get("status"),
             "reason": attrs.get("reason"), "reused_from": attrs.get("reused_from"),
+            "repeat_of": attrs.get(REPEAT_OF), "repeat": attrs.get(REPEAT),
             "summary": attrs.get("summary"), "spec_hash": attrs.get("spec_hash"), "params": dict(t.params),
             "objectives": values, "measured": attrs.get("objectives") or {},
             "cost": {"params": cost.get("params"), "flops": cost.get("flops"),
@@ -198,6 +200,9 @@ def trial_text(d: dict[str, Any]) -> str:
              f"  {d['summary'] or '(no spec)'}" + (f"  [{d['spec_hash']}]" if d["spec_hash"] else "")]
     if d["reused_from"] is not None:
         lines.append(f"  reused the result of #{d['reused_from']} (same architecture)")
+    if d.get("repeat_of") is not None:
+        lines.append(f"  evaluation {int(d['repeat'] or 0) + 1} of the architecture of #{d['repeat_of']} "
+                     "(confirm_best: trained again from another seed)")
     if d["objectives"]:
         lines.append("  objectives: " + ", ".join(f"{k} {_value(k, v)}" for k, v in d["objectives"].items()))
     cost = d["cost"]

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from nas.control.states import stale
+
 REPEAT_OF = "repeat_of"  # user attr of a repeat: the number of the architecture's first trial
 REPEAT = "repeat"  # user attr of a repeat: k, the repeat's index (1, 2, ...)
 KEPT_ON_RETRY = (REPEAT_OF, REPEAT)  # a repeat left RUNNING by a stopped process is retried as the same repeat
@@ -53,8 +55,6 @@ class Confirmations:
     @classmethod
     def from_trials(cls, trials: Iterable, evaluations: int, share: float, direction: str) -> "Confirmations":
         """The state stored in a study's trials (FrozenTrials)."""
-        from nas.control.states import stale
-
         found = cls(evaluations, share, direction)
         repeats = []
         for t in trials:

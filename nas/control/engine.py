@@ -6,6 +6,9 @@ One trial:
    parameters a choice activates exist in the trial.
 2. **No repeats**: if a COMPLETE trial of this study has the same spec hash and budget, its values are told again
    (user attr ``reused_from``) and nothing is trained.
+   **Confirmation** (``confirm_best``, one objective): when the leading architecture has fewer evaluations than asked,
+   its parameters are enqueued first and that trial trains it again from another seed (user attrs ``repeat_of``,
+   ``repeat``; :mod:`nas.control.confirm`); it is not a reuse.
 3. **Constraints**: the space's own constraints (at its reference input) and the config's ``max_params`` /
    ``max_flops`` / ``max_latency_ms`` (at the dataset's input) are checked first, inside ``evaluate`` (its
    ``precheck``: params and FLOPs are counted by parts without building the network,
@@ -45,8 +48,7 @@ from nas.builder import lazy_model
 from nas.control.confirm import KEPT_ON_RETRY, REPEAT, REPEAT_OF, Confirmations
 from nas.control.config import RunConfig, load_config, locate, resolve_space_path
 from nas.control.owners import OWNER_ATTR, owner, owner_alive
-from nas.control.progress import Progress, Tally, fmt_values, resume_hint
-from nas.control.pick import complete_trials, run_pick
+from nas.control.progress import Progress, Tally, front_report, resume_hint
 from nas.control.rundir import RunDir
 from nas.control.samplers import make_sampler, startup_trials
 from nas.control.shared import Heartbeat, claim_lock, fail_stale, is_server, publish
@@ -62,7 +64,6 @@ from nas.evaluate.evaluators import EVALUATORS
 from nas.evaluate.zero_cost import PROXIES
 from nas.grammar import COST_OF, Space
 from nas.io import now, read_text
-from nas.pareto import pareto_mask
 from nas.significance import wilson_interval
 
 COPIED_ATTRS = ("status", "reason", "objectives", "cost", "curve", "zero_cost", "training", "wall_s", "rungs",
@@ -683,25 +684,3 @@ class _Frozen:
     number: int
     values: list[float]
     user_attrs: dict[str, Any]
-
-
-def front_report(study, objectives: list[str], directions: list[str], rank_with: str | None = None) -> str:
-    """The Pareto front of the COMPLETE trials, one line per member (reused duplicates left out), then the trial the
-    run picks by its ``rank_with`` (:func:`nas.control.pick.run_pick`: what ``nas export RUN`` exports)."""
-    import numpy as np
-
-    trials = complete_trials(study)
-    if not trials:
-        return "Pareto front: no complete trials"
-    mask = pareto_mask(np.array([t.values for t in trials], dtype=float), directions)
-    front = sorted((t for t, m in zip(trials, mask) if m), key=lambda t: t.values[0],
-                   reverse=directions[0] == "maximize")
-    lines = [f"Pareto front ({len(front)} of {len(trials)} complete trials; objectives: {', '.join(objectives)}):"]
-    for t in front:
-        lines.append(f"  #{t.number:<4d} {fmt_values(objectives, list(t.values))}  {t.user_attrs.get('spec_hash', '')}"
-                     f"  {t.user_attrs.get('summary', '')}")
-    picked = run_pick(trials, objectives, directions, rank_with)
-    if picked is not None:
-        lines.append(f"The run's pick (nas export's default): #{picked[0].number} "
-                     f"{fmt_values(objectives, list(picked[0].values))}, {picked[1]}")
-    return "\n".join(lines)

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from nas.control.pick import complete_trials, pool_text, run_pick
 from nas.pareto import pareto_mask, to_minimization
 
 SHORT = {"accuracy": "acc", "latency_ms": "lat_ms", "params": "params", "flops": "flops",
@@ -230,3 +231,24 @@ def resume_hint(run_path) -> str:
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def front_report(study, objectives: list[str], directions: list[str], rank_with: str | None = None) -> str:
+    """The Pareto front of the COMPLETE trials, one line per member (reused duplicates left out, ``confirm_best``
+    repeats folded into their architecture's mean: :func:`nas.control.pick.complete_trials`), then the trial the run
+    picks by its ``rank_with`` (:func:`nas.control.pick.run_pick`: what ``nas export RUN`` exports)."""
+    trials = complete_trials(study)
+    if not trials:
+        return "Pareto front: no complete trials"
+    mask = pareto_mask(np.array([t.values for t in trials], dtype=float), directions)
+    front = sorted((t for t, m in zip(trials, mask) if m), key=lambda t: t.values[0],
+                   reverse=directions[0] == "maximize")
+    lines = [f"Pareto front ({len(front)} of {pool_text(trials)}; objectives: {', '.join(objectives)}):"]
+    for t in front:
+        lines.append(f"  #{t.number:<4d} {fmt_values(objectives, list(t.values))}  {t.user_attrs.get('spec_hash', '')}"
+                     f"  {t.user_attrs.get('summary', '')}")
+    picked = run_pick(trials, objectives, directions, rank_with)
+    if picked is not None:
+        lines.append(f"The run's pick (nas export's default): #{picked[0].number} "
+                     f"{fmt_values(objectives, list(picked[0].values))}, {picked[1]}")
+    return "\n".join(lines)

@@ -63,10 +63,9 @@ from nas.control.engine import (
     Prepared,
     clean_attrs,
     copied_attrs,
-    front_report,
     outcome,
 )
-from nas.control.progress import resume_hint
+from nas.control.progress import front_report, resume_hint
 from nas.control.rundir import RunDir
 from nas.control.states import counted, in_use
 from nas.control.suggest import OptunaSuggest

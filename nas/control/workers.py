@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.control.engine import WAIT, Engine, front_report, prepare
+from nas.control.engine import WAIT, Engine, prepare
+from nas.control.progress import front_report
 from nas.control.states import counted, in_use
 from nas.control.progress import Progress, resume_hint
 from nas.control.rundir import CONFIG_FILE, SPACE_FILE, RunDir

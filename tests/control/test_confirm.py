@@ -135,6 +135,12 @@ def test_a_run_on_the_table_confirms_its_leader_and_picks_by_the_mean(tmp_path):
         assert [t.user_attrs[REPEAT] for t in group[1:]] == list(range(1, len(group)))
         seeds = [t.user_attrs["training"]["seed"] for t in group]
         assert len(set(seeds)) == min(len(group), len(table[index].val_acc))  # the cell's other training seeds
+    from nas.inspection import trial_detail, trial_text
+
+    detail = trial_detail(tmp_path / "run", repeats[0].number)
+    assert (detail["repeat_of"], detail["repeat"]) == (repeats[0].user_attrs[REPEAT_OF], 1)
+    assert f"  evaluation 2 of the architecture of #{detail['repeat_of']} (confirm_best: trained again from another " \
+           "seed)" in trial_text(detail).splitlines()
     chosen, why = run_pick(complete_trials(study), ["accuracy"], ["maximize"], "none")
     assert why.startswith("best accuracy (the mean of its 3 evaluations) of ")
     evaluations = [t.values[0] for t in trials if chosen.number in (t.number, t.user_attrs.get(REPEAT_OF))]
@@ -143,8 +149,6 @@ def test_a_run_on_the_table_confirms_its_leader_and_picks_by_the_mean(tmp_path):
 
 @needs_table
 def test_a_repeat_cut_short_by_a_crash_is_retried_as_a_repeat(tmp_path):
-    import optuna
-
     from nas.control.owners import OWNER_ATTR
     from nas.control.rundir import RunDir
     from nas.control.search import search

@@ -19,7 +19,8 @@ def test_children_are_architectures_no_trial_had(tmp_path, monkeypatch):
     one edge and from every trial before it, so no trial is a reuse."""
     monkeypatch.delenv("NAS_NB201_DIR", raising=False)
     config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "objectives": ["accuracy"],
-              "trials": 120, "seed": 3, "sampler": "evolution", "population_size": 10, "tournament_size": 5}
+              "trials": 120, "seed": 3, "sampler": "evolution", "population_size": 10, "tournament_size": 5,
+              "confirm_best": 1}  # no repeats of the leader: every trial is a new architecture
     with contextlib.redirect_stdout(io.StringIO()):
         study = search(config, name="evo", runs_dir=tmp_path, quiet=True)
     trials = sorted(study.trials, key=lambda t: t.number)

@@ -127,7 +127,7 @@ def test_a_run_stores_its_rule_and_export_show_and_report_name_one_pick(tmp_path
     paths = export_from(run, tmp_path / "best", rank_with="none", latency_repeats=0)
     assert read_metrics(paths["dir"])["source"]["trial"] == best.number
 
-    from nas.control.engine import front_report
+    from nas.control.progress import front_report
 
     last = front_report(RunDir.open(run).load_study(), ["accuracy"], ["maximize"], "naswot").splitlines()[-1]
     assert last.startswith(f"The run's pick (nas export's default): #{expected.number} acc=") and last.endswith(why)
