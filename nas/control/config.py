@@ -15,7 +15,9 @@ A run config names everything a search needs::
     candidates: 16                   # predictor: candidates ranked per trial
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
     zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
-                                     # candidates ranked by the naswot zero-cost proxy (0: off)
+                                     # candidates ranked by a zero-cost proxy (0: off)
+    warmup_proxy: naswot             # that proxy: naswot (on the training images) or synflow (needs no data;
+                                     # the default of a tabular evaluator, which loads no images)
     rank_with: naswot                # the trial the run picks (nas export's default): the best mean rank under the
                                      # first objective and this zero-cost proxy; none: the best first objective
                                      # (default: naswot with one objective, proxy training and naswot recorded)
@@ -121,7 +123,8 @@ class RunConfig(_Strict):
     tournament_size: int | None = Field(default=None, ge=1)
     candidates: int = Field(default=16, ge=1)  # predictor: candidates ranked per trial
     fresh_candidates: int | None = Field(default=None, ge=1)  # predictor: new ones screened per trial (the rest kept)
-    zero_cost_warmup: int = Field(default=0, ge=0, le=100_000)  # startup trials = the top of this many by naswot
+    zero_cost_warmup: int = Field(default=0, ge=0, le=100_000)  # startup trials = the top of this many by a proxy
+    warmup_proxy: Literal["naswot", "synflow"] | None = None  # the warm-up's proxy (see warmup_proxy_name)
     confirm_best: int | None = Field(default=None, ge=1, le=10)  # evaluations of the leader (see confirm_best_n)
     confirm_share: float = Field(default=0.2, gt=0, le=1)  # most of the counted trials that are repeats
     trials: int | None = Field(default=None, ge=1)
@@ -243,6 +246,13 @@ class RunConfig(_Strict):
         if self.objectives == ["accuracy"] and self.evaluator == "proxy" and "naswot" in self.zero_cost_names:
             return "naswot"
         return NO_RANK
+
+    @property
+    def warmup_proxy_name(self) -> str:
+        """The zero-cost proxy ``zero_cost_warmup`` ranks candidates by: its own ``warmup_proxy``, else ``synflow``
+        for a tabular evaluator (``nb201``: it loads no images, and synflow scores an all-ones input) and ``naswot``
+        (on the run's proxy batch of training images) otherwise. A new run stores the resolved name."""
+        return self.warmup_proxy or ("synflow" if self.evaluator == "nb201" else "naswot")
 
     @property
     def confirm_best_n(self) -> int:

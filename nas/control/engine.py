@@ -56,7 +56,7 @@ from nas.control.states import in_use, stale
 from nas.control.suggest import OptunaSuggest
 from nas.control.warmstart import enqueue, resolve, zero_cost_warm_up
 from nas.errors import BudgetError, BuildError, ConfigError, DataError, NasError, RunError, SpecError
-from nas.evaluate import latency_table, zero_cost
+from nas.evaluate import latency_table
 from nas.evaluate.costs import constraint_costs, violations
 from nas.evaluate.evaluate import EvalConfig, check_input_kind, load_data, measure_latency_for, proxy_batch
 from nas.evaluate.train import step_progress
@@ -169,8 +169,8 @@ class Engine:
             shape, classes = table_input(self.config.dataset)
             getattr(self.evaluator, "check_space", lambda space: None)(self.space)
             self.input_shape, self.num_classes = tuple(shape), int(classes)
-            if self.config.zero_cost_warmup:  # the warm-up scores candidates on the data set's images, at the
-                self.proxy_data = load_data(self.eval_config, self.device)  # budget's resolution
+            if self.config.zero_cost_warmup and self.config.warmup_proxy_name == "naswot":  # scored on the data
+                self.proxy_data = load_data(self.eval_config, self.device)  # set's images, at the budget's resolution
                 self.warmup_input = tuple(self.eval_config.budget.input_shape(self.proxy_data.input_shape))
         else:
             self.data = load_data(self.eval_config, self.device)
@@ -237,7 +237,7 @@ class Engine:
         if seed is None:
             n = len(self.study.get_trials(deepcopy=False))
             seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        scorer = self.warmup_scorer() if self.config.zero_cost_warmup and self.proxy_data is not None else None
+        scorer = self.warmup_scorer() if self.config.zero_cost_warmup else None
         latency = None
         if self.eval_config.latency_source == "table":
             table = latency_table.cached(self.eval_config.latency_table)
@@ -246,22 +246,30 @@ class Engine:
                             count=constraint_costs, scorer=scorer, latency=latency)
 
     def warmup_scorer(self):
-        """``naswot(spec)``: the zero-cost score of a spec built at this run's input with the run's seed, on the
-        fixed proxy batch the evaluator scores trials on (for ``zero_cost_warmup``): the same number as the trial's
-        own ``naswot`` where the run computes it. A tabular run, which trains nothing, scores at its budget's
-        resolution (``budget.resolution: 0.5``: a quarter of the pixels). The global torch RNG is left as it was."""
+        """``proxy(spec)`` for ``zero_cost_warmup``: the zero-cost score (``warmup_proxy``) of a spec built at this
+        run's input with the run's seed. ``naswot`` scores the fixed proxy batch the evaluator scores trials on: the
+        same number as the trial's own ``naswot`` where the run computes it; a tabular run, which trains nothing,
+        loads the data set's images for it and scores at its budget's resolution (``budget.resolution: 0.5``: a
+        quarter of the pixels). ``synflow`` needs no data: it scores an all-ones input of the run's shape. The
+        global torch RNG is left as it was."""
+        import torch
+
         shape = self.warmup_input or self.input_shape
-        batch = proxy_batch(self.proxy_data, self.eval_config, shape)
         seed, classes = self.eval_config.seed, self.num_classes
+        proxy = self.config.warmup_proxy_name
+        if proxy == "synflow":
+            batch = (torch.ones(1, *shape), torch.zeros(1, dtype=torch.long))
+        else:
+            batch = proxy_batch(self.proxy_data, self.eval_config, shape)
+        score = PROXIES.get(proxy)
 
-        def naswot(spec) -> float:
-            import torch
-
+        def scorer(spec) -> float:
             with torch.random.fork_rng(devices=[]):
                 model = lazy_model(spec, shape, classes, seed=seed)()  # the initial weights the trial trains
-            return zero_cost.naswot(model, batch, seed=seed)
+            return score(model, batch, seed=seed)
 
-        return naswot
+        scorer.__name__ = proxy  # the warm-up trials are labelled by it
+        return scorer
 
     def recover_stale(self) -> list[int]:
         """Mark trials left RUNNING (by a process that died) FAIL + stale and enqueue their parameters again. On a

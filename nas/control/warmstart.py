@@ -69,7 +69,8 @@ def resolve(entries: list[str], space: Any, space_path: Path | None, config_file
 
 def zero_cost_warm_up(space: Any, scorer: Any, candidates: int, keep: int, *, seed: int) -> list[WarmStart]:
     """The zero-cost warm-up of a new run (config ``zero_cost_warmup``; Abdelfattah et al. 2021): ``candidates``
-    distinct random specs of the space (drawn from ``seed``) scored by ``scorer`` (naswot), the best ``keep`` as the
+    distinct random specs of the space (drawn from ``seed``) scored by ``scorer`` (``warmup_proxy``: naswot or
+    synflow, named by the scorer's ``__name__``), the best ``keep`` as the
     run's first trials, best first. A spec that does not build or scores no finite value is left out; one that
     breaks the run's constraints is found so by its trial, as any trial is (the predictor's own warm-up screens its
     candidates first)."""
@@ -89,7 +90,8 @@ def zero_cost_warm_up(space: Any, scorer: Any, candidates: int, keep: int, *, se
         if math.isfinite(score):
             scored.append((score, len(scored), spec))
     scored.sort(key=lambda row: (-row[0], row[1]))
-    return [WarmStart(f"zero-cost warm-up: naswot {rank} of {len(scored)}", space.assignment(spec), spec.hash())
+    name = getattr(scorer, "__name__", "score")
+    return [WarmStart(f"zero-cost warm-up: {name} {rank} of {len(scored)}", space.assignment(spec), spec.hash())
             for rank, (_, _, spec) in enumerate(scored[:keep], 1)]
 
 

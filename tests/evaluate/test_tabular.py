@@ -79,7 +79,7 @@ def test_a_zero_cost_warm_up_on_the_table_scores_the_data_sets_images_at_the_bud
         pytest.skip("needs the shared CIFAR-10 data (NAS_DATA_DIR)")
     config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "data_dir": str(SHARED_DATA),
               "objectives": ["accuracy"], "trials": 4, "seed": 1, "sampler": "tpe", "population_size": 3,
-              "zero_cost_warmup": 6, "budget": {"resolution": 0.5}}
+              "zero_cost_warmup": 6, "warmup_proxy": "naswot", "budget": {"resolution": 0.5}}
     engine = Engine(prepare(config))
     assert engine.data is None and engine.proxy_data is not None and engine.warmup_input == (3, 16, 16)
     scorer = engine.warmup_scorer()
@@ -89,3 +89,30 @@ def test_a_zero_cost_warm_up_on_the_table_scores_the_data_sets_images_at_the_bud
     assert labels[3] is None
     scores = [scorer(from_index(t.user_attrs["nb201_index"])) for t in trials[:3]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_tabular_warm_up_by_default_ranks_by_synflow_and_needs_no_images(tmp_path, monkeypatch):
+    """warmup_proxy defaults to synflow for a tabular run: scored on an all-ones input of the table's shape, so no
+    data set is loaded (cifar100 has no images here); the first trials are the best of the candidates, best first,
+    and the resolved proxy is stored in the run's config."""
+    import yaml
+
+    from nas.control.engine import Engine, prepare
+    from nas.control.rundir import CONFIG_FILE
+    from nas.control.search import search
+
+    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path / "no-data-here"))
+    config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar100", "objectives": ["accuracy"],
+              "trials": 4, "seed": 1, "sampler": "tpe", "population_size": 3, "zero_cost_warmup": 6}
+    engine = Engine(prepare(config))
+    assert engine.proxy_data is None and engine.config.warmup_proxy_name == "synflow"
+    scorer = engine.warmup_scorer()
+    assert scorer.__name__ == "synflow"
+    study = search(config, name="wu", runs_dir=tmp_path, quiet=True)
+    assert yaml.safe_load((tmp_path / "wu" / CONFIG_FILE).read_text())["warmup_proxy"] == "synflow"
+    trials = sorted(study.get_trials(), key=lambda t: t.number)
+    labels = [t.user_attrs.get("warm_start") for t in trials]
+    assert [label.split(" of ")[0] for label in labels[:3]] == [f"zero-cost warm-up: synflow {i}" for i in (1, 2, 3)]
+    scores = [scorer(from_index(t.user_attrs["nb201_index"])) for t in trials[:3]]
+    assert scores == sorted(scores, reverse=True)
+
