@@ -15,6 +15,7 @@ A run config names everything a search needs::
     candidates: 16                   # predictor: candidates ranked per trial
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
     zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
+                                     # (default: 64 for one objective with evaluator nb201, 0 otherwise)
                                      # candidates ranked by a zero-cost proxy (0: off)
     warmup_proxy: naswot             # that proxy: naswot (on the training images) or synflow (needs no data;
                                      # the default of a tabular evaluator, which loads no images)
@@ -25,6 +26,7 @@ A run config names everything a search needs::
                                      # seeds) until it has this many evaluations, and the run picks by the mean
                                      # (1: off; default 3 with evaluator nb201, 1 otherwise)
     confirm_share: 0.2               # at most this share of the counted trials are such repeats
+    confirm_after: 0.5               # and they begin once this share of `trials` is counted
     trials: 16                       # and/or time_budget_s
     seed: 0
     device: auto                     # training device
@@ -123,10 +125,11 @@ class RunConfig(_Strict):
     tournament_size: int | None = Field(default=None, ge=1)
     candidates: int = Field(default=16, ge=1)  # predictor: candidates ranked per trial
     fresh_candidates: int | None = Field(default=None, ge=1)  # predictor: new ones screened per trial (the rest kept)
-    zero_cost_warmup: int = Field(default=0, ge=0, le=100_000)  # startup trials = the top of this many by a proxy
+    zero_cost_warmup: int | None = Field(default=None, ge=0, le=100_000)  # see zero_cost_warmup_n
     warmup_proxy: Literal["naswot", "synflow"] | None = None  # the warm-up's proxy (see warmup_proxy_name)
     confirm_best: int | None = Field(default=None, ge=1, le=10)  # evaluations of the leader (see confirm_best_n)
     confirm_share: float = Field(default=0.2, gt=0, le=1)  # most of the counted trials that are repeats
+    confirm_after: float = Field(default=0.5, ge=0, lt=1)  # repeats begin after this share of `trials`
     trials: int | None = Field(default=None, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0, le=2**31 - 2)  # numpy / Optuna samplers take seeds below 2**32; room to derive
@@ -248,6 +251,16 @@ class RunConfig(_Strict):
         return NO_RANK
 
     @property
+    def zero_cost_warmup_n(self) -> int:
+        """How many random candidates the zero-cost warm-up ranks (0: none): its own ``zero_cost_warmup``, else 64
+        for one objective on NAS-Bench-201's table (``evaluator: nb201``, ranked by synflow, which needs no data),
+        where it puts the default sampler ahead of Optuna's TPE after 25 and 50 trials (docs/benchmarks.md), and 0
+        otherwise. A new run stores the resolved value."""
+        if self.zero_cost_warmup is not None:
+            return self.zero_cost_warmup
+        return 64 if self.evaluator == "nb201" and len(self.objectives) == 1 else 0
+
+    @property
     def warmup_proxy_name(self) -> str:
         """The zero-cost proxy ``zero_cost_warmup`` ranks candidates by: its own ``warmup_proxy``, else ``synflow``
         for a tabular evaluator (``nb201``: it loads no images, and synflow scores an all-ones input) and ``naswot``
@@ -263,6 +276,12 @@ class RunConfig(_Strict):
         if self.confirm_best is not None:
             return self.confirm_best
         return 3 if self.evaluator == "nb201" and len(self.objectives) == 1 else 1
+
+    @property
+    def confirm_start(self) -> int:
+        """How many counted trials come before the first repeat: ``confirm_after`` of ``trials`` (0 without a trial
+        target: a time-budgeted run confirms from the start)."""
+        return int(self.confirm_after * self.trials) if self.trials else 0
 
     def budget_obj(self) -> Budget:
         return Budget(**self.budget.model_dump())

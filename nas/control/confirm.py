@@ -10,8 +10,9 @@ picks by the mean of an architecture's evaluations (:func:`merged`, used by :fun
 A repeat is a trial of its own: the first trial's parameters enqueued again with user attrs ``repeat_of`` (the
 first trial's number) and ``repeat`` (k = 1, 2, ...: :attr:`nas.evaluate.evaluate.EvalConfig.repeat`, an independent
 training seed). It is counted like any trial; at most ``confirm_share`` of the counted trials are repeats, so the
-search keeps exploring. Everything is read back from the storage (:meth:`Confirmations.from_trials`): a resumed run,
-or a worker process, continues where the last one stopped.
+search keeps exploring, and they begin once ``confirm_after`` of the run's trial target is counted (default half:
+the first half explores undisturbed). Everything is read back from the storage (:meth:`Confirmations.from_trials`):
+a resumed run, or a worker process, continues where the last one stopped.
 """
 from __future__ import annotations
 
@@ -93,10 +94,11 @@ class Confirmations:
             return None
         return max(self.groups.values(), key=lambda g: (self.sign * g.mean, len(g.values), -g.number))
 
-    def next(self, counted: int) -> tuple[Group, int] | None:
-        """The repeat the next trial should be, as (the leader, k), and taken as such; None when the leader has its
-        evaluations (or has them under way), or when one more repeat would exceed ``share`` of the counted trials."""
-        if self.evaluations <= 1 or self.repeats + 1 > self.share * (counted + 1):
+    def next(self, counted: int, start: int = 0) -> tuple[Group, int] | None:
+        """The repeat the next trial should be, as (the leader, k), and taken as such; None before ``start`` trials
+        are counted, when the leader has its evaluations (or has them under way), or when one more repeat would
+        exceed ``share`` of the counted trials."""
+        if self.evaluations <= 1 or counted < start or self.repeats + 1 > self.share * (counted + 1):
             return None
         lead = self.leader()
         if lead is None or lead.taken >= self.evaluations:

@@ -169,7 +169,7 @@ class Engine:
             shape, classes = table_input(self.config.dataset)
             getattr(self.evaluator, "check_space", lambda space: None)(self.space)
             self.input_shape, self.num_classes = tuple(shape), int(classes)
-            if self.config.zero_cost_warmup and self.config.warmup_proxy_name == "naswot":  # scored on the data
+            if self.config.zero_cost_warmup_n and self.config.warmup_proxy_name == "naswot":  # scored on the data
                 self.proxy_data = load_data(self.eval_config, self.device)  # set's images, at the budget's resolution
                 self.warmup_input = tuple(self.eval_config.budget.input_shape(self.proxy_data.input_shape))
         else:
@@ -225,9 +225,9 @@ class Engine:
         self.study.sampler = self.new_sampler()  # a new study: the config's seed (before any trial is enqueued)
         if create and self.warm:
             enqueue(self.study, self.warm)  # the search header names them
-        if create and self.config.zero_cost_warmup and self.config.sampler_name != "predictor":
+        if create and self.config.zero_cost_warmup_n and self.config.sampler_name != "predictor":
             # the predictor ranks its own startup candidates; another sampler's first trials are enqueued
-            enqueue(self.study, zero_cost_warm_up(self.space, self.warmup_scorer(), self.config.zero_cost_warmup,
+            enqueue(self.study, zero_cost_warm_up(self.space, self.warmup_scorer(), self.config.zero_cost_warmup_n,
                                                   startup_trials(self.config), seed=self.config.seed))
 
     def new_sampler(self, seed: int | None = None):
@@ -237,7 +237,7 @@ class Engine:
         if seed is None:
             n = len(self.study.get_trials(deepcopy=False))
             seed = self.config.seed if n == 0 else (self.config.seed * 1_000_003 + n) % (2**31 - 1)
-        scorer = self.warmup_scorer() if self.config.zero_cost_warmup else None
+        scorer = self.warmup_scorer() if self.config.zero_cost_warmup_n else None
         latency = None
         if self.eval_config.latency_source == "table":
             table = latency_table.cached(self.eval_config.latency_table)
@@ -403,7 +403,7 @@ class Engine:
         self.progress.tally = self.tally
 
     def _ask(self) -> "Claimed":
-        repeat = self.confirm.next(self.tally.counted)  # the leader evaluated again (confirm_best), or None
+        repeat = self.confirm.next(self.tally.counted, self.config.confirm_start)  # the leader again, or None
         if repeat is not None:
             group, k = repeat
             self.study.enqueue_trial(group.params, user_attrs={REPEAT_OF: group.number, REPEAT: k})

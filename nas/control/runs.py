@@ -68,6 +68,7 @@ def new_run(prepared: Prepared, name: str, path: Path, fingerprint: dict[str, An
     prepared.config.rank_with = prepared.config.rank_with_name
     prepared.config.confirm_best = prepared.config.confirm_best_n
     prepared.config.warmup_proxy = prepared.config.warmup_proxy_name
+    prepared.config.zero_cost_warmup = prepared.config.zero_cost_warmup_n
     run = RunDir.create(path, study_name=name, storage=storage_url, config_text=dump_config(prepared.config),
                         space_text=prepared.space_text, space_source=prepared.space_source, fingerprint=fingerprint)
     if meta:
@@ -105,6 +106,9 @@ def keep_pick(run: RunDir, prepared: Prepared) -> None:
     best first objective) and 1 (no repeats), as it ran."""
     if prepared.config.rank_with is None:
         prepared.config.rank_with = stored_config(run).get("rank_with") or NO_RANK
+    if prepared.config.zero_cost_warmup is None:  # stored resolved; a run made before that had 0 by default
+        stored = stored_config(run).get("zero_cost_warmup")
+        prepared.config.zero_cost_warmup = stored if isinstance(stored, int) and stored >= 0 else 0
     if prepared.config.warmup_proxy is None:  # a run made before warmup_proxy warmed up by naswot
         prepared.config.warmup_proxy = stored_config(run).get("warmup_proxy") or "naswot"
     if prepared.config.confirm_best is None:  # a run made before confirm_best: no repeats, as it was

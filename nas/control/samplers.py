@@ -113,5 +113,5 @@ def predictor(config, space, *, seed, population, input=None, scorer=None, count
                             limits=config.constraints.active(), input=input, candidates=config.candidates,
                             fresh=config.fresh_candidates, seed=seed,
                             startup=config.population_size or min(10, population),
-                            warmup=config.zero_cost_warmup, scorer=scorer, warmup_seed=config.seed, count=count,
+                            warmup=config.zero_cost_warmup_n, scorer=scorer, warmup_seed=config.seed, count=count,
                             latency=latency)

@@ -48,6 +48,9 @@ def test_repeats_stay_within_their_share_of_the_trials_and_one_evaluation_means_
     assert c.next(counted=1) is None  # 1 repeat of 2 trials would be half of them
     assert c.next(counted=4) is not None  # 1 of 5: a fifth
     assert c.next(counted=5) is None  # 2 of 6 is more than a fifth
+    late = Confirmations(3, 0.2, "maximize")
+    late.first(0, {}, "a", 0.5)
+    assert late.next(counted=9, start=10) is None and late.next(counted=10, start=10) is not None  # confirm_after
     off = Confirmations(1, 1.0, "maximize")
     off.first(0, {}, "a", 0.5)
     assert off.next(counted=10) is None
@@ -104,6 +107,8 @@ def test_confirm_best_is_resolved_and_needs_one_objective(tmp_path):
     assert load_config({**NB201, "objectives": ["accuracy", "params"]})[0].confirm_best_n == 1
     assert load_config({**NB201, "evaluator": "proxy", "space": "vision"})[0].confirm_best_n == 1
     assert load_config({**NB201, "confirm_best": 1})[0].confirm_best_n == 1
+    assert load_config(NB201)[0].confirm_start == 20  # half of 40 trials: the first half explores
+    assert load_config({**NB201, "trials": None, "time_budget_s": 60})[0].confirm_start == 0
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({**NB201, "objectives": ["accuracy", "latency_ms"], "confirm_best": 2},
                                    sort_keys=False))

@@ -116,3 +116,26 @@ def test_a_tabular_warm_up_by_default_ranks_by_synflow_and_needs_no_images(tmp_p
     scores = [scorer(from_index(t.user_attrs["nb201_index"])) for t in trials[:3]]
     assert scores == sorted(scores, reverse=True)
 
+
+
+def test_the_tables_one_objective_defaults_are_resolved_into_the_run(tmp_path):
+    """One objective on the table: a synflow warm-up of 64 and three evaluations of the leader, stored resolved;
+    two objectives, or proxy training, keep neither."""
+    import yaml
+
+    from nas.control.config import load_config
+    from nas.control.rundir import CONFIG_FILE
+    from nas.control.search import search
+
+    config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "objectives": ["accuracy"], "trials": 12}
+    loaded = load_config(config)[0]
+    assert (loaded.zero_cost_warmup_n, loaded.warmup_proxy_name, loaded.confirm_best_n) == (64, "synflow", 3)
+    two = load_config({**config, "objectives": ["accuracy", "params"]})[0]
+    assert (two.zero_cost_warmup_n, two.confirm_best_n) == (0, 1)
+    proxy = load_config({**config, "evaluator": "proxy"})[0]
+    assert (proxy.zero_cost_warmup_n, proxy.warmup_proxy_name, proxy.confirm_best_n) == (0, "naswot", 1)
+    study = search(config, name="d", runs_dir=tmp_path, quiet=True)
+    stored = yaml.safe_load((tmp_path / "d" / CONFIG_FILE).read_text())
+    assert (stored["zero_cost_warmup"], stored["warmup_proxy"], stored["confirm_best"]) == (64, "synflow", 3)
+    first = sorted(study.get_trials(), key=lambda t: t.number)[0]
+    assert first.user_attrs["warm_start"] == "zero-cost warm-up: synflow 1 of 64"
