@@ -23,7 +23,8 @@ Studies:
     python experiments/bench_nb201.py --study one --seeds 3 --trials 100 --no-write
     python experiments/bench_nb201.py --study two --costs params --samplers-two predictor:candidates=64 predictor
 
-Writes experiments/results/bench_nb201.md and .csv (cifar10), bench_nb201_<dataset>.md and .csv (the others).
+Writes experiments/results/bench_nb201.md and .csv (cifar10), bench_nb201_<dataset>.md and .csv (the others), or
+``--out NAME``: NAME.md and NAME.csv.
 """
 from __future__ import annotations
 
@@ -282,10 +283,13 @@ def main(argv=None) -> int:
                         help="the second objectives of the two-objective study")
     parser.add_argument("--overhead-trials", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--out", default=None, metavar="NAME",
+                        help="the page's name under experiments/results (default bench_nb201, "
+                             "bench_nb201_<dataset> for another dataset)")
     args = parser.parse_args(argv)
     import optuna
 
-    name = "bench_nb201" if args.dataset == "cifar10" else f"bench_nb201_{args.dataset}"
+    name = args.out or ("bench_nb201" if args.dataset == "cifar10" else f"bench_nb201_{args.dataset}")
     report = Report(name, f"Search quality on NAS-Bench-201's table ({args.dataset})",
                     info={**machine_info(), "optuna": optuna.__version__})
     report.text(__doc__.split("\n\n")[1] + "\n")
