@@ -113,8 +113,7 @@ def picked_truth(rows: list[dict], n: int, dataset: str) -> float:
     for row in rows[:n]:
         if not row.get("reused"):
             seen.setdefault(row["index"], []).append(row["values"][0])
-    order = list(seen)
-    best = max(order, key=lambda i: (sum(seen[i]) / len(seen[i]), -order.index(i)))
+    _, best = max(enumerate(seen), key=lambda pair: (sum(seen[pair[1]]) / len(seen[pair[1]]), -pair[0]))
     return Table.load(dataset)[best].mean_accuracy * 100
 
 

@@ -251,6 +251,12 @@ class RunConfig(_Strict):
         return NO_RANK
 
     @property
+    def on_table(self) -> bool:
+        """Whether the run looks its trials up in NAS-Bench-201's table (``evaluator: nb201``) instead of training
+        them: the defaults below differ there (the config does not import the evaluators, so the name is checked)."""
+        return self.evaluator == "nb201"
+
+    @property
     def zero_cost_warmup_n(self) -> int:
         """How many random candidates the zero-cost warm-up ranks (0: none): its own ``zero_cost_warmup``, else 64
         for one objective on NAS-Bench-201's table (``evaluator: nb201``, ranked by synflow, which needs no data),
@@ -258,14 +264,14 @@ class RunConfig(_Strict):
         otherwise. A new run stores the resolved value."""
         if self.zero_cost_warmup is not None:
             return self.zero_cost_warmup
-        return 64 if self.evaluator == "nb201" and len(self.objectives) == 1 else 0
+        return 64 if self.on_table and len(self.objectives) == 1 else 0
 
     @property
     def warmup_proxy_name(self) -> str:
         """The zero-cost proxy ``zero_cost_warmup`` ranks candidates by: its own ``warmup_proxy``, else ``synflow``
         for a tabular evaluator (``nb201``: it loads no images, and synflow scores an all-ones input) and ``naswot``
         (on the run's proxy batch of training images) otherwise. A new run stores the resolved name."""
-        return self.warmup_proxy or ("synflow" if self.evaluator == "nb201" else "naswot")
+        return self.warmup_proxy or ("synflow" if self.on_table else "naswot")
 
     @property
     def confirm_best_n(self) -> int:
@@ -275,7 +281,7 @@ class RunConfig(_Strict):
         the best cell (docs/benchmarks.md), and 1 (off) otherwise. A new run stores the resolved value."""
         if self.confirm_best is not None:
             return self.confirm_best
-        return 3 if self.evaluator == "nb201" and len(self.objectives) == 1 else 1
+        return 3 if self.on_table and len(self.objectives) == 1 else 1
 
     @property
     def confirm_start(self) -> int:

@@ -101,19 +101,23 @@ def keep_sampler(run: RunDir, prepared: Prepared) -> None:
 
 
 def keep_pick(run: RunDir, prepared: Prepared) -> None:
-    """A continued run keeps its pick rule (``rank_with``) and its leader's evaluations (``confirm_best``) unless the
-    config names them: the ones in its config snapshot, or for a run made before they were stored, ``none`` (the
-    best first objective) and 1 (no repeats), as it ran."""
-    if prepared.config.rank_with is None:
-        prepared.config.rank_with = stored_config(run).get("rank_with") or NO_RANK
-    if prepared.config.zero_cost_warmup is None:  # stored resolved; a run made before that had 0 by default
-        stored = stored_config(run).get("zero_cost_warmup")
-        prepared.config.zero_cost_warmup = stored if isinstance(stored, int) and stored >= 0 else 0
-    if prepared.config.warmup_proxy is None:  # a run made before warmup_proxy warmed up by naswot
-        prepared.config.warmup_proxy = stored_config(run).get("warmup_proxy") or "naswot"
-    if prepared.config.confirm_best is None:  # a run made before confirm_best: no repeats, as it was
-        stored = stored_config(run).get("confirm_best")
-        prepared.config.confirm_best = stored if isinstance(stored, int) and stored >= 1 else 1
+    """A continued run keeps the settings :func:`new_run` resolved (its pick rule ``rank_with``, ``zero_cost_warmup``,
+    ``warmup_proxy``, ``confirm_best``) unless the config names them: the ones in its config snapshot, or for a run
+    made before a key was stored, what it ran with: ``none`` (the best first objective), no warm-up, ``naswot``, 1
+    (no repeats)."""
+    config = prepared.config
+    unset = None in (config.rank_with, config.zero_cost_warmup, config.warmup_proxy, config.confirm_best)
+    stored = stored_config(run) if unset else {}  # the snapshot, read once
+    if config.rank_with is None:
+        config.rank_with = stored.get("rank_with") or NO_RANK
+    if config.zero_cost_warmup is None:
+        value = stored.get("zero_cost_warmup")
+        config.zero_cost_warmup = value if isinstance(value, int) and value >= 0 else 0
+    if config.warmup_proxy is None:
+        config.warmup_proxy = stored.get("warmup_proxy") or "naswot"
+    if config.confirm_best is None:
+        value = stored.get("confirm_best")
+        config.confirm_best = value if isinstance(value, int) and value >= 1 else 1
 
 
 def stored_config(run: RunDir) -> dict[str, Any]:
