@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from nas.errors import ConfigError
 from nas.registry import Registry
 
-__all__ = ["Objective", "OBJECTIVES", "register_objective", "direction", "label"]
+__all__ = ["Objective", "OBJECTIVES", "register_objective", "direction", "label", "additive"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class Objective:
     label: str  # for axes and tables
     unit: str = ""  # "" for a count or a fraction
     description: str = ""
+    # a cost that adds up over the network's parts (latency, memory, params): the predictor sampler may model it as
+    # a sum over the architecture's choices, which predicts networks cheaper than any trial seen
+    additive: bool = False
 
     def __post_init__(self):
         if self.direction not in ("maximize", "minimize"):
@@ -32,14 +35,19 @@ OBJECTIVES: Registry[Objective] = Registry("objective", error=ConfigError, key="
 
 
 def register_objective(name: str, direction: str, label: str, unit: str = "", description: str = "",
-                       *, replace: bool = False) -> Objective:
-    objective = Objective(name, direction, label, unit, description)
+                       *, additive: bool = False, replace: bool = False) -> Objective:
+    objective = Objective(name, direction, label, unit, description, additive)
     OBJECTIVES.register(name, objective, replace=replace)
     return objective
 
 
 def direction(name: str) -> str:
     return OBJECTIVES.get(name).direction
+
+
+def additive(name: str) -> bool:
+    """Whether ``name`` is a cost that adds up over the network's parts (False for a metric that is not registered)."""
+    return name in OBJECTIVES and OBJECTIVES.get(name).additive
 
 
 def label(name: str) -> str:
@@ -50,8 +58,9 @@ def label(name: str) -> str:
 register_objective("accuracy", "maximize", "validation accuracy", "",
                    "accuracy on the validation split after the proxy budget")
 register_objective("latency_ms", "minimize", "latency (ms)", "ms",
-                   "median forward time at the run's latency batch size, device and threads")
-register_objective("params", "minimize", "parameters", "", "trainable and frozen parameters")
-register_objective("flops", "minimize", "FLOPs", "", "floating-point operations of one forward (2 per multiply-add)")
+                   "median forward time at the run's latency batch size, device and threads", additive=True)
+register_objective("params", "minimize", "parameters", "", "trainable and frozen parameters", additive=True)
+register_objective("flops", "minimize", "FLOPs", "", "floating-point operations of one forward (2 per multiply-add)",
+                   additive=True)
 register_objective("activation_mb", "minimize", "activation memory (MB)", "MiB",
-                   "bytes autograd saves for backward per example, in MiB")
+                   "bytes autograd saves for backward per example, in MiB", additive=True)

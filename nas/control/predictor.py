@@ -18,12 +18,15 @@ many candidates and spends the trial on the most promising one:
    build, is dropped: it never becomes a trial. (``max_latency_ms`` needs a measurement: it is handled by the
    reference point below, and the engine still checks it; with a latency table, ``latency_source: table``, the
    candidate's predicted latency is screened and used here as its params are.)
-3. **Prediction**: one random forest per objective that is not known exactly (accuracy, latency unless a latency
-   table gives it, ...) is fitted on the study's COMPLETE trials (refitted every trial up to 31 of them, then once
-   they grew by a sixteenth).
-   Features: log params and log FLOPs (at the reference input) and every grammar choice (categorical choices by
-   index, inactive ones as -1). ``params`` / ``flops`` objectives are known exactly
-   from the count. The spread of the trees' predictions is the uncertainty.
+3. **Prediction**: one model per objective that is not known exactly (accuracy, latency unless a latency table
+   gives it, ...) is fitted on the study's COMPLETE trials (refitted every trial up to 31 of them, then once they
+   grew by a sixteenth): a random forest, or for a cost that adds up over the network's parts (latency, memory)
+   that or an additive (linear) model of the choices, whichever has the smaller held-out error on those trials
+   (:mod:`nas.control.surrogate`; an additive model extrapolates to cheaper networks than any seen, which a forest
+   cannot). Features: log params and log FLOPs (at the reference input)
+   and every grammar choice (for the forest categorical choices by index, inactive ones as -1; for the additive
+   model one-hot). ``params`` / ``flops`` objectives are known exactly from the count. The model's spread (the
+   trees' or the Bayesian posterior's) is the uncertainty.
 4. **Acquisition**: expected hypervolume improvement over the current front, by Monte Carlo (32 draws from a normal
    with the forest's mean and spread per objective). The reference point is the run's limit where one applies to
    an objective (``max_latency_ms`` for latency, ...) and otherwise the worst value seen, widened by a tenth of
@@ -32,11 +35,12 @@ many candidates and spends the trial on the most promising one:
 
 Until ``startup`` trials (the run's ``population_size``, else at most 10) are complete there is nothing to learn
 from: each trial is then the first random candidate that passes the screening. With ``zero_cost_warmup: N`` (a run
-config key) they are instead the best of N screened random candidates by the naswot zero-cost proxy, scored once on
-the run's proxy batch (the "zero-cost warmup" of Abdelfattah et al., 2021). Every trial records what the sampler
-expected (user attr ``predictor``: how the spec was proposed, the predicted mean and spread per objective,
-candidates screened out), so a run shows how well the predictor did. Deterministic for a seed. Works for any number
-of objectives (the Monte Carlo hypervolume is exact per draw, so more than three objectives get slow).
+config key) they are instead the best of N screened random candidates by the run's ``warmup_proxy`` (naswot on the
+run's proxy batch, or synflow), scored once (the "zero-cost warmup" of Abdelfattah et al., 2021). Every trial
+records what the sampler expected (user attr ``predictor``: how the spec was proposed, the predicted mean and spread
+per objective, the model kind per objective, candidates screened out), so a run shows how well the predictor did.
+Deterministic for a seed. Works for any number of objectives (the Monte Carlo hypervolume is exact per draw, so more
+than three objectives get slow).
 
 Related work: BANANAS (White et al., 2021) and NPENAS (Wei et al., 2022) guide the search with a predictor trained
 on the evaluated architectures and a mutation-based acquisition optimiser; this is that idea with a small random
@@ -52,8 +56,10 @@ from typing import Any, Callable, Sequence
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.control import surrogate
 from nas.control.replay import ReplaySampler
 from nas.grammar import RandomSuggest
+from nas.objectives import additive as is_additive
 from nas.pareto import hypervolume_improvements, pareto_mask, to_minimization
 
 EXACT = ("params", "flops")  # objectives that the count gives exactly, before any training
@@ -107,7 +113,7 @@ class PredictorSampler(ReplaySampler):
         self._spec_of: dict[str, Any] = {}
         self._features: dict[str, list[float]] = {}
         self._pool: dict[str, Candidate] = {}  # screened, unpicked candidates kept for later trials, oldest first
-        self._forests: tuple[int, list] | None = None  # (complete trials when fitted, a forest per objective or None)
+        self._models: tuple[int, list] | None = None  # (complete trials when fitted, a Surrogate per objective or None)
         # zero-cost warm-up: the startup trials are taken from ``warmup`` screened random candidates in the order of
         # ``scorer`` (best first). Drawn from ``warmup_seed`` (the run's seed, not the resumed sampler's): a resumed
         # run ranks the same candidates again and goes on down the list
@@ -143,6 +149,7 @@ class PredictorSampler(ReplaySampler):
             pick = pool[i]
             note["predicted"] = {o: [round(float(m), 6), round(float(s), 6)]
                                  for o, m, s in zip(self.objectives, mean, sd)}
+            note["models"] = {o: m.kind for o, m in zip(self.objectives, self._models[1]) if m is not None}
         self._pool.pop(pick.spec_hash, None)
         note["origin"] = pick.origin
         self._children[trial._trial_id] = self.space.assignment(pick.spec)
@@ -270,47 +277,49 @@ class PredictorSampler(ReplaySampler):
         mask = pareto_mask(np.array([t.values for t in complete], dtype=float), self.directions)
         return [t for t, keep in zip(complete, mask) if keep]
 
-    def _row(self, spec_hash: str) -> list[float]:
-        row = self._features.get(spec_hash)
-        if row is None:
+    def _rows(self, spec_hash: str) -> tuple[list[float], list[float]]:
+        """The spec's features: (the forest's row: a categorical choice by its index; the additive model's: one-hot),
+        both led by log params and log FLOPs at the reference input; an inactive choice is -1 / all zeros."""
+        rows = self._features.get(spec_hash)
+        if rows is None:
             spec = self._spec_of[spec_hash]
             costs = self.count(self.space, spec, what=EXACT)  # at the reference input (cached)
             values = self.space.assignment(spec)
-            row = [math.log1p(costs["params"]), math.log1p(costs["flops"])]
+            lead = [math.log1p(costs["params"]), math.log1p(costs["flops"])]
+            ordinal, onehot = list(lead), list(lead)
             for p in self.choice_params:
-                row.append(_encode(p, values.get(p.name)))
-            self._features[spec_hash] = row
-        return row
+                ordinal.append(_encode(p, values.get(p.name)))
+                onehot.extend(_one_hot(p, values.get(p.name)))
+            rows = self._features[spec_hash] = (ordinal, onehot)
+        return rows
 
     def _acquire(self, pool: list[Candidate], complete: list[FrozenTrial], number: int):
         """(index of the pick, its predicted means, its predicted spreads) by expected hypervolume improvement."""
         import numpy as np
-        from sklearn.ensemble import RandomForestRegressor
 
         history = sorted(complete, key=lambda t: t.number)[-MAX_TRAIN_ROWS:]
-        x = np.array([self._row(self._hash(t)) for t in history])
+        rows = [self._rows(self._hash(t)) for t in history]
         y = np.array([t.values for t in history], dtype=float)
-        xc = np.array([self._row(c.spec_hash) for c in pool])
-        n = len(complete)  # not len(x): that stops growing at MAX_TRAIN_ROWS
-        if refit_due(self._forests[0] if self._forests else None, n):
-            forests = []
+        candidates = [self._rows(c.spec_hash) for c in pool]
+        n = len(complete)  # not len(rows): that stops growing at MAX_TRAIN_ROWS
+        if refit_due(self._models[0] if self._models else None, n):
+            models = []
             for j, objective in enumerate(self.objectives):
                 if objective in self.exact:
-                    forests.append(None)
+                    models.append(None)
                     continue
                 # sklearn takes a seed in [0, 2**32): a resumed run's sampler seed is up to 2**31, times 7919 above
-                forest = RandomForestRegressor(n_estimators=64, max_features=0.5, min_samples_leaf=1, n_jobs=1,
-                                               random_state=((self.seed or 0) * 7919 + number + j) % 2**32)
-                forests.append(forest.fit(x, y[:, j]))
-            self._forests = (n, forests)
+                models.append(surrogate.fit([r[0] for r in rows], [r[1] for r in rows], y[:, j],
+                                            seed=((self.seed or 0) * 7919 + number + j) % 2**32,
+                                            additive=is_additive(objective)))
+            self._models = (n, models)
         mean = np.zeros((len(pool), len(self.objectives)))
         sd = np.zeros_like(mean)
-        for j, (objective, forest) in enumerate(zip(self.objectives, self._forests[1])):
-            if forest is None:
+        for j, (objective, model) in enumerate(zip(self.objectives, self._models[1])):
+            if model is None:
                 mean[:, j] = [c.costs[objective] for c in pool]
                 continue
-            per_tree = np.stack([tree.predict(xc) for tree in forest.estimators_])
-            mean[:, j], sd[:, j] = per_tree.mean(axis=0), per_tree.std(axis=0)
+            mean[:, j], sd[:, j] = model.predict([r[0] for r in candidates], [r[1] for r in candidates])
         minimize = ["minimize"] * len(self.objectives)
         seen = to_minimization(y, self.directions)
         pred = to_minimization(mean, self.directions)
@@ -337,6 +346,15 @@ class PredictorSampler(ReplaySampler):
 def refit_due(fitted: int | None, complete: int) -> bool:
     """Whether forests fitted when ``fitted`` trials were complete are refitted now that ``complete`` are."""
     return fitted is None or complete >= fitted + max(1, int(fitted * REFIT_GROWTH))
+
+
+def _one_hot(param, value: Any) -> list[float]:
+    """A categorical choice as one indicator per option (all zero when inactive); any other choice as its number
+    (0 when inactive)."""
+    if param.domain.kind == "categorical":
+        return [1.0 if value is not None and choice == value else 0.0 for choice in param.domain.choices]
+    code = _encode(param, value)
+    return [0.0 if value is None else code]
 
 
 def _encode(param, value: Any) -> float:
