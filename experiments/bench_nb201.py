@@ -42,6 +42,16 @@ from _common import Report, machine_info  # noqa: E402
 
 CHECKPOINTS_ONE = (25, 50, 100, 300)
 CHECKPOINTS_TWO = (50, 100, 300)
+DEFAULT = "default"  # a sampler name: the run's default for its objectives (RunConfig.sampler_name)
+
+
+def default_sampler(objectives: list[str], dataset: str) -> str:
+    """The sampler a table run with these objectives gets when its config names none."""
+    from nas.control.config import load_config
+
+    config, _ = load_config({"space": "nb201", "evaluator": "nb201", "dataset": dataset, "objectives": objectives,
+                             "trials": 1})
+    return config.sampler_name
 
 
 def sampler_setting(text: str) -> tuple[str, dict]:
@@ -66,7 +76,9 @@ def engine_run(sampler: str, seed: int, trials: int, objectives: list[str], data
 
     name, keys = sampler_setting(sampler)
     config = {"space": "nb201", "evaluator": "nb201", "dataset": dataset, "objectives": objectives,
-              "trials": trials, "seed": seed, **keys, "sampler": name}
+              "trials": trials, "seed": seed, **keys}
+    if name != DEFAULT:  # else the run resolves its default sampler, as a config without ``sampler`` does
+        config["sampler"] = name
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         study = search(config, name="run", runs_dir=tmp, quiet=True)
         trials_ = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -222,14 +234,19 @@ def study_two(report: Report, args) -> None:
     for cost in args.costs:
         true_hv, ref = true_front_hv(args.dataset, cost)
         ratios: dict[str, dict[int, list[float]]] = {}
-        runs = [(f"nas:{s}", s) for s in args.samplers_two] + [(f"optuna:{s}", s) for s in ("nsga2", "tpe")]
+        # the default first (named by what it resolves to), then the other samplers of ours, then the peers
+        default_name = default_sampler(["accuracy", cost], args.dataset)
+        default = f"nas:default ({default_name})"
+        runs = [(default, DEFAULT)] + [(f"nas:{s}", s) for s in args.samplers_two if s != default_name] + \
+            [(f"optuna:{s}", s) for s in ("nsga2", "tpe")]
         for label, sampler in runs:
             seeds = args.seeds_two
             start = time.perf_counter()
             for seed in range(seeds):
                 run = engine_run if label.startswith("nas") else optuna_run
-                rows = run(sampler, seed, max(CHECKPOINTS_TWO), ["accuracy", cost], args.dataset)
-                for n in CHECKPOINTS_TWO:
+                checkpoints = [n for n in CHECKPOINTS_TWO if n <= args.trials_two] or [args.trials_two]
+                rows = run(sampler, seed, max(checkpoints), ["accuracy", cost], args.dataset)
+                for n in checkpoints:
                     points = [(table[r["index"]].mean_accuracy, r["values"][1]) for r in rows[:n]]
                     ratios.setdefault(label, {}).setdefault(n, []).append(hypervolume(points, ref) / true_hv)
             print(f"{label} ({cost}): {seeds} seeds in {time.perf_counter() - start:.0f} s", flush=True)
@@ -242,7 +259,6 @@ def study_two(report: Report, args) -> None:
                      csv=None if args.no_write else f"{report.name}_{cost}.csv",
                      title=f"Two objectives ({args.dataset}: accuracy, {cost}): hypervolume of the found front over "
                            "the true front's")
-        default = f"nas:{args.samplers_two[0]}"
         tests = []
         for peer in ("optuna:nsga2", "optuna:tpe"):
             for n in (50, 100):
@@ -271,13 +287,16 @@ def main(argv=None) -> int:
     parser.add_argument("--samplers", nargs="+", default=["tpe", "random", "evolution", "nsga2", "predictor"],
                         help="our samplers for the one-objective study; the first is the default's (NAME or "
                              "NAME:KEY=VALUE,... with run config keys, e.g. predictor:candidates=64)")
-    parser.add_argument("--samplers-two", nargs="+", default=["predictor", "nsga2", "tpe", "random"],
-                        help="our samplers for the two-objective study; the first is the default's")
+    parser.add_argument("--samplers-two", nargs="+", default=["predictor", "tpe", "nsga2", "random"],
+                        help="our samplers for the two-objective study besides the default (which runs first, as "
+                             "nas:default (NAME); NAME is left out of these)")
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--predictor-seeds", type=int, default=20)
     parser.add_argument("--predictor-trials", type=int, default=100)
     parser.add_argument("--seeds-two", type=int, default=20)
+    parser.add_argument("--trials-two", type=int, default=max(CHECKPOINTS_TWO),
+                        help="trials of each two-objective run (its checkpoints up to there)")
     parser.add_argument("--costs", nargs="+", choices=("params", "latency_ms"), default=["params", "latency_ms"],
                         help="the second objectives of the two-objective study")
     parser.add_argument("--overhead-trials", type=int, default=1000)

@@ -11,11 +11,12 @@ A run config names everything a search needs::
     budget: {epochs: 2, batch_size: 32}  # the fields of nas.budget.Budget
     rungs: [0.5]                     # optional multi-fidelity checks, as fractions of budget.epochs
     sampler: predictor               # tpe | nsga2 | random | gp | evolution | predictor
-                                     # (default: predictor with >= 2 objectives, tpe with 1)
+                                     # (default: predictor with >= 2 objectives, tpe with 1; with
+                                     # evaluator nb201 tpe also when every cost is params / flops)
     candidates: 16                   # predictor: candidates ranked per trial
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
     zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
-                                     # (default: 64 for one objective with evaluator nb201, 0 otherwise)
+                                     # (default: 64 with evaluator nb201, 0 otherwise)
                                      # candidates ranked by a zero-cost proxy (0: off)
     warmup_proxy: naswot             # that proxy: naswot (on the training images) or synflow (needs no data;
                                      # the default of a tabular evaluator, which loads no images)
@@ -227,8 +228,15 @@ class RunConfig(_Strict):
     @property
     def sampler_name(self) -> str:
         """The sampler this config runs: its own, else the default, ``predictor`` with several objectives (measured:
-        experiments/results/sample_efficiency.md) and ``tpe`` with one. A new run stores the resolved name."""
-        return self.sampler or ("predictor" if len(self.objectives) >= 2 else "tpe")
+        experiments/results/sample_efficiency.md) and ``tpe`` with one. On NAS-Bench-201's table (``evaluator:
+        nb201``) several objectives whose costs are all counted exactly (``params``, ``flops``) get ``tpe``: with the
+        table's warm-up it finds a larger front there than the predictor (docs/benchmarks.md). A new run stores the
+        resolved name."""
+        if self.sampler:
+            return self.sampler
+        if len(self.objectives) == 1 or (self.on_table and set(self.objectives[1:]) <= {"params", "flops"}):
+            return "tpe"
+        return "predictor"
 
     @property
     def zero_cost_names(self) -> tuple[str, ...]:
@@ -259,12 +267,12 @@ class RunConfig(_Strict):
     @property
     def zero_cost_warmup_n(self) -> int:
         """How many random candidates the zero-cost warm-up ranks (0: none): its own ``zero_cost_warmup``, else 64
-        for one objective on NAS-Bench-201's table (``evaluator: nb201``, ranked by synflow, which needs no data),
-        where it puts the default sampler ahead of Optuna's TPE after 25 and 50 trials (docs/benchmarks.md), and 0
-        otherwise. A new run stores the resolved value."""
+        on NAS-Bench-201's table (``evaluator: nb201``, ranked by synflow, which needs no data), where it puts the
+        default sampler ahead of Optuna's TPE after 25 and 50 trials with one objective and lifts the front of
+        accuracy against params (docs/benchmarks.md), and 0 otherwise. A new run stores the resolved value."""
         if self.zero_cost_warmup is not None:
             return self.zero_cost_warmup
-        return 64 if self.on_table and len(self.objectives) == 1 else 0
+        return 64 if self.on_table else 0
 
     @property
     def warmup_proxy_name(self) -> str:

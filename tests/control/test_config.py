@@ -40,6 +40,8 @@ def test_demo_uses_the_default_sampler_predictor_with_two_objectives():
     assert config.sampler is None and config.sampler_name == "predictor"
     single, _ = load_config({"space": "vision", "trials": 2, "objectives": ["accuracy"]})
     assert single.sampler_name == "tpe"
+    params, _ = load_config({"space": "vision", "trials": 2, "objectives": ["accuracy", "params"]})
+    assert params.sampler_name == "predictor"  # TPE for counted costs is the table's default only
 
 
 def _error(tmp_path: Path, text: str, **overrides) -> ConfigError:

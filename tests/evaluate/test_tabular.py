@@ -50,7 +50,7 @@ def test_search_on_the_table(tmp_path):
     from nas.control.search import search
 
     config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar100", "objectives": ["accuracy", "params"],
-              "trials": 25, "seed": 2, "sampler": "tpe"}
+              "trials": 25, "seed": 2, "sampler": "tpe", "zero_cost_warmup": 0}
     study = search(config, name="nb", runs_dir=tmp_path, quiet=True)
     trials = study.get_trials()
     assert len(trials) == 25 and all(t.state.name == "COMPLETE" for t in trials)
@@ -118,9 +118,10 @@ def test_a_tabular_warm_up_by_default_ranks_by_synflow_and_needs_no_images(tmp_p
 
 
 
-def test_the_tables_one_objective_defaults_are_resolved_into_the_run(tmp_path):
+def test_the_tables_defaults_are_resolved_into_the_run(tmp_path):
     """One objective on the table: a synflow warm-up of 64 and three evaluations of the leader, stored resolved;
-    two objectives, or proxy training, keep neither."""
+    two objectives keep the warm-up but no repeats, and take TPE when the cost is counted (params) and the predictor
+    when it is measured (latency); proxy training keeps neither."""
     import yaml
 
     from nas.control.config import load_config
@@ -131,7 +132,10 @@ def test_the_tables_one_objective_defaults_are_resolved_into_the_run(tmp_path):
     loaded = load_config(config)[0]
     assert (loaded.zero_cost_warmup_n, loaded.warmup_proxy_name, loaded.confirm_best_n) == (64, "synflow", 3)
     two = load_config({**config, "objectives": ["accuracy", "params"]})[0]
-    assert (two.zero_cost_warmup_n, two.confirm_best_n) == (0, 1)
+    assert (two.zero_cost_warmup_n, two.confirm_best_n, two.sampler_name) == (64, 1, "tpe")
+    latency = load_config({**config, "objectives": ["accuracy", "latency_ms"]})[0]
+    assert (latency.zero_cost_warmup_n, latency.confirm_best_n, latency.sampler_name) == (64, 1, "predictor")
+    assert load_config({**config, "objectives": ["accuracy", "params"], "sampler": "nsga2"})[0].sampler_name == "nsga2"
     proxy = load_config({**config, "evaluator": "proxy"})[0]
     assert (proxy.zero_cost_warmup_n, proxy.warmup_proxy_name, proxy.confirm_best_n) == (0, "naswot", 1)
     study = search(config, name="d", runs_dir=tmp_path, quiet=True)

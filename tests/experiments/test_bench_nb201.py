@@ -47,6 +47,8 @@ def test_no_write_leaves_the_results_alone(bench, capsys):
     results = EXPERIMENTS / "results"
     before = {p.name: p.read_bytes() for p in results.glob("bench_nb201*")}
     assert bench.main(["--study", "two", "--costs", "params", "--samplers-two", "random", "--seeds-two", "1",
-                       "--no-write"]) == 0
-    assert "Two objectives (cifar10: accuracy, params)" in capsys.readouterr().out
+                       "--trials-two", "20", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "Two objectives (cifar10: accuracy, params)" in out
+    assert "nas:default (tpe)" in out and "nas:random" in out  # the default resolved as a config without a sampler
     assert {p.name: p.read_bytes() for p in results.glob("bench_nb201*")} == before
