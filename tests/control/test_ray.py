@@ -70,10 +70,10 @@ def test_ray_search_with_several_validations_and_rungs(tmp_path, ray_session):
     Ray Tune checks (the objectives and rung_accuracy), so the search finishes with the exact count."""
     from nas.control.search import search
 
-    cfg = write_config(tmp_path, trials=6, budget={"epochs": 2, "batch_size": 32}, rungs=[0.5], rung_keep=0.5)
+    cfg = write_config(tmp_path, trials=4, budget={"epochs": 2, "batch_size": 32}, rungs=[0.5], rung_keep=0.5)
     search(cfg, name="rungs", runs_dir=tmp_path / "runs", backend="ray", quiet=True)
     trials = journal_study(tmp_path / "runs" / "rungs").trials
-    assert counted(trials) == 6 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert counted(trials) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert complete and all([p["epoch"] for p in t.user_attrs["curve"]] == [1.0, 2.0] for t in complete)
     for t in trials:
