@@ -28,7 +28,7 @@ many candidates and spends the trial on the most promising one:
    model one-hot). ``params`` / ``flops`` objectives are known exactly from the count. The model's spread (the
    trees' or the Bayesian posterior's) is the uncertainty.
 4. **Acquisition**: expected hypervolume improvement over the current front, by Monte Carlo (32 draws from a normal
-   with the forest's mean and spread per objective). The reference point is the run's limit where one applies to
+   with the model's mean and spread per objective). The reference point is the run's limit where one applies to
    an objective (``max_latency_ms`` for latency, ...) and otherwise the worst value seen, widened by a tenth of
    the range (two objectives: vectorised, :func:`nas.pareto.hypervolume_improvements`). If no candidate is
    expected to improve the front, the one closest to it is taken.
@@ -111,7 +111,7 @@ class PredictorSampler(ReplaySampler):
         self.choice_params = space.choices()
         self._hash_of: dict[int, str] = {}  # trial number -> spec hash (trials that are no longer running)
         self._spec_of: dict[str, Any] = {}
-        self._features: dict[str, list[float]] = {}
+        self._features: dict[str, tuple[list[float], list[float]]] = {}  # spec hash -> (ordinal, one-hot) rows
         self._pool: dict[str, Candidate] = {}  # screened, unpicked candidates kept for later trials, oldest first
         self._models: tuple[int, list] | None = None  # (complete trials when fitted, a Surrogate per objective or None)
         # zero-cost warm-up: the startup trials are taken from ``warmup`` screened random candidates in the order of

@@ -25,8 +25,11 @@ def _grid(target, *, leave_out):
 COST = [[0.5, 1.0, 2.0, 4.0], [0.2, 0.1, 3.0, 1.0], [1.0, 2.0, 0.3, 0.6], [2.0, 0.4, 0.8, 1.6]]  # per choice, option
 
 
-def _additive_cost(row, rng=random.Random(0)):
-    return sum(COST[i][v] for i, v in enumerate(row)) + rng.gauss(0, 0.05)
+NOISE = random.Random(0)  # measurement noise, one stream for the module
+
+
+def _additive_cost(row):
+    return sum(COST[i][v] for i, v in enumerate(row)) + NOISE.gauss(0, 0.05)
 
 
 def test_an_additive_cost_gets_the_additive_model_which_predicts_below_every_trial_seen():

@@ -21,7 +21,7 @@ def test_a_sampler_setting_is_a_name_and_run_config_keys(bench):
 
 
 def test_an_engine_run_takes_the_settings_keys(bench):
-    rows = bench.engine_run("predictor:candidates=4", 0, 3, ["accuracy", "params"], "cifar10")
+    rows = bench.engine_run("predictor:candidates=4,zero_cost_warmup=0", 0, 3, ["accuracy", "params"], "cifar10")
     assert len(rows) == 3 and all(len(r["values"]) == 2 and len(r["index"]) == 6 for r in rows)
     from nas.errors import ConfigError
 
