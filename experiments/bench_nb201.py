@@ -287,7 +287,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samplers", nargs="+", default=["tpe", "random", "evolution", "nsga2", "predictor"],
                         help="our samplers for the one-objective study; the first is the default's (NAME or "
                              "NAME:KEY=VALUE,... with run config keys, e.g. predictor:candidates=64)")
-    parser.add_argument("--samplers-two", nargs="+", default=["predictor", "tpe", "nsga2", "random"],
+    parser.add_argument("--samplers-two", nargs="*", default=["predictor", "tpe", "nsga2", "random"],
                         help="our samplers for the two-objective study besides the default (which runs first, as "
                              "nas:default (NAME); NAME is left out of these)")
     parser.add_argument("--seeds", type=int, default=50)

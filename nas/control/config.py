@@ -16,7 +16,8 @@ A run config names everything a search needs::
     candidates: 16                   # predictor: candidates ranked per trial
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
     zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
-                                     # (default: 64 with evaluator nb201, 0 otherwise)
+                                     # (default: 64 with evaluator nb201 and every cost counted
+                                     # (params / flops), not for nsga2; 0 otherwise)
                                      # candidates ranked by a zero-cost proxy (0: off)
     warmup_proxy: naswot             # that proxy: naswot (on the training images) or synflow (needs no data;
                                      # the default of a tabular evaluator, which loads no images)
@@ -234,9 +235,15 @@ class RunConfig(_Strict):
         resolved name."""
         if self.sampler:
             return self.sampler
-        if len(self.objectives) == 1 or (self.on_table and set(self.objectives[1:]) <= {"params", "flops"}):
+        if len(self.objectives) == 1 or (self.on_table and self.costs_counted):
             return "tpe"
         return "predictor"
+
+    @property
+    def costs_counted(self) -> bool:
+        """Whether every objective after the first is counted exactly before any training (``params``, ``flops``;
+        true for one objective): the table's warm-up and TPE defaults hold there."""
+        return set(self.objectives[1:]) <= {"params", "flops"}
 
     @property
     def zero_cost_names(self) -> tuple[str, ...]:
@@ -267,12 +274,15 @@ class RunConfig(_Strict):
     @property
     def zero_cost_warmup_n(self) -> int:
         """How many random candidates the zero-cost warm-up ranks (0: none): its own ``zero_cost_warmup``, else 64
-        on NAS-Bench-201's table (``evaluator: nb201``, ranked by synflow, which needs no data), where it puts the
-        default sampler ahead of Optuna's TPE after 25 and 50 trials with one objective and lifts the front of
-        accuracy against params (docs/benchmarks.md), and 0 otherwise. A new run stores the resolved value."""
+        on NAS-Bench-201's table (``evaluator: nb201``, ranked by synflow, which needs no data) where every cost is
+        counted (:attr:`costs_counted`: one objective, or params / FLOPs) and the sampler is not ``nsga2``, and 0
+        otherwise. Measured (docs/benchmarks.md): it puts the default sampler ahead of Optuna's TPE after 25 and 50
+        trials with one objective and lifts TPE's and the predictor's fronts of accuracy against params; with
+        latency it did not help the predictor, and it fills NSGA-II's first generation with the best-scored cells
+        alone (its front after 50 trials fell). A new run stores the resolved value."""
         if self.zero_cost_warmup is not None:
             return self.zero_cost_warmup
-        return 64 if self.on_table else 0
+        return 64 if self.on_table and self.costs_counted and self.sampler_name != "nsga2" else 0
 
     @property
     def warmup_proxy_name(self) -> str:
