@@ -26,14 +26,6 @@ def pytest_configure(config):
         pass
 
 
-def pytest_collection_modifyitems(config, items):
-    """Files with a ``slow`` test run first (a stable sort by file, so a file's tests stay together): `make test`
-    hands whole files to two workers, and a long file (the Ray cluster, worker processes, PostgreSQL) handed out
-    last keeps one worker busy after the other has finished the rest."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
-
-
 @pytest.fixture(params=SPACES, ids=[p.stem for p in SPACES])
 def space_path(request) -> Path:
     return request.param
