@@ -239,12 +239,12 @@ def study_two(report: Report, args) -> None:
         default = f"nas:default ({default_name})"
         runs = [(default, DEFAULT)] + [(f"nas:{s}", s) for s in args.samplers_two if s != default_name] + \
             [(f"optuna:{s}", s) for s in ("nsga2", "tpe")]
+        checkpoints = [n for n in CHECKPOINTS_TWO if n <= args.trials_two] or [args.trials_two]
         for label, sampler in runs:
             seeds = args.seeds_two
             start = time.perf_counter()
             for seed in range(seeds):
                 run = engine_run if label.startswith("nas") else optuna_run
-                checkpoints = [n for n in CHECKPOINTS_TWO if n <= args.trials_two] or [args.trials_two]
                 rows = run(sampler, seed, max(checkpoints), ["accuracy", cost], args.dataset)
                 for n in checkpoints:
                     points = [(table[r["index"]].mean_accuracy, r["values"][1]) for r in rows[:n]]

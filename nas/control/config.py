@@ -16,9 +16,9 @@ A run config names everything a search needs::
     candidates: 16                   # predictor: candidates ranked per trial
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
     zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
-                                     # (default: 64 with evaluator nb201 and every cost counted
-                                     # (params / flops), not for nsga2; 0 otherwise)
-                                     # candidates ranked by a zero-cost proxy (0: off)
+                                     # candidates ranked by a zero-cost proxy (0: off; default: 64 with
+                                     # evaluator nb201 and every cost counted (params / flops), not for
+                                     # nsga2; 0 otherwise)
     warmup_proxy: naswot             # that proxy: naswot (on the training images) or synflow (needs no data;
                                      # the default of a tabular evaluator, which loads no images)
     rank_with: naswot                # the trial the run picks (nas export's default): the best mean rank under the

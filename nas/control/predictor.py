@@ -298,11 +298,10 @@ class PredictorSampler(ReplaySampler):
         import numpy as np
 
         history = sorted(complete, key=lambda t: t.number)[-MAX_TRAIN_ROWS:]
-        rows = [self._rows(self._hash(t)) for t in history]
         y = np.array([t.values for t in history], dtype=float)
-        candidates = [self._rows(c.spec_hash) for c in pool]
-        n = len(complete)  # not len(rows): that stops growing at MAX_TRAIN_ROWS
+        n = len(complete)  # not len(history): that stops growing at MAX_TRAIN_ROWS
         if refit_due(self._models[0] if self._models else None, n):
+            rows = [self._rows(self._hash(t)) for t in history]  # the training rows: only for a refit
             models = []
             for j, objective in enumerate(self.objectives):
                 if objective in self.exact:
@@ -313,13 +312,16 @@ class PredictorSampler(ReplaySampler):
                                             seed=((self.seed or 0) * 7919 + number + j) % 2**32,
                                             additive=is_additive(objective)))
             self._models = (n, models)
+        candidates = [self._rows(c.spec_hash) for c in pool]
+        x_forest = np.array([r[0] for r in candidates])  # built once for every objective's model
+        x_additive = np.array([r[1] for r in candidates])
         mean = np.zeros((len(pool), len(self.objectives)))
         sd = np.zeros_like(mean)
         for j, (objective, model) in enumerate(zip(self.objectives, self._models[1])):
             if model is None:
                 mean[:, j] = [c.costs[objective] for c in pool]
                 continue
-            mean[:, j], sd[:, j] = model.predict([r[0] for r in candidates], [r[1] for r in candidates])
+            mean[:, j], sd[:, j] = model.predict(x_forest, x_additive)
         minimize = ["minimize"] * len(self.objectives)
         seen = to_minimization(y, self.directions)
         pred = to_minimization(mean, self.directions)
