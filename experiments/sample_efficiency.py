@@ -46,7 +46,8 @@ SAMPLERS = ("random", "tpe", "nsga2", "evolution", "predictor")
 CONTROLS = {"screened": lambda base: {"sampler": "predictor", "population_size": base["trials"]},
             "pool4": lambda base: {"sampler": "predictor", "fresh_candidates": 4},
             "pool4of32": lambda base: {"sampler": "predictor", "candidates": 32, "fresh_candidates": 4},
-            "zcwarm": lambda base: {"sampler": "predictor", "zero_cost_warmup": 64}}
+            "zcwarm": lambda base: {"sampler": "predictor", "zero_cost_warmup": 64},
+            "anyparent": lambda base: {"sampler": "predictor", "mutate_share": 0.5, "end_share": 0.0}}
 MAX_LATENCY_MS = 20.0
 MAX_PARAMS = 2_000_000
 # the second objective (--cost): its hypervolume reference (the run's limit on it), the run's constraints, the page

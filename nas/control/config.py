@@ -15,6 +15,10 @@ A run config names everything a search needs::
                                      # evaluator nb201 tpe also when every cost is params / flops)
     candidates: 16                   # predictor: candidates ranked per trial
     fresh_candidates: 16             # predictor: of which newly screened per trial (the others kept from earlier)
+    mutate_share: 1.0                # predictor: share of new candidates that are one-choice mutations of a Pareto
+                                     # front member (the rest are random samples of the grammar)
+    end_share: 0.5                   # predictor: share of those mutations whose parent is an end of the front (the
+                                     # best trial in one objective), not any front member
     zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
                                      # candidates ranked by a zero-cost proxy (0: off; default: 64 with
                                      # evaluator nb201 and every cost counted (params / flops), not for
@@ -127,6 +131,8 @@ class RunConfig(_Strict):
     tournament_size: int | None = Field(default=None, ge=1)
     candidates: int = Field(default=16, ge=1)  # predictor: candidates ranked per trial
     fresh_candidates: int | None = Field(default=None, ge=1)  # predictor: new ones screened per trial (the rest kept)
+    mutate_share: float = Field(default=1.0, ge=0, le=1)  # predictor: new candidates that mutate a front member
+    end_share: float = Field(default=0.5, ge=0, le=1)  # predictor: of those, the ones mutating an end of the front
     zero_cost_warmup: int | None = Field(default=None, ge=0, le=100_000)  # see zero_cost_warmup_n
     warmup_proxy: Literal["naswot", "synflow"] | None = None  # the warm-up's proxy (see warmup_proxy_name)
     confirm_best: int | None = Field(default=None, ge=1, le=10)  # evaluations of the leader (see confirm_best_n)

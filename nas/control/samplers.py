@@ -111,7 +111,8 @@ def predictor(config, space, *, seed, population, input=None, scorer=None, count
 
     return PredictorSampler(space, objectives=config.objectives, directions=config.directions,
                             limits=config.constraints.active(), input=input, candidates=config.candidates,
-                            fresh=config.fresh_candidates, seed=seed,
+                            fresh=config.fresh_candidates, mutate_share=config.mutate_share,
+                            end_share=config.end_share, seed=seed,
                             startup=config.population_size or min(10, population),
                             warmup=config.zero_cost_warmup_n, scorer=scorer, warmup_seed=config.seed, count=count,
                             latency=latency)

@@ -207,6 +207,53 @@ def test_the_pool_keeps_unpicked_candidates_and_screens_only_the_fresh_ones(visi
     assert with_pool < 0.6 * screened["n"]
 
 
+def _ends_before(study, number: int) -> set[int]:
+    """The trial numbers of the front's ends (the best trial in each objective) among the trials before ``number``."""
+    from nas.pareto import pareto_mask
+
+    done = [t for t in study.trials if t.number < number]
+    mask = pareto_mask(np.array([t.values for t in done]), ["maximize", "minimize"])
+    front = [t for t, keep in zip(done, mask) if keep]
+    return {max(front, key=lambda t: t.values[0]).number, min(front, key=lambda t: t.values[1]).number}
+
+
+def test_with_end_share_1_every_mutation_starts_from_an_end_of_the_front(vision):
+    config, space = vision
+    config = config.model_copy(update={"mutate_share": 1.0, "end_share": 1.0})
+    study, _ = _drive(config, space, _stand_in, 12)
+    origins = [(t.number, t.user_attrs["predictor"]["origin"]) for t in study.trials[4:]]
+    assert all(origin.startswith("mutation of #") for _, origin in origins), origins
+    for number, origin in origins:
+        assert int(origin.removeprefix("mutation of #")) in _ends_before(study, number), (number, origin)
+
+
+def test_with_mutate_share_0_the_guided_candidates_are_random_samples(vision):
+    config, space = vision
+    config = config.model_copy(update={"mutate_share": 0.0})
+    study, _ = _drive(config, space, _stand_in, 8)
+    assert [t.user_attrs["predictor"]["origin"] for t in study.trials] == ["random"] * 8
+
+
+def test_the_default_mutates_ends_and_other_front_members(vision):
+    """The default (mutate_share 1, end_share 0.5): every guided candidate is a mutation; over 16 trials some
+    picks start from an end of the front and some from a member in between."""
+    config, space = vision
+    study, _ = _drive(config, space, _stand_in, 20)
+    origins = [(t.number, t.user_attrs["predictor"]["origin"]) for t in study.trials[4:]]
+    assert all(origin.startswith("mutation of #") for _, origin in origins), origins
+    from_end = [int(o.removeprefix("mutation of #")) in _ends_before(study, n) for n, o in origins]
+    assert any(from_end) and not all(from_end), origins
+
+
+@pytest.mark.parametrize("key", ["mutate_share", "end_share"])
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_a_share_outside_0_1_is_a_config_error(key, value):
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        prepare({**TINY, "sampler": "predictor", key: value})
+
+
 @pytest.mark.parametrize("key, bad, worse, message", [
     ("fresh_candidates", {"sampler": "predictor", "fresh_candidates": 20}, {"sampler": "predictor",
                                                                             "fresh_candidates": 0},
