@@ -227,7 +227,7 @@ def trials_to_reach(curve: list[float], level: float) -> int | None:
 
 
 def summarize(report: Report, found: dict, target: int, default: str, *, cost: str = "latency_ms",
-              write_csv: bool = True) -> None:
+              write_csv: bool = True, page: str | None = None) -> None:
     checkpoints = sorted({c for c in (4, 8, 16, 32, 48, 64, target) if c <= target})
     headers = ["sampler", "seeds", *[f"HV@{c}" for c in checkpoints]]
     rows = []
@@ -244,7 +244,7 @@ def summarize(report: Report, found: dict, target: int, default: str, *, cost: s
     ref = COSTS[cost]
     report.table(headers, rows, title=f"Hypervolume (reference: accuracy 0, {cost} {ref['reference']:,g} "
                                       f"{ref['unit']}) after k trials, mean ± sd over seeds",
-                 csv=f"{ref['page']}.csv" if write_csv else None)
+                 csv=f"{page or ref['page']}.csv" if write_csv else None)
     random_final = [r[-1] for r in found.get("random", []) if len(r) >= target]
     if not random_final or not found.get(default):
         report.text("Target not evaluated: random or the default sampler has no complete runs yet.")
@@ -293,11 +293,16 @@ def main(argv=None) -> int:
                         help="the second objective beside accuracy (default latency_ms; params: exactly counted, "
                              "written to sample_efficiency_params.md)")
     parser.add_argument("--report-only", action="store_true", help="write the curves of what is there, run nothing")
+    parser.add_argument("--out", default=None, metavar="NAME",
+                        help="the results page experiments/results/NAME.md (and NAME.csv); default "
+                             "sample_efficiency, or sample_efficiency_params with --cost params")
     parser.add_argument("--no-write", action="store_true", help="print only; do not write experiments/results")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     base = dict(SMOKE if args.smoke else FULL)
-    cost = COSTS[args.cost]
+    cost = dict(COSTS[args.cost])
+    if args.out:
+        cost["page"] = args.out
     base["objectives"] = ["accuracy", args.cost]
     base["constraints"] = cost["constraints"]
     if args.trials is not None:
@@ -337,7 +342,8 @@ def main(argv=None) -> int:
                 f"population {base['population_size']}, train_threads {base['train_threads']}, constraints "
                 f"{base['constraints']}, latency_min_time_s {base.get('latency_min_time_s', 'default')}; "
                 f"objectives {base['objectives']}; {'complete' if complete else 'INCOMPLETE (partial curves)'}.")
-    summarize(report, found, base["trials"], default, cost=args.cost, write_csv=not args.no_write and complete)
+    summarize(report, found, base["trials"], default, cost=args.cost, write_csv=not args.no_write and complete,
+              page=cost["page"])
     report.table(["sampler", "runs", "outside evaluate, ms per trial (median)", "minutes per run, mean (range)",
                   "trials trained per run (mean)"], timings(runs_dir, samplers, seeds, base["trials"]),
                  title="What the runs cost in time (trial start to completion, from the journal; 'outside evaluate' "
