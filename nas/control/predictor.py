@@ -8,11 +8,12 @@ many candidates and spends the trial on the most promising one:
    are drawn at random from the grammar). Half of the mutations (``end_share``) start from an end of the front, the
    best trial in one objective (the objective drawn at random), the others from any front member: beyond its ends a
    front can still grow into area no trial covers (on NAS-Bench-201 the fastest cell alone holds 1.5% of the
-   latency front's hypervolume), and otherwise a member in the middle is as likely a parent as one at an end. A
-   spec already evaluated in the study is skipped (the engine would only reuse its result and count a
-   trial). With ``fresh_candidates`` below ``candidates`` the unpicked candidates are kept for the next trials (a
-   pool, oldest dropped first, less what has been evaluated since) and only that many new ones are screened per
-   trial: the screening below is most of this sampler's cost.
+   latency front's hypervolume), and otherwise a member in the middle is as likely a parent as one at an end. Once
+   the front's one-choice neighbours run out (all evaluated: a small space, a tight limit), random samples fill the
+   trial's candidates. A spec already evaluated in the study is skipped (the engine would only reuse its result and
+   count a trial). With ``fresh_candidates`` below ``candidates`` the unpicked candidates are kept for the next
+   trials (a pool, oldest dropped first, less what has been evaluated since) and only that many new ones are
+   screened per trial: the screening below is most of this sampler's cost.
 2. **Screening**: params and FLOPs of each candidate are counted (at the run's input first where the run constrains
    or optimises them, so a breaker of the run's limits costs no more; then at the space's reference input; cached
    per spec). The count adds up the network's parts (:func:`nas.builder.network_costs`), each distinct part
@@ -219,12 +220,15 @@ class PredictorSampler(ReplaySampler):
         hashes: set[str] = set()
         dropped = 0
         ends = self._ends(parents)
-        for _ in range(4 * want + 8 if attempts is None else attempts):
+        tries = 4 * want + 8 if attempts is None else attempts
+        # then, if the front's one-choice neighbours ran out (all evaluated or drawn already: a small space, a tight
+        # limit, a front of one), random samples fill the rest
+        for k in range(tries + (4 * want + 8 if parents and self.mutate_share > 0 else 0)):
             if len(pool) >= want:
                 break
             origin = "random"
             try:
-                if parents and rng.random() < self.mutate_share:
+                if parents and k < tries and rng.random() < self.mutate_share:
                     parent = rng.choice(ends if ends and self.end_share and rng.random() < self.end_share else parents)
                     spec = self.space.mutate(self._spec_of[self._hash(parent)], rng)
                     origin = f"mutation of #{parent.number}"

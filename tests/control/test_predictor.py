@@ -245,6 +245,21 @@ def test_the_default_mutates_ends_and_other_front_members(vision):
     assert any(from_end) and not all(from_end), origins
 
 
+def test_when_the_fronts_neighbours_run_out_random_samples_fill_the_candidates():
+    """The tiny space has 8 architectures, each with 3 one-choice neighbours, and one objective (a front of one):
+    mutations alone soon propose only evaluated specs, and random samples fill the rest, so every guided trial still
+    ranks every architecture not evaluated yet."""
+    from control_helpers import TINY_SPACE
+
+    prepared = prepare({**TINY, "space": str(TINY_SPACE), "objectives": ["accuracy"], "sampler": "predictor",
+                        "population_size": 2})
+    study, specs = _drive(prepared.config, prepared.space, lambda spec: [_stand_in(spec)[0]], 7)
+    assert len({s.hash() for s in specs}) == 7
+    notes = [t.user_attrs["predictor"] for t in study.trials[2:]]
+    assert [n["pool"] for n in notes] == [6, 5, 4, 3, 2]  # every unevaluated architecture: 8 - trials so far
+    assert all("predicted" in n for n in notes)
+
+
 @pytest.mark.parametrize("key", ["mutate_share", "end_share"])
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_a_share_outside_0_1_is_a_config_error(key, value):
