@@ -99,20 +99,30 @@ def fidelity_sample(n: int, truth: dict[str, float]) -> list[str]:
 
 
 def parse_budgets(text: str):
-    """``epochs@resolution[:lr]`` items, comma separated, as (label, epochs, resolution, lr or None)."""
+    """``epochs@resolution[:lr][/depth]`` items, comma separated, as (label, epochs, resolution, lr or None, depth);
+    ``depth`` is the Budget's (a reduced-depth proxy: 0.2 trains one of NB201's five cells per stage)."""
     from nas.budget import Budget
 
     out = []
     for part in text.split(","):
         part = part.strip()
-        head, _, lr = part.partition(":")
+        head, _, depth = part.partition("/")
+        head, _, lr = head.partition(":")
         epochs, _, res = head.partition("@")
-        out.append((part, float(epochs), float(res or 1.0), float(lr) if lr else None))
+        out.append((part, float(epochs), float(res or 1.0), float(lr) if lr else None, float(depth or 1.0)))
     return out, Budget
 
 
-def budget_label(epochs: float, res: float, lr: float | None) -> str:
-    return f"{epochs:g} epoch(s) at {int(32 * res)}x{int(32 * res)}" + (f", lr {lr:g}" if lr else "")
+def budget_label(epochs: float, res: float, lr: float | None, depth: float = 1.0) -> str:
+    return (f"{epochs:g} epoch(s) at {int(32 * res)}x{int(32 * res)}" + (f", lr {lr:g}" if lr else "")
+            + (f", depth {depth:g} ({max(1, round(5 * depth))} cell(s) per stage)" if depth != 1.0 else ""))
+
+
+def spread(indices: list[str]) -> list[str]:
+    """``indices`` (in rank order) reordered so that every prefix is spread over the whole range: every 4th first
+    (from the 0th), then every 4th from the 2nd, then the odd ones. A run cut short by its deadline has measured
+    architectures from the bottom to the top of the table."""
+    return indices[0::4] + indices[2::4] + indices[1::2]
 
 
 def zero_cost_one(index: str, batch, seed: int, names=None) -> dict:
@@ -162,12 +172,13 @@ def fidelity_one(index: str, data, budget_item, Budget, seed: int, batch_size: i
 
     from nas.bench.nb201 import from_index
     from nas.builder import build
+    from nas.evaluate.evaluate import trained_spec
     from nas.evaluate.train import train
 
-    _, epochs, res, lr = budget_item
-    budget = Budget(epochs=epochs, resolution=res, batch_size=batch_size, **({"lr": lr} if lr else {}))
+    _, epochs, res, lr, depth = budget_item
+    budget = Budget(epochs=epochs, resolution=res, batch_size=batch_size, depth=depth, **({"lr": lr} if lr else {}))
     torch.manual_seed(seed)
-    model = build(from_index(index), budget.input_shape(data.input_shape), data.num_classes)
+    model = build(trained_spec(from_index(index), budget), budget.input_shape(data.input_shape), data.num_classes)
     cpu0, t0 = time.process_time(), time.perf_counter()
     r = train(model, data, budget, seed=seed)
     return {"status": r.status, "val_accuracy": r.final.val_accuracy if r.final else None,
@@ -214,6 +225,9 @@ def main() -> None:
     p.add_argument("--cache-engine", help="read and write cached results under this engine-sources hash instead of "
                    "the current one (re-reports results measured with an earlier checkout; the page names the hash)")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--out", default=None, metavar="NAME",
+                   help="the fidelity study's page experiments/results/NAME.md and CSV (default nb201_fidelity; "
+                        "with --study both the page is nb201_proxies)")
     opt = p.parse_args()
 
     import torch
@@ -233,7 +247,7 @@ def main() -> None:
     deadline = time.monotonic() + 60 * opt.max_minutes if opt.max_minutes is not None else math.inf
     title = {"zero-cost": "zero-cost proxies", "fidelity": "proxy training"}.get(opt.study, "zero-cost proxies and "
                                                                                   "proxy training")
-    report = Report(NAME if opt.study == "both" else f"nb201_{opt.study.replace('-', '_')}",
+    report = Report(NAME if opt.study == "both" else opt.out or f"nb201_{opt.study.replace('-', '_')}",
                     f"NAS-Bench-201: {title} against the table (CIFAR-10)", info=machine_info())
     report.text(f"Data: `{data.source}` ({len(data.y_train)} train / {len(data.y_val)} val images). Ground truth: "
                 "the table's CIFAR-10 validation accuracy after 200 epochs, mean over its seeds "
@@ -271,7 +285,7 @@ def main() -> None:
         budgets, Budget = parse_budgets(opt.budgets)
         setting = {"batch_size": opt.batch_size, "seed": opt.seed, "engine": engine, "data": data.source,
                    "train_subset": opt.train_subset, "val_fraction": opt.val_fraction, "threads": opt.threads}
-        indices = fidelity_sample(opt.fidelity_n, truth)
+        indices = spread(fidelity_sample(opt.fidelity_n, truth))
         per_budget = {item[0]: {**setting, "budget": item[0]} for item in budgets}
         start = time.monotonic()
         done: dict[str, list[tuple[str, dict]]] = {label: [] for label in per_budget}
@@ -302,11 +316,11 @@ def main() -> None:
         median_truth = statistics.median(scored_truth)
         upper = [k for k, t in enumerate(scored_truth) if t >= median_truth]
         rows = []
-        for label, epochs, res, lr in budgets:
+        for label, epochs, res, lr, depth in budgets:
             pairs = done[label]
             scores = [rec["val_accuracy"] if rec["val_accuracy"] is not None else float("nan") for _, rec in pairs]
             cpu = statistics.median(rec["cpu_s"] for _, rec in pairs)
-            rows.append(fidelity_row(budget_label(epochs, res, lr), scores, scored_truth, upper, zero_cost,
+            rows.append(fidelity_row(budget_label(epochs, res, lr, depth), scores, scored_truth, upper, zero_cost,
                                      f"{cpu:.1f}"))
         for name, column in zero_cost.items():
             rows.append(fidelity_row(f"{name} alone (zero-cost)", column, scored_truth, upper, {}, ""))
@@ -314,7 +328,7 @@ def main() -> None:
                       "tau, mean rank with naswot", "tau, mean rank with params", "median CPU s / arch"], rows,
                      title=f"Proxy training of {n_done} of {opt.fidelity_n} NB201 architectures at evenly spaced "
                      f"accuracy ranks, batch {opt.batch_size}",
-                     csv=None if opt.no_write else "nb201_fidelity.csv")
+                     csv=None if opt.no_write else f"{opt.out or 'nb201_fidelity'}.csv")
         report.text("*tau, upper half*: Kendall tau among the architectures at or above the sample's median table "
                     "accuracy (the region a search works in). *Mean rank with naswot / params*: each architecture "
                     "scored by the mean of its ranks under the proxy accuracy and under NASWOT (on the zero-cost "

@@ -19,7 +19,10 @@ class Budget:
 
     ``epochs`` may be fractional (0.5 = half an epoch of steps). ``data_fraction`` is the share of the training split
     used (a fixed class-balanced subset). ``resolution`` scales image height and width (batches are resized on the
-    device; build the model for :meth:`input_shape`); sequence datasets ignore it.
+    device; build the model for :meth:`input_shape`); sequence datasets ignore it. ``depth`` scales every stage's
+    depth for the proxy training only (the network trained is the spec with its depth multiplier times this, at
+    least one block per stage; its costs are the whole network's): a reduced-depth proxy, as DARTS searches with 8
+    cells and trains the pick with 20.
     """
 
     epochs: float = 1.0
@@ -30,6 +33,7 @@ class Budget:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     warmup_fraction: float = 0.1
+    depth: float = 1.0
 
     def __post_init__(self):
         self.validate()
@@ -62,6 +66,8 @@ class Budget:
             bad("label_smoothing", "must be greater than or equal to 0 and less than 1")
         if not (0 <= self.warmup_fraction <= 1):
             bad("warmup_fraction", "must be greater than or equal to 0 and less than or equal to 1")
+        if not (0 < self.depth <= 1):
+            bad("depth", "must be greater than 0 and less than or equal to 1")
 
     def examples_per_epoch(self, train_size: int) -> int:
         """Training examples one epoch uses: the first ``ceil(data_fraction * train_size)`` (at least 1)."""

@@ -78,6 +78,7 @@ INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives"
 LATENCY_KEYS = ("latency_device", "latency_batch_size", "latency_threads")
 # latency settings added later: in a fingerprint only when not at their default, so runs made before keep theirs
 LATENCY_LATER = {"latency_runtime": "torch", "latency_source": "measured"}
+BUDGET_LATER = {"depth": 1.0}  # budget fields added later, and their defaults
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")  # the devices training and latency run on (torch.device strings)
 
 
@@ -336,6 +337,7 @@ class RunConfig(_Strict):
         canonical form (:meth:`nas.grammar.Space.fingerprint`: comments and layout do not count)."""
         data = self.to_data()
         found = {k: data[k] for k in INVALIDATING if k != "space"}
+        found["budget"] = budget_data(found["budget"])
         found["space"] = space_key
         if self.evaluator != "proxy":  # runs of the default evaluator keep the fingerprint they always had
             found["evaluator"] = self.evaluator
@@ -347,9 +349,15 @@ class RunConfig(_Strict):
 
     def budget_key(self) -> str:
         """Identifies the budget a result was obtained with (for reusing results of repeated specs)."""
-        data = {"budget": self.budget.model_dump(), "dataset": self.dataset, "train_subset": self.train_subset,
-                "val_fraction": self.val_fraction, "rungs": self.rungs}
+        data = {"budget": budget_data(self.budget.model_dump()), "dataset": self.dataset,
+                "train_subset": self.train_subset, "val_fraction": self.val_fraction, "rungs": self.rungs}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def budget_data(budget: dict[str, Any]) -> dict[str, Any]:
+    """A budget as fingerprints and budget keys hold it: a field added later (``depth``) only when not at its
+    default, so the runs made before keep their fingerprints and reuse keys."""
+    return {k: v for k, v in budget.items() if not (k in BUDGET_LATER and v == BUDGET_LATER[k])}
 
 
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -207,7 +207,8 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     """Build, measure (params, FLOPs, activation memory, latency), score (zero-cost proxies) and proxy-train ``spec``.
 
     ``callback`` sees every epoch's stats (the controller prunes on it: return True to stop). ``weights_path``, when
-    given, receives the trained weights as safetensors (only for a candidate that trained successfully).
+    given, receives the trained weights as safetensors (only for a candidate that trained successfully, and not
+    under a reduced-depth budget, whose trained network is not ``spec``: :func:`trained_spec`).
 
     ``precheck(spec, get_model) -> (problems, excess, measured)`` runs first (the controller's constraint check:
     :meth:`nas.control.engine.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
@@ -265,6 +266,15 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         result.wall_s = time.perf_counter() - start
         return result
 
+    reduced = trained_spec(spec, config.budget)
+    if reduced is not spec:  # a reduced-depth proxy: the costs above are the whole network's, this one is trained
+        del model
+        try:
+            model = lazy_model(reduced, input_shape, data.num_classes, seed=config.model_seed)()
+        except Exception as e:  # noqa: BLE001 - as any candidate that does not build
+            result.status, result.reason = "error", f"{type(e).__name__}: {e}".replace("\n", " ")
+            result.wall_s = time.perf_counter() - start
+            return result
     trained = train(model, data, config.budget, device=device, seed=config.model_seed, callback=callback,
                     threads=config.train_threads)
     result.curve = [dataclasses.asdict(point) for point in trained.curve]
@@ -275,7 +285,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     if trained.final is not None:
         result.objectives["accuracy"] = trained.final.val_accuracy
         result.objectives["val_loss"] = trained.final.val_loss
-    if trained.status == "ok" and weights_path is not None:
+    if trained.status == "ok" and weights_path is not None and reduced is spec:  # (not the reduced proxy's)
         from safetensors.torch import save_file
 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -283,6 +293,14 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     result.wall_s = time.perf_counter() - start
     del model
     return result
+
+
+def trained_spec(spec: ArchSpec, budget) -> ArchSpec:
+    """The network proxy training trains for ``spec`` under ``budget``: ``spec`` itself, or with ``budget.depth``
+    below 1 the spec with its depth multiplier scaled by it (at least one block per stage)."""
+    if budget.depth >= 1:
+        return spec
+    return spec.model_copy(update={"depth_multiplier": spec.depth_multiplier * budget.depth})
 
 
 def measure_latency_for(model, input_shape, config: EvalConfig, spec: ArchSpec | None = None):

@@ -180,3 +180,22 @@ def test_a_latency_block_is_the_flat_latency_keys():
     flat, _ = load_config({"space": "vision", "trials": 2, "latency_source": "table", "latency_table": "t.json",
                            "latency_runtime": "onnxruntime", "latency_threads": 2})
     assert block == flat and block.latency_source == "table" and block.latency_threads == 2
+
+
+def test_budget_depth_is_checked_and_keeps_older_runs_fingerprints_at_its_default():
+    """budget.depth (a reduced-depth proxy) is a run config budget key like the others; at its default it is left out
+    of the fingerprint and the reuse key, so runs made before the key existed resume and reuse as before."""
+    import hashlib
+    import json
+
+    base = {"space": "vision", "trials": 2}
+    whole, _ = load_config(base)
+    assert "depth" not in whole.fingerprint("s")["budget"]
+    older = {"budget": {k: v for k, v in whole.budget.model_dump().items() if k != "depth"}, "dataset": whole.dataset,
+             "train_subset": None, "val_fraction": whole.val_fraction, "rungs": None}
+    assert whole.budget_key() == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:12]
+    reduced, _ = load_config({**base, "budget": {"depth": 0.2}})
+    assert reduced.fingerprint("s")["budget"]["depth"] == 0.2 and reduced.budget_key() != whole.budget_key()
+    assert reduced.budget_obj().depth == 0.2
+    with pytest.raises(ConfigError, match="depth"):
+        load_config({**base, "budget": {"depth": 1.5}})

@@ -143,3 +143,35 @@ def test_a_repeat_trains_the_same_architecture_from_another_seed_on_the_same_exa
     assert [p["train_loss"] for p in again.curve] == [p["train_loss"] for p in twice.curve]
     assert [p["train_loss"] for p in again.curve] != [p["train_loss"] for p in first.curve]
     assert again.training["val_size"] == first.training["val_size"]
+
+
+def test_a_reduced_depth_budget_trains_a_shallower_network_and_counts_the_whole_one(monkeypatch, tmp_path):
+    """budget.depth 0.25 of a 4-block stage trains the 1-block network (from the same seed), while params, FLOPs
+    and latency are the whole network's; the weights of that proxy are not saved as the spec's."""
+    import nas.evaluate.evaluate as ev
+    from nas.evaluate.evaluate import trained_spec
+
+    spec = ArchSpec.from_data({
+        "input": "image", "stem": {"type": "conv", "width": 32, "kernel_size": 3},
+        "stages": [{"depth": 4, "width": 32, "mixer": {"type": "conv", "options": {"kernel_size": 3}}}]})
+    seen = []
+    real_train = ev.train
+    monkeypatch.setattr(ev, "train", lambda model, *a, **k: seen.append(model) or real_train(model, *a, **k))
+    whole = evaluate(spec, fast_config(epochs=1))
+    reduced = evaluate(spec, fast_config(epochs=1, depth=0.25), weights_path=tmp_path / "w.safetensors")
+    assert whole.status == reduced.status == "ok"
+    assert reduced.objectives["params"] == whole.objectives["params"]
+    assert reduced.objectives["flops"] == whole.objectives["flops"]
+    trained_params = [sum(p.numel() for p in m.parameters()) for m in seen]
+    assert trained_params[0] == whole.objectives["params"] > trained_params[1]
+    assert trained_spec(spec, Budget(depth=0.25)).depth_multiplier == 0.25
+    assert trained_spec(spec, Budget()) is spec
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_a_depth_outside_0_1_is_a_budget_error():
+    from nas.errors import BudgetError
+
+    for bad in (0.0, 1.5):
+        with pytest.raises(BudgetError, match="depth"):
+            Budget(depth=bad)
