@@ -229,11 +229,25 @@ def test_an_exported_arch_json_is_read_by_validate_eval_and_export(exported_arch
     (("export", "search_spaces/baselines/resnet.yaml", "--dataset", "digits", "--opset", "5"),
      "error: --opset: ONNX opset 5 is not supported: the TorchScript-based exporter of torch "),
 ])
-def test_bad_eval_and_export_options_are_one_line_exit_2(args, message, tmp_path):
-    result = run(*args, "-o", str(tmp_path / "out")) if args[0] == "export" else run(*args)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1, result.stderr
+def test_bad_eval_and_export_options_are_one_line_exit_2(args, message, tmp_path, capsys, monkeypatch):
+    """Through nas.cli.main in this process (from the repository root, as ``run`` does; the first case also as a
+    real process): exit 2, one line, nothing written."""
+    from nas import cli
+
+    args = (*args, "-o", str(tmp_path / "out")) if args[0] == "export" else args
+    monkeypatch.chdir(REPO)
+    capsys.readouterr()
+    try:
+        code = cli.main(list(args))
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert err.startswith(message) and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+    if args[0] == "eval" and "sequence" == args[1]:
+        result = run(*args)
+        assert (result.returncode, result.stderr) == (2, err)
 
 
 SEEDED = [["space", "sample", "vision"], ["eval", "vision"], ["search", "experiments/digits_demo.yaml"],

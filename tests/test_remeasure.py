@@ -185,7 +185,7 @@ def test_baseline_values_known_now_replace_the_snapshot():
     assert frame.iloc[1]["latency_ms"] == 2.0 and frame.iloc[1]["stored_latency_ms"] == 1.9
 
 
-@pytest.mark.parametrize("args,message", [
+BAD_INPUT = [
     (["--trials", "999"], "no trial #999"),
     (["--trials", "a,b"], "--trials takes 'front', 'all' or trial numbers"),
     (["--trials", "1,,2"], "--trials takes 'front', 'all' or trial numbers"),
@@ -195,21 +195,32 @@ def test_baseline_values_known_now_replace_the_snapshot():
     (["--device", "tpu"], "--device: unknown latency device 'tpu' (cpu, cuda or cuda:N)"),
     # a batch that cannot be allocated: was a traceback from torch's allocator
     (["--batch-size", str(10**12)], "cannot time the models (cpu, batch 1000000000000, 1 thread(s), torch): "),
-])
-def test_bad_input_is_one_line_exit_2_and_keeps_the_earlier_record(run, args, message):
-    if "cuda" in args:  # "tpu" is refused on any machine
-        pytest.importorskip("torch")
-        import torch
+]
 
-        if torch.cuda.is_available():
-            pytest.skip("this machine has a CUDA device")
+
+def test_bad_input_is_one_line_exit_2_and_keeps_the_earlier_record(run, capsys):
+    """Every case through nas.cli.main in this process (the first also as a real process): exit 2, one line naming
+    the run, and the latency record written before is kept byte for byte."""
+    import torch
+
+    from nas.cli import main
+
     remeasure(run, rounds=1)
     kept = (run / LATENCY_FILE).read_bytes()
-    done = nas("measure", str(run), *args)
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and str(run) in lines[0]
-    assert (run / LATENCY_FILE).read_bytes() == kept
+    for k, (args, message) in enumerate(BAD_INPUT):
+        if "cuda" in args and torch.cuda.is_available():
+            continue  # this machine has a CUDA device ("tpu" is refused on any machine)
+        capsys.readouterr()
+        code = main(["measure", str(run), *args])
+        err = capsys.readouterr().err
+        if k == 0:
+            done = nas("measure", str(run), *args)
+            assert (done.returncode, done.stderr) == (code, err), args
+        lines = err.strip().splitlines()
+        assert code == 2, (args, err)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0] and str(run) in lines[0], \
+            (args, lines)
+        assert (run / LATENCY_FILE).read_bytes() == kept, args
 
 
 def test_not_a_run_folder(tmp_path):

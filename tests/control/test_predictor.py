@@ -220,7 +220,7 @@ def _ends_before(study, number: int) -> set[int]:
 def test_with_end_share_1_every_mutation_starts_from_an_end_of_the_front(vision):
     config, space = vision
     config = config.model_copy(update={"mutate_share": 1.0, "end_share": 1.0})
-    study, _ = _drive(config, space, _stand_in, 12)
+    study, _ = _drive(config, space, _stand_in, 9)
     origins = [(t.number, t.user_attrs["predictor"]["origin"]) for t in study.trials[4:]]
     assert all(origin.startswith("mutation of #") for _, origin in origins), origins
     for number, origin in origins:
@@ -230,15 +230,15 @@ def test_with_end_share_1_every_mutation_starts_from_an_end_of_the_front(vision)
 def test_with_mutate_share_0_the_guided_candidates_are_random_samples(vision):
     config, space = vision
     config = config.model_copy(update={"mutate_share": 0.0})
-    study, _ = _drive(config, space, _stand_in, 8)
-    assert [t.user_attrs["predictor"]["origin"] for t in study.trials] == ["random"] * 8
+    study, _ = _drive(config, space, _stand_in, 6)
+    assert [t.user_attrs["predictor"]["origin"] for t in study.trials] == ["random"] * 6
 
 
 def test_the_default_mutates_ends_and_other_front_members(vision):
-    """The default (mutate_share 1, end_share 0.5): every guided candidate is a mutation; over 16 trials some
+    """The default (mutate_share 1, end_share 0.5): every guided candidate is a mutation; over 10 guided trials some
     picks start from an end of the front and some from a member in between."""
     config, space = vision
-    study, _ = _drive(config, space, _stand_in, 20)
+    study, _ = _drive(config, space, _stand_in, 14)
     origins = [(t.number, t.user_attrs["predictor"]["origin"]) for t in study.trials[4:]]
     assert all(origin.startswith("mutation of #") for _, origin in origins), origins
     from_end = [int(o.removeprefix("mutation of #")) in _ends_before(study, n) for n, o in origins]
