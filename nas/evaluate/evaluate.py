@@ -255,6 +255,10 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         if config.zero_cost:
             batch = proxy_batch(data, config, input_shape)
             result.zero_cost = zero_cost.score_all(model, batch, seed=config.seed, names=list(config.zero_cost))
+        reduced = trained_spec(spec, config.budget)
+        if reduced is not spec:  # a reduced-depth proxy: the costs above are the whole network's, this one is trained
+            del model
+            model = lazy_model(reduced, input_shape, data.num_classes, seed=config.model_seed)()
     except NasError as e:
         if not isinstance(e, BuildError):  # a bad config or data set is the caller's error, not the candidate's
             raise
@@ -266,15 +270,6 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
         result.wall_s = time.perf_counter() - start
         return result
 
-    reduced = trained_spec(spec, config.budget)
-    if reduced is not spec:  # a reduced-depth proxy: the costs above are the whole network's, this one is trained
-        del model
-        try:
-            model = lazy_model(reduced, input_shape, data.num_classes, seed=config.model_seed)()
-        except Exception as e:  # noqa: BLE001 - as any candidate that does not build
-            result.status, result.reason = "error", f"{type(e).__name__}: {e}".replace("\n", " ")
-            result.wall_s = time.perf_counter() - start
-            return result
     trained = train(model, data, config.budget, device=device, seed=config.model_seed, callback=callback,
                     threads=config.train_threads)
     result.curve = [dataclasses.asdict(point) for point in trained.curve]
