@@ -13,9 +13,10 @@ Studies (``--study``):
   table, beside the published figures (Abdelfattah et al. 2021; NAS-Bench-Suite-Zero 2022), and seconds per
   architecture.
 * ``fidelity``: ``--fidelity-n`` architectures (default 60) spread evenly over the table's accuracy ranks, each
-  proxy-trained by ``nas.evaluate.train.train`` at every budget of ``--budgets`` (``epochs@resolution[:lr]``), from the
-  same seeded initial weights; score = final validation accuracy (``--val-fraction`` of the pool). Kendall tau and
-  Spearman rho against the table, and CPU seconds per architecture (process CPU time, all threads).
+  proxy-trained by ``nas.evaluate.train.train`` at every budget of ``--budgets``
+  (``epochs@resolution[:lr][/depth][xwidth]``), from the same seeded initial weights; score = final validation
+  accuracy (``--val-fraction`` of the pool), and also the validation loss. Kendall tau and Spearman rho against the
+  table, and CPU seconds per architecture (process CPU time, all threads).
 
 Resumable: every architecture's result is appended to ``experiments/results/nb201_proxies_cache.jsonl`` keyed by
 study, index and every setting that changes the number (and a hash of the engine sources it depends on); a rerun
@@ -99,23 +100,30 @@ def fidelity_sample(n: int, truth: dict[str, float]) -> list[str]:
 
 
 def parse_budgets(text: str):
-    """``epochs@resolution[:lr][/depth]`` items, comma separated, as (label, epochs, resolution, lr or None, depth);
-    ``depth`` is the Budget's (a reduced-depth proxy: 0.2 trains one of NB201's five cells per stage)."""
+    """``epochs@resolution[:lr][/depth][xwidth]`` items, comma separated, as (label, epochs, resolution, lr or None,
+    depth, width); ``depth`` and ``width`` are the Budget's (a reduced-depth proxy: 0.2 trains one of NB201's five cells
+    per stage; a reduced-width proxy: 0.5 trains 8/16/32 channels instead of 16/32/64)."""
     from nas.budget import Budget
 
     out = []
     for part in text.split(","):
         part = part.strip()
-        head, _, depth = part.partition("/")
+        head, _, width = part.partition("x")
+        head, _, depth = head.partition("/")
         head, _, lr = head.partition(":")
         epochs, _, res = head.partition("@")
-        out.append((part, float(epochs), float(res or 1.0), float(lr) if lr else None, float(depth or 1.0)))
+        out.append((part, float(epochs), float(res or 1.0), float(lr) if lr else None, float(depth or 1.0),
+                    float(width or 1.0)))
     return out, Budget
 
 
-def budget_label(epochs: float, res: float, lr: float | None, depth: float = 1.0) -> str:
+def budget_label(epochs: float, res: float, lr: float | None, depth: float = 1.0, width: float = 1.0) -> str:
+    from nas.builder import scaled_width
+
     return (f"{epochs:g} epoch(s) at {int(32 * res)}x{int(32 * res)}" + (f", lr {lr:g}" if lr else "")
-            + (f", depth {depth:g} ({max(1, round(5 * depth))} cell(s) per stage)" if depth != 1.0 else ""))
+            + (f", depth {depth:g} ({max(1, round(5 * depth))} cell(s) per stage)" if depth != 1.0 else "")
+            + (f", width {width:g} ({'/'.join(str(scaled_width(c, width)) for c in (16, 32, 64))} channels)"
+               if width != 1.0 else ""))
 
 
 def spread(indices: list[str]) -> list[str]:
@@ -175,13 +183,15 @@ def fidelity_one(index: str, data, budget_item, Budget, seed: int, batch_size: i
     from nas.evaluate.evaluate import trained_spec
     from nas.evaluate.train import train
 
-    _, epochs, res, lr, depth = budget_item
-    budget = Budget(epochs=epochs, resolution=res, batch_size=batch_size, depth=depth, **({"lr": lr} if lr else {}))
+    _, epochs, res, lr, depth, width = budget_item
+    budget = Budget(epochs=epochs, resolution=res, batch_size=batch_size, depth=depth, width=width,
+                    **({"lr": lr} if lr else {}))
     torch.manual_seed(seed)
     model = build(trained_spec(from_index(index), budget), budget.input_shape(data.input_shape), data.num_classes)
     cpu0, t0 = time.process_time(), time.perf_counter()
     r = train(model, data, budget, seed=seed)
     return {"status": r.status, "val_accuracy": r.final.val_accuracy if r.final else None,
+            "val_loss": r.final.val_loss if r.final else None,
             "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
 
 
@@ -215,7 +225,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64, help="images in the zero-cost proxies' batch")
     p.add_argument("--fidelity-n", type=int, default=60)
     p.add_argument("--budgets", default="0.5@0.5,1@0.5,1@1", 
-                   help="proxy budgets, epochs@resolution[:lr] (lr: the Budget's default when left out)")
+                   help="proxy budgets, epochs@resolution[:lr][/depth][xwidth] (lr: the Budget's default when left "
+                   "out; depth, width: 1)")
     p.add_argument("--batch-size", type=int, default=128, help="proxy training batch")
     p.add_argument("--train-subset", type=int, default=None, help="cap on the training pool (train + val)")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -316,12 +327,16 @@ def main() -> None:
         median_truth = statistics.median(scored_truth)
         upper = [k for k, t in enumerate(scored_truth) if t >= median_truth]
         rows = []
-        for label, epochs, res, lr, depth in budgets:
+        for label, epochs, res, lr, depth, width in budgets:
             pairs = done[label]
             scores = [rec["val_accuracy"] if rec["val_accuracy"] is not None else float("nan") for _, rec in pairs]
             cpu = statistics.median(rec["cpu_s"] for _, rec in pairs)
-            rows.append(fidelity_row(budget_label(epochs, res, lr, depth), scores, scored_truth, upper, zero_cost,
-                                     f"{cpu:.1f}"))
+            name = budget_label(epochs, res, lr, depth, width)
+            rows.append(fidelity_row(name, scores, scored_truth, upper, zero_cost, f"{cpu:.1f}"))
+            if all("val_loss" in rec for _, rec in pairs):  # (records cached before val_loss was kept lack it)
+                losses = [-rec["val_loss"] if rec["val_loss"] is not None else float("nan") for _, rec in pairs]
+                rows.append(fidelity_row(f"{name}, scored by validation loss", losses, scored_truth, upper,
+                                         zero_cost, f"{cpu:.1f}"))
         for name, column in zero_cost.items():
             rows.append(fidelity_row(f"{name} alone (zero-cost)", column, scored_truth, upper, {}, ""))
         report.table(["budget", "archs", "Kendall tau", "Spearman rho", "rho 95%", "tau, upper half",

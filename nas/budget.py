@@ -22,7 +22,9 @@ class Budget:
     device; build the model for :meth:`input_shape`); sequence datasets ignore it. ``depth`` scales every stage's
     depth for the proxy training only (the network trained is the spec with its depth multiplier times this, at
     least one block per stage; its costs are the whole network's): a reduced-depth proxy, as DARTS searches with 8
-    cells and trains the pick with 20.
+    cells and trains the pick with 20. ``width`` does the same for the width multiplier (every stage's and the stem's
+    channels times this, rounded to a multiple of 8): a reduced-channel proxy, as EcoNAS (Zhou et al. 2020) trains
+    with a quarter of the channels.
     """
 
     epochs: float = 1.0
@@ -34,6 +36,7 @@ class Budget:
     label_smoothing: float = 0.1
     warmup_fraction: float = 0.1
     depth: float = 1.0
+    width: float = 1.0
 
     def __post_init__(self):
         self.validate()
@@ -68,6 +71,8 @@ class Budget:
             bad("warmup_fraction", "must be greater than or equal to 0 and less than or equal to 1")
         if not (0 < self.depth <= 1):
             bad("depth", "must be greater than 0 and less than or equal to 1")
+        if not (0 < self.width <= 1):
+            bad("width", "must be greater than 0 and less than or equal to 1")
 
     def examples_per_epoch(self, train_size: int) -> int:
         """Training examples one epoch uses: the first ``ceil(data_fraction * train_size)`` (at least 1)."""

@@ -78,7 +78,7 @@ INVALIDATING = ("space", "dataset", "val_fraction", "train_subset", "objectives"
 LATENCY_KEYS = ("latency_device", "latency_batch_size", "latency_threads")
 # latency settings added later: in a fingerprint only when not at their default, so runs made before keep theirs
 LATENCY_LATER = {"latency_runtime": "torch", "latency_source": "measured"}
-BUDGET_LATER = {"depth": 1.0}  # budget fields added later, and their defaults
+BUDGET_LATER = {"depth": 1.0, "width": 1.0}  # budget fields added later, and their defaults
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")  # the devices training and latency run on (torch.device strings)
 
 
@@ -355,7 +355,7 @@ class RunConfig(_Strict):
 
 
 def budget_data(budget: dict[str, Any]) -> dict[str, Any]:
-    """A budget as fingerprints and budget keys hold it: a field added later (``depth``) only when not at its
+    """A budget as fingerprints and budget keys hold it: a field added later (``depth``, ``width``) only when not at its
     default, so the runs made before keep their fingerprints and reuse keys."""
     return {k: v for k, v in budget.items() if not (k in BUDGET_LATER and v == BUDGET_LATER[k])}
 

@@ -208,7 +208,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
 
     ``callback`` sees every epoch's stats (the controller prunes on it: return True to stop). ``weights_path``, when
     given, receives the trained weights as safetensors (only for a candidate that trained successfully, and not
-    under a reduced-depth budget, whose trained network is not ``spec``: :func:`trained_spec`).
+    under a reduced-depth or reduced-width budget, whose trained network is not ``spec``: :func:`trained_spec`).
 
     ``precheck(spec, get_model) -> (problems, excess, measured)`` runs first (the controller's constraint check:
     :meth:`nas.control.engine.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
@@ -256,7 +256,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
             batch = proxy_batch(data, config, input_shape)
             result.zero_cost = zero_cost.score_all(model, batch, seed=config.seed, names=list(config.zero_cost))
         reduced = trained_spec(spec, config.budget)
-        if reduced is not spec:  # a reduced-depth proxy: the costs above are the whole network's, this one is trained
+        if reduced is not spec:  # a reduced proxy: the costs above are the whole network's, this one is trained
             del model
             model = lazy_model(reduced, input_shape, data.num_classes, seed=config.model_seed)()
     except NasError as e:
@@ -291,11 +291,15 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
 
 
 def trained_spec(spec: ArchSpec, budget) -> ArchSpec:
-    """The network proxy training trains for ``spec`` under ``budget``: ``spec`` itself, or with ``budget.depth``
-    below 1 the spec with its depth multiplier scaled by it (at least one block per stage)."""
-    if budget.depth >= 1:
-        return spec
-    return spec.model_copy(update={"depth_multiplier": spec.depth_multiplier * budget.depth})
+    """The network proxy training trains for ``spec`` under ``budget``: ``spec`` itself, or with ``budget.depth`` /
+    ``budget.width`` below 1 the spec with its depth / width multiplier scaled by it (at least one block per stage;
+    channels rounded to a multiple of 8)."""
+    update = {}
+    if budget.depth < 1:
+        update["depth_multiplier"] = spec.depth_multiplier * budget.depth
+    if budget.width < 1:
+        update["width_multiplier"] = spec.width_multiplier * budget.width
+    return spec.model_copy(update=update) if update else spec
 
 
 def measure_latency_for(model, input_shape, config: EvalConfig, spec: ArchSpec | None = None):

@@ -182,20 +182,22 @@ def test_a_latency_block_is_the_flat_latency_keys():
     assert block == flat and block.latency_source == "table" and block.latency_threads == 2
 
 
-def test_budget_depth_is_checked_and_keeps_older_runs_fingerprints_at_its_default():
-    """budget.depth (a reduced-depth proxy) is a run config budget key like the others; at its default it is left out
-    of the fingerprint and the reuse key, so runs made before the key existed resume and reuse as before."""
+@pytest.mark.parametrize("field", ["depth", "width"])
+def test_budget_depth_and_width_are_checked_and_keep_older_runs_fingerprints_at_their_defaults(field):
+    """budget.depth / budget.width (reduced proxies) are run config budget keys like the others; at their defaults
+    they are left out of the fingerprint and the reuse key, so runs made before the keys existed resume and reuse as
+    before."""
     import hashlib
     import json
 
     base = {"space": "vision", "trials": 2}
     whole, _ = load_config(base)
-    assert "depth" not in whole.fingerprint("s")["budget"]
-    older = {"budget": {k: v for k, v in whole.budget.model_dump().items() if k != "depth"}, "dataset": whole.dataset,
-             "train_subset": None, "val_fraction": whole.val_fraction, "rungs": None}
+    assert not {"depth", "width"} & set(whole.fingerprint("s")["budget"])
+    older = {"budget": {k: v for k, v in whole.budget.model_dump().items() if k not in ("depth", "width")},
+             "dataset": whole.dataset, "train_subset": None, "val_fraction": whole.val_fraction, "rungs": None}
     assert whole.budget_key() == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:12]
-    reduced, _ = load_config({**base, "budget": {"depth": 0.2}})
-    assert reduced.fingerprint("s")["budget"]["depth"] == 0.2 and reduced.budget_key() != whole.budget_key()
-    assert reduced.budget_obj().depth == 0.2
-    with pytest.raises(ConfigError, match="depth"):
-        load_config({**base, "budget": {"depth": 1.5}})
+    reduced, _ = load_config({**base, "budget": {field: 0.25}})
+    assert reduced.fingerprint("s")["budget"][field] == 0.25 and reduced.budget_key() != whole.budget_key()
+    assert getattr(reduced.budget_obj(), field) == 0.25
+    with pytest.raises(ConfigError, match=field):
+        load_config({**base, "budget": {field: 1.5}})

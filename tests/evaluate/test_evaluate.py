@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from nas.budget import Budget
 from nas.evaluate.evaluate import EvalConfig, TrialResult, evaluate, load_data
@@ -145,9 +146,11 @@ def test_a_repeat_trains_the_same_architecture_from_another_seed_on_the_same_exa
     assert again.training["val_size"] == first.training["val_size"]
 
 
-def test_a_reduced_depth_budget_trains_a_shallower_network_and_counts_the_whole_one(monkeypatch, tmp_path):
-    """budget.depth 0.25 of a 4-block stage trains the 1-block network (from the same seed), while params, FLOPs
-    and latency are the whole network's; the weights of that proxy are not saved as the spec's."""
+@pytest.mark.parametrize("field", ["depth", "width"])
+def test_a_reduced_budget_trains_a_smaller_network_and_counts_the_whole_one(monkeypatch, tmp_path, field):
+    """budget.depth 0.25 of a 4-block stage trains the 1-block network, budget.width 0.25 the 8-channel one (from the
+    same seed), while params, FLOPs and latency are the whole network's; the weights of that proxy are not saved as
+    the spec's."""
     import nas.evaluate.evaluate as ev
     from nas.evaluate.evaluate import trained_spec
 
@@ -158,20 +161,28 @@ def test_a_reduced_depth_budget_trains_a_shallower_network_and_counts_the_whole_
     real_train = ev.train
     monkeypatch.setattr(ev, "train", lambda model, *a, **k: seen.append(model) or real_train(model, *a, **k))
     whole = evaluate(spec, fast_config(epochs=1))
-    reduced = evaluate(spec, fast_config(epochs=1, depth=0.25), weights_path=tmp_path / "w.safetensors")
+    reduced = evaluate(spec, fast_config(epochs=1, **{field: 0.25}), weights_path=tmp_path / "w.safetensors")
     assert whole.status == reduced.status == "ok"
     assert reduced.objectives["params"] == whole.objectives["params"]
     assert reduced.objectives["flops"] == whole.objectives["flops"]
     trained_params = [sum(p.numel() for p in m.parameters()) for m in seen]
     assert trained_params[0] == whole.objectives["params"] > trained_params[1]
-    assert trained_spec(spec, Budget(depth=0.25)).depth_multiplier == 0.25
+    small = trained_spec(spec, Budget(**{field: 0.25}))
+    assert getattr(small, f"{field}_multiplier") == 0.25
+    convs = [m for m in seen[1].modules() if isinstance(m, torch.nn.Conv2d)]
+    if field == "width":
+        assert {c.out_channels for c in convs} == {8}
+    else:
+        assert {c.out_channels for c in convs} == {32} and len(convs) < len(
+            [m for m in seen[0].modules() if isinstance(m, torch.nn.Conv2d)])
     assert trained_spec(spec, Budget()) is spec
     assert not (tmp_path / "w.safetensors").exists()
 
 
-def test_a_depth_outside_0_1_is_a_budget_error():
+@pytest.mark.parametrize("field", ["depth", "width"])
+def test_a_depth_or_width_outside_0_1_is_a_budget_error(field):
     from nas.errors import BudgetError
 
     for bad in (0.0, 1.5):
-        with pytest.raises(BudgetError, match="depth"):
-            Budget(depth=bad)
+        with pytest.raises(BudgetError, match=field):
+            Budget(**{field: bad})
