@@ -2,7 +2,8 @@
 
 For NB201's latency (a cost) and its accuracy, ``n`` random cells train each model of :mod:`nas.control.surrogate`
 (features: log params and the six edges, by index for the forest and one-hot for the additive model, as the
-predictor's rows); 2,000 other cells test them: Kendall tau between predicted and true values, mean of ``draws``
+predictor's rows; then also with the DAG cells' path statistics the predictor adds in a space with DAG cells,
+``nas.control.predictor.dag_features``); 2,000 other cells test them: Kendall tau between predicted and true values, mean of ``draws``
 draws of the training cells. Also: which model ``surrogate.fit`` keeps (``additive=True``: the smaller held-out error),
 and for latency the predicted rank of the fastest cell of all (111111, every edge a skip; 0 = predicted fastest)
 among those 2,000, which the front's cheap end depends on.
@@ -24,15 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Report, machine_info  # noqa: E402
 
 
-def rows(entries, classes: int):
-    from nas.bench.nb201 import param_count
+def rows(entries, classes: int, paths: bool = False):
+    from nas.bench.nb201 import from_index, param_count
+    from nas.control.predictor import dag_features
 
     ordinal, onehot = [], []
     for e in entries:
         lead = [math.log1p(param_count(e.index, classes))]
         codes = [int(c) for c in e.index]
-        ordinal.append(lead + [float(c) for c in codes])
-        onehot.append(lead + [1.0 if c == k else 0.0 for c in codes for k in range(5)])
+        tail = dag_features(from_index(e.index)) if paths else []
+        ordinal.append(lead + [float(c) for c in codes] + tail)
+        onehot.append(lead + [1.0 if c == k else 0.0 for c in codes for k in range(5)] + tail)
     return ordinal, onehot
 
 
@@ -57,30 +60,30 @@ def main(argv=None) -> int:
     fastest = min(cells, key=lambda e: e.latency_s)
     test = [e for e in random.Random(0).sample(cells, args.test_cells + 1) if e.index != fastest.index]
     test = test[:args.test_cells]
-    test_rows = rows(test + [fastest], classes)
+    test_rows = {paths: rows(test + [fastest], classes, paths) for paths in (False, True)}
     held = {e.index for e in test} | {fastest.index}
     pool = [e for e in cells if e.index not in held]
     targets = {"latency": lambda e: e.latency_s, "accuracy": lambda e: e.mean_accuracy}
     out = []
     for name, value in targets.items():
         truth = [value(e) for e in test]
-        for n in args.sizes:
+        for n, paths in [(n, paths) for paths in (False, True) for n in args.sizes]:
             tau = {surrogate.FOREST: [], surrogate.ADDITIVE: [], "kept": []}
             kept, rank = [], {surrogate.FOREST: [], surrogate.ADDITIVE: []}
             for draw in range(args.draws):
                 train = random.Random(draw + 1).sample(pool, n)
-                x_forest, x_additive = rows(train, classes)
+                x_forest, x_additive = rows(train, classes, paths)
                 y = np.array([value(e) for e in train])
                 models = {surrogate.FOREST: surrogate.forest_model(x_forest, y, seed=draw)[0],
                           surrogate.ADDITIVE: surrogate.additive_model(x_additive, y)[0]}
                 chosen = surrogate.fit(x_forest, x_additive, y, seed=draw, additive=True)
                 kept.append(chosen.kind)
                 for kind, model in models.items():
-                    predicted = model.predict(*test_rows)[0]
+                    predicted = model.predict(*test_rows[paths])[0]
                     tau[kind].append(kendalltau(predicted[:-1], truth)[0])
                     rank[kind].append(int((predicted[:-1] < predicted[-1]).sum()))
                 tau["kept"].append(tau[chosen.kind][-1])
-            row = [name, n, args.draws] + [round(statistics.mean(tau[k]), 3) for k in
+            row = [name, "edges + path statistics" if paths else "edges", n, args.draws] + [round(statistics.mean(tau[k]), 3) for k in
                                            (surrogate.FOREST, surrogate.ADDITIVE, "kept")]
             row.append(f"{kept.count(surrogate.ADDITIVE)} of {args.draws}")
             row.append(" ".join(map(str, rank[surrogate.FOREST])) if name == "latency" else "")
@@ -90,7 +93,7 @@ def main(argv=None) -> int:
     report = Report("surrogate_nb201", "The predictor's models on NAS-Bench-201: forest against additive",
                     info=machine_info())
     report.text(__doc__.split("\n\n")[1] + "\n")
-    report.table(["target", "training cells", "draws", "tau forest", "tau additive", "tau kept",
+    report.table(["target", "features", "training cells", "draws", "tau forest", "tau additive", "tau kept",
                   "additive kept", "fastest cell's rank, forest", "fastest cell's rank, additive"], out,
                  csv=None if args.no_write else "surrogate_nb201.csv",
                  title=f"Kendall tau on {args.test_cells:,} held-out cells ({args.dataset}), mean of {args.draws} "

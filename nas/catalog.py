@@ -94,6 +94,28 @@ def dag_edges(nodes: int) -> tuple[str, ...]:
 
 
 DAG_EDGES = dag_edges(DAG_MAX_NODES)
+DAG_WEIGHTED_OPS = tuple(op for op in DAG_OPS if "conv" in op)  # the operations with weights
+
+
+def dag_live_paths(options: dict) -> list[tuple[str, ...]]:
+    """Every path from a DAG cell's input (node 0) to its output (node ``nodes - 1``) along edges that are not
+    ``none``, as its edges in order (``options``: the dag mixer's, ``nodes`` and ``e{j}_{i}``; an edge's operation is
+    ``options[edge]``). An empty list: the output is cut off from the input (NAS-Bench-201's cells whose output is
+    zero)."""
+    nodes = int(options.get("nodes", 4))
+    out: list[tuple[str, ...]] = []
+
+    def walk(node: int, edges: tuple[str, ...]) -> None:
+        if node == nodes - 1:
+            out.append(edges)
+            return
+        for j in range(node + 1, nodes):
+            edge = f"e{j}_{node}"
+            if options.get(edge, "none") != "none":
+                walk(j, edges + (edge,))
+
+    walk(0, ())
+    return out
 
 
 MIXERS: dict[str, MixerInfo] = {

@@ -61,6 +61,7 @@ from typing import Any, Callable, Sequence
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.catalog import DAG_OPS, DAG_WEIGHTED_OPS, dag_live_paths
 from nas.control import surrogate
 from nas.control.replay import ReplaySampler
 from nas.grammar import RandomSuggest
@@ -125,6 +126,7 @@ class PredictorSampler(ReplaySampler):
         self.mutate_share = float(mutate_share)
         self.end_share = float(end_share)
         self.choice_params = space.choices()
+        self.dag = writes_dag(space)  # then the rows also hold the DAG cells' path statistics (dag_features)
         self._hash_of: dict[int, str] = {}  # trial number -> spec hash (trials that are no longer running)
         self._spec_of: dict[str, Any] = {}
         self._features: dict[str, tuple[list[float], list[float]]] = {}  # spec hash -> (ordinal, one-hot) rows
@@ -308,7 +310,8 @@ class PredictorSampler(ReplaySampler):
 
     def _rows(self, spec_hash: str) -> tuple[list[float], list[float]]:
         """The spec's features: (the forest's row: a categorical choice by its index; the additive model's: one-hot),
-        both led by log params and log FLOPs at the reference input; an inactive choice is -1 / all zeros."""
+        both led by log params and log FLOPs at the reference input; an inactive choice is -1 / all zeros. In a space
+        that writes DAG cells both end with the cells' path statistics (:func:`dag_features`)."""
         rows = self._features.get(spec_hash)
         if rows is None:
             spec = self._spec_of[spec_hash]
@@ -319,6 +322,10 @@ class PredictorSampler(ReplaySampler):
             for p in self.choice_params:
                 ordinal.append(_encode(p, values.get(p.name)))
                 onehot.extend(_one_hot(p, values.get(p.name)))
+            if self.dag:
+                stats = dag_features(spec)
+                ordinal.extend(stats)
+                onehot.extend(stats)
             rows = self._features[spec_hash] = (ordinal, onehot)
         return rows
 
@@ -377,6 +384,38 @@ class PredictorSampler(ReplaySampler):
 def refit_due(fitted: int | None, complete: int) -> bool:
     """Whether forests fitted when ``fitted`` trials were complete are refitted now that ``complete`` are."""
     return fitted is None or complete >= fitted + max(1, int(fitted * REFIT_GROWTH))
+
+
+def writes_dag(space) -> bool:
+    """Whether ``space`` can write a DAG cell: one of its mixer choices (a parameter named ``...mixer``) may be
+    ``dag``."""
+    return any(p.name.rsplit(".", 1)[-1] == "mixer" and "dag" in (getattr(p.domain, "choices", None) or ())
+               for p in space.params)
+
+
+DAG_FEATURES = ("live paths", *(f"live {op}" for op in DAG_OPS[1:]), *(f"most {op} on a path" for op in DAG_OPS[1:]),
+                "most weighted ops on a path")
+
+
+def dag_features(spec) -> list[float]:
+    """The DAG cells' path statistics (:data:`DAG_FEATURES`), summed over the spec's blocks: live paths from input to
+    output; per operation, the live edges (those on such a path) that use it and the most of it on one path; and the
+    most operations with weights on one path (the cell's learned depth). The raw edge choices cannot tell a forest
+    that a ``none`` edge cuts a whole branch off; these can. On NAS-Bench-201's accuracy, 100 training cells: a
+    forest's Kendall tau on held-out cells rises from 0.53 to 0.71 with them (experiments/surrogate_nb201.py)."""
+    total = [0.0] * len(DAG_FEATURES)
+    for stage in spec.stages:
+        if stage.mixer.type != "dag":
+            continue
+        options = stage.mixer.options
+        paths = [[options[e] for e in path] for path in dag_live_paths(options)]
+        live = {e for path in dag_live_paths(options) for e in path}
+        row = [float(len(paths))]
+        row += [float(sum(1 for e in live if options[e] == op)) for op in DAG_OPS[1:]]
+        row += [float(max((p.count(op) for p in paths), default=0)) for op in DAG_OPS[1:]]
+        row.append(float(max((sum(1 for o in p if o in DAG_WEIGHTED_OPS) for p in paths), default=0)))
+        total = [t + stage.depth * v for t, v in zip(total, row)]
+    return total
 
 
 def _one_hot(param, value: Any) -> list[float]:

