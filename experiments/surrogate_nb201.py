@@ -2,13 +2,13 @@
 
 For NB201's latency (a cost) and its accuracy, ``n`` random cells train each model of :mod:`nas.control.surrogate`
 (features: log params and the six edges, by index for the forest and one-hot for the additive model, as the
-predictor's rows; then also with the DAG cells' path statistics the predictor adds in a space with DAG cells,
-``nas.control.predictor.dag_features``); 2,000 other cells test them: Kendall tau between predicted and true values, mean of ``draws``
-draws of the training cells. Also: which model ``surrogate.fit`` keeps (``additive=True``: the smaller held-out error),
-and for latency the predicted rank of the fastest cell of all (111111, every edge a skip; 0 = predicted fastest)
-among those 2,000, which the front's cheap end depends on.
+predictor's rows; then also with the DAG cells' path statistics the predictor adds to the forest's rows in a space
+with DAG cells, ``nas.control.predictor.dag_features``); 2,000 other cells test them: Kendall tau between predicted
+and true values, mean of ``draws`` draws of the training cells. Also: which model ``surrogate.fit`` keeps
+(``additive=True``: the smaller held-out error), and for latency the predicted rank of the fastest cell of all
+(111111, every edge a skip; 0 = predicted fastest) among those 2,000, which the front's cheap end depends on.
 
-    python experiments/surrogate_nb201.py            # about 1 min on one core
+    python experiments/surrogate_nb201.py            # about 2 min on one core
 
 Writes experiments/results/surrogate_nb201.md and .csv.
 """
@@ -35,7 +35,7 @@ def rows(entries, classes: int, paths: bool = False):
         codes = [int(c) for c in e.index]
         tail = dag_features(from_index(e.index)) if paths else []
         ordinal.append(lead + [float(c) for c in codes] + tail)
-        onehot.append(lead + [1.0 if c == k else 0.0 for c in codes for k in range(5)] + tail)
+        onehot.append(lead + [1.0 if c == k else 0.0 for c in codes for k in range(5)])  # (the predictor's too)
     return ordinal, onehot
 
 
@@ -83,8 +83,8 @@ def main(argv=None) -> int:
                     tau[kind].append(kendalltau(predicted[:-1], truth)[0])
                     rank[kind].append(int((predicted[:-1] < predicted[-1]).sum()))
                 tau["kept"].append(tau[chosen.kind][-1])
-            row = [name, "edges + path statistics" if paths else "edges", n, args.draws] + [round(statistics.mean(tau[k]), 3) for k in
-                                           (surrogate.FOREST, surrogate.ADDITIVE, "kept")]
+            row = [name, "edges + path statistics" if paths else "edges", n, args.draws]
+            row += [round(statistics.mean(tau[k]), 3) for k in (surrogate.FOREST, surrogate.ADDITIVE, "kept")]
             row.append(f"{kept.count(surrogate.ADDITIVE)} of {args.draws}")
             row.append(" ".join(map(str, rank[surrogate.FOREST])) if name == "latency" else "")
             row.append(" ".join(map(str, rank[surrogate.ADDITIVE])) if name == "latency" else "")

