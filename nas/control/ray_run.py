@@ -21,6 +21,9 @@
   ``epoch``, ``grace_period = rungs[0] * budget.epochs``, ``reduction_factor = 1 / rung_keep``, ``max_t =
   budget.epochs``): ASHA's rungs are geometric from the first configured rung. A trial it stops is told PRUNED
   (status ``pruned``, its curve so far). Without rungs: FIFO.
+* **Actors**: ``TuneConfig(reuse_actors=True)``: a worker process that finished a trial runs the next one, so
+  torch is imported and the data loaded once per worker (the Engine is cached per process and run config), not
+  once per trial; every evaluation seeds itself, so a reused process gives the same result as a fresh one.
 * **Resources**: ``{"cpu": 1, "gpu": gpus_per_trial}`` per trial (``tune.with_resources``); ``gpus_per_trial``
   (fractional allowed) comes from the override ``--set gpus_per_trial=0.25`` (also ``ray.gpus_per_trial``), which is
   taken out before the config is validated and kept in ``run.json`` (key ``ray``), so a resume uses it again.
@@ -237,7 +240,8 @@ def _fit(run: RunDir, engine, prepared, ray_dir: Path, name: str, *, restore: bo
         searcher = make_searcher(engine, prepared, ray_dir, quiet=quiet)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(config), num_samples=-1),
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(config), num_samples=-1,
+                                       reuse_actors=True),
             run_config=tune.RunConfig(name=name, storage_path=str(ray_dir), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
