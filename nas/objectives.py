@@ -64,3 +64,6 @@ register_objective("flops", "minimize", "FLOPs", "", "floating-point operations 
                    additive=True)
 register_objective("activation_mb", "minimize", "activation memory (MB)", "MiB",
                    "bytes autograd saves for backward per example, in MiB", additive=True)
+register_objective("val_loss", "minimize", "validation loss", "",
+                   "cross-entropy on the validation split after the proxy budget (ranks architectures better than "
+                   "accuracy at small budgets: docs/benchmarks.md)")

@@ -6,7 +6,7 @@ A run config names everything a search needs::
     dataset: digits                  # any name nas.data knows (digits, mnist, fashion_mnist, cifar10, mnist:rows ...)
     data_dir: null                   # default $NAS_DATA_DIR or ~/.cache/nas/data
     train_subset: null               # cap on the training pool (class-balanced)
-    objectives: [accuracy, latency_ms]   # accuracy is maximised; latency_ms, params, flops, activation_mb minimised
+    objectives: [accuracy, latency_ms]  # accuracy maximised; val_loss and the costs minimised
     constraints: {max_latency_ms: 5, max_params: 200000, max_flops: 5000000}
     budget: {epochs: 2, batch_size: 32}  # the fields of nas.budget.Budget
     rungs: [0.5]                     # optional multi-fidelity checks, as fractions of budget.epochs

@@ -157,6 +157,11 @@ class Engine:
         self.quiet = quiet
         self.eval_config = EvalConfig.from_options(**self.config.eval_options())
         self.evaluator = EVALUATORS.get(self.config.evaluator)  # the run's evaluator (default: proxy training)
+        reports = getattr(self.evaluator, "reports", None)  # the objectives it reports, where it says
+        missing = [o for o in self.config.objectives if reports is not None and o not in reports]
+        if missing:
+            raise ConfigError(f"evaluator {self.config.evaluator!r} reports {', '.join(reports)}; not "
+                              f"{', '.join(missing)}", key="objectives")
         for name in self.eval_config.zero_cost:
             PROXIES.get(name)  # an unknown proxy: one line naming the known ones (key zero_cost)
         self.device = self.eval_config.resolved_device()
@@ -594,7 +599,9 @@ class Engine:
         amounts: dict[str, float] = {}
         measured: dict[str, Any] = {}
         limits = self.config.constraints.active()
-        wanted = [name for name, key in (("params", "max_params"), ("flops", "max_flops")) if key in limits]
+        # counted: what the run's limits check, and an objective of the run (a tabular evaluator counts nothing)
+        wanted = [name for name, key in (("params", "max_params"), ("flops", "max_flops"))
+                  if key in limits or name in self.config.objectives]
         shape = tuple(self.input_shape)
         ref_shape, ref_classes = tuple(self.space.reference_input[0]), int(self.space.reference_input[1])
         same_input = (shape, self.num_classes) == (ref_shape, ref_classes)
@@ -609,11 +616,12 @@ class Engine:
                 amounts["space"] = 1.0
             if same_input:
                 measured.update(costs)  # measured at the evaluation input: evaluate does not count them again
-        if not limits:
-            return problems, amounts, measured
         if wanted and not (same_input and self.space.constraints):
             costs = constraint_costs(self.space, spec, shape, self.num_classes, what=wanted)
-        checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted]
+        measured.update({name: costs[name] for name in wanted})
+        if not limits:
+            return problems, amounts, measured
+        checks = [(name, f"max_{name}", lambda name=name: costs[name]) for name in wanted if f"max_{name}" in limits]
         if "max_latency_ms" in limits:
             def latency_ms() -> float:
                 """Timed again (up to LATENCY_RETIMES times) while over the cap, keeping the fastest timing: a

@@ -290,6 +290,10 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     return result
 
 
+# the objectives it reports (a run asking for another is refused before any trial: nas.evaluate.evaluators)
+evaluate.reports = ("accuracy", "latency_ms", "params", "flops", "activation_mb", "val_loss")
+
+
 def trained_spec(spec: ArchSpec, budget) -> ArchSpec:
     """The network proxy training trains for ``spec`` under ``budget``: ``spec`` itself, or with ``budget.depth`` /
     ``budget.width`` below 1 the spec with its depth / width multiplier scaled by it (at least one block per stage;

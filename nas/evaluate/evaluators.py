@@ -13,6 +13,8 @@ evaluator runs first (see :func:`~nas.evaluate.evaluate.evaluate`). It returns a
 ``evaluator: NAME`` (default ``proxy``; ``nb201`` looks NAS-Bench-201 architectures up in its tables,
 :mod:`nas.evaluate.tabular`); a plugin module registers its own (docs/extending.md). An evaluator with a
 ``table_input(dataset) -> (input_shape, num_classes)`` attribute is tabular: the engine loads no data set for it.
+An evaluator with a ``reports`` attribute (a tuple of objective names) reports only those: a run asking for another
+objective is refused before any trial, naming the key ``objectives``.
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ The run's space must be ``nb201`` (search_spaces/nb201.yaml) and its dataset one
     latency_ms  NB201's measured latency of the network (its GPU, batch as in the paper), in ms
     params      the network's parameters (counted as the builder builds them; the table's ``model_size`` agrees for
                 every cell, where its seeds disagree with one of them)
-    flops       counted by parts at the dataset's input (only when an objective or constraint asks for it)
+    flops       counted by parts at the dataset's input by the engine's pre-check (only when an objective or a
+                constraint asks for it)
 
 and user attributes ``nb201_index`` (e.g. ``333132``) and ``nb201_mean_accuracy`` (the mean over the seeds: the
 ground truth a study compares picks by). NB201's training time of the cell is recorded as the evaluation's
@@ -92,5 +93,6 @@ def nb201_evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=Non
 nb201_evaluate.table_input = table_input  # a tabular evaluator: the engine loads no data set for it
 nb201_evaluate.check_space = check_space
 nb201_evaluate.datasets = tuple(DATASETS)
+nb201_evaluate.reports = ("accuracy", "latency_ms", "params", "flops")
 
 __all__ = ["nb201_evaluate", "table_input", "check_space", "seed_of", "NB201_INPUT"]

@@ -69,6 +69,25 @@ def test_no_repeats_reuse_results(tmp_path):
         assert original.user_attrs["curve"] == t.user_attrs["curve"]
 
 
+def test_a_search_can_rank_by_the_validation_loss(tmp_path):
+    """``objectives: [val_loss, ...]``: the proxy training's final validation loss, minimised; the run's pick is the
+    lowest loss, and the report and export read the run as any other."""
+    from nas.control.pick import complete_trials, run_pick
+    from nas.report import report_data
+
+    study = nas.search(write_config(tmp_path, objectives=["val_loss", "latency_ms"], trials=3),
+                       runs_dir=tmp_path / "runs", quiet=True)
+    trials = study.get_trials()
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:
+        assert t.values[0] == t.user_attrs["curve"][-1]["val_loss"] == t.user_attrs["objectives"]["val_loss"] > 0
+    picked, reason = run_pick(complete_trials(study), ["val_loss", "latency_ms"], ["minimize", "minimize"], None)
+    assert picked.values[0] == min(t.values[0] for t in trials) and reason.startswith("best val_loss")
+    data = report_data(tmp_path / "runs" / "tiny", baselines=False)
+    assert len(data.trials) == 3 and not data.pareto.empty
+
+
 def test_infeasible_specs_are_pruned_without_training(tmp_path):
     study = nas.search(write_config(tmp_path, trials=6, constraints={"max_params": 700}),
                        runs_dir=tmp_path / "runs", quiet=True)

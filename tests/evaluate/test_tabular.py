@@ -144,3 +144,40 @@ def test_the_tables_defaults_are_resolved_into_the_run(tmp_path):
     assert (stored["zero_cost_warmup"], stored["warmup_proxy"], stored["confirm_best"]) == (64, "synflow", 3)
     first = sorted(study.get_trials(), key=lambda t: t.number)[0]
     assert first.user_attrs["warm_start"] == "zero-cost warm-up: synflow 1 of 64"
+
+
+def test_flops_on_the_table_are_counted_and_an_objective_it_lacks_is_refused(tmp_path):
+    """FLOPs as an objective on the table: the engine's pre-check counts them by parts (the table has none), so every
+    trial completes with the built network's count. An objective the table cannot give (activation memory, the
+    validation loss of a proxy training) is refused before anything is written: one line naming the config file,
+    line and key, exit status 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from nas.control.engine import Engine, prepare
+    from nas.control.search import search
+    from nas.evaluate.costs import network_costs
+
+    config = {"space": "nb201", "evaluator": "nb201", "dataset": "cifar10", "objectives": ["accuracy", "flops"],
+              "trials": 6, "seed": 1, "sampler": "random", "zero_cost_warmup": 0}
+    study = search(config, name="f", runs_dir=tmp_path, quiet=True)
+    trials = study.get_trials()
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:
+        assert t.values[1] == network_costs(from_index(t.user_attrs["nb201_index"]), (3, 32, 32), 10)["flops"] > 0
+    for objective in ("activation_mb", "val_loss"):
+        with pytest.raises(ConfigError, match=f"objectives: evaluator 'nb201' reports accuracy, latency_ms, params, "
+                                              f"flops; not {objective}"):
+            Engine(prepare({**config, "objectives": ["accuracy", objective]}))
+    path = tmp_path / "loss.yaml"
+    path.write_text(yaml.safe_dump({**config, "objectives": ["val_loss"]}, sort_keys=False))
+    nas = Path(sys.executable).with_name("nas")
+    done = subprocess.run([str(nas), "search", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"error: {path}:4: objectives: evaluator 'nb201' reports"), lines[0]
+    assert not (tmp_path / "runs").exists()
