@@ -61,6 +61,7 @@ from typing import Any, Callable, Sequence
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.builder import scaled_depth
 from nas.catalog import DAG_OPS, DAG_WEIGHTED_OPS, dag_live_paths
 from nas.control import surrogate
 from nas.control.replay import ReplaySampler
@@ -401,7 +402,8 @@ def dag_features(spec) -> list[float]:
     output; per operation, the live edges (those on such a path) that use it and the most of it on one path; and the
     most operations with weights on one path (the cell's learned depth). The raw edge choices cannot tell a forest
     that a ``none`` edge cuts a whole branch off; these can. On NAS-Bench-201's accuracy, 100 training cells: a
-    forest's Kendall tau on held-out cells rises from 0.55 to 0.71 with them (experiments/surrogate_nb201.py)."""
+    forest's Kendall tau on held-out cells rises from 0.55 to 0.71 with them (experiments/surrogate_nb201.py). Each
+    stage counts once per cell it builds (its depth scaled by the spec's depth multiplier)."""
     total = [0.0] * len(DAG_FEATURES)
     for stage in spec.stages:
         if stage.mixer.type != "dag":
@@ -414,7 +416,8 @@ def dag_features(spec) -> list[float]:
         row += [float(sum(1 for e in live if options[e] == op)) for op in DAG_OPS[1:]]
         row += [float(max((p.count(op) for p in paths), default=0)) for op in DAG_OPS[1:]]
         row.append(float(max((sum(1 for o in p if o in DAG_WEIGHTED_OPS) for p in paths), default=0)))
-        total = [t + stage.depth * v for t, v in zip(total, row)]
+        blocks = scaled_depth(stage.depth, spec.depth_multiplier)  # the cells the network has, as built
+        total = [t + blocks * v for t, v in zip(total, row)]
     return total
 
 

@@ -362,6 +362,8 @@ def test_rows_of_a_space_with_dag_cells_end_with_their_path_statistics(vision):
     assert stats["most conv_3x3 on a path"] == 2 * 15 and stats["most weighted ops on a path"] == 3 * 15
     assert stats["live avg_pool_3x3"] == 0
     assert not any(dag_features(from_index("111000")))  # 0->3, 1->3, 2->3 all none: the output is cut off
+    deeper = from_index("333132").model_copy(update={"depth_multiplier": 1.4})  # 5 cells a stage -> 7, as built
+    assert dag_features(deeper) == [v * 7 / 5 for v in dag_features(from_index("333132"))]
     for space, index_or_none in ((nb201, "333132"), (vision, None)):
         sampler = PredictorSampler(space, objectives=["accuracy", "params"], directions=["maximize", "minimize"],
                                    count=nas.evaluate.costs.constraint_costs, seed=0)
