@@ -32,16 +32,12 @@ from nas.blocks.layers import (
     make_norm,
 )
 from nas.errors import BuildError
-from nas.spec import ArchSpec, StageSpec
+from nas.spec import ArchSpec, StageSpec, scaled_depth
 
 
 
 def scaled_width(width: int, multiplier: float) -> int:
     return width if multiplier == 1.0 else make_divisible(width * multiplier)
-
-
-def scaled_depth(depth: int, multiplier: float) -> int:
-    return max(1, math.ceil(depth * multiplier - 1e-9))
 
 
 def scaled_size(size: int, multiplier: float) -> int:

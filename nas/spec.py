@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -103,6 +104,11 @@ class StemSpec(_Frozen):
         if self.type == "conv" and (self.class_token or self.position != "none"):
             raise ValueError("@class_token: class_token and position are only for stem type patchify")
         return self
+
+
+def scaled_depth(depth: int, multiplier: float) -> int:
+    """The blocks a stage of ``depth`` builds under a depth ``multiplier`` (at least one; rounded up)."""
+    return max(1, math.ceil(depth * multiplier - 1e-9))
 
 
 def option_value(mixer: str, key: str, value: Any, where: str) -> Scalar:

@@ -61,13 +61,13 @@ from typing import Any, Callable, Sequence
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.builder import scaled_depth
 from nas.catalog import DAG_OPS, DAG_WEIGHTED_OPS, dag_live_paths
 from nas.control import surrogate
 from nas.control.replay import ReplaySampler
 from nas.grammar import RandomSuggest
 from nas.objectives import additive as is_additive
 from nas.pareto import hypervolume_improvements, pareto_mask, to_minimization
+from nas.spec import scaled_depth
 
 EXACT = ("params", "flops")  # objectives that the count gives exactly, before any training
 LIMIT_OF = {"latency_ms": "max_latency_ms", "params": "max_params", "flops": "max_flops"}
