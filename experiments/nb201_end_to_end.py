@@ -18,9 +18,12 @@ machine, so the runs of the study can be spread over several sessions or machine
 settings is not run again, and the page is written from the records of every run asked for.
 
     NAS_DATA_DIR=../shared/data python experiments/nb201_end_to_end.py                  # 1 h x 2 samplers x 3 seeds
+    # the reduced proxy of the best fidelity (nb201_fidelity_width.md), scored by its validation loss:
+    NAS_DATA_DIR=../shared/data python experiments/nb201_end_to_end.py --epochs 10 --resolution 0.75 --depth 0.2 \
+        --width 0.5 --objective val_loss --out nb201_end_to_end_loss
     NAS_DATA_DIR=../shared/data python experiments/nb201_end_to_end.py --hours 0.03 --seeds 0 --no-write   # pilot
 
-Writes experiments/results/nb201_end_to_end.md and .csv.
+Writes experiments/results/nb201_end_to_end.md and .csv (``--out`` names another page).
 """
 from __future__ import annotations
 
@@ -45,6 +48,11 @@ SAMPLERS = {"default": None, "random": "random"}
 # the same trials by proxy accuracy alone (rank_with: none), by a zero-cost score alone, or by the mean rank with one
 # (``naswot`` here scored for this page at 32x32 on seed 0's batch; ``params`` NB201's parameter count).
 DEFAULT_RULE = ("accuracy", "run_naswot")
+# A run whose objective is the proxy's validation loss (``--objective val_loss``) picks the same way with the loss in
+# place of the accuracy (lower is better: a rule's name with a leading "-" ranks by the value negated).
+DEFAULT_RULES = {"accuracy": DEFAULT_RULE, "val_loss": ("-val_loss", "run_naswot")}
+LOSS_RULES = {"proxy loss alone": ("-val_loss",), "mean rank of proxy loss and naswot (32x32, seed 0's batch)":
+              ("-val_loss", "naswot")}
 PICK_RULES = {"proxy accuracy alone (rank_with: none)": ("accuracy",), "naswot": ("naswot",), "params": ("params",),
               "mean rank of proxy accuracy and naswot (32x32, seed 0's batch)": ("accuracy", "naswot"),
               "mean rank of proxy accuracy and params": ("accuracy", "params"),
@@ -52,10 +60,23 @@ PICK_RULES = {"proxy accuracy alone (rank_with: none)": ("accuracy",), "naswot":
 PUBLISHED = "NB201 Table 5 (cifar10-valid, searching the table): REA 91.19 +- 0.31, random search 90.93 +- 0.36"
 
 
+def objective_of(args) -> str:
+    return getattr(args, "objective", "accuracy")
+
+
+def budget_of(args) -> dict:
+    """The proxy budget of the study's runs; ``depth`` / ``width`` only below 1 (a reduced proxy)."""
+    budget = {"epochs": args.epochs, "resolution": args.resolution, "batch_size": args.batch_size}
+    for key in ("depth", "width"):
+        if getattr(args, key, 1.0) != 1.0:
+            budget[key] = getattr(args, key)
+    return budget
+
+
 def run_config(args, sampler: str | None, seed: int, budget_s: float) -> dict:
-    config = {"name": "nb201_e2e", "space": "nb201", "dataset": "cifar10", "objectives": ["accuracy"],
-              "budget": {"epochs": args.epochs, "resolution": args.resolution, "batch_size": args.batch_size},
-              "val_fraction": 0.1, "seed": seed, "time_budget_s": budget_s, "train_threads": 1, "device": "cpu"}
+    config = {"name": "nb201_e2e", "space": "nb201", "dataset": "cifar10", "objectives": [objective_of(args)],
+              "budget": budget_of(args), "val_fraction": 0.1, "seed": seed, "time_budget_s": budget_s,
+              "train_threads": 1, "device": "cpu"}
     if args.data_dir:
         config["data_dir"] = args.data_dir
     if sampler:
@@ -64,8 +85,9 @@ def run_config(args, sampler: str | None, seed: int, budget_s: float) -> dict:
 
 
 def finished(run: Path) -> list[dict]:
-    """The run's complete trials in the order they finished: accuracy, NB201 index, seconds since the run's start,
-    and the trial's own NASWOT score where it recorded one (``run_naswot``)."""
+    """The run's complete trials in the order they finished: proxy accuracy, NB201 index, seconds since the run's
+    start, the trial's own NASWOT score where it recorded one (``run_naswot``) and, for a run whose objective is the
+    validation loss, that loss (``val_loss``)."""
     import optuna
 
     from nas.bench.nb201 import to_index
@@ -82,8 +104,12 @@ def finished(run: Path) -> list[dict]:
     for t in sorted(trials, key=lambda t: t.datetime_complete):
         spec = ArchSpec.from_json(t.user_attrs["spec"]) if "spec" in t.user_attrs else None
         index = t.user_attrs.get("nb201_index") or (to_index(spec) if spec is not None else None)
-        row = {"accuracy": t.values[0], "index": index, "end_s": (t.datetime_complete - start).total_seconds(),
+        measured = t.user_attrs.get("objectives") or {}
+        row = {"accuracy": measured.get("accuracy", t.values[0]), "index": index,
+               "end_s": (t.datetime_complete - start).total_seconds(),
                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()}
+        if isinstance(measured.get("val_loss"), (int, float)) and math.isfinite(measured["val_loss"]):
+            row["val_loss"] = float(measured["val_loss"])
         naswot = (t.user_attrs.get("zero_cost") or {}).get("naswot")
         if isinstance(naswot, (int, float)) and math.isfinite(naswot):  # as nas export --rank-with keeps them
             row["run_naswot"] = float(naswot)
@@ -92,9 +118,14 @@ def finished(run: Path) -> list[dict]:
 
 
 def setting_of(args) -> dict:
-    """What a recorded run must share with this command to stand for one of its runs."""
-    return {"hours": args.hours, "epochs": args.epochs, "resolution": args.resolution, "batch_size": args.batch_size,
-            "workers": args.workers}
+    """What a recorded run must share with this command to stand for one of its runs (a reduced proxy's depth and
+    width, and an objective other than accuracy, only where set: the first runs' records keep their keys)."""
+    setting = {"hours": args.hours, "epochs": args.epochs, "resolution": args.resolution,
+               "batch_size": args.batch_size, "workers": args.workers}
+    setting.update({k: v for k, v in budget_of(args).items() if k in ("depth", "width")})
+    if objective_of(args) != "accuracy":
+        setting["objective"] = objective_of(args)
+    return setting
 
 
 def record_key(sampler: str, seed: int, setting: dict) -> tuple[str, int, str]:
@@ -184,22 +215,27 @@ def spent(rows: list[dict], workers: int) -> float:
 
 
 def pick_truth(rows: list[dict], until_s: float, table, rule: tuple[str, ...] = ("accuracy",),
-               scores: dict[str, dict[str, float]] | None = None) -> float | None:
+               scores: dict[str, dict[str, float]] | None = None, tie: str = "accuracy") -> float | None:
     """Ground truth (percent) of the trial a run picks among those finished by ``until_s``: the best by the mean of
     its ranks under each score of ``rule`` (a value the row holds, as ``accuracy``, the trial's proxy accuracy, or
-    a score per NB201 index in ``scores``), ties to the higher proxy accuracy, then to the earlier trial. The
+    a score per NB201 index in ``scores``; ``-name``: the row's value negated, lower ranking higher), ties to the
+    higher ``tie`` (default the proxy accuracy; ``-val_loss``: the lower loss), then to the earlier trial. The
     default rule is the engine's: the best observed trial. A row without a score the rule takes from the rows (as
     ``run_naswot``, where a trial's NASWOT failed or a record was made before trials kept it) is left out, as
     ``nas export --rank-with`` leaves it out; None when no row is left."""
     from nas.control.pick import mean_rank  # as nas export --rank-with combines them
 
+    def value(row: dict, name: str) -> float:
+        sign, key = (-1.0, name[1:]) if name.startswith("-") else (1.0, name)
+        return sign * (row[key] if key in row else scores[key][row["index"]])
+
     done = [r for r in rows if r["end_s"] <= until_s and r["index"]]
-    held = [name for name in rule if name not in (scores or {})]  # scores the rows hold: rows without one left out
+    held = [name.lstrip("-") for name in rule if name.lstrip("-") not in (scores or {})]  # rows without one: left out
     done = [r for r in done if all(name in r for name in held)]
     if not done:
         return None
-    ranks = mean_rank(*[[r[name] if name in r else scores[name][r["index"]] for r in done] for name in rule])
-    best = max(range(len(done)), key=lambda k: (ranks[k], done[k]["accuracy"], -k))
+    ranks = mean_rank(*[[value(r, name) for r in done] for name in rule])
+    best = max(range(len(done)), key=lambda k: (ranks[k], value(done[k], tie), -k))
     return 100 * table[done[best]["index"]].mean_accuracy
 
 
@@ -226,6 +262,12 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=5)
     p.add_argument("--resolution", type=float, default=0.5)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--depth", type=float, default=1.0, help="budget.depth: a reduced-depth proxy below 1")
+    p.add_argument("--width", type=float, default=1.0, help="budget.width: a reduced-width proxy below 1")
+    p.add_argument("--objective", choices=("accuracy", "val_loss"), default="accuracy",
+                   help="the runs' objective: the proxy's validation accuracy or its validation loss")
+    p.add_argument("--out", default=NAME, metavar="NAME", help="the page's name under experiments/results (the "
+                   "records of every setting share one file)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per run (one torch thread each)")
     p.add_argument("--data-dir", default=os.environ.get("NAS_DATA_DIR"))
     p.add_argument("--work", default=str(REPO_ROOT / "runs" / "nb201_e2e"))
@@ -273,26 +315,30 @@ def main() -> None:
             rec = run_record(sampler, seed, setting, rows, run)
             results[(sampler, seed)] = rec if args.no_write else append_record(rec)
     marks = [budget_s * f for f in (0.25, 0.5, 1.0)]
+    default_rule, rules = DEFAULT_RULES[args.objective], rule_columns(args.objective)
     headers = ["sampler", "seed", "trials", *[f"pick at {m / 60:.3g} min" for m in marks], "run on"]
     table_rows = []
     for (sampler, seed), rec in results.items():
         rows = rec["rows"]
         table_rows.append([f"{sampler} ({rec['resolved_sampler'] or sampler})", seed, len(rows),
-                           *[_fmt(pick_truth(rows, m, table, DEFAULT_RULE)) for m in marks], rec["date"]])
+                           *[_fmt(pick(rows, m, table, default_rule)) for m in marks], rec["date"]])
     for sampler in args.samplers:
-        finals = [pick_truth(results[(sampler, s)]["rows"], marks[-1], table, DEFAULT_RULE) for s in args.seeds]
+        finals = [pick(results[(sampler, s)]["rows"], marks[-1], table, default_rule) for s in args.seeds]
         finals = [f for f in finals if f is not None]
         if finals:
             middle = f"median {statistics.median(finals):.2f}, mean {statistics.mean(finals):.2f}"
             if len(finals) > 1:
                 middle += f" +- {statistics.pstdev(finals):.2f}"
             table_rows.append([sampler, f"{len(finals)} seed(s)", "", "", "", middle, ""])
-    report = Report(NAME, "NAS-Bench-201 end to end: proxy-trained search, picks looked up in the table",
+    report = Report(args.out, "NAS-Bench-201 end to end: proxy-trained search, picks looked up in the table",
                     info=machine_info())
     report.text(__doc__.split("\n\n", 1)[1].split("\n\nResumable")[0].strip(), echo=False)
+    reduced = "".join(f", {key} {value:g}" for key, value in budget_of(args).items() if key in ("depth", "width"))
     report.text(f"Budget per run: {args.hours:g} h wall, {args.workers} workers; proxy budget {args.epochs:g} epochs "
-                f"at resolution {args.resolution:g}, batch {args.batch_size}. Table optimum 91.61. {PUBLISHED}.")
-    report.table(headers, table_rows, csv=None if args.no_write else f"{NAME}.csv")
+                f"at resolution {args.resolution:g}{reduced}, batch {args.batch_size}; objective "
+                f"{'the proxy validation loss' if args.objective == 'val_loss' else 'the proxy validation accuracy'}. "
+                f"Table optimum 91.61. {PUBLISHED}.")
+    report.table(headers, table_rows, csv=None if args.no_write else f"{args.out}.csv")
     if not args.no_rules and results:
         indices = {r["index"] for rec in results.values() for r in rec["rows"] if r["index"]}
         scores = zero_cost_scores(indices, args.data_dir)
@@ -302,20 +348,40 @@ def main() -> None:
             "the mean of a trial's ranks among the run's finished trials under its proxy accuracy and that score "
             "(ties to the higher proxy accuracy). Ground truth in percent, as above.", echo=False)
         rule_rows = [[f"{sampler} ({rec['resolved_sampler'] or sampler})", seed,
-                      *[_fmt(pick_truth(rec["rows"], marks[-1], table, rule, scores)) for rule in PICK_RULES.values()]]
+                      *[_fmt(pick(rec["rows"], marks[-1], table, rule, scores)) for rule in rules.values()]]
                      for (sampler, seed), rec in results.items()]
         for sampler in args.samplers:
             runs = [results[(sampler, s)]["rows"] for s in args.seeds if (sampler, s) in results]
-            per_rule = [[v for rows in runs if (v := pick_truth(rows, marks[-1], table, rule, scores)) is not None]
-                        for rule in PICK_RULES.values()]
+            per_rule = [[v for rows in runs if (v := pick(rows, marks[-1], table, rule, scores)) is not None]
+                        for rule in rules.values()]
             rule_rows.append([sampler, f"median of {len(runs)}",
                               *[(_fmt(statistics.median(v)) + ("" if len(v) == len(runs) else f" (of {len(v)})"))
                                 if v else "" for v in per_rule]])
-        report.table(["sampler", "seed", *PICK_RULES], rule_rows,
+        report.table(["sampler", "seed", *rules], rule_rows,
                      title=f"Pick at {marks[-1] / 60:.3g} min by rule",
-                     csv=None if args.no_write else f"{NAME}_rules.csv")
+                     csv=None if args.no_write else f"{args.out}_rules.csv")
     if not args.no_write:
         report.write()
+
+
+def rule_columns(objective: str) -> dict[str, tuple[str, ...]]:
+    """The pick rules the page compares for runs of ``objective``: :data:`PICK_RULES`, and for a loss run the loss
+    rules too, its default last."""
+    if objective == "accuracy":
+        return dict(PICK_RULES)
+    rules = {(label.replace(", the default)", ")") if rule == DEFAULT_RULE else label): rule
+             for label, rule in PICK_RULES.items()}
+    rules.update(LOSS_RULES)
+    rules["mean rank of proxy loss and the trial's own naswot (rank_with: naswot, the default)"] = \
+        DEFAULT_RULES[objective]
+    return rules
+
+
+def pick(rows: list[dict], until_s: float, table, rule: tuple[str, ...],
+         scores: dict[str, dict[str, float]] | None = None) -> float | None:
+    """:func:`pick_truth` with ties to the better value of the rule's own objective (the lower loss for a loss
+    rule, else the higher proxy accuracy)."""
+    return pick_truth(rows, until_s, table, rule, scores, tie="-val_loss" if rule[0] == "-val_loss" else "accuracy")
 
 
 def _fmt(value: float | None) -> str:

@@ -81,11 +81,14 @@ BASE = {"space": "vision", "trials": 2}
     ({"objectives": ["accuracy"], "zero_cost": False}, "none"),
     ({"objectives": ["accuracy"], "evaluator": "nb201", "space": "nb201"}, "none"),  # the table's accuracy
     ({"objectives": ["accuracy", "latency_ms"]}, "none"),
+    ({"objectives": ["val_loss"]}, "naswot"),  # the loss alone: ranked with NASWOT as the accuracy is
+    ({"objectives": ["val_loss"], "zero_cost": ["synflow"]}, "none"),
+    ({"objectives": ["val_loss", "params"]}, "none"),
     ({"objectives": ["params"]}, "none"),
     ({"objectives": ["accuracy"], "rank_with": "none"}, "none"),
     ({"objectives": ["accuracy", "params"], "rank_with": "synflow"}, "synflow"),
 ])
-def test_the_default_rule_is_naswot_for_accuracy_alone_under_proxy_training(changes, expected):
+def test_the_default_rule_is_naswot_for_accuracy_or_loss_alone_under_proxy_training(changes, expected):
     assert RunConfig.model_validate({**BASE, **changes}).rank_with_name == expected
 
 

@@ -140,3 +140,34 @@ def test_a_rescored_naswot_is_the_one_the_trials_of_a_run_recorded(e2e):
     filled = e2e.rescored_run_naswot(bare, args(data_dir=str(SHARED_DATA)), progress=lambda *_, **__: None)
     assert filled["run_naswot"] == "rescored" and filled["rows"] == rows
     assert e2e.rescored_run_naswot(kept[0], args()) is kept[0]  # the trials kept their own: left as it is
+
+
+def test_a_loss_run_of_a_reduced_proxy_is_a_setting_of_its_own_and_picks_by_loss_and_naswot(e2e):
+    """``--objective val_loss --depth 0.2 --width 0.5``: the records of the first runs keep their key; the runs'
+    config is valid and picks by the mean rank of the loss and the trial's own NASWOT, ties to the lower loss."""
+    from nas.control.config import load_config
+
+    plain = e2e.setting_of(args())
+    assert plain == {"hours": 1.0, "epochs": 5.0, "resolution": 0.5, "batch_size": 128, "workers": 2}
+    loss = args(epochs=10.0, resolution=0.75, depth=0.2, width=0.5, objective="val_loss", data_dir=None)
+    assert e2e.setting_of(loss) == {**plain, "epochs": 10.0, "resolution": 0.75, "depth": 0.2, "width": 0.5,
+                                    "objective": "val_loss"}
+    loaded = load_config(e2e.run_config(loss, None, 0, 3600.0))[0]
+    assert loaded.objectives == ["val_loss"] and (loaded.budget.depth, loaded.budget.width) == (0.2, 0.5)
+    assert loaded.rank_with_name == "naswot"
+
+    table = {"a": Entry(0.90), "b": Entry(0.91), "c": Entry(0.80)}
+    rows = [{"accuracy": 0.40, "val_loss": 1.0, "run_naswot": 1.0, "index": "a", "end_s": 10.0},
+            {"accuracy": 0.45, "val_loss": 1.1, "run_naswot": 3.0, "index": "b", "end_s": 20.0},
+            {"accuracy": 0.50, "val_loss": 1.2, "run_naswot": 2.0, "index": "c", "end_s": 30.0}]
+    rule = e2e.DEFAULT_RULES["val_loss"]
+    # ranks: -loss a3 b2 c1, naswot a1 b3 c2 -> a4 b5 c3: b
+    assert e2e.pick(rows, 60.0, table, rule) == pytest.approx(91.0)
+    assert e2e.pick(rows, 60.0, table, ("-val_loss",)) == pytest.approx(90.0)  # the lowest loss, not best accuracy
+    tied = [{**r, "run_naswot": v} for r, v in zip(rows, (1.0, 2.0, 3.0))]  # a 3+1, b 2+2, c 1+3: to the lower loss
+    assert e2e.pick(tied, 60.0, table, rule) == pytest.approx(90.0)
+    assert e2e.pick(tied, 60.0, table, ("accuracy", "run_naswot")) == pytest.approx(80.0)  # to the higher accuracy
+    columns = e2e.rule_columns("val_loss")
+    assert [label for label in columns if "the default" in label] == [list(columns)[-1]]
+    assert columns[list(columns)[-1]] == rule and set(e2e.PICK_RULES.values()) <= set(columns.values())
+    assert e2e.rule_columns("accuracy") == e2e.PICK_RULES
