@@ -188,7 +188,7 @@ def test_sampled_networks_depend_on_their_input(space_name, shape):
                 m.momentum = None
         with torch.no_grad():
             net.train()
-            net(torch.randn(32, *shape))
+            net(torch.randn(16, *shape))
             net.eval()
             y = net(torch.randn(4, *shape))
         spread = (y - y.mean(0)).abs().max() / y.abs().max().clamp_min(1e-12)

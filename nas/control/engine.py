@@ -60,7 +60,7 @@ from nas.evaluate import latency_table
 from nas.evaluate.costs import constraint_costs, violations
 from nas.evaluate.evaluate import EvalConfig, check_input_kind, load_data, measure_latency_for, proxy_batch
 from nas.evaluate.train import step_progress
-from nas.evaluate.evaluators import EVALUATORS
+from nas.evaluate.evaluators import EVALUATORS, check_reports
 from nas.evaluate.zero_cost import PROXIES
 from nas.grammar import COST_OF, Space
 from nas.io import now, read_text
@@ -157,11 +157,7 @@ class Engine:
         self.quiet = quiet
         self.eval_config = EvalConfig.from_options(**self.config.eval_options())
         self.evaluator = EVALUATORS.get(self.config.evaluator)  # the run's evaluator (default: proxy training)
-        reports = getattr(self.evaluator, "reports", None)  # the objectives it reports, where it says
-        missing = [o for o in self.config.objectives if reports is not None and o not in reports]
-        if missing:
-            raise ConfigError(f"evaluator {self.config.evaluator!r} reports {', '.join(reports)}; not "
-                              f"{', '.join(missing)}", key="objectives")
+        check_reports(self.config.evaluator, self.config.objectives)
         for name in self.eval_config.zero_cost:
             PROXIES.get(name)  # an unknown proxy: one line naming the known ones (key zero_cost)
         self.device = self.eval_config.resolved_device()

@@ -30,4 +30,16 @@ EVALUATORS: Registry[Evaluator] = Registry("evaluator", error=ConfigError, key="
 EVALUATORS.register("proxy", evaluate)  # build, measure, score and proxy-train (nas.evaluate.evaluate)
 EVALUATORS.register("nb201", nb201_evaluate)  # look the architecture up in NAS-Bench-201 (nas.evaluate.tabular)
 
-__all__ = ["EVALUATORS", "Evaluator"]
+
+
+def check_reports(name: str, objectives: list[str]) -> None:
+    """Refuse a run whose objectives the evaluator ``name`` does not all report (where it says which it reports, its
+    ``reports`` attribute): a one-line ConfigError naming the key ``objectives``, before any trial."""
+    reports = getattr(EVALUATORS.get(name), "reports", None)
+    missing = [o for o in objectives if reports is not None and o not in reports]
+    if missing:
+        raise ConfigError(f"evaluator {name!r} reports {', '.join(reports)}; not {', '.join(missing)}",
+                          key="objectives")
+
+
+__all__ = ["EVALUATORS", "Evaluator", "check_reports"]
