@@ -117,6 +117,22 @@ def finished(run: Path) -> list[dict]:
     return rows
 
 
+def check_folder(run: Path, args) -> None:
+    """Refuse to continue a run folder made for another budget or objective (``--work`` holds one folder per sampler
+    and seed, whatever the setting): its trials would be counted for this one."""
+    import yaml
+
+    if not (run / "config.yaml").exists():
+        return
+    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    wanted = {"depth": 1.0, "width": 1.0, **run_config(args, None, 0, 1.0)["budget"]}
+    budget = {"depth": 1.0, "width": 1.0, **(config.get("budget") or {})}
+    if config.get("objectives") != [objective_of(args)] or any(float(budget.get(k, -1)) != float(v)
+                                                               for k, v in wanted.items()):
+        raise SystemExit(f"error: {run} holds a run of another setting (objectives {config.get('objectives')}, budget "
+                         f"{config.get('budget')}); give --work another folder")
+
+
 def setting_of(args) -> dict:
     """What a recorded run must share with this command to stand for one of its runs (a reduced proxy's depth and
     width, and an objective other than accuracy, only where set: the first runs' records keep their keys)."""
@@ -300,6 +316,7 @@ def main() -> None:
                     append_record(fuller)
                 results[(sampler, seed)] = fuller
                 continue
+            check_folder(run, args)
             rows = finished(run) if (run / "config.yaml").exists() else []
             left = budget_s - spent(rows, args.workers)
             if left > 1:

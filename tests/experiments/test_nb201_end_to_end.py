@@ -171,3 +171,23 @@ def test_a_loss_run_of_a_reduced_proxy_is_a_setting_of_its_own_and_picks_by_loss
     assert [label for label in columns if "the default" in label] == [list(columns)[-1]]
     assert columns[list(columns)[-1]] == rule and set(e2e.PICK_RULES.values()) <= set(columns.values())
     assert e2e.rule_columns("accuracy") == e2e.PICK_RULES
+
+
+def test_a_run_folder_of_another_setting_is_refused_not_continued(e2e, tmp_path):
+    """``--work`` holds one folder per sampler and seed: a folder left by a study of another budget or objective
+    stops the script instead of having its trials counted for this one."""
+    import yaml
+
+    loss = args(epochs=10.0, resolution=0.75, depth=0.2, width=0.5, objective="val_loss", data_dir=None)
+    run = tmp_path / "default-s0"
+    e2e.check_folder(run, loss)  # no folder yet
+    run.mkdir()
+    stored = {**e2e.run_config(loss, None, 0, 3600.0), "budget": {"epochs": 10.0, "data_fraction": 1.0, "lr": 0.002,
+                                                                   "resolution": 0.75, "batch_size": 128,
+                                                                   "depth": 0.2, "width": 0.5}}
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    e2e.check_folder(run, loss)  # the same setting: continued
+    for other in (args(data_dir=None), args(**{**vars(loss), "objective": "accuracy"}),
+                  args(**{**vars(loss), "width": 1.0})):
+        with pytest.raises(SystemExit, match="holds a run of another setting"):
+            e2e.check_folder(run, other)
