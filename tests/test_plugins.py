@@ -37,6 +37,13 @@ def test_a_search_uses_the_plugins_block_dataset_objective_and_evaluator(tmp_pat
     assert all(set(t.user_attrs["objectives"]) == {"naswot", "params"} for t in complete)
     assert any(t.params.get("s1.mixer") == "pointwise" for t in complete)  # the plugin's block was sampled and built
     assert all(t.user_attrs["input_shape"] == [1, 8, 8] for t in complete)  # the plugin's dataset
+    # an objective the plugin's evaluator says it does not report: refused before anything is written
+    config.write_text(config.read_text().replace("objectives: [naswot, params]", "objectives: [naswot, latency_ms]"))
+    refused = subprocess.run([sys.executable, "-m", "nas.cli", "search", str(config), "--name", "other", "--runs-dir",
+                              str(tmp_path / "runs"), "--quiet"], capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        f"error: {config}:4: objectives: evaluator 'zero_cost_only' reports naswot, params; not latency_ms")
+    assert not (tmp_path / "runs" / "other").exists()
 
 
 def test_a_plugin_that_cannot_be_imported_is_one_line_naming_its_config_line(tmp_path):

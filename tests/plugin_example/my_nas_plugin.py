@@ -71,3 +71,6 @@ def zero_cost_only(spec, config, *, data, callback=None, precheck=None, **_) -> 
     status = "ok" if all(math.isfinite(v) for v in objectives.values()) else "error"
     return TrialResult(spec.hash(), spec.summary(), status, objectives=objectives, zero_cost=score,
                        input_shape=tuple(input_shape), num_classes=data.num_classes, wall_s=time.time() - started)
+
+
+zero_cost_only.reports = ("naswot", "params")  # a run asking it for another objective is refused before any trial
