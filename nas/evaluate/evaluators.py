@@ -31,7 +31,6 @@ EVALUATORS.register("proxy", evaluate)  # build, measure, score and proxy-train 
 EVALUATORS.register("nb201", nb201_evaluate)  # look the architecture up in NAS-Bench-201 (nas.evaluate.tabular)
 
 
-
 def check_reports(name: str, objectives: list[str]) -> None:
     """Refuse a run whose objectives the evaluator ``name`` does not all report (where it says which it reports, its
     ``reports`` attribute): a one-line ConfigError naming the key ``objectives``, before any trial."""
