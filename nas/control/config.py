@@ -21,8 +21,8 @@ A run config names everything a search needs::
                                      # best trial in one objective), not any front member
     zero_cost_warmup: 0              # the sampler's random startup trials become the top of this many random
                                      # candidates ranked by a zero-cost proxy (0: off; default: 64 with
-                                     # evaluator nb201 and every cost counted (params / flops), not for
-                                     # nsga2; 0 otherwise)
+                                     # evaluator nb201 and every cost counted (params / flops) or sampler
+                                     # predictor, not for nsga2; 0 otherwise)
     warmup_proxy: naswot             # that proxy: naswot (on the training images) or synflow (needs no data;
                                      # the default of a tabular evaluator, which loads no images)
     rank_with: naswot                # the trial the run picks (nas export's default): the best mean rank under the
@@ -284,14 +284,16 @@ class RunConfig(_Strict):
     def zero_cost_warmup_n(self) -> int:
         """How many random candidates the zero-cost warm-up ranks (0: none): its own ``zero_cost_warmup``, else 64
         on NAS-Bench-201's table (``evaluator: nb201``, ranked by synflow, which needs no data) where every cost is
-        counted (:attr:`costs_counted`: one objective, or params / FLOPs) and the sampler is not ``nsga2``, and 0
-        otherwise. Measured (docs/benchmarks.md): it puts the default sampler ahead of Optuna's TPE after 25 and 50
-        trials with one objective and lifts TPE's and the predictor's fronts of accuracy against params; with
-        latency it did not help the predictor, and it fills NSGA-II's first generation with the best-scored cells
-        alone (its front after 50 trials fell). A new run stores the resolved value."""
+        counted (:attr:`costs_counted`: one objective, or params / FLOPs) or the sampler is ``predictor``, unless the
+        sampler is ``nsga2``; 0 otherwise. Measured (docs/benchmarks.md): it puts the default sampler ahead of
+        Optuna's TPE after 25 and 50 trials with one objective, lifts TPE's and the predictor's fronts of accuracy
+        against params and the predictor's front against latency (its runs otherwise often never reach the accurate
+        end); it did not help TPE's front against latency, and it fills NSGA-II's first generation with the
+        best-scored cells alone (its front after 50 trials fell). A new run stores the resolved value."""
         if self.zero_cost_warmup is not None:
             return self.zero_cost_warmup
-        return 64 if self.on_table and self.costs_counted and self.sampler_name != "nsga2" else 0
+        wanted = self.costs_counted or self.sampler_name == "predictor"
+        return 64 if self.on_table and wanted and self.sampler_name != "nsga2" else 0
 
     @property
     def warmup_proxy_name(self) -> str:

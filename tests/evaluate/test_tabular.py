@@ -121,7 +121,8 @@ def test_a_tabular_warm_up_by_default_ranks_by_synflow_and_needs_no_images(tmp_p
 def test_the_tables_defaults_are_resolved_into_the_run(tmp_path):
     """One objective on the table: a synflow warm-up of 64 and three evaluations of the leader, stored resolved;
     two objectives whose cost is counted (params) keep the warm-up, not the repeats, and take TPE; with latency,
-    which the table measured, the predictor without a warm-up; NSGA-II no warm-up; proxy training neither."""
+    which the table measured, the predictor with the warm-up, TPE without; NSGA-II no warm-up; proxy training
+    neither."""
     import yaml
 
     from nas.control.config import load_config
@@ -134,7 +135,9 @@ def test_the_tables_defaults_are_resolved_into_the_run(tmp_path):
     two = load_config({**config, "objectives": ["accuracy", "params"]})[0]
     assert (two.zero_cost_warmup_n, two.confirm_best_n, two.sampler_name) == (64, 1, "tpe")
     latency = load_config({**config, "objectives": ["accuracy", "latency_ms"]})[0]
-    assert (latency.zero_cost_warmup_n, latency.confirm_best_n, latency.sampler_name) == (0, 1, "predictor")
+    assert (latency.zero_cost_warmup_n, latency.confirm_best_n, latency.sampler_name) == (64, 1, "predictor")
+    latency_tpe = load_config({**config, "objectives": ["accuracy", "latency_ms"], "sampler": "tpe"})[0]
+    assert latency_tpe.zero_cost_warmup_n == 0
     assert load_config({**config, "sampler": "nsga2"})[0].zero_cost_warmup_n == 0  # its first generation stays random
     assert load_config({**config, "objectives": ["accuracy", "params"], "sampler": "nsga2"})[0].sampler_name == "nsga2"
     proxy = load_config({**config, "evaluator": "proxy"})[0]

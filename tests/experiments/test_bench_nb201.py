@@ -46,7 +46,7 @@ def test_no_write_leaves_the_results_alone(bench, capsys):
 
     results = EXPERIMENTS / "results"
     before = {p.name: p.read_bytes() for p in results.glob("bench_nb201*")}
-    # latency: its default (the predictor) has no warm-up to score, so 20 trials take a second or two
+    # latency: its default (the predictor) scores its synflow warm-up (64 cells, seconds), then 20 trials on the table
     assert bench.main(["--study", "two", "--costs", "latency_ms", "--samplers-two", "random", "--seeds-two", "1",
                        "--trials-two", "20", "--no-write"]) == 0
     out = capsys.readouterr().out
