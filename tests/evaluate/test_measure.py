@@ -190,8 +190,9 @@ def test_latency_min_time_extends_the_window():
             return x
 
     lat = measure_latency(Slow(), (4,), warmup=0, repeats=2, min_time_s=0.05)
-    assert lat.repeats >= 10  # >= 0.05 s of ~2+ ms calls, far more than the 2 asked for
-    assert lat.repeats * lat.median_ms >= 0.9 * 50
+    # more calls than the 2 asked for, and no more than the window needs: each call sleeps at least 2 ms, so 25 of
+    # them fill 0.05 s (a loaded machine makes calls longer, so fewer: no lower bound beyond 2 holds there)
+    assert 2 < lat.repeats <= 26
     assert measure_latency(Slow(), (4,), warmup=0, repeats=3, min_time_s=0.0).repeats == 3
 
 
