@@ -327,8 +327,8 @@ def parse_args():
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("device cuda requested (--full defaults to it) but no CUDA GPU; pass --device cpu")
     args.budget_list = [float(b) for b in args.budgets.split(",") if b.strip()]
-    # the results page and CSVs: the vision page stays where it is, another space gets its own
-    args.name = NAME if args.space == "vision" else f"{NAME}_{args.space}"
+    # the results page and CSVs: the vision page stays where it is, another space gets its own, and so does --full
+    args.name = (NAME if args.space == "vision" else f"{NAME}_{args.space}") + ("_full" if args.full else "")
     return args
 
 

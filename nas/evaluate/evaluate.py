@@ -213,7 +213,7 @@ def evaluate(spec: ArchSpec, config: EvalConfig | None = None, *, data=None,
     ``precheck(spec, get_model) -> (problems, excess, measured)`` runs first (the controller's constraint check:
     :meth:`nas.control.engine.Engine.check_constraints`). ``get_model()`` builds the model at the evaluation input
     on first call (only a latency check needs it: params and FLOPs are counted by parts, without a build,
-    :func:`nas.builder.network_costs`, here too); the model it built is the one evaluated, and what ``measured``
+    :func:`nas.evaluate.costs.network_costs`, here too); the model it built is the one evaluated, and what ``measured``
     holds is not measured again (``params``, ``flops``; ``latency``: a
     :class:`~nas.evaluate.measure.Latency` as a dict). With ``problems`` the result is ``infeasible`` (``reason``:
     the problems, ``constraint_excess``: ``excess``) and nothing is measured or trained; ``result.precheck`` holds
