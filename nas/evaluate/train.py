@@ -6,8 +6,9 @@ fractional last epoch. It never raises for a failing candidate: divergence, out-
 the model become a :class:`TrainResult` status. Only a bad :class:`Budget` (``BudgetError``) and exceptions raised by
 the caller's own ``callback`` propagate.
 
-On CUDA it uses bf16 autocast, channels-last memory for image models, and ``torch.compile`` when asked. On CPU it is
-deterministic for a seed (same seed, same model initialisation -> identical curve).
+On CUDA it uses bf16 autocast and ``torch.compile`` when asked; image models train in channels-last memory format on
+the CPU, and on CUDA only when asked (:func:`channels_last_default`). On CPU it is deterministic for a seed (same
+seed, same model initialisation -> identical curve).
 """
 from __future__ import annotations
 
@@ -95,11 +96,17 @@ def _one_line(e: BaseException) -> str:
 
 
 def channels_last_default(device: torch.device, kind: str) -> bool:
-    """Whether training and evaluation put an image model and its batches in channels-last memory format: yes on
-    every device. On CUDA that is the usual advice for convolutions under autocast; on the CPU it was measured
-    (experiments/bench_channels_last_cpu.py: proxy training of 14 architectures sampled from the image spaces,
-    faster for every one, none slower). Sequence data never is."""
-    return kind == "image"
+    """Whether proxy training and evaluation put an image model and its batches in channels-last memory format: on
+    the CPU yes, on CUDA no. Sequence data never is.
+
+    CPU: measured faster (experiments/bench_channels_last_cpu.py: proxy training of 14 architectures sampled from the
+    image spaces, faster for every one, none slower). CUDA: measured on an H200 (experiments/bench_eval_phases.py,
+    results/bench_eval_phases_cuda.md: mobile-space candidates, one epoch of 8,100 CIFAR-10 images), the first
+    channels-last training of an architecture took 13.6 s and 27.3 s against 1.7-1.8 s in the default layout: cuDNN
+    pays a one-off cost for every new convolution shape in channels-last under bf16 autocast, and a search trains
+    each architecture once. Once paid, channels-last ran 1.2-1.4 s, so a long training of one architecture (``nas
+    train``, :mod:`nas.fulltrain`) asks for it explicitly."""
+    return kind == "image" and torch.device(device).type != "cuda"
 
 
 class Runner:

@@ -1,4 +1,5 @@
-"""GPU paths: bf16 autocast + channels_last training, CUDA-event latency, peak memory. Skipped without a GPU."""
+"""GPU paths: bf16 autocast training (default layout, and channels-last when asked), CUDA-event latency, peak memory.
+Skipped without a GPU."""
 from __future__ import annotations
 
 import pytest
@@ -20,6 +21,20 @@ def test_trains_on_cuda_with_bf16_and_beats_chance():
     assert result.training["device"].startswith("cuda")
     assert result.objectives["accuracy"] > 0.5
     assert result.cost["latency"]["device"].startswith("cuda") and result.cost["latency"]["median_ms"] > 0
+
+
+def test_channels_last_when_asked_trains_on_cuda_and_beats_chance():
+    from nas.builder import build
+    from nas.data import load_dataset
+    from nas.evaluate.train import train
+
+    data = load_dataset("digits", device="cuda")
+    torch.manual_seed(0)
+    model = build(spec_with("conv"), data.input_shape, data.num_classes)
+    result = train(model, data, Budget(epochs=3, batch_size=64), device="cuda", channels_last=True)
+    assert result.status == "ok", result.reason
+    assert next(p for p in model.parameters() if p.ndim == 4).is_contiguous(memory_format=torch.channels_last)
+    assert result.final.val_accuracy > 0.5
 
 
 def test_cuda_latency_uses_events_and_peak_memory_is_positive():

@@ -14,7 +14,7 @@ from torch import nn
 from nas.budget import Budget
 from nas.data import load_dataset
 from nas.errors import BudgetError
-from nas.evaluate.train import EpochStats, TrainResult, evaluate_accuracy, train
+from nas.evaluate.train import EpochStats, TrainResult, channels_last_default, evaluate_accuracy, train
 from nas.significance import unpack_correct
 
 
@@ -322,3 +322,10 @@ def test_step_progress_hears_the_steps_of_every_training_inside_the_block(digits
     before = len(heard)
     train(small_cnn(), digits, Budget(epochs=0.5, batch_size=8), seed=0, threads=1)
     assert len(heard) == before  # outside the block nobody hears
+
+
+@pytest.mark.parametrize("device, kind, expected", [("cpu", "image", True), ("cuda", "image", False),
+                                                    ("cuda:0", "image", False), ("cpu", "sequence", False)])
+def test_channels_last_by_default_on_the_cpu_only(device, kind, expected):
+    # CUDA: cuDNN's one-off cost per new channels-last shape outweighs a proxy training (bench_eval_phases_cuda.md)
+    assert channels_last_default(torch.device(device), kind) is expected
