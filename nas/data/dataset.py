@@ -106,6 +106,10 @@ class Dataset:
         a permutation from ``generator`` (a CPU generator; the random numbers are drawn on the CPU and moved, so the
         result is the same on every device). ``augment`` applies this dataset's augmentations (``self.augment``).
         ``drop_last`` drops a final short batch, unless it would be the only one.
+
+        Indexing, augmentation and normalisation run on a block of whole batches at once (:func:`block_batches`,
+        up to ``BLOCK_BYTES`` of float32 input), and each batch is a slice of its block: on a GPU each of those
+        operations is a kernel launch, and a small model's step is bound by its launches.
         """
         x, y = self.split(split)
         if batch_size < 1:
@@ -121,16 +125,19 @@ class Dataset:
         if drop_last and n >= batch_size:
             stop = n - n % batch_size
         do_aug = augment and self.kind == "image" and bool(self.augment)
-        for start in range(0, stop, batch_size):
-            end = min(start + batch_size, stop)
+        block = batch_size * block_batches(batch_size, x[0].numel())
+        for first in range(0, stop, block):
+            last = min(first + block, stop)
             if order is None:
-                xb, yb = x[start:end], y[start:end]
+                xs, ys = x[first:last], y[first:last]
             else:
-                idx = order[start:end]
-                xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+                idx = order[first:last]
+                xs, ys = x.index_select(0, idx), y.index_select(0, idx)
             if do_aug:
-                xb = self.augment_batch(xb, generator=generator)
-            yield self.normalize(xb), yb
+                xs = self.augment_batch(xs, generator=generator)
+            xs = self.normalize(xs)
+            for start in range(0, last - first, batch_size):
+                yield xs[start:start + batch_size], ys[start:start + batch_size]
 
     def augment_batch(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Apply this dataset's augmentations to a raw image batch ``(B, C, H, W)``; shape and dtype are kept."""
@@ -141,6 +148,15 @@ class Dataset:
         if "flip" in self.augment:
             x = random_flip(x, generator=generator)
         return x
+
+
+BLOCK_BYTES = 32 * 2**20  # float32 input of one block of batches (see Dataset.batches)
+
+
+def block_batches(batch_size: int, values_per_example: int) -> int:
+    """Whole batches per block in :meth:`Dataset.batches`: as many as fit ``BLOCK_BYTES`` of float32 input, at
+    least one (e.g. 5 batches of 512 CIFAR-10 images, 42 batches of 64)."""
+    return max(1, BLOCK_BYTES // (4 * values_per_example * batch_size))
 
 
 def crop_padding(height: int) -> int:

@@ -66,3 +66,25 @@ def test_random_crop_is_a_shifted_window():
     for i in range(6):
         windows = [padded[i, :, dy:dy + 7, dx:dx + 7] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) for w in windows)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 64 * 64 * 4 * 3, 2**30])  # one batch per block, three, the whole split
+def test_batches_are_slices_of_blocks_with_the_same_batches_whatever_the_block(monkeypatch, block_bytes):
+    import nas.data.dataset as dataset
+
+    ds = load_dataset("digits")
+    monkeypatch.setattr(dataset, "BLOCK_BYTES", block_bytes)
+    calls = []
+    augment = dataset.Dataset.augment_batch
+    monkeypatch.setattr(dataset.Dataset, "augment_batch",
+                        lambda self, x, generator=None: calls.append(len(x)) or augment(self, x, generator=generator))
+    g = torch.Generator().manual_seed(3)
+    out = list(ds.batches("train", 64, shuffle=True, generator=g, augment=True, drop_last=True))
+    n = len(ds.y_train) - len(ds.y_train) % 64
+    per_block = dataset.block_batches(64, ds.x_train[0].numel())
+    assert [len(y) for _, y in out] == [64] * (n // 64)
+    assert len(calls) == -(-(n // 64) // per_block) and sum(calls) == n  # augmented once per block, every example
+    order = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(3))[:n]
+    assert torch.equal(torch.cat([y for _, y in out]), ds.y_train[order])  # one permutation, whatever the block
+    plain = list(ds.batches("val", 50, shuffle=False))
+    assert torch.equal(torch.cat([x for x, _ in plain]), ds.normalize(ds.x_val))
