@@ -161,8 +161,9 @@ def test_unknown_option_is_a_build_error_naming_accepted_options() -> None:
 @pytest.mark.parametrize("norm", ["batch", "layer", "group", "instance"])
 @pytest.mark.parametrize("name", NAMES)
 def test_block_channels_last(name: str, norm: str) -> None:
-    """The trainer runs image models in channels-last memory format on CUDA: every block must accept channels-last
-    input and weights and compute the same function (forward and input gradient) as in the default layout."""
+    """The trainer runs image models in channels-last memory format on the CPU (``nas train`` on every device): every
+    block must accept channels-last input and weights and compute the same function (forward and input gradient) as
+    in the default layout."""
     torch.manual_seed(0)
     block = registry.create(name, 6, 10, context(2, norm=norm, act="gelu")).eval()
     x = torch.randn(2, 6, 8, 8)
@@ -177,3 +178,27 @@ def test_block_channels_last(name: str, norm: str) -> None:
     (y1 * g).sum().backward()
     (y2 * g).sum().backward()
     torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("name", NAMES)
+def test_block_under_bf16_autocast(name: str, dims: int, norm: str) -> None:
+    """The trainer runs under bf16 autocast on CUDA; the CPU's autocast runs the same dtype paths (float32 weights,
+    bfloat16 activations where autocast casts, float64 inside the scan): finite output and gradients, and the
+    function of float32 within bfloat16's rounding."""
+    torch.manual_seed(0)
+    block = registry.create(name, 6, 10, context(dims, norm=norm, act="gelu")).train()
+    x = torch.randn(2, 6, *spatial_shape(dims))
+    reference = copy.deepcopy(block)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = block(x.clone().requires_grad_(True))
+    assert y.shape == (2, 10, *spatial_shape(dims)) and torch.isfinite(y).all()
+    g = torch.randn(y.shape)
+    (y.float() * g).sum().backward()
+    grads = [p.grad for p in block.parameters() if p.requires_grad]
+    assert grads and all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.dtype == p.dtype
+                         for p in block.parameters() if p.requires_grad)
+    y32 = reference(x)
+    error = ((y.float() - y32).norm() / y32.norm()).item()
+    assert error < 0.03, f"{name}: relative error {error:.3g} under bf16 autocast"

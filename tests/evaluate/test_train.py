@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import weakref
 
@@ -11,11 +12,14 @@ import pytest
 import torch
 from torch import nn
 
+from nas.blocks.registry import registered
 from nas.budget import Budget
+from nas.builder import build
 from nas.data import load_dataset
 from nas.errors import BudgetError
-from nas.evaluate.train import EpochStats, TrainResult, channels_last_default, evaluate_accuracy, train
+from nas.evaluate.train import EpochStats, Runner, TrainResult, channels_last_default, evaluate_accuracy, train
 from nas.significance import unpack_correct
+from tests.evaluate.test_evaluate import spec_with
 
 
 @pytest.fixture(scope="module")
@@ -329,3 +333,18 @@ def test_step_progress_hears_the_steps_of_every_training_inside_the_block(digits
 def test_channels_last_by_default_on_the_cpu_only(device, kind, expected):
     # CUDA: cuDNN's one-off cost per new channels-last shape outweighs a proxy training (bench_eval_phases_cuda.md)
     assert channels_last_default(torch.device(device), kind) is expected
+
+
+@pytest.mark.parametrize("mixer", sorted(registered()))
+def test_every_mixer_trains_under_bf16_autocast(digits, monkeypatch, mixer):
+    # the CUDA trainer's dtype path (bf16 autocast, float32 loss and optimizer state) run on the CPU's autocast
+    entered = []
+    monkeypatch.setattr(Runner, "autocast",
+                        lambda self: entered.append(1) or torch.autocast("cpu", dtype=torch.bfloat16))
+    torch.manual_seed(0)
+    model = build(spec_with(mixer, norm="layer"), digits.input_shape, digits.num_classes)
+    res = train(model, digits, Budget(epochs=1, batch_size=64), seed=0, threads=1)
+    assert res.status == "ok", res.reason
+    assert len(entered) >= res.steps  # every training step ran under autocast
+    assert math.isfinite(res.final.train_loss) and math.isfinite(res.final.val_loss)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
