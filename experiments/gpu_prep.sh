@@ -9,8 +9,11 @@
 #
 # Then each device call names carry [".whl", ".gpudata"] and runs experiments/gpu_run.sh with the stages it wants
 # (that script installs the wheels, sets PYTHONPATH / NAS_DATA_DIR, and returns results in $OUT/results.tgz):
-#   bash experiments/gpu_run.sh env tests trainer fidelity       (about 6 minutes)
-#   bash experiments/gpu_run.sh ssm latency packing              (about 5 minutes)
+#   bash experiments/gpu_run.sh env tests trainer fidelity       (about 5 minutes with FIDELITY_MIN=2)
+#   bash experiments/gpu_run.sh ssm latency packing phases       (about 5 minutes with PACK_S=60)
+# All of them ran on 2026-12-04 (docs/benchmarks.md, "On a GPU"). Still open there: the trainer with its data blocks
+# (target 0.9), --trials-per-gpu with proxy training in the default layout, and proxy_fidelity --full past 7
+# architectures (FIDELITY_MIN=4 gets about 30 at the default layout's pace, unmeasured).
 #
 # Usage: experiments/gpu_prep.sh            (from anywhere; NAS_DATA_DIR or ../shared/data holds the .npz files)
 set -euo pipefail
