@@ -24,9 +24,9 @@ What it measures
     (bare + every feature, which should account for the trainer's time). Each feature's cost is its median paired
     time ratio to ``bare`` minus 1.
     Both sides use the trainer's memory format (:func:`nas.evaluate.train.channels_last_default`: channels-last for
-    image models on every device since it measured faster on the CPU too, see bench_channels_last_cpu.py; before
-    that this script had a ``channels_last`` variant showing the bare loop 22-29% faster in it). Careful when
-    writing such a loop by hand: grey images loaded from numpy as ``x[:, None]`` have strides ``(784, 1, 28, 1)``,
+    image models on the CPU, where it measured faster, see bench_channels_last_cpu.py; the default layout on CUDA,
+    where a first channels-last training pays cuDNN's one-off cost per new shape, see bench_eval_phases.py). Careful
+    when writing such a loop by hand: grey images loaded from numpy as ``x[:, None]`` have strides ``(784, 1, 28, 1)``,
     which convolutions treat as channels-last, so a loop indexing them directly may not run the format it means to.
 
 Target
@@ -35,8 +35,9 @@ Target
     curve a search needs -- the verdict uses this one), ``vs bare (no validation)`` (stricter: the trainer's
     validation pass counts as overhead) and ``loop-only`` (the trainer's own ``samples_per_s``, which excludes its
     evaluation, against the bare loop). On CUDA (``--device cuda``) the same comparison, against an
-    airbench-style loop (data resident on the GPU, channels-last, bf16 autocast, fused AdamW, GPU ``randperm``, no
-    syncs until the end).
+    airbench-style loop (data resident on the GPU and normalised once, the whole training set randomly cropped and
+    flipped once per epoch on the GPU as airbench's loader does, bf16 autocast, fused AdamW, GPU ``randperm``, no
+    syncs until the end), in the trainer's memory format.
 
 How to run (from the repository root; results go to experiments/results/bench_trainer_overhead.md and .csv)
     NAS_DATA_DIR=/work/shared/data python experiments/bench_trainer_overhead.py                 # CPU default
@@ -76,7 +77,8 @@ from nas.grammar import load_space
 from nas.spec import ArchSpec
 
 NAME = "bench_trainer_overhead"
-TARGET = 0.95
+TARGET = 0.95  # on the CPU, against the bare loop
+TARGET_CUDA = 0.9  # on a GPU, against the airbench-style loop
 FEATURES = ("data", "clip", "extras", "eval", "bnwin")
 OPPORTUNITIES: tuple[str, ...] = ()  # speed-ups the trainer does not use
 
@@ -173,8 +175,11 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
         if "data" in features:
             batches = data.batches("train", bs, shuffle=True, generator=gen, augment=True, drop_last=True)
         else:
+            # airbench-style on CUDA: the whole (normalised) training set cropped and flipped once per epoch on the
+            # GPU, as airbench's loader does; the CPU's bare loop does not augment
+            x_epoch = data.augment_batch(x_train, generator=gen) if cuda else x_train
             perm = torch.randperm(n, device=device) if cuda else torch.randperm(n, generator=gen)
-            batches = ((x_train[perm[i * bs:(i + 1) * bs]], y_train[perm[i * bs:(i + 1) * bs]])
+            batches = ((x_epoch[perm[i * bs:(i + 1) * bs]], y_train[perm[i * bs:(i + 1) * bs]])
                        for i in range(steps_per_epoch))
         since_check = torch.zeros((), device=device)
         k = 0
@@ -249,6 +254,7 @@ def main() -> None:
     args = p.parse_args()
 
     device = torch.device(args.device)
+    target = TARGET_CUDA if device.type == "cuda" else TARGET
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch.cuda.is_available() is False")
     threads = args.threads if args.threads is not None else min(4, os.cpu_count() or 1)
@@ -269,7 +275,7 @@ def main() -> None:
     # The bare loop's pre-normalised tensors (prepared outside the timing), in the canonical NCHW layout the trainer's
     # batches have. (Grey images come from numpy as x[:, None] with strides (784, 1, 28, 1), which convolutions take
     # for channels-last: the bare loop would silently run channels-last and be faster for a reason unrelated to
-    # overhead.) On CUDA the batches are made channels-last per step, as the trainer does.
+    # overhead.) Where the trainer runs channels-last, the bare loop's batches are made channels-last per step too.
     x_float = data.normalize(data.x_train).clone(memory_format=torch.contiguous_format)
 
     specs: dict[str, tuple[ArchSpec, str]] = {}
@@ -348,7 +354,7 @@ def main() -> None:
         loop_ratio = median([s * b / samples for s, b in zip(loop_sps, times["bare"])])
         summary_rows.append([name, origin, f"{n_params:,}", f"{mflops:.2f}", steps, f"{bare_sps:.0f}",
                              f"{trainer_sps:.0f}", f"{median(loop_sps):.0f}", f"{ratio:.3f}", f"{best_ratio:.3f}",
-                             f"{strict_ratio:.3f}", f"{loop_ratio:.3f}", "yes" if ratio >= TARGET else "NO"])
+                             f"{strict_ratio:.3f}", f"{loop_ratio:.3f}", "yes" if ratio >= target else "NO"])
         if args.breakdown:
             for v in [*FEATURES, "all", "trainer", *OPPORTUNITIES]:
                 rel = median([t / b for t, b in zip(times[v], times["bare"])]) - 1.0
@@ -356,7 +362,7 @@ def main() -> None:
                 ms_per_step = median([(t - b) / steps * 1000 for t, b in zip(times[v], times["bare"])])
                 breakdown_rows.append([name, v, f"{median(times[v]):.3f}", f"{min(times[v]):.3f}",
                                        f"{100 * rel:+.1f}%", f"{100 * best:+.1f}%", f"{ms_per_step:+.2f}"])
-            if ratio < TARGET:
+            if ratio < target:
                 costs = sorted(((median([t / b for t, b in zip(times[v], times["bare"])]) - 1.0, v)
                                 for v in FEATURES), reverse=True)
                 together = median([t / b for t, b in zip(times["all"], times["bare"])]) - 1
@@ -372,17 +378,18 @@ def main() -> None:
     report.table(["model", "spec", "params", "MFLOPs/sample", "steps", "bare samples/s", "trainer samples/s (wall)",
                   "trainer samples/s (own, eval excl.)", "ratio like-for-like (trainer / bare+validation)",
                   "ratio best-of (min times)", "ratio vs bare (no validation)", "ratio loop-only",
-                  f"target >= {TARGET}"], summary_rows, csv=f"{name_out}.csv")
+                  f"target >= {target}"], summary_rows, csv=f"{name_out}.csv")
     met = all(r[-1] == "yes" for r in summary_rows)
     missed = ", ".join(r[0] for r in summary_rows if r[-1] != "yes")
-    report.text(f"\nVerdict: target trainer / (bare + validation) >= {TARGET} (wall clock, like for like) is "
+    report.text(f"\nVerdict: target trainer / (bare + validation) >= {target} (wall clock, like for like) is "
                 f"{'MET for every model' if met else 'NOT met for: ' + missed}.")
     if args.breakdown:
         report.text("## Breakdown: bare loop + one trainer feature at a time")
         report.text("`time` is the median seconds per run, `min` the fastest run; `overhead` the median paired time "
                     "ratio to `bare` minus 1, `overhead best-of` the same from the fastest runs; `ms/step` the median "
                     "paired extra milliseconds per optimizer step. `all` = bare + every feature; it should roughly "
-                    "match `trainer`. Both sides run image models in the trainer's memory format (channels-last).",
+                    "match `trainer`. Both sides run image models in the trainer's memory format "
+                    f"({'channels-last' if channels_last_default(device, data.kind) else 'the default layout'}).",
                     echo=False)
         report.table(["model", "variant", "time s", "min s", "overhead vs bare", "overhead best-of", "ms/step"],
                      breakdown_rows,
