@@ -20,7 +20,7 @@ What it measures
     augmentation per batch), ``clip`` (``clip_grad_norm_``), ``extras`` (two AdamW param groups, the per-step LR
     schedule, label smoothing, loss accumulation and the every-25-steps finite check), ``eval`` (the per-epoch
     validation pass in eval mode) and ``bnwin`` (BatchNorm statistics averaged over the last ~512 training samples
-    of each epoch, ``_BatchNormWindow``: a reset and a momentum switch, no extra forward passes) -- and ``all``
+    of each epoch, ``BatchNormWindow``: a reset and a momentum switch, no extra forward passes) -- and ``all``
     (bare + every feature, which should account for the trainer's time). Each feature's cost is its median paired
     time ratio to ``bare`` minus 1.
     Both sides use the trainer's memory format (:func:`nas.evaluate.train.channels_last_default`: channels-last for
@@ -68,7 +68,7 @@ from nas.evaluate.train import (
     BN_RECALIBRATION_SAMPLES,
     CHECK_EVERY,
     CLIP_NORM,
-    _BatchNormWindow,
+    BatchNormWindow,
     channels_last_default,
     evaluate_accuracy,
     train,
@@ -183,7 +183,7 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
                        for i in range(steps_per_epoch))
         since_check = torch.zeros((), device=device)
         k = 0
-        bn_window = _BatchNormWindow(model, BN_RECALIBRATION_SAMPLES, bs) if "bnwin" in features else None
+        bn_window = BatchNormWindow(model, BN_RECALIBRATION_SAMPLES, bs) if "bnwin" in features else None
         for xb, yb in batches:
             if k >= steps_per_epoch:
                 break

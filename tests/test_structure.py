@@ -77,7 +77,8 @@ def test_no_import_circle_among_nas_modules():
             visit(node)
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", MODULES + sorted((ROOT / "experiments").glob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_underscore_name_is_imported_from_another_module(path):
     for node, module, imported, _ in nas_imports(path):
         private = [n for n in imported if n.startswith("_") and not n.startswith("__")]

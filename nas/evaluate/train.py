@@ -27,7 +27,7 @@ from nas.errors import BudgetError
 from nas.significance import pack_correct
 
 __all__ = ["EpochStats", "TrainResult", "Trainer", "train", "evaluate_accuracy", "Runner", "train_step",
-           "lr_factor", "param_groups", "evaluate_split"]
+           "lr_factor", "param_groups", "evaluate_split", "BatchNormWindow", "channels_last_default"]
 
 CLIP_NORM = 5.0
 CHECK_EVERY = 25  # steps between the (syncing) finite-loss checks inside an epoch
@@ -180,7 +180,7 @@ def recalibrate_batchnorm(model, runner: Runner, *, max_samples: int = BN_RECALI
     return True
 
 
-class _BatchNormWindow:
+class BatchNormWindow:
     """BatchNorm running statistics as the exact average over the last training batches of each epoch, at no extra
     cost: :meth:`open` (called before the last ``steps`` optimizer steps of an epoch) resets the statistics and
     switches the layers to a cumulative average (``momentum=None``); :meth:`close` restores their momentum.
@@ -343,7 +343,7 @@ class Trainer:
         self.generator.set_state(state["generator"])
 
 
-def _train_epoch(trainer: Trainer, bn_window: _BatchNormWindow, epoch_steps: int) -> float:
+def _train_epoch(trainer: Trainer, bn_window: BatchNormWindow, epoch_steps: int) -> float:
     """``epoch_steps`` optimizer steps; the mean training loss. The BatchNorm window opens for the last steps; the
     loss is checked for divergence every ``CHECK_EVERY`` steps (a sync; the caller checks the epoch's mean)."""
     window_from = max(0, epoch_steps - bn_window.steps)
@@ -410,7 +410,7 @@ def train(model, data, budget: Budget, *, device="cpu", seed: int = 0, callback=
                 steps_per_epoch, total_steps = trainer.steps_per_epoch, trainer.total_steps
                 n_epochs = math.ceil(total_steps / steps_per_epoch)
 
-                bn_window = _BatchNormWindow(model, BN_RECALIBRATION_SAMPLES, trainer.batch_size)
+                bn_window = BatchNormWindow(model, BN_RECALIBRATION_SAMPLES, trainer.batch_size)
                 model.train()
                 for epoch in range(n_epochs):
                     te = time.perf_counter()
