@@ -5,7 +5,7 @@
 #   env        nvidia-smi, python / torch / optuna versions
 #   tests      python3 -m pytest tests/evaluate/test_gpu.py (bf16 autocast, channels_last, CUDA events, OOM)
 #   trainer    bench_trainer_overhead.py --device cuda on CIFAR-10 (the trainer vs an airbench-style loop)
-#   fidelity   proxy_fidelity.py --full, stopping new architectures after $FIDELITY_MIN minutes (cache-resumable)
+#   fidelity   proxy_fidelity.py --full (--n $FIDELITY_N, default 100), no new architecture after $FIDELITY_MIN minutes
 #   ssm        bench_ssm_scan.py --device cuda
 #   latency    bench_latency_repeatability.py --device cuda (two processes per model, batch 1)
 #   packing    bench_trials_per_gpu.py, K = 1 and 4, $PACK_S seconds each, on CIFAR-10
@@ -53,7 +53,7 @@ print(\"optuna\", optuna.__version__, \"numpy\", numpy.__version__)"; nproc; fre
     trainer) stage trainer 180 python3 experiments/bench_trainer_overhead.py --device cuda --dataset cifar10 \
         --train-subset 10000 --batch-size 512 --epochs 4 --repeats 5 --tag cuda ;;
     fidelity) stage fidelity $((FIDELITY_MIN * 60 + 150)) python3 experiments/proxy_fidelity.py --full \
-        --max-minutes "$FIDELITY_MIN" ;;
+        --n "${FIDELITY_N:-100}" --max-minutes "$FIDELITY_MIN" ;;
     ssm) stage ssm 150 python3 experiments/bench_ssm_scan.py --device cuda ;;
     latency) stage latency 150 python3 experiments/bench_latency_repeatability.py --device cuda --tag cuda ;;
     packing) stage packing $((PACK_S * 2 + 120)) python3 experiments/bench_trials_per_gpu.py --dataset cifar10 \
