@@ -56,7 +56,6 @@ import os
 import time
 
 import torch
-import torch.nn.functional as F
 from _common import Report, machine_info, median, print_header
 
 from nas.budget import Budget
@@ -71,6 +70,7 @@ from nas.evaluate.train import (
     BatchNormWindow,
     channels_last_default,
     evaluate_accuracy,
+    smoothed_cross_entropy,
     train,
 )
 from nas.grammar import load_space
@@ -197,7 +197,7 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
                     g["lr"] = lr
             with autocast:
                 logits = model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=smoothing)
+            loss = smoothed_cross_entropy(logits.float(), yb, smoothing)  # F.cross_entropy without smoothing
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if "clip" in features:

@@ -27,7 +27,8 @@ from nas.errors import BudgetError
 from nas.significance import pack_correct
 
 __all__ = ["EpochStats", "TrainResult", "Trainer", "train", "evaluate_accuracy", "Runner", "train_step",
-           "lr_factor", "param_groups", "evaluate_split", "BatchNormWindow", "channels_last_default"]
+           "lr_factor", "param_groups", "evaluate_split", "BatchNormWindow", "channels_last_default",
+           "smoothed_cross_entropy"]
 
 CLIP_NORM = 5.0
 CHECK_EVERY = 25  # steps between the (syncing) finite-loss checks inside an epoch
@@ -249,6 +250,19 @@ def evaluate_accuracy(model, data, split: str = "val", batch_size: int = 512, *,
     return evaluate_split(model, runner, split, batch_size)
 
 
+def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """``F.cross_entropy(logits, target, label_smoothing=smoothing)`` for ``(B, K)`` logits, written as one weighted
+    sum of the log-probabilities (weight ``1 - smoothing + smoothing / K`` on the target, ``smoothing / K`` elsewhere):
+    the same value and gradient in about half the operations, each a kernel launch on a GPU, where a small
+    candidate's training step is bound by its launches."""
+    if not smoothing:
+        return F.cross_entropy(logits, target)
+    logp = logits.log_softmax(-1)
+    k = logits.shape[-1]
+    weights = torch.full_like(logp, smoothing / k).scatter_(1, target[:, None], 1.0 - smoothing + smoothing / k)
+    return (weights * logp).sum().div(-len(target))
+
+
 def train_step(model, opt, params, runner: Runner, xb, yb, lr: float, label_smoothing: float) -> torch.Tensor:
     """One optimizer step at learning rate ``lr`` (autocast on CUDA, gradient clipping); returns the detached loss
     without synchronising. Shared by the proxy trainer and full training."""
@@ -256,7 +270,12 @@ def train_step(model, opt, params, runner: Runner, xb, yb, lr: float, label_smoo
         g["lr"] = lr
     with runner.autocast():
         logits = model(runner.prepare(xb))
-    loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
+    # a shape check (no sync): on CUDA a target index past the scores would be a device-side assert, which ends the
+    # process's use of the GPU
+    if logits.shape[-1] != runner.data.num_classes:
+        raise ValueError(f"the model outputs {logits.shape[-1]} class scores, the data set has "
+                         f"{runner.data.num_classes} classes")
+    loss = smoothed_cross_entropy(logits.float(), yb, label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)

@@ -17,7 +17,15 @@ from nas.budget import Budget
 from nas.builder import build
 from nas.data import load_dataset
 from nas.errors import BudgetError
-from nas.evaluate.train import EpochStats, Runner, TrainResult, channels_last_default, evaluate_accuracy, train
+from nas.evaluate.train import (
+    EpochStats,
+    Runner,
+    TrainResult,
+    channels_last_default,
+    evaluate_accuracy,
+    smoothed_cross_entropy,
+    train,
+)
 from nas.significance import unpack_correct
 from tests.evaluate.test_evaluate import spec_with
 
@@ -182,7 +190,8 @@ def test_failures_become_status(digits, mode, status, fragment):
 def test_model_error_message_is_not_swallowed_for_bad_output(digits):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
     res = train(model, digits, Budget(epochs=0.2, batch_size=32), threads=1)
-    assert res.status == "error" and res.reason == "IndexError: Target 5 is out of bounds."
+    assert res.status == "error"
+    assert res.reason == "ValueError: the model outputs 3 class scores, the data set has 10 classes"
 
 
 def test_callback_prunes(digits):
@@ -348,3 +357,17 @@ def test_every_mixer_trains_under_bf16_autocast(digits, monkeypatch, mixer):
     assert len(entered) >= res.steps  # every training step ran under autocast
     assert math.isfinite(res.final.train_loss) and math.isfinite(res.final.val_loss)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("batch, classes", [(1, 2), (7, 10), (64, 100)])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_smoothed_cross_entropy_is_torchs_label_smoothing(batch, classes, smoothing):
+    g = torch.Generator().manual_seed(batch * classes)
+    logits = (3 * torch.randn(batch, classes, generator=g, dtype=torch.float64)).requires_grad_(True)
+    target = torch.randint(0, classes, (batch,), generator=g)
+    ours = smoothed_cross_entropy(logits, target, smoothing)
+    (grad,) = torch.autograd.grad(ours, logits)
+    ref = torch.nn.functional.cross_entropy(logits, target, label_smoothing=smoothing)
+    (ref_grad,) = torch.autograd.grad(ref, logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-12, atol=1e-12)
