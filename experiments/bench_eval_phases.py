@@ -3,9 +3,9 @@
 ``evaluate`` builds a candidate, counts params and FLOPs, measures activation memory, latency (batch 1) and
 throughput (batch 64) on ``latency_device`` (the CPU by default), and then proxy-trains it on ``device``. On a GPU the
 CPU meters can cost more than the training. This script samples feasible candidates of a space and times each phase
-separately, as ``evaluate`` runs them, then the proxy training three times: once as evaluate does (first training
-of that architecture in the process), once more (warm: kernels chosen, caches filled), and once without
-channels-last. Last it runs the whole ``evaluate`` on the candidate (its own wall time) for comparison.
+separately, as ``evaluate`` runs them, then the proxy training three times: in the default memory layout (the first
+training of that architecture in the process), then twice in channels-last (the first pays for the new layout's
+kernels, the second is warm). Last it runs the whole ``evaluate`` on the candidate (its own wall time) for comparison.
 
     python experiments/bench_eval_phases.py                                     # CPU, digits, 2 candidates
     NAS_DATA_DIR=... python experiments/bench_eval_phases.py --device cuda --space mobile --dataset cifar10 \
@@ -114,11 +114,12 @@ def main() -> None:
             repeats=max(5, config.latency_repeats // 3), threads=config.latency_threads))
         batch = proxy_batch(data, config, input_shape)
         _, t["zero-cost"] = timed(args.device, lambda: zero_cost.score_all(model, batch, seed=config.seed))
-        for label, cl in (("train (no channels-last)", False), ("train (first)", None), ("train (again)", None)):
+        for label, cl in (("train (default layout)", False), ("train (channels-last)", True),
+                          ("train (channels-last again)", True)):
             fresh = seeded_build(spec, input_shape, data.num_classes, config.model_seed)
             res, t[label] = timed(args.device, lambda: train(fresh, data, config.budget, device=args.device,
                                                              seed=config.model_seed, channels_last=cl))
-            if label == "train (again)":
+            if label == "train (default layout)":
                 acc = res.final.val_accuracy if res.final else float("nan")
                 steps = res.steps
             print(f"  {label}: {t[label]:.2f} s ({res.status})", flush=True)

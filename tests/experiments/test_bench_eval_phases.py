@@ -13,6 +13,7 @@ def test_a_small_cpu_run_times_every_phase(experiment_script, monkeypatch, capsy
     line = next(x for x in out.splitlines() if x.startswith("  build "))
     timings = dict(part.rsplit(" ", 1) for part in line.strip().split(", "))
     assert set(timings) == {"build", "params+flops", "activation", "latency", "throughput", "zero-cost",
-                            "train (no channels-last)", "train (first)", "train (again)", "evaluate"}
+                            "train (default layout)", "train (channels-last)", "train (channels-last again)",
+                            "evaluate"}
     assert all(float(v) >= 0 for v in timings.values())
     assert float(timings["latency"]) >= 0.5  # the latency meter keeps timing for EvalConfig's 0.5 s window
