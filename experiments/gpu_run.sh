@@ -18,28 +18,30 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_run_out}
-mkdir -p "$OUT" /tmp/gpu_logs
-[ -n "${GPU_RUN_NO_INSTALL:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+SCRATCH=${TMPDIR:-/tmp}
+LOGS=$SCRATCH/gpu_logs
+mkdir -p "$OUT" "$LOGS"
+[ -n "${GPU_RUN_NO_INSTALL:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SCRATCH/site" .whl/*.whl \
   || { echo "gpu_run: wheel install failed" >&2; exit 3; }
-export PYTHONPATH=/tmp/site:$PWD NAS_DATA_DIR=$PWD/.gpudata PYTHONUNBUFFERED=1
-marker=/tmp/gpu_run.start
+export PYTHONPATH=$SCRATCH/site:$PWD NAS_DATA_DIR=$PWD/.gpudata PYTHONUNBUFFERED=1
+marker=$SCRATCH/gpu_run.start
 [ -f "$marker" ] || { touch "$marker"; sleep 1; }
 FIDELITY_MIN=${FIDELITY_MIN:-2}
 PACK_S=${PACK_S:-60}
 summary=$OUT/summary.txt
 
 pack() {
-  find experiments/results -type f -newer "$marker" > /tmp/gpu_files.txt
-  tar czf "$OUT/results.tgz" -T /tmp/gpu_files.txt -C /tmp gpu_logs 2>/dev/null
+  find experiments/results -type f -newer "$marker" > "$SCRATCH/gpu_files.txt"
+  tar czf "$OUT/results.tgz" -T "$SCRATCH/gpu_files.txt" -C "$SCRATCH" gpu_logs 2>/dev/null
 }
 
 stage() {  # stage NAME SECONDS COMMAND...
   local name=$1 secs=$2; shift 2
   local t0=$SECONDS
   echo "=== $name (limit ${secs}s): $*"
-  timeout --signal=INT --kill-after=15 "$secs" "$@" > "/tmp/gpu_logs/$name.log" 2>&1
+  timeout --signal=INT --kill-after=15 "$secs" "$@" > "$LOGS/$name.log" 2>&1
   local rc=$?
-  tail -n 25 "/tmp/gpu_logs/$name.log"
+  tail -n 25 "$LOGS/$name.log"
   echo "$name rc=$rc $((SECONDS - t0))s" | tee -a "$summary"
   pack
 }
