@@ -137,6 +137,33 @@ def test_mutation_changes_exactly_one_choice(path):
             assert any(cond in changed or cond in set(before) ^ set(after) for cond, _ in p.when), name
 
 
+@pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
+def test_a_mutated_parent_gives_the_same_children_from_the_cache_as_fresh(path):
+    space = Space.load(path)
+    parents = [space.sample(seed) for seed in range(5)]
+    first = [space.mutate(parent, seed) for seed, parent in enumerate(parents)]  # fills the cache
+    for _ in range(3):
+        again = [space.mutate(parent, seed) for seed, parent in enumerate(parents)]
+        assert [c.canonical() for c in again] == [c.canonical() for c in first]
+    fresh = Space.load(path)  # an empty cache
+    assert [fresh.mutate(parent, seed).canonical() for seed, parent in enumerate(parents)] == \
+        [c.canonical() for c in first]
+    assert all(space.assignment(p) == fresh.assignment(p) for p in parents)  # mutating did not touch the cache
+
+
+def test_a_condition_on_strings_and_one_on_numbers_hold_as_same_value_says():
+    from nas.grammar.domains import Domain, Param
+
+    domain = Domain("categorical", choices=("x", "y"))
+    on_type = Param("a", domain, ("stem", "type"), when=(("mixer", ("conv", "mbconv")),))
+    assert on_type.active({"mixer": "mbconv"}) and not on_type.active({"mixer": "ssm"})
+    assert not on_type.active({}) and not on_type.active({"mixer": 1})
+    on_number = Param("b", domain, ("stem", "width"), when=(("depth", (1, 2.0)), ("gate", (True,))))
+    assert on_number.active({"depth": 2, "gate": True}) and on_number.active({"depth": 1.0 + 1e-12, "gate": True})
+    assert not on_number.active({"depth": 2, "gate": 1})  # a bool is not a number here
+    assert not on_number.active({"depth": 3, "gate": True})
+
+
 def test_replay_needs_every_active_value():
     space = Space.from_text(TINY)
     values = space.assignment(space.sample(0))

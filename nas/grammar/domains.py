@@ -2,6 +2,8 @@
 the keys each level of a space file accepts."""
 from __future__ import annotations
 
+import functools
+
 import math
 import random
 from dataclasses import dataclass
@@ -121,7 +123,23 @@ class Param:
         return self.domain.kind != "fixed" and self.domain.size() != 1
 
     def active(self, values: dict[str, Any]) -> bool:
-        return all(name in values and any(same_value(values[name], v) for v in allowed) for name, allowed in self.when)
+        for name, allowed, names in self._conditions:
+            if name not in values:
+                return False
+            value = values[name]
+            if names is not None and type(value) is str:  # strings only: set membership is same_value
+                if value not in names:
+                    return False
+            elif not any(same_value(value, v) for v in allowed):
+                return False
+        return True
+
+    @functools.cached_property
+    def _conditions(self) -> tuple[tuple[str, tuple, frozenset | None], ...]:
+        """``when`` with a set of the allowed values where they are all strings (the usual case: a mixer type, a
+        family), for :meth:`active`, which the samplers call for every parameter of every candidate."""
+        return tuple((name, allowed, frozenset(allowed) if all(type(v) is str for v in allowed) else None)
+                     for name, allowed in self.when)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ from nas.spec import ArchSpec, canonical_float
 # The structural keys' upper bounds are nas.catalog.MAX_VALUE (via catalog.bounded), shared with nas.spec.
 
 
+ASSIGNMENT_CACHE_SIZE = 4096  # parents whose parameter values Space.mutate keeps
+
+
 @dataclass
 class Space:
     """A parsed, validated search space."""
@@ -88,6 +91,11 @@ class Space:
     compound: tuple[float, float, float] | None = None  # (alpha: depth, beta: width, gamma: resolution)
     baselines: dict[str, ArchSpec] = field(default_factory=dict)
     families: dict[str, int] = field(default_factory=dict)  # family -> its number of stages (a union of bodies)
+    # spec hash -> its assignment (successes only), for mutate: a sampler mutates the same parents over and over
+    _assignments: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_assignments": {}}  # a copy sent to another process starts without the cache
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
@@ -255,7 +263,14 @@ class Space:
     def mutate(self, spec: ArchSpec, rng: random.Random | int | None = None) -> ArchSpec:
         """A child that changes exactly one choice of ``spec``; parameters that this change activates are sampled."""
         rng = rng if isinstance(rng, random.Random) else random.Random(rng)
-        values = self.assignment(spec)
+        key = spec.hash(16)
+        known = self._assignments.get(key)
+        if known is None:
+            known = self.assignment(spec)
+            if len(self._assignments) >= ASSIGNMENT_CACHE_SIZE:
+                self._assignments.pop(next(iter(self._assignments)))  # oldest first
+            self._assignments[key] = known
+        values = dict(known)
         candidates = [p for p in self.params if p.name in values and p.is_choice]
         if not candidates:
             raise SpaceError("the space has a single architecture: nothing to mutate", file=self.file)
