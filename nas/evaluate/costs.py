@@ -14,7 +14,11 @@ from nas.evaluate import measure
 from nas.grammar import COST_OF, Space
 from nas.spec import ArchSpec
 
-PART_CACHE_SIZE = 8192  # distinct parts whose params and FLOPs are kept (a few hundred bytes each)
+# distinct parts whose params and FLOPs are kept: about 1 KB each, so at most about 64 MB. The vision space's
+# samples bring about 5 new parts each, and the predictor screens 16 candidates per trial (half of them random): at
+# 8,192 the cache evicted parts it needed again, and its cost per trial at trial 1,000 was 295 ms against 184 ms at
+# 65,536 (experiments/bench_predictor_overhead.py, one run each)
+PART_CACHE_SIZE = 65_536
 part_cost_cache: dict[tuple, tuple[int, int]] = {}  # part key -> (params, FLOPs)
 
 
