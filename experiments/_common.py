@@ -199,6 +199,16 @@ def print_header(info: dict[str, Any]) -> None:
     print(flush=True)
 
 
+def sync_device(device: Any) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; the CPU needs nothing): call before reading a
+    host clock around device work."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 # ------------------------------------------------------------------------------------------------ statistics
 def median(xs: Sequence[float]) -> float:
     xs = [x for x in xs if x == x]

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Report, machine_info, print_header  # noqa: E402
+from _common import Report, machine_info, print_header, sync_device  # noqa: E402
 
 from nas.budget import Budget  # noqa: E402
 from nas.builder import build, example_input  # noqa: E402
@@ -38,16 +38,11 @@ NAME = "bench_eval_phases"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def timed(device: str, fn):
-    sync(device)
+    sync_device(device)
     t0 = time.perf_counter()
     out = fn()
-    sync(device)
+    sync_device(device)
     return out, time.perf_counter() - t0
 
 

@@ -56,7 +56,7 @@ import os
 import time
 
 import torch
-from _common import Report, machine_info, median, print_header
+from _common import Report, machine_info, median, print_header, sync_device
 
 from nas.budget import Budget
 from nas.builder import build
@@ -132,11 +132,6 @@ def small_transformer(input_shape, max_mflops: float, first_seed: int = 0) -> tu
 
 
 # ------------------------------------------------------------------------------------------------------ loops
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device: torch.device, seed: int,
               features: frozenset = frozenset(), budget: Budget | None = None,
               x_float: torch.Tensor | None = None) -> float:
@@ -169,7 +164,7 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda)
     step = 0
     model.train()
-    _sync(device)
+    sync_device(device)
     t0 = time.perf_counter()
     for _ in range(epochs):
         if "data" in features:
@@ -220,7 +215,7 @@ def bare_loop(model, data, *, steps_per_epoch: int, epochs: int, bs: int, device
             model.eval()  # (evaluate_accuracy on a model in train mode would also recalibrate BatchNorm)
             evaluate_accuracy(model, data, "val", 512)
             model.train(was_training)
-    _sync(device)
+    sync_device(device)
     return time.perf_counter() - t0
 
 
@@ -314,11 +309,11 @@ def main() -> None:
             model = copy.deepcopy(template)
             net = torch.compile(model) if (args.compile and variant != "trainer") else model
             if variant == "trainer":
-                _sync(device)
+                sync_device(device)
                 t0 = time.perf_counter()
                 r = train(model, data, budget, device=device, seed=args.seed, threads=threads,
                           compile=args.compile)
-                _sync(device)
+                sync_device(device)
                 dt = time.perf_counter() - t0
                 if r.status != "ok" or r.steps != steps:
                     raise SystemExit(f"trainer run failed: {r.status} {r.reason} steps={r.steps}")

@@ -271,8 +271,9 @@ def train_full(path, *, dataset: str | None, epochs: int, data_dir: str | None =
     data = load_dataset(dataset, data_dir=data_dir, device=dev, val_fraction=VAL_FRACTION, seed=seed,
                         train_subset=train_subset)
     resize = _check_data(data, spec, input_shape, num_classes, dataset, where)
-    runner = Runner(data, dev, resize, channels_last=True)  # one architecture, many epochs: cuDNN's one-off cost
-    # per new shape in channels-last pays back on CUDA (see channels_last_default); image data only
+    # channels-last (image data only) on every device: one architecture for many epochs pays back cuDNN's one-off
+    # cost per new shape on CUDA (see channels_last_default)
+    runner = Runner(data, dev, resize, channels_last=True)
     settings = {"dataset": dataset, "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(budget.lr),
                 "weight_decay": budget.weight_decay, "label_smoothing": budget.label_smoothing,
                 "warmup_fraction": budget.warmup_fraction, "seed": int(seed), "train_subset": train_subset,

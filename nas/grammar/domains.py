@@ -3,7 +3,6 @@ the keys each level of a space file accepts."""
 from __future__ import annotations
 
 import functools
-
 import math
 import random
 from dataclasses import dataclass
